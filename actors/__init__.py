@@ -1,0 +1,1 @@
+"""riskgate actors: one module per actor."""

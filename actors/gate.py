@@ -1,0 +1,209 @@
+"""GateActor: answers every evaluation from in-memory state, never doing I/O.
+
+State arrives as frozen messages (RiskSignal, EssState, AccountState, Fill,
+OrderOutcome, Override); ESS also through the shared `EssBoard`, read at the
+start of every evaluation so a halt reaches orders already queued here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from supervisor.clock import Clock
+from supervisor.config import Config
+from supervisor.ess_board import EssBoard
+from supervisor.evaluate import block_result, evaluate_order
+from supervisor.logs import get_logger
+from supervisor.messages import (
+    AccountState,
+    EssState,
+    EvaluateOrder,
+    Fill,
+    OrderOutcome,
+    Override,
+    RiskGateResult,
+    RiskSignal,
+)
+from supervisor.orders import order_id_of
+from supervisor.reasons import ReasonCode as RC
+from supervisor.state import GateState, Reservation
+
+__all__ = ["GateActor", "GateHold", "GateStatsRequest"]
+
+log = get_logger("riskgate.gate")
+
+
+@dataclass(frozen=True, slots=True)
+class GateHold:
+    """Maintenance barrier: the gate signals `held`, then waits for `release`
+    (at most `timeout_s`). Tests use it to queue evaluations behind it."""
+
+    held: threading.Event
+    release: threading.Event
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class GateStatsRequest:
+    """Ask for the decision counts since the last request (and reset them)."""
+
+    reset: bool = True
+
+
+class GateActor(pykka.ThreadingActor):
+    def __init__(self, config: Config, clock: Clock, ess_board: EssBoard) -> None:
+        super().__init__()
+        self._config = config
+        self._clock = clock
+        self._board = ess_board
+        self._state = GateState()
+        self._decisions: Counter[str] = Counter()
+        self._handlers = {
+            EvaluateOrder: self._on_evaluate,
+            RiskSignal: self._on_signal,
+            EssState: self._on_ess,
+            AccountState: self._on_account,
+            Fill: self._on_fill,
+            OrderOutcome: self._on_outcome,
+            Override: self._on_override,
+            GateHold: self._on_hold,
+            GateStatsRequest: self._on_stats,
+        }
+
+    # -- pykka -------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            log.warning("gate_unknown_message", message_type=type(message).__name__)
+            return None
+        return handler(message)
+
+    def ping(self) -> str:
+        return "pong"
+
+    # -- evaluation --------------------------------------------------------
+    def _on_evaluate(self, msg: EvaluateOrder) -> RiskGateResult | None:
+        try:
+            if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
+                self._decisions[RC.GATE_UNAVAILABLE] += 1
+                result = block_result(
+                    RC.GATE_UNAVAILABLE, "reached the gate after the caller's timeout", order_id_of(msg.order),
+                    self._clock.now(),
+                )
+            else:
+                result = self._evaluate(msg.order)
+        except Exception as exc:  # noqa: BLE001 - a bug must block, not kill the gate
+            log.exception("gate_internal_error", error=repr(exc))
+            result = block_result(
+                RC.GATE_UNAVAILABLE, f"internal error: {type(exc).__name__}", order_id_of(msg.order), self._clock.now()
+            )
+        if msg.reply is not None:
+            try:
+                msg.reply(result)
+            except Exception as exc:  # noqa: BLE001 - e.g. the caller's event loop closed
+                log.warning("gate_reply_failed", error=repr(exc), order_id=result.order_id)
+            return None
+        return result
+
+    def _evaluate(self, raw: Any) -> RiskGateResult:
+        st = self._state
+        now = self._clock.monotonic()
+        current = self._board.current
+        if current is not None:
+            st.ess, st.ess_received = current
+        if st.reservations:
+            for r in st.expire_reservations(now):
+                log.info("reservation_expired", order_id=r.order_id, account=r.account, notional=r.notional)
+        ev = evaluate_order(raw, st, self._config, now, self._clock.now())
+        result = ev.result
+        self._decisions[result.reason_code] += 1
+        order = ev.order
+        if order is not None and result.decision != "block":
+            st.reserve(
+                Reservation(
+                    order_id=order.order_id,  # type: ignore[arg-type]
+                    account=order.account,
+                    exchange=order.exchange,
+                    key=(order.symbol, order.exchange),
+                    notional=ev.reserve_notional,
+                    opens_new=ev.opens_new,
+                    expires=now + self._config.gate.reservation_ttl_s,
+                )
+            )
+            st.record_approval(order.account, now)
+        if result.decision != "allow" or result.reason_code is RC.OVERRIDE_APPLIED:
+            log.info(
+                "order_decision",
+                decision=result.decision,
+                reason_code=str(result.reason_code),
+                reason=result.reason,
+                order_id=result.order_id,
+                account=order.account if order is not None else None,
+                adjusted_quantity=result.adjusted_quantity,
+            )
+        return result
+
+    # -- state -------------------------------------------------------------
+    def _on_signal(self, signal: RiskSignal) -> None:
+        old = self._state.signal
+        self._state.signal = signal
+        self._state.signal_received = self._clock.monotonic()
+        if old is None or old.risk_level != signal.risk_level:
+            log.info(
+                "risk_level_changed",
+                risk_level=signal.risk_level,
+                previous=old.risk_level if old else None,
+                ess_action_required=signal.ess_action_required,
+            )
+
+    def _on_ess(self, ess: EssState) -> None:
+        # Publishers put the newest ESS state on the board before telling us;
+        # this ordered notification only logs. (Publishing it here could put
+        # back an older state over a newer one.)
+        log.info("ess_state", active=ess.active, reason=ess.reason)
+
+    def _on_account(self, state: AccountState) -> None:
+        self._state.put_account(state, self._clock.monotonic())
+
+    def _on_fill(self, fill: Fill) -> None:
+        if fill.order_id:
+            self._state.release(fill.order_id, notional=fill.quantity * fill.price)
+
+    def _on_outcome(self, outcome: OrderOutcome) -> None:
+        if outcome.status != "partially_filled":
+            released = self._state.release(outcome.order_id)
+            if released is not None:
+                log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
+
+    def _on_override(self, override: Override) -> None:
+        self._state.overrides[override.account] = self._clock.monotonic() + override.ttl_s
+        log.warning(
+            "override_approved",
+            account=override.account,
+            approved_by=override.approved_by,
+            reason=override.reason,
+            ttl_s=override.ttl_s,
+        )
+
+    def _on_hold(self, hold: GateHold) -> None:
+        hold.held.set()
+        hold.release.wait(hold.timeout_s)
+
+    def _on_stats(self, req: GateStatsRequest) -> dict[str, Any]:
+        st = self._state
+        now = self._clock.monotonic()
+        stats = {
+            "decisions": {str(code): n for code, n in self._decisions.items()},
+            "reservations": len(st.reservations),
+            "accounts_with_state": len(st.books),
+            "risk_level": st.signal.risk_level if st.signal else None,
+            "risk_v3_age_s": now - st.signal_received if st.signal else None,
+        }
+        if req.reset:
+            self._decisions.clear()
+        return stats

@@ -1,0 +1,368 @@
+"""The pre-trade checks of DESIGN.md section 3, as pure functions.
+
+Each check reads the order and an `EvalContext` (gate state, limits, the time)
+and returns a `Denial`, a `Scale` or None. No I/O, no logging, no mutation:
+`evaluate_order` runs them in order, first denial wins, scale-downs combine by
+the smallest factor. The gate actor applies the consequences (reservations,
+rate window) and logs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from supervisor.config import AccountConfig, Config, ProfileConfig, SymbolConfig
+from supervisor.messages import OrderRequest
+from supervisor.reasons import ReasonCode as RC
+from supervisor.state import AccountBook, GateState
+
+__all__ = ["CHECKS", "Denial", "EvalContext", "Scale", "floor_to_lot"]
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    code: RC
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """The order fits only up to `max_quantity` (base units, before lot rounding)."""
+
+    code: RC
+    max_quantity: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A check passed in an exceptional way worth carrying into the result."""
+
+    code: RC
+    reason: str
+
+
+Outcome = Denial | Scale | Note | None
+
+
+class EvalContext:
+    """Everything a check may read, gathered once per evaluation."""
+
+    __slots__ = (
+        "account",
+        "book",
+        "config",
+        "now",
+        "position",
+        "profile",
+        "reduces",
+        "signed_qty",
+        "state",
+        "symbol",
+        "wall",
+    )
+
+    def __init__(self, order: OrderRequest, state: GateState, config: Config, now: float, wall: datetime) -> None:
+        self.config = config
+        self.state = state
+        self.now = now
+        self.wall = wall
+        self.account: AccountConfig | None = config.accounts.accounts.get(order.account)
+        self.profile: ProfileConfig | None = (
+            config.profiles.get(self.account.capital_profile) if self.account is not None else None
+        )
+        self.symbol: SymbolConfig = config.symbols[order.symbol]
+        self.book: AccountBook | None = state.books.get(order.account)
+        self.signed_qty = order.quantity if order.side == "buy" else -order.quantity
+        self.position = 0.0
+        if self.book is not None:
+            self.position = self.book.positions.get((order.symbol, order.exchange), 0.0)
+        pos = self.position
+        self.reduces = pos != 0.0 and (pos > 0) != (self.signed_qty > 0) and order.quantity <= abs(pos)
+
+    def reducible_qty(self) -> float:
+        """How much of a same-symbol opposite position an order of this side closes."""
+        pos = self.position
+        return abs(pos) if pos != 0.0 and (pos > 0) != (self.signed_qty > 0) else 0.0
+
+    def incremental_notional(self, quantity: float, price: float) -> float:
+        """Gross notional this order adds: 0 for a pure reduction."""
+        return max(0.0, quantity - self.reducible_qty()) * price
+
+    def opens_new(self) -> bool:
+        return self.position == 0.0
+
+
+def _age(now: float, received: float) -> float:
+    return max(0.0, now - received)
+
+
+# -- 1..5: upstream state -------------------------------------------------
+
+
+def check_ess_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
+    ess = c.state.ess
+    if ess is None:
+        return Denial(RC.ESS_STATE_STALE, "no ESS state received yet")
+    age = _age(c.now, c.state.ess_received)
+    if age > c.config.ess.max_age_s:
+        return Denial(RC.ESS_STATE_STALE, f"ESS state age={age:.3f}s > max_age_s={c.config.ess.max_age_s}")
+    if ess.active is None:
+        return Denial(RC.ESS_STATE_STALE, f"ESS source unreadable: {ess.reason}")
+    return None
+
+
+def check_ess_halt(o: OrderRequest, c: EvalContext) -> Outcome:
+    ess = c.state.ess
+    if ess is not None and ess.active:
+        expiry = c.state.overrides.get(o.account)
+        if o.reduce_only and expiry is not None and expiry > c.now:
+            return Note(RC.OVERRIDE_APPLIED, f"reduce-only order through ESS halt by approved override ({ess.reason})")
+        return Denial(RC.ESS_HALT_ACTIVE, f"ESS halt active: {ess.reason}")
+    return None
+
+
+def check_risk_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
+    sig = c.state.signal
+    if sig is None:
+        return Denial(RC.RISK_STATE_STALE, "no Risk v3 signal received yet")
+    age = _age(c.now, c.state.signal_received)
+    if age > c.config.risk_v3.max_age_s:
+        return Denial(RC.RISK_STATE_STALE, f"Risk v3 fetch age={age:.3f}s > max_age_s={c.config.risk_v3.max_age_s}")
+    signal_age = (c.wall - sig.timestamp).total_seconds()
+    if signal_age > c.config.risk_v3.max_signal_age_s:
+        return Denial(
+            RC.RISK_STATE_STALE,
+            f"Risk v3 signal evaluated {signal_age:.0f}s ago > max_signal_age_s={c.config.risk_v3.max_signal_age_s}",
+        )
+    return None
+
+
+def _reduce_only_passes(o: OrderRequest, c: EvalContext) -> bool:
+    return o.reduce_only and c.config.gate.reduce_only_when_critical
+
+
+def check_risk_critical(o: OrderRequest, c: EvalContext) -> Outcome:
+    sig = c.state.signal
+    if sig is not None and sig.risk_level == "CRITICAL" and not _reduce_only_passes(o, c):
+        issues = "; ".join(sig.critical_issues[:3]) or "no detail"
+        return Denial(RC.GLOBAL_RISK_CRITICAL, f"global risk CRITICAL: {issues}")
+    return None
+
+
+def check_ess_action(o: OrderRequest, c: EvalContext) -> Outcome:
+    sig = c.state.signal
+    if sig is not None and sig.ess_action_required and not _reduce_only_passes(o, c):
+        return Denial(
+            RC.RISK_V3_ESS_ACTION_REQUIRED,
+            f"Risk v3 requires ESS action: tier={sig.ess_tier_recommendation}",
+        )
+    return None
+
+
+# -- 6..8: account --------------------------------------------------------
+
+
+def check_account_known(o: OrderRequest, c: EvalContext) -> Outcome:
+    if c.account is None or c.profile is None:
+        return Denial(RC.UNKNOWN_ACCOUNT, f"account {o.account!r} is not configured")
+    if o.exchange != c.account.exchange:
+        return Denial(
+            RC.INVALID_ORDER, f"account {o.account!r} trades on {c.account.exchange!r}, order names {o.exchange!r}"
+        )
+    return None
+
+
+def check_account_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
+    if c.book is None:
+        return Denial(RC.ACCOUNT_STATE_STALE, f"no state for account {o.account!r} yet")
+    age = _age(c.now, c.book.received)
+    if age > c.config.accounts.max_age_s:
+        return Denial(
+            RC.ACCOUNT_STATE_STALE, f"account state age={age:.3f}s > max_age_s={c.config.accounts.max_age_s}"
+        )
+    return None
+
+
+def check_reduce_only(o: OrderRequest, c: EvalContext) -> Outcome:
+    if o.reduce_only and not c.reduces:
+        return Denial(
+            RC.INVALID_ORDER,
+            f"reduce_only {o.side} {o.quantity} would open or grow the position (position={c.position})",
+        )
+    return None
+
+
+def check_strategy(o: OrderRequest, c: EvalContext) -> Outcome:
+    p = c.profile
+    assert p is not None
+    if o.strategy_id in c.config.global_blacklist:
+        return Denial(RC.STRATEGY_NOT_ALLOWED, f"strategy {o.strategy_id!r} is globally blacklisted")
+    if o.strategy_id in p.blacklist:
+        return Denial(RC.STRATEGY_NOT_ALLOWED, f"strategy {o.strategy_id!r} blacklisted by profile {p.name!r}")
+    if p.whitelist and o.strategy_id not in p.whitelist:
+        return Denial(RC.STRATEGY_NOT_ALLOWED, f"strategy {o.strategy_id!r} not in profile {p.name!r} whitelist")
+    return None
+
+
+# -- 9..13: limits ---------------------------------------------------------
+
+
+def check_leverage(o: OrderRequest, c: EvalContext) -> Outcome:
+    limit = c.profile.allowed_leverage  # type: ignore[union-attr]
+    if o.leverage > limit:
+        return Denial(RC.LEVERAGE_EXCEEDS_LIMIT, f"leverage={o.leverage} > allowed_leverage={limit}")
+    return None
+
+
+def check_order_rate(o: OrderRequest, c: EvalContext) -> Outcome:
+    limit = c.config.gate.max_orders_per_s
+    recent = c.state.recent_approvals(o.account, c.now)
+    if recent >= limit:
+        return Denial(RC.ORDER_RATE_EXCEEDED, f"orders_last_1s={recent} >= max_orders_per_s={limit}")
+    return None
+
+
+def _pnl_pct(now_equity: float, start_equity: float) -> float:
+    if start_equity <= 0:
+        return -math.inf  # no meaningful baseline: treat as breached (fail closed)
+    return (now_equity - start_equity) / start_equity * 100.0
+
+
+def check_daily_loss(o: OrderRequest, c: EvalContext) -> Outcome:
+    s = c.book.state  # type: ignore[union-attr]
+    pct = _pnl_pct(s.equity, s.day_start_equity)
+    limit = c.profile.max_daily_loss_pct  # type: ignore[union-attr]
+    if pct <= limit and not c.reduces:
+        return Denial(RC.DAILY_LOSS_LIMIT, f"daily_pnl_pct={pct:.3f} <= max_daily_loss_pct={limit}")
+    return None
+
+
+def check_weekly_loss(o: OrderRequest, c: EvalContext) -> Outcome:
+    s = c.book.state  # type: ignore[union-attr]
+    pct = _pnl_pct(s.equity, s.week_start_equity)
+    limit = c.profile.max_weekly_loss_pct  # type: ignore[union-attr]
+    if pct <= limit and not c.reduces:
+        return Denial(RC.WEEKLY_LOSS_LIMIT, f"weekly_pnl_pct={pct:.3f} <= max_weekly_loss_pct={limit}")
+    return None
+
+
+def check_open_positions(o: OrderRequest, c: EvalContext) -> Outcome:
+    if not c.opens_new():
+        return None
+    limit = c.profile.max_open_positions  # type: ignore[union-attr]
+    pending = c.state.opening_keys.get(o.account)
+    in_flight = 0
+    if pending:
+        in_flight = sum(1 for key in pending if key not in c.book.positions and key != (o.symbol, o.exchange))  # type: ignore[union-attr]
+    count = c.book.open_count + in_flight  # type: ignore[union-attr]
+    if count >= limit:
+        return Denial(RC.MAX_OPEN_POSITIONS, f"open_positions={count} >= max_open_positions={limit}")
+    return None
+
+
+# -- 14..16: size ----------------------------------------------------------
+
+
+def check_single_trade_risk(o: OrderRequest, c: EvalContext) -> Outcome:
+    if c.reduces:
+        return None
+    equity = c.book.state.equity  # type: ignore[union-attr]
+    limit = c.profile.max_single_trade_risk_pct  # type: ignore[union-attr]
+    unit_risk = abs(o.price - o.stop_price) if o.stop_price is not None else o.price
+    max_qty = limit / 100.0 * equity / unit_risk if equity > 0 else 0.0
+    if o.quantity <= max_qty:
+        return None
+    pct = o.quantity * unit_risk / equity * 100.0 if equity > 0 else math.inf
+    return Scale(
+        RC.SINGLE_TRADE_RISK,
+        max_qty,
+        f"risk_pct={pct:.4f} > max_single_trade_risk_pct={limit} (equity={equity:.2f}, max_qty={max_qty:.8g})",
+    )
+
+
+def _exposure(o: OrderRequest, c: EvalContext, cap: float, current: float, code: RC, what: str) -> Outcome:
+    headroom = cap - current
+    added = c.incremental_notional(o.quantity, o.price)
+    if added <= headroom:
+        return None
+    max_qty = c.reducible_qty() + max(0.0, headroom) / o.price
+    return Scale(
+        code,
+        max_qty,
+        f"{what}_notional={current + added:.2f} > max_notional_usd={cap} (in use={current:.2f}, max_qty={max_qty:.8g})",
+    )
+
+
+def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
+    st = c.state
+    scales: list[Scale] = []
+    ex_cfg = c.config.exchanges.get(o.exchange)
+    if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
+        current = st.exchange_gross.get(o.exchange, 0.0) + st.reserved_by_exchange.get(o.exchange, 0.0)
+        out = _exposure(o, c, ex_cfg.max_notional_usd, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
+        if out is not None:
+            scales.append(out)  # type: ignore[arg-type]
+    cap = c.account.max_notional_usd  # type: ignore[union-attr]
+    if cap is not None:
+        current = c.book.gross_notional + st.reserved_by_account.get(o.account, 0.0)  # type: ignore[union-attr]
+        out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
+        if out is not None:
+            scales.append(out)  # type: ignore[arg-type]
+    return min(scales, key=lambda s: s.max_quantity) if scales else None
+
+
+def check_risk_warning(o: OrderRequest, c: EvalContext) -> Outcome:
+    sig = c.state.signal
+    if sig is None or c.reduces:
+        return None
+    if sig.risk_level == "WARNING" or (sig.ess_tier_recommendation or "").upper() == "REDUCED":
+        factor = c.config.gate.warning_scale_factor
+        if factor >= 1.0:
+            return None
+        return Scale(
+            RC.RISK_WARNING_SCALE,
+            o.quantity * factor,
+            f"risk_level={sig.risk_level} tier={sig.ess_tier_recommendation}: scale by {factor}",
+        )
+    return None
+
+
+Check = Callable[[OrderRequest, EvalContext], Outcome]
+
+#: The evaluation order of DESIGN.md section 3 (after check 0, validation).
+CHECKS: tuple[Check, ...] = (
+    check_ess_fresh,
+    check_ess_halt,
+    check_risk_fresh,
+    check_risk_critical,
+    check_ess_action,
+    check_account_known,
+    check_account_fresh,
+    check_reduce_only,
+    check_strategy,
+    check_leverage,
+    check_order_rate,
+    check_daily_loss,
+    check_weekly_loss,
+    check_open_positions,
+    check_single_trade_risk,
+    check_exposure,
+    check_risk_warning,
+)
+
+
+def floor_to_lot(quantity: float, step: float) -> float:
+    """Round down to a multiple of `step`, never above `quantity`."""
+    if quantity <= 0:
+        return 0.0
+    decimals = max(0, -math.floor(math.log10(step)) + 2) if step < 1 else 0
+    n = math.floor(quantity / step + 1e-9)
+    result = round(n * step, decimals)
+    while result > quantity and n > 0:
+        n -= 1
+        result = round(n * step, decimals)
+    return result if n > 0 else 0.0

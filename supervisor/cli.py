@@ -1,0 +1,59 @@
+"""The `riskgate` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from supervisor.config import Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+
+def _summary(path: str, cfg: Config) -> str:
+    accounts = ", ".join(
+        f"{a.name} ({a.exchange}, {a.capital_profile})" for a in cfg.accounts.accounts.values()
+    ) or "none"
+    ess = [s for s, v in (("http", cfg.ess.url), ("kill_switch_file", cfg.ess.kill_switch_file)) if v]
+    return "\n".join(
+        [
+            f"{path}: OK",
+            f"  profiles: {', '.join(cfg.profiles)}",
+            f"  accounts: {accounts}",
+            f"  symbols: {', '.join(cfg.symbols)}",
+            f"  risk_v3: {cfg.risk_v3.url} every {cfg.risk_v3.poll_interval_s}s (stale after {cfg.risk_v3.max_age_s}s)",
+            f"  ess sources: {', '.join(ess)} (stale after {cfg.ess.max_age_s}s)",
+            f"  state dir: {cfg.state.dir}",
+        ]
+    )
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.path)
+    except ConfigError as exc:
+        print(f"{exc.source}: invalid configuration, {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    print(_summary(args.path, cfg))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskgate", description="Pre-trade risk supervisor")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check-config", help="validate a configuration file")
+    p.add_argument("path", nargs="?", default="config.toml")
+    p.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

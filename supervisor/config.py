@@ -1,0 +1,460 @@
+"""Configuration: TOML parsed once into frozen dataclasses.
+
+`load_config(path)` reads a file, `parse_config(mapping)` a parsed table. Both
+report every problem at once as `ConfigError`, each with its TOML path
+(`profiles.micro.allowed_leverage: must be >= 1`). Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AccountConfig",
+    "AccountsConfig",
+    "Config",
+    "ConfigError",
+    "EssConfig",
+    "ExchangeConfig",
+    "GateConfig",
+    "HealthConfig",
+    "PeriodsConfig",
+    "ProfileConfig",
+    "RiskV3Config",
+    "StateConfig",
+    "SymbolConfig",
+    "load_config",
+    "parse_config",
+]
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid. `problems` lists each with its TOML path."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    evaluate_timeout_s: float = 0.25
+    max_orders_per_s: int = 20
+    warning_scale_factor: float = 0.5
+    reduce_only_when_critical: bool = False
+    reservation_ttl_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RiskV3Config:
+    url: str = "http://127.0.0.1:8001"
+    poll_interval_s: float = 2.0
+    timeout_s: float = 1.0
+    max_age_s: float = 10.0
+    max_signal_age_s: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class EssConfig:
+    url: str | None = None
+    kill_switch_file: str | None = None
+    poll_interval_s: float = 0.5
+    timeout_s: float = 0.5
+    max_age_s: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    name: str
+    exchange: str
+    capital_profile: str
+    max_notional_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsConfig:
+    snapshot_url: str | None = None
+    poll_interval_s: float = 5.0
+    max_age_s: float = 60.0
+    accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeConfig:
+    name: str
+    max_notional_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    name: str
+    max_daily_loss_pct: float
+    max_weekly_loss_pct: float
+    max_single_trade_risk_pct: float
+    max_open_positions: int
+    allowed_leverage: float
+    whitelist: frozenset[str] = frozenset()
+    blacklist: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolConfig:
+    name: str
+    lot_step: float
+    min_qty: float
+    min_notional: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodsConfig:
+    daily_reset_hour_utc: int = 0
+    weekly_reset_day: str = "monday"
+
+    @property
+    def weekly_reset_weekday(self) -> int:
+        return WEEKDAYS.index(self.weekly_reset_day)
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    dir: Path = Path("state")
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    interval_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    gate: GateConfig = GateConfig()
+    risk_v3: RiskV3Config = RiskV3Config()
+    ess: EssConfig = EssConfig(kill_switch_file="state/KILL_SWITCH")
+    accounts: AccountsConfig = AccountsConfig()
+    exchanges: Mapping[str, ExchangeConfig] = field(default_factory=dict)
+    profiles: Mapping[str, ProfileConfig] = field(default_factory=dict)
+    global_blacklist: frozenset[str] = frozenset()
+    symbols: Mapping[str, SymbolConfig] = field(default_factory=dict)
+    periods: PeriodsConfig = PeriodsConfig()
+    state: StateConfig = StateConfig()
+    health: HealthConfig = HealthConfig()
+
+
+_MISSING = object()
+
+
+class _Table:
+    """Reads one TOML table, recording problems instead of raising."""
+
+    def __init__(self, data: Any, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        if data is _MISSING or data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            problems.append(f"{path}: must be a table, got {type(data).__name__}")
+            data = {}
+        self.data = data
+        self.seen: set[str] = set()
+
+    def _at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"{self._at(key)}: {text}")
+
+    def raw(self, key: str) -> Any:
+        self.seen.add(key)
+        return self.data.get(key, _MISSING)
+
+    def table(self, key: str) -> _Table:
+        return _Table(self.raw(key), self._at(key), self.problems)
+
+    def number(
+        self,
+        key: str,
+        default: Any,
+        *,
+        gt: float | None = None,
+        ge: float | None = None,
+        lt: float | None = None,
+        le: float | None = None,
+        integer: bool = False,
+    ) -> Any:
+        value = self.raw(key)
+        if value is _MISSING:
+            if default is _MISSING:
+                self.problem(key, "is required")
+            return None if default is _MISSING else default
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            self.problem(key, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+            return None if default is _MISSING else default
+        if not math.isfinite(value):
+            self.problem(key, f"must be finite, got {value!r}")
+            return None if default is _MISSING else default
+        for bound, ok, text in (
+            (gt, lambda b: value > b, "must be > {}"),
+            (ge, lambda b: value >= b, "must be >= {}"),
+            (lt, lambda b: value < b, "must be < {}"),
+            (le, lambda b: value <= b, "must be <= {}"),
+        ):
+            if bound is not None and not ok(bound):
+                self.problem(key, text.format(bound) + f", got {value!r}")
+        return value if integer else float(value)
+
+    def optional_number(self, key: str, **bounds: Any) -> float | None:
+        if self.raw(key) is _MISSING:
+            return None
+        return self.number(key, None, **bounds)
+
+    def string(self, key: str, default: Any, choices: tuple[str, ...] | None = None) -> Any:
+        value = self.raw(key)
+        if value is _MISSING:
+            if default is _MISSING:
+                self.problem(key, "is required")
+                return None
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.problem(key, f"must be a non-empty string, got {value!r}")
+            return None if default is _MISSING else default
+        if choices is not None and value not in choices:
+            self.problem(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            return None if default is _MISSING else default
+        return value
+
+    def url(self, key: str, default: Any) -> Any:
+        value = self.string(key, default)
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            self.problem(key, f"must be an http(s) base URL, got {value!r}")
+        return value.rstrip("/") if isinstance(value, str) else value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.problem(key, f"must be true or false, got {value!r}")
+            return default
+        return value
+
+    def strings(self, key: str) -> frozenset[str]:
+        value = self.raw(key)
+        if value is _MISSING:
+            return frozenset()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(key, f"must be a list of strings, got {value!r}")
+            return frozenset()
+        return frozenset(value)
+
+    def subtables(self) -> list[str]:
+        return [k for k, v in self.data.items() if isinstance(v, Mapping)]
+
+    def finish(self) -> None:
+        for key in self.data:
+            if key not in self.seen:
+                self.problem(key, "unknown key")
+
+
+def _gate(t: _Table) -> GateConfig:
+    c = GateConfig(
+        evaluate_timeout_s=t.number("evaluate_timeout_s", GateConfig.evaluate_timeout_s, gt=0, le=60),
+        max_orders_per_s=t.number("max_orders_per_s", GateConfig.max_orders_per_s, ge=1, integer=True),
+        warning_scale_factor=t.number("warning_scale_factor", GateConfig.warning_scale_factor, gt=0, le=1),
+        reduce_only_when_critical=t.boolean("reduce_only_when_critical", False),
+        reservation_ttl_s=t.number("reservation_ttl_s", GateConfig.reservation_ttl_s, gt=0),
+    )
+    t.finish()
+    return c
+
+
+def _risk_v3(t: _Table) -> RiskV3Config:
+    d = RiskV3Config
+    c = RiskV3Config(
+        url=t.url("url", d.url),
+        poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
+        timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
+        max_signal_age_s=t.number("max_signal_age_s", d.max_signal_age_s, gt=0),
+    )
+    if c.max_age_s is not None and c.poll_interval_s is not None and c.max_age_s <= c.poll_interval_s:
+        t.problem("max_age_s", f"must be > poll_interval_s ({c.poll_interval_s}), got {c.max_age_s}")
+    t.finish()
+    return c
+
+
+def _ess(t: _Table) -> EssConfig:
+    d = EssConfig
+    url = t.url("url", None) if t.raw("url") is not _MISSING else None
+    c = EssConfig(
+        url=url,
+        kill_switch_file=t.string("kill_switch_file", None),
+        poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
+        timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
+    )
+    if c.url is None and c.kill_switch_file is None:
+        t.problems.append(f"{t.path}: at least one of url, kill_switch_file is required")
+    if c.max_age_s is not None and c.poll_interval_s is not None and c.max_age_s <= c.poll_interval_s:
+        t.problem("max_age_s", f"must be > poll_interval_s ({c.poll_interval_s}), got {c.max_age_s}")
+    t.finish()
+    return c
+
+
+def _accounts(t: _Table, profiles: Mapping[str, ProfileConfig]) -> AccountsConfig:
+    d = AccountsConfig
+    snapshot_url = t.url("snapshot_url", None) if t.raw("snapshot_url") is not _MISSING else None
+    accounts: dict[str, AccountConfig] = {}
+    for name in t.subtables():
+        a = t.table(name)
+        profile = a.string("capital_profile", _MISSING)
+        if profile is not None and profile not in profiles:
+            a.problem("capital_profile", f"names a missing profile {profile!r}")
+        accounts[name] = AccountConfig(
+            name=name,
+            exchange=a.string("exchange", _MISSING),
+            capital_profile=profile,
+            max_notional_usd=a.optional_number("max_notional_usd", gt=0),
+        )
+        a.finish()
+    c = AccountsConfig(
+        snapshot_url=snapshot_url,
+        poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
+        accounts=accounts,
+    )
+    t.finish()
+    return c
+
+
+def _profiles(t: _Table) -> dict[str, ProfileConfig]:
+    out: dict[str, ProfileConfig] = {}
+    for name in t.subtables():
+        p = t.table(name)
+        out[name] = ProfileConfig(
+            name=name,
+            max_daily_loss_pct=p.number("max_daily_loss_pct", _MISSING, lt=0, ge=-100),
+            max_weekly_loss_pct=p.number("max_weekly_loss_pct", _MISSING, lt=0, ge=-100),
+            max_single_trade_risk_pct=p.number("max_single_trade_risk_pct", _MISSING, gt=0, le=100),
+            max_open_positions=p.number("max_open_positions", _MISSING, ge=0, integer=True),
+            allowed_leverage=p.number("allowed_leverage", _MISSING, ge=1),
+            whitelist=p.strings("whitelist"),
+            blacklist=p.strings("blacklist"),
+        )
+        p.finish()
+    for key in t.data:
+        if not isinstance(t.data[key], Mapping):
+            t.problem(key, "must be a table of profile limits")
+    t.seen.update(t.data)
+    if not out:
+        t.problems.append(f"{t.path}: at least one capital profile is required")
+    return out
+
+
+def _exchanges(t: _Table) -> dict[str, ExchangeConfig]:
+    out: dict[str, ExchangeConfig] = {}
+    for name in t.subtables():
+        e = t.table(name)
+        out[name] = ExchangeConfig(name=name, max_notional_usd=e.optional_number("max_notional_usd", gt=0))
+        e.finish()
+    for key in t.data:
+        if not isinstance(t.data[key], Mapping):
+            t.problem(key, "must be a table")
+    t.seen.update(t.data)
+    return out
+
+
+def _symbols(t: _Table) -> dict[str, SymbolConfig]:
+    out: dict[str, SymbolConfig] = {}
+    for name in t.subtables():
+        s = t.table(name)
+        out[name] = SymbolConfig(
+            name=name,
+            lot_step=s.number("lot_step", _MISSING, gt=0),
+            min_qty=s.number("min_qty", _MISSING, ge=0),
+            min_notional=s.number("min_notional", 0.0, ge=0),
+        )
+        s.finish()
+    for key in t.data:
+        if not isinstance(t.data[key], Mapping):
+            t.problem(key, "must be a table with lot_step, min_qty, min_notional")
+    t.seen.update(t.data)
+    return out
+
+
+def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "config") -> Config:
+    """Validate a parsed TOML document. Raises `ConfigError` listing every problem."""
+    problems: list[str] = []
+    root = _Table(data, "", problems)
+    gate = _gate(root.table("gate"))
+    risk_v3 = _risk_v3(root.table("risk_v3"))
+    ess = _ess(root.table("ess"))
+    profiles = _profiles(root.table("profiles"))
+    accounts = _accounts(root.table("accounts"), profiles)
+    exchanges = _exchanges(root.table("exchanges"))
+    strategies = root.table("strategies")
+    global_blacklist = strategies.strings("global_blacklist")
+    strategies.finish()
+    symbols = _symbols(root.table("symbols"))
+    periods_t = root.table("periods")
+    periods = PeriodsConfig(
+        daily_reset_hour_utc=periods_t.number("daily_reset_hour_utc", 0, ge=0, le=23, integer=True),
+        weekly_reset_day=periods_t.string("weekly_reset_day", "monday", WEEKDAYS),
+    )
+    periods_t.finish()
+    state_t = root.table("state")
+    state_dir = Path(state_t.string("dir", "state"))
+    state_t.finish()
+    health_t = root.table("health")
+    health = HealthConfig(interval_s=health_t.number("interval_s", HealthConfig.interval_s, gt=0))
+    health_t.finish()
+    root.finish()
+
+    if base_dir is not None and not state_dir.is_absolute():
+        state_dir = base_dir / state_dir
+    if ess.kill_switch_file and base_dir is not None and not Path(ess.kill_switch_file).is_absolute():
+        ess = EssConfig(
+            url=ess.url,
+            kill_switch_file=str(base_dir / ess.kill_switch_file),
+            poll_interval_s=ess.poll_interval_s,
+            timeout_s=ess.timeout_s,
+            max_age_s=ess.max_age_s,
+        )
+    if problems:
+        raise ConfigError(problems, source)
+    return Config(
+        gate=gate,
+        risk_v3=risk_v3,
+        ess=ess,
+        accounts=accounts,
+        exchanges=exchanges,
+        profiles=profiles,
+        global_blacklist=global_blacklist,
+        symbols=symbols,
+        periods=periods,
+        state=StateConfig(dir=state_dir),
+        health=health,
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML file. Raises `ConfigError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read file: {exc.strerror or exc}"], str(path)) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from exc
+    return parse_config(data, base_dir=path.resolve().parent, source=str(path))

@@ -1,0 +1,131 @@
+"""One order through every check: a pure function of (order, state, config, time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from supervisor.checks import CHECKS, Denial, EvalContext, Note, Scale, floor_to_lot
+from supervisor.config import Config
+from supervisor.messages import OrderRequest, RiskGateResult
+from supervisor.orders import order_id_of, validate_order
+from supervisor.reasons import ReasonCode as RC
+from supervisor.state import GateState
+
+__all__ = ["Evaluation", "block_result", "evaluate_order"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """A decision plus what the gate must book if it stands."""
+
+    result: RiskGateResult
+    order: OrderRequest | None = None
+    reserve_notional: float = 0.0
+    opens_new: bool = False
+
+
+def _risk_level(state: GateState, now: float, config: Config) -> str:
+    sig = state.signal
+    if sig is None or now - state.signal_received > config.risk_v3.max_age_s:
+        return "UNKNOWN"
+    return sig.risk_level
+
+
+def _ages(state: GateState, account: str | None, now: float) -> dict[str, float | None]:
+    book = state.books.get(account) if account is not None else None
+    return {
+        "ess": now - state.ess_received if state.ess is not None else None,
+        "risk_v3": now - state.signal_received if state.signal is not None else None,
+        "account": now - book.received if book is not None else None,
+    }
+
+
+def block_result(
+    code: RC,
+    reason: str,
+    order_id: str,
+    wall: datetime,
+    *,
+    risk_level: str = "UNKNOWN",
+    ess_active: bool = False,
+    ages: dict[str, float | None] | None = None,
+) -> RiskGateResult:
+    return RiskGateResult(
+        decision="block",
+        reason=reason,
+        reason_code=code,
+        scale_factor=0.0,
+        adjusted_quantity=0.0,
+        risk_level=risk_level,  # type: ignore[arg-type]
+        ess_active=ess_active,
+        timestamp=wall,
+        order_id=order_id,
+        state_age_s=ages or {},
+    )
+
+
+def evaluate_order(raw: Any, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:
+    """Decide one order. Reads `state`, never changes it; never raises for bad input."""
+    ess_active = state.ess is not None and state.ess.active is True
+    level = _risk_level(state, now, config)
+    order = validate_order(raw, config)
+    if isinstance(order, str):
+        account = raw.get("account") if isinstance(raw, dict) else getattr(raw, "account", None)
+        ages = _ages(state, account if isinstance(account, str) else None, now)
+        return Evaluation(
+            block_result(RC.INVALID_ORDER, order, order_id_of(raw), wall, risk_level=level, ess_active=ess_active, ages=ages)  # type: ignore[arg-type]
+        )
+    ctx = EvalContext(order, state, config, now, wall)
+    ages = _ages(state, order.account, now)
+    scale: Scale | None = None
+    note: Note | None = None
+    for check in CHECKS:
+        out = check(order, ctx)
+        if out is None:
+            continue
+        if isinstance(out, Denial):
+            return Evaluation(
+                block_result(out.code, out.reason, order.order_id, wall, risk_level=level, ess_active=ess_active, ages=ages),  # type: ignore[arg-type]
+                order,
+            )
+        if isinstance(out, Scale):
+            if scale is None or out.max_quantity < scale.max_quantity:
+                scale = out
+        else:
+            note = out
+
+    quantity = order.quantity
+    if scale is None:
+        code, reason, decision, factor = RC.ALL_CHECKS_PASSED, "all checks passed", "allow", 1.0
+    else:
+        sym = ctx.symbol
+        quantity = floor_to_lot(min(scale.max_quantity, order.quantity), sym.lot_step)
+        if quantity <= 0 or quantity < sym.min_qty or quantity * order.price < sym.min_notional:
+            reason = f"{scale.reason}; scaled quantity {quantity} below min_qty={sym.min_qty} or min_notional={sym.min_notional}"
+            return Evaluation(
+                block_result(scale.code, reason, order.order_id, wall, risk_level=level, ess_active=ess_active, ages=ages),  # type: ignore[arg-type]
+                order,
+            )
+        code, reason, decision, factor = scale.code, scale.reason, "scale_down", quantity / order.quantity
+    if note is not None:
+        code, reason = note.code, f"{note.reason}; {reason}"
+    result = RiskGateResult(
+        decision=decision,  # type: ignore[arg-type]
+        reason=reason,
+        reason_code=code,
+        scale_factor=factor,
+        adjusted_quantity=quantity,
+        risk_level=level,  # type: ignore[arg-type]
+        ess_active=ess_active,
+        timestamp=wall,
+        order_id=order.order_id,  # type: ignore[arg-type]
+        state_age_s=ages,
+    )
+    return Evaluation(
+        result,
+        order,
+        reserve_notional=ctx.incremental_notional(quantity, order.price),
+        opens_new=ctx.opens_new() and not ctx.reduces,
+    )

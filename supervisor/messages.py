@@ -1,0 +1,194 @@
+"""Frozen messages: what flows into the gate and what comes out of it.
+
+Every message is a frozen, slotted dataclass. Actors send snapshots, never
+mutable state, so a message can be read on any thread without a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from supervisor.reasons import ReasonCode
+
+__all__ = [
+    "AccountSnapshot",
+    "AccountState",
+    "EssSourceStatus",
+    "EssState",
+    "EvaluateOrder",
+    "Fill",
+    "OrderOutcome",
+    "OrderRequest",
+    "Override",
+    "Position",
+    "RiskGateResult",
+    "RiskSignal",
+]
+
+Decision = Literal["allow", "block", "scale_down"]
+RiskLevel = Literal["INFO", "WARNING", "CRITICAL", "UNKNOWN"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """One order the execution side wants to place (DESIGN.md section 2)."""
+
+    account: str
+    exchange: str
+    strategy_id: str
+    symbol: str
+    side: str
+    quantity: float
+    price: float
+    leverage: float = 1.0
+    reduce_only: bool = False
+    stop_price: float | None = None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskGateResult:
+    """The gate's answer. `adjusted_quantity` is what may be sent (0 on block)."""
+
+    decision: Decision
+    reason: str
+    reason_code: ReasonCode
+    scale_factor: float
+    adjusted_quantity: float
+    risk_level: RiskLevel
+    ess_active: bool
+    timestamp: datetime
+    order_id: str
+    state_age_s: Mapping[str, float | None] = field(default_factory=dict)
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision != "block"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSignal:
+    """The parts of Global Risk v3's GlobalRiskSignal the gate uses."""
+
+    risk_level: Literal["INFO", "WARNING", "CRITICAL"]
+    timestamp: datetime  # the service's own evaluation time, UTC
+    ess_action_required: bool = False
+    ess_tier_recommendation: str | None = None
+    overall_risk_score: float | None = None
+    critical_issues: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EssSourceStatus:
+    """One ESS source's reading: active True/False, or None when unknown."""
+
+    source: str  # "http" or "kill_switch_file" or a test's name
+    active: bool | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EssState:
+    """The combined ESS reading. `active` is None when any source is unknown
+    and none is active: the gate then treats ESS as stale."""
+
+    active: bool | None
+    sources: tuple[EssSourceStatus, ...] = ()
+    reason: str = ""
+
+    @classmethod
+    def combine(cls, sources: tuple[EssSourceStatus, ...]) -> EssState:
+        if not sources:
+            return cls(active=None, sources=(), reason="no ESS source configured")
+        halted = [s for s in sources if s.active is True]
+        if halted:
+            return cls(True, sources, "; ".join(f"{s.source}: {s.detail}" for s in halted))
+        unknown = [s for s in sources if s.active is None]
+        if unknown:
+            return cls(None, sources, "; ".join(f"{s.source}: {s.detail}" for s in unknown))
+        return cls(False, sources, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    exchange: str
+    quantity: float  # signed: > 0 long, < 0 short
+    mark_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """riskgate's own snapshot contract (DESIGN.md section 5)."""
+
+    account: str
+    equity: float
+    positions: tuple[Position, ...] = ()
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What the gate knows of one account: the latest snapshot plus the
+    equity at the start of the current day and week."""
+
+    account: str
+    equity: float
+    positions: tuple[Position, ...]
+    day_start_equity: float
+    week_start_equity: float
+    # False when only positions moved (a fill): the gate keeps the age of the
+    # last snapshot, since equity was not refreshed.
+    refreshed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A (partial) fill reported by the execution side."""
+
+    account: str
+    exchange: str
+    symbol: str
+    side: str
+    quantity: float
+    price: float
+    order_id: str | None = None
+
+
+OutcomeStatus = Literal["filled", "partially_filled", "cancelled", "rejected", "expired", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    """The end of an order's life at the exchange; releases its reservation."""
+
+    order_id: str
+    status: OutcomeStatus
+    filled_quantity: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """An approved emergency override: lets reduce-only orders of `account`
+    through an ESS halt until it expires. Every use is logged."""
+
+    account: str
+    approved_by: str
+    reason: str
+    ttl_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluateOrder:
+    """Ask the gate for a decision. `reply` (optional) is called with the
+    result on the gate's thread instead of answering the ask (asyncio path).
+    Past `deadline` the caller has already been told GATE_UNAVAILABLE, so the
+    gate answers the same and reserves nothing."""
+
+    order: object
+    reply: Callable[[RiskGateResult], None] | None = None
+    deadline: float | None = None  # monotonic; an ask answered later books nothing

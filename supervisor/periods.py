@@ -1,0 +1,22 @@
+"""Loss-limit periods: when the current day and week began, in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from supervisor.config import PeriodsConfig
+
+__all__ = ["day_start", "week_start"]
+
+
+def day_start(now: datetime, periods: PeriodsConfig) -> datetime:
+    now = now.astimezone(UTC)
+    start = now.replace(hour=periods.daily_reset_hour_utc, minute=0, second=0, microsecond=0)
+    return start if start <= now else start - timedelta(days=1)
+
+
+def week_start(now: datetime, periods: PeriodsConfig) -> datetime:
+    now = now.astimezone(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = midnight - timedelta(days=(midnight.weekday() - periods.weekly_reset_weekday) % 7)
+    return start
