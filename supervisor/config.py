@@ -265,20 +265,23 @@ class _Table:
                 self.problem(key, "unknown key")
 
 
+_GATE = GateConfig()  # defaults (slotted classes hold descriptors, not values)
+
+
 def _gate(t: _Table) -> GateConfig:
     c = GateConfig(
-        evaluate_timeout_s=t.number("evaluate_timeout_s", GateConfig.evaluate_timeout_s, gt=0, le=60),
-        max_orders_per_s=t.number("max_orders_per_s", GateConfig.max_orders_per_s, ge=1, integer=True),
-        warning_scale_factor=t.number("warning_scale_factor", GateConfig.warning_scale_factor, gt=0, le=1),
+        evaluate_timeout_s=t.number("evaluate_timeout_s", _GATE.evaluate_timeout_s, gt=0, le=60),
+        max_orders_per_s=t.number("max_orders_per_s", _GATE.max_orders_per_s, ge=1, integer=True),
+        warning_scale_factor=t.number("warning_scale_factor", _GATE.warning_scale_factor, gt=0, le=1),
         reduce_only_when_critical=t.boolean("reduce_only_when_critical", False),
-        reservation_ttl_s=t.number("reservation_ttl_s", GateConfig.reservation_ttl_s, gt=0),
+        reservation_ttl_s=t.number("reservation_ttl_s", _GATE.reservation_ttl_s, gt=0),
     )
     t.finish()
     return c
 
 
 def _risk_v3(t: _Table) -> RiskV3Config:
-    d = RiskV3Config
+    d = RiskV3Config()
     c = RiskV3Config(
         url=t.url("url", d.url),
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
@@ -293,7 +296,7 @@ def _risk_v3(t: _Table) -> RiskV3Config:
 
 
 def _ess(t: _Table) -> EssConfig:
-    d = EssConfig
+    d = EssConfig()
     url = t.url("url", None) if t.raw("url") is not _MISSING else None
     c = EssConfig(
         url=url,
@@ -311,7 +314,7 @@ def _ess(t: _Table) -> EssConfig:
 
 
 def _accounts(t: _Table, profiles: Mapping[str, ProfileConfig]) -> AccountsConfig:
-    d = AccountsConfig
+    d = AccountsConfig()
     snapshot_url = t.url("snapshot_url", None) if t.raw("snapshot_url") is not _MISSING else None
     accounts: dict[str, AccountConfig] = {}
     for name in t.subtables():
@@ -415,7 +418,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
     state_dir = Path(state_t.string("dir", "state"))
     state_t.finish()
     health_t = root.table("health")
-    health = HealthConfig(interval_s=health_t.number("interval_s", HealthConfig.interval_s, gt=0))
+    health = HealthConfig(interval_s=health_t.number("interval_s", HealthConfig().interval_s, gt=0))
     health_t.finish()
     root.finish()
 

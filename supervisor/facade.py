@@ -73,6 +73,11 @@ class RiskSupervisor:
         self._tracker: pykka.ActorRef | None = None
         self._timeout = config.gate.evaluate_timeout_s
 
+    @property
+    def gate_ref(self) -> pykka.ActorRef | None:
+        """The running gate's actor ref (None before start), for operators and tests."""
+        return self._gate
+
     # -- life cycle ----------------------------------------------------------
     def start(self) -> RiskSupervisor:
         if self._gate is not None and self._gate.is_alive():

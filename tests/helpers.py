@@ -1,0 +1,115 @@
+"""Shared test helpers: a small, explicit configuration and state builders."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from supervisor.clock import FakeClock
+from supervisor.config import Config, parse_config
+from supervisor.evaluate import evaluate_order
+from supervisor.messages import AccountState, EssSourceStatus, EssState, OrderRequest, Position, RiskGateResult, RiskSignal
+from supervisor.state import GateState
+
+BASE: dict[str, Any] = {
+    "gate": {
+        "evaluate_timeout_s": 2.0,
+        "max_orders_per_s": 5,
+        "warning_scale_factor": 0.5,
+        "reduce_only_when_critical": False,
+        "reservation_ttl_s": 30.0,
+    },
+    "risk_v3": {"url": "http://127.0.0.1:1", "poll_interval_s": 2.0, "timeout_s": 1.0, "max_age_s": 10.0, "max_signal_age_s": 900.0},
+    "ess": {"kill_switch_file": "/nonexistent/riskgate-test/KILL", "poll_interval_s": 0.5, "timeout_s": 0.5, "max_age_s": 3.0},
+    "accounts": {
+        "max_age_s": 60.0,
+        "main": {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 50_000.0},
+        "tiny": {"exchange": "binance", "capital_profile": "micro"},
+        "bold": {"exchange": "bybit", "capital_profile": "aggressive"},
+    },
+    "exchanges": {"binance": {"max_notional_usd": 200_000.0}},
+    "profiles": {
+        "micro": {"max_daily_loss_pct": -0.5, "max_weekly_loss_pct": -2.0, "max_single_trade_risk_pct": 0.2,
+                  "max_open_positions": 2, "allowed_leverage": 1.0, "whitelist": ["trend_v2"]},
+        "low": {"max_daily_loss_pct": -1.0, "max_weekly_loss_pct": -3.5, "max_single_trade_risk_pct": 0.5,
+                "max_open_positions": 3, "allowed_leverage": 2.0},
+        "normal": {"max_daily_loss_pct": -2.0, "max_weekly_loss_pct": -7.0, "max_single_trade_risk_pct": 1.0,
+                   "max_open_positions": 5, "allowed_leverage": 3.0, "blacklist": ["martingale"]},
+        "aggressive": {"max_daily_loss_pct": -3.5, "max_weekly_loss_pct": -12.0, "max_single_trade_risk_pct": 2.0,
+                       "max_open_positions": 8, "allowed_leverage": 5.0},
+    },
+    "strategies": {"global_blacklist": ["experimental_hft"]},
+    "symbols": {
+        "BTCUSDT": {"lot_step": 0.001, "min_qty": 0.001, "min_notional": 5.0},
+        "ETHUSDT": {"lot_step": 0.01, "min_qty": 0.01, "min_notional": 5.0},
+        "SOLUSDT": {"lot_step": 0.1, "min_qty": 0.1, "min_notional": 5.0},
+    },
+}
+
+
+def config_dict(**sections: dict[str, Any]) -> dict[str, Any]:
+    """BASE with sections merged in one level deep (`gate={"max_orders_per_s": 2}`)."""
+    data = copy.deepcopy(BASE)
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return data
+
+
+def make_config(**sections: dict[str, Any]) -> Config:
+    return parse_config(config_dict(**sections))
+
+
+def order(**fields: Any) -> dict[str, Any]:
+    """A valid order for account `main`: 1 SOL at 100 USD (1% of 10,000 equity)."""
+    base = {
+        "account": "main", "exchange": "binance", "strategy_id": "trend_v2", "symbol": "SOLUSDT",
+        "side": "buy", "quantity": 1.0, "price": 100.0, "leverage": 1.0,
+    }
+    base.update(fields)
+    return base
+
+
+def signal(level: str = "INFO", when: datetime | None = None, **fields: Any) -> RiskSignal:
+    return RiskSignal(risk_level=level, timestamp=when or FakeClock().now(), **fields)  # type: ignore[arg-type]
+
+
+def ess(active: bool | None) -> EssState:
+    return EssState.combine((EssSourceStatus("test", active, "test source"),))
+
+
+def account_state(
+    name: str = "main",
+    equity: float = 10_000.0,
+    positions: tuple[Position, ...] = (),
+    day_start: float | None = None,
+    week_start: float | None = None,
+) -> AccountState:
+    return AccountState(
+        account=name,
+        equity=equity,
+        positions=positions,
+        day_start_equity=equity if day_start is None else day_start,
+        week_start_equity=equity if week_start is None else week_start,
+    )
+
+
+def fresh_state(clock: FakeClock, *accounts: AccountState, level: str = "INFO", **signal_fields: Any) -> GateState:
+    """Gate state where every source has just reported: orders can be allowed."""
+    st = GateState()
+    now = clock.monotonic()
+    st.ess, st.ess_received = ess(False), now
+    st.signal, st.signal_received = signal(level, clock.now(), **signal_fields), now
+    for a in accounts or (account_state(),):
+        st.put_account(a, now)
+    return st
+
+
+def decide(raw: Any, st: GateState, cfg: Config, clock: FakeClock) -> RiskGateResult:
+    return evaluate_order(raw, st, cfg, clock.monotonic(), clock.now()).result
+
+
+__all__ = [
+    "BASE", "OrderRequest", "Position", "account_state", "config_dict", "decide", "ess", "fresh_state",
+    "make_config", "order", "signal",
+]
