@@ -96,6 +96,9 @@ class EvalContext:
         return self.position == 0.0
 
 
+_RISK_LEVELS = frozenset(("INFO", "WARNING", "CRITICAL"))
+
+
 def _age(now: float, received: float) -> float:
     return max(0.0, now - received)
 
@@ -110,8 +113,8 @@ def check_ess_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
     age = _age(c.now, c.state.ess_received)
     if age > c.config.ess.max_age_s:
         return Denial(RC.ESS_STATE_STALE, f"ESS state age={age:.3f}s > max_age_s={c.config.ess.max_age_s}")
-    if ess.active is None:
-        return Denial(RC.ESS_STATE_STALE, f"ESS source unreadable: {ess.reason}")
+    if ess.active is not True and ess.active is not False:
+        return Denial(RC.ESS_STATE_STALE, f"ESS source unreadable: {ess.reason or ess.active!r}")
     return None
 
 
@@ -129,6 +132,8 @@ def check_risk_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
     sig = c.state.signal
     if sig is None:
         return Denial(RC.RISK_STATE_STALE, "no Risk v3 signal received yet")
+    if sig.risk_level not in _RISK_LEVELS or not isinstance(sig.timestamp, datetime):
+        return Denial(RC.RISK_STATE_STALE, f"Risk v3 signal unusable: risk_level={sig.risk_level!r}")
     age = _age(c.now, c.state.signal_received)
     if age > c.config.risk_v3.max_age_s:
         return Denial(RC.RISK_STATE_STALE, f"Risk v3 fetch age={age:.3f}s > max_age_s={c.config.risk_v3.max_age_s}")
@@ -184,6 +189,8 @@ def check_account_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
         return Denial(
             RC.ACCOUNT_STATE_STALE, f"account state age={age:.3f}s > max_age_s={c.config.accounts.max_age_s}"
         )
+    if not c.book.usable:
+        return Denial(RC.ACCOUNT_STATE_STALE, f"account state unusable (non-finite equity, baseline or position): {o.account!r}")
     return None
 
 

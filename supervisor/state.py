@@ -8,6 +8,7 @@ evaluation never walks every account.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -16,6 +17,10 @@ from supervisor.messages import AccountState, EssState, RiskSignal
 __all__ = ["AccountBook", "GateState", "Reservation"]
 
 PositionKey = tuple[str, str]  # (symbol, exchange)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(slots=True)
@@ -28,11 +33,15 @@ class AccountBook:
     gross_notional: float
     gross_by_exchange: dict[str, float]
     open_count: int
+    usable: bool  # every number finite, marks > 0: otherwise the account fails closed
 
     @classmethod
     def from_state(cls, state: AccountState, received: float) -> AccountBook:
         positions: dict[PositionKey, float] = {}
         by_exchange: dict[str, float] = {}
+        usable = all(
+            _finite(v) for v in (state.equity, state.day_start_equity, state.week_start_equity)
+        ) and all(_finite(p.quantity) and _finite(p.mark_price) and p.mark_price > 0 for p in state.positions)
         for p in state.positions:
             key = (p.symbol, p.exchange)
             positions[key] = positions.get(key, 0.0) + p.quantity
@@ -45,6 +54,7 @@ class AccountBook:
             gross_notional=sum(by_exchange.values()),
             gross_by_exchange=by_exchange,
             open_count=len(positions),
+            usable=usable,
         )
 
 
