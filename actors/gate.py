@@ -7,6 +7,7 @@ start of every evaluation so a halt reaches orders already queued here.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pykka
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.ess_board import EssBoard
-from supervisor.evaluate import block_result, evaluate_order
+from supervisor.evaluate import block_result, decide, evaluate_order
 from supervisor.logs import get_logger
 from supervisor.messages import (
     AccountState,
@@ -56,6 +57,13 @@ class GateStatsRequest:
 
 
 class GateActor(pykka.ThreadingActor):
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue:
+        # pykka's hook for actor implementors. The C-implemented SimpleQueue
+        # (put/get/empty, as pykka uses it) hands an order to the gate's
+        # thread several microseconds faster than queue.Queue's Python locks.
+        return queue.SimpleQueue()
+
     def __init__(self, config: Config, clock: Clock, ess_board: EssBoard) -> None:
         super().__init__()
         self._config = config
@@ -96,7 +104,7 @@ class GateActor(pykka.ThreadingActor):
                     self._clock.now(),
                 )
             else:
-                result = self._evaluate(msg.order)
+                result = self._evaluate(msg.order, msg.validated)
         except Exception as exc:  # noqa: BLE001 - a bug must block, not kill the gate
             log.exception("gate_internal_error", error=repr(exc))
             result = block_result(
@@ -110,7 +118,7 @@ class GateActor(pykka.ThreadingActor):
             return None
         return result
 
-    def _evaluate(self, raw: Any) -> RiskGateResult:
+    def _evaluate(self, raw: Any, validated: bool) -> RiskGateResult:
         st = self._state
         now = self._clock.monotonic()
         current = self._board.current
@@ -119,7 +127,10 @@ class GateActor(pykka.ThreadingActor):
         if st.reservations:
             for r in st.expire_reservations(now):
                 log.info("reservation_expired", order_id=r.order_id, account=r.account, notional=r.notional)
-        ev = evaluate_order(raw, st, self._config, now, self._clock.now())
+        if validated:
+            ev = decide(raw, st, self._config, now, self._clock.now())
+        else:
+            ev = evaluate_order(raw, st, self._config, now, self._clock.now())
         result = ev.result
         self._decisions[result.reason_code] += 1
         order = ev.order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from supervisor.orders import order_id_of, validate_order
 from supervisor.reasons import ReasonCode as RC
 from supervisor.state import GateState
 
-__all__ = ["Evaluation", "block_result", "evaluate_order"]
+__all__ = ["Evaluation", "block_result", "decide", "evaluate_order", "invalid_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +69,29 @@ def block_result(
 
 def evaluate_order(raw: Any, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:
     """Decide one order. Reads `state`, never changes it; never raises for bad input."""
-    ess_active = state.ess is not None and state.ess.active is True
-    level = _risk_level(state, now, config)
     order = validate_order(raw, config)
     if isinstance(order, str):
-        account = raw.get("account") if isinstance(raw, dict) else getattr(raw, "account", None)
-        ages = _ages(state, account if isinstance(account, str) else None, now)
-        return Evaluation(
-            block_result(RC.INVALID_ORDER, order, order_id_of(raw), wall, risk_level=level, ess_active=ess_active, ages=ages)  # type: ignore[arg-type]
-        )
+        return invalid_order(raw, order, state, config, now, wall)
+    return decide(order, state, config, now, wall)
+
+
+def invalid_order(raw: Any, why: str, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:
+    try:
+        account = raw.get("account") if isinstance(raw, Mapping) else getattr(raw, "account", None)
+    except Exception:  # noqa: BLE001 - a hostile object must not break the gate
+        account = None
+    ages = _ages(state, account if isinstance(account, str) else None, now)
+    level = _risk_level(state, now, config)
+    ess_active = state.ess is not None and state.ess.active is True
+    return Evaluation(
+        block_result(RC.INVALID_ORDER, why, order_id_of(raw), wall, risk_level=level, ess_active=ess_active, ages=ages)  # type: ignore[arg-type]
+    )
+
+
+def decide(order: OrderRequest, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:
+    """Run checks 1-17 on an order that `validate_order` returned for this config."""
+    ess_active = state.ess is not None and state.ess.active is True
+    level = _risk_level(state, now, config)
     ctx = EvalContext(order, state, config, now, wall)
     ages = _ages(state, order.account, now)
     scale: Scale | None = None

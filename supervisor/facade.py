@@ -34,7 +34,8 @@ from supervisor.messages import (
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.orders import order_id_of
+from supervisor.orders import order_id_of, validate_order
+from supervisor.reply import ReplySlot
 from supervisor.reasons import ReasonCode as RC
 from supervisor.upstream import parse_account_snapshot, parse_risk_signal
 
@@ -116,21 +117,40 @@ class RiskSupervisor:
     def _unavailable(self, order: Any, why: str) -> RiskGateResult:
         return block_result(RC.GATE_UNAVAILABLE, f"gate unavailable: {why}", order_id_of(order), self.clock.now())
 
+    def _request(self, order: Any, reply: Any, wait: float) -> EvaluateOrder:
+        # Validation is pure and needs only the config: done here, on the
+        # caller's thread, it keeps the gate's (serial) work short. An invalid
+        # order still goes to the gate, which answers INVALID_ORDER with its state.
+        valid = validate_order(order, self.config)
+        deadline = self.clock.monotonic() + wait
+        if isinstance(valid, str):
+            return EvaluateOrder(order, reply=reply, deadline=deadline)
+        return EvaluateOrder(valid, reply=reply, deadline=deadline, validated=True)
+
     def evaluate(self, order: Any, timeout: float | None = None) -> RiskGateResult:
-        """Decide one order (an `OrderRequest` or a mapping). Never raises."""
+        """Decide one order (an `OrderRequest` or a mapping). Never raises.
+
+        The gate is told the order with a one-shot reply slot and answers on
+        its own thread; no answer within `timeout` (default
+        `gate.evaluate_timeout_s`) is a GATE_UNAVAILABLE block.
+        """
         gate = self._gate
         if gate is None:
             return self._unavailable(order, "not started")
         wait = timeout or self._timeout
         try:
-            return gate.ask(EvaluateOrder(order, deadline=self.clock.monotonic() + wait), timeout=wait)
-        except pykka.Timeout:
-            return self._unavailable(order, f"no answer within {wait}s")
+            slot: ReplySlot[RiskGateResult] = ReplySlot()
+            gate.tell(self._request(order, slot, wait))
+            result = slot.wait(wait)
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")
         except Exception as exc:  # noqa: BLE001 - the caller gets a block, never an exception
             log.exception("evaluate_failed", error=repr(exc))
             return self._unavailable(order, type(exc).__name__)
+        if result is None:
+            alive = gate.is_alive()
+            return self._unavailable(order, f"no answer within {wait}s" if alive else "gate actor stopped")
+        return result
 
     async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """`evaluate` for asyncio: the loop is never blocked while the gate decides."""
@@ -149,9 +169,12 @@ class RiskSupervisor:
 
         wait = timeout or self._timeout
         try:
-            gate.tell(EvaluateOrder(order, reply=reply, deadline=self.clock.monotonic() + wait))
+            gate.tell(self._request(order, reply, wait))
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")
+        except Exception as exc:  # noqa: BLE001
+            log.exception("evaluate_failed", error=repr(exc))
+            return self._unavailable(order, type(exc).__name__)
         try:
             return await asyncio.wait_for(future, wait)
         except TimeoutError:

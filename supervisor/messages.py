@@ -192,3 +192,4 @@ class EvaluateOrder:
     order: object
     reply: Callable[[RiskGateResult], None] | None = None
     deadline: float | None = None  # monotonic; an ask answered later books nothing
+    validated: bool = False  # `order` is what validate_order returned for the gate's config

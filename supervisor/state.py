@@ -143,17 +143,20 @@ class GateState:
 
     # -- order rate ----------------------------------------------------
     def recent_approvals(self, account: str, now: float, window_s: float = 1.0) -> int:
-        """Approvals of `account` in the window (now - window_s, now]. Read only."""
+        """Approvals of `account` in the window (now - window_s, now]. Read only.
+
+        `record_approval` prunes as it appends, so only the few entries that
+        aged out since the last approval are skipped here.
+        """
         q = self.approvals.get(account)
         if not q:
             return 0
-        count = 0
         cutoff = now - window_s
-        for t in reversed(q):
-            if t <= cutoff:
-                break
-            count += 1
-        return count
+        n = len(q)
+        stale = 0
+        while stale < n and q[stale] <= cutoff:
+            stale += 1
+        return n - stale
 
     def record_approval(self, account: str, now: float, window_s: float = 1.0) -> None:
         q = self.approvals.get(account)

@@ -211,6 +211,7 @@ def test_internal_error_in_gate_blocks_and_gate_survives(sup, monkeypatch):
         raise RuntimeError("bug")
 
     monkeypatch.setattr(actors.gate, "evaluate_order", broken)
+    monkeypatch.setattr(actors.gate, "decide", broken)
     r = sup.evaluate(order())
     assert (r.decision, r.reason_code) == ("block", RC.GATE_UNAVAILABLE)
     monkeypatch.undo()
