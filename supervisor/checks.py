@@ -306,20 +306,18 @@ def _exposure(o: OrderRequest, c: EvalContext, cap: float, current: float, code:
 
 def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     st = c.state
-    scales: list[Scale] = []
+    tightest: Outcome = None
     ex_cfg = c.config.exchanges.get(o.exchange)
     if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
         current = st.exchange_gross.get(o.exchange, 0.0) + st.reserved_by_exchange.get(o.exchange, 0.0)
-        out = _exposure(o, c, ex_cfg.max_notional_usd, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
-        if out is not None:
-            scales.append(out)  # type: ignore[arg-type]
+        tightest = _exposure(o, c, ex_cfg.max_notional_usd, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
     cap = c.account.max_notional_usd  # type: ignore[union-attr]
     if cap is not None:
         current = c.book.gross_notional + st.reserved_by_account.get(o.account, 0.0)  # type: ignore[union-attr]
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
-        if out is not None:
-            scales.append(out)  # type: ignore[arg-type]
-    return min(scales, key=lambda s: s.max_quantity) if scales else None
+        if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):  # type: ignore[union-attr]
+            tightest = out
+    return tightest
 
 
 def check_risk_warning(o: OrderRequest, c: EvalContext) -> Outcome:
