@@ -51,9 +51,7 @@ class AccountTrackerActor(pykka.ThreadingActor):
         log.warning("account_tracker_unknown_message", message_type=type(message).__name__)
         return None
 
-    def _baseline(
-        self, period: str, book: dict[str, _Baseline], account: str, start: datetime, equity: float
-    ) -> float:
+    def _baseline(self, period: str, book: dict[str, _Baseline], account: str, start: datetime, equity: float) -> float:
         current = book.get(account)
         if current is None or current.period_start < start:
             last = self._latest.get(account)

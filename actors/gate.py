@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,7 @@ class GateActor(pykka.ThreadingActor):
         self._board = ess_board
         self._state = GateState()
         self._decisions: Counter[str] = Counter()
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any], Any]] = {
             EvaluateOrder: self._on_evaluate,
             RiskSignal: self._on_signal,
             EssState: self._on_ess,
@@ -100,7 +101,9 @@ class GateActor(pykka.ThreadingActor):
             if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
                 self._decisions[RC.GATE_UNAVAILABLE] += 1
                 result = block_result(
-                    RC.GATE_UNAVAILABLE, "reached the gate after the caller's timeout", order_id_of(msg.order),
+                    RC.GATE_UNAVAILABLE,
+                    "reached the gate after the caller's timeout",
+                    order_id_of(msg.order),
                     self._clock.now(),
                 )
             else:

@@ -30,8 +30,12 @@ from tests.helpers import config_dict
 
 
 def bench_config(n_accounts: int):
-    data = config_dict(gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0},
-                       risk_v3={"max_age_s": 3600.0}, ess={"max_age_s": 3600.0}, accounts={"max_age_s": 3600.0})
+    data = config_dict(
+        gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0},
+        risk_v3={"max_age_s": 3600.0},
+        ess={"max_age_s": 3600.0},
+        accounts={"max_age_s": 3600.0},
+    )
     for i in range(n_accounts):
         data["accounts"][f"acct{i}"] = {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 1e12}
     data["exchanges"]["binance"]["max_notional_usd"] = 1e15
@@ -39,8 +43,16 @@ def bench_config(n_accounts: int):
 
 
 def order(i: int) -> dict:
-    return {"account": f"acct{i % 100}", "exchange": "binance", "strategy_id": "trend_v2", "symbol": "BTCUSDT",
-            "side": "buy", "quantity": 0.01, "price": 65_000.0, "leverage": 2.0}
+    return {
+        "account": f"acct{i % 100}",
+        "exchange": "binance",
+        "strategy_id": "trend_v2",
+        "symbol": "BTCUSDT",
+        "side": "buy",
+        "quantity": 0.01,
+        "price": 65_000.0,
+        "leverage": 2.0,
+    }
 
 
 def positions() -> tuple[Position, ...]:
@@ -136,9 +148,9 @@ def bench_messaging(n: int, rounds: int = 10, caller: set[int] | None = None) ->
 def report_messaging(title: str, samples: dict[str, list[int]]) -> None:
     print(f"\n{title}")
     for name, s in samples.items():
-        print(f"  {name:34s} p50 {pct(s, .5):7.2f} µs  p99 {pct(s, .99):7.2f} µs  p99.9 {pct(s, .999):7.2f} µs")
+        print(f"  {name:34s} p50 {pct(s, 0.5):7.2f} µs  p99 {pct(s, 0.99):7.2f} µs  p99.9 {pct(s, 0.999):7.2f} µs")
     names = list(samples)
-    bare, facade = pct(samples[names[0]], .5), pct(samples[names[2]], .5)
+    bare, facade = pct(samples[names[0]], 0.5), pct(samples[names[2]], 0.5)
     print(f"  ratio evaluate / bare pykka ask, p50: {facade / bare:.2f}x (target <= 1.3x)")
 
 
@@ -147,11 +159,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20_000)
     args = ap.parse_args()
     gc.freeze()
-    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}, "
-          f"pykka {importlib.metadata.version('pykka')}")
+    print(
+        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}, "
+        f"pykka {importlib.metadata.version('pykka')}"
+    )
     bench_pure(2_000)  # warm-up
     pure = bench_pure(args.n)
-    print(f"pure evaluate_order (100 accounts): p50 {pct(pure, .5):.2f} µs  p99 {pct(pure, .99):.2f} µs  (target p50 <= 15 µs)")
+    print(
+        f"pure evaluate_order (100 accounts): p50 {pct(pure, 0.5):.2f} µs  p99 {pct(pure, 0.99):.2f} µs  (target p50 <= 15 µs)"
+    )
     # Where the threads run decides the cost of a hand-off: on this VM a wake-up
     # across cores costs tens of µs, on the same core a few. Measure each regime
     # on purpose instead of whatever the scheduler picks.

@@ -70,12 +70,15 @@ class EvalContext:
         self.state = state
         self.now = now
         self.wall = wall
-        self.account: AccountConfig | None = config.accounts.accounts.get(order.account)
-        self.profile: ProfileConfig | None = (
-            config.profiles.get(self.account.capital_profile) if self.account is not None else None
+        # account, profile and book may be None here; checks 6 and 7 block the
+        # order when they are, so every later check reads them as present.
+        account = config.accounts.accounts.get(order.account)
+        self.account: AccountConfig = account  # type: ignore[assignment]
+        self.profile: ProfileConfig = (
+            config.profiles.get(account.capital_profile) if account is not None else None  # type: ignore[assignment]
         )
         self.symbol: SymbolConfig = config.symbols[order.symbol]
-        self.book: AccountBook | None = state.books.get(order.account)
+        self.book: AccountBook = state.books.get(order.account)  # type: ignore[assignment]
         self.signed_qty = order.quantity if order.side == "buy" else -order.quantity
         self.position = 0.0
         if self.book is not None:
@@ -186,11 +189,11 @@ def check_account_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
         return Denial(RC.ACCOUNT_STATE_STALE, f"no state for account {o.account!r} yet")
     age = _age(c.now, c.book.received)
     if age > c.config.accounts.max_age_s:
-        return Denial(
-            RC.ACCOUNT_STATE_STALE, f"account state age={age:.3f}s > max_age_s={c.config.accounts.max_age_s}"
-        )
+        return Denial(RC.ACCOUNT_STATE_STALE, f"account state age={age:.3f}s > max_age_s={c.config.accounts.max_age_s}")
     if not c.book.usable:
-        return Denial(RC.ACCOUNT_STATE_STALE, f"account state unusable (non-finite equity, baseline or position): {o.account!r}")
+        return Denial(
+            RC.ACCOUNT_STATE_STALE, f"account state unusable (non-finite equity, baseline or position): {o.account!r}"
+        )
     return None
 
 
@@ -205,7 +208,6 @@ def check_reduce_only(o: OrderRequest, c: EvalContext) -> Outcome:
 
 def check_strategy(o: OrderRequest, c: EvalContext) -> Outcome:
     p = c.profile
-    assert p is not None
     if o.strategy_id in c.config.global_blacklist:
         return Denial(RC.STRATEGY_NOT_ALLOWED, f"strategy {o.strategy_id!r} is globally blacklisted")
     if o.strategy_id in p.blacklist:
@@ -219,7 +221,7 @@ def check_strategy(o: OrderRequest, c: EvalContext) -> Outcome:
 
 
 def check_leverage(o: OrderRequest, c: EvalContext) -> Outcome:
-    limit = c.profile.allowed_leverage  # type: ignore[union-attr]
+    limit = c.profile.allowed_leverage
     if o.leverage > limit:
         return Denial(RC.LEVERAGE_EXCEEDS_LIMIT, f"leverage={o.leverage} > allowed_leverage={limit}")
     return None
@@ -240,18 +242,18 @@ def _pnl_pct(now_equity: float, start_equity: float) -> float:
 
 
 def check_daily_loss(o: OrderRequest, c: EvalContext) -> Outcome:
-    s = c.book.state  # type: ignore[union-attr]
+    s = c.book.state
     pct = _pnl_pct(s.equity, s.day_start_equity)
-    limit = c.profile.max_daily_loss_pct  # type: ignore[union-attr]
+    limit = c.profile.max_daily_loss_pct
     if pct <= limit and not c.reduces:
         return Denial(RC.DAILY_LOSS_LIMIT, f"daily_pnl_pct={pct:.3f} <= max_daily_loss_pct={limit}")
     return None
 
 
 def check_weekly_loss(o: OrderRequest, c: EvalContext) -> Outcome:
-    s = c.book.state  # type: ignore[union-attr]
+    s = c.book.state
     pct = _pnl_pct(s.equity, s.week_start_equity)
-    limit = c.profile.max_weekly_loss_pct  # type: ignore[union-attr]
+    limit = c.profile.max_weekly_loss_pct
     if pct <= limit and not c.reduces:
         return Denial(RC.WEEKLY_LOSS_LIMIT, f"weekly_pnl_pct={pct:.3f} <= max_weekly_loss_pct={limit}")
     return None
@@ -260,12 +262,12 @@ def check_weekly_loss(o: OrderRequest, c: EvalContext) -> Outcome:
 def check_open_positions(o: OrderRequest, c: EvalContext) -> Outcome:
     if not c.opens_new():
         return None
-    limit = c.profile.max_open_positions  # type: ignore[union-attr]
+    limit = c.profile.max_open_positions
     pending = c.state.opening_keys.get(o.account)
     in_flight = 0
     if pending:
-        in_flight = sum(1 for key in pending if key not in c.book.positions and key != (o.symbol, o.exchange))  # type: ignore[union-attr]
-    count = c.book.open_count + in_flight  # type: ignore[union-attr]
+        in_flight = sum(1 for key in pending if key not in c.book.positions and key != (o.symbol, o.exchange))
+    count = c.book.open_count + in_flight
     if count >= limit:
         return Denial(RC.MAX_OPEN_POSITIONS, f"open_positions={count} >= max_open_positions={limit}")
     return None
@@ -277,8 +279,8 @@ def check_open_positions(o: OrderRequest, c: EvalContext) -> Outcome:
 def check_single_trade_risk(o: OrderRequest, c: EvalContext) -> Outcome:
     if c.reduces:
         return None
-    equity = c.book.state.equity  # type: ignore[union-attr]
-    limit = c.profile.max_single_trade_risk_pct  # type: ignore[union-attr]
+    equity = c.book.state.equity
+    limit = c.profile.max_single_trade_risk_pct
     unit_risk = abs(o.price - o.stop_price) if o.stop_price is not None else o.price
     max_qty = limit / 100.0 * equity / unit_risk if equity > 0 else 0.0
     if o.quantity <= max_qty:
@@ -291,7 +293,7 @@ def check_single_trade_risk(o: OrderRequest, c: EvalContext) -> Outcome:
     )
 
 
-def _exposure(o: OrderRequest, c: EvalContext, cap: float, current: float, code: RC, what: str) -> Outcome:
+def _exposure(o: OrderRequest, c: EvalContext, cap: float, current: float, code: RC, what: str) -> Scale | None:
     headroom = cap - current
     added = c.incremental_notional(o.quantity, o.price)
     if added <= headroom:
@@ -306,16 +308,16 @@ def _exposure(o: OrderRequest, c: EvalContext, cap: float, current: float, code:
 
 def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     st = c.state
-    tightest: Outcome = None
+    tightest: Scale | None = None
     ex_cfg = c.config.exchanges.get(o.exchange)
     if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
         current = st.exchange_gross.get(o.exchange, 0.0) + st.reserved_by_exchange.get(o.exchange, 0.0)
         tightest = _exposure(o, c, ex_cfg.max_notional_usd, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
-    cap = c.account.max_notional_usd  # type: ignore[union-attr]
+    cap = c.account.max_notional_usd
     if cap is not None:
-        current = c.book.gross_notional + st.reserved_by_account.get(o.account, 0.0)  # type: ignore[union-attr]
+        current = c.book.gross_notional + st.reserved_by_account.get(o.account, 0.0)
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
-        if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):  # type: ignore[union-attr]
+        if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
             tightest = out
     return tightest
 

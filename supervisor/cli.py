@@ -12,9 +12,9 @@ __all__ = ["main"]
 
 
 def _summary(path: str, cfg: Config) -> str:
-    accounts = ", ".join(
-        f"{a.name} ({a.exchange}, {a.capital_profile})" for a in cfg.accounts.accounts.values()
-    ) or "none"
+    accounts = (
+        ", ".join(f"{a.name} ({a.exchange}, {a.capital_profile})" for a in cfg.accounts.accounts.values()) or "none"
+    )
     ess = [s for s, v in (("http", cfg.ess.url), ("kill_switch_file", cfg.ess.kill_switch_file)) if v]
     return "\n".join(
         [

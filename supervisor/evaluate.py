@@ -92,6 +92,7 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
     """Run checks 1-17 on an order that `validate_order` returned for this config."""
     ess_active = state.ess is not None and state.ess.active is True
     level = _risk_level(state, now, config)
+    oid = order.order_id or ""  # validate_order always sets one
     ctx = EvalContext(order, state, config, now, wall)
     ages = _ages(state, order.account, now)
     scale: Scale | None = None
@@ -102,7 +103,7 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
             continue
         if isinstance(out, Denial):
             return Evaluation(
-                block_result(out.code, out.reason, order.order_id, wall, risk_level=level, ess_active=ess_active, ages=ages),  # type: ignore[arg-type]
+                block_result(out.code, out.reason, oid, wall, risk_level=level, ess_active=ess_active, ages=ages),  # type: ignore[arg-type]
                 order,
             )
         if isinstance(out, Scale):
@@ -120,7 +121,7 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
         if quantity <= 0 or quantity < sym.min_qty or quantity * order.price < sym.min_notional:
             reason = f"{scale.reason}; scaled quantity {quantity} below min_qty={sym.min_qty} or min_notional={sym.min_notional}"
             return Evaluation(
-                block_result(scale.code, reason, order.order_id, wall, risk_level=level, ess_active=ess_active, ages=ages),  # type: ignore[arg-type]
+                block_result(scale.code, reason, oid, wall, risk_level=level, ess_active=ess_active, ages=ages),  # type: ignore[arg-type]
                 order,
             )
         code, reason, decision, factor = scale.code, scale.reason, "scale_down", quantity / order.quantity
@@ -135,7 +136,7 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
         risk_level=level,  # type: ignore[arg-type]
         ess_active=ess_active,
         timestamp=wall,
-        order_id=order.order_id,  # type: ignore[arg-type]
+        order_id=oid,  # type: ignore[arg-type]
         state_age_s=ages,
     )
     return Evaluation(

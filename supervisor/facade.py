@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pykka
@@ -35,8 +35,8 @@ from supervisor.messages import (
     RiskSignal,
 )
 from supervisor.orders import order_id_of, validate_order
-from supervisor.reply import ReplySlot
 from supervisor.reasons import ReasonCode as RC
+from supervisor.reply import ReplySlot
 from supervisor.upstream import parse_account_snapshot, parse_risk_signal
 
 __all__ = ["RiskSupervisor"]
@@ -235,7 +235,7 @@ class RiskSupervisor:
             log.warning("state_dropped_tracker_not_started", message_type=type(message).__name__)
             return None
         try:
-            return tracker.ask(message, timeout=timeout)
+            return cast("AccountState | None", tracker.ask(message, timeout=timeout))
         except (pykka.ActorDeadError, pykka.Timeout) as exc:
             log.warning("state_dropped_tracker_unavailable", message_type=type(message).__name__, error=repr(exc))
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -13,10 +14,8 @@ __all__ = ["configure_logging", "get_logger"]
 def configure_logging(fmt: str = "json", level: int = logging.INFO, stream=None) -> None:
     """Route structlog and the standard library (pykka's records) through one renderer."""
     stream = stream or sys.stdout
-    renderer = (
-        structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
-    )
-    shared = [
+    renderer = structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -39,9 +39,9 @@ class AccountBook:
     def from_state(cls, state: AccountState, received: float) -> AccountBook:
         positions: dict[PositionKey, float] = {}
         by_exchange: dict[str, float] = {}
-        usable = all(
-            _finite(v) for v in (state.equity, state.day_start_equity, state.week_start_equity)
-        ) and all(_finite(p.quantity) and _finite(p.mark_price) and p.mark_price > 0 for p in state.positions)
+        usable = all(_finite(v) for v in (state.equity, state.day_start_equity, state.week_start_equity)) and all(
+            _finite(p.quantity) and _finite(p.mark_price) and p.mark_price > 0 for p in state.positions
+        )
         for p in state.positions:
             key = (p.symbol, p.exchange)
             positions[key] = positions.get(key, 0.0) + p.quantity

@@ -9,7 +9,15 @@ from typing import Any
 from supervisor.clock import FakeClock
 from supervisor.config import Config, parse_config
 from supervisor.evaluate import evaluate_order
-from supervisor.messages import AccountState, EssSourceStatus, EssState, OrderRequest, Position, RiskGateResult, RiskSignal
+from supervisor.messages import (
+    AccountState,
+    EssSourceStatus,
+    EssState,
+    OrderRequest,
+    Position,
+    RiskGateResult,
+    RiskSignal,
+)
 from supervisor.state import GateState
 
 BASE: dict[str, Any] = {
@@ -20,8 +28,19 @@ BASE: dict[str, Any] = {
         "reduce_only_when_critical": False,
         "reservation_ttl_s": 30.0,
     },
-    "risk_v3": {"url": "http://127.0.0.1:1", "poll_interval_s": 2.0, "timeout_s": 1.0, "max_age_s": 10.0, "max_signal_age_s": 900.0},
-    "ess": {"kill_switch_file": "/nonexistent/riskgate-test/KILL", "poll_interval_s": 0.5, "timeout_s": 0.5, "max_age_s": 3.0},
+    "risk_v3": {
+        "url": "http://127.0.0.1:1",
+        "poll_interval_s": 2.0,
+        "timeout_s": 1.0,
+        "max_age_s": 10.0,
+        "max_signal_age_s": 900.0,
+    },
+    "ess": {
+        "kill_switch_file": "/nonexistent/riskgate-test/KILL",
+        "poll_interval_s": 0.5,
+        "timeout_s": 0.5,
+        "max_age_s": 3.0,
+    },
     "accounts": {
         "max_age_s": 60.0,
         "main": {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 50_000.0},
@@ -30,14 +49,36 @@ BASE: dict[str, Any] = {
     },
     "exchanges": {"binance": {"max_notional_usd": 200_000.0}},
     "profiles": {
-        "micro": {"max_daily_loss_pct": -0.5, "max_weekly_loss_pct": -2.0, "max_single_trade_risk_pct": 0.2,
-                  "max_open_positions": 2, "allowed_leverage": 1.0, "whitelist": ["trend_v2"]},
-        "low": {"max_daily_loss_pct": -1.0, "max_weekly_loss_pct": -3.5, "max_single_trade_risk_pct": 0.5,
-                "max_open_positions": 3, "allowed_leverage": 2.0},
-        "normal": {"max_daily_loss_pct": -2.0, "max_weekly_loss_pct": -7.0, "max_single_trade_risk_pct": 1.0,
-                   "max_open_positions": 5, "allowed_leverage": 3.0, "blacklist": ["martingale"]},
-        "aggressive": {"max_daily_loss_pct": -3.5, "max_weekly_loss_pct": -12.0, "max_single_trade_risk_pct": 2.0,
-                       "max_open_positions": 8, "allowed_leverage": 5.0},
+        "micro": {
+            "max_daily_loss_pct": -0.5,
+            "max_weekly_loss_pct": -2.0,
+            "max_single_trade_risk_pct": 0.2,
+            "max_open_positions": 2,
+            "allowed_leverage": 1.0,
+            "whitelist": ["trend_v2"],
+        },
+        "low": {
+            "max_daily_loss_pct": -1.0,
+            "max_weekly_loss_pct": -3.5,
+            "max_single_trade_risk_pct": 0.5,
+            "max_open_positions": 3,
+            "allowed_leverage": 2.0,
+        },
+        "normal": {
+            "max_daily_loss_pct": -2.0,
+            "max_weekly_loss_pct": -7.0,
+            "max_single_trade_risk_pct": 1.0,
+            "max_open_positions": 5,
+            "allowed_leverage": 3.0,
+            "blacklist": ["martingale"],
+        },
+        "aggressive": {
+            "max_daily_loss_pct": -3.5,
+            "max_weekly_loss_pct": -12.0,
+            "max_single_trade_risk_pct": 2.0,
+            "max_open_positions": 8,
+            "allowed_leverage": 5.0,
+        },
     },
     "strategies": {"global_blacklist": ["experimental_hft"]},
     "symbols": {
@@ -63,8 +104,14 @@ def make_config(**sections: dict[str, Any]) -> Config:
 def order(**fields: Any) -> dict[str, Any]:
     """A valid order for account `main`: 1 SOL at 100 USD (1% of 10,000 equity)."""
     base = {
-        "account": "main", "exchange": "binance", "strategy_id": "trend_v2", "symbol": "SOLUSDT",
-        "side": "buy", "quantity": 1.0, "price": 100.0, "leverage": 1.0,
+        "account": "main",
+        "exchange": "binance",
+        "strategy_id": "trend_v2",
+        "symbol": "SOLUSDT",
+        "side": "buy",
+        "quantity": 1.0,
+        "price": 100.0,
+        "leverage": 1.0,
     }
     base.update(fields)
     return base
@@ -110,6 +157,15 @@ def decide(raw: Any, st: GateState, cfg: Config, clock: FakeClock) -> RiskGateRe
 
 
 __all__ = [
-    "BASE", "OrderRequest", "Position", "account_state", "config_dict", "decide", "ess", "fresh_state",
-    "make_config", "order", "signal",
+    "BASE",
+    "OrderRequest",
+    "Position",
+    "account_state",
+    "config_dict",
+    "decide",
+    "ess",
+    "fresh_state",
+    "make_config",
+    "order",
+    "signal",
 ]

@@ -28,10 +28,24 @@ def test_happy_path_when_all_state_fresh_then_allows(clock):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("quantity", 0.0), ("quantity", -1.0), ("quantity", float("nan")), ("quantity", float("inf")),
-        ("quantity", "1"), ("quantity", True), ("price", 0.0), ("price", float("-inf")), ("side", "hold"),
-        ("side", None), ("leverage", 0.5), ("leverage", float("nan")), ("account", ""), ("symbol", "DOGEUSDT"),
-        ("reduce_only", "yes"), ("stop_price", -5.0), ("order_id", 7), ("quantity", 0.01),  # below min_qty 0.1
+        ("quantity", 0.0),
+        ("quantity", -1.0),
+        ("quantity", float("nan")),
+        ("quantity", float("inf")),
+        ("quantity", "1"),
+        ("quantity", True),
+        ("price", 0.0),
+        ("price", float("-inf")),
+        ("side", "hold"),
+        ("side", None),
+        ("leverage", 0.5),
+        ("leverage", float("nan")),
+        ("account", ""),
+        ("symbol", "DOGEUSDT"),
+        ("reduce_only", "yes"),
+        ("stop_price", -5.0),
+        ("order_id", 7),
+        ("quantity", 0.01),  # below min_qty 0.1
     ],
 )
 def test_malformed_order_then_blocks_invalid(clock, field, value):
@@ -164,14 +178,21 @@ def test_reduce_only_that_grows_or_flips_is_invalid(clock):
     assert decide(order(side="buy", reduce_only=True), st, CFG, clock).reason_code is RC.INVALID_ORDER
     assert decide(order(side="sell", quantity=2.1, reduce_only=True), st, CFG, clock).reason_code is RC.INVALID_ORDER
     assert decide(order(side="sell", quantity=2.0, reduce_only=True), st, CFG, clock).decision == "allow"
-    assert decide(order(symbol="ETHUSDT", side="sell", quantity=0.1, reduce_only=True), st, CFG, clock).reason_code is RC.INVALID_ORDER
+    assert (
+        decide(order(symbol="ETHUSDT", side="sell", quantity=0.1, reduce_only=True), st, CFG, clock).reason_code
+        is RC.INVALID_ORDER
+    )
 
 
 @pytest.mark.parametrize(
     ("account", "strategy", "allowed"),
     [
-        ("main", "trend_v2", True), ("main", "martingale", False), ("main", "experimental_hft", False),
-        ("tiny", "trend_v2", True), ("tiny", "mean_rev", False), ("bold", "experimental_hft", False),
+        ("main", "trend_v2", True),
+        ("main", "martingale", False),
+        ("main", "experimental_hft", False),
+        ("tiny", "trend_v2", True),
+        ("tiny", "mean_rev", False),
+        ("bold", "experimental_hft", False),
     ],
 )
 def test_strategy_lists(clock, account, strategy, allowed):
@@ -186,7 +207,9 @@ def test_strategy_lists(clock, account, strategy, allowed):
 # -- limits -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("leverage", "code"), [(2.99, RC.ALL_CHECKS_PASSED), (3.0, RC.ALL_CHECKS_PASSED), (3.01, RC.LEVERAGE_EXCEEDS_LIMIT)])
+@pytest.mark.parametrize(
+    ("leverage", "code"), [(2.99, RC.ALL_CHECKS_PASSED), (3.0, RC.ALL_CHECKS_PASSED), (3.01, RC.LEVERAGE_EXCEEDS_LIMIT)]
+)
 def test_leverage_boundary(clock, leverage, code):
     assert decide(order(leverage=leverage), fresh_state(clock), CFG, clock).reason_code is code
 
@@ -201,7 +224,10 @@ def test_order_rate_sliding_window(clock):
     assert decide(order(), st, CFG, clock).reason_code is RC.ORDER_RATE_EXCEEDED  # 5 >= 5
     clock.advance(0.5)  # the first of the five leaves the window exactly now
     assert decide(order(), st, CFG, clock).decision == "allow"
-    assert decide(order(account="tiny"), fresh_state(clock, account_state("tiny")), CFG, clock).reason_code is not RC.ORDER_RATE_EXCEEDED
+    assert (
+        decide(order(account="tiny"), fresh_state(clock, account_state("tiny")), CFG, clock).reason_code
+        is not RC.ORDER_RATE_EXCEEDED
+    )
 
 
 @pytest.mark.parametrize(
@@ -238,7 +264,9 @@ def _positions(n: int) -> tuple[Position, ...]:
     return tuple(Position(f"SYM{i}USDT", "binance", 1.0, 10.0) for i in range(n))
 
 
-@pytest.mark.parametrize(("open_count", "code"), [(4, RC.ALL_CHECKS_PASSED), (5, RC.MAX_OPEN_POSITIONS), (6, RC.MAX_OPEN_POSITIONS)])
+@pytest.mark.parametrize(
+    ("open_count", "code"), [(4, RC.ALL_CHECKS_PASSED), (5, RC.MAX_OPEN_POSITIONS), (6, RC.MAX_OPEN_POSITIONS)]
+)
 def test_max_open_positions_boundary(clock, open_count, code):
     st = fresh_state(clock, account_state(positions=_positions(open_count)))
     assert decide(order(), st, CFG, clock).reason_code is code

@@ -42,6 +42,7 @@ def test_no_module_but_clock_reads_the_time():
         str(p.relative_to(root))
         for pkg in ("supervisor", "actors")
         for p in (root / pkg).rglob("*.py")
-        if p.name != "clock.py" and re.search(r"time\.(time|monotonic|perf_counter)\(|datetime\.(now|utcnow)\(", p.read_text())
+        if p.name != "clock.py"
+        and re.search(r"time\.(time|monotonic|perf_counter)\(|datetime\.(now|utcnow)\(", p.read_text())
     ]
     assert offenders == []

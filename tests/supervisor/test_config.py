@@ -23,8 +23,13 @@ def test_shipped_config_is_valid_and_has_design_profiles():
     }
     for name, limits in expected.items():
         p = cfg.profiles[name]
-        assert (p.max_daily_loss_pct, p.max_weekly_loss_pct, p.max_single_trade_risk_pct,
-                p.max_open_positions, p.allowed_leverage) == limits
+        assert (
+            p.max_daily_loss_pct,
+            p.max_weekly_loss_pct,
+            p.max_single_trade_risk_pct,
+            p.max_open_positions,
+            p.allowed_leverage,
+        ) == limits
     assert {a.exchange for a in cfg.accounts.accounts.values()} >= {"binance", "bybit"}
     assert {"BTCUSDT", "ETHUSDT", "SOLUSDT"} <= set(cfg.symbols)
     assert cfg.risk_v3.max_signal_age_s >= 600 > cfg.risk_v3.max_age_s

@@ -227,7 +227,11 @@ def test_reservation_held_until_outcome_or_ttl(sup, clock):
     first = sup.evaluate(order(quantity=300.0, order_id="A"))  # 30,000 of the 50,000 cap
     assert first.decision == "allow"
     second = sup.evaluate(order(quantity=300.0, order_id="B"))
-    assert (second.decision, second.reason_code, second.adjusted_quantity) == ("scale_down", RC.ACCOUNT_EXPOSURE_LIMIT, 200.0)
+    assert (second.decision, second.reason_code, second.adjusted_quantity) == (
+        "scale_down",
+        RC.ACCOUNT_EXPOSURE_LIMIT,
+        200.0,
+    )
     sup.report_order_outcome(OrderOutcome("A", "cancelled"))
     sup.report_order_outcome(OrderOutcome("B", "rejected"))
     assert sup.evaluate(order(quantity=300.0, order_id="C")).decision == "allow"
@@ -352,24 +356,38 @@ REACH = {
     RC.RISK_V3_ESS_ACTION_REQUIRED: (lambda s: feed(s, ess_action_required=True), {}),
     RC.UNKNOWN_ACCOUNT: (lambda s: feed(s), {"account": "ghost"}),
     RC.ACCOUNT_STATE_STALE: (
-        lambda s: (s.report_ess_active(False), s.report_risk_signal(signal("INFO", s.clock.now()))), {}),
+        lambda s: (s.report_ess_active(False), s.report_risk_signal(signal("INFO", s.clock.now()))),
+        {},
+    ),
     RC.STRATEGY_NOT_ALLOWED: (lambda s: feed(s), {"strategy_id": "experimental_hft"}),
     RC.LEVERAGE_EXCEEDS_LIMIT: (lambda s: feed(s), {"leverage": 9.0}),
-    RC.ORDER_RATE_EXCEEDED: (lambda s: (feed(s), [s.evaluate(order(quantity=0.1)) for _ in range(5)]), {"quantity": 0.1}),
+    RC.ORDER_RATE_EXCEEDED: (
+        lambda s: (feed(s), [s.evaluate(order(quantity=0.1)) for _ in range(5)]),
+        {"quantity": 0.1},
+    ),
     RC.DAILY_LOSS_LIMIT: (lambda s: (feed(s), s.report_account_snapshot(AccountSnapshot("main", 9_700.0))), {}),
     RC.WEEKLY_LOSS_LIMIT: None,  # needs a week-old baseline: see test_weekly_loss_limit_reached_through_the_facade
     RC.MAX_OPEN_POSITIONS: (lambda s: feed(s, positions=_positions(5)), {}),
     RC.SINGLE_TRADE_RISK: (lambda s: feed(s), {"quantity": 3.0}),
     RC.EXCHANGE_EXPOSURE_LIMIT: (
-        lambda s: (feed(s, equity=RICH), s.report_account_snapshot(AccountSnapshot("tiny", RICH, (Position("BTCUSDT", "binance", 2.0, 99_000.0),)))),
-        {"quantity": 50.0}),
+        lambda s: (
+            feed(s, equity=RICH),
+            s.report_account_snapshot(AccountSnapshot("tiny", RICH, (Position("BTCUSDT", "binance", 2.0, 99_000.0),))),
+        ),
+        {"quantity": 50.0},
+    ),
     RC.ACCOUNT_EXPOSURE_LIMIT: (lambda s: feed(s, equity=RICH), {"quantity": 600.0}),
     RC.RISK_WARNING_SCALE: (lambda s: feed(s, "WARNING"), {"quantity": 1.0}),
     RC.ALL_CHECKS_PASSED: (lambda s: feed(s), {}),
     RC.GATE_UNAVAILABLE: (lambda s: s.gate_ref.stop(), {}),
     RC.OVERRIDE_APPLIED: (
-        lambda s: (feed(s, positions=_sol(1.0)), s.report_ess_active(True, "halt"), s.approve_override(Override("main", "cro", "flatten"))),
-        {"side": "sell", "reduce_only": True}),
+        lambda s: (
+            feed(s, positions=_sol(1.0)),
+            s.report_ess_active(True, "halt"),
+            s.approve_override(Override("main", "cro", "flatten")),
+        ),
+        {"side": "sell", "reduce_only": True},
+    ),
 }
 
 

@@ -12,13 +12,20 @@ from supervisor.messages import Position
 from supervisor.reasons import ReasonCode as RC
 from tests.helpers import account_state, decide, ess, fresh_state, make_config, order
 
-CFG = make_config(accounts={"main": {"exchange": "binance", "capital_profile": "aggressive", "max_notional_usd": 50_000.0}})
+CFG = make_config(
+    accounts={"main": {"exchange": "binance", "capital_profile": "aggressive", "max_notional_usd": 50_000.0}}
+)
 CLOCK = FakeClock()
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 junk = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20), st.floats(allow_nan=True),
-    st.text(max_size=8), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 BAD_VALUES = {
     "account": st.one_of(st.just(""), st.integers(), st.none()),
@@ -61,31 +68,36 @@ def test_arbitrary_input_never_raises_and_blocks(raw):
 
 def _orders(reduce_only=st.booleans(), leverage=st.floats(min_value=1.0, max_value=10.0)):
     return st.builds(
-    lambda side, qty, price, lev, reduce, stop_off: order(
-        side=side, quantity=qty, price=price, leverage=lev, reduce_only=reduce,
-        stop_price=None if stop_off is None else price * (1 - stop_off),
-    ),
-    st.sampled_from(["buy", "sell", "BUY", "Sell"]),
-    st.floats(min_value=0.1, max_value=1_000.0),
-    st.floats(min_value=50.0, max_value=500.0),
-    leverage,
-    reduce_only,
-    st.one_of(st.none(), st.floats(min_value=0.001, max_value=0.5)),
-)
+        lambda side, qty, price, lev, reduce, stop_off: order(
+            side=side,
+            quantity=qty,
+            price=price,
+            leverage=lev,
+            reduce_only=reduce,
+            stop_price=None if stop_off is None else price * (1 - stop_off),
+        ),
+        st.sampled_from(["buy", "sell", "BUY", "Sell"]),
+        st.floats(min_value=0.1, max_value=1_000.0),
+        st.floats(min_value=50.0, max_value=500.0),
+        leverage,
+        reduce_only,
+        st.one_of(st.none(), st.floats(min_value=0.001, max_value=0.5)),
+    )
 
 
 def _accounts(day=st.floats(min_value=0.9, max_value=1.1), week=st.floats(min_value=0.85, max_value=1.15)):
     return st.builds(
-    lambda equity, pos, day, week: account_state(
-        equity=equity,
-        positions=(Position("SOLUSDT", "binance", pos, 100.0),) if pos else (),
-        day_start=equity * day, week_start=equity * week,
-    ),
-    st.floats(min_value=100.0, max_value=5_000_000.0),
-    st.one_of(st.just(0.0), st.floats(min_value=-300.0, max_value=300.0)),
-    day,
-    week,
-)
+        lambda equity, pos, day, week: account_state(
+            equity=equity,
+            positions=(Position("SOLUSDT", "binance", pos, 100.0),) if pos else (),
+            day_start=equity * day,
+            week_start=equity * week,
+        ),
+        st.floats(min_value=100.0, max_value=5_000_000.0),
+        st.one_of(st.just(0.0), st.floats(min_value=-300.0, max_value=300.0)),
+        day,
+        week,
+    )
 
 
 valid_orders = _orders()

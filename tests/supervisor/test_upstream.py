@@ -51,8 +51,14 @@ def test_404_body_is_not_a_signal():
 
 @pytest.mark.parametrize(
     "body",
-    [[], "INFO", {"risk_level": "PANIC", "timestamp": "2026-01-01T00:00:00"}, {"risk_level": "INFO"},
-     {"risk_level": "INFO", "timestamp": "yesterday"}, {"risk_level": "INFO", "timestamp": "2026-01-01T00:00:00", "ess_action_required": "no"}],
+    [
+        [],
+        "INFO",
+        {"risk_level": "PANIC", "timestamp": "2026-01-01T00:00:00"},
+        {"risk_level": "INFO"},
+        {"risk_level": "INFO", "timestamp": "yesterday"},
+        {"risk_level": "INFO", "timestamp": "2026-01-01T00:00:00", "ess_action_required": "no"},
+    ],
 )
 def test_broken_signals_raise_upstream_error(body):
     with pytest.raises(UpstreamError):
@@ -72,18 +78,31 @@ def test_shipped_ess_statuses_parse():
     assert "Daily PnL" in active.detail
 
 
-@pytest.mark.parametrize("body", [{"available": False, "active": False}, {"status": "inactive"}, {"active": "false"}, [], None])
+@pytest.mark.parametrize(
+    "body", [{"available": False, "active": False}, {"status": "inactive"}, {"active": "false"}, [], None]
+)
 def test_unusable_ess_answers_are_unknown(body):
     assert parse_ess_status(body).active is None
 
 
 def test_account_snapshot_contract():
-    snap = parse_account_snapshot({
-        "account": "main", "equity": 10_000, "timestamp": "2026-01-01T00:00:00",
-        "positions": [{"symbol": "BTCUSDT", "exchange": "binance", "quantity": -0.5, "mark_price": 65_000}],
-    })
+    snap = parse_account_snapshot(
+        {
+            "account": "main",
+            "equity": 10_000,
+            "timestamp": "2026-01-01T00:00:00",
+            "positions": [{"symbol": "BTCUSDT", "exchange": "binance", "quantity": -0.5, "mark_price": 65_000}],
+        }
+    )
     assert snap.positions[0].quantity == -0.5 and snap.equity == 10_000.0
-    for bad in ({"account": "main"}, {"account": "main", "equity": float("nan")},
-                {"account": "main", "equity": 1, "positions": [{"symbol": "X", "exchange": "y", "quantity": 1, "mark_price": 0}]}):
+    for bad in (
+        {"account": "main"},
+        {"account": "main", "equity": float("nan")},
+        {
+            "account": "main",
+            "equity": 1,
+            "positions": [{"symbol": "X", "exchange": "y", "quantity": 1, "mark_price": 0}],
+        },
+    ):
         with pytest.raises(UpstreamError):
             parse_account_snapshot(bad)
