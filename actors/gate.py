@@ -95,6 +95,31 @@ class GateActor(pykka.ThreadingActor):
     def ping(self) -> str:
         return "pong"
 
+    def on_stop(self) -> None:
+        self._answer_pending("gate stopping")
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        log.error("gate_failed", error=repr(exception_value))
+        self._answer_pending("gate failed")
+
+    def _answer_pending(self, why: str) -> None:
+        """Evaluations still queued get GATE_UNAVAILABLE now, not at their timeout.
+        (pykka answers queued asks itself; our reply slots are ours to answer.)"""
+        inbox = self.actor_inbox
+        while True:
+            try:
+                envelope = inbox.get_nowait()  # type: ignore[attr-defined]
+            except queue.Empty:
+                return
+            msg = envelope.message
+            if isinstance(msg, EvaluateOrder) and msg.reply is not None:
+                try:
+                    msg.reply(block_result(RC.GATE_UNAVAILABLE, why, order_id_of(msg.order), self._clock.now()))
+                except Exception:  # noqa: BLE001, S110 - the caller's loop may be gone
+                    pass
+            elif envelope.reply_to is not None:
+                envelope.reply_to.set_exception((pykka.ActorDeadError, pykka.ActorDeadError(f"{self} stopped"), None))
+
     # -- evaluation --------------------------------------------------------
     def _on_evaluate(self, msg: EvaluateOrder) -> RiskGateResult | None:
         try:

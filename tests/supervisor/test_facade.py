@@ -413,3 +413,21 @@ def test_weekly_loss_limit_reached_through_the_facade(sup, clock):
     feed(sup, equity=9_250.0)  # Thursday: day baseline 9,400 (-1.6%), week 10,000 (-7.5%)
     r = sup.evaluate(order(quantity=0.5))
     assert r.reason_code is RC.WEEKLY_LOSS_LIMIT, r.reason
+
+
+def test_evaluations_queued_behind_a_stop_are_answered_at_once(sup):
+    from supervisor.reply import ReplySlot
+
+    feed(sup)
+    held, release = threading.Event(), threading.Event()
+    sup.gate_ref.tell(GateHold(held, release))
+    assert held.wait(5)
+    stopped = sup.gate_ref.stop(block=False)
+    slots = [ReplySlot() for _ in range(4)]
+    for slot in slots:
+        sup.gate_ref.tell(EvaluateOrder(order(quantity=0.1), reply=slot))
+    release.set()
+    results = [slot.wait(5) for slot in slots]  # well before any evaluate timeout
+    stopped.get(timeout=5)
+    assert [r.reason_code for r in results] == [RC.GATE_UNAVAILABLE] * 4
+    assert sup.evaluate(order()).reason_code is RC.GATE_UNAVAILABLE
