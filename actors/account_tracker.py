@@ -1,44 +1,129 @@
 """AccountTrackerActor: per-account equity, positions and period baselines.
 
-It turns account snapshots and fills into `AccountState` messages for the
-gate. The equity at the start of the day and week is the last equity seen
-before the period began (or the first seen in it), so a loss limit measures
-from the period's start, not from the gate's start.
+It turns account snapshots (pushed through the facade, or polled from
+`{accounts.snapshot_url}/accounts/{name}/snapshot`) and fills into
+`AccountState` messages for the gate. The equity at the start of the day and
+of the week is the last equity seen before the period began (or the first
+seen in it). Baselines and the last equity live in SQLite under `[state] dir`,
+so a restart mid-day keeps the day's baseline and a loss limit stays hit.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
+import httpx
 import pykka
 
+from actors.risk_poller import Poll
 from supervisor.clock import Clock
 from supervisor.config import Config
+from supervisor.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
 from supervisor.messages import AccountSnapshot, AccountState, Fill, Position
 from supervisor.periods import day_start, week_start
+from supervisor.upstream import UpstreamError, parse_account_snapshot
 
-__all__ = ["AccountTrackerActor"]
+__all__ = ["AccountTrackerActor", "BaselineStore"]
 
 log = get_logger("riskgate.accounts")
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS baselines (
+    account TEXT NOT NULL, period TEXT NOT NULL, period_start TEXT NOT NULL, equity REAL NOT NULL,
+    PRIMARY KEY (account, period));
+CREATE TABLE IF NOT EXISTS last_equity (
+    account TEXT PRIMARY KEY, equity REAL NOT NULL, at TEXT NOT NULL);
+"""
+
 
 @dataclass(slots=True)
-class _Baseline:
+class Baseline:
     period_start: datetime
     equity: float
 
 
+class BaselineStore:
+    """Period baselines and last equity, in one SQLite file. Used from one thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def load(self) -> tuple[dict[tuple[str, str], Baseline], dict[str, float]]:
+        baselines = {
+            (account, period): Baseline(datetime.fromisoformat(start), equity)
+            for account, period, start, equity in self._db.execute(
+                "SELECT account, period, period_start, equity FROM baselines"
+            )
+        }
+        last = dict(self._db.execute("SELECT account, equity FROM last_equity").fetchall())
+        return baselines, last
+
+    def save_baseline(self, account: str, period: str, baseline: Baseline) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO baselines VALUES (?, ?, ?, ?)",
+            (account, period, baseline.period_start.isoformat(), baseline.equity),
+        )
+
+    def save_last_equity(self, account: str, equity: float, at: datetime) -> None:
+        self._db.execute("INSERT OR REPLACE INTO last_equity VALUES (?, ?, ?)", (account, equity, at.isoformat()))
+
+    def close(self) -> None:
+        self._db.close()
+
+
 class AccountTrackerActor(pykka.ThreadingActor):
-    def __init__(self, config: Config, clock: Clock, gate: pykka.ActorRef) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        gate: pykka.ActorRef,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         super().__init__()
         self._config = config
         self._clock = clock
         self._gate = gate
+        self._transport = transport
+        self._store: BaselineStore | None = None
+        self._client: httpx.Client | None = None
         self._latest: dict[str, AccountState] = {}
-        self._day: dict[str, _Baseline] = {}
-        self._week: dict[str, _Baseline] = {}
+        self._last_equity: dict[str, float] = {}
+        self._baselines: dict[tuple[str, str], Baseline] = {}
+        self._poll_failures: dict[str, FailureLog] = {}
+
+    # -- life cycle --------------------------------------------------------------
+    def on_start(self) -> None:
+        self._store = BaselineStore(self._config.state.dir / "accounts.sqlite")
+        self._baselines, self._last_equity = self._store.load()
+        if self._baselines:
+            log.info("baselines_loaded", path=str(self._store.path), count=len(self._baselines))
+        if self._config.accounts.snapshot_url:
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self._config.accounts.timeout_s), transport=self._transport
+            )
+
+    def on_stop(self) -> None:
+        self._close()
+
+    def on_failure(self, *exc_info: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def ping(self) -> str:
         return "pong"
@@ -48,15 +133,46 @@ class AccountTrackerActor(pykka.ThreadingActor):
             return self._on_snapshot(message)
         if isinstance(message, Fill):
             return self._on_fill(message)
+        if isinstance(message, Poll):
+            return self.poll()
         log.warning("account_tracker_unknown_message", message_type=type(message).__name__)
         return None
 
-    def _baseline(self, period: str, book: dict[str, _Baseline], account: str, start: datetime, equity: float) -> float:
-        current = book.get(account)
+    # -- polling -------------------------------------------------------------------
+    def poll(self) -> int:
+        """Fetch every configured account's snapshot once; returns how many were usable."""
+        if self._client is None:
+            return 0
+        good = 0
+        for name in self._config.accounts.accounts:
+            failures = self._poll_failures.setdefault(name, FailureLog("riskgate.accounts", f"account:{name}"))
+            url = f"{self._config.accounts.snapshot_url}/accounts/{name}/snapshot"
+            try:
+                snapshot = parse_account_snapshot(fetch_json(self._client, url))
+                if snapshot.account != name:
+                    raise UpstreamError(f"account: asked for {name!r}, got {snapshot.account!r}")
+            except FetchError as exc:
+                failures.failed(exc.kind, exc.detail, url=url)
+                continue
+            except UpstreamError as exc:
+                failures.failed("unparsable", str(exc), url=url)
+                continue
+            failures.succeeded(url=url)
+            self._on_snapshot(snapshot)
+            good += 1
+        return good
+
+    # -- state ---------------------------------------------------------------------
+    def _baseline(self, period: str, account: str, start: datetime, equity: float) -> float:
+        key = (account, period)
+        current = self._baselines.get(key)
         if current is None or current.period_start < start:
-            last = self._latest.get(account)
-            base = last.equity if (current is not None and last is not None) else equity
-            book[account] = current = _Baseline(start, base)
+            # The last equity seen before the period began is its opening equity.
+            last = self._last_equity.get(account)
+            base = last if last is not None else equity
+            current = self._baselines[key] = Baseline(start, base)
+            if self._store is not None:
+                self._store.save_baseline(account, period, current)
             log.info("period_baseline_set", period=period, account=account, period_start=start.isoformat(), equity=base)
         return current.equity
 
@@ -64,8 +180,8 @@ class AccountTrackerActor(pykka.ThreadingActor):
         if snap.account not in self._config.accounts.accounts:
             log.warning("snapshot_for_unknown_account", account=snap.account)
         now = self._clock.now()
-        day = self._baseline("day", self._day, snap.account, day_start(now, self._config.periods), snap.equity)
-        week = self._baseline("week", self._week, snap.account, week_start(now, self._config.periods), snap.equity)
+        day = self._baseline("day", snap.account, day_start(now, self._config.periods), snap.equity)
+        week = self._baseline("week", snap.account, week_start(now, self._config.periods), snap.equity)
         state = AccountState(
             account=snap.account,
             equity=snap.equity,
@@ -74,27 +190,16 @@ class AccountTrackerActor(pykka.ThreadingActor):
             week_start_equity=week,
         )
         self._latest[snap.account] = state
+        self._last_equity[snap.account] = snap.equity
+        if self._store is not None:
+            self._store.save_last_equity(snap.account, snap.equity, now)
         self._gate.tell(state)
         return state
 
     def _on_fill(self, fill: Fill) -> AccountState | None:
         state = self._latest.get(fill.account)
         if state is not None:
-            signed = fill.quantity if fill.side.lower() == "buy" else -fill.quantity
-            positions: list[Position] = []
-            found = False
-            for p in state.positions:
-                if p.symbol == fill.symbol and p.exchange == fill.exchange:
-                    found = True
-                    qty = p.quantity + signed
-                    if abs(qty) <= 1e-9 * max(abs(p.quantity), abs(signed)):
-                        qty = 0.0  # closed: no float residue left as a position
-                    p = replace(p, quantity=qty, mark_price=fill.price)
-                if p.quantity != 0.0:
-                    positions.append(p)
-            if not found:
-                positions.append(Position(fill.symbol, fill.exchange, signed, fill.price))
-            state = replace(state, positions=tuple(positions), refreshed=False)
+            state = replace(state, positions=_apply_fill(state.positions, fill), refreshed=False)
             self._latest[fill.account] = state
             self._gate.tell(state)
         else:
@@ -102,3 +207,25 @@ class AccountTrackerActor(pykka.ThreadingActor):
         # After the new positions, so the fill's notional is never counted by neither.
         self._gate.tell(fill)
         return state
+
+    def latest(self) -> list[AccountState]:
+        """Every account's latest state (re-sent to a restarted gate)."""
+        return list(self._latest.values())
+
+
+def _apply_fill(positions: tuple[Position, ...], fill: Fill) -> tuple[Position, ...]:
+    signed = fill.quantity if fill.side.lower() == "buy" else -fill.quantity
+    out: list[Position] = []
+    found = False
+    for p in positions:
+        if p.symbol == fill.symbol and p.exchange == fill.exchange:
+            found = True
+            qty = p.quantity + signed
+            if abs(qty) <= 1e-9 * max(abs(p.quantity), abs(signed)):
+                qty = 0.0  # closed: no float residue left as a position
+            p = replace(p, quantity=qty, mark_price=fill.price)
+        if p.quantity != 0.0:
+            out.append(p)
+    if not found:
+        out.append(Position(fill.symbol, fill.exchange, signed, fill.price))
+    return tuple(out)

@@ -72,6 +72,7 @@ class GateActor(pykka.ThreadingActor):
         self._board = ess_board
         self._state = GateState()
         self._decisions: Counter[str] = Counter()
+        self._ess_logged: bool | None = None
         self._handlers: dict[type, Callable[[Any], Any]] = {
             EvaluateOrder: self._on_evaluate,
             RiskSignal: self._on_signal,
@@ -202,9 +203,11 @@ class GateActor(pykka.ThreadingActor):
 
     def _on_ess(self, ess: EssState) -> None:
         # Publishers put the newest ESS state on the board before telling us;
-        # this ordered notification only logs. (Publishing it here could put
-        # back an older state over a newer one.)
-        log.info("ess_state", active=ess.active, reason=ess.reason)
+        # this ordered notification only logs changes. (Publishing it here could
+        # put back an older state over a newer one.)
+        if ess.active != self._ess_logged:
+            log.info("gate_ess_state", active=ess.active, previous=self._ess_logged, reason=ess.reason)
+            self._ess_logged = ess.active
 
     def _on_account(self, state: AccountState) -> None:
         self._state.put_account(state, self._clock.monotonic())

@@ -294,11 +294,13 @@ def check_single_trade_risk(o: OrderRequest, c: EvalContext) -> Outcome:
 
 
 def _exposure(o: OrderRequest, c: EvalContext, cap: float, current: float, code: RC, what: str) -> Scale | None:
+    # Compared in quantity, as the scaled quantity will be: re-asking with the
+    # fitted quantity must pass, whatever the float rounding of notionals.
     headroom = cap - current
-    added = c.incremental_notional(o.quantity, o.price)
-    if added <= headroom:
-        return None
     max_qty = c.reducible_qty() + max(0.0, headroom) / o.price
+    if o.quantity <= max_qty:
+        return None
+    added = c.incremental_notional(o.quantity, o.price)
     return Scale(
         code,
         max_qty,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from supervisor.config import Config, ConfigError, load_config
@@ -41,12 +43,43 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate_upstream(args: argparse.Namespace) -> int:
+    from supervisor.logs import configure_logging
+    from supervisor.simulator import UpstreamSimulator
+
+    configure_logging(args.log_format)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        sim = UpstreamSimulator(args.host, args.port)
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if args.risk:
+        sim.set_risk(args.risk)
+    for spec in args.account:
+        name, _, equity = spec.partition("=")
+        sim.set_account(name, float(equity or 10_000.0))
+    with sim:
+        print(f"upstream simulator on {sim.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        stop.wait()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskgate", description="Pre-trade risk supervisor")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check-config", help="validate a configuration file")
     p.add_argument("path", nargs="?", default="config.toml")
     p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("simulate-upstream", help="serve Risk v3, ESS and account snapshots on loopback")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--risk", choices=["info", "warning", "critical"], help="serve this risk level from the start")
+    p.add_argument("--account", action="append", default=[], metavar="NAME=EQUITY", help="serve a snapshot")
+    p.add_argument("--log-format", choices=["json", "console"], default="console")
+    p.set_defaults(func=cmd_simulate_upstream)
     return parser
 
 

@@ -84,6 +84,7 @@ class AccountConfig:
 class AccountsConfig:
     snapshot_url: str | None = None
     poll_interval_s: float = 5.0
+    timeout_s: float = 2.0
     max_age_s: float = 60.0
     accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
 
@@ -332,6 +333,7 @@ def _accounts(t: _Table, profiles: Mapping[str, ProfileConfig]) -> AccountsConfi
     c = AccountsConfig(
         snapshot_url=snapshot_url,
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
+        timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
         max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
         accounts=accounts,
     )

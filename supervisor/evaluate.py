@@ -107,6 +107,8 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
                 order,
             )
         if isinstance(out, Scale):
+            if out.max_quantity >= order.quantity:
+                continue  # fits after all: not a scale-down
             if scale is None or out.max_quantity < scale.max_quantity:
                 scale = out
         else:

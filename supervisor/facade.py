@@ -16,8 +16,10 @@ import httpx
 import pykka
 
 from actors.account_tracker import AccountTrackerActor
+from actors.ess_watcher import EssWatcherActor
 from actors.gate import GateActor, GateStatsRequest
-from supervisor.clock import Clock, SystemClock
+from actors.risk_poller import Poll, RiskV3PollerActor
+from supervisor.clock import Clock, SystemClock, Timer
 from supervisor.config import Config
 from supervisor.ess_board import EssBoard
 from supervisor.evaluate import block_result
@@ -65,47 +67,100 @@ class RiskSupervisor:
         *,
         clock: Clock | None = None,
         http_transport: httpx.BaseTransport | None = None,
+        poll_upstreams: bool = True,
     ) -> None:
+        """`poll_upstreams=False` starts only the gate and the account tracker:
+        every state then comes through the `report_*` methods."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.http_transport = http_transport  # for the HTTP source actors
+        self.http_transport = http_transport  # given to every HTTP source actor's client
+        self.poll_upstreams = poll_upstreams
         self.ess_board = EssBoard()
-        self._gate: pykka.ActorRef | None = None
-        self._tracker: pykka.ActorRef | None = None
+        self._refs: dict[str, pykka.ActorRef] = {}
+        self._timers: list[Timer] = []
         self._timeout = config.gate.evaluate_timeout_s
+
+    @property
+    def _gate(self) -> pykka.ActorRef | None:
+        return self._refs.get("gate")
+
+    @property
+    def _tracker(self) -> pykka.ActorRef | None:
+        return self._refs.get("account_tracker")
 
     @property
     def gate_ref(self) -> pykka.ActorRef | None:
         """The running gate's actor ref (None before start), for operators and tests."""
         return self._gate
 
+    def actor_ref(self, name: str) -> pykka.ActorRef | None:
+        """A running actor by name: gate, account_tracker, risk_v3_poller, ess_watcher."""
+        return self._refs.get(name)
+
     # -- life cycle ----------------------------------------------------------
     def start(self) -> RiskSupervisor:
+        """Start the actors in dependency order (the gate first), ping each, then
+        poll every source once and keep polling at the configured intervals."""
         if self._gate is not None and self._gate.is_alive():
             return self
+        cfg, transport = self.config, self.http_transport
         try:
-            self._gate = GateActor.start(self.config, self.clock, self.ess_board)
-            self._gate.proxy().ping().get(timeout=5)
-            self._tracker = AccountTrackerActor.start(self.config, self.clock, self._gate)
-            self._tracker.proxy().ping().get(timeout=5)
+            self._start("gate", GateActor, cfg, self.clock, self.ess_board)
+            gate = self._refs["gate"]
+            self._start("account_tracker", AccountTrackerActor, cfg, self.clock, gate, transport)
+            if self.poll_upstreams:
+                self._start("risk_v3_poller", RiskV3PollerActor, cfg.risk_v3, self.clock, gate, transport)
+                self._start("ess_watcher", EssWatcherActor, cfg.ess, self.clock, gate, self.ess_board, transport)
+                self._every(cfg.ess.poll_interval_s, "ess_watcher")
+                self._every(cfg.risk_v3.poll_interval_s, "risk_v3_poller")
+            if cfg.accounts.snapshot_url:
+                self._every(cfg.accounts.poll_interval_s, "account_tracker")
         except Exception:
             self.stop()
             raise
-        log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
+        log.info("supervisor_started", accounts=len(cfg.accounts.accounts), actors=list(self._refs))
         return self
 
+    def _start(self, name: str, actor: type[pykka.ThreadingActor], *args: Any) -> None:
+        ref = actor.start(*args)
+        self._refs[name] = ref
+        ref.proxy().ping().get(timeout=5)
+
+    def _every(self, interval_s: float, name: str) -> None:
+        ref = self._refs[name]
+
+        def tick() -> None:
+            try:
+                ref.tell(Poll())
+            except pykka.ActorDeadError:
+                pass  # stopped or being restarted: the next tick goes to whoever runs then
+
+        tick()  # state now, not one interval from now
+        self._timers.append(self.clock.call_every(interval_s, tick, name))
+
     def stop(self) -> None:
-        for name, ref in (("account_tracker", self._tracker), ("gate", self._gate)):
-            if ref is not None:
-                try:
-                    ref.stop(timeout=5)
-                except pykka.ActorDeadError:
-                    pass
-                except pykka.Timeout:
-                    log.warning("actor_stop_timeout", actor=name)
-        self._tracker = None
-        self._gate = None
+        """Stop polling, then the actors in reverse order of start."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for name, ref in reversed(list(self._refs.items())):
+            try:
+                ref.stop(timeout=5)
+            except pykka.ActorDeadError:
+                pass
+            except pykka.Timeout:
+                log.warning("actor_stop_timeout", actor=name)
+        self._refs.clear()
         log.info("supervisor_stopped")
+
+    def poll_now(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Ask every source to poll once and wait for it; returns what each got."""
+        out: dict[str, Any] = {}
+        for name in ("ess_watcher", "risk_v3_poller", "account_tracker"):
+            ref = self._refs.get(name)
+            if ref is not None and (name != "account_tracker" or self.config.accounts.snapshot_url):
+                out[name] = ref.ask(Poll(), timeout=timeout)
+        return out
 
     def __enter__(self) -> RiskSupervisor:
         return self.start()
@@ -242,12 +297,11 @@ class RiskSupervisor:
 
     # -- health ----------------------------------------------------------------
     def health(self, timeout: float = 1.0) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, ref in (("gate", self._gate), ("account_tracker", self._tracker)):
-            out[name] = {"alive": bool(ref is not None and ref.is_alive())}
-        if out["gate"]["alive"]:
+        out: dict[str, Any] = {name: {"alive": ref.is_alive()} for name, ref in self._refs.items()}
+        gate = self._gate
+        if gate is not None and out["gate"]["alive"]:
             try:
-                out["gate"].update(self._gate.ask(GateStatsRequest(reset=False), timeout=timeout))  # type: ignore[union-attr]
+                out["gate"].update(gate.ask(GateStatsRequest(reset=False), timeout=timeout))
             except (pykka.ActorDeadError, pykka.Timeout):
                 out["gate"]["alive"] = False
         current = self.ess_board.current

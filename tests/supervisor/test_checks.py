@@ -379,3 +379,17 @@ def test_floor_to_lot_never_rounds_up():
     assert floor_to_lot(1.0, 0.001) == 1.0
     assert floor_to_lot(0.0009, 0.001) == 0.0
     assert floor_to_lot(12.7, 1.0) == 12.0
+
+
+def test_exposure_at_the_cap_by_float_rounding_is_not_a_scale_down(clock):
+    # Found by the re-evaluation property: a flip whose notional equals the cap
+    # up to one ulp once came back as scale_down with the same quantity.
+    cfg = make_config(
+        accounts={"main": {"exchange": "binance", "capital_profile": "aggressive", "max_notional_usd": 50_000.0}}
+    )
+    short = Position("SOLUSDT", "binance", -1.5677557471285866, 100.0)
+    st = fresh_state(clock, account_state(equity=39_063.0, positions=(short,)))
+    r = decide(order(quantity=500.0, stop_price=98.4375), st, cfg, clock)
+    assert r.decision != "scale_down" or r.adjusted_quantity < 500.0
+    again = decide(order(quantity=r.adjusted_quantity, stop_price=98.4375), st, cfg, clock)
+    assert again.decision == "allow"

@@ -28,7 +28,7 @@ def feed(sup: RiskSupervisor, level: str = "INFO", equity: float = 10_000.0, pos
 
 @pytest.fixture
 def sup(clock):
-    with RiskSupervisor(make_config(), clock=clock) as s:
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as s:
         yield s
 
 
@@ -90,7 +90,7 @@ def test_8_risk_v3_unavailable_blocks_instead_of_falling_back(sup, clock):
 
 
 def test_9_and_11_gate_not_started_or_stopped_gives_gate_unavailable(clock):
-    sup = RiskSupervisor(make_config(), clock=clock)
+    sup = RiskSupervisor(make_config(), clock=clock, poll_upstreams=False)
     r = sup.evaluate(order())
     assert (r.decision, r.reason_code) == ("block", RC.GATE_UNAVAILABLE)
     sup.start()
@@ -189,7 +189,7 @@ def test_ess_halt_reaches_orders_already_queued_at_the_gate(sup):
 
 def test_ask_timeout_gives_gate_unavailable_and_the_late_answer_books_nothing():
     # The caller's timeout is real time, so this one runs on the system clock.
-    with RiskSupervisor(make_config()) as sup:
+    with RiskSupervisor(make_config(), poll_upstreams=False) as sup:
         feed(sup)
         held, release = threading.Event(), threading.Event()
         sup.gate_ref.tell(GateHold(held, release))
@@ -279,7 +279,7 @@ def test_override_lets_reduce_only_through_a_halt_and_is_logged(sup):
 
 def test_eight_threads_racing_at_the_exposure_cap_never_exceed_it(clock):
     cfg = make_config(gate={"max_orders_per_s": 100_000})
-    with RiskSupervisor(cfg, clock=clock) as sup:
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
         feed(sup, equity=100_000_000.0)
         start = threading.Barrier(8)
 
@@ -317,7 +317,7 @@ def test_evaluate_async_does_not_block_the_event_loop(sup):
 
 
 def test_evaluate_async_unavailable_and_timeout(clock):
-    sup = RiskSupervisor(make_config(), clock=clock)
+    sup = RiskSupervisor(make_config(), clock=clock, poll_upstreams=False)
     assert asyncio.run(sup.evaluate_async(order())).reason_code is RC.GATE_UNAVAILABLE
     with sup:
         held, release = threading.Event(), threading.Event()
@@ -398,7 +398,7 @@ def test_reach_table_covers_every_reason_code():
 @pytest.mark.parametrize("code", [c for c, v in REACH.items() if v is not None], ids=str)
 def test_every_reason_code_is_reachable_through_the_facade(code, clock):
     setup, fields = REACH[code]
-    with RiskSupervisor(make_config(), clock=clock) as sup:
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
         setup(sup)
         assert sup.evaluate(order(**fields)).reason_code is code
 

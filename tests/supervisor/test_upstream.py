@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from supervisor.simulator import sample_payload
 from supervisor.upstream import UpstreamError, parse_account_snapshot, parse_ess_status, parse_risk_signal
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"  # copies of ../shared/upstream
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "upstream"
-UPSTREAM = FIXTURES
+SAMPLES = Path(__file__).resolve().parents[2] / "supervisor" / "upstream_samples"  # shipped copies
 
 
 def load(name: str):
-    return json.loads((UPSTREAM / name).read_text())
+    return sample_payload(name)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/upstream not beside this checkout")
-def test_fixtures_are_the_shared_payloads():
-    for path in SHARED.glob("*.json"):
-        assert (FIXTURES / path.name).read_bytes() == path.read_bytes(), path.name
+def test_shipped_samples_are_the_shared_payloads():
+    names = sorted(p.name for p in SHARED.glob("*.json"))
+    assert names == sorted(p.name for p in SAMPLES.glob("*.json"))
+    for name in names:
+        assert (SAMPLES / name).read_bytes() == (SHARED / name).read_bytes(), name
 
 
 @pytest.mark.parametrize(

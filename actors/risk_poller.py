@@ -1,0 +1,108 @@
+"""RiskV3PollerActor: polls Global Risk v3 and pushes each usable signal to the gate.
+
+A failed fetch (404 before the first evaluation, 5xx, timeout, refused or
+dropped connection, a body over 1 MiB, non-JSON, a missing or unknown
+risk_level) pushes nothing, so the gate's copy ages and it fails closed. Each
+cause is logged once, not once per poll; the recovery is logged too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import pykka
+
+from supervisor.clock import Clock
+from supervisor.config import RiskV3Config
+from supervisor.http import FailureLog, FetchError, fetch_json
+from supervisor.logs import get_logger
+from supervisor.messages import RiskSignal
+from supervisor.upstream import UpstreamError, parse_risk_signal
+
+__all__ = ["Poll", "RiskV3PollerActor"]
+
+log = get_logger("riskgate.risk_v3")
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """Time to poll (sent by the clock's timer)."""
+
+
+class RiskV3PollerActor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        config: RiskV3Config,
+        clock: Clock,
+        gate: pykka.ActorRef,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self._clock = clock
+        self._gate = gate
+        self._transport = transport
+        self._url = f"{config.url}/risk/global"
+        self._client: httpx.Client | None = None
+        self._failures = FailureLog("riskgate.risk_v3", "risk_v3")
+        self._latest: RiskSignal | None = None
+        self._signal_stale = False
+
+    def on_start(self) -> None:
+        self._client = httpx.Client(timeout=httpx.Timeout(self._config.timeout_s), transport=self._transport)
+
+    def on_stop(self) -> None:
+        self._close()
+
+    def on_failure(self, *exc_info: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def ping(self) -> str:
+        return "pong"
+
+    def on_receive(self, message: object) -> object:
+        if isinstance(message, Poll):
+            return self.poll()
+        return None
+
+    def poll(self) -> RiskSignal | None:
+        """Fetch once; push and return the signal, or None when unusable."""
+        assert self._client is not None
+        try:
+            signal = parse_risk_signal(fetch_json(self._client, self._url))
+        except FetchError as exc:
+            self._failures.failed(exc.kind, exc.detail, url=self._url)
+            return None
+        except UpstreamError as exc:
+            self._failures.failed("unparsable", str(exc), url=self._url)
+            return None
+        self._failures.succeeded(url=self._url)
+        self._note_signal_age(signal)
+        self._latest = signal
+        self._gate.tell(signal)
+        return signal
+
+    def _note_signal_age(self, signal: RiskSignal) -> None:
+        # The gate blocks on the signal's own age too; this only says why, once.
+        age = (self._clock.now() - signal.timestamp).total_seconds()
+        stale = age > self._config.max_signal_age_s
+        if stale and not self._signal_stale:
+            log.warning(
+                "risk_v3_signal_stale", signal_age_s=round(age, 1), max_signal_age_s=self._config.max_signal_age_s
+            )
+        elif not stale and self._signal_stale:
+            log.info("risk_v3_signal_fresh", signal_age_s=round(age, 1))
+        self._signal_stale = stale
+
+    def latest(self) -> RiskSignal | None:
+        """The last usable signal (re-sent to a restarted gate)."""
+        return self._latest
+
+    def failure_cause(self) -> str | None:
+        return self._failures.cause
