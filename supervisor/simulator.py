@@ -91,7 +91,9 @@ class UpstreamSimulator:
         return int(self._server.server_address[1])
 
     def start(self) -> UpstreamSimulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="upstream-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="upstream-simulator", daemon=True
+        )
         self._thread.start()
         log.info("simulator_started", url=self.url)
         return self
