@@ -16,11 +16,12 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-import pykka
 
+from actors.base import SupervisedActor
 from actors.risk_poller import Poll
 from supervisor.clock import Clock
 from supervisor.config import Config
+from supervisor.gate_link import GateLink
 from supervisor.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
 from supervisor.messages import AccountSnapshot, AccountState, Fill, Position
@@ -80,12 +81,12 @@ class BaselineStore:
         self._db.close()
 
 
-class AccountTrackerActor(pykka.ThreadingActor):
+class AccountTrackerActor(SupervisedActor):
     def __init__(
         self,
         config: Config,
         clock: Clock,
-        gate: pykka.ActorRef,
+        gate: GateLink,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__()
@@ -111,22 +112,13 @@ class AccountTrackerActor(pykka.ThreadingActor):
                 timeout=httpx.Timeout(self._config.accounts.timeout_s), transport=self._transport
             )
 
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, *exc_info: object) -> None:
-        self._close()
-
-    def _close(self) -> None:
+    def release_resources(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
         if self._store is not None:
             self._store.close()
             self._store = None
-
-    def ping(self) -> str:
-        return "pong"
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, AccountSnapshot):

@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import pykka
 
+from actors.base import SupervisedActor
 from actors.risk_poller import Poll
 from supervisor.clock import Clock
 from supervisor.config import EssConfig
 from supervisor.ess_board import EssBoard
+from supervisor.gate_link import GateLink
 from supervisor.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
 from supervisor.messages import EssSourceStatus, EssState
@@ -49,12 +50,12 @@ def read_kill_switch(path: str) -> EssSourceStatus:
         return EssSourceStatus("kill_switch_file", None, f"cannot check {path}: {exc.strerror}")
 
 
-class EssWatcherActor(pykka.ThreadingActor):
+class EssWatcherActor(SupervisedActor):
     def __init__(
         self,
         config: EssConfig,
         clock: Clock,
-        gate: pykka.ActorRef,
+        gate: GateLink,
         board: EssBoard,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -73,19 +74,10 @@ class EssWatcherActor(pykka.ThreadingActor):
         if self._url is not None:
             self._client = httpx.Client(timeout=httpx.Timeout(self._config.timeout_s), transport=self._transport)
 
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, *exc_info: object) -> None:
-        self._close()
-
-    def _close(self) -> None:
+    def release_resources(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-    def ping(self) -> str:
-        return "pong"
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Poll):

@@ -16,10 +16,12 @@ from typing import Any
 
 import pykka
 
+from actors.base import SupervisedActor
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.ess_board import EssBoard
 from supervisor.evaluate import block_result, decide, evaluate_order
+from supervisor.gate_link import Resent
 from supervisor.logs import get_logger
 from supervisor.messages import (
     AccountState,
@@ -57,7 +59,7 @@ class GateStatsRequest:
     reset: bool = True
 
 
-class GateActor(pykka.ThreadingActor):
+class GateActor(SupervisedActor):
     @staticmethod
     def _create_actor_inbox() -> queue.SimpleQueue:
         # pykka's hook for actor implementors. The C-implemented SimpleQueue
@@ -65,12 +67,14 @@ class GateActor(pykka.ThreadingActor):
         # thread several microseconds faster than queue.Queue's Python locks.
         return queue.SimpleQueue()
 
-    def __init__(self, config: Config, clock: Clock, ess_board: EssBoard) -> None:
+    def __init__(self, config: Config, clock: Clock, ess_board: EssBoard, state: GateState | None = None) -> None:
+        """`state` lets a restarted gate keep its predecessor's reservations and
+        rate windows (see `GateState.carry_over`); upstream state is re-fed."""
         super().__init__()
         self._config = config
         self._clock = clock
         self._board = ess_board
-        self._state = GateState()
+        self._state = state if state is not None else GateState()
         self._decisions: Counter[str] = Counter()
         self._ess_logged: bool | None = None
         self._handlers: dict[type, Callable[[Any], Any]] = {
@@ -83,6 +87,7 @@ class GateActor(pykka.ThreadingActor):
             Override: self._on_override,
             GateHold: self._on_hold,
             GateStatsRequest: self._on_stats,
+            Resent: self._on_resent,
         }
 
     # -- pykka -------------------------------------------------------------
@@ -93,15 +98,12 @@ class GateActor(pykka.ThreadingActor):
             return None
         return handler(message)
 
-    def ping(self) -> str:
-        return "pong"
+    @property
+    def state(self) -> GateState:
+        return self._state
 
-    def on_stop(self) -> None:
-        self._answer_pending("gate stopping")
-
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        log.error("gate_failed", error=repr(exception_value))
-        self._answer_pending("gate failed")
+    def release_resources(self) -> None:
+        self._answer_pending("gate stopped")
 
     def _answer_pending(self, why: str) -> None:
         """Evaluations still queued get GATE_UNAVAILABLE now, not at their timeout.
@@ -189,10 +191,18 @@ class GateActor(pykka.ThreadingActor):
         return result
 
     # -- state -------------------------------------------------------------
-    def _on_signal(self, signal: RiskSignal) -> None:
+    def _on_resent(self, resent: Resent) -> None:
+        message = resent.message
+        if isinstance(message, RiskSignal):
+            self._on_signal(message, resent.received)
+        elif isinstance(message, AccountState):
+            self._state.put_account(message, resent.received)
+        # ESS needs no re-feed: the board outlives the gate.
+
+    def _on_signal(self, signal: RiskSignal, received: float | None = None) -> None:
         old = self._state.signal
         self._state.signal = signal
-        self._state.signal_received = self._clock.monotonic()
+        self._state.signal_received = self._clock.monotonic() if received is None else received
         if old is None or old.risk_level != signal.risk_level:
             log.info(
                 "risk_level_changed",

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
-import pykka
 
+from actors.base import SupervisedActor
 from supervisor.clock import Clock
 from supervisor.config import RiskV3Config
+from supervisor.gate_link import GateLink
 from supervisor.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
 from supervisor.messages import RiskSignal
@@ -30,12 +31,12 @@ class Poll:
     """Time to poll (sent by the clock's timer)."""
 
 
-class RiskV3PollerActor(pykka.ThreadingActor):
+class RiskV3PollerActor(SupervisedActor):
     def __init__(
         self,
         config: RiskV3Config,
         clock: Clock,
-        gate: pykka.ActorRef,
+        gate: GateLink,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__()
@@ -52,19 +53,10 @@ class RiskV3PollerActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self._client = httpx.Client(timeout=httpx.Timeout(self._config.timeout_s), transport=self._transport)
 
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, *exc_info: object) -> None:
-        self._close()
-
-    def _close(self) -> None:
+    def release_resources(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-    def ping(self) -> str:
-        return "pong"
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Poll):

@@ -103,7 +103,7 @@ class TrivialSimpleInbox(Trivial):
 
 
 def fed_supervisor(cfg) -> RiskSupervisor:
-    sup = RiskSupervisor(cfg).start()
+    sup = RiskSupervisor(cfg, poll_upstreams=False).start()
     sup.report_ess_active(False)
     sup.report_risk_signal(RiskSignal("INFO", sup.clock.now()))
     for i in range(100):

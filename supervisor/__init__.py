@@ -1,7 +1,8 @@
 """riskgate: a pre-trade risk supervisor. Public API (DESIGN.md section 2)."""
 
+from __future__ import annotations
+
 from supervisor.config import Config, ConfigError, load_config, parse_config
-from supervisor.facade import RiskSupervisor
 from supervisor.messages import (
     AccountSnapshot,
     AccountState,
@@ -36,3 +37,13 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The facade imports the actors, which import supervisor's modules: loading
+    # it on first use keeps `import actors.gate` (or any actor) free of cycles.
+    if name in ("RiskSupervisor", "OrderBlocked"):
+        from supervisor import facade
+
+        return getattr(facade, name)
+    raise AttributeError(f"module 'supervisor' has no attribute {name!r}")

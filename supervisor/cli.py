@@ -48,9 +48,6 @@ def cmd_simulate_upstream(args: argparse.Namespace) -> int:
     from supervisor.simulator import UpstreamSimulator
 
     configure_logging(args.log_format)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         sim = UpstreamSimulator(args.host, args.port)
     except OSError as exc:
@@ -63,8 +60,49 @@ def cmd_simulate_upstream(args: argparse.Namespace) -> int:
         sim.set_account(name, float(equity or 10_000.0))
     with sim:
         print(f"upstream simulator on {sim.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        stop.wait()
+        _wait_for_signal()
     return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+        pass
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from supervisor.facade import RiskSupervisor
+    from supervisor.logs import configure_logging, get_logger
+
+    configure_logging(args.log_format)
+    log = get_logger("riskgate.run")
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 2
+    sup = RiskSupervisor(cfg)
+    try:
+        sup.start()
+    except Exception as exc:  # noqa: BLE001 - reported, exit non-zero
+        log.error("start_failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    log.info("riskgate_running", config=str(args.config), health_interval_s=cfg.health.interval_s)
+    try:
+        _wait_for_signal()
+    finally:
+        sup.stop()
+    log.info("riskgate_stopped")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from supervisor.demo import run_demo
+
+    return run_demo()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a configuration file")
     p.add_argument("path", nargs="?", default="config.toml")
     p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("run", help="run the supervisor until SIGINT/SIGTERM")
+    p.add_argument("--config", default="config.toml")
+    p.add_argument("--log-format", choices=["json", "console"], default="json")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("demo", help="play a scripted trading day against the upstream simulator")
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("simulate-upstream", help="serve Risk v3, ESS and account snapshots on loopback")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8001)

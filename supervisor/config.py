@@ -27,6 +27,7 @@ __all__ = [
     "ProfileConfig",
     "RiskV3Config",
     "StateConfig",
+    "SupervisionConfig",
     "SymbolConfig",
     "load_config",
     "parse_config",
@@ -136,6 +137,14 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    check_interval_s: float = 1.0
+    heartbeat_timeout_s: float = 2.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     gate: GateConfig = GateConfig()
     risk_v3: RiskV3Config = RiskV3Config()
@@ -148,6 +157,7 @@ class Config:
     periods: PeriodsConfig = PeriodsConfig()
     state: StateConfig = StateConfig()
     health: HealthConfig = HealthConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
 
 
 _MISSING = object()
@@ -422,6 +432,15 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
     health_t = root.table("health")
     health = HealthConfig(interval_s=health_t.number("interval_s", HealthConfig().interval_s, gt=0))
     health_t.finish()
+    sup_t = root.table("supervision")
+    d_sup = SupervisionConfig()
+    supervision = SupervisionConfig(
+        check_interval_s=sup_t.number("check_interval_s", d_sup.check_interval_s, gt=0),
+        heartbeat_timeout_s=sup_t.number("heartbeat_timeout_s", d_sup.heartbeat_timeout_s, gt=0),
+        backoff_initial_s=sup_t.number("backoff_initial_s", d_sup.backoff_initial_s, gt=0),
+        backoff_max_s=sup_t.number("backoff_max_s", d_sup.backoff_max_s, gt=0),
+    )
+    sup_t.finish()
     root.finish()
 
     if base_dir is not None and not state_dir.is_absolute():
@@ -448,6 +467,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
         periods=periods,
         state=StateConfig(dir=state_dir),
         health=health,
+        supervision=supervision,
     )
 
 

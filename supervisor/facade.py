@@ -9,19 +9,16 @@ signal, ESS) in the same frozen messages the source actors send.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
 from typing import Any, cast
 
 import httpx
 import pykka
 
-from actors.account_tracker import AccountTrackerActor
-from actors.ess_watcher import EssWatcherActor
-from actors.gate import GateActor, GateStatsRequest
-from actors.risk_poller import Poll, RiskV3PollerActor
-from supervisor.clock import Clock, SystemClock, Timer
+from actors.risk_poller import Poll
+from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
-from supervisor.ess_board import EssBoard
 from supervisor.evaluate import block_result
 from supervisor.logs import get_logger
 from supervisor.messages import (
@@ -39,11 +36,14 @@ from supervisor.messages import (
 from supervisor.orders import order_id_of, validate_order
 from supervisor.reasons import ReasonCode as RC
 from supervisor.reply import ReplySlot
+from supervisor.runtime import Runtime
 from supervisor.upstream import parse_account_snapshot, parse_risk_signal
 
 __all__ = ["RiskSupervisor"]
 
 log = get_logger("riskgate.supervisor")
+
+_SLICE_S = 0.05
 
 
 class RiskSupervisor:
@@ -75,18 +75,17 @@ class RiskSupervisor:
         self.clock: Clock = clock or SystemClock()
         self.http_transport = http_transport  # given to every HTTP source actor's client
         self.poll_upstreams = poll_upstreams
-        self.ess_board = EssBoard()
-        self._refs: dict[str, pykka.ActorRef] = {}
-        self._timers: list[Timer] = []
+        self._runtime = Runtime(config, self.clock, http_transport, poll_upstreams)
+        self.ess_board = self._runtime.board
         self._timeout = config.gate.evaluate_timeout_s
 
     @property
     def _gate(self) -> pykka.ActorRef | None:
-        return self._refs.get("gate")
+        return self._runtime.supervisor.ref("gate")
 
     @property
     def _tracker(self) -> pykka.ActorRef | None:
-        return self._refs.get("account_tracker")
+        return self._runtime.supervisor.ref("account_tracker")
 
     @property
     def gate_ref(self) -> pykka.ActorRef | None:
@@ -95,69 +94,37 @@ class RiskSupervisor:
 
     def actor_ref(self, name: str) -> pykka.ActorRef | None:
         """A running actor by name: gate, account_tracker, risk_v3_poller, ess_watcher."""
-        return self._refs.get(name)
+        return self._runtime.supervisor.ref(name)
 
     # -- life cycle ----------------------------------------------------------
     def start(self) -> RiskSupervisor:
-        """Start the actors in dependency order (the gate first), ping each, then
-        poll every source once and keep polling at the configured intervals."""
-        if self._gate is not None and self._gate.is_alive():
+        """Start the actors in dependency order (the gate first), ping each, poll
+        every source once and then at the configured intervals; from then on
+        dead actors are restarted and health is logged every `health.interval_s`."""
+        if self._gate is not None:
             return self
-        cfg, transport = self.config, self.http_transport
-        try:
-            self._start("gate", GateActor, cfg, self.clock, self.ess_board)
-            gate = self._refs["gate"]
-            self._start("account_tracker", AccountTrackerActor, cfg, self.clock, gate, transport)
-            if self.poll_upstreams:
-                self._start("risk_v3_poller", RiskV3PollerActor, cfg.risk_v3, self.clock, gate, transport)
-                self._start("ess_watcher", EssWatcherActor, cfg.ess, self.clock, gate, self.ess_board, transport)
-                self._every(cfg.ess.poll_interval_s, "ess_watcher")
-                self._every(cfg.risk_v3.poll_interval_s, "risk_v3_poller")
-            if cfg.accounts.snapshot_url:
-                self._every(cfg.accounts.poll_interval_s, "account_tracker")
-        except Exception:
-            self.stop()
-            raise
-        log.info("supervisor_started", accounts=len(cfg.accounts.accounts), actors=list(self._refs))
+        self._runtime.start()
+        log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
         return self
 
-    def _start(self, name: str, actor: type[pykka.ThreadingActor], *args: Any) -> None:
-        ref = actor.start(*args)
-        self._refs[name] = ref
-        ref.proxy().ping().get(timeout=5)
-
-    def _every(self, interval_s: float, name: str) -> None:
-        ref = self._refs[name]
-
-        def tick() -> None:
-            try:
-                ref.tell(Poll())
-            except pykka.ActorDeadError:
-                pass  # stopped or being restarted: the next tick goes to whoever runs then
-
-        tick()  # state now, not one interval from now
-        self._timers.append(self.clock.call_every(interval_s, tick, name))
-
     def stop(self) -> None:
-        """Stop polling, then the actors in reverse order of start."""
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        for name, ref in reversed(list(self._refs.items())):
-            try:
-                ref.stop(timeout=5)
-            except pykka.ActorDeadError:
-                pass
-            except pykka.Timeout:
-                log.warning("actor_stop_timeout", actor=name)
-        self._refs.clear()
+        """Stop polling and supervising, then the actors in reverse order."""
+        self._runtime.stop()
         log.info("supervisor_stopped")
+
+    def check_actors(self) -> None:
+        """Run one supervision round now (heartbeats, restarts)."""
+        self._runtime.supervisor.check()
+
+    def log_health(self) -> None:
+        """Emit the health events now (also done every `health.interval_s`)."""
+        self._runtime.log_health()
 
     def poll_now(self, timeout: float = 10.0) -> dict[str, Any]:
         """Ask every source to poll once and wait for it; returns what each got."""
         out: dict[str, Any] = {}
         for name in ("ess_watcher", "risk_v3_poller", "account_tracker"):
-            ref = self._refs.get(name)
+            ref = self.actor_ref(name)
             if ref is not None and (name != "account_tracker" or self.config.accounts.snapshot_url):
                 out[name] = ref.ask(Poll(), timeout=timeout)
         return out
@@ -196,7 +163,13 @@ class RiskSupervisor:
         try:
             slot: ReplySlot[RiskGateResult] = ReplySlot()
             gate.tell(self._request(order, slot, wait))
-            result = slot.wait(wait)
+            # Wait in slices: if the gate dies with our order queued, say so
+            # within a slice instead of at the timeout.
+            slices = max(1, math.ceil(wait / _SLICE_S))
+            result = slot.wait(min(wait, _SLICE_S))
+            while result is None and slices > 1 and gate.is_alive():
+                slices -= 1
+                result = slot.wait(_SLICE_S)
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")
         except Exception as exc:  # noqa: BLE001 - the caller gets a block, never an exception
@@ -237,16 +210,11 @@ class RiskSupervisor:
 
     # -- state from the execution side and the upstreams ---------------------
     def _tell_gate(self, message: object) -> bool:
-        gate = self._gate
-        if gate is None:
-            log.warning("state_dropped_gate_not_started", message_type=type(message).__name__)
+        # Through the link: state is remembered, so a (re)started gate is re-fed it.
+        if not self._runtime.link.tell(message):
+            log.warning("state_not_delivered_gate_down", message_type=type(message).__name__)
             return False
-        try:
-            gate.tell(message)
-            return True
-        except pykka.ActorDeadError:
-            log.warning("state_dropped_gate_dead", message_type=type(message).__name__)
-            return False
+        return True
 
     def report_risk_signal(self, signal: RiskSignal | Mapping[str, Any]) -> bool:
         """Push a Risk v3 signal. A mapping is parsed (`UpstreamError` if unusable)."""
@@ -297,13 +265,15 @@ class RiskSupervisor:
 
     # -- health ----------------------------------------------------------------
     def health(self, timeout: float = 1.0) -> dict[str, Any]:
-        out: dict[str, Any] = {name: {"alive": ref.is_alive()} for name, ref in self._refs.items()}
-        gate = self._gate
-        if gate is not None and out["gate"]["alive"]:
-            try:
-                out["gate"].update(gate.ask(GateStatsRequest(reset=False), timeout=timeout))
-            except (pykka.ActorDeadError, pykka.Timeout):
+        """Each actor's row (alive, restarts, last_error, state_age_s), the gate's
+        decision counts since the last health log, and the ESS state."""
+        out: dict[str, Any] = {row["actor"]: row for row in self._runtime.supervisor.rows()}
+        stats = self._runtime.gate_stats(reset=False, timeout=timeout)
+        if "gate" in out:
+            if stats is None:
                 out["gate"]["alive"] = False
+            else:
+                out["gate"].update(stats)
         current = self.ess_board.current
         out["ess"] = {
             "active": current[0].active if current else None,

@@ -76,7 +76,7 @@ class UpstreamSimulator:
             False: sample_payload("ess_status_inactive.json"),
         }
         self._connections: set[Any] = set()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _QuietServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -211,6 +211,14 @@ class UpstreamSimulator:
             "timestamp": self.clock.now().isoformat(),
             "positions": acct["positions"],
         }
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a timeout, a body it refused to read) is expected here.
+        log.debug("simulator_client_gone", client=str(client_address))
 
 
 def _handler_for(sim: UpstreamSimulator) -> type[BaseHTTPRequestHandler]:

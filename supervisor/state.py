@@ -85,6 +85,17 @@ class GateState:
     overrides: dict[str, float] = field(default_factory=dict)  # account -> expiry (monotonic)
     _expiry_heap: list[tuple[float, str]] = field(default_factory=list)
 
+    def carry_over(self) -> GateState:
+        """A fresh state for a restarted gate: in-flight reservations and order
+        rate windows stay (dropping them could let orders past a cap); upstream
+        and account state do not (they are re-fed, or the gate fails closed);
+        overrides do not (they must be approved again)."""
+        new = GateState()
+        for r in self.reservations.values():
+            new.reserve(Reservation(r.order_id, r.account, r.exchange, r.key, r.notional, r.opens_new, r.expires))
+        new.approvals = {account: deque(q) for account, q in self.approvals.items()}
+        return new
+
     # -- account books -------------------------------------------------
     def put_account(self, state: AccountState, received: float) -> None:
         old = self.books.get(state.account)

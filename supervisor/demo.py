@@ -1,0 +1,186 @@
+"""`riskgate demo`: the whole system on one scripted trading day.
+
+The upstream simulator and the supervisor run in one process over real
+loopback HTTP; the day's clock is a FakeClock, so a day plays in a second or
+two. Every order goes through `RiskSupervisor.evaluate`; the table shows what
+the gate decided and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from supervisor.clock import FakeClock
+from supervisor.config import parse_config
+from supervisor.logs import configure_logging
+from supervisor.simulator import UpstreamSimulator
+
+__all__ = ["run_demo"]
+
+DAY = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # a Wednesday
+EQUITY = 100_000.0
+
+
+def demo_config(sim_url: str, folder: Path) -> Any:
+    return parse_config(
+        {
+            "gate": {"evaluate_timeout_s": 2.0, "warning_scale_factor": 0.5, "reservation_ttl_s": 30.0},
+            "risk_v3": {"url": sim_url, "poll_interval_s": 2.0, "timeout_s": 0.5, "max_age_s": 10.0},
+            "ess": {
+                "url": sim_url,
+                "kill_switch_file": str(folder / "KILL_SWITCH"),
+                "poll_interval_s": 0.5,
+                "timeout_s": 0.5,
+                "max_age_s": 3.0,
+            },
+            "accounts": {
+                "snapshot_url": sim_url,
+                "poll_interval_s": 5.0,
+                "timeout_s": 0.5,
+                "max_age_s": 60.0,
+                "desk_binance": {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 60_000.0},
+            },
+            "exchanges": {"binance": {"max_notional_usd": 250_000.0}},
+            "profiles": {
+                "normal": {
+                    "max_daily_loss_pct": -2.0,
+                    "max_weekly_loss_pct": -7.0,
+                    "max_single_trade_risk_pct": 1.0,
+                    "max_open_positions": 5,
+                    "allowed_leverage": 3.0,
+                    "blacklist": ["martingale"],
+                },
+            },
+            "symbols": {
+                "BTCUSDT": {"lot_step": 0.001, "min_qty": 0.001, "min_notional": 5.0},
+                "ETHUSDT": {"lot_step": 0.01, "min_qty": 0.01, "min_notional": 5.0},
+                "SOLUSDT": {"lot_step": 0.1, "min_qty": 0.1, "min_notional": 5.0},
+            },
+            "state": {"dir": str(folder / "state")},
+            "health": {"interval_s": 3600.0},
+        }
+    )
+
+
+def _order(symbol: str, side: str, qty: float, price: float, strategy: str = "trend_v2", **extra: Any) -> dict:
+    return {
+        "account": "desk_binance",
+        "exchange": "binance",
+        "strategy_id": strategy,
+        "symbol": symbol,
+        "side": side,
+        "quantity": qty,
+        "price": price,
+        **extra,
+    }
+
+
+def run_demo(out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    configure_logging("console", level=logging.ERROR, stream=sys.stderr)
+    from supervisor.facade import RiskSupervisor
+
+    clock = FakeClock(start=DAY)
+    counts: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="riskgate-demo-") as tmp, UpstreamSimulator(clock=clock) as sim:
+        folder = Path(tmp)
+        kill_switch = folder / "KILL_SWITCH"
+        sim.set_risk("info")
+        sim.set_ess(False)
+        btc = {"symbol": "BTCUSDT", "exchange": "binance", "quantity": 0.3, "mark_price": 65_000.0}
+        sim.set_account("desk_binance", EQUITY, [btc])
+        with RiskSupervisor(demo_config(sim.url, folder), clock=clock) as sup:
+            print(f"riskgate demo: upstream simulator on {sim.url}; account desk_binance, profile normal,", file=out)
+            print(f"equity {EQUITY:,.0f} USD, cap 60,000 USD notional, holding 0.3 BTC (19,500 USD).\n", file=out)
+            header = (
+                f"{'time':5}  {'what happens':44}  {'order':32}  {'decision':10}  {'reason_code':26}  {'qty sent':>9}"
+            )
+            print(header, file=out)
+            print("-" * len(header), file=out)
+
+            def at(hhmm: str, what: str, order: dict, before: Callable[[], None] | None = None) -> None:
+                h, m = map(int, hhmm.split(":"))
+                target = DAY.replace(hour=h, minute=m)
+                if before is not None:
+                    before()
+                if target > clock.now():
+                    clock.set(target)
+                sup.poll_now()  # the polls that time fired, finished before the order
+                r = sup.evaluate(order)
+                counts[r.decision] += 1
+                o = f"{order['side']} {order['quantity']:g} {order['symbol']} @{order['price']:g}"
+                print(
+                    f"{hhmm:5}  {what:44}  {o:32}  {r.decision:10}  {r.reason_code!s:26}  {r.adjusted_quantity:>9g}",
+                    file=out,
+                )
+
+            at(
+                "08:00",
+                "normal order, all sources healthy",
+                _order("BTCUSDT", "buy", 0.05, 65_000.0, stop_price=63_000.0),
+            )
+            at(
+                "09:15",
+                "Risk v3 says WARNING",
+                _order("ETHUSDT", "buy", 2.0, 3_500.0, stop_price=3_400.0),
+                lambda: sim.set_risk("warning"),
+            )
+            at(
+                "09:45",
+                "INFO again; 1.5% of equity at risk",
+                _order("SOLUSDT", "buy", 150.0, 150.0, stop_price=140.0),
+                lambda: sim.set_risk("info"),
+            )
+            at(
+                "10:30",
+                "order past the account's 60k notional cap",
+                _order("BTCUSDT", "buy", 0.7, 65_000.0, stop_price=64_000.0),
+            )
+            at("11:00", "blacklisted strategy", _order("ETHUSDT", "buy", 1.0, 3_500.0, strategy="martingale"))
+            at(
+                "12:00",
+                "Risk v3 says CRITICAL",
+                _order("BTCUSDT", "buy", 0.01, 65_000.0),
+                lambda: sim.set_risk("critical"),
+            )
+            at("12:30", "INFO again", _order("BTCUSDT", "buy", 0.01, 65_000.0), lambda: sim.set_risk("info"))
+            at(
+                "13:00",
+                "ops create the kill-switch file",
+                _order("BTCUSDT", "buy", 0.01, 65_000.0),
+                lambda: kill_switch.write_text("desk halt: exchange incident\n"),
+            )
+            at("13:10", "kill switch removed", _order("BTCUSDT", "buy", 0.01, 65_000.0), kill_switch.unlink)
+            at(
+                "14:00",
+                "Risk v3 goes down (last answer 5 s old)",
+                _order("BTCUSDT", "buy", 0.01, 65_000.0),
+                lambda: (
+                    clock.set(DAY.replace(hour=13, minute=59, second=55)),
+                    sup.poll_now(),
+                    sim.set_fault("risk", "down"),
+                ),
+            )
+            at("14:01", "still down: the last signal is 65 s old", _order("BTCUSDT", "buy", 0.01, 65_000.0))
+            at("14:05", "Risk v3 back", _order("BTCUSDT", "buy", 0.01, 65_000.0), lambda: sim.set_fault("risk", "none"))
+            at(
+                "15:00",
+                "equity down 2.5% today",
+                _order("ETHUSDT", "buy", 1.0, 3_500.0),
+                lambda: sim.set_account("desk_binance", EQUITY * 0.975, [btc]),
+            )
+            at("15:05", "closing BTC is still allowed", _order("BTCUSDT", "sell", 0.3, 65_000.0))
+
+    print("\ndecisions: " + ", ".join(f"{k} {counts[k]}" for k in ("allow", "scale_down", "block")), file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo())

@@ -1,0 +1,140 @@
+"""The running system: which actors, in what order, wired how, watched by whom.
+
+`Runtime` builds the actor specs (gate first, then the account tracker, then
+the pollers), hands them to the `Supervisor`, connects every source to the
+gate through one `GateLink`, and logs health every `health.interval_s`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pykka
+
+from actors.account_tracker import AccountTrackerActor
+from actors.ess_watcher import EssWatcherActor
+from actors.gate import GateActor, GateStatsRequest
+from actors.risk_poller import Poll, RiskV3PollerActor
+from supervisor.clock import Clock, Timer
+from supervisor.config import Config
+from supervisor.ess_board import EssBoard
+from supervisor.gate_link import GateLink
+from supervisor.logs import get_logger
+from supervisor.state import GateState
+from supervisor.supervision import ActorSpec, Supervisor
+
+__all__ = ["Runtime"]
+
+log = get_logger("riskgate.health")
+
+
+class Runtime:
+    def __init__(
+        self, config: Config, clock: Clock, transport: httpx.BaseTransport | None, poll_upstreams: bool
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.transport = transport
+        self.poll_upstreams = poll_upstreams
+        self.board = EssBoard()
+        self.link = GateLink(clock)
+        self.supervisor = Supervisor(clock, config.supervision)
+        self._gate_state: GateState | None = None
+        self._health_timer: Timer | None = None
+
+    # -- wiring -------------------------------------------------------------------
+    def _gate_actor(self) -> pykka.ActorRef:
+        # A restarted gate keeps its predecessor's reservations and rate windows.
+        state = GateState() if self._gate_state is None else self._gate_state.carry_over()
+        self._gate_state = state
+        return GateActor.start(self.config, self.clock, self.board, state)
+
+    def _connect_gate(self, ref: pykka.ActorRef) -> None:
+        resent = self.link.connect(ref)  # queued ahead of any evaluation
+        if resent:
+            log.info("gate_refed", states=resent)
+
+    def specs(self) -> list[ActorSpec]:
+        cfg, clock, link, transport = self.config, self.clock, self.link, self.transport
+        specs = [
+            ActorSpec("gate", self._gate_actor, on_started=self._connect_gate, state_age=self._gate_ages),
+            ActorSpec(
+                "account_tracker",
+                lambda: AccountTrackerActor.start(cfg, clock, link, transport),
+                poll=Poll if cfg.accounts.snapshot_url else None,
+                poll_interval_s=cfg.accounts.poll_interval_s,
+                state_age=self._oldest_account_age,
+            ),
+        ]
+        if self.poll_upstreams:
+            specs += [
+                ActorSpec(
+                    "risk_v3_poller",
+                    lambda: RiskV3PollerActor.start(cfg.risk_v3, clock, link, transport),
+                    poll=Poll,
+                    poll_interval_s=cfg.risk_v3.poll_interval_s,
+                    state_age=lambda: self.link.age("risk_v3"),
+                ),
+                ActorSpec(
+                    "ess_watcher",
+                    lambda: EssWatcherActor.start(cfg.ess, clock, link, self.board, transport),
+                    poll=Poll,
+                    poll_interval_s=cfg.ess.poll_interval_s,
+                    state_age=self._ess_age,
+                ),
+            ]
+        return specs
+
+    # -- life cycle -----------------------------------------------------------------
+    def start(self) -> None:
+        self.supervisor.start(self.specs())
+        self._health_timer = self.clock.call_every(self.config.health.interval_s, self.log_health, "health")
+
+    def stop(self) -> None:
+        if self._health_timer is not None:
+            self._health_timer.cancel()
+            self._health_timer = None
+        self.link.disconnect()
+        self.supervisor.stop()
+
+    # -- health -----------------------------------------------------------------------
+    def _ess_age(self) -> float | None:
+        current = self.board.current
+        return None if current is None else round(self.clock.monotonic() - current[1], 3)
+
+    def _oldest_account_age(self) -> float | None:
+        ages = self.link.account_ages()
+        return round(max(ages.values()), 3) if ages else None
+
+    def _gate_ages(self) -> dict[str, float | None]:
+        risk = self.link.age("risk_v3")
+        return {
+            "risk_v3": None if risk is None else round(risk, 3),
+            "ess": self._ess_age(),
+            "oldest_account": self._oldest_account_age(),
+        }
+
+    def gate_stats(self, reset: bool, timeout: float = 1.0) -> dict[str, Any] | None:
+        gate = self.supervisor.ref("gate")
+        if gate is None:
+            return None
+        try:
+            stats: dict[str, Any] = gate.ask(GateStatsRequest(reset=reset), timeout=timeout)
+            return stats
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return None
+
+    def log_health(self) -> None:
+        """One `actor_health` event per actor, one `gate_stats` event."""
+        for row in self.supervisor.rows():
+            log.info("actor_health", **row)
+        stats = self.gate_stats(reset=True)
+        decisions = stats["decisions"] if stats else {}
+        log.info(
+            "gate_stats",
+            gate_alive=stats is not None,
+            decisions=decisions,
+            total=sum(decisions.values()),
+            reservations=stats["reservations"] if stats else None,
+        )
