@@ -105,7 +105,7 @@ def run_demo(out: TextIO | None = None) -> int:
             print(header, file=out)
             print("-" * len(header), file=out)
 
-            def at(hhmm: str, what: str, order: dict, before: Callable[[], None] | None = None) -> None:
+            def at(hhmm: str, what: str, order: dict, before: Callable[[], object] | None = None) -> None:
                 h, m = map(int, hhmm.split(":"))
                 target = DAY.replace(hour=h, minute=m)
                 if before is not None:
@@ -120,6 +120,11 @@ def run_demo(out: TextIO | None = None) -> int:
                     f"{hhmm:5}  {what:44}  {o:32}  {r.decision:10}  {r.reason_code!s:26}  {r.adjusted_quantity:>9g}",
                     file=out,
                 )
+
+            def risk_v3_goes_down() -> None:
+                clock.set(DAY.replace(hour=13, minute=59, second=55))
+                sup.poll_now()  # its last good answer
+                sim.set_fault("risk", "down")
 
             at(
                 "08:00",
@@ -162,11 +167,7 @@ def run_demo(out: TextIO | None = None) -> int:
                 "14:00",
                 "Risk v3 goes down (last answer 5 s old)",
                 _order("BTCUSDT", "buy", 0.01, 65_000.0),
-                lambda: (
-                    clock.set(DAY.replace(hour=13, minute=59, second=55)),
-                    sup.poll_now(),
-                    sim.set_fault("risk", "down"),
-                ),
+                risk_v3_goes_down,
             )
             at("14:01", "still down: the last signal is 65 s old", _order("BTCUSDT", "buy", 0.01, 65_000.0))
             at("14:05", "Risk v3 back", _order("BTCUSDT", "buy", 0.01, 65_000.0), lambda: sim.set_fault("risk", "none"))

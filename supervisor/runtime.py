@@ -7,7 +7,7 @@ gate through one `GateLink`, and logs health every `health.interval_s`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pykka
@@ -120,8 +120,7 @@ class Runtime:
         if gate is None:
             return None
         try:
-            stats: dict[str, Any] = gate.ask(GateStatsRequest(reset=reset), timeout=timeout)
-            return stats
+            return cast("dict[str, Any]", gate.ask(GateStatsRequest(reset=reset), timeout=timeout))
         except (pykka.ActorDeadError, pykka.Timeout):
             return None
 

@@ -88,6 +88,7 @@ class Supervisor:
         slot.ref = ref
         slot.dead = False
         slot.started_at = self._clock.monotonic()
+        log.info("actor_started", actor=slot.spec.name)
         if slot.spec.poll is not None:
             self._poller(slot)()  # state now, not one interval from now
 
@@ -116,6 +117,7 @@ class Supervisor:
                 if slot.ref is not None:
                     try:
                         slot.ref.stop(timeout=5)
+                        log.info("actor_stopped", actor=slot.spec.name)
                     except pykka.ActorDeadError:
                         pass
                     except pykka.Timeout:
