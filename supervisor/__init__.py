@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from supervisor.config import Config, ConfigError, load_config, parse_config
+from supervisor.execution import (
+    AsyncGuardedAdapter,
+    AsyncGuardedExchange,
+    GuardedAdapter,
+    GuardedExchange,
+    OrderBlocked,
+)
 from supervisor.messages import (
     AccountSnapshot,
     AccountState,
@@ -19,6 +26,11 @@ from supervisor.messages import (
 from supervisor.reasons import ReasonCode
 
 __all__ = [
+    "AsyncGuardedAdapter",
+    "AsyncGuardedExchange",
+    "GuardedAdapter",
+    "GuardedExchange",
+    "OrderBlocked",
     "AccountSnapshot",
     "AccountState",
     "Config",
@@ -42,8 +54,8 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # The facade imports the actors, which import supervisor's modules: loading
     # it on first use keeps `import actors.gate` (or any actor) free of cycles.
-    if name in ("RiskSupervisor", "OrderBlocked"):
-        from supervisor import facade
+    if name == "RiskSupervisor":
+        from supervisor.facade import RiskSupervisor
 
-        return getattr(facade, name)
+        return RiskSupervisor
     raise AttributeError(f"module 'supervisor' has no attribute {name!r}")

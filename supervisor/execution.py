@@ -1,0 +1,304 @@
+"""Guarded exchange clients: no order reaches an exchange without a gate decision.
+
+Wrap the client once; the wrapper is the only way to it. Every order is asked
+of the gate first: a block raises `OrderBlocked` (carrying the result) and the
+client is never called; a scale-down sends `adjusted_quantity`; an allow sends
+the order as asked. What the exchange answers (fills, a rejection, an error)
+is reported back, so reservations are released and positions move.
+
+- `GuardedExchange` / `AsyncGuardedExchange`: ccxt-style clients,
+  `create_order(symbol, type, side, amount, price=None, params={})`.
+- `GuardedAdapter` / `AsyncGuardedAdapter`: the execution service's adapters,
+  `submit_order(symbol, side, quantity, price, leverage=None) -> dict` with
+  `order_id`, `filled_qty`, `avg_price`, `status`.
+
+Account, exchange and strategy are bound when wrapping or given per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from supervisor.logs import get_logger
+from supervisor.messages import Fill, OrderOutcome, RiskGateResult
+from supervisor.orders import order_id_of
+
+__all__ = [
+    "AsyncGuardedAdapter",
+    "AsyncGuardedExchange",
+    "GuardedAdapter",
+    "GuardedExchange",
+    "OrderBlocked",
+    "config_symbol",
+]
+
+log = get_logger("riskgate.execution")
+
+# What the exchange said, in the words of OrderOutcome. Anything else: the order still lives.
+_TERMINAL = {
+    "closed": "filled",
+    "filled": "filled",
+    "canceled": "cancelled",
+    "cancelled": "cancelled",
+    "expired": "expired",
+    "rejected": "rejected",
+    "error": "error",
+    "failed": "error",
+}
+# Read-only calls a guarded ccxt client passes through; order entry only via create_order.
+_PASSTHROUGH_PREFIXES = ("fetch_", "load_", "watch_")
+_PASSTHROUGH = frozenset({"id", "name", "markets", "symbols", "currencies", "has", "timeframes", "close"})
+
+
+class OrderBlocked(Exception):
+    """The gate blocked the order; `result` says why. Nothing was sent."""
+
+    def __init__(self, result: RiskGateResult) -> None:
+        super().__init__(f"{result.reason_code}: {result.reason}")
+        self.result = result
+
+
+def config_symbol(symbol: str) -> str:
+    """ccxt's unified symbol to riskgate's: "BTC/USDT" and "BTC/USDT:USDT" -> "BTCUSDT"."""
+    return symbol.split(":", 1)[0].replace("/", "")
+
+
+class _Guard:
+    """Ask before sending, report after. Shared by every wrapper."""
+
+    def __init__(
+        self,
+        supervisor: Any,
+        account: str | None,
+        exchange: str | None,
+        strategy_id: str | None,
+        symbol_map: Callable[[str], str],
+    ) -> None:
+        self.sup = supervisor
+        self.defaults = {"account": account, "exchange": exchange, "strategy_id": strategy_id}
+        self.symbol_map = symbol_map
+        self._filled: dict[str, float] = {}  # order id -> quantity already reported as filled
+        self._live: dict[str, dict[str, Any]] = {}  # exchange's order id -> our order, until it ends
+
+    def order(self, symbol: str, side: str, quantity: Any, price: Any, **given: Any) -> dict[str, Any]:
+        fields = {k: (given.get(k) or v) for k, v in self.defaults.items()}
+        fields.update(
+            symbol=self.symbol_map(symbol) if isinstance(symbol, str) else symbol,
+            side=side,
+            quantity=quantity,
+            price=price,
+            leverage=given.get("leverage") or 1.0,
+            reduce_only=bool(given.get("reduce_only") or False),
+            stop_price=given.get("stop_price"),
+        )
+        fields["order_id"] = order_id_of(given)
+        return fields
+
+    def decided(self, order: Mapping[str, Any], result: RiskGateResult) -> float:
+        """The quantity to send, or raise OrderBlocked."""
+        fields = {
+            "order_id": result.order_id,
+            "account": order.get("account"),
+            "symbol": order.get("symbol"),
+            "side": order.get("side"),
+            "requested": order.get("quantity"),
+        }
+        if result.decision == "block":
+            log.warning("order_blocked", reason_code=str(result.reason_code), reason=result.reason, **fields)
+            raise OrderBlocked(result)
+        log.info(
+            "order_sent",
+            decision=result.decision,
+            reason_code=str(result.reason_code),
+            sent=result.adjusted_quantity,
+            **fields,
+        )
+        return result.adjusted_quantity
+
+    def failed(self, order: Mapping[str, Any], exc: BaseException) -> None:
+        log.error("order_failed", order_id=order["order_id"], error=f"{type(exc).__name__}: {exc}")
+        self.sup.report_order_outcome(OrderOutcome(order["order_id"], "error"))
+
+    def update(
+        self, order: Mapping[str, Any], status: Any, filled: Any, avg_price: Any, exchange_id: Any = None
+    ) -> None:
+        """Report what the exchange says of an order: new fills, and its end if it ended."""
+        oid = order["order_id"]
+        total = float(filled) if isinstance(filled, (int, float)) and filled == filled else 0.0
+        new = total - self._filled.get(oid, 0.0)
+        if new > 0:
+            price = avg_price if isinstance(avg_price, (int, float)) and avg_price > 0 else order["price"]
+            self.sup.report_fill(
+                Fill(order["account"], order["exchange"], order["symbol"], order["side"], new, float(price), oid)
+            )
+            self._filled[oid] = total
+        ended = _TERMINAL.get(str(status).lower()) if status is not None else None
+        if ended is not None:
+            self.sup.report_order_outcome(OrderOutcome(oid, ended, total))  # type: ignore[arg-type]
+            self._filled.pop(oid, None)
+            if exchange_id is not None:
+                self._live.pop(str(exchange_id), None)
+        elif exchange_id is not None:
+            self._live[str(exchange_id)] = dict(order)
+
+    def live_order(self, exchange_id: Any) -> dict[str, Any] | None:
+        return self._live.get(str(exchange_id))
+
+
+def _ccxt_call(
+    guard: _Guard,
+    symbol: str,
+    type: str,
+    side: str,
+    amount: Any,
+    price: Any,
+    params: Mapping | None,
+    over: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    params = dict(params or {})
+    reference = over.pop("reference_price", None)
+    over.setdefault("reduce_only", params.get("reduceOnly"))
+    return guard.order(symbol, side, amount, price if price is not None else reference, **over), params
+
+
+class _Guarded:
+    """Holds the client out of reach: only order entry through the gate, and
+    read-only calls, pass."""
+
+    def __init__(
+        self,
+        client: Any,
+        supervisor: Any,
+        *,
+        account: str | None = None,
+        exchange: str | None = None,
+        strategy_id: str | None = None,
+        symbol_map: Callable[[str], str] = config_symbol,
+    ) -> None:
+        self._client = client
+        self._guard = _Guard(supervisor, account, exchange, strategy_id, symbol_map)
+
+    # Where the exchange's answer keeps (status, filled quantity, average price, its order id).
+    _KEYS = ("status", "filled", "average", "id")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _PASSTHROUGH or name.startswith(_PASSTHROUGH_PREFIXES):
+            return getattr(self._client, name)
+        raise AttributeError(f"{name!r} is not exposed behind the risk gate: orders go through the gate")
+
+    def _report(self, order: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+        status, filled, average, exchange_id = (response.get(k) for k in self._KEYS)
+        self._guard.update(order, status, filled, average, exchange_id)
+
+    def on_order_update(self, response: Mapping[str, Any]) -> None:
+        """Feed later states of a resting order (from fetch_order, a websocket):
+        new fills and its end are reported, which releases its reservation."""
+        order = self._guard.live_order(response.get(self._KEYS[3]))
+        if order is not None:
+            self._report(order, response)
+
+
+class GuardedExchange(_Guarded):
+    """A ccxt-style client behind the gate.
+
+    Besides ccxt's arguments, `create_order` takes (never sent to the exchange):
+    `reference_price=` (required for market orders: the gate sizes risk with a
+    price), `stop_price=` (the protective stop the trade's risk is measured to),
+    `leverage=`, and `account=` / `exchange=` / `strategy_id=` when not bound.
+    `params={"reduceOnly": True}` marks the order reduce-only for the gate too.
+    """
+
+    def create_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float,
+        price: float | None = None,
+        params: Mapping | None = None,
+        **over: Any,
+    ) -> Any:
+        order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, over)
+        quantity = self._guard.decided(order, self._guard.sup.evaluate(order))
+        try:
+            response = self._client.create_order(symbol, type, side, quantity, price, params)
+        except Exception as exc:
+            self._guard.failed(order, exc)
+            raise
+        self._report(order, response)
+        return response
+
+
+class AsyncGuardedExchange(_Guarded):
+    """`ccxt.async_support`-style: `await guarded.create_order(...)`."""
+
+    async def create_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float,
+        price: float | None = None,
+        params: Mapping | None = None,
+        **over: Any,
+    ) -> Any:
+        order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, over)
+        quantity = self._guard.decided(order, await self._guard.sup.evaluate_async(order))
+        loop = asyncio.get_running_loop()
+        try:
+            response = await self._client.create_order(symbol, type, side, quantity, price, params)
+        except Exception as exc:
+            await loop.run_in_executor(None, self._guard.failed, order, exc)
+            raise
+        await loop.run_in_executor(None, self._report, order, response)
+        return response
+
+
+_ADAPTER_KEYS = ("status", "filled_qty", "avg_price", "order_id")
+
+
+class GuardedAdapter(_Guarded):
+    """The original execution service's adapter protocol behind the gate."""
+
+    _KEYS = _ADAPTER_KEYS
+
+    def submit_order(
+        self, symbol: str, side: str, quantity: float, price: float, leverage: float | None = None, **over: Any
+    ) -> dict:
+        order = self._guard.order(symbol, side, quantity, price, leverage=leverage, **over)
+        sent = self._guard.decided(order, self._guard.sup.evaluate(order))
+        try:
+            response = self._client.submit_order(symbol, side, sent, price, leverage)
+        except Exception as exc:
+            self._guard.failed(order, exc)
+            raise
+        self._report(order, response)
+        return dict(response)
+
+
+class AsyncGuardedAdapter(_Guarded):
+    """The adapter protocol with a coroutine `submit_order`."""
+
+    _KEYS = _ADAPTER_KEYS
+
+    async def submit_order(
+        self,
+        symbol: str,
+        side: str,
+        quantity: float,
+        price: float,
+        leverage: float | None = None,
+        **over: Any,
+    ) -> dict:
+        order = self._guard.order(symbol, side, quantity, price, leverage=leverage, **over)
+        sent = self._guard.decided(order, await self._guard.sup.evaluate_async(order))
+        loop = asyncio.get_running_loop()
+        try:
+            response = await self._client.submit_order(symbol, side, sent, price, leverage)
+        except Exception as exc:
+            await loop.run_in_executor(None, self._guard.failed, order, exc)
+            raise
+        await loop.run_in_executor(None, self._report, order, response)
+        return dict(response)
