@@ -21,7 +21,7 @@ from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.ess_board import EssBoard
 from supervisor.evaluate import block_result, decide, evaluate_order
-from supervisor.gate_link import Resent
+from supervisor.gate_link import Stamped
 from supervisor.logs import get_logger
 from supervisor.messages import (
     AccountState,
@@ -87,7 +87,7 @@ class GateActor(SupervisedActor):
             Override: self._on_override,
             GateHold: self._on_hold,
             GateStatsRequest: self._on_stats,
-            Resent: self._on_resent,
+            Stamped: self._on_stamped,
         }
 
     # -- pykka -------------------------------------------------------------
@@ -191,13 +191,14 @@ class GateActor(SupervisedActor):
         return result
 
     # -- state -------------------------------------------------------------
-    def _on_resent(self, resent: Resent) -> None:
-        message = resent.message
+    def _on_stamped(self, stamped: Stamped) -> None:
+        message = stamped.message
         if isinstance(message, RiskSignal):
-            self._on_signal(message, resent.received)
+            self._on_signal(message, stamped.received)
         elif isinstance(message, AccountState):
-            self._state.put_account(message, resent.received)
-        # ESS needs no re-feed: the board outlives the gate.
+            self._state.put_account(message, stamped.received)
+        elif isinstance(message, EssState):
+            self._on_ess(message)  # its age is on the board
 
     def _on_signal(self, signal: RiskSignal, received: float | None = None) -> None:
         old = self._state.signal

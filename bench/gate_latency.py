@@ -21,6 +21,7 @@ import time
 
 import pykka
 
+from bench.common import pct
 from supervisor import AccountSnapshot, RiskSupervisor, parse_config
 from supervisor.clock import SystemClock
 from supervisor.evaluate import evaluate_order
@@ -57,11 +58,6 @@ def order(i: int) -> dict:
 
 def positions() -> tuple[Position, ...]:
     return (Position("BTCUSDT", "binance", 0.2, 65_000.0), Position("ETHUSDT", "binance", -1.0, 3_500.0))
-
-
-def pct(samples: list[int], q: float) -> float:
-    s = sorted(samples)
-    return s[min(len(s) - 1, int(q * len(s)))] / 1000.0  # ns -> µs
 
 
 def bench_pure(n: int) -> list[int]:

@@ -1,9 +1,11 @@
 """GateLink: the one wire from every state source to the gate.
 
-Sources and the facade `tell` state through it. It forwards to whichever gate
-is running now (the supervisor swaps it on a restart) and keeps the latest
-state of each kind with the monotonic time it was sent, so that a restarted
-gate is re-fed everything, at its original age, before it sees an order.
+Sources and the facade `tell` state through it. It stamps each state with the
+monotonic time it was sent (the gate ages state from that stamp, not from when
+its thread got round to it), forwards it to whichever gate is running now (the
+supervisor swaps it on a restart), and keeps the latest state of each kind, so
+that a restarted gate is re-fed everything, at its original age, before it
+sees an order.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import pykka
 from supervisor.clock import Clock
 from supervisor.messages import AccountState, EssState, RiskSignal
 
-__all__ = ["GateLink", "Resent"]
+__all__ = ["GateLink", "Stamped"]
 
 
 @dataclass(frozen=True, slots=True)
-class Resent:
-    """State re-sent to a restarted gate: `received` is when it first arrived."""
+class Stamped:
+    """A state message and the monotonic time it was sent (for a re-feed: first sent)."""
 
     message: object
     received: float
@@ -57,7 +59,9 @@ class GateLink:
                 previous = self._latest.get(key)
                 # An account state from a fill keeps the age of the snapshot it came from.
                 keep_age = isinstance(message, AccountState) and not message.refreshed and previous is not None
-                self._latest[key] = (message, previous[1] if keep_age else self._clock.monotonic())  # type: ignore[index]
+                sent = previous[1] if keep_age else self._clock.monotonic()  # type: ignore[index]
+                self._latest[key] = (message, sent)
+                message = Stamped(message, sent)
             gate = self._gate
         if gate is None:
             return False
@@ -73,7 +77,7 @@ class GateLink:
         with self._lock:
             latest = list(self._latest.values())
             for message, received in latest:
-                gate.tell(Resent(message, received))
+                gate.tell(Stamped(message, received))
             self._gate = gate
         return len(latest)
 

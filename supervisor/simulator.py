@@ -225,6 +225,10 @@ def _handler_for(sim: UpstreamSimulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "riskgate-upstream-simulator"
+        # One segment per answer and no Nagle: otherwise headers and body go out
+        # separately and the client's delayed ACK adds ~40 ms to every request.
+        disable_nagle_algorithm = True
+        wbufsize = 64 * 1024
 
         def setup(self) -> None:
             super().setup()

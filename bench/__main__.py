@@ -1,0 +1,150 @@
+"""`python -m bench`: every benchmark side by side in one run; writes docs/benchmarks.md.
+
+Never part of the test suite. Figures are this machine's, in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import gate_latency, nautilus, original_design, propagation, scale, throughput
+from bench.common import machine, pct
+from supervisor.logs import configure_logging
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=20_000, help="samples per latency figure")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
+    configure_logging("console", level=logging.ERROR, stream=sys.stderr)
+    gc.freeze()
+    rows: list[tuple[str, str, str, str]] = []  # (measure, figure, target, verdict)
+
+    def row(measure: str, figure: str, target: str = "", ok: bool | None = None) -> None:
+        rows.append((measure, figure, target, "" if ok is None else ("met" if ok else "MISSED")))
+        print(f"{measure:58} {figure:44} {target:28} {rows[-1][3]}", flush=True)
+
+    print(f"machine: {machine()}\n")
+    # 1. pure evaluation
+    gate_latency.bench_pure(2_000)
+    pure = gate_latency.bench_pure(args.n)
+    row(
+        "1. pure evaluation, 100 accounts",
+        f"p50 {pct(pure, 0.5):.2f} µs, p99 {pct(pure, 0.99):.2f} µs",
+        "p50 <= 15 µs",
+        pct(pure, 0.5) <= 15,
+    )
+    # 2. evaluate vs bare ask, per regime
+    cpus = sorted(os.sched_getaffinity(0))
+    regimes = []
+    if len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[1]})
+        regimes.append(("caller and gate on different cores", gate_latency.bench_messaging(args.n, caller={cpus[0]})))
+    os.sched_setaffinity(0, {cpus[0]})
+    regimes.append(("caller and gate on one core", gate_latency.bench_messaging(args.n, caller={cpus[0]})))
+    os.sched_setaffinity(0, set(cpus))
+    for name, samples in regimes:
+        bare, mine = samples["bare pykka ask (trivial handler)"], samples["RiskSupervisor.evaluate"]
+        ratio = pct(mine, 0.5) / pct(bare, 0.5)
+        row(
+            f"2. evaluate vs bare pykka ask, {name}",
+            f"{pct(mine, 0.5):.1f} / {pct(bare, 0.5):.1f} µs p50 = {ratio:.2f}x",
+            "<= 1.3x",
+            ratio <= 1.3,
+        )
+        row(
+            "   evaluate p50 / p99 / p99.9", f"{pct(mine, 0.5):.1f} / {pct(mine, 0.99):.1f} / {pct(mine, 0.999):.1f} µs"
+        )
+        row(
+            "   bare ask p50 / p99 / p99.9", f"{pct(bare, 0.5):.1f} / {pct(bare, 0.99):.1f} / {pct(bare, 0.999):.1f} µs"
+        )
+    # 3. throughput
+    for n, rate in throughput.run().items():
+        row(f"3. throughput, {n} caller thread{'s' if n > 1 else ''}", f"{rate:,.0f} decisions/s")
+    # 4. original design
+    for name, pin in (("threads free", None), ("caller and gate on one core", {cpus[0]})):
+        if pin:
+            os.sched_setaffinity(0, pin)
+        r = original_design.run()
+        os.sched_setaffinity(0, set(cpus))
+        row(
+            f"4. per-order HTTP (original) vs riskgate, {name}",
+            f"{r['original_p50']:.0f} vs {r['riskgate_p50']:.1f} µs p50 = {r['ratio_p50']:.1f}x",
+            ">= 10x faster",
+            r["ratio_p50"] >= 10,
+        )
+    # 5. ESS propagation
+    p = propagation.run(trials=10)
+    interval_ms = float(p["ess_poll_interval_s"]) * 1000  # type: ignore[arg-type]
+    for key, label in (("kill_switch_ms", "kill-switch file"), ("http_ms", "ESS HTTP flipped")):
+        v = p[key]  # type: ignore[index]
+        row(
+            f"5. ESS propagation: {label} -> first block",
+            f"mean {sum(v) / len(v):.0f} ms, max {max(v):.0f} ms (poll {interval_ms:.0f} ms)",
+            f"max <= {interval_ms + 5:.0f} ms",
+            max(v) <= interval_ms + 5,
+        )
+    # 6. scale
+    small, large = scale.run()
+    ratio = large["p50_us"] / small["p50_us"]
+    row(
+        "6. evaluate p50, 10,000 vs 10 accounts (one core)",
+        f"{large['p50_us']:.1f} vs {small['p50_us']:.1f} µs = {ratio:.2f}x",
+        "<= 1.2x",
+        ratio <= 1.2,
+    )
+    row(
+        "   process RSS, 10,000 / 10 accounts",
+        f"{large['rss_mb']:.0f} / {small['rss_mb']:.0f} MB",
+        "< 150 MB",
+        large["rss_mb"] < 150,
+    )
+    # 7. NautilusTrader
+    if nautilus.available():
+        nt = nautilus.run()
+        row(
+            "7. NautilusTrader RiskEngine.execute(SubmitOrder)", f"p50 {nt['p50_us']:.2f} µs, p99 {nt['p99_us']:.2f} µs"
+        )
+        row("   beside our pure evaluation", f"{pct(pure, 0.5) / nt['p50_us']:.2f}x its p50")
+    else:
+        print("7. NautilusTrader: skipped (nautilus_trader is not installed; pip install nautilus_trader)")
+        row("7. NautilusTrader RiskEngine", "skipped: nautilus_trader not installed")
+    if not args.no_write:
+        write(rows)
+    return 0
+
+
+def write(rows: list[tuple[str, str, str, str]]) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run: `.venv/bin/python -m bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        f"Machine: {machine()}.",
+        "",
+        "All figures come from one run of that command; comparisons are measured side by side in it",
+        "(interleaved rounds where both sides are latencies). Never part of the test suite.",
+        "",
+        "| measure | figure | target | |",
+        "|---|---|---|---|",
+        *(f"| {m.strip()} | {f} | {t} | {v} |" for m, f, t, v in rows),
+        "",
+    ]
+    notes = ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text().strip(), ""]
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines))
+    print(f"\nwrote {ROOT / 'docs' / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
