@@ -17,8 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from actors.base import SupervisedActor
-from actors.risk_poller import Poll
+from actors.base import PolledSourceActor
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.gate_link import GateLink
@@ -81,7 +80,7 @@ class BaselineStore:
         self._db.close()
 
 
-class AccountTrackerActor(SupervisedActor):
+class AccountTrackerActor(PolledSourceActor):
     def __init__(
         self,
         config: Config,
@@ -95,7 +94,6 @@ class AccountTrackerActor(SupervisedActor):
         self._gate = gate
         self._transport = transport
         self._store: BaselineStore | None = None
-        self._client: httpx.Client | None = None
         self._latest: dict[str, AccountState] = {}
         self._last_equity: dict[str, float] = {}
         self._baselines: dict[tuple[str, str], Baseline] = {}
@@ -108,25 +106,19 @@ class AccountTrackerActor(SupervisedActor):
         if self._baselines:
             log.info("baselines_loaded", path=str(self._store.path), count=len(self._baselines))
         if self._config.accounts.snapshot_url:
-            self._client = httpx.Client(
-                timeout=httpx.Timeout(self._config.accounts.timeout_s), transport=self._transport
-            )
+            self.open_client(self._config.accounts.timeout_s, self._transport)
 
     def release_resources(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        super().release_resources()
         if self._store is not None:
             self._store.close()
             self._store = None
 
-    def on_receive(self, message: object) -> object:
+    def on_message(self, message: object) -> object:
         if isinstance(message, AccountSnapshot):
             return self._on_snapshot(message)
         if isinstance(message, Fill):
             return self._on_fill(message)
-        if isinstance(message, Poll):
-            return self.poll()
         log.warning("account_tracker_unknown_message", message_type=type(message).__name__)
         return None
 

@@ -1,14 +1,17 @@
-"""What every riskgate actor shares: a `ping()` for heartbeats, and a record of
-why it died for the supervisor's health log."""
+"""What every riskgate actor shares: a `ping()` for heartbeats and a record of
+why it died for the supervisor's health log; and, for the polled sources, the
+`Poll` message and the httpx client they open on start and close on stop."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pykka
 
-__all__ = ["SupervisedActor", "take_failure"]
+__all__ = ["Poll", "PolledSourceActor", "SupervisedActor", "take_failure"]
 
 _failures: dict[str, str] = {}
 _failures_lock = threading.Lock()
@@ -34,3 +37,35 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def release_resources(self) -> None:
         """Close what on_start opened. Called on stop and on failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """Time to poll (sent by the clock's timer)."""
+
+
+class PolledSourceActor(SupervisedActor):
+    """A state source polled on a timer: `Poll` runs `poll()`; the httpx client it
+    may open in `on_start` (`open_client`) is closed on stop and on failure."""
+
+    _client: httpx.Client | None = None
+
+    def open_client(self, timeout_s: float, transport: httpx.BaseTransport | None) -> None:
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=transport)
+
+    def release_resources(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def on_receive(self, message: object) -> object:
+        if isinstance(message, Poll):
+            return self.poll()
+        return self.on_message(message)
+
+    def poll(self) -> object:
+        raise NotImplementedError
+
+    def on_message(self, message: object) -> object:
+        """Messages other than Poll; none by default."""
+        return None

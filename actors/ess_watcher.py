@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from actors.base import SupervisedActor
-from actors.risk_poller import Poll
+from actors.base import PolledSourceActor
 from supervisor.clock import Clock
 from supervisor.config import EssConfig
 from supervisor.ess_board import EssBoard
@@ -50,7 +49,7 @@ def read_kill_switch(path: str) -> EssSourceStatus:
         return EssSourceStatus("kill_switch_file", None, f"cannot check {path}: {exc.strerror}")
 
 
-class EssWatcherActor(SupervisedActor):
+class EssWatcherActor(PolledSourceActor):
     def __init__(
         self,
         config: EssConfig,
@@ -66,23 +65,12 @@ class EssWatcherActor(SupervisedActor):
         self._board = board
         self._transport = transport
         self._url = f"{config.url}/api/emergency/status" if config.url else None
-        self._client: httpx.Client | None = None
         self._http_failures = FailureLog("riskgate.ess", "ess_http")
         self._latest: EssState | None = None
 
     def on_start(self) -> None:
         if self._url is not None:
-            self._client = httpx.Client(timeout=httpx.Timeout(self._config.timeout_s), transport=self._transport)
-
-    def release_resources(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def on_receive(self, message: object) -> object:
-        if isinstance(message, Poll):
-            return self.poll()
-        return None
+            self.open_client(self._config.timeout_s, self._transport)
 
     def _read_http(self) -> EssSourceStatus:
         assert self._client is not None and self._url is not None

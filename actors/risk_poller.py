@@ -8,11 +8,9 @@ cause is logged once, not once per poll; the recovery is logged too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import httpx
 
-from actors.base import SupervisedActor
+from actors.base import PolledSourceActor
 from supervisor.clock import Clock
 from supervisor.config import RiskV3Config
 from supervisor.gate_link import GateLink
@@ -21,17 +19,12 @@ from supervisor.logs import get_logger
 from supervisor.messages import RiskSignal
 from supervisor.upstream import UpstreamError, parse_risk_signal
 
-__all__ = ["Poll", "RiskV3PollerActor"]
+__all__ = ["RiskV3PollerActor"]
 
 log = get_logger("riskgate.risk_v3")
 
 
-@dataclass(frozen=True, slots=True)
-class Poll:
-    """Time to poll (sent by the clock's timer)."""
-
-
-class RiskV3PollerActor(SupervisedActor):
+class RiskV3PollerActor(PolledSourceActor):
     def __init__(
         self,
         config: RiskV3Config,
@@ -45,23 +38,12 @@ class RiskV3PollerActor(SupervisedActor):
         self._gate = gate
         self._transport = transport
         self._url = f"{config.url}/risk/global"
-        self._client: httpx.Client | None = None
         self._failures = FailureLog("riskgate.risk_v3", "risk_v3")
         self._latest: RiskSignal | None = None
         self._signal_stale = False
 
     def on_start(self) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(self._config.timeout_s), transport=self._transport)
-
-    def release_resources(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def on_receive(self, message: object) -> object:
-        if isinstance(message, Poll):
-            return self.poll()
-        return None
+        self.open_client(self._config.timeout_s, self._transport)
 
     def poll(self) -> RiskSignal | None:
         """Fetch once; push and return the signal, or None when unusable."""

@@ -17,6 +17,7 @@ import importlib.metadata
 import os
 import platform
 import queue
+import tempfile
 import time
 
 import pykka
@@ -29,13 +30,17 @@ from supervisor.messages import AccountState, EssSourceStatus, EssState, Positio
 from supervisor.state import GateState
 from tests.helpers import config_dict
 
+_STATE_DIR = tempfile.mkdtemp(prefix="riskgate-bench-")  # not the working tree's ./state
+
 
 def bench_config(n_accounts: int):
+    """Limits out of the way so every bench order is allowed; n accounts on binance."""
     data = config_dict(
         gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0},
         risk_v3={"max_age_s": 3600.0},
         ess={"max_age_s": 3600.0},
         accounts={"max_age_s": 3600.0},
+        state={"dir": _STATE_DIR},
     )
     for i in range(n_accounts):
         data["accounts"][f"acct{i}"] = {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 1e12}

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,60 +20,40 @@ from bench.common import pct, rss_mb
 
 def worker(accounts: int, n: int = 20_000) -> dict[str, float]:
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    from bench.gate_latency import positions
-    from supervisor import AccountSnapshot, RiskSupervisor, parse_config
+    from bench.gate_latency import bench_config, positions
+    from supervisor import AccountSnapshot, RiskSupervisor
     from supervisor.messages import RiskSignal
-    from tests.helpers import config_dict
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data = config_dict(
-            gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0},
-            risk_v3={"max_age_s": 3600.0},
-            ess={"max_age_s": 3600.0},
-            accounts={"max_age_s": 3600.0},
-            state={"dir": tmp},
-        )
+    t0 = time.perf_counter()
+    with RiskSupervisor(bench_config(accounts), poll_upstreams=False) as sup:
+        sup.report_ess_active(False)
+        sup.report_risk_signal(RiskSignal("INFO", sup.clock.now()))
         for i in range(accounts):
-            data["accounts"][f"acct{i}"] = {
-                "exchange": "binance",
-                "capital_profile": "normal",
-                "max_notional_usd": 1e12,
-            }
-        data["exchanges"]["binance"]["max_notional_usd"] = 1e15
-        t0 = time.perf_counter()
-        cfg = parse_config(data)
-        with RiskSupervisor(cfg, poll_upstreams=False) as sup:
-            sup.report_ess_active(False)
-            sup.report_risk_signal(RiskSignal("INFO", sup.clock.now()))
-            for i in range(accounts):
-                sup.report_account_snapshot(AccountSnapshot(f"acct{i}", 1e9, positions()))
-            load_s = time.perf_counter() - t0
-            orders = [
-                {
-                    "account": f"acct{(i * 7919) % accounts}",
-                    "exchange": "binance",
-                    "strategy_id": "trend_v2",
-                    "symbol": "BTCUSDT",
-                    "side": "buy",
-                    "quantity": 0.01,
-                    "price": 65_000.0,
-                }
-                for i in range(1000)
-            ]
-            assert sup.evaluate(orders[0]).decision == "allow"
-            samples = []
-            perf = time.perf_counter_ns
-            for i in range(n):
-                t = perf()
-                sup.evaluate(orders[i % 1000])
-                samples.append(perf() - t)
-            return {
-                "accounts": accounts,
-                "p50_us": pct(samples, 0.5),
-                "p99_us": pct(samples, 0.99),
-                "rss_mb": rss_mb(),
-                "load_s": load_s,
-            }
+            sup.report_account_snapshot(AccountSnapshot(f"acct{i}", 1e9, positions()))
+        load_s = time.perf_counter() - t0
+        base = {
+            "exchange": "binance",
+            "strategy_id": "trend_v2",
+            "symbol": "BTCUSDT",
+            "side": "buy",
+            "quantity": 0.01,
+            "price": 65_000.0,
+        }
+        orders = [{**base, "account": f"acct{(i * 7919) % accounts}"} for i in range(1000)]
+        assert sup.evaluate(orders[0]).decision == "allow"
+        samples = []
+        perf = time.perf_counter_ns
+        for i in range(n):
+            t = perf()
+            sup.evaluate(orders[i % 1000])
+            samples.append(perf() - t)
+    return {
+        "accounts": accounts,
+        "p50_us": pct(samples, 0.5),
+        "p99_us": pct(samples, 0.99),
+        "rss_mb": rss_mb(),
+        "load_s": load_s,
+    }
 
 
 def run(sizes: tuple[int, ...] = (10, 10_000)) -> list[dict[str, float]]:

@@ -16,7 +16,7 @@ from typing import Any, cast
 import httpx
 import pykka
 
-from actors.risk_poller import Poll
+from actors.base import Poll
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.evaluate import block_result

@@ -13,9 +13,10 @@ import httpx
 import pykka
 
 from actors.account_tracker import AccountTrackerActor
+from actors.base import Poll
 from actors.ess_watcher import EssWatcherActor
 from actors.gate import GateActor, GateStatsRequest
-from actors.risk_poller import Poll, RiskV3PollerActor
+from actors.risk_poller import RiskV3PollerActor
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
 from supervisor.ess_board import EssBoard

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pykka
 import pytest
 import structlog
@@ -22,4 +24,13 @@ def _in_tmp_dir(tmp_path, monkeypatch):
 def _stop_all_actors():
     yield
     pykka.ActorRegistry.stop_all(timeout=5)
-    structlog.reset_defaults()  # a test that configured logging leaves none behind
+    _quiet_structlog()  # a test that configured logging leaves none behind
+
+
+def _quiet_structlog() -> None:
+    """structlog's defaults, minus debug chatter (simulator requests) in the test output."""
+    structlog.reset_defaults()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+
+
+_quiet_structlog()

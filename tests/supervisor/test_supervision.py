@@ -10,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import actors.risk_poller
+from actors.base import Poll
 from actors.gate import GateHold
 from supervisor import AccountSnapshot, Fill, RiskSupervisor
 from supervisor.messages import RiskGateResult
@@ -64,7 +65,7 @@ def test_actor_failing_in_a_handler_is_restarted_and_shows_in_health_log(sim, cl
             raise RuntimeError("parser bug")
 
         monkeypatch.setattr(actors.risk_poller, "parse_risk_signal", bug)
-        poller.tell(actors.risk_poller.Poll())
+        poller.tell(Poll())
         wait_dead(poller)
         monkeypatch.undo()
         assert health_rows(sup)["risk_v3_poller"]["alive"] is False
