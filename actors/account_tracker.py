@@ -88,11 +88,8 @@ class AccountTrackerActor(PolledSourceActor):
         gate: GateLink,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(clock, gate, transport)
         self._config = config
-        self._clock = clock
-        self._gate = gate
-        self._transport = transport
         self._store: BaselineStore | None = None
         self._latest: dict[str, AccountState] = {}
         self._last_equity: dict[str, float] = {}
@@ -106,7 +103,7 @@ class AccountTrackerActor(PolledSourceActor):
         if self._baselines:
             log.info("baselines_loaded", path=str(self._store.path), count=len(self._baselines))
         if self._config.accounts.snapshot_url:
-            self.open_client(self._config.accounts.timeout_s, self._transport)
+            self.open_client(self._config.accounts.timeout_s)
 
     def release_resources(self) -> None:
         super().release_resources()

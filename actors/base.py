@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 import pykka
 
+from supervisor.clock import Clock
+from supervisor.gate_link import GateLink
+
 __all__ = ["Poll", "PolledSourceActor", "SupervisedActor", "take_failure"]
 
 _failures: dict[str, str] = {}
@@ -48,10 +51,15 @@ class PolledSourceActor(SupervisedActor):
     """A state source polled on a timer: `Poll` runs `poll()`; the httpx client it
     may open in `on_start` (`open_client`) is closed on stop and on failure."""
 
-    _client: httpx.Client | None = None
+    def __init__(self, clock: Clock, gate: GateLink, transport: httpx.BaseTransport | None) -> None:
+        super().__init__()
+        self._clock = clock
+        self._gate = gate  # where state goes: the running gate, through the link
+        self._transport = transport  # None: real HTTP; tests may give an httpx transport
+        self._client: httpx.Client | None = None
 
-    def open_client(self, timeout_s: float, transport: httpx.BaseTransport | None) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=transport)
+    def open_client(self, timeout_s: float) -> None:
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=self._transport)
 
     def release_resources(self) -> None:
         if self._client is not None:

@@ -58,19 +58,16 @@ class EssWatcherActor(PolledSourceActor):
         board: EssBoard,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(clock, gate, transport)
         self._config = config
-        self._clock = clock
-        self._gate = gate
         self._board = board
-        self._transport = transport
         self._url = f"{config.url}/api/emergency/status" if config.url else None
         self._http_failures = FailureLog("riskgate.ess", "ess_http")
         self._latest: EssState | None = None
 
     def on_start(self) -> None:
         if self._url is not None:
-            self.open_client(self._config.timeout_s, self._transport)
+            self.open_client(self._config.timeout_s)
 
     def _read_http(self) -> EssSourceStatus:
         assert self._client is not None and self._url is not None

@@ -32,18 +32,15 @@ class RiskV3PollerActor(PolledSourceActor):
         gate: GateLink,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(clock, gate, transport)
         self._config = config
-        self._clock = clock
-        self._gate = gate
-        self._transport = transport
         self._url = f"{config.url}/risk/global"
         self._failures = FailureLog("riskgate.risk_v3", "risk_v3")
         self._latest: RiskSignal | None = None
         self._signal_stale = False
 
     def on_start(self) -> None:
-        self.open_client(self._config.timeout_s, self._transport)
+        self.open_client(self._config.timeout_s)
 
     def poll(self) -> RiskSignal | None:
         """Fetch once; push and return the signal, or None when unusable."""
