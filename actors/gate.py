@@ -98,10 +98,6 @@ class GateActor(SupervisedActor):
             return None
         return handler(message)
 
-    @property
-    def state(self) -> GateState:
-        return self._state
-
     def release_resources(self) -> None:
         self._answer_pending("gate stopped")
 

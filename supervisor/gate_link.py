@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import pykka
 
@@ -101,11 +100,3 @@ class GateLink:
     def latest_accounts(self) -> list[AccountState]:
         with self._lock:
             return [m for (kind, _), (m, _) in self._latest.items() if kind == "account"]  # type: ignore[misc]
-
-    def forget(self, kind: str, name: str = "") -> None:
-        with self._lock:
-            self._latest.pop((kind, name), None)
-
-    def remembered(self) -> dict[tuple[str, str], Any]:
-        with self._lock:
-            return {k: m for k, (m, _) in self._latest.items()}

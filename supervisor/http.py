@@ -67,10 +67,6 @@ class FailureLog:
         self._cause: str | None = None
 
     @property
-    def failing(self) -> bool:
-        return self._cause is not None
-
-    @property
     def cause(self) -> str | None:
         return self._cause
 
