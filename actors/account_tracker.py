@@ -100,6 +100,8 @@ class AccountTrackerActor(PolledSourceActor):
     def on_start(self) -> None:
         self._store = BaselineStore(self._config.state.dir / "accounts.sqlite")
         self._baselines, self._last_equity = self._store.load()
+        # After a restart, fills keep applying to the positions the gate already has.
+        self._latest = {state.account: state for state in self._gate.latest_accounts()}
         if self._baselines:
             log.info("baselines_loaded", path=str(self._store.path), count=len(self._baselines))
         if self._config.accounts.snapshot_url:

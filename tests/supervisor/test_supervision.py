@@ -210,3 +210,17 @@ def test_health_log_every_interval_on_the_clock(clock):
         with capture_logs() as logs:
             clock.advance(10.0)
         assert [e for e in logs if e["event"] == "gate_stats"][0]["total"] == 0  # counts since the last one
+
+
+def test_restarted_tracker_keeps_applying_fills_to_the_known_positions(clock):
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
+        sup.report_ess_active(False)
+        sup.report_risk_signal(signal("INFO", clock.now()))
+        sup.report_account_snapshot(AccountSnapshot("main", 1_000_000.0))
+        sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", 2.0, 100.0))
+        old = sup.actor_ref("account_tracker")
+        old.stop()
+        sup.check_actors()
+        assert sup.actor_ref("account_tracker") is not old
+        state = sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", 1.0, 100.0))
+        assert state is not None and [(p.symbol, p.quantity) for p in state.positions] == [("SOLUSDT", 3.0)]
