@@ -28,6 +28,13 @@ def sim(clock):
         yield s
 
 
+def feed(sup: RiskSupervisor, equity: float) -> None:
+    """Fresh ESS, Risk v3 (INFO) and a snapshot of account `main`."""
+    sup.report_ess_active(False)
+    sup.report_risk_signal(signal("INFO", sup.clock.now()))
+    sup.report_account_snapshot(AccountSnapshot("main", equity))
+
+
 def wait_dead(ref: pykka.ActorRef) -> None:
     """A ping queued behind the fatal message fails once the actor is gone."""
     with pytest.raises(pykka.ActorDeadError):
@@ -121,9 +128,7 @@ def test_unresponsive_actor_is_logged_and_replaced(clock):
 def test_restarted_gate_is_refed_before_any_order_and_keeps_reservations(clock):
     cfg = make_config(gate={"max_orders_per_s": 1000})
     with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
-        sup.report_ess_active(False)
-        sup.report_risk_signal(signal("INFO", clock.now()))
-        sup.report_account_snapshot(AccountSnapshot("main", 10_000_000.0))
+        feed(sup, 10_000_000.0)
         assert sup.evaluate(order(quantity=300.0, order_id="A")).decision == "allow"  # 30k of the 50k cap
         old = sup.gate_ref
         old.tell(Fill("main", "binance", "SOLUSDT", "buy", None, 100.0, "A"))  # a bug: the gate dies
@@ -150,9 +155,7 @@ def test_restarted_gate_with_nothing_to_refeed_blocks(clock):
 def test_gate_killed_while_eight_threads_evaluate(clock):
     cfg = make_config(gate={"max_orders_per_s": 100_000})
     with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
-        sup.report_ess_active(False)
-        sup.report_risk_signal(signal("INFO", clock.now()))
-        sup.report_account_snapshot(AccountSnapshot("main", 1e12))
+        feed(sup, 1e12)
         warmed = threading.Barrier(9)
         killed = threading.Event()
         errors: list[BaseException] = []
@@ -214,9 +217,7 @@ def test_health_log_every_interval_on_the_clock(clock):
 
 def test_restarted_tracker_keeps_applying_fills_to_the_known_positions(clock):
     with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
-        sup.report_ess_active(False)
-        sup.report_risk_signal(signal("INFO", clock.now()))
-        sup.report_account_snapshot(AccountSnapshot("main", 1_000_000.0))
+        feed(sup, 1_000_000.0)
         sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", 2.0, 100.0))
         old = sup.actor_ref("account_tracker")
         old.stop()
