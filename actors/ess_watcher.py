@@ -21,7 +21,7 @@ from supervisor.gate_link import GateLink
 from supervisor.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
 from supervisor.messages import EssSourceStatus, EssState
-from supervisor.upstream import parse_ess_status
+from supervisor.upstream import parse_ess_status, parse_risk_safety_status
 
 __all__ = ["EssWatcherActor", "read_kill_switch"]
 
@@ -61,7 +61,8 @@ class EssWatcherActor(PolledSourceActor):
         super().__init__(clock, gate, transport)
         self._config = config
         self._board = board
-        self._url = f"{config.url}/api/emergency/status" if config.url else None
+        self._url = f"{config.url}{config.path}" if config.url else None
+        self._parse = parse_risk_safety_status if config.contract == "risk_safety" else parse_ess_status
         self._http_failures = FailureLog("riskgate.ess", "ess_http")
         self._latest: EssState | None = None
 
@@ -72,7 +73,7 @@ class EssWatcherActor(PolledSourceActor):
     def _read_http(self) -> EssSourceStatus:
         assert self._client is not None and self._url is not None
         try:
-            status = parse_ess_status(fetch_json(self._client, self._url), "http")
+            status = self._parse(fetch_json(self._client, self._url), "http")
         except FetchError as exc:
             self._http_failures.failed(exc.kind, exc.detail, url=self._url)
             return EssSourceStatus("http", None, exc.kind)

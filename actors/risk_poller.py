@@ -38,6 +38,7 @@ class RiskV3PollerActor(PolledSourceActor):
         self._failures = FailureLog("riskgate.risk_v3", "risk_v3")
         self._latest: RiskSignal | None = None
         self._signal_stale = False
+        self._skewed = False
 
     def on_start(self) -> None:
         self.open_client(self._config.timeout_s)
@@ -62,6 +63,14 @@ class RiskV3PollerActor(PolledSourceActor):
     def _note_signal_age(self, signal: RiskSignal) -> None:
         # The gate blocks on the signal's own age too; this only says why, once.
         age = (self._clock.now() - signal.timestamp).total_seconds()
+        skewed = age < -self._config.max_clock_skew_s
+        if skewed and not self._skewed:
+            log.warning(
+                "risk_v3_clock_skew", signal_ahead_s=round(-age, 1), max_clock_skew_s=self._config.max_clock_skew_s
+            )
+        elif not skewed and self._skewed:
+            log.info("risk_v3_clock_skew_cleared", signal_age_s=round(age, 1))
+        self._skewed = skewed
         stale = age > self._config.max_signal_age_s
         if stale and not self._signal_stale:
             log.warning(

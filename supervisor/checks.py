@@ -141,6 +141,11 @@ def check_risk_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
     if age > c.config.risk_v3.max_age_s:
         return Denial(RC.RISK_STATE_STALE, f"Risk v3 fetch age={age:.3f}s > max_age_s={c.config.risk_v3.max_age_s}")
     signal_age = (c.wall - sig.timestamp).total_seconds()
+    if signal_age < -c.config.risk_v3.max_clock_skew_s:
+        return Denial(
+            RC.RISK_STATE_STALE,
+            f"Risk v3 signal stamped {-signal_age:.0f}s in the future > max_clock_skew_s={c.config.risk_v3.max_clock_skew_s}",
+        )
     if signal_age > c.config.risk_v3.max_signal_age_s:
         return Denial(
             RC.RISK_STATE_STALE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ __all__ = [
     "AccountsConfig",
     "Config",
     "ConfigError",
+    "ESS_CONTRACTS",
     "EssConfig",
     "ExchangeConfig",
     "GateConfig",
@@ -62,6 +63,10 @@ class RiskV3Config:
     timeout_s: float = 1.0
     max_age_s: float = 10.0
     max_signal_age_s: float = 900.0
+    max_clock_skew_s: float = 5.0  # a signal stamped further ahead than this is unusable
+
+
+ESS_CONTRACTS = {"emergency_status": "/api/emergency/status", "risk_safety": "/api/risk/ess/status"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,8 @@ class EssConfig:
     poll_interval_s: float = 0.5
     timeout_s: float = 0.5
     max_age_s: float = 3.0
+    contract: str = "emergency_status"  # which ESS service answers at url (see ESS_CONTRACTS)
+    path: str = ESS_CONTRACTS["emergency_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,7 @@ class AccountsConfig:
     poll_interval_s: float = 5.0
     timeout_s: float = 2.0
     max_age_s: float = 60.0
+    max_plausible_usd: float = 1e12  # equity, marks and position notionals above this are unusable
     accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
 
 
@@ -299,6 +307,7 @@ def _risk_v3(t: _Table) -> RiskV3Config:
         timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
         max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
         max_signal_age_s=t.number("max_signal_age_s", d.max_signal_age_s, gt=0),
+        max_clock_skew_s=t.number("max_clock_skew_s", d.max_clock_skew_s, ge=0, le=3600),
     )
     if c.max_age_s is not None and c.poll_interval_s is not None and c.max_age_s <= c.poll_interval_s:
         t.problem("max_age_s", f"must be > poll_interval_s ({c.poll_interval_s}), got {c.max_age_s}")
@@ -309,12 +318,18 @@ def _risk_v3(t: _Table) -> RiskV3Config:
 def _ess(t: _Table) -> EssConfig:
     d = EssConfig()
     url = t.url("url", None) if t.raw("url") is not _MISSING else None
+    contract = t.string("contract", d.contract, tuple(ESS_CONTRACTS))
+    path = t.string("path", ESS_CONTRACTS.get(contract, d.path))
+    if isinstance(path, str) and not path.startswith("/"):
+        t.problem("path", f"must start with '/', got {path!r}")
     c = EssConfig(
         url=url,
         kill_switch_file=t.string("kill_switch_file", None),
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
         timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
         max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
+        contract=contract,
+        path=path,
     )
     if c.url is None and c.kill_switch_file is None:
         t.problems.append(f"{t.path}: at least one of url, kill_switch_file is required")
@@ -345,6 +360,7 @@ def _accounts(t: _Table, profiles: Mapping[str, ProfileConfig]) -> AccountsConfi
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
         timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
         max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
+        max_plausible_usd=t.number("max_plausible_usd", d.max_plausible_usd, gt=0),
         accounts=accounts,
     )
     t.finish()
@@ -446,13 +462,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
     if base_dir is not None and not state_dir.is_absolute():
         state_dir = base_dir / state_dir
     if ess.kill_switch_file and base_dir is not None and not Path(ess.kill_switch_file).is_absolute():
-        ess = EssConfig(
-            url=ess.url,
-            kill_switch_file=str(base_dir / ess.kill_switch_file),
-            poll_interval_s=ess.poll_interval_s,
-            timeout_s=ess.timeout_s,
-            max_age_s=ess.max_age_s,
-        )
+        ess = replace(ess, kill_switch_file=str(base_dir / ess.kill_switch_file))
     if problems:
         raise ConfigError(problems, source)
     return Config(

@@ -1,7 +1,8 @@
 """A loopback simulator of riskgate's three upstreams, for tests and demos.
 
 It serves Global Risk v3 (`GET /risk/global`), the ESS status endpoint
-(`GET /api/emergency/status`) and account snapshots
+(`GET /api/emergency/status`, and the risk-safety service's
+`GET /api/risk/ess/status` with the same halt) and account snapshots
 (`GET /accounts/{name}/snapshot`) from the shipped real payloads, and takes
 control requests to change what they answer:
 
@@ -75,6 +76,11 @@ class UpstreamSimulator:
             True: sample_payload("ess_status_active.json"),
             False: sample_payload("ess_status_inactive.json"),
         }
+        self._safety_samples = {
+            True: sample_payload("risk_safety/ess_risk_safety_tripped.json"),
+            False: sample_payload("risk_safety/ess_risk_safety_armed.json"),
+        }
+        self._safety_uninitialised = sample_payload("risk_safety/ess_risk_safety_uninitialised.json")
         self._connections: set[Any] = set()
         self._server = _QuietServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
@@ -200,6 +206,18 @@ class UpstreamSimulator:
             body = {"available": False, "error": "ESS not initialised"}
         return 200, body
 
+    def risk_safety_answer(self) -> tuple[int, Any]:
+        """The risk-safety service's ESS: TRIPPED while the halt is on, else ARMED."""
+        with self._lock:
+            active, reason = self._ess_active, self._ess_reason
+            mode, _ = self._faults["ess"]
+        if mode == "unavailable":
+            return 200, dict(self._safety_uninitialised)
+        body = dict(self._safety_samples[active])
+        if active and reason:
+            body["trip_reason"] = reason
+        return 200, body
+
     def account_answer(self, name: str) -> tuple[int, Any]:
         with self._lock:
             acct = self._accounts.get(name)
@@ -274,6 +292,8 @@ def _handler_for(sim: UpstreamSimulator) -> type[BaseHTTPRequestHandler]:
                 self._serve("risk", sim.risk_answer)
             elif path == "/api/emergency/status":
                 self._serve("ess", sim.ess_answer)
+            elif path == "/api/risk/ess/status":
+                self._serve("ess", sim.risk_safety_answer)
             elif (m := _ACCOUNT_PATH.match(path)) is not None:
                 self._serve("accounts", lambda: sim.account_answer(m.group(1)))
             elif path == "/control/state":

@@ -1,37 +1,67 @@
-"""Parsers for the upstream contracts of DESIGN.md section 5.
+"""Parsers for the upstream contracts (docs/upstream.md).
 
 Each takes decoded JSON and returns a frozen message or raises `UpstreamError`
 naming what is wrong. Unknown fields are ignored; a naive timestamp is UTC.
+Ambiguity is never read as "all clear": a field that is present but not of
+the one unmistakable form, or two fields that contradict each other, make the
+answer unusable (the gate then fails closed on that source).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from supervisor.messages import AccountSnapshot, EssSourceStatus, Position, RiskSignal
+from supervisor.values import plain_float, plain_str, shorten
 
-__all__ = ["UpstreamError", "parse_account_snapshot", "parse_ess_status", "parse_risk_signal", "parse_timestamp"]
+__all__ = [
+    "DEFAULT_MAX_PLAUSIBLE_USD",
+    "ESS_TIERS",
+    "UpstreamError",
+    "parse_account_snapshot",
+    "parse_ess_status",
+    "parse_risk_safety_status",
+    "parse_risk_signal",
+    "check_snapshot",
+    "parse_timestamp",
+]
 
 RISK_LEVELS = ("INFO", "WARNING", "CRITICAL")
+#: ESS tiers Global Risk v3 recommends; any other value is unusable.
+ESS_TIERS = frozenset(("NORMAL", "REDUCED", "EMERGENCY"))
+#: Risk-safety service states: these allow (with can_execute true) ...
+RISK_SAFETY_CLEAR = frozenset(("ARMED", "DISABLED", "NORMAL", "CAUTION"))
+#: ... and these halt (can_execute must then be false).
+RISK_SAFETY_HALT = frozenset(("TRIPPED", "COOLING_DOWN", "CRITICAL"))
+#: Equity, mark prices and position notionals above this are implausible.
+DEFAULT_MAX_PLAUSIBLE_USD = 1e12
+_MAX_TEXT = 200  # longest upstream text carried into a reason or a log line
+_MAX_ITEMS = 20  # most issues/warnings carried
 
 
 class UpstreamError(ValueError):
     """An upstream answer that cannot be used."""
 
 
+def _text(value: Any, limit: int = _MAX_TEXT) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
 def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
     if not isinstance(value, str):
-        raise UpstreamError(f"{field}: expected an ISO 8601 string, got {value!r}")
+        raise UpstreamError(f"{field}: expected an ISO 8601 string, got {shorten(value)}")
     text = value.strip()
+    if len(text) > 64:
+        raise UpstreamError(f"{field}: not ISO 8601: {shorten(value)}")
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         ts = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise UpstreamError(f"{field}: not ISO 8601: {value!r}") from exc
+        raise UpstreamError(f"{field}: not ISO 8601: {shorten(value)}") from exc
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
@@ -43,35 +73,54 @@ def _mapping(data: Any, what: str) -> Mapping[str, Any]:
 
 def _strings(value: Any) -> tuple[str, ...]:
     if isinstance(value, list):
-        return tuple(str(v) for v in value)
+        return tuple(_text(v) for v in value[:_MAX_ITEMS])
     return ()
 
 
 def _finite(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UpstreamError(f"{field}: expected a finite number, got {value!r}")
-    return float(value)
+    f = plain_float(value)
+    if f is None:
+        raise UpstreamError(f"{field}: expected a finite number, got {shorten(value)}")
+    return f
+
+
+def _plausible(value: float, field: str, bound: float) -> float:
+    if abs(value) > bound:
+        raise UpstreamError(f"{field}: {value:.6g} is implausible (above {bound:.6g})")
+    return value
 
 
 def parse_risk_signal(data: Any) -> RiskSignal:
-    """Global Risk v3's `GlobalRiskSignal` (GET /risk/global)."""
+    """Global Risk v3's `GlobalRiskSignal` (GET /risk/global).
+
+    `risk_level`, `timestamp` and `ess_action_required` are required; an ESS
+    tier, when given, must be one the service knows, and an EMERGENCY tier
+    without `ess_action_required: true` contradicts itself.
+    """
     d = _mapping(data, "risk signal")
     level = d.get("risk_level")
     if level is None:
         raise UpstreamError("risk_level: missing")
     if not isinstance(level, str) or level.upper() not in RISK_LEVELS:
-        raise UpstreamError(f"risk_level: unknown value {level!r}")
-    action = d.get("ess_action_required", False)
+        raise UpstreamError(f"risk_level: unknown value {shorten(level)}")
+    if "ess_action_required" not in d:
+        raise UpstreamError("ess_action_required: missing (cannot tell whether ESS action is required)")
+    action = d["ess_action_required"]
     if not isinstance(action, bool):
-        raise UpstreamError(f"ess_action_required: expected a boolean, got {action!r}")
+        raise UpstreamError(f"ess_action_required: expected a boolean, got {shorten(action)}")
     tier = d.get("ess_tier_recommendation")
-    score = d.get("overall_risk_score")
+    if tier is not None:
+        if not isinstance(tier, str) or tier.upper() not in ESS_TIERS:
+            raise UpstreamError(f"ess_tier_recommendation: unknown value {shorten(tier)}")
+        tier = tier.upper()
+        if tier == "EMERGENCY" and not action:
+            raise UpstreamError("ess_tier_recommendation EMERGENCY with ess_action_required false: ambiguous")
     return RiskSignal(
         risk_level=level.upper(),  # type: ignore[arg-type]
         timestamp=parse_timestamp(d.get("timestamp")),
         ess_action_required=action,
-        ess_tier_recommendation=tier if isinstance(tier, str) else None,
-        overall_risk_score=float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
+        ess_tier_recommendation=tier,
+        overall_risk_score=plain_float(d.get("overall_risk_score")),
         critical_issues=_strings(d.get("critical_issues")),
         warnings=_strings(d.get("warnings")),
     )
@@ -79,26 +128,61 @@ def parse_risk_signal(data: Any) -> RiskSignal:
 
 def parse_ess_status(data: Any, source: str = "http") -> EssSourceStatus:
     """The ESS status endpoint (GET /api/emergency/status). Never raises:
-    anything unusable is an unknown reading, which the gate treats as stale."""
+    anything unusable or ambiguous is an unknown reading (the gate: stale).
+
+    `active` must be a boolean; `available`, when present, must be `true`;
+    `status`, when present, must say the same as `active`.
+    """
     if not isinstance(data, Mapping):
         return EssSourceStatus(source, None, f"not a JSON object: {type(data).__name__}")
-    if data.get("available") is False:
-        return EssSourceStatus(source, None, "ESS reports available=false")
+    if "available" in data and data["available"] is not True:
+        return EssSourceStatus(source, None, f"ESS reports available={shorten(data['available'])}")
     active = data.get("active")
     if not isinstance(active, bool):
-        return EssSourceStatus(source, None, f"active: missing or not a boolean ({active!r})")
+        return EssSourceStatus(source, None, f"active: missing or not a boolean ({shorten(active)})")
+    if "status" in data:
+        status = data["status"]
+        expected = "active" if active else "inactive"
+        if not isinstance(status, str) or status.lower() != expected:
+            return EssSourceStatus(source, None, f"status {shorten(status)} contradicts active={active}: ambiguous")
     reason = data.get("reason")
-    detail = str(reason) if active and reason else ("active" if active else "inactive")
+    detail = _text(reason) if active and reason else ("active" if active else "inactive")
     return EssSourceStatus(source, active, detail)
 
 
-def parse_account_snapshot(data: Any) -> AccountSnapshot:
-    """riskgate's account snapshot contract."""
+def parse_risk_safety_status(data: Any, source: str = "http") -> EssSourceStatus:
+    """The risk-safety service's ESS (GET /api/risk/ess/status). Never raises.
+
+    `can_execute: false` halts (`trip_reason` is the reason); `true` clears only
+    with a `state` that allows trading; a missing or non-boolean `can_execute`,
+    an unknown state, or a halting state with `can_execute: true` is unknown.
+    """
+    if not isinstance(data, Mapping):
+        return EssSourceStatus(source, None, f"not a JSON object: {type(data).__name__}")
+    can_execute = data.get("can_execute")
+    if not isinstance(can_execute, bool):
+        return EssSourceStatus(source, None, f"can_execute: missing or not a boolean ({shorten(can_execute)})")
+    state = data.get("state")
+    state_name = state.upper() if isinstance(state, str) else None
+    if not can_execute:
+        reason = data.get("trip_reason")
+        detail = _text(reason) if isinstance(reason, str) and reason else f"state {shorten(state)}"
+        return EssSourceStatus(source, True, detail)
+    if state_name in RISK_SAFETY_CLEAR:
+        return EssSourceStatus(source, False, state_name.lower())
+    if state_name in RISK_SAFETY_HALT:
+        return EssSourceStatus(source, None, f"state {state_name} with can_execute true: ambiguous")
+    return EssSourceStatus(source, None, f"state: unknown value {shorten(state)}")
+
+
+def parse_account_snapshot(data: Any, max_plausible_usd: float = DEFAULT_MAX_PLAUSIBLE_USD) -> AccountSnapshot:
+    """riskgate's account snapshot contract. Equity, marks and position
+    notionals above `max_plausible_usd` are implausible and unusable."""
     d = _mapping(data, "account snapshot")
     account = d.get("account")
     if not isinstance(account, str) or not account:
-        raise UpstreamError(f"account: expected a non-empty string, got {account!r}")
-    equity = _finite(d.get("equity"), "equity")
+        raise UpstreamError(f"account: expected a non-empty string, got {shorten(account)}")
+    equity = _plausible(_finite(d.get("equity"), "equity"), "equity", max_plausible_usd)
     raw_positions = d.get("positions", [])
     if not isinstance(raw_positions, list):
         raise UpstreamError("positions: expected a list")
@@ -108,14 +192,40 @@ def parse_account_snapshot(data: Any) -> AccountSnapshot:
         symbol, exchange = p.get("symbol"), p.get("exchange")
         if not isinstance(symbol, str) or not isinstance(exchange, str):
             raise UpstreamError(f"positions[{i}]: symbol and exchange must be strings")
-        mark = _finite(p.get("mark_price"), f"positions[{i}].mark_price")
-        if mark <= 0:
-            raise UpstreamError(f"positions[{i}].mark_price: must be > 0, got {mark}")
-        positions.append(Position(symbol, exchange, _finite(p.get("quantity"), f"positions[{i}].quantity"), mark))
+        positions.append(
+            Position(symbol, exchange, _finite(p.get("quantity"), f"positions[{i}].quantity"), p.get("mark_price"))
+        )
     ts = d.get("timestamp")
-    return AccountSnapshot(
+    snapshot = AccountSnapshot(
         account=account,
         equity=equity,
         positions=tuple(positions),
         timestamp=parse_timestamp(ts) if ts is not None else None,
     )
+    return check_snapshot(snapshot, max_plausible_usd)
+
+
+def check_snapshot(snap: AccountSnapshot, max_plausible_usd: float = DEFAULT_MAX_PLAUSIBLE_USD) -> AccountSnapshot:
+    """A snapshot with plain, finite, plausible numbers (subclasses read as
+    their true values), or `UpstreamError`. Used for parsed and pushed ones."""
+    account = plain_str(snap.account)
+    if not account:
+        raise UpstreamError(f"account: expected a non-empty string, got {shorten(snap.account)}")
+    equity = _plausible(_finite(snap.equity, "equity"), "equity", max_plausible_usd)
+    if not isinstance(snap.positions, tuple):
+        raise UpstreamError("positions: expected a tuple of Position")
+    positions = []
+    for i, p in enumerate(snap.positions):
+        symbol = plain_str(p.symbol) if isinstance(p, Position) else None
+        exchange = plain_str(p.exchange) if isinstance(p, Position) else None
+        if not symbol or not exchange:
+            raise UpstreamError(f"positions[{i}]: expected a Position with string symbol and exchange")
+        mark = _plausible(_finite(p.mark_price, f"positions[{i}].mark_price"), "mark_price", max_plausible_usd)
+        if mark <= 0:
+            raise UpstreamError(f"positions[{i}].mark_price: must be > 0, got {mark}")
+        qty = _finite(p.quantity, f"positions[{i}].quantity")
+        _plausible(abs(qty) * mark, f"positions[{i}] notional", max_plausible_usd)
+        positions.append(Position(symbol, exchange, qty, mark))
+    if snap.timestamp is not None and not isinstance(snap.timestamp, datetime):
+        raise UpstreamError("timestamp: expected a datetime")
+    return AccountSnapshot(account, equity, tuple(positions), snap.timestamp)

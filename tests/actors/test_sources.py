@@ -197,6 +197,23 @@ def test_ess_http_active_halts_and_unavailable_is_stale(sup, sim, clock):
     assert sup.evaluate(order()).decision == "allow"
 
 
+def test_risk_safety_contract_halts_with_its_trip_reason_and_uninitialised_is_stale(sim, clock, kill_switch):
+    healthy(sim)
+    cfg = source_config(sim, kill_switch, ess={"contract": "risk_safety"})
+    assert cfg.ess.path == "/api/risk/ess/status"
+    with RiskSupervisor(cfg, clock=clock) as sup:
+        advance(sup, clock, 0)
+        assert sup.evaluate(order()).decision == "allow"
+        sim.set_ess(True, "Daily drawdown 5.20% exceeds limit 5.00%")
+        advance(sup, clock, 0.5)
+        r = sup.evaluate(order())
+        assert r.reason_code is RC.ESS_HALT_ACTIVE and "Daily drawdown 5.20%" in r.reason
+        sim.set_ess(False)
+        sim.set_fault("ess", "unavailable")  # {"error": "ESS not initialized", "healthy": false}
+        advance(sup, clock, 0.5)
+        assert sup.evaluate(order()).reason_code is RC.ESS_STATE_STALE
+
+
 def test_halt_from_one_source_holds_while_the_other_is_unknown(sup, sim, clock, kill_switch):
     kill_switch.touch()
     sim.set_fault("ess", "500")

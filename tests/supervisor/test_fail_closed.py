@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import pytest
 
@@ -52,3 +53,20 @@ def test_account_state_with_non_finite_numbers_blocks(clock, acct):
 def test_negative_equity_blocks(clock):
     st = fresh_state(clock, account_state(equity=-5.0, day_start=-5.0, week_start=-5.0))
     assert decide(order(), st, CFG, clock).decision == "block"
+
+
+@pytest.mark.parametrize(("ahead_s", "code"), [(4.0, RC.ALL_CHECKS_PASSED), (6.0, RC.RISK_STATE_STALE)])
+def test_risk_signal_stamped_in_the_future_beyond_the_skew_blocks(clock, ahead_s, code):
+    st = fresh_state(clock)
+    st.signal = RiskSignal(risk_level="INFO", timestamp=clock.now() + timedelta(seconds=ahead_s))
+    assert decide(order(), st, CFG, clock).reason_code is code  # max_clock_skew_s defaults to 5
+
+
+def test_risk_signal_ten_years_ahead_never_counts_as_fresh(clock):
+    st = fresh_state(clock)
+    st.signal = RiskSignal(risk_level="INFO", timestamp=clock.now() + timedelta(days=3650))
+    for _ in range(3):
+        r = decide(order(), st, CFG, clock)
+        assert r.reason_code is RC.RISK_STATE_STALE and "future" in r.reason
+        clock.advance(3600)
+        st.signal_received = st.ess_received = clock.monotonic()  # re-fetched: the same far-future signal

@@ -1,0 +1,66 @@
+"""Reading values from outside: their true value, never what their methods claim.
+
+A caller may hand us a `float` subclass whose `__float__` lies, a `str`
+subclass whose `lower()` says "buy" while it holds "sell", or an object whose
+`__repr__` raises or returns 10 MB. These helpers read the value stored in the
+built-in base type (subclass methods are never called), and render anything
+for a message in bounded time and length.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["plain_float", "plain_str", "shorten"]
+
+
+def plain_float(value: object) -> float | None:
+    """The finite float an int or float really holds (bools excluded), else None."""
+    kind = type(value)
+    if kind is float:
+        f: float = value  # type: ignore[assignment]
+    elif kind is bool:
+        return None
+    elif kind is int:
+        try:
+            f = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            return None
+    elif issubclass(kind, float):
+        f = float.__float__(value)  # type: ignore[arg-type]
+    elif issubclass(kind, int) and not issubclass(kind, bool):
+        try:
+            f = float(int.__int__(value))  # type: ignore[arg-type]
+        except OverflowError:
+            return None
+    else:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def plain_str(value: object) -> str | None:
+    """The plain `str` a str (or subclass) really holds, else None."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if issubclass(kind, str):
+        return str.__str__(value)  # type: ignore[arg-type]
+    return None
+
+
+def shorten(value: object, limit: int = 60) -> str:
+    """A short, safe rendering of any value for a reason or a log line.
+
+    Strings are cut before they are rendered (a 10 MB string costs nothing);
+    anything but a plain number, bool or None is named by its type only, so a
+    hostile `__repr__` is never called.
+    """
+    text = plain_str(value)
+    if text is not None:
+        return repr(text[:limit]) + ("..." if len(text) > limit else "")
+    kind = type(value)
+    if value is None or kind is bool or kind is float:
+        return repr(value)
+    if kind is int:
+        return repr(value) if -(10**18) < value < 10**18 else f"<int of {value.bit_length()} bits>"  # type: ignore[operator,attr-defined]
+    return f"<{kind.__name__}>"
