@@ -10,12 +10,14 @@ so a restart mid-day keeps the day's baseline and a loss limit stays hit.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import httpx
+from cachetools import LRUCache
 
 from actors.base import PolledSourceActor
 from supervisor.clock import Clock
@@ -25,7 +27,8 @@ from supervisor.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
 from supervisor.messages import AccountSnapshot, AccountState, Fill, Position
 from supervisor.periods import day_start, week_start
-from supervisor.upstream import UpstreamError, parse_account_snapshot
+from supervisor.upstream import UpstreamError, check_fill, check_snapshot, parse_account_snapshot
+from supervisor.values import plain_str, shorten
 
 __all__ = ["AccountTrackerActor", "BaselineStore"]
 
@@ -95,6 +98,9 @@ class AccountTrackerActor(PolledSourceActor):
         self._last_equity: dict[str, float] = {}
         self._baselines: dict[tuple[str, str], Baseline] = {}
         self._poll_failures: dict[str, FailureLog] = {}
+        self._problems: dict[str, str] = {}  # account -> why its latest snapshot was unusable
+        self.refused_snapshots = 0
+        self._refused_names: LRUCache[str, bool] = LRUCache(maxsize=256)
 
     # -- life cycle --------------------------------------------------------------
     def on_start(self) -> None:
@@ -131,7 +137,7 @@ class AccountTrackerActor(PolledSourceActor):
             failures = self._poll_failures.setdefault(name, FailureLog("riskgate.accounts", f"account:{name}"))
             url = f"{self._config.accounts.snapshot_url}/accounts/{name}/snapshot"
             try:
-                snapshot = parse_account_snapshot(fetch_json(self._client, url))
+                snapshot = parse_account_snapshot(fetch_json(self._client, url), self._config.accounts.max_plausible_usd)
                 if snapshot.account != name:
                     raise UpstreamError(f"account: asked for {name!r}, got {snapshot.account!r}")
             except FetchError as exc:
@@ -159,9 +165,24 @@ class AccountTrackerActor(PolledSourceActor):
             log.info("period_baseline_set", period=period, account=account, period_start=start.isoformat(), equity=base)
         return current.equity
 
-    def _on_snapshot(self, snap: AccountSnapshot) -> AccountState:
-        if snap.account not in self._config.accounts.accounts:
-            log.warning("snapshot_for_unknown_account", account=snap.account)
+    def _refuse(self, snap: AccountSnapshot) -> None:
+        """A snapshot for an account the config does not name is refused: kept,
+        it would grow memory and the store without bound. Counted; each name
+        logged once (among the last few hundred)."""
+        self.refused_snapshots += 1
+        name = shorten(snap.account, 40)
+        if name not in self._refused_names:
+            self._refused_names[name] = True
+            log.warning("snapshot_refused_unknown_account", account=name, refused_total=self.refused_snapshots)
+
+    def _on_snapshot(self, snap: AccountSnapshot) -> AccountState | None:
+        if plain_str(snap.account) not in self._config.accounts.accounts:
+            self._refuse(snap)
+            return None
+        try:
+            snap = check_snapshot(snap, self._config.accounts.max_plausible_usd)
+        except UpstreamError as exc:
+            return self._unusable(snap.account, str(exc))
         now = self._clock.now()
         day = self._baseline("day", snap.account, day_start(now, self._config.periods), snap.equity)
         week = self._baseline("week", snap.account, week_start(now, self._config.periods), snap.equity)
@@ -173,16 +194,43 @@ class AccountTrackerActor(PolledSourceActor):
             week_start_equity=week,
         )
         self._latest[snap.account] = state
+        self._problems.pop(snap.account, None)
         self._last_equity[snap.account] = snap.equity
         if self._store is not None:
             self._store.save_last_equity(snap.account, snap.equity, now)
         self._gate.tell(state)
         return state
 
+    def _unusable(self, account: str, problem: str) -> AccountState:
+        """The account fails closed until a usable snapshot: the gate keeps the
+        last known positions (they still count against the exchange's cap)."""
+        log.warning("snapshot_unusable", account=account, problem=problem)
+        self._problems[account] = problem
+        last = self._latest.get(account)
+        if last is None:
+            state = AccountState(account, math.nan, (), math.nan, math.nan, problem=problem)
+        else:
+            state = replace(last, problem=problem, refreshed=True)
+        self._gate.tell(state)
+        return state
+
     def _on_fill(self, fill: Fill) -> AccountState | None:
+        try:
+            fill = check_fill(fill, self._config.accounts.max_plausible_usd)
+        except UpstreamError as exc:
+            log.warning("fill_refused", error=str(exc))
+            return None
+        if fill.account not in self._config.accounts.accounts:
+            log.warning("fill_refused", error=f"account {shorten(fill.account, 40)} is not configured")
+            return None
         state = self._latest.get(fill.account)
         if state is not None:
-            state = replace(state, positions=_apply_fill(state.positions, fill), refreshed=False)
+            state = replace(
+                state,
+                positions=_apply_fill(state.positions, fill),
+                refreshed=False,
+                problem=self._problems.get(fill.account),
+            )
             self._latest[fill.account] = state
             self._gate.tell(state)
         else:

@@ -221,13 +221,22 @@ class GateActor(SupervisedActor):
 
     def _on_fill(self, fill: Fill) -> None:
         if fill.order_id:
-            self._state.release(fill.order_id, notional=fill.quantity * fill.price)
+            self._state.release(fill.account, fill.order_id, notional=fill.quantity * fill.price)
 
     def _on_outcome(self, outcome: OrderOutcome) -> None:
-        if outcome.status != "partially_filled":
-            released = self._state.release(outcome.order_id)
-            if released is not None:
-                log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
+        if outcome.status == "partially_filled":
+            return
+        account = outcome.account
+        if account is None:
+            # Ids are per account: without one, only an id a single account holds is released.
+            holders = self._state.accounts_holding(outcome.order_id)
+            if len(holders) != 1:
+                if holders:
+                    log.warning("outcome_ambiguous", order_id=outcome.order_id, accounts=len(holders))
+                return
+            account = holders[0]
+        if self._state.release(account, outcome.order_id) is not None:
+            log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
 
     def _on_override(self, override: Override) -> None:
         self._state.overrides[override.account] = self._clock.monotonic() + override.ttl_s

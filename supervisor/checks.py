@@ -18,6 +18,7 @@ from supervisor.config import AccountConfig, Config, ProfileConfig, SymbolConfig
 from supervisor.messages import OrderRequest
 from supervisor.reasons import ReasonCode as RC
 from supervisor.state import AccountBook, GateState
+from supervisor.values import shorten
 
 __all__ = ["CHECKS", "Denial", "EvalContext", "Scale", "floor_to_lot"]
 
@@ -189,12 +190,22 @@ def check_account_known(o: OrderRequest, c: EvalContext) -> Outcome:
     return None
 
 
+def check_duplicate_order(o: OrderRequest, c: EvalContext) -> Outcome:
+    # One id, one reservation: a replayed or double-submitted order whose first
+    # approval is still in flight must not take a second slot against the caps.
+    if c.state.holds(o.account, o.order_id):  # type: ignore[arg-type]
+        return Denial(RC.DUPLICATE_ORDER, f"order_id {shorten(o.order_id, 40)} of this account is still in flight")
+    return None
+
+
 def check_account_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
     if c.book is None:
         return Denial(RC.ACCOUNT_STATE_STALE, f"no state for account {o.account!r} yet")
     age = _age(c.now, c.book.received)
     if age > c.config.accounts.max_age_s:
         return Denial(RC.ACCOUNT_STATE_STALE, f"account state age={age:.3f}s > max_age_s={c.config.accounts.max_age_s}")
+    if c.book.state.problem is not None:
+        return Denial(RC.ACCOUNT_STATE_STALE, f"account state unusable: {c.book.state.problem}")
     if not c.book.usable:
         return Denial(
             RC.ACCOUNT_STATE_STALE, f"account state unusable (non-finite equity, baseline or position): {o.account!r}"
@@ -318,11 +329,11 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     tightest: Scale | None = None
     ex_cfg = c.config.exchanges.get(o.exchange)
     if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
-        current = st.exchange_gross.get(o.exchange, 0.0) + st.reserved_by_exchange.get(o.exchange, 0.0)
+        current = st.exchange_in_use(o.exchange)
         tightest = _exposure(o, c, ex_cfg.max_notional_usd, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
     cap = c.account.max_notional_usd
     if cap is not None:
-        current = c.book.gross_notional + st.reserved_by_account.get(o.account, 0.0)
+        current = c.book.gross_notional + st.reserved_usd(o.account)
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
         if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
             tightest = out
@@ -355,6 +366,7 @@ CHECKS: tuple[Check, ...] = (
     check_risk_critical,
     check_ess_action,
     check_account_known,
+    check_duplicate_order,
     check_account_fresh,
     check_reduce_only,
     check_strategy,

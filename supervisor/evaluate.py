@@ -13,6 +13,7 @@ from supervisor.messages import OrderRequest, RiskGateResult
 from supervisor.orders import order_id_of, validate_order
 from supervisor.reasons import ReasonCode as RC
 from supervisor.state import GateState
+from supervisor.values import plain_str
 
 __all__ = ["Evaluation", "block_result", "decide", "evaluate_order", "invalid_order"]
 
@@ -80,7 +81,7 @@ def invalid_order(raw: Any, why: str, state: GateState, config: Config, now: flo
         account = raw.get("account") if isinstance(raw, Mapping) else getattr(raw, "account", None)
     except Exception:  # noqa: BLE001 - a hostile object must not break the gate
         account = None
-    ages = _ages(state, account if isinstance(account, str) else None, now)
+    ages = _ages(state, plain_str(account), now)
     level = _risk_level(state, now, config)
     ess_active = state.ess is not None and state.ess.active is True
     return Evaluation(

@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from supervisor.logs import get_logger
-from supervisor.messages import Fill, OrderOutcome, RiskGateResult
-from supervisor.orders import order_id_of
+from supervisor.messages import Fill, OrderOutcome, OrderRequest, RiskGateResult
+from supervisor.orders import ORDER_FIELDS, order_id_of, validate_order
+from supervisor.values import plain_str
 
 __all__ = [
     "AsyncGuardedAdapter",
@@ -82,19 +83,25 @@ class _Guard:
         self._filled: dict[str, float] = {}  # order id -> quantity already reported as filled
         self._live: dict[str, dict[str, Any]] = {}  # exchange's order id -> our order, until it ends
 
-    def order(self, symbol: str, side: str, quantity: Any, price: Any, **given: Any) -> dict[str, Any]:
-        fields = {k: (given.get(k) or v) for k, v in self.defaults.items()}
+    def order(self, symbol: Any, side: Any, quantity: Any, price: Any, **given: Any) -> dict[str, Any]:
+        """The order as the gate will judge it. When it is valid, every value is
+        already the plain, normalised one (a `str` or `float` subclass read as
+        what it holds), and that is what the exchange is sent too."""
+        fields = {k: (v if given.get(k) is None else given[k]) for k, v in self.defaults.items()}
         fields.update(
             symbol=self.symbol_map(symbol) if isinstance(symbol, str) else symbol,
             side=side,
             quantity=quantity,
             price=price,
-            leverage=given.get("leverage") or 1.0,
-            reduce_only=bool(given.get("reduce_only") or False),
+            leverage=given.get("leverage"),
+            reduce_only=given.get("reduce_only"),
             stop_price=given.get("stop_price"),
         )
         fields["order_id"] = order_id_of(given)
-        return fields
+        valid = validate_order(fields, self.sup.config)
+        if isinstance(valid, OrderRequest):
+            return {name: getattr(valid, name) for name in ORDER_FIELDS}
+        return fields  # the gate answers INVALID_ORDER; nothing is sent
 
     def decided(self, order: Mapping[str, Any], result: RiskGateResult) -> float:
         """The quantity to send, or raise OrderBlocked."""
@@ -119,7 +126,7 @@ class _Guard:
 
     def failed(self, order: Mapping[str, Any], exc: BaseException) -> None:
         log.error("order_failed", order_id=order["order_id"], error=f"{type(exc).__name__}: {exc}")
-        self.sup.report_order_outcome(OrderOutcome(order["order_id"], "error"))
+        self.sup.report_order_outcome(OrderOutcome(order["order_id"], "error", account=order["account"]))
 
     def update(
         self, order: Mapping[str, Any], status: Any, filled: Any, avg_price: Any, exchange_id: Any = None
@@ -136,7 +143,7 @@ class _Guard:
             self._filled[oid] = total
         ended = _TERMINAL.get(str(status).lower()) if status is not None else None
         if ended is not None:
-            self.sup.report_order_outcome(OrderOutcome(oid, ended, total))  # type: ignore[arg-type]
+            self.sup.report_order_outcome(OrderOutcome(oid, ended, total, account=order["account"]))  # type: ignore[arg-type]
             self._filled.pop(oid, None)
             if exchange_id is not None:
                 self._live.pop(str(exchange_id), None)
@@ -161,6 +168,16 @@ def _ccxt_call(
     reference = over.pop("reference_price", None)
     over.setdefault("reduce_only", params.get("reduceOnly"))
     return guard.order(symbol, side, amount, price if price is not None else reference, **over), params
+
+
+def _ccxt_args(order: Mapping[str, Any], symbol: Any, type: Any, quantity: float, price: Any) -> tuple[Any, ...]:
+    """ccxt's positional arguments, in the plain values the gate judged (a
+    market order keeps price None: its gate price was the reference)."""
+    return (plain_str(symbol), plain_str(type), order["side"], quantity, None if price is None else order["price"])
+
+
+def _adapter_args(order: Mapping[str, Any], symbol: Any, quantity: float, leverage: Any) -> tuple[Any, ...]:
+    return (plain_str(symbol), order["side"], quantity, order["price"], None if leverage is None else order["leverage"])
 
 
 class _Guarded:
@@ -223,7 +240,7 @@ class GuardedExchange(_Guarded):
         order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, over)
         quantity = self._guard.decided(order, self._guard.sup.evaluate(order))
         try:
-            response = self._client.create_order(symbol, type, side, quantity, price, params)
+            response = self._client.create_order(*_ccxt_args(order, symbol, type, quantity, price), params)
         except Exception as exc:
             self._guard.failed(order, exc)
             raise
@@ -248,7 +265,7 @@ class AsyncGuardedExchange(_Guarded):
         quantity = self._guard.decided(order, await self._guard.sup.evaluate_async(order))
         loop = asyncio.get_running_loop()
         try:
-            response = await self._client.create_order(symbol, type, side, quantity, price, params)
+            response = await self._client.create_order(*_ccxt_args(order, symbol, type, quantity, price), params)
         except Exception as exc:
             await loop.run_in_executor(None, self._guard.failed, order, exc)
             raise
@@ -270,7 +287,7 @@ class GuardedAdapter(_Guarded):
         order = self._guard.order(symbol, side, quantity, price, leverage=leverage, **over)
         sent = self._guard.decided(order, self._guard.sup.evaluate(order))
         try:
-            response = self._client.submit_order(symbol, side, sent, price, leverage)
+            response = self._client.submit_order(*_adapter_args(order, symbol, sent, leverage))
         except Exception as exc:
             self._guard.failed(order, exc)
             raise
@@ -296,7 +313,7 @@ class AsyncGuardedAdapter(_Guarded):
         sent = self._guard.decided(order, await self._guard.sup.evaluate_async(order))
         loop = asyncio.get_running_loop()
         try:
-            response = await self._client.submit_order(symbol, side, sent, price, leverage)
+            response = await self._client.submit_order(*_adapter_args(order, symbol, sent, leverage))
         except Exception as exc:
             await loop.run_in_executor(None, self._guard.failed, order, exc)
             raise

@@ -37,13 +37,15 @@ from supervisor.orders import order_id_of, validate_order
 from supervisor.reasons import ReasonCode as RC
 from supervisor.reply import ReplySlot
 from supervisor.runtime import Runtime
-from supervisor.upstream import parse_account_snapshot, parse_risk_signal
+from supervisor.upstream import UpstreamError, check_outcome, parse_account_snapshot, parse_risk_signal
+from supervisor.values import plain_float, shorten
 
 __all__ = ["RiskSupervisor"]
 
 log = get_logger("riskgate.supervisor")
 
 _SLICE_S = 0.05
+MAX_EVALUATE_TIMEOUT_S = 60.0
 
 
 class RiskSupervisor:
@@ -139,6 +141,21 @@ class RiskSupervisor:
     def _unavailable(self, order: Any, why: str) -> RiskGateResult:
         return block_result(RC.GATE_UNAVAILABLE, f"gate unavailable: {why}", order_id_of(order), self.clock.now())
 
+    def _wait_of(self, timeout: object) -> float | None:
+        """The caller's timeout in seconds, or None when it is not a usable one.
+        Checked before anything is sent: a NaN or endless timeout must not book
+        a reservation the caller never hears of."""
+        if timeout is None:
+            return self._timeout
+        wait = plain_float(timeout)
+        if wait is None or not 0 < wait <= MAX_EVALUATE_TIMEOUT_S:
+            return None
+        return wait
+
+    def _bad_timeout(self, order: Any, timeout: object) -> RiskGateResult:
+        why = f"timeout must be a number of seconds in (0, {MAX_EVALUATE_TIMEOUT_S:g}], got {shorten(timeout)}"
+        return block_result(RC.INVALID_ORDER, why, order_id_of(order), self.clock.now())
+
     def _request(self, order: Any, reply: Any, wait: float) -> EvaluateOrder:
         # Validation is pure and needs only the config: done here, on the
         # caller's thread, it keeps the gate's (serial) work short. An invalid
@@ -156,10 +173,12 @@ class RiskSupervisor:
         its own thread; no answer within `timeout` (default
         `gate.evaluate_timeout_s`) is a GATE_UNAVAILABLE block.
         """
+        wait = self._wait_of(timeout)
+        if wait is None:
+            return self._bad_timeout(order, timeout)
         gate = self._gate
         if gate is None:
             return self._unavailable(order, "not started")
-        wait = timeout or self._timeout
         try:
             slot: ReplySlot[RiskGateResult] = ReplySlot()
             gate.tell(self._request(order, slot, wait))
@@ -182,6 +201,9 @@ class RiskSupervisor:
 
     async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """`evaluate` for asyncio: the loop is never blocked while the gate decides."""
+        wait = self._wait_of(timeout)
+        if wait is None:
+            return self._bad_timeout(order, timeout)
         gate = self._gate
         if gate is None:
             return self._unavailable(order, "not started")
@@ -195,7 +217,6 @@ class RiskSupervisor:
         def reply(result: RiskGateResult) -> None:  # runs on the gate's thread
             loop.call_soon_threadsafe(deliver, result)
 
-        wait = timeout or self._timeout
         try:
             gate.tell(self._request(order, reply, wait))
         except pykka.ActorDeadError:
@@ -245,7 +266,13 @@ class RiskSupervisor:
         return self._ask_tracker(fill, timeout)
 
     def report_order_outcome(self, outcome: OrderOutcome) -> bool:
-        """Push an order's final outcome: its reservation is released."""
+        """Push an order's final outcome: its reservation is released. An
+        outcome that cannot be read is refused (logged, False)."""
+        try:
+            outcome = check_outcome(outcome)
+        except UpstreamError as exc:
+            log.warning("outcome_refused", error=str(exc))
+            return False
         return self._tell_gate(outcome)
 
     def approve_override(self, override: Override) -> bool:

@@ -144,6 +144,9 @@ class AccountState:
     # False when only positions moved (a fill): the gate keeps the age of the
     # last snapshot, since equity was not refreshed.
     refreshed: bool = True
+    # Why the latest snapshot could not be used (implausible or non-finite
+    # values): the account fails closed with this reason until a usable one.
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,9 @@ class OrderOutcome:
     order_id: str
     status: OutcomeStatus
     filled_quantity: float = 0.0
+    # Order ids are per account. Without it, the outcome releases the id only
+    # when exactly one account holds it.
+    account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,32 @@
 """Order validation (check 0): anything the caller hands us becomes either a
-clean `OrderRequest` or an `INVALID_ORDER` denial. Never raises."""
+clean `OrderRequest` or an `INVALID_ORDER` denial. Never raises.
+
+The order is read once (a mapping that changes between reads is judged on the
+one copy taken), every value is normalised to its plain built-in type and true
+value (`supervisor.values`), and the clean order is what travels on: the gate
+judges it and the guarded clients send it, so nothing judged differs from
+what reaches the exchange. Text is bounded and what is echoed into a reason is
+cut short.
+"""
 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from supervisor.config import Config
 from supervisor.messages import OrderRequest
+from supervisor.values import plain_float, plain_str, shorten
 
-__all__ = ["ORDER_FIELDS", "order_id_of", "validate_order"]
+__all__ = ["MAX_NAME_LENGTH", "ORDER_FIELDS", "order_id_of", "validate_order"]
 
 ORDER_FIELDS = frozenset(OrderRequest.__dataclass_fields__)
 _REQUIRED = ("account", "exchange", "strategy_id", "symbol", "side", "quantity", "price")
+_NAMES = ("account", "exchange", "strategy_id", "symbol")
+#: Longest account, exchange, strategy, symbol or order id accepted.
+MAX_NAME_LENGTH = 128
 _ids = itertools.count(1)
 _ID_PREFIX = f"rg-{os.getpid():x}-"
 
@@ -25,80 +36,97 @@ def _new_order_id() -> str:
 
 
 def order_id_of(raw: Any) -> str:
-    """The client id of whatever was given, or a fresh one. Never raises."""
+    """The client id of whatever was given (if usable), or a fresh one. Never raises."""
     try:
         oid = raw.get("order_id") if isinstance(raw, Mapping) else getattr(raw, "order_id", None)
     except Exception:  # noqa: BLE001 - a hostile mapping must not break the gate
         oid = None
-    return oid if isinstance(oid, str) and oid else _new_order_id()
+    text = plain_str(oid)
+    return text if text and len(text) <= MAX_NAME_LENGTH else _new_order_id()
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
+def _fields(raw: Any) -> dict[Any, Any] | str:
+    if isinstance(raw, OrderRequest):
+        return {name: getattr(raw, name) for name in ORDER_FIELDS}
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    return f"order must be an OrderRequest or a mapping, got {type(raw).__name__}"
+
+
+def _positive(fields: dict[Any, Any], key: str) -> float | str:
+    value = plain_float(fields[key])
+    if value is None or value <= 0:
+        return f"{key} must be a finite number > 0, got {shorten(fields[key])}"
+    return value
 
 
 def validate_order(raw: Any, config: Config) -> OrderRequest | str:
     """Return a normalised `OrderRequest`, or the text of why it is invalid."""
     try:
-        if isinstance(raw, OrderRequest):
-            fields = {name: getattr(raw, name) for name in ORDER_FIELDS}
-        elif isinstance(raw, Mapping):
-            fields = dict(raw)
-        else:
-            return f"order must be an OrderRequest or a mapping, got {type(raw).__name__}"
-        unknown = set(fields) - ORDER_FIELDS
+        fields = _fields(raw)
+        if isinstance(fields, str):
+            return fields
+        unknown = [k for k in fields if k not in ORDER_FIELDS]
         if unknown:
-            return f"unknown field(s): {', '.join(sorted(map(str, unknown)))}"
+            shown = ", ".join(shorten(k, 30) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            return f"unknown field(s): {shown}"
         missing = [k for k in _REQUIRED if fields.get(k) is None]
         if missing:
             return f"missing field(s): {', '.join(missing)}"
-        for key in ("account", "exchange", "strategy_id", "symbol"):
-            if not isinstance(fields[key], str) or not fields[key]:
-                return f"{key} must be a non-empty string"
-        side = fields["side"]
-        side = side.lower() if isinstance(side, str) else None
+        names: dict[str, str] = {}
+        for key in _NAMES:
+            text = plain_str(fields[key])
+            if not text:
+                return f"{key} must be a non-empty string, got {shorten(fields[key])}"
+            if len(text) > MAX_NAME_LENGTH:
+                return f"{key} longer than {MAX_NAME_LENGTH} characters: {shorten(text, 30)}"
+            names[key] = text
+        side = plain_str(fields["side"])
+        side = side.lower() if side is not None else None
         if side not in ("buy", "sell"):
-            return f"side must be buy or sell, got {fields['side']!r}"
-        quantity = _number(fields["quantity"])
-        if quantity is None or quantity <= 0:
-            return f"quantity must be a finite number > 0, got {fields['quantity']!r}"
-        price = _number(fields["price"])
-        if price is None or price <= 0:
-            return f"price must be a finite number > 0, got {fields['price']!r}"
-        raw_leverage = fields.get("leverage", 1.0)
-        leverage = 1.0 if raw_leverage is None else _number(raw_leverage)
+            return f"side must be buy or sell, got {shorten(fields['side'])}"
+        quantity = _positive(fields, "quantity")
+        if isinstance(quantity, str):
+            return quantity
+        price = _positive(fields, "price")
+        if isinstance(price, str):
+            return price
+        raw_leverage = fields.get("leverage")
+        leverage = 1.0 if raw_leverage is None else plain_float(raw_leverage)
         if leverage is None or leverage < 1:
-            return f"leverage must be a finite number >= 1, got {raw_leverage!r}"
-        reduce_only = fields.get("reduce_only", False)
+            return f"leverage must be a finite number >= 1, got {shorten(raw_leverage)}"
+        reduce_only = fields.get("reduce_only")
         if reduce_only is None:
             reduce_only = False
-        if not isinstance(reduce_only, bool):
-            return f"reduce_only must be true or false, got {reduce_only!r}"
+        if type(reduce_only) is not bool:
+            return f"reduce_only must be true or false, got {shorten(reduce_only)}"
         stop_price = fields.get("stop_price")
         if stop_price is not None:
-            stop_price = _number(stop_price)
-            if stop_price is None or stop_price <= 0:
-                return f"stop_price must be a finite number > 0, got {fields['stop_price']!r}"
+            stop_price = _positive(fields, "stop_price")
+            if isinstance(stop_price, str):
+                return stop_price
             if stop_price == price:
                 return "stop_price equals price: the trade's risk cannot be measured"
         order_id = fields.get("order_id")
-        if order_id is not None and (not isinstance(order_id, str) or not order_id):
-            return f"order_id must be a non-empty string, got {order_id!r}"
-        symbol = config.symbols.get(fields["symbol"])
+        if order_id is not None:
+            order_id = plain_str(order_id)
+            if not order_id or len(order_id) > MAX_NAME_LENGTH:
+                return f"order_id must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
+        symbol = config.symbols.get(names["symbol"])
         if symbol is None:
-            return f"symbol {fields['symbol']!r} is not configured (no lot size known)"
+            return f"symbol {shorten(names['symbol'], 30)} is not configured (no lot size known)"
+        notional = quantity * price
+        if notional > config.accounts.max_plausible_usd:
+            return f"notional {notional:.6g} above max_plausible_usd {config.accounts.max_plausible_usd:.6g}"
         if quantity < symbol.min_qty:
             return f"quantity {quantity} below the symbol's min_qty {symbol.min_qty}"
-        if quantity * price < symbol.min_notional:
-            return f"notional {quantity * price:.8g} below the symbol's min_notional {symbol.min_notional}"
+        if notional < symbol.min_notional:
+            return f"notional {notional:.8g} below the symbol's min_notional {symbol.min_notional}"
         return OrderRequest(
-            account=fields["account"],
-            exchange=fields["exchange"],
-            strategy_id=fields["strategy_id"],
-            symbol=fields["symbol"],
+            account=names["account"],
+            exchange=names["exchange"],
+            strategy_id=names["strategy_id"],
+            symbol=names["symbol"],
             side=side,
             quantity=quantity,
             price=price,

@@ -3,6 +3,11 @@
 Only the gate's thread mutates a `GateState`; the pure checks read it. Account
 books keep derived totals (gross notional, open positions) so that an
 evaluation never walks every account.
+
+Totals across accounts (an exchange's gross notional, reserved notional) are
+exact integer sums of micro-USD: adding and later removing one account's
+figure leaves every other account's exactly as it was, whatever the sizes. A
+running float sum would not (add 1e22, remove it, and 40,000 USD is gone).
 """
 
 from __future__ import annotations
@@ -14,9 +19,16 @@ from dataclasses import dataclass, field
 
 from supervisor.messages import AccountState, EssState, RiskSignal
 
-__all__ = ["AccountBook", "GateState", "Reservation"]
+__all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_units"]
 
 PositionKey = tuple[str, str]  # (symbol, exchange)
+ReservationKey = tuple[str, str]  # (account, order_id): ids are per account
+UNITS_PER_USD = 1_000_000
+
+
+def to_units(usd: float) -> int:
+    """USD as exact integer micro-USD (finite input only)."""
+    return round(usd * UNITS_PER_USD)
 
 
 def _finite(value: object) -> bool:
@@ -31,28 +43,38 @@ class AccountBook:
     received: float
     positions: dict[PositionKey, float]
     gross_notional: float
-    gross_by_exchange: dict[str, float]
+    gross_units_by_exchange: dict[str, int]
     open_count: int
     usable: bool  # every number finite, marks > 0: otherwise the account fails closed
 
     @classmethod
-    def from_state(cls, state: AccountState, received: float) -> AccountBook:
-        positions: dict[PositionKey, float] = {}
-        by_exchange: dict[str, float] = {}
+    def from_state(cls, state: AccountState, received: float, previous: AccountBook | None = None) -> AccountBook:
+        """A book for `state`. An unusable state keeps the previous book's
+        exposure per exchange (its positions did not vanish because a snapshot
+        was garbage), or none if there was no previous book."""
         usable = all(_finite(v) for v in (state.equity, state.day_start_equity, state.week_start_equity)) and all(
             _finite(p.quantity) and _finite(p.mark_price) and p.mark_price > 0 for p in state.positions
         )
-        for p in state.positions:
-            key = (p.symbol, p.exchange)
-            positions[key] = positions.get(key, 0.0) + p.quantity
-            by_exchange[p.exchange] = by_exchange.get(p.exchange, 0.0) + abs(p.quantity) * p.mark_price
+        positions: dict[PositionKey, float] = {}
+        by_exchange: dict[str, float] = {}
+        if usable:
+            for p in state.positions:
+                key = (p.symbol, p.exchange)
+                positions[key] = positions.get(key, 0.0) + p.quantity
+                by_exchange[p.exchange] = by_exchange.get(p.exchange, 0.0) + abs(p.quantity) * p.mark_price
+            usable = all(math.isfinite(v * UNITS_PER_USD) for v in by_exchange.values())
+        if usable:
+            units = {ex: to_units(gross) for ex, gross in by_exchange.items()}
+        else:
+            positions, by_exchange = {}, {}
+            units = dict(previous.gross_units_by_exchange) if previous is not None else {}
         positions = {k: q for k, q in positions.items() if q != 0.0}
         return cls(
             state=state,
             received=received,
             positions=positions,
-            gross_notional=sum(by_exchange.values()),
-            gross_by_exchange=by_exchange,
+            gross_notional=math.fsum(by_exchange.values()),
+            gross_units_by_exchange=units,
             open_count=len(positions),
             usable=usable,
         )
@@ -67,6 +89,11 @@ class Reservation:
     notional: float
     opens_new: bool
     expires: float
+    units: int = -1  # exact micro-USD; derived from notional when not given
+
+    def __post_init__(self) -> None:
+        if self.units < 0:
+            self.units = to_units(self.notional)
 
 
 @dataclass(slots=True)
@@ -76,14 +103,15 @@ class GateState:
     signal: RiskSignal | None = None
     signal_received: float = 0.0
     books: dict[str, AccountBook] = field(default_factory=dict)
-    exchange_gross: dict[str, float] = field(default_factory=dict)
-    reservations: dict[str, Reservation] = field(default_factory=dict)
-    reserved_by_account: dict[str, float] = field(default_factory=dict)
-    reserved_by_exchange: dict[str, float] = field(default_factory=dict)
+    exchange_gross_units: dict[str, int] = field(default_factory=dict)
+    reservations: dict[ReservationKey, Reservation] = field(default_factory=dict)
+    reserved_units_by_account: dict[str, int] = field(default_factory=dict)
+    reserved_units_by_exchange: dict[str, int] = field(default_factory=dict)
     opening_keys: dict[str, dict[PositionKey, int]] = field(default_factory=dict)
     approvals: dict[str, deque[float]] = field(default_factory=dict)
     overrides: dict[str, float] = field(default_factory=dict)  # account -> expiry (monotonic)
-    _expiry_heap: list[tuple[float, str]] = field(default_factory=list)
+    _expiry_heap: list[tuple[float, ReservationKey]] = field(default_factory=list)
+    _ids: dict[str, list[str]] = field(default_factory=dict)  # order_id -> accounts holding it
 
     def carry_over(self) -> GateState:
         """A fresh state for a restarted gate: in-flight reservations and order
@@ -92,7 +120,9 @@ class GateState:
         overrides do not (they must be approved again)."""
         new = GateState()
         for r in self.reservations.values():
-            new.reserve(Reservation(r.order_id, r.account, r.exchange, r.key, r.notional, r.opens_new, r.expires))
+            new.reserve(
+                Reservation(r.order_id, r.account, r.exchange, r.key, r.notional, r.opens_new, r.expires, r.units)
+            )
         new.approvals = {account: deque(q) for account, q in self.approvals.items()}
         return new
 
@@ -100,38 +130,71 @@ class GateState:
     def put_account(self, state: AccountState, received: float) -> None:
         old = self.books.get(state.account)
         if old is not None:
-            for ex, gross in old.gross_by_exchange.items():
-                self.exchange_gross[ex] = self.exchange_gross.get(ex, 0.0) - gross
-        if old is not None and not state.refreshed:
-            received = old.received
-        book = AccountBook.from_state(state, received)
-        for ex, gross in book.gross_by_exchange.items():
-            self.exchange_gross[ex] = self.exchange_gross.get(ex, 0.0) + gross
+            for ex, units in old.gross_units_by_exchange.items():
+                self.exchange_gross_units[ex] -= units
+            if not state.refreshed:
+                received = old.received
+        book = AccountBook.from_state(state, received, old)
+        totals = self.exchange_gross_units
+        for ex, units in book.gross_units_by_exchange.items():
+            totals[ex] = totals.get(ex, 0) + units
         self.books[state.account] = book
 
+    def exchange_in_use(self, exchange: str) -> float:
+        """Gross notional of every account's positions on `exchange` plus the
+        notional reserved there by orders in flight, in USD."""
+        units = self.exchange_gross_units.get(exchange, 0) + self.reserved_units_by_exchange.get(exchange, 0)
+        return units / UNITS_PER_USD
+
+    def reserved_usd(self, account: str) -> float:
+        return self.reserved_units_by_account.get(account, 0) / UNITS_PER_USD
+
     # -- reservations --------------------------------------------------
+    def holds(self, account: str, order_id: str) -> bool:
+        """Whether an order with this id of this account is still in flight."""
+        return (account, order_id) in self.reservations
+
     def reserve(self, r: Reservation) -> None:
-        self.release(r.order_id)
-        self.reservations[r.order_id] = r
-        self.reserved_by_account[r.account] = self.reserved_by_account.get(r.account, 0.0) + r.notional
-        self.reserved_by_exchange[r.exchange] = self.reserved_by_exchange.get(r.exchange, 0.0) + r.notional
+        """Hold `r`'s notional. A key that is already held is an error: one slot,
+        one approval (the gate blocks a repeated id before it gets here)."""
+        key = (r.account, r.order_id)
+        if key in self.reservations:
+            raise ValueError(f"order {r.order_id!r} of {r.account!r} already holds a reservation")
+        self.reservations[key] = r
+        self._ids.setdefault(r.order_id, []).append(r.account)
+        self.reserved_units_by_account[r.account] = self.reserved_units_by_account.get(r.account, 0) + r.units
+        self.reserved_units_by_exchange[r.exchange] = self.reserved_units_by_exchange.get(r.exchange, 0) + r.units
         if r.opens_new:
             keys = self.opening_keys.setdefault(r.account, {})
             keys[r.key] = keys.get(r.key, 0) + 1
-        heapq.heappush(self._expiry_heap, (r.expires, r.order_id))
+        heapq.heappush(self._expiry_heap, (r.expires, key))
 
-    def release(self, order_id: str, notional: float | None = None) -> Reservation | None:
-        """Release a reservation, whole or (with `notional`) in part."""
-        r = self.reservations.get(order_id)
+    def accounts_holding(self, order_id: str) -> list[str]:
+        return list(self._ids.get(order_id, ()))
+
+    def release(self, account: str, order_id: str, notional: float | None = None) -> Reservation | None:
+        """Release a reservation, whole or (with a finite `notional`) in part."""
+        r = self.reservations.get((account, order_id))
         if r is None:
             return None
-        amount = r.notional if notional is None else min(max(notional, 0.0), r.notional)
-        self.reserved_by_account[r.account] = max(0.0, self.reserved_by_account.get(r.account, 0.0) - amount)
-        self.reserved_by_exchange[r.exchange] = max(0.0, self.reserved_by_exchange.get(r.exchange, 0.0) - amount)
-        if notional is not None and amount < r.notional:
-            r.notional -= amount
+        if notional is None:
+            amount = r.units
+        elif not math.isfinite(notional):
+            return r  # nothing trustworthy to release; the TTL will
+        else:
+            amount = min(max(to_units(notional), 0), r.units)
+        self.reserved_units_by_account[r.account] -= amount
+        self.reserved_units_by_exchange[r.exchange] -= amount
+        if notional is not None and amount < r.units:
+            r.units -= amount
+            r.notional = r.units / UNITS_PER_USD
             return r
-        del self.reservations[order_id]
+        del self.reservations[(account, order_id)]
+        holders = self._ids.get(order_id)
+        if holders is not None:
+            holders.remove(account)
+            if not holders:
+                del self._ids[order_id]
         if r.opens_new:
             keys = self.opening_keys.get(r.account, {})
             left = keys.get(r.key, 0) - 1
@@ -145,10 +208,10 @@ class GateState:
         expired: list[Reservation] = []
         heap = self._expiry_heap
         while heap and heap[0][0] <= now:
-            expires, order_id = heapq.heappop(heap)
-            r = self.reservations.get(order_id)
+            expires, key = heapq.heappop(heap)
+            r = self.reservations.get(key)
             if r is not None and r.expires == expires:
-                self.release(order_id)
+                self.release(*key)
                 expired.append(r)
         return expired
 

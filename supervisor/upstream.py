@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from supervisor.messages import AccountSnapshot, EssSourceStatus, Position, RiskSignal
+from supervisor.messages import AccountSnapshot, EssSourceStatus, Fill, OrderOutcome, Position, RiskSignal
 from supervisor.values import plain_float, plain_str, shorten
 
 __all__ = [
@@ -24,6 +24,8 @@ __all__ = [
     "parse_ess_status",
     "parse_risk_safety_status",
     "parse_risk_signal",
+    "check_fill",
+    "check_outcome",
     "check_snapshot",
     "parse_timestamp",
 ]
@@ -229,3 +231,56 @@ def check_snapshot(snap: AccountSnapshot, max_plausible_usd: float = DEFAULT_MAX
     if snap.timestamp is not None and not isinstance(snap.timestamp, datetime):
         raise UpstreamError("timestamp: expected a datetime")
     return AccountSnapshot(account, equity, tuple(positions), snap.timestamp)
+
+
+_MAX_ID = 128
+_OUTCOMES = frozenset(("filled", "partially_filled", "cancelled", "rejected", "expired", "error"))
+
+
+def _name(value: Any, field: str) -> str:
+    text = plain_str(value)
+    if not text or len(text) > _MAX_ID:
+        raise UpstreamError(f"{field}: expected a non-empty string of at most {_MAX_ID} characters, got {shorten(value)}")
+    return text
+
+
+def check_fill(fill: Fill, max_plausible_usd: float = DEFAULT_MAX_PLAUSIBLE_USD) -> Fill:
+    """A fill with plain, finite, positive, plausible values, or `UpstreamError`:
+    a NaN fill would otherwise poison a position and release every reservation."""
+    if not isinstance(fill, Fill):
+        raise UpstreamError(f"fill: expected a Fill, got {type(fill).__name__}")
+    side = plain_str(fill.side)
+    side = side.lower() if side is not None else None
+    if side not in ("buy", "sell"):
+        raise UpstreamError(f"side: expected buy or sell, got {shorten(fill.side)}")
+    quantity, price = _finite(fill.quantity, "quantity"), _finite(fill.price, "price")
+    if quantity <= 0 or price <= 0:
+        raise UpstreamError(f"quantity and price must be > 0, got {quantity} and {price}")
+    _plausible(quantity * price, "notional", max_plausible_usd)
+    return Fill(
+        account=_name(fill.account, "account"),
+        exchange=_name(fill.exchange, "exchange"),
+        symbol=_name(fill.symbol, "symbol"),
+        side=side,
+        quantity=quantity,
+        price=price,
+        order_id=None if fill.order_id is None else _name(fill.order_id, "order_id"),
+    )
+
+
+def check_outcome(outcome: OrderOutcome) -> OrderOutcome:
+    """An order outcome with a plain id, a known status and (optionally) an account."""
+    if not isinstance(outcome, OrderOutcome):
+        raise UpstreamError(f"outcome: expected an OrderOutcome, got {type(outcome).__name__}")
+    status = plain_str(outcome.status)
+    if status not in _OUTCOMES:
+        raise UpstreamError(f"status: expected one of {', '.join(sorted(_OUTCOMES))}, got {shorten(outcome.status)}")
+    filled = plain_float(outcome.filled_quantity)
+    if filled is None or filled < 0:
+        raise UpstreamError(f"filled_quantity: expected a finite number >= 0, got {shorten(outcome.filled_quantity)}")
+    return OrderOutcome(
+        order_id=_name(outcome.order_id, "order_id"),
+        status=status,  # type: ignore[arg-type]
+        filled_quantity=filled,
+        account=None if outcome.account is None else _name(outcome.account, "account"),
+    )

@@ -355,6 +355,10 @@ REACH = {
     RC.GLOBAL_RISK_CRITICAL: (lambda s: feed(s, "CRITICAL"), {}),
     RC.RISK_V3_ESS_ACTION_REQUIRED: (lambda s: feed(s, ess_action_required=True), {}),
     RC.UNKNOWN_ACCOUNT: (lambda s: feed(s), {"account": "ghost"}),
+    RC.DUPLICATE_ORDER: (
+        lambda s: (feed(s), s.evaluate(order(order_id="dup-1", quantity=0.1))),
+        {"order_id": "dup-1", "quantity": 0.1},
+    ),
     RC.ACCOUNT_STATE_STALE: (
         lambda s: (s.report_ess_active(False), s.report_risk_signal(signal("INFO", s.clock.now()))),
         {},
@@ -366,6 +370,7 @@ REACH = {
         {"quantity": 0.1},
     ),
     RC.DAILY_LOSS_LIMIT: (lambda s: (feed(s), s.report_account_snapshot(AccountSnapshot("main", 9_700.0))), {}),
+    RC.BASELINE_UNKNOWN: None,  # needs a lost baseline store: see tests/actors/test_account_tracker.py
     RC.WEEKLY_LOSS_LIMIT: None,  # needs a week-old baseline: see test_weekly_loss_limit_reached_through_the_facade
     RC.MAX_OPEN_POSITIONS: (lambda s: feed(s, positions=_positions(5)), {}),
     RC.SINGLE_TRADE_RISK: (lambda s: feed(s), {"quantity": 3.0}),

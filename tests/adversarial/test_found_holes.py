@@ -1,0 +1,187 @@
+"""One regression test per fail-open hole found by probing riskgate from outside.
+
+Each was an order allowed that should not have been, or a fault the process
+did not survive cleanly. The tests drive the real facade and actors.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+from structlog.testing import capture_logs
+
+from actors.gate import GateHold
+from supervisor import AccountSnapshot, Fill, OrderOutcome, Position, RiskSupervisor
+from supervisor.reasons import ReasonCode as RC
+from supervisor.state import GateState
+from tests.adversarial.hostile import LyingFloat, LyingStr, RaisingBool
+from tests.helpers import account_state, make_config, order, signal
+
+RICH = 10_000_000.0
+
+
+def feed(sup: RiskSupervisor, equity: float = 10_000.0) -> None:
+    sup.report_ess_active(False)
+    sup.report_risk_signal(signal("INFO", sup.clock.now()))
+    for name in sup.config.accounts.accounts:
+        sup.report_account_snapshot(AccountSnapshot(name, equity))
+
+
+@pytest.fixture
+def sup(clock):
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as s:
+        yield s
+
+
+# -- 2: a reused order_id took a second slot against the caps ----------------------------
+
+
+def test_a_reused_order_id_cannot_be_approved_twice_against_the_account_cap(sup):
+    feed(sup, equity=RICH)  # account cap 50,000 USD; 250 SOL at 100 = 25,000 USD each
+    results = [sup.evaluate(order(order_id="same", quantity=250.0)) for _ in range(6)]
+    assert [r.decision for r in results] == ["allow"] + ["block"] * 5
+    assert {r.reason_code for r in results[1:]} == {RC.DUPLICATE_ORDER}
+    assert sup.health()["gate"]["reservations"] == 1
+    second = sup.evaluate(order(order_id="other", quantity=250.0))
+    third = sup.evaluate(order(order_id="third", quantity=250.0))
+    assert second.decision == "allow" and third.decision == "block"  # 50,000 reached: 0 headroom
+
+
+def test_order_ids_are_per_account_and_free_again_once_the_order_ended(sup):
+    feed(sup, equity=RICH)
+    a = sup.evaluate(order(order_id="o-1", quantity=1.0))
+    b = sup.evaluate(order(order_id="o-1", quantity=1.0, account="bold", exchange="bybit"))
+    assert (a.decision, b.decision) == ("allow", "allow")
+    sup.report_order_outcome(OrderOutcome("o-1", "filled", 1.0, account="main"))
+    assert sup.evaluate(order(order_id="o-1", quantity=1.0)).decision == "allow"
+    # bold's o-1 still holds its slot
+    assert sup.evaluate(order(order_id="o-1", account="bold", exchange="bybit")).reason_code is RC.DUPLICATE_ORDER
+
+
+def test_an_outcome_without_account_releases_only_an_unambiguous_id(sup):
+    feed(sup, equity=RICH)
+    sup.evaluate(order(order_id="x", quantity=1.0))
+    sup.evaluate(order(order_id="x", quantity=1.0, account="bold", exchange="bybit"))
+    sup.report_order_outcome(OrderOutcome("x", "cancelled"))  # which one? neither
+    assert sup.health()["gate"]["reservations"] == 2
+    sup.report_order_outcome(OrderOutcome("x", "cancelled", account="bold"))
+    sup.report_order_outcome(OrderOutcome("x", "cancelled"))  # now only main holds x
+    assert sup.health()["gate"]["reservations"] == 0
+
+
+# -- 3: the exchange-wide exposure was a running float sum ------------------------------
+
+
+@pytest.mark.parametrize("mark", [1e22, 1e308, math.inf, math.nan])
+def test_one_accounts_huge_marks_cannot_corrupt_the_exchange_total(clock, mark):
+    st = GateState()
+    now = clock.monotonic()
+    st.put_account(account_state("main", positions=(Position("SOLUSDT", "binance", 400.0, 100.0),)), now)
+    st.put_account(account_state("tiny", positions=(Position("BTCUSDT", "binance", 1.0, mark),)), now)
+    st.put_account(account_state("tiny"), now)  # then a clean snapshot: no positions
+    assert st.exchange_in_use("binance") == 40_000.0
+
+
+def test_an_unusable_snapshot_keeps_the_accounts_last_known_exposure(clock):
+    st = GateState()
+    now = clock.monotonic()
+    st.put_account(account_state("tiny", positions=(Position("BTCUSDT", "binance", 1.0, 60_000.0),)), now)
+    st.put_account(account_state("tiny", positions=(Position("BTCUSDT", "binance", math.nan, 60_000.0),)), now)
+    assert st.exchange_in_use("binance") == 60_000.0 and not st.books["tiny"].usable
+
+
+def test_implausible_pushed_snapshot_fails_the_account_closed_and_others_keep_their_cap(sup):
+    feed(sup, equity=RICH)
+    sup.report_account_snapshot(AccountSnapshot("tiny", RICH, (Position("BTCUSDT", "binance", 1.0, 100_000.0),)))
+    state = sup.report_account_snapshot(AccountSnapshot("tiny", RICH, (Position("BTCUSDT", "binance", 1.0, 1e22),)))
+    assert state is not None and "implausible" in (state.problem or "")
+    r = sup.evaluate(order(account="tiny", quantity=0.1))
+    assert r.reason_code is RC.ACCOUNT_STATE_STALE and "implausible" in r.reason
+    # tiny's last known 100,000 still counts on binance (cap 200,000)
+    sup.health()  # an ask: the gate has handled everything before it
+    assert sup._runtime._gate_state.exchange_in_use("binance") == 100_000.0
+    sup.report_account_snapshot(AccountSnapshot("main", 1e308))
+    assert sup.evaluate(order(quantity=0.1)).reason_code is RC.ACCOUNT_STATE_STALE  # equity 1e308 refused
+
+
+# -- 8: smaller holes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["symbol", "account", "strategy_id", "exchange", "side", "order_id"])
+def test_a_10mb_string_is_refused_and_not_echoed(sup, field):
+    feed(sup)
+    with capture_logs() as logs:
+        r = sup.evaluate(order(**{field: "X" * 10_000_000}))
+    assert r.reason_code is RC.INVALID_ORDER and len(r.reason) < 200
+    assert all(len(str(e)) < 1000 for e in logs)
+
+
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, 1e308, -1.0, 0.0, True, "1", RaisingBool()])
+def test_an_unusable_timeout_is_refused_before_anything_is_booked(sup, timeout):
+    feed(sup)
+    r = sup.evaluate(order(), timeout=timeout)
+    assert r.reason_code is RC.INVALID_ORDER and "timeout" in r.reason
+    assert sup.health()["gate"]["reservations"] == 0
+
+
+def test_an_async_unusable_timeout_is_refused_too(sup):
+    import asyncio
+
+    feed(sup)
+    r = asyncio.run(sup.evaluate_async(order(), timeout=math.nan))
+    assert r.reason_code is RC.INVALID_ORDER
+    assert sup.health()["gate"]["reservations"] == 0
+
+
+def test_lying_subclasses_are_judged_by_the_value_they_hold(sup):
+    feed(sup)
+    # claims quantity 1 (float() says 1.0); holds 1,000 SOL = 100,000 USD, over the 50,000 cap
+    r = sup.evaluate(order(quantity=LyingFloat(1_000.0, claims=1.0)))
+    assert (r.decision, r.reason_code) == ("scale_down", RC.SINGLE_TRADE_RISK)  # judged as 1,000, not 1
+    # a side that says "buy" when lowered, but holds "sell": judged as the sell it is
+    r = sup.evaluate(order(side=LyingStr("sell", claims="buy"), reduce_only=True))
+    assert r.reason_code is RC.INVALID_ORDER  # a reduce-only sell with no position
+
+
+def test_guarded_clients_send_the_values_the_gate_judged(sup):
+    from tests.supervisor.test_execution import FakeExchange
+
+    from supervisor import GuardedExchange
+
+    feed(sup)
+    ex = FakeExchange()
+    guarded = GuardedExchange(ex, sup, account="main", exchange="binance", strategy_id="trend_v2")
+    guarded.create_order(LyingStr("SOL/USDT", claims="BTC/USDT"), "limit", LyingStr("buy", claims="sell"),
+                         0.5, LyingFloat(100.0, claims=1.0))
+    symbol, _, side, amount, price, _ = ex.calls[0]
+    assert (type(symbol), symbol, type(side), side, type(price), price) == (str, "SOL/USDT", str, "buy", float, 100.0)
+
+
+def test_snapshots_for_unconfigured_accounts_are_refused_counted_and_logged_once(sup):
+    feed(sup)
+    with capture_logs() as logs:
+        results = [sup.report_account_snapshot(AccountSnapshot(f"ghost-{i % 3}", 1_000.0)) for i in range(300)]
+    assert results == [None] * 300
+    refused = [e for e in logs if e["event"] == "snapshot_refused_unknown_account"]
+    assert len(refused) == 3
+    tracker = sup.actor_ref("account_tracker").proxy()
+    assert tracker.refused_snapshots.get(timeout=5) == 300
+    assert len(tracker.latest().get(timeout=5)) == 3  # main, tiny, bold only
+
+
+def test_hostile_fills_and_outcomes_change_nothing(sup):
+    feed(sup, equity=RICH)
+    sup.evaluate(order(order_id="f-1", quantity=250.0))
+    sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", math.nan, 100.0, "f-1"))
+    sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", 1e300, 1e300, "f-1"))
+    sup.report_order_outcome(OrderOutcome(LyingStr("f-1", claims="f-2"), "weird"))  # type: ignore[arg-type]
+    held, release = threading.Event(), threading.Event()
+    sup.gate_ref.tell(GateHold(held, release))  # the gate is still alive and answering
+    assert held.wait(5)
+    release.set()
+    assert sup.health()["gate"]["reservations"] == 1
+    r = sup.evaluate(order(quantity=250.0))  # 25,000 reserved + 25,000 = the 50,000 cap: fits exactly
+    assert r.decision == "allow"
+    assert sup.evaluate(order(quantity=10.0)).decision == "block"
