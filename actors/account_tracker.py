@@ -3,85 +3,42 @@
 It turns account snapshots (pushed through the facade, or polled from
 `{accounts.snapshot_url}/accounts/{name}/snapshot`) and fills into
 `AccountState` messages for the gate. The equity at the start of the day and
-of the week is the last equity seen before the period began (or the first
-seen in it). Baselines and the last equity live in SQLite under `[state] dir`,
-so a restart mid-day keeps the day's baseline and a loss limit stays hit.
+of the week is the last equity seen before the period began; the very first
+time an account is seen, the first equity (logged as a warning,
+`baseline_started_mid_period`). Baselines live in the `BaselineStore` under
+`[state] dir`, so a restart mid-day keeps the day's baseline and a loss
+limit stays hit.
+
+A baseline is unknown, and the account's opening orders block as
+BASELINE_UNKNOWN until its period ends or an operator sets it, when the store
+of an initialised state folder was lost, or when the wall clock went back
+behind a period already begun and no baseline of the real period is on record.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 from cachetools import LRUCache
 
 from actors.base import PolledSourceActor
+from supervisor.baselines import Baseline, BaselineStore, open_store
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.gate_link import GateLink
 from supervisor.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
 from supervisor.messages import AccountSnapshot, AccountState, Fill, Position
-from supervisor.periods import day_start, week_start
+from supervisor.periods import PERIODS, period_start
 from supervisor.upstream import UpstreamError, check_fill, check_snapshot, parse_account_snapshot
 from supervisor.values import plain_str, shorten
 
-__all__ = ["AccountTrackerActor", "BaselineStore"]
+__all__ = ["AccountTrackerActor"]
 
 log = get_logger("riskgate.accounts")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS baselines (
-    account TEXT NOT NULL, period TEXT NOT NULL, period_start TEXT NOT NULL, equity REAL NOT NULL,
-    PRIMARY KEY (account, period));
-CREATE TABLE IF NOT EXISTS last_equity (
-    account TEXT PRIMARY KEY, equity REAL NOT NULL, at TEXT NOT NULL);
-"""
-
-
-@dataclass(slots=True)
-class Baseline:
-    period_start: datetime
-    equity: float
-
-
-class BaselineStore:
-    """Period baselines and last equity, in one SQLite file. Used from one thread."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-
-    def load(self) -> tuple[dict[tuple[str, str], Baseline], dict[str, float]]:
-        baselines = {
-            (account, period): Baseline(datetime.fromisoformat(start), equity)
-            for account, period, start, equity in self._db.execute(
-                "SELECT account, period, period_start, equity FROM baselines"
-            )
-        }
-        last = dict(self._db.execute("SELECT account, equity FROM last_equity").fetchall())
-        return baselines, last
-
-    def save_baseline(self, account: str, period: str, baseline: Baseline) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO baselines VALUES (?, ?, ?, ?)",
-            (account, period, baseline.period_start.isoformat(), baseline.equity),
-        )
-
-    def save_last_equity(self, account: str, equity: float, at: datetime) -> None:
-        self._db.execute("INSERT OR REPLACE INTO last_equity VALUES (?, ?, ?)", (account, equity, at.isoformat()))
-
-    def close(self) -> None:
-        self._db.close()
-
 
 class AccountTrackerActor(PolledSourceActor):
     def __init__(
@@ -96,22 +53,33 @@ class AccountTrackerActor(PolledSourceActor):
         self._store: BaselineStore | None = None
         self._latest: dict[str, AccountState] = {}
         self._last_equity: dict[str, float] = {}
-        self._baselines: dict[tuple[str, str], Baseline] = {}
+        self._baselines: dict[tuple[str, str], Baseline] = {}  # the latest of each (account, period)
         self._poll_failures: dict[str, FailureLog] = {}
         self._problems: dict[str, str] = {}  # account -> why its latest snapshot was unusable
         self.refused_snapshots = 0
         self._refused_names: LRUCache[str, bool] = LRUCache(maxsize=256)
 
     # -- life cycle --------------------------------------------------------------
-    def on_start(self) -> None:
-        self._store = BaselineStore(self._config.state.dir / "accounts.sqlite")
-        self._baselines, self._last_equity = self._store.load()
+    def open_resources(self) -> None:
+        now = self._clock.now()
+        self._store, lost = open_store(self._config.state.dir, now)
+        self._baselines = self._store.latest()
+        self._last_equity = self._store.last_equity()
+        if lost is not None:
+            self._store_lost(lost, now)
         # After a restart, fills keep applying to the positions the gate already has.
         self._latest = {state.account: state for state in self._gate.latest_accounts()}
         if self._baselines:
             log.info("baselines_loaded", path=str(self._store.path), count=len(self._baselines))
         if self._config.accounts.snapshot_url:
             self.open_client(self._config.accounts.timeout_s)
+
+    def _store_lost(self, why: str, now: datetime) -> None:
+        """Every configured account's current day and week baseline is unknown."""
+        log.error("baseline_store_lost", cause=why, accounts=len(self._config.accounts.accounts))
+        for account in self._config.accounts.accounts:
+            for period in PERIODS:
+                self._set(account, period, Baseline(self._period_start(period, now), None, "store_lost"), now)
 
     def release_resources(self) -> None:
         super().release_resources()
@@ -129,7 +97,9 @@ class AccountTrackerActor(PolledSourceActor):
 
     # -- polling -------------------------------------------------------------------
     def poll(self) -> int:
-        """Fetch every configured account's snapshot once; returns how many were usable."""
+        """Take up baselines an operator set; then fetch every configured
+        account's snapshot once (when polling). Returns how many were usable."""
+        self._reload_if_changed()
         if self._client is None:
             return 0
         good = 0
@@ -152,18 +122,88 @@ class AccountTrackerActor(PolledSourceActor):
         return good
 
     # -- state ---------------------------------------------------------------------
-    def _baseline(self, period: str, account: str, start: datetime, equity: float) -> float:
-        key = (account, period)
-        current = self._baselines.get(key)
+    def _period_start(self, period: str, now: datetime) -> datetime:
+        return period_start(period, now, self._config.periods)
+
+    def _set(self, account: str, period: str, baseline: Baseline, now: datetime) -> Baseline:
+        self._baselines[(account, period)] = baseline
+        if self._store is not None:
+            self._store.put(account, period, baseline, now)
+        return baseline
+
+    def _baseline(self, period: str, account: str, now: datetime, equity: float) -> Baseline:
+        start = self._period_start(period, now)
+        current = self._baselines.get((account, period))
+        if current is not None and current.period_start > start:
+            # The wall clock went back behind a period already begun: a baseline
+            # taken "in the future" is not trusted; the real period's is looked up.
+            dropped = self._store.forget_after(account, period, start) if self._store is not None else 0
+            current = self._store.get(account, period, start) if self._store is not None else None
+            log.warning(
+                "baseline_from_future",
+                account=account,
+                period=period,
+                period_start=start.isoformat(),
+                dropped=dropped,
+                restored=current is not None and current.equity is not None,
+            )
+            if current is None:
+                current = self._set(account, period, Baseline(start, None, "clock_went_back"), now)
+            self._baselines[(account, period)] = current
         if current is None or current.period_start < start:
-            # The last equity seen before the period began is its opening equity.
             last = self._last_equity.get(account)
-            base = last if last is not None else equity
-            current = self._baselines[key] = Baseline(start, base)
-            if self._store is not None:
-                self._store.save_baseline(account, period, current)
-            log.info("period_baseline_set", period=period, account=account, period_start=start.isoformat(), equity=base)
-        return current.equity
+            if last is not None:
+                # The last equity seen before the period began is its opening equity.
+                current = self._set(account, period, Baseline(start, last, "last_equity"), now)
+                log.info("period_baseline_set", period=period, account=account, period_start=start.isoformat(), equity=last)
+            else:
+                current = self._set(account, period, Baseline(start, equity, "first_equity"), now)
+                log.warning(
+                    "baseline_started_mid_period",
+                    period=period,
+                    account=account,
+                    period_start=start.isoformat(),
+                    equity=equity,
+                    note="first equity ever seen for this account: losses before it are not counted",
+                )
+        return current
+
+    def _reload_if_changed(self) -> None:
+        """Take up baselines an operator wrote (`riskgate baseline set`) and
+        send the affected accounts' state to the gate at once."""
+        if self._store is None or not self._store.changed_elsewhere():
+            return
+        stored = self._store.latest()
+        changed = {key[0] for key, b in stored.items() if self._baselines.get(key) != b}
+        self._baselines.update(stored)
+        for account in sorted(changed):
+            b = {p: self._baselines.get((account, p)) for p in PERIODS}
+            log.warning(
+                "baseline_taken_up",
+                account=account,
+                **{f"{p}_start_equity": (x.equity if x else None) for p, x in b.items()},
+                **{f"{p}_source": (x.source if x else None) for p, x in b.items()},
+            )
+            last = self._latest.get(account)
+            if last is not None:
+                self._send(replace(last, refreshed=False), self._clock.now())
+
+    def _with_baselines(self, state: AccountState, now: datetime) -> AccountState:
+        day = self._baseline("day", state.account, now, state.equity)
+        week = self._baseline("week", state.account, now, state.equity)
+        unknown = tuple(p for p, b in (("day", day), ("week", week)) if b.equity is None)
+        return replace(
+            state,
+            day_start_equity=state.equity if day.equity is None else day.equity,
+            week_start_equity=state.equity if week.equity is None else week.equity,
+            baseline_unknown=unknown,
+        )
+
+    def _send(self, state: AccountState, now: datetime) -> AccountState:
+        state = self._with_baselines(state, now)
+        self._latest[state.account] = state
+        self._gate.tell(state)
+        return state
 
     def _refuse(self, snap: AccountSnapshot) -> None:
         """A snapshot for an account the config does not name is refused: kept,
@@ -183,22 +223,20 @@ class AccountTrackerActor(PolledSourceActor):
             snap = check_snapshot(snap, self._config.accounts.max_plausible_usd)
         except UpstreamError as exc:
             return self._unusable(snap.account, str(exc))
+        self._reload_if_changed()
         now = self._clock.now()
-        day = self._baseline("day", snap.account, day_start(now, self._config.periods), snap.equity)
-        week = self._baseline("week", snap.account, week_start(now, self._config.periods), snap.equity)
         state = AccountState(
             account=snap.account,
             equity=snap.equity,
             positions=tuple(p for p in snap.positions if p.quantity != 0.0),
-            day_start_equity=day,
-            week_start_equity=week,
+            day_start_equity=snap.equity,
+            week_start_equity=snap.equity,
         )
-        self._latest[snap.account] = state
         self._problems.pop(snap.account, None)
+        state = self._send(state, now)
         self._last_equity[snap.account] = snap.equity
         if self._store is not None:
             self._store.save_last_equity(snap.account, snap.equity, now)
-        self._gate.tell(state)
         return state
 
     def _unusable(self, account: str, problem: str) -> AccountState:
@@ -231,8 +269,7 @@ class AccountTrackerActor(PolledSourceActor):
                 refreshed=False,
                 problem=self._problems.get(fill.account),
             )
-            self._latest[fill.account] = state
-            self._gate.tell(state)
+            state = self._send(state, self._clock.now())
         else:
             log.warning("fill_before_snapshot", account=fill.account, order_id=fill.order_id)
         # After the new positions, so the fill's notional is never counted by neither.

@@ -26,20 +26,37 @@ def take_failure(actor_urn: str) -> str | None:
         return _failures.pop(actor_urn, None)
 
 
+def _record_failure(actor_urn: str, exception_type: Any, exception_value: Any) -> None:
+    with _failures_lock:
+        _failures[actor_urn] = f"{exception_type.__name__}: {exception_value}"
+
+
 class SupervisedActor(pykka.ThreadingActor):
     def ping(self) -> str:
         return "pong"
 
+    def on_start(self) -> None:
+        # pykka does not call on_failure when on_start raises; record the cause
+        # here so that a failed start is reported with it, not as "stopped".
+        try:
+            self.open_resources()
+        except Exception as exc:
+            _record_failure(self.actor_urn, type(exc), exc)
+            self.release_resources()
+            raise
+
+    def open_resources(self) -> None:
+        """Open what the actor needs (files, clients). Runs on the actor's thread."""
+
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        with _failures_lock:
-            _failures[self.actor_urn] = f"{exception_type.__name__}: {exception_value}"
+        _record_failure(self.actor_urn, exception_type, exception_value)
         self.release_resources()
 
     def on_stop(self) -> None:
         self.release_resources()
 
     def release_resources(self) -> None:
-        """Close what on_start opened. Called on stop and on failure."""
+        """Close what open_resources opened. Called on stop and on failure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +66,7 @@ class Poll:
 
 class PolledSourceActor(SupervisedActor):
     """A state source polled on a timer: `Poll` runs `poll()`; the httpx client it
-    may open in `on_start` (`open_client`) is closed on stop and on failure."""
+    may open in `open_resources` (`open_client`) is closed on stop and on failure."""
 
     def __init__(self, clock: Clock, gate: GateLink, transport: httpx.BaseTransport | None) -> None:
         super().__init__()

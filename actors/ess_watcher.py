@@ -66,7 +66,7 @@ class EssWatcherActor(PolledSourceActor):
         self._http_failures = FailureLog("riskgate.ess", "ess_http")
         self._latest: EssState | None = None
 
-    def on_start(self) -> None:
+    def open_resources(self) -> None:
         if self._url is not None:
             self.open_client(self._config.timeout_s)
 

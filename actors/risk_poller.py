@@ -40,7 +40,7 @@ class RiskV3PollerActor(PolledSourceActor):
         self._signal_stale = False
         self._skewed = False
 
-    def on_start(self) -> None:
+    def open_resources(self) -> None:
         self.open_client(self._config.timeout_s)
 
     def poll(self) -> RiskSignal | None:

@@ -257,6 +257,17 @@ def _pnl_pct(now_equity: float, start_equity: float) -> float:
     return (now_equity - start_equity) / start_equity * 100.0
 
 
+def check_baseline_known(o: OrderRequest, c: EvalContext) -> Outcome:
+    unknown = c.book.state.baseline_unknown
+    if unknown and not c.reduces:
+        return Denial(
+            RC.BASELINE_UNKNOWN,
+            f"{'/'.join(unknown)} start equity unknown (lost baseline store or clock went back): "
+            "blocked until the period ends or `riskgate baseline set` sets it",
+        )
+    return None
+
+
 def check_daily_loss(o: OrderRequest, c: EvalContext) -> Outcome:
     s = c.book.state
     pct = _pnl_pct(s.equity, s.day_start_equity)
@@ -372,6 +383,7 @@ CHECKS: tuple[Check, ...] = (
     check_strategy,
     check_leverage,
     check_order_rate,
+    check_baseline_known,
     check_daily_loss,
     check_weekly_loss,
     check_open_positions,

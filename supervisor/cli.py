@@ -99,6 +99,88 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_problems(exc: ConfigError) -> None:
+    print(f"{exc.source}: invalid configuration, {len(exc.problems)} problem(s):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def cmd_baseline_set(args: argparse.Namespace) -> int:
+    """An operator sets an account's day (and week) start equity for the current period."""
+    import getpass
+    import math
+
+    from supervisor.baselines import StoreError, operator_set
+    from supervisor.clock import SystemClock
+    from supervisor.logs import configure_logging, get_logger
+    from supervisor.periods import period_start
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return 2
+    if args.account not in cfg.accounts.accounts:
+        known = ", ".join(cfg.accounts.accounts) or "none"
+        print(f"riskgate baseline set: account {args.account!r} is not configured (known: {known})", file=sys.stderr)
+        return 2
+    equities = {"day": args.day_start_equity}
+    if args.week_start_equity is not None:
+        equities["week"] = args.week_start_equity
+    for period, value in equities.items():
+        if not math.isfinite(value) or not 0 < value <= cfg.accounts.max_plausible_usd:
+            print(
+                f"riskgate baseline set: --{period}-start-equity must be a number in "
+                f"(0, {cfg.accounts.max_plausible_usd:g}], got {value}",
+                file=sys.stderr,
+            )
+            return 2
+    now = SystemClock().now()
+    starts = {p: period_start(p, now, cfg.periods) for p in ("day", "week")}
+    by = args.by or getpass.getuser()
+    try:
+        operator_set(cfg.state.dir, args.account, equities, starts, by, now)
+    except StoreError as exc:
+        print(f"riskgate baseline set: {exc}", file=sys.stderr)
+        return 1
+    configure_logging("json")
+    get_logger("riskgate.operator").warning(
+        "baseline_set_by_operator",
+        account=args.account,
+        by=by,
+        **{f"{p}_start_equity": v for p, v in equities.items()},
+        **{f"{p}_start": starts[p].isoformat() for p in equities},
+        state_dir=str(cfg.state.dir),
+    )
+    for period, value in equities.items():
+        print(f"{args.account}: {period} starting {starts[period]:%Y-%m-%d %H:%M} UTC: start equity {value:,.2f}")
+    if "week" not in equities:
+        print("week start equity unchanged (if it is unknown, orders still block: pass --week-start-equity)")
+    print("a running riskgate takes this up within accounts.poll_interval_s")
+    return 0
+
+
+def cmd_baseline_show(args: argparse.Namespace) -> int:
+    from supervisor.baselines import StoreError, read_baselines
+
+    try:
+        cfg = load_config(args.config)
+        rows = read_baselines(cfg.state.dir)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return 2
+    except StoreError as exc:
+        print(f"riskgate baseline show: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'account':<20} {'period':<6} {'period start (UTC)':<20} {'start equity':>16}  source")
+    for (account, period), b in sorted(rows.items()):
+        if args.account and account != args.account:
+            continue
+        equity = "UNKNOWN" if b.equity is None else f"{b.equity:,.2f}"
+        print(f"{account:<20} {period:<6} {b.period_start:%Y-%m-%d %H:%M}     {equity:>16}  {b.source}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from supervisor.demo import run_demo
 
@@ -117,6 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("demo", help="play a scripted trading day against the upstream simulator")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("baseline", help="show or set the day/week start equity that loss limits count from")
+    bsub = p.add_subparsers(dest="baseline_command", required=True)
+    b = bsub.add_parser(
+        "set",
+        help="set an account's start equity for the current day (and week)",
+        description="Set the equity the current day's (and week's) loss limits count from, e.g. after a lost "
+        "baseline store blocked the account with BASELINE_UNKNOWN. A running riskgate takes it up.",
+    )
+    b.add_argument("account", help="a configured account name")
+    b.add_argument("--day-start-equity", type=float, required=True, metavar="USD", help="equity at the day's start")
+    b.add_argument("--week-start-equity", type=float, metavar="USD", help="equity at the week's start (optional)")
+    b.add_argument("--config", default="config.toml", help="configuration file (default: config.toml)")
+    b.add_argument("--by", help="operator name for the record (default: the login name)")
+    b.set_defaults(func=cmd_baseline_set)
+    b = bsub.add_parser("show", help="list the current baselines")
+    b.add_argument("account", nargs="?", help="only this account")
+    b.add_argument("--config", default="config.toml", help="configuration file (default: config.toml)")
+    b.set_defaults(func=cmd_baseline_show)
     p = sub.add_parser("simulate-upstream", help="serve Risk v3, ESS and account snapshots on loopback")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8001)

@@ -144,6 +144,9 @@ class AccountState:
     # False when only positions moved (a fill): the gate keeps the age of the
     # last snapshot, since equity was not refreshed.
     refreshed: bool = True
+    # Periods ("day", "week") whose start equity is unknown (a lost baseline
+    # store, a wall clock that went back): opening orders block until known.
+    baseline_unknown: tuple[str, ...] = ()
     # Why the latest snapshot could not be used (implausible or non-finite
     # values): the account fails closed with this reason until a usable one.
     problem: str | None = None

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from supervisor.config import PeriodsConfig
 
-__all__ = ["day_start", "week_start"]
+__all__ = ["PERIODS", "day_start", "period_start", "week_start"]
+
+PERIODS = ("day", "week")
 
 
 def day_start(now: datetime, periods: PeriodsConfig) -> datetime:
@@ -20,3 +22,8 @@ def week_start(now: datetime, periods: PeriodsConfig) -> datetime:
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     start = midnight - timedelta(days=(midnight.weekday() - periods.weekly_reset_weekday) % 7)
     return start
+
+
+def period_start(period: str, now: datetime, periods: PeriodsConfig) -> datetime:
+    """When the current "day" or "week" began."""
+    return day_start(now, periods) if period == "day" else week_start(now, periods)

@@ -63,7 +63,7 @@ class Runtime:
             ActorSpec(
                 "account_tracker",
                 lambda: AccountTrackerActor.start(cfg, clock, link, transport),
-                poll=Poll if cfg.accounts.snapshot_url else None,
+                poll=Poll,  # polls snapshots when snapshot_url is set; takes up operator-set baselines
                 poll_interval_s=cfg.accounts.poll_interval_s,
                 state_age=self._oldest_account_age,
             ),

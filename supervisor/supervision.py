@@ -21,9 +21,18 @@ from supervisor.clock import Clock, Timer
 from supervisor.config import SupervisionConfig
 from supervisor.logs import get_logger
 
-__all__ = ["ActorSpec", "Supervisor"]
+__all__ = ["ActorSpec", "ActorStartError", "Supervisor"]
 
 log = get_logger("riskgate.supervision")
+
+
+class ActorStartError(RuntimeError):
+    """An actor could not start; `cause` is what stopped it."""
+
+    def __init__(self, actor: str, cause: str) -> None:
+        super().__init__(f"{actor} failed to start: {cause}")
+        self.actor = actor
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,10 @@ class Supervisor:
             ref.proxy().ping().get(timeout=self._config.heartbeat_timeout_s)
             if slot.spec.on_started is not None:
                 slot.spec.on_started(ref)
+        except pykka.ActorDeadError as exc:
+            ref.stop(block=False)
+            cause = take_failure(ref.actor_urn)
+            raise ActorStartError(slot.spec.name, cause or f"stopped before answering a ping ({exc})") from exc
         except Exception:
             ref.stop(block=False)
             raise

@@ -94,3 +94,51 @@ def test_demo_exits_0_and_shows_every_decision_kind(entry):
     ):
         assert code in proc.stdout
     assert "decisions: allow" in proc.stdout
+
+
+def test_baseline_set_unblocks_a_lost_store_for_a_running_gate(tmp_path, capsys):
+    from supervisor import AccountSnapshot, RiskSupervisor, load_config
+    from supervisor.cli import main
+    from supervisor.reasons import ReasonCode as RC
+    from tests.helpers import order, signal
+
+    path = tmp_path / "config.toml"
+    write_config(path, "http://127.0.0.1:1")
+    cfg = load_config(path)
+    wanted = {**order(), "account": "main_binance", "quantity": 0.5}
+    with RiskSupervisor(cfg, poll_upstreams=False) as sup:  # the real clock: the command uses it too
+        sup.report_account_snapshot(AccountSnapshot("main_binance", 10_000.0))
+    (cfg.state.dir / "accounts.sqlite").write_bytes(b"")  # the store is lost
+    with RiskSupervisor(cfg, poll_upstreams=False) as sup:
+        sup.report_ess_active(False)
+        sup.report_risk_signal(signal("INFO", sup.clock.now()))
+        sup.report_account_snapshot(AccountSnapshot("main_binance", 9_900.0))
+        assert sup.evaluate(wanted).reason_code is RC.BASELINE_UNKNOWN
+        argv = ["baseline", "set", "main_binance", "--day-start-equity", "10000", "--config", str(path), "--by", "cro"]
+        assert main(argv) == 0
+        assert "--week-start-equity" in capsys.readouterr().out  # the week is still unknown
+        sup.report_account_snapshot(AccountSnapshot("main_binance", 9_900.0))
+        assert sup.evaluate(wanted).reason_code is RC.BASELINE_UNKNOWN
+        assert main([*argv, "--week-start-equity", "10000"]) == 0
+        state = sup.report_account_snapshot(AccountSnapshot("main_binance", 9_900.0))
+        assert (state.day_start_equity, state.week_start_equity, state.baseline_unknown) == (10_000.0, 10_000.0, ())
+        assert sup.evaluate(wanted).decision == "allow"
+    assert main(["baseline", "show", "--config", str(path)]) == 0
+    assert "operator:cro" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["ghost", "--day-start-equity", "1"], "not configured"),
+        (["main_binance", "--day-start-equity", "nan"], "--day-start-equity must be"),
+        (["main_binance", "--day-start-equity", "100", "--week-start-equity", "-5"], "--week-start-equity must be"),
+    ],
+)
+def test_baseline_set_refuses_bad_input_naming_it(tmp_path, capsys, argv, says):
+    from supervisor.cli import main
+
+    path = tmp_path / "config.toml"
+    write_config(path, "http://127.0.0.1:1")
+    assert main(["baseline", "set", *argv, "--config", str(path)]) == 2
+    assert says in capsys.readouterr().err
