@@ -112,7 +112,7 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 
     from supervisor.baselines import StoreError, operator_set
     from supervisor.clock import SystemClock
-    from supervisor.logs import configure_logging, get_logger
+    from supervisor.logs import standalone_json_logger
     from supervisor.periods import period_start
 
     try:
@@ -143,8 +143,7 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"riskgate baseline set: {exc}", file=sys.stderr)
         return 1
-    configure_logging("json")
-    get_logger("riskgate.operator").warning(
+    standalone_json_logger().warning(
         "baseline_set_by_operator",
         account=args.account,
         by=by,

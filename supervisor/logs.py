@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "get_logger", "standalone_json_logger"]
 
 
 def configure_logging(fmt: str = "json", level: int = logging.INFO, stream=None) -> None:
@@ -44,3 +44,16 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO, stream=None)
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+def standalone_json_logger(stream: Any = None) -> Any:
+    """A JSON-lines logger of its own, leaving the global configuration alone
+    (for one-shot commands that may run inside another program, e.g. a test)."""
+    return structlog.wrap_logger(
+        structlog.PrintLogger(stream or sys.stdout),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+    )
