@@ -26,7 +26,7 @@ from cachetools import LRUCache
 
 from actors.base import PolledSourceActor
 from supervisor.baselines import Baseline, BaselineStore, open_store
-from supervisor.clock import Clock
+from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.gate_link import GateLink
 from supervisor.http import FailureLog, FetchError, fetch_json
@@ -39,6 +39,7 @@ from supervisor.values import plain_str, shorten
 __all__ = ["AccountTrackerActor"]
 
 log = get_logger("riskgate.accounts")
+_real = SystemClock()  # poll rounds are budgeted in real time, whatever clock drives them
 
 class AccountTrackerActor(PolledSourceActor):
     def __init__(
@@ -57,6 +58,7 @@ class AccountTrackerActor(PolledSourceActor):
         self._poll_failures: dict[str, FailureLog] = {}
         self._problems: dict[str, str] = {}  # account -> why its latest snapshot was unusable
         self.refused_snapshots = 0
+        self._round = 0
         self._refused_names: LRUCache[str, bool] = LRUCache(maxsize=256)
 
     # -- life cycle --------------------------------------------------------------
@@ -103,11 +105,23 @@ class AccountTrackerActor(PolledSourceActor):
         if self._client is None:
             return 0
         good = 0
-        for name in self._config.accounts.accounts:
+        # The round has a budget (half the heartbeat timeout), so a slow upstream
+        # cannot hold the actor past a ping; it starts one account further each
+        # time, so a slow account cannot keep the others from their turn.
+        names = list(self._config.accounts.accounts)
+        first = self._round % len(names) if names else 0
+        self._round += 1
+        ends = _real.monotonic() + self._config.supervision.heartbeat_timeout_s / 2
+        for name in names[first:] + names[:first]:
             failures = self._poll_failures.setdefault(name, FailureLog("riskgate.accounts", f"account:{name}"))
             url = f"{self._config.accounts.snapshot_url}/accounts/{name}/snapshot"
+            left = min(self._config.accounts.timeout_s, ends - _real.monotonic())
+            if left <= 0:
+                failures.failed("round_over_budget", "not polled this round: earlier accounts used the time", url=url)
+                continue
             try:
-                snapshot = parse_account_snapshot(fetch_json(self._client, url), self._config.accounts.max_plausible_usd)
+                body = fetch_json(self._client, url, left)
+                snapshot = parse_account_snapshot(body, self._config.accounts.max_plausible_usd)
                 if snapshot.account != name:
                     raise UpstreamError(f"account: asked for {name!r}, got {snapshot.account!r}")
             except FetchError as exc:

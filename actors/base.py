@@ -13,6 +13,7 @@ import pykka
 
 from supervisor.clock import Clock
 from supervisor.gate_link import GateLink
+from supervisor.http import source_client
 
 __all__ = ["Poll", "PolledSourceActor", "SupervisedActor", "take_failure"]
 
@@ -68,6 +69,10 @@ class PolledSourceActor(SupervisedActor):
     """A state source polled on a timer: `Poll` runs `poll()`; the httpx client it
     may open in `open_resources` (`open_client`) is closed on stop and on failure."""
 
+    # Every fetch has a deadline, so a source's thread never hangs; a daemon
+    # thread still cannot keep the process alive if something else ever does.
+    use_daemon_thread = True
+
     def __init__(self, clock: Clock, gate: GateLink, transport: httpx.BaseTransport | None) -> None:
         super().__init__()
         self._clock = clock
@@ -76,7 +81,7 @@ class PolledSourceActor(SupervisedActor):
         self._client: httpx.Client | None = None
 
     def open_client(self, timeout_s: float) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=self._transport)
+        self._client = source_client(timeout_s, self._transport)
 
     def release_resources(self) -> None:
         if self._client is not None:

@@ -9,7 +9,8 @@ message, so a halt reaches orders already queued at the gate.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import stat
 
 import httpx
 
@@ -29,24 +30,40 @@ log = get_logger("riskgate.ess")
 
 
 def read_kill_switch(path: str) -> EssSourceStatus:
-    """Present = halt (its first line, if any, is the reason); absent = clear;
-    anything else (folder missing, no permission) = unknown."""
-    p = Path(path)
+    """Present = halt (its first line, if any, is the reason); absent (in a
+    folder that exists) = clear; anything else is unknown: the folder missing
+    or unreadable, a dangling symlink, a FIFO, socket or device at the path.
+    Never blocks: a FIFO is not opened, a file is opened non-blocking."""
+    name = "kill_switch_file"
     try:
-        with p.open("rb") as f:
-            reason = f.read(200).decode("utf-8", "replace").strip().splitlines()
-        return EssSourceStatus("kill_switch_file", True, f"kill switch {path}" + (f": {reason[0]}" if reason else ""))
+        info = os.stat(path)
     except FileNotFoundError:
-        if p.parent.is_dir():
-            return EssSourceStatus("kill_switch_file", False, "absent")
-        return EssSourceStatus("kill_switch_file", None, f"folder {p.parent} missing")
-    except IsADirectoryError:
-        return EssSourceStatus("kill_switch_file", True, f"kill switch {path} (a folder)")
+        if os.path.lexists(path):
+            return EssSourceStatus(name, None, f"{path} is a dangling symlink")
+        parent = os.path.dirname(path) or "."
+        if os.path.isdir(parent):
+            return EssSourceStatus(name, False, "absent")
+        return EssSourceStatus(name, None, f"folder {parent} missing")
+    except OSError as exc:
+        return EssSourceStatus(name, None, f"cannot check {path}: {exc.strerror}")
+    if stat.S_ISDIR(info.st_mode):
+        return EssSourceStatus(name, True, f"kill switch {path} (a folder)")
+    if not stat.S_ISREG(info.st_mode):
+        return EssSourceStatus(name, None, f"{path} is not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         # It exists but cannot be read: present means halt.
-        if p.exists():
-            return EssSourceStatus("kill_switch_file", True, f"kill switch {path} (unreadable: {exc.strerror})")
-        return EssSourceStatus("kill_switch_file", None, f"cannot check {path}: {exc.strerror}")
+        return EssSourceStatus(name, True, f"kill switch {path} (unreadable: {exc.strerror})")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between the stat and the open
+            return EssSourceStatus(name, None, f"{path} is not a regular file")
+        reason = os.read(fd, 200).decode("utf-8", "replace").strip().splitlines()
+    except OSError as exc:
+        return EssSourceStatus(name, True, f"kill switch {path} (unreadable: {exc.strerror})")
+    finally:
+        os.close(fd)
+    return EssSourceStatus(name, True, f"kill switch {path}" + (f": {reason[0]}" if reason else ""))
 
 
 class EssWatcherActor(PolledSourceActor):
@@ -73,7 +90,7 @@ class EssWatcherActor(PolledSourceActor):
     def _read_http(self) -> EssSourceStatus:
         assert self._client is not None and self._url is not None
         try:
-            status = self._parse(fetch_json(self._client, self._url), "http")
+            status = self._parse(fetch_json(self._client, self._url, self._config.timeout_s), "http")
         except FetchError as exc:
             self._http_failures.failed(exc.kind, exc.detail, url=self._url)
             return EssSourceStatus("http", None, exc.kind)

@@ -47,7 +47,7 @@ class RiskV3PollerActor(PolledSourceActor):
         """Fetch once; push and return the signal, or None when unusable."""
         assert self._client is not None
         try:
-            signal = parse_risk_signal(fetch_json(self._client, self._url))
+            signal = parse_risk_signal(fetch_json(self._client, self._url, self._config.timeout_s))
         except FetchError as exc:
             self._failures.failed(exc.kind, exc.detail, url=self._url)
             return None

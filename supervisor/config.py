@@ -92,7 +92,7 @@ class AccountConfig:
 class AccountsConfig:
     snapshot_url: str | None = None
     poll_interval_s: float = 5.0
-    timeout_s: float = 2.0
+    timeout_s: float = 1.0
     max_age_s: float = 60.0
     max_plausible_usd: float = 1e12  # equity, marks and position notionals above this are unusable
     accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
@@ -458,6 +458,15 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
     )
     sup_t.finish()
     root.finish()
+    # A poll holds its actor for up to timeout_s; a ping queued behind it must
+    # still be answered within heartbeat_timeout_s, or a slow upstream gets its
+    # (healthy) poller restarted again and again.
+    beat = supervision.heartbeat_timeout_s
+    for section, timeout in (("risk_v3", risk_v3.timeout_s), ("ess", ess.timeout_s), ("accounts", accounts.timeout_s)):
+        if isinstance(timeout, float) and isinstance(beat, float) and timeout >= beat:
+            problems.append(
+                f"{section}.timeout_s: must be < supervision.heartbeat_timeout_s ({beat}), got {timeout}"
+            )
 
     if base_dir is not None and not state_dir.is_absolute():
         state_dir = base_dir / state_dir

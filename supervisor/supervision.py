@@ -58,6 +58,18 @@ class _Slot:
     next_attempt: float = 0.0
     dead: bool = False
     timers: list[Timer] = field(default_factory=list)
+    poll_pending: tuple[pykka.ActorRef, pykka.Future[Any]] | None = None
+    polls_skipped: int = 0
+
+
+def _done(future: pykka.Future[Any]) -> bool:
+    try:
+        future.get(timeout=0)
+    except pykka.Timeout:
+        return False
+    except Exception:  # noqa: BLE001 - a poll that failed is done too
+        return True
+    return True
 
 
 class Supervisor:
@@ -110,8 +122,15 @@ class Supervisor:
             ref = slot.ref
             if ref is None or slot.dead:
                 return
+            # At most one poll waits in an actor's mailbox: while an upstream is
+            # slow, ticks are skipped rather than queued (a queue of polls would
+            # delay pings and a stop by one fetch deadline each).
+            pending = slot.poll_pending
+            if pending is not None and pending[0] is ref and not _done(pending[1]):
+                slot.polls_skipped += 1
+                return
             try:
-                ref.tell(slot.spec.poll())  # type: ignore[misc]
+                slot.poll_pending = (ref, ref.ask(slot.spec.poll(), block=False))  # type: ignore[misc]
             except pykka.ActorDeadError:
                 pass  # the next check restarts it
 
@@ -218,6 +237,7 @@ class Supervisor:
                         "restarts": slot.restarts,
                         "last_error": slot.last_error,
                         "state_age_s": age,
+                        "polls_skipped": slot.polls_skipped,
                     }
                 )
         return out

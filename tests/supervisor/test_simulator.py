@@ -64,7 +64,7 @@ def test_faults_reach_the_client_as_named_fetch_errors(sim, client, mode, kind):
     client.post(f"{sim.url}/control/fault", json={"target": "all", "mode": mode})
     for path in ("/risk/global", "/api/emergency/status"):
         with pytest.raises(FetchError) as info:
-            fetch_json(client, f"{sim.url}{path}")
+            fetch_json(client, f"{sim.url}{path}", 5.0)
         assert info.value.kind == kind
 
 
@@ -72,7 +72,7 @@ def test_slow_fault_times_out_a_short_client(sim):
     sim.set_risk("info")
     sim.set_fault("risk", "slow", delay_s=2.0)
     with httpx.Client(timeout=0.1) as short, pytest.raises(FetchError) as info:
-        fetch_json(short, f"{sim.url}/risk/global")
+        fetch_json(short, f"{sim.url}/risk/global", 5.0)
     assert info.value.kind == "timeout"
 
 

@@ -108,7 +108,12 @@ def test_restarts_back_off_exponentially_up_to_the_cap(clock):
 
 
 def test_unresponsive_actor_is_logged_and_replaced(clock):
-    cfg = make_config(supervision={"heartbeat_timeout_s": 0.2, "check_interval_s": 1000.0})
+    cfg = make_config(
+        supervision={"heartbeat_timeout_s": 0.2, "check_interval_s": 1000.0},
+        risk_v3={"timeout_s": 0.1},
+        ess={"timeout_s": 0.1},
+        accounts={"timeout_s": 0.1},
+    )
     with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
         held, release = threading.Event(), threading.Event()
         stuck = sup.gate_ref
