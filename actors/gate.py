@@ -20,7 +20,7 @@ from actors.base import SupervisedActor
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.ess_board import EssBoard
-from supervisor.evaluate import block_result, decide, evaluate_order
+from supervisor.evaluate import block_result, decide, invalid_order
 from supervisor.gate_link import Stamped
 from supervisor.logs import get_logger
 from supervisor.messages import (
@@ -30,10 +30,10 @@ from supervisor.messages import (
     Fill,
     OrderOutcome,
     Override,
+    RejectOrder,
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.orders import order_id_of
 from supervisor.reasons import ReasonCode as RC
 from supervisor.state import GateState, Reservation
 
@@ -79,6 +79,7 @@ class GateActor(SupervisedActor):
         self._ess_logged: bool | None = None
         self._handlers: dict[type, Callable[[Any], Any]] = {
             EvaluateOrder: self._on_evaluate,
+            RejectOrder: self._on_evaluate,
             RiskSignal: self._on_signal,
             EssState: self._on_ess,
             AccountState: self._on_account,
@@ -111,31 +112,30 @@ class GateActor(SupervisedActor):
             except queue.Empty:
                 return
             msg = envelope.message
-            if isinstance(msg, EvaluateOrder) and msg.reply is not None:
+            if isinstance(msg, (EvaluateOrder, RejectOrder)) and msg.reply is not None:
+                order_id = msg.order_id if isinstance(msg, RejectOrder) else msg.order.order_id or ""
                 try:
-                    msg.reply(block_result(RC.GATE_UNAVAILABLE, why, order_id_of(msg.order), self._clock.now()))
+                    msg.reply(block_result(RC.GATE_UNAVAILABLE, why, order_id, self._clock.now()))
                 except Exception:  # noqa: BLE001, S110 - the caller's loop may be gone
                     pass
             elif envelope.reply_to is not None:
                 envelope.reply_to.set_exception((pykka.ActorDeadError, pykka.ActorDeadError(f"{self} stopped"), None))
 
     # -- evaluation --------------------------------------------------------
-    def _on_evaluate(self, msg: EvaluateOrder) -> RiskGateResult | None:
+    def _on_evaluate(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult | None:
+        order_id = msg.order_id if isinstance(msg, RejectOrder) else msg.order.order_id or ""
         try:
             if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
                 self._decisions[RC.GATE_UNAVAILABLE] += 1
                 result = block_result(
-                    RC.GATE_UNAVAILABLE,
-                    "reached the gate after the caller's timeout",
-                    order_id_of(msg.order),
-                    self._clock.now(),
+                    RC.GATE_UNAVAILABLE, "reached the gate after the caller's timeout", order_id, self._clock.now()
                 )
             else:
-                result = self._evaluate(msg.order, msg.validated)
+                result = self._evaluate(msg)
         except Exception as exc:  # noqa: BLE001 - a bug must block, not kill the gate
             log.exception("gate_internal_error", error=repr(exc))
             result = block_result(
-                RC.GATE_UNAVAILABLE, f"internal error: {type(exc).__name__}", order_id_of(msg.order), self._clock.now()
+                RC.GATE_UNAVAILABLE, f"internal error: {type(exc).__name__}", order_id, self._clock.now()
             )
         if msg.reply is not None:
             try:
@@ -145,7 +145,7 @@ class GateActor(SupervisedActor):
             return None
         return result
 
-    def _evaluate(self, raw: Any, validated: bool) -> RiskGateResult:
+    def _evaluate(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult:
         st = self._state
         now = self._clock.monotonic()
         current = self._board.current
@@ -154,10 +154,10 @@ class GateActor(SupervisedActor):
         if st.reservations:
             for r in st.expire_reservations(now):
                 log.info("reservation_expired", order_id=r.order_id, account=r.account, notional=r.notional)
-        if validated:
-            ev = decide(raw, st, self._config, now, self._clock.now())
+        if isinstance(msg, RejectOrder):
+            ev = invalid_order(msg.why, msg.order_id, msg.account, st, self._config, now, self._clock.now())
         else:
-            ev = evaluate_order(raw, st, self._config, now, self._clock.now())
+            ev = decide(msg.order, st, self._config, now, self._clock.now())
         result = ev.result
         self._decisions[result.reason_code] += 1
         order = ev.order

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,10 +9,9 @@ from typing import Any
 from supervisor.checks import CHECKS, Denial, EvalContext, Note, Scale, floor_to_lot
 from supervisor.config import Config
 from supervisor.messages import OrderRequest, RiskGateResult
-from supervisor.orders import order_id_of, validate_order
+from supervisor.orders import account_of, order_id_of, validate_order
 from supervisor.reasons import ReasonCode as RC
 from supervisor.state import GateState
-from supervisor.values import plain_str
 
 __all__ = ["Evaluation", "block_result", "decide", "evaluate_order", "invalid_order"]
 
@@ -72,20 +70,19 @@ def evaluate_order(raw: Any, state: GateState, config: Config, now: float, wall:
     """Decide one order. Reads `state`, never changes it; never raises for bad input."""
     order = validate_order(raw, config)
     if isinstance(order, str):
-        return invalid_order(raw, order, state, config, now, wall)
+        return invalid_order(order, order_id_of(raw), account_of(raw), state, config, now, wall)
     return decide(order, state, config, now, wall)
 
 
-def invalid_order(raw: Any, why: str, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:
-    try:
-        account = raw.get("account") if isinstance(raw, Mapping) else getattr(raw, "account", None)
-    except Exception:  # noqa: BLE001 - a hostile object must not break the gate
-        account = None
-    ages = _ages(state, plain_str(account), now)
+def invalid_order(
+    why: str, order_id: str, account: str | None, state: GateState, config: Config, now: float, wall: datetime
+) -> Evaluation:
+    """The INVALID_ORDER answer, with the state the gate has."""
+    ages = _ages(state, account, now)
     level = _risk_level(state, now, config)
     ess_active = state.ess is not None and state.ess.active is True
     return Evaluation(
-        block_result(RC.INVALID_ORDER, why, order_id_of(raw), wall, risk_level=level, ess_active=ess_active, ages=ages)  # type: ignore[arg-type]
+        block_result(RC.INVALID_ORDER, why, order_id, wall, risk_level=level, ess_active=ess_active, ages=ages)  # type: ignore[arg-type]
     )
 
 

@@ -30,10 +30,11 @@ from supervisor.messages import (
     Fill,
     OrderOutcome,
     Override,
+    RejectOrder,
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.orders import order_id_of, validate_order
+from supervisor.orders import account_of, order_id_of, validate_order
 from supervisor.reasons import ReasonCode as RC
 from supervisor.reply import ReplySlot
 from supervisor.runtime import Runtime
@@ -156,15 +157,16 @@ class RiskSupervisor:
         why = f"timeout must be a number of seconds in (0, {MAX_EVALUATE_TIMEOUT_S:g}], got {shorten(timeout)}"
         return block_result(RC.INVALID_ORDER, why, order_id_of(order), self.clock.now())
 
-    def _request(self, order: Any, reply: Any, wait: float) -> EvaluateOrder:
+    def _request(self, order: Any, reply: Any, wait: float) -> EvaluateOrder | RejectOrder:
         # Validation is pure and needs only the config: done here, on the
-        # caller's thread, it keeps the gate's (serial) work short. An invalid
-        # order still goes to the gate, which answers INVALID_ORDER with its state.
+        # caller's thread, it keeps the gate's (serial) work short. The order is
+        # read once, here; the gate gets the clean copy, or only why it is
+        # invalid (and answers INVALID_ORDER with its state).
         valid = validate_order(order, self.config)
         deadline = self.clock.monotonic() + wait
         if isinstance(valid, str):
-            return EvaluateOrder(order, reply=reply, deadline=deadline)
-        return EvaluateOrder(valid, reply=reply, deadline=deadline, validated=True)
+            return RejectOrder(valid, order_id_of(order), account_of(order), reply=reply, deadline=deadline)
+        return EvaluateOrder(valid, reply=reply, deadline=deadline)
 
     def evaluate(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """Decide one order (an `OrderRequest` or a mapping). Never raises.

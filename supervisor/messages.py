@@ -24,6 +24,7 @@ __all__ = [
     "OrderRequest",
     "Override",
     "Position",
+    "RejectOrder",
     "RiskGateResult",
     "RiskSignal",
 ]
@@ -193,12 +194,26 @@ class Override:
 
 @dataclass(frozen=True, slots=True)
 class EvaluateOrder:
-    """Ask the gate for a decision. `reply` (optional) is called with the
-    result on the gate's thread instead of answering the ask (asyncio path).
-    Past `deadline` the caller has already been told GATE_UNAVAILABLE, so the
-    gate answers the same and reserves nothing."""
+    """Ask the gate to decide `order`, which `validate_order` returned for the
+    gate's config (the facade validates on the caller's thread). `reply`
+    (optional) is called with the result on the gate's thread instead of
+    answering the ask. Past `deadline` the caller has already been told
+    GATE_UNAVAILABLE, so the gate answers the same and reserves nothing."""
 
-    order: object
+    order: OrderRequest
     reply: Callable[[RiskGateResult], None] | None = None
     deadline: float | None = None  # monotonic; an ask answered later books nothing
-    validated: bool = False  # `order` is what validate_order returned for the gate's config
+
+
+@dataclass(frozen=True, slots=True)
+class RejectOrder:
+    """Ask the gate to answer INVALID_ORDER (with its state: risk level, ESS,
+    ages) for an order that failed validation on the caller's thread. It
+    carries only what was read there once, never the raw input: a mapping that
+    changes between reads must not be read again and judged anew."""
+
+    why: str
+    order_id: str
+    account: str | None = None
+    reply: Callable[[RiskGateResult], None] | None = None
+    deadline: float | None = None

@@ -20,7 +20,7 @@ from supervisor.config import Config
 from supervisor.messages import OrderRequest
 from supervisor.values import plain_float, plain_str, shorten
 
-__all__ = ["MAX_NAME_LENGTH", "ORDER_FIELDS", "order_id_of", "validate_order"]
+__all__ = ["MAX_NAME_LENGTH", "ORDER_FIELDS", "account_of", "order_id_of", "validate_order"]
 
 ORDER_FIELDS = frozenset(OrderRequest.__dataclass_fields__)
 _REQUIRED = ("account", "exchange", "strategy_id", "symbol", "side", "quantity", "price")
@@ -35,14 +35,23 @@ def _new_order_id() -> str:
     return f"{_ID_PREFIX}{next(_ids)}"
 
 
+def _read(raw: Any, key: str) -> str | None:
+    try:
+        value = raw.get(key) if isinstance(raw, Mapping) else getattr(raw, key, None)
+    except Exception:  # noqa: BLE001 - a hostile mapping must not break the gate
+        return None
+    text = plain_str(value)
+    return text if text and len(text) <= MAX_NAME_LENGTH else None
+
+
 def order_id_of(raw: Any) -> str:
     """The client id of whatever was given (if usable), or a fresh one. Never raises."""
-    try:
-        oid = raw.get("order_id") if isinstance(raw, Mapping) else getattr(raw, "order_id", None)
-    except Exception:  # noqa: BLE001 - a hostile mapping must not break the gate
-        oid = None
-    text = plain_str(oid)
-    return text if text and len(text) <= MAX_NAME_LENGTH else _new_order_id()
+    return _read(raw, "order_id") or _new_order_id()
+
+
+def account_of(raw: Any) -> str | None:
+    """The account named by whatever was given, if it is a usable name. Never raises."""
+    return _read(raw, "account")
 
 
 def _fields(raw: Any) -> dict[Any, Any] | str:

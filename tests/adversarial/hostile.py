@@ -88,24 +88,23 @@ class RaisingBool:
 
 
 class ShiftingMapping(Mapping[str, Any]):
-    """A mapping that answers each read with the next of several versions."""
+    """A mapping whose values change once read: the first read of each key
+    answers from the first version, every later read from the second. A
+    reader that judges one copy and acts on another would be caught."""
 
-    def __init__(self, *versions: Mapping[str, Any]) -> None:
-        self._versions = versions
-        self._reads = 0
-
-    def _now(self) -> Mapping[str, Any]:
-        self._reads += 1
-        return self._versions[min(self._reads - 1, len(self._versions) - 1)]
+    def __init__(self, first: Mapping[str, Any], later: Mapping[str, Any]) -> None:
+        self._first = first
+        self._later = later
+        self._seen: set[str] = set()
 
     def __getitem__(self, key: str) -> Any:
-        return self._now()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._now().get(key, default)
+        if key in self._seen:
+            return self._later[key]
+        self._seen.add(key)
+        return self._first[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._versions[0])
+        return iter(self._first)
 
     def __len__(self) -> int:
-        return len(self._versions[0])
+        return len(self._first)

@@ -15,8 +15,15 @@ import pytest
 from actors.gate import GateHold
 from supervisor import AccountSnapshot, Fill, OrderOutcome, OrderRequest, Override, Position, RiskSupervisor
 from supervisor.messages import EvaluateOrder
+from supervisor.orders import validate_order
 from supervisor.reasons import ReasonCode as RC
 from tests.helpers import make_config, order, signal
+
+
+def valid(raw: dict) -> OrderRequest:
+    out = validate_order(raw, make_config())
+    assert isinstance(out, OrderRequest), out
+    return out
 
 
 def feed(sup: RiskSupervisor, level: str = "INFO", equity: float = 10_000.0, positions=(), **sig) -> None:
@@ -180,7 +187,7 @@ def test_ess_halt_reaches_orders_already_queued_at_the_gate(sup):
     held, release = threading.Event(), threading.Event()
     sup.gate_ref.tell(GateHold(held, release))
     assert held.wait(5)
-    queued = [sup.gate_ref.ask(EvaluateOrder(order(quantity=0.1)), block=False) for _ in range(5)]
+    queued = [sup.gate_ref.ask(EvaluateOrder(valid(order(quantity=0.1))), block=False) for _ in range(5)]
     sup.report_ess_active(True, "kill switch")  # sent after the five evaluations
     release.set()
     results = [f.get(timeout=5) for f in queued]
@@ -210,7 +217,7 @@ def test_internal_error_in_gate_blocks_and_gate_survives(sup, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(actors.gate, "evaluate_order", broken)
+    monkeypatch.setattr(actors.gate, "invalid_order", broken)
     monkeypatch.setattr(actors.gate, "decide", broken)
     r = sup.evaluate(order())
     assert (r.decision, r.reason_code) == ("block", RC.GATE_UNAVAILABLE)
@@ -430,7 +437,7 @@ def test_evaluations_queued_behind_a_stop_are_answered_at_once(sup):
     stopped = sup.gate_ref.stop(block=False)
     slots = [ReplySlot() for _ in range(4)]
     for slot in slots:
-        sup.gate_ref.tell(EvaluateOrder(order(quantity=0.1), reply=slot))
+        sup.gate_ref.tell(EvaluateOrder(valid(order(quantity=0.1)), reply=slot))
     release.set()
     results = [slot.wait(5) for slot in slots]  # well before any evaluate timeout
     stopped.get(timeout=5)
