@@ -25,16 +25,16 @@ import httpx
 from cachetools import LRUCache
 
 from actors.base import PolledSourceActor
-from supervisor.baselines import Baseline, BaselineStore, open_store
+from supervisor.sources.baseline_store import Baseline, BaselineStore, open_store
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
-from supervisor.gate_link import GateLink
-from supervisor.http import FailureLog, FetchError, fetch_json
+from supervisor.channels.gate_link import GateLink
+from supervisor.sources.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
-from supervisor.messages import AccountSnapshot, AccountState, Fill, Position
-from supervisor.periods import PERIODS, period_start
-from supervisor.upstream import UpstreamError, check_fill, check_snapshot, parse_account_snapshot
-from supervisor.values import plain_str, shorten
+from supervisor.core.messages import AccountSnapshot, AccountState, Fill, Position
+from supervisor.core.periods import PERIODS, period_start
+from supervisor.sources.upstream import UpstreamError, check_fill, check_snapshot, parse_account_snapshot
+from supervisor.core.values import plain_str, shorten
 
 __all__ = ["AccountTrackerActor"]
 

@@ -12,8 +12,8 @@ import httpx
 import pykka
 
 from supervisor.clock import Clock
-from supervisor.gate_link import GateLink
-from supervisor.http import source_client
+from supervisor.channels.gate_link import GateLink
+from supervisor.sources.http import source_client
 
 __all__ = ["Poll", "PolledSourceActor", "SupervisedActor", "take_failure"]
 

@@ -17,12 +17,12 @@ import httpx
 from actors.base import PolledSourceActor
 from supervisor.clock import Clock
 from supervisor.config import EssConfig
-from supervisor.ess_board import EssBoard
-from supervisor.gate_link import GateLink
-from supervisor.http import FailureLog, FetchError, fetch_json
+from supervisor.channels.ess_board import EssBoard
+from supervisor.channels.gate_link import GateLink
+from supervisor.sources.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
-from supervisor.messages import EssSourceStatus, EssState
-from supervisor.upstream import parse_ess_status, parse_risk_safety_status
+from supervisor.core.messages import EssSourceStatus, EssState
+from supervisor.sources.upstream import parse_ess_status, parse_risk_safety_status
 
 __all__ = ["EssWatcherActor", "read_kill_switch"]
 

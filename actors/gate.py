@@ -19,11 +19,11 @@ import pykka
 from actors.base import SupervisedActor
 from supervisor.clock import Clock
 from supervisor.config import Config
-from supervisor.ess_board import EssBoard
-from supervisor.evaluate import block_result, decide, invalid_order
-from supervisor.gate_link import Stamped
+from supervisor.channels.ess_board import EssBoard
+from supervisor.core.evaluate import block_result, decide, invalid_order
+from supervisor.channels.gate_link import Stamped
 from supervisor.logs import get_logger
-from supervisor.messages import (
+from supervisor.core.messages import (
     AccountState,
     EssState,
     EvaluateOrder,
@@ -34,8 +34,8 @@ from supervisor.messages import (
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.reasons import ReasonCode as RC
-from supervisor.state import GateState, Reservation
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.core.gate_state import GateState, Reservation
 
 __all__ = ["GateActor", "GateHold", "GateStatsRequest"]
 

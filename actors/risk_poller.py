@@ -13,11 +13,11 @@ import httpx
 from actors.base import PolledSourceActor
 from supervisor.clock import Clock
 from supervisor.config import RiskV3Config
-from supervisor.gate_link import GateLink
-from supervisor.http import FailureLog, FetchError, fetch_json
+from supervisor.channels.gate_link import GateLink
+from supervisor.sources.http import FailureLog, FetchError, fetch_json
 from supervisor.logs import get_logger
-from supervisor.messages import RiskSignal
-from supervisor.upstream import UpstreamError, parse_risk_signal
+from supervisor.core.messages import RiskSignal
+from supervisor.sources.upstream import UpstreamError, parse_risk_signal
 
 __all__ = ["RiskV3PollerActor"]
 

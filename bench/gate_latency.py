@@ -25,9 +25,9 @@ import pykka
 from bench.common import pct
 from supervisor import AccountSnapshot, RiskSupervisor, parse_config
 from supervisor.clock import SystemClock
-from supervisor.evaluate import evaluate_order
-from supervisor.messages import AccountState, EssSourceStatus, EssState, Position, RiskSignal
-from supervisor.state import GateState
+from supervisor.core.evaluate import evaluate_order
+from supervisor.core.messages import AccountState, EssSourceStatus, EssState, Position, RiskSignal
+from supervisor.core.gate_state import GateState
 from tests.helpers import config_dict
 
 _STATE_DIR = tempfile.mkdtemp(prefix="riskgate-bench-")  # not the working tree's ./state

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.common import control, simulator_process
 from supervisor import AccountSnapshot, RiskSupervisor, parse_config
-from supervisor.reasons import ReasonCode as RC
+from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import config_dict
 
 ORDER = {

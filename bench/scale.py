@@ -22,7 +22,7 @@ def worker(accounts: int, n: int = 20_000) -> dict[str, float]:
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     from bench.gate_latency import bench_config, positions
     from supervisor import AccountSnapshot, RiskSupervisor
-    from supervisor.messages import RiskSignal
+    from supervisor.core.messages import RiskSignal
 
     t0 = time.perf_counter()
     with RiskSupervisor(bench_config(accounts), poll_upstreams=False) as sup:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from supervisor import AccountSnapshot, AsyncGuardedExchange, OrderBlocked, Position, RiskSupervisor, load_config
 from supervisor.logs import configure_logging
-from supervisor.simulator import UpstreamSimulator
+from supervisor.sim.simulator import UpstreamSimulator
 
 ACCOUNT, EXCHANGE = "main_binance", "binance"
 PRICES = {"BTC/USDT": 65_000.0, "ETH/USDT": 3_500.0, "SOL/USDT": 150.0}

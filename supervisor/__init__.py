@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from supervisor.config import Config, ConfigError, load_config, parse_config
-from supervisor.execution import (
+from supervisor.integrations.execution import (
     AsyncGuardedAdapter,
     AsyncGuardedExchange,
     GuardedAdapter,
     GuardedExchange,
     OrderBlocked,
 )
-from supervisor.messages import (
+from supervisor.core.messages import (
     AccountSnapshot,
     AccountState,
     EssSourceStatus,
@@ -23,7 +23,7 @@ from supervisor.messages import (
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.reasons import ReasonCode
+from supervisor.core.reasons import ReasonCode
 
 __all__ = [
     "AsyncGuardedAdapter",

@@ -45,7 +45,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_simulate_upstream(args: argparse.Namespace) -> int:
     from supervisor.logs import configure_logging
-    from supervisor.simulator import UpstreamSimulator
+    from supervisor.sim.simulator import UpstreamSimulator
 
     configure_logging(args.log_format)
     try:
@@ -110,10 +110,10 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
     import getpass
     import math
 
-    from supervisor.baselines import StoreError, operator_set
+    from supervisor.sources.baseline_store import StoreError, operator_set
     from supervisor.clock import SystemClock
     from supervisor.logs import standalone_json_logger
-    from supervisor.periods import period_start
+    from supervisor.core.periods import period_start
 
     try:
         cfg = load_config(args.config)
@@ -160,7 +160,7 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:
-    from supervisor.baselines import StoreError, read_baselines
+    from supervisor.sources.baseline_store import StoreError, read_baselines
 
     try:
         cfg = load_config(args.config)
@@ -181,7 +181,7 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from supervisor.demo import run_demo
+    from supervisor.sim.demo import run_demo
 
     return run_demo()
 

@@ -19,9 +19,9 @@ import pykka
 from actors.base import Poll
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
-from supervisor.evaluate import block_result
+from supervisor.core.evaluate import block_result
 from supervisor.logs import get_logger
-from supervisor.messages import (
+from supervisor.core.messages import (
     AccountSnapshot,
     AccountState,
     EssSourceStatus,
@@ -34,12 +34,12 @@ from supervisor.messages import (
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.orders import account_of, order_id_of, validate_order
-from supervisor.reasons import ReasonCode as RC
-from supervisor.reply import ReplySlot
-from supervisor.runtime import Runtime
-from supervisor.upstream import UpstreamError, check_outcome, parse_account_snapshot, parse_risk_signal
-from supervisor.values import plain_float, shorten
+from supervisor.core.orders import account_of, order_id_of, validate_order
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.channels.reply import ReplySlot
+from supervisor.runtime.wiring import Runtime
+from supervisor.sources.upstream import UpstreamError, check_outcome, parse_account_snapshot, parse_risk_signal
+from supervisor.core.values import plain_float, shorten
 
 __all__ = ["RiskSupervisor"]
 

@@ -1,20 +1,59 @@
-"""structlog set-up: JSON lines in production, a console renderer for people."""
+"""structlog set-up: JSON lines in production, a console renderer for people.
+
+structlog's own events and the standard library's records (pykka's) share one
+writer: each line goes out in one write under one lock, so lines from
+different threads never interleave (a JSON reader of the stream sees whole
+lines only).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+import threading
+from typing import Any, TextIO
 
 import structlog
 
 __all__ = ["configure_logging", "get_logger", "standalone_json_logger"]
 
+_write_lock = threading.Lock()
 
-def configure_logging(fmt: str = "json", level: int = logging.INFO, stream=None) -> None:
+
+class _LineWriter:
+    """A structlog logger: one whole line per event, under the shared lock."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        with _write_lock:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The standard library's records, written as whole lines under the same lock."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
+            return
+        with _write_lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+def configure_logging(fmt: str = "json", level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """Route structlog and the standard library (pykka's records) through one renderer."""
-    stream = stream or sys.stdout
-    renderer = structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
+    out = stream or sys.stdout
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
+    )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -23,10 +62,10 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO, stream=None)
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=lambda *_: _LineWriter(out),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream)
+    handler = _LineHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
@@ -42,15 +81,15 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO, stream=None)
     root.setLevel(level)
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
-def standalone_json_logger(stream: Any = None) -> Any:
+def standalone_json_logger(stream: TextIO | None = None) -> Any:
     """A JSON-lines logger of its own, leaving the global configuration alone
     (for one-shot commands that may run inside another program, e.g. a test)."""
     return structlog.wrap_logger(
-        structlog.PrintLogger(stream or sys.stdout),
+        _LineWriter(stream or sys.stdout),
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -8,8 +8,8 @@ from typing import Any
 
 from supervisor.clock import FakeClock
 from supervisor.config import Config, parse_config
-from supervisor.evaluate import evaluate_order
-from supervisor.messages import (
+from supervisor.core.evaluate import evaluate_order
+from supervisor.core.messages import (
     AccountState,
     EssSourceStatus,
     EssState,
@@ -18,7 +18,7 @@ from supervisor.messages import (
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.state import GateState
+from supervisor.core.gate_state import GateState
 
 BASE: dict[str, Any] = {
     "gate": {

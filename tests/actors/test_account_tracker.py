@@ -9,10 +9,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from supervisor import AccountSnapshot, Fill, Position, RiskSupervisor
-from supervisor.baselines import operator_set
-from supervisor.supervision import ActorStartError
+from supervisor.sources.baseline_store import operator_set
+from supervisor.runtime.supervision import ActorStartError
 from supervisor.clock import FakeClock
-from supervisor.reasons import ReasonCode as RC
+from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import make_config, order, signal
 
 SUNDAY_2350 = datetime(2026, 1, 11, 23, 50, tzinfo=UTC)  # 2026-01-12 is a Monday

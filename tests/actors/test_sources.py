@@ -14,8 +14,8 @@ from structlog.testing import capture_logs
 
 from supervisor import RiskSupervisor
 from supervisor.clock import FakeClock
-from supervisor.reasons import ReasonCode as RC
-from supervisor.simulator import UpstreamSimulator
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.sim.simulator import UpstreamSimulator
 from tests.helpers import make_config, order
 
 

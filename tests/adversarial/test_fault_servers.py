@@ -16,9 +16,9 @@ import pytest
 
 from actors.ess_watcher import read_kill_switch
 from supervisor import RiskSupervisor
-from supervisor.http import FetchError, fetch_json, source_client
-from supervisor.reasons import ReasonCode as RC
-from supervisor.simulator import UpstreamSimulator
+from supervisor.sources.http import FetchError, fetch_json, source_client
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.sim.simulator import UpstreamSimulator
 from tests.adversarial.fault_server import FaultServer
 from tests.helpers import make_config, order
 

@@ -14,8 +14,8 @@ from structlog.testing import capture_logs
 
 from actors.gate import GateHold
 from supervisor import AccountSnapshot, Fill, OrderOutcome, Position, RiskSupervisor
-from supervisor.reasons import ReasonCode as RC
-from supervisor.state import GateState
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.core.gate_state import GateState
 from tests.adversarial.hostile import LyingFloat, LyingStr, RaisingBool
 from tests.helpers import account_state, make_config, order, signal
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from supervisor import OrderRequest, RiskSupervisor
 from supervisor.clock import FakeClock
-from supervisor.messages import AccountSnapshot
-from supervisor.reasons import ReasonCode as RC
+from supervisor.core.messages import AccountSnapshot
+from supervisor.core.reasons import ReasonCode as RC
 from tests.adversarial.hostile import LyingFloat, LyingStr, RaisingBool, ShiftingMapping
 from tests.helpers import decide, fresh_state, make_config, order, signal
 

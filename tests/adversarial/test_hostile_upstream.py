@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from supervisor import RiskSupervisor
-from supervisor.reasons import ReasonCode as RC
-from supervisor.simulator import UpstreamSimulator, sample_payload
-from supervisor.upstream import (
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.sim.simulator import UpstreamSimulator, sample_payload
+from supervisor.sources.upstream import (
     UpstreamError,
     parse_account_snapshot,
     parse_ess_status,

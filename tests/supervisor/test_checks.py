@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from supervisor.clock import FakeClock
-from supervisor.reasons import ReasonCode as RC
-from supervisor.state import Reservation
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.core.gate_state import Reservation
 from tests.helpers import Position, account_state, decide, ess, fresh_state, make_config, order, signal
 
 CFG = make_config()
@@ -54,7 +54,7 @@ def test_malformed_order_then_blocks_invalid(clock, field, value):
 
 
 def test_order_side_any_case_and_order_request_accepted(clock):
-    from supervisor.messages import OrderRequest
+    from supervisor.core.messages import OrderRequest
 
     assert decide(order(side="BUY"), fresh_state(clock), CFG, clock).decision == "allow"
     assert decide(OrderRequest(**order(side="Sell")), fresh_state(clock), CFG, clock).decision == "allow"
@@ -307,8 +307,8 @@ def test_single_trade_risk_blocks_when_scaled_below_min_qty(clock):
 
 
 def test_single_trade_risk_with_non_positive_equity_allows_nothing(clock):
-    from supervisor.checks import EvalContext, Scale, check_single_trade_risk
-    from supervisor.orders import validate_order
+    from supervisor.core.checks import EvalContext, Scale, check_single_trade_risk
+    from supervisor.core.orders import validate_order
 
     st = fresh_state(clock, account_state(equity=0.0, day_start=1.0))
     o = validate_order(order(), CFG)
@@ -372,7 +372,7 @@ def test_first_block_wins_in_evaluation_order(clock):
 
 
 def test_floor_to_lot_never_rounds_up():
-    from supervisor.checks import floor_to_lot
+    from supervisor.core.checks import floor_to_lot
 
     assert floor_to_lot(0.30000000000000004, 0.1) == 0.3
     assert floor_to_lot(0.29999999999, 0.1) == 0.2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.simulator import UpstreamSimulator
+from supervisor.sim.simulator import UpstreamSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,7 @@ def test_demo_exits_0_and_shows_every_decision_kind(entry):
 def test_baseline_set_unblocks_a_lost_store_for_a_running_gate(tmp_path, capsys):
     from supervisor import AccountSnapshot, RiskSupervisor, load_config
     from supervisor.cli import main
-    from supervisor.reasons import ReasonCode as RC
+    from supervisor.core.reasons import ReasonCode as RC
     from tests.helpers import order, signal
 
     path = tmp_path / "config.toml"

@@ -20,7 +20,7 @@ from supervisor import (
     RiskSupervisor,
 )
 from supervisor.clock import FakeClock
-from supervisor.reasons import ReasonCode as RC
+from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import make_config, signal
 
 

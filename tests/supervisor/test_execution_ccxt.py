@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from supervisor import AccountSnapshot, AsyncGuardedExchange, GuardedExchange, OrderBlocked, RiskSupervisor
-from supervisor.reasons import ReasonCode as RC
+from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import make_config, signal
 
 ccxt = pytest.importorskip("ccxt")

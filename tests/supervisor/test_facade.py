@@ -14,9 +14,9 @@ import pytest
 
 from actors.gate import GateHold
 from supervisor import AccountSnapshot, Fill, OrderOutcome, OrderRequest, Override, Position, RiskSupervisor
-from supervisor.messages import EvaluateOrder
-from supervisor.orders import validate_order
-from supervisor.reasons import ReasonCode as RC
+from supervisor.core.messages import EvaluateOrder
+from supervisor.core.orders import validate_order
+from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import make_config, order, signal
 
 
@@ -428,7 +428,7 @@ def test_weekly_loss_limit_reached_through_the_facade(sup, clock):
 
 
 def test_evaluations_queued_behind_a_stop_are_answered_at_once(sup):
-    from supervisor.reply import ReplySlot
+    from supervisor.channels.reply import ReplySlot
 
     feed(sup)
     held, release = threading.Event(), threading.Event()

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from supervisor.messages import EssState, Position, RiskSignal
-from supervisor.reasons import ReasonCode as RC
+from supervisor.core.messages import EssState, Position, RiskSignal
+from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import account_state, decide, fresh_state, make_config, order
 
 CFG = make_config()

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from supervisor.clock import FakeClock
-from supervisor.messages import Position
-from supervisor.reasons import ReasonCode as RC
+from supervisor.core.messages import Position
+from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import account_state, decide, ess, fresh_state, make_config, order
 
 CFG = make_config(

@@ -10,9 +10,9 @@ import sys
 import httpx
 import pytest
 
-from supervisor.http import FetchError, fetch_json
-from supervisor.simulator import UpstreamSimulator
-from supervisor.upstream import parse_account_snapshot, parse_ess_status, parse_risk_signal
+from supervisor.sources.http import FetchError, fetch_json
+from supervisor.sim.simulator import UpstreamSimulator
+from supervisor.sources.upstream import parse_account_snapshot, parse_ess_status, parse_risk_signal
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import actors.risk_poller
 from actors.base import Poll
 from actors.gate import GateHold
 from supervisor import AccountSnapshot, Fill, RiskSupervisor
-from supervisor.messages import RiskGateResult
-from supervisor.reasons import ReasonCode as RC
-from supervisor.simulator import UpstreamSimulator
+from supervisor.core.messages import RiskGateResult
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.sim.simulator import UpstreamSimulator
 from tests.actors.test_sources import advance, healthy, source_config
 from tests.helpers import make_config, order, signal
 

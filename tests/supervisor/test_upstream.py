@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.simulator import sample_payload
-from supervisor.upstream import (
+from supervisor.sim.simulator import sample_payload
+from supervisor.sources.upstream import (
     UpstreamError,
     parse_account_snapshot,
     parse_ess_status,
@@ -17,7 +17,7 @@ from supervisor.upstream import (
 )
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "upstream"
-SAMPLES = Path(__file__).resolve().parents[2] / "supervisor" / "upstream_samples"  # shipped copies
+SAMPLES = Path(__file__).resolve().parents[2] / "supervisor" / "sim" / "samples"  # shipped copies
 
 
 def load(name: str):

@@ -47,8 +47,8 @@ _CONTROL_ACCOUNT_PATH = re.compile(r"^/control/accounts/([^/]+)$")
 
 
 def sample_payload(name: str) -> Any:
-    """One of the shipped upstream payloads (copies of ../shared/upstream)."""
-    text = resources.files("supervisor").joinpath("upstream_samples", name).read_text(encoding="utf-8")
+    """One of the shipped upstream payloads (real answers of the services; see docs/upstream.md)."""
+    text = resources.files("supervisor.sim").joinpath("samples", name).read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -9,7 +9,7 @@ reaches orders already waiting in its queue.
 
 from __future__ import annotations
 
-from supervisor.messages import EssState
+from supervisor.core.messages import EssState
 
 __all__ = ["EssBoard"]
 

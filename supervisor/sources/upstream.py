@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from supervisor.messages import AccountSnapshot, EssSourceStatus, Fill, OrderOutcome, Position, RiskSignal
-from supervisor.values import plain_float, plain_str, shorten
+from supervisor.core.messages import AccountSnapshot, EssSourceStatus, Fill, OrderOutcome, Position, RiskSignal
+from supervisor.core.values import plain_float, plain_str, shorten
 
 __all__ = [
     "DEFAULT_MAX_PLAUSIBLE_USD",

@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from supervisor.logs import get_logger
-from supervisor.messages import Fill, OrderOutcome, OrderRequest, RiskGateResult
-from supervisor.orders import ORDER_FIELDS, order_id_of, validate_order
-from supervisor.values import plain_str
+from supervisor.core.messages import Fill, OrderOutcome, OrderRequest, RiskGateResult
+from supervisor.core.orders import ORDER_FIELDS, order_id_of, validate_order
+from supervisor.core.values import plain_str
 
 __all__ = [
     "AsyncGuardedAdapter",

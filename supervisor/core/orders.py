@@ -3,7 +3,7 @@ clean `OrderRequest` or an `INVALID_ORDER` denial. Never raises.
 
 The order is read once (a mapping that changes between reads is judged on the
 one copy taken), every value is normalised to its plain built-in type and true
-value (`supervisor.values`), and the clean order is what travels on: the gate
+value (`supervisor.core.values`), and the clean order is what travels on: the gate
 judges it and the guarded clients send it, so nothing judged differs from
 what reaches the exchange. Text is bounded and what is echoed into a reason is
 cut short.
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from supervisor.config import Config
-from supervisor.messages import OrderRequest
-from supervisor.values import plain_float, plain_str, shorten
+from supervisor.core.messages import OrderRequest
+from supervisor.core.values import plain_float, plain_str, shorten
 
 __all__ = ["MAX_NAME_LENGTH", "ORDER_FIELDS", "account_of", "order_id_of", "validate_order"]
 

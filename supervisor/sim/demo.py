@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from supervisor.clock import FakeClock
 from supervisor.config import parse_config
 from supervisor.logs import configure_logging
-from supervisor.simulator import UpstreamSimulator
+from supervisor.sim.simulator import UpstreamSimulator
 
 __all__ = ["run_demo"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pykka
 
 from supervisor.clock import Clock
-from supervisor.messages import AccountState, EssState, RiskSignal
+from supervisor.core.messages import AccountState, EssState, RiskSignal
 
 __all__ = ["GateLink", "Stamped"]
 

@@ -19,11 +19,11 @@ from actors.gate import GateActor, GateStatsRequest
 from actors.risk_poller import RiskV3PollerActor
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
-from supervisor.ess_board import EssBoard
-from supervisor.gate_link import GateLink
+from supervisor.channels.ess_board import EssBoard
+from supervisor.channels.gate_link import GateLink
 from supervisor.logs import get_logger
-from supervisor.state import GateState
-from supervisor.supervision import ActorSpec, Supervisor
+from supervisor.core.gate_state import GateState
+from supervisor.runtime.supervision import ActorSpec, Supervisor
 
 __all__ = ["Runtime"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from supervisor.reasons import ReasonCode
+from supervisor.core.reasons import ReasonCode
 
 __all__ = [
     "AccountSnapshot",

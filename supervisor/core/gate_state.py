@@ -17,7 +17,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from supervisor.messages import AccountState, EssState, RiskSignal
+from supervisor.core.messages import AccountState, EssState, RiskSignal
 
 __all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_units"]
 

@@ -1,0 +1,149 @@
+"""The configuration's shape: frozen dataclasses, one per TOML table, with
+their defaults. Parsing and validation live in `supervisor.config.loading`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "ESS_CONTRACTS",
+    "WEEKDAYS",
+    "AccountConfig",
+    "AccountsConfig",
+    "Config",
+    "EssConfig",
+    "ExchangeConfig",
+    "GateConfig",
+    "HealthConfig",
+    "PeriodsConfig",
+    "ProfileConfig",
+    "RiskV3Config",
+    "StateConfig",
+    "SupervisionConfig",
+    "SymbolConfig",
+]
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    evaluate_timeout_s: float = 0.25
+    max_orders_per_s: int = 20
+    warning_scale_factor: float = 0.5
+    reduce_only_when_critical: bool = False
+    reservation_ttl_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RiskV3Config:
+    url: str = "http://127.0.0.1:8001"
+    poll_interval_s: float = 2.0
+    timeout_s: float = 1.0
+    max_age_s: float = 10.0
+    max_signal_age_s: float = 900.0
+    max_clock_skew_s: float = 5.0  # a signal stamped further ahead than this is unusable
+
+
+ESS_CONTRACTS = {"emergency_status": "/api/emergency/status", "risk_safety": "/api/risk/ess/status"}
+
+
+@dataclass(frozen=True, slots=True)
+class EssConfig:
+    url: str | None = None
+    kill_switch_file: str | None = None
+    poll_interval_s: float = 0.5
+    timeout_s: float = 0.5
+    max_age_s: float = 3.0
+    contract: str = "emergency_status"  # which ESS service answers at url (see ESS_CONTRACTS)
+    path: str = ESS_CONTRACTS["emergency_status"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    name: str
+    exchange: str
+    capital_profile: str
+    max_notional_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsConfig:
+    snapshot_url: str | None = None
+    poll_interval_s: float = 5.0
+    timeout_s: float = 1.0
+    max_age_s: float = 60.0
+    max_plausible_usd: float = 1e12  # equity, marks and position notionals above this are unusable
+    accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeConfig:
+    name: str
+    max_notional_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    name: str
+    max_daily_loss_pct: float
+    max_weekly_loss_pct: float
+    max_single_trade_risk_pct: float
+    max_open_positions: int
+    allowed_leverage: float
+    whitelist: frozenset[str] = frozenset()
+    blacklist: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolConfig:
+    name: str
+    lot_step: float
+    min_qty: float
+    min_notional: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodsConfig:
+    daily_reset_hour_utc: int = 0
+    weekly_reset_day: str = "monday"
+
+    @property
+    def weekly_reset_weekday(self) -> int:
+        return WEEKDAYS.index(self.weekly_reset_day)
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    dir: Path = Path("state")
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    interval_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    check_interval_s: float = 1.0
+    heartbeat_timeout_s: float = 2.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    gate: GateConfig = GateConfig()
+    risk_v3: RiskV3Config = RiskV3Config()
+    ess: EssConfig = EssConfig(kill_switch_file="state/KILL_SWITCH")
+    accounts: AccountsConfig = AccountsConfig()
+    exchanges: Mapping[str, ExchangeConfig] = field(default_factory=dict)
+    profiles: Mapping[str, ProfileConfig] = field(default_factory=dict)
+    global_blacklist: frozenset[str] = frozenset()
+    symbols: Mapping[str, SymbolConfig] = field(default_factory=dict)
+    periods: PeriodsConfig = PeriodsConfig()
+    state: StateConfig = StateConfig()
+    health: HealthConfig = HealthConfig()
+    supervision: SupervisionConfig = SupervisionConfig()

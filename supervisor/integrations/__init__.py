@@ -1,0 +1,1 @@
+"""Guarded exchange clients: no order reaches an exchange without a gate decision."""

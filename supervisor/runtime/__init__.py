@@ -1,0 +1,2 @@
+"""The running system: actor supervision (`ActorSupervisor`) and the wiring
+of the actors (`Runtime`)."""

@@ -1,0 +1,1 @@
+"""The upstream simulator, its real sample payloads, and the scripted demo."""
