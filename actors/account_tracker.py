@@ -25,16 +25,16 @@ import httpx
 from cachetools import LRUCache
 
 from actors.base import PolledSourceActor
-from supervisor.sources.baseline_store import Baseline, BaselineStore, open_store
+from supervisor.channels.gate_link import GateLink
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
-from supervisor.channels.gate_link import GateLink
-from supervisor.sources.http import FailureLog, FetchError, fetch_json
-from supervisor.logs import get_logger
 from supervisor.core.messages import AccountSnapshot, AccountState, Fill, Position
 from supervisor.core.periods import PERIODS, period_start
-from supervisor.sources.upstream import UpstreamError, check_fill, check_snapshot, parse_account_snapshot
 from supervisor.core.values import plain_str, shorten
+from supervisor.logs import get_logger
+from supervisor.sources.baseline_store import Baseline, BaselineStore, open_store
+from supervisor.sources.http import FailureLog, FetchError, fetch_json
+from supervisor.sources.upstream import UpstreamError, check_fill, check_snapshot, parse_account_snapshot
 
 __all__ = ["AccountTrackerActor"]
 
@@ -291,7 +291,7 @@ class AccountTrackerActor(PolledSourceActor):
         return state
 
     def latest(self) -> list[AccountState]:
-        """Every account's latest state (re-sent to a restarted gate)."""
+        """Every account's latest state, as last sent to the gate."""
         return list(self._latest.values())
 
 

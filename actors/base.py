@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pykka
 
-from supervisor.clock import Clock
 from supervisor.channels.gate_link import GateLink
+from supervisor.clock import Clock
 from supervisor.sources.http import source_client
 
 __all__ = ["Poll", "PolledSourceActor", "SupervisedActor", "take_failure"]

@@ -15,13 +15,13 @@ import stat
 import httpx
 
 from actors.base import PolledSourceActor
-from supervisor.clock import Clock
-from supervisor.config import EssConfig
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_link import GateLink
-from supervisor.sources.http import FailureLog, FetchError, fetch_json
-from supervisor.logs import get_logger
+from supervisor.clock import Clock
+from supervisor.config import EssConfig
 from supervisor.core.messages import EssSourceStatus, EssState
+from supervisor.logs import get_logger
+from supervisor.sources.http import FailureLog, FetchError, fetch_json
 from supervisor.sources.upstream import parse_ess_status, parse_risk_safety_status
 
 __all__ = ["EssWatcherActor", "read_kill_switch"]
@@ -119,5 +119,3 @@ class EssWatcherActor(PolledSourceActor):
         self._latest = state
         return state
 
-    def latest(self) -> EssState | None:
-        return self._latest

@@ -1,28 +1,28 @@
 """GateActor: answers every evaluation from in-memory state, never doing I/O.
 
-State arrives as frozen messages (RiskSignal, EssState, AccountState, Fill,
-OrderOutcome, Override); ESS also through the shared `EssBoard`, read at the
-start of every evaluation so a halt reaches orders already queued here.
+Orders arrive as `EvaluateOrder` (validated on the caller's thread) or
+`RejectOrder` (why it is invalid). State arrives through the `GateLink`, each
+message `Stamped` with when it was sent (RiskSignal, EssState, AccountState),
+and as Fill, OrderOutcome and Override; ESS also through the shared
+`EssBoard`, read at the start of every evaluation so a halt reaches orders
+already queued here.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pykka
-
 from actors.base import SupervisedActor
+from supervisor.channels.ess_board import EssBoard
+from supervisor.channels.gate_link import Stamped
+from supervisor.channels.inbox import drain_inbox, simple_queue_inbox
 from supervisor.clock import Clock
 from supervisor.config import Config
-from supervisor.channels.ess_board import EssBoard
 from supervisor.core.evaluate import block_result, decide, invalid_order
-from supervisor.channels.gate_link import Stamped
-from supervisor.logs import get_logger
+from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import (
     AccountState,
     EssState,
@@ -35,21 +35,11 @@ from supervisor.core.messages import (
     RiskSignal,
 )
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.core.gate_state import GateState, Reservation
+from supervisor.logs import get_logger
 
-__all__ = ["GateActor", "GateHold", "GateStatsRequest"]
+__all__ = ["GateActor", "GateStatsRequest"]
 
 log = get_logger("riskgate.gate")
-
-
-@dataclass(frozen=True, slots=True)
-class GateHold:
-    """Maintenance barrier: the gate signals `held`, then waits for `release`
-    (at most `timeout_s`). Tests use it to queue evaluations behind it."""
-
-    held: threading.Event
-    release: threading.Event
-    timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +50,8 @@ class GateStatsRequest:
 
 
 class GateActor(SupervisedActor):
-    @staticmethod
-    def _create_actor_inbox() -> queue.SimpleQueue:
-        # pykka's hook for actor implementors. The C-implemented SimpleQueue
-        # (put/get/empty, as pykka uses it) hands an order to the gate's
-        # thread several microseconds faster than queue.Queue's Python locks.
-        return queue.SimpleQueue()
+    # A faster mailbox (see supervisor.channels.inbox for what this relies on).
+    _create_actor_inbox = staticmethod(simple_queue_inbox)
 
     def __init__(self, config: Config, clock: Clock, ess_board: EssBoard, state: GateState | None = None) -> None:
         """`state` lets a restarted gate keep its predecessor's reservations and
@@ -80,15 +66,11 @@ class GateActor(SupervisedActor):
         self._handlers: dict[type, Callable[[Any], Any]] = {
             EvaluateOrder: self._on_evaluate,
             RejectOrder: self._on_evaluate,
-            RiskSignal: self._on_signal,
-            EssState: self._on_ess,
-            AccountState: self._on_account,
+            Stamped: self._on_stamped,  # state, through the GateLink
             Fill: self._on_fill,
             OrderOutcome: self._on_outcome,
             Override: self._on_override,
-            GateHold: self._on_hold,
             GateStatsRequest: self._on_stats,
-            Stamped: self._on_stamped,
         }
 
     # -- pykka -------------------------------------------------------------
@@ -103,27 +85,23 @@ class GateActor(SupervisedActor):
         self._answer_pending("gate stopped")
 
     def _answer_pending(self, why: str) -> None:
-        """Evaluations still queued get GATE_UNAVAILABLE now, not at their timeout.
-        (pykka answers queued asks itself; our reply slots are ours to answer.)"""
-        inbox = self.actor_inbox
-        while True:
+        """Evaluations still queued get GATE_UNAVAILABLE now, not at their timeout."""
+
+        def answer(msg: object) -> bool:
+            if not isinstance(msg, (EvaluateOrder, RejectOrder)) or msg.reply is None:
+                return False
+            result = block_result(RC.GATE_UNAVAILABLE, why, _order_id(msg), self._clock.now())
             try:
-                envelope = inbox.get_nowait()  # type: ignore[attr-defined]
-            except queue.Empty:
-                return
-            msg = envelope.message
-            if isinstance(msg, (EvaluateOrder, RejectOrder)) and msg.reply is not None:
-                order_id = msg.order_id if isinstance(msg, RejectOrder) else msg.order.order_id or ""
-                try:
-                    msg.reply(block_result(RC.GATE_UNAVAILABLE, why, order_id, self._clock.now()))
-                except Exception:  # noqa: BLE001, S110 - the caller's loop may be gone
-                    pass
-            elif envelope.reply_to is not None:
-                envelope.reply_to.set_exception((pykka.ActorDeadError, pykka.ActorDeadError(f"{self} stopped"), None))
+                msg.reply(result)
+            except Exception as exc:  # noqa: BLE001 - the caller's loop may be gone
+                log.warning("gate_reply_failed", error=repr(exc), order_id=result.order_id)
+            return True
+
+        drain_inbox(self.actor_inbox, answer, str(self))
 
     # -- evaluation --------------------------------------------------------
     def _on_evaluate(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult | None:
-        order_id = msg.order_id if isinstance(msg, RejectOrder) else msg.order.order_id or ""
+        order_id = _order_id(msg)
         try:
             if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
                 self._decisions[RC.GATE_UNAVAILABLE] += 1
@@ -196,10 +174,10 @@ class GateActor(SupervisedActor):
         elif isinstance(message, EssState):
             self._on_ess(message)  # its age is on the board
 
-    def _on_signal(self, signal: RiskSignal, received: float | None = None) -> None:
+    def _on_signal(self, signal: RiskSignal, received: float) -> None:
         old = self._state.signal
         self._state.signal = signal
-        self._state.signal_received = self._clock.monotonic() if received is None else received
+        self._state.signal_received = received
         if old is None or old.risk_level != signal.risk_level:
             log.info(
                 "risk_level_changed",
@@ -215,9 +193,6 @@ class GateActor(SupervisedActor):
         if ess.active != self._ess_logged:
             log.info("gate_ess_state", active=ess.active, previous=self._ess_logged, reason=ess.reason)
             self._ess_logged = ess.active
-
-    def _on_account(self, state: AccountState) -> None:
-        self._state.put_account(state, self._clock.monotonic())
 
     def _on_fill(self, fill: Fill) -> None:
         if fill.order_id:
@@ -248,10 +223,6 @@ class GateActor(SupervisedActor):
             ttl_s=override.ttl_s,
         )
 
-    def _on_hold(self, hold: GateHold) -> None:
-        hold.held.set()
-        hold.release.wait(hold.timeout_s)
-
     def _on_stats(self, req: GateStatsRequest) -> dict[str, Any]:
         st = self._state
         now = self._clock.monotonic()
@@ -265,3 +236,7 @@ class GateActor(SupervisedActor):
         if req.reset:
             self._decisions.clear()
         return stats
+
+
+def _order_id(msg: EvaluateOrder | RejectOrder) -> str:
+    return msg.order_id if isinstance(msg, RejectOrder) else msg.order.order_id or ""

@@ -11,12 +11,12 @@ from __future__ import annotations
 import httpx
 
 from actors.base import PolledSourceActor
+from supervisor.channels.gate_link import GateLink
 from supervisor.clock import Clock
 from supervisor.config import RiskV3Config
-from supervisor.channels.gate_link import GateLink
-from supervisor.sources.http import FailureLog, FetchError, fetch_json
-from supervisor.logs import get_logger
 from supervisor.core.messages import RiskSignal
+from supervisor.logs import get_logger
+from supervisor.sources.http import FailureLog, FetchError, fetch_json
 from supervisor.sources.upstream import UpstreamError, parse_risk_signal
 
 __all__ = ["RiskV3PollerActor"]
@@ -36,7 +36,6 @@ class RiskV3PollerActor(PolledSourceActor):
         self._config = config
         self._url = f"{config.url}/risk/global"
         self._failures = FailureLog("riskgate.risk_v3", "risk_v3")
-        self._latest: RiskSignal | None = None
         self._signal_stale = False
         self._skewed = False
 
@@ -56,7 +55,6 @@ class RiskV3PollerActor(PolledSourceActor):
             return None
         self._failures.succeeded(url=self._url)
         self._note_signal_age(signal)
-        self._latest = signal
         self._gate.tell(signal)
         return signal
 
@@ -79,10 +77,6 @@ class RiskV3PollerActor(PolledSourceActor):
         elif not stale and self._signal_stale:
             log.info("risk_v3_signal_fresh", signal_age_s=round(age, 1))
         self._signal_stale = stale
-
-    def latest(self) -> RiskSignal | None:
-        """The last usable signal (re-sent to a restarted gate)."""
-        return self._latest
 
     def failure_cause(self) -> str | None:
         return self._failures.cause

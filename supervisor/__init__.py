@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 from supervisor.config import Config, ConfigError, load_config, parse_config
-from supervisor.integrations.execution import (
-    AsyncGuardedAdapter,
-    AsyncGuardedExchange,
-    GuardedAdapter,
-    GuardedExchange,
-    OrderBlocked,
-)
 from supervisor.core.messages import (
     AccountSnapshot,
     AccountState,
@@ -24,6 +17,13 @@ from supervisor.core.messages import (
     RiskSignal,
 )
 from supervisor.core.reasons import ReasonCode
+from supervisor.integrations.execution import (
+    AsyncGuardedAdapter,
+    AsyncGuardedExchange,
+    GuardedAdapter,
+    GuardedExchange,
+    OrderBlocked,
+)
 
 __all__ = [
     "AsyncGuardedAdapter",

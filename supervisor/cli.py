@@ -110,10 +110,10 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
     import getpass
     import math
 
-    from supervisor.sources.baseline_store import StoreError, operator_set
     from supervisor.clock import SystemClock
-    from supervisor.logs import standalone_json_logger
     from supervisor.core.periods import period_start
+    from supervisor.logs import standalone_json_logger
+    from supervisor.sources.baseline_store import StoreError, operator_set
 
     try:
         cfg = load_config(args.config)

@@ -8,6 +8,7 @@ system clock, `advance()`/`set()` on the fake one.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 __all__ = ["Clock", "FakeClock", "SystemClock", "Timer"]
+
+_log = logging.getLogger("riskgate.clock")  # stdlib: the clock sits below the structlog set-up
 
 
 class Timer(Protocol):
@@ -35,6 +38,7 @@ class _ThreadTimer:
     def __init__(self, interval_s: float, fn: Callable[[], None], name: str) -> None:
         self._interval = interval_s
         self._fn = fn
+        self._name = name
         self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"timer-{name}", daemon=True)
         self._thread.start()
@@ -44,8 +48,8 @@ class _ThreadTimer:
         while not self._cancelled.wait(max(0.0, next_due - time.monotonic())):
             try:
                 self._fn()
-            except Exception:  # noqa: BLE001 - a tick must never kill the timer
-                pass
+            except Exception:  # noqa: BLE001 - a tick must never kill the timer, nor fail unseen
+                _log.exception("timer_tick_failed", timer=self._name)
             next_due += self._interval
             if next_due < time.monotonic():  # fell behind (suspend, overload): skip, don't burst
                 next_due = time.monotonic() + self._interval

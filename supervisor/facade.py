@@ -17,10 +17,10 @@ import httpx
 import pykka
 
 from actors.base import Poll
+from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.core.evaluate import block_result
-from supervisor.logs import get_logger
 from supervisor.core.messages import (
     AccountSnapshot,
     AccountState,
@@ -36,10 +36,10 @@ from supervisor.core.messages import (
 )
 from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.channels.reply import ReplySlot
+from supervisor.core.values import plain_float, shorten
+from supervisor.logs import get_logger
 from supervisor.runtime.wiring import Runtime
 from supervisor.sources.upstream import UpstreamError, check_outcome, parse_account_snapshot, parse_risk_signal
-from supervisor.core.values import plain_float, shorten
 
 __all__ = ["RiskSupervisor"]
 
@@ -76,8 +76,6 @@ class RiskSupervisor:
         every state then comes through the `report_*` methods."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.http_transport = http_transport  # given to every HTTP source actor's client
-        self.poll_upstreams = poll_upstreams
         self._runtime = Runtime(config, self.clock, http_transport, poll_upstreams)
         self.ess_board = self._runtime.board
         self._timeout = config.gate.evaluate_timeout_s

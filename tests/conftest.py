@@ -21,6 +21,15 @@ def _in_tmp_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _holdable_gate(monkeypatch):
+    """Every supervisor in the tests runs a gate that also takes `GateHold`."""
+    from supervisor.runtime.wiring import Runtime
+    from tests.helpers import HoldableGateActor
+
+    monkeypatch.setattr(Runtime, "gate_actor_class", HoldableGateActor)
+
+
+@pytest.fixture(autouse=True)
 def _stop_all_actors():
     yield
     pykka.ActorRegistry.stop_all(timeout=5)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from actors.gate import GateActor
 from supervisor.clock import FakeClock
 from supervisor.config import Config, parse_config
 from supervisor.core.evaluate import evaluate_order
@@ -158,6 +161,8 @@ def decide(raw: Any, st: GateState, cfg: Config, clock: FakeClock) -> RiskGateRe
 
 __all__ = [
     "BASE",
+    "GateHold",
+    "HoldableGateActor",
     "OrderRequest",
     "Position",
     "account_state",
@@ -169,3 +174,25 @@ __all__ = [
     "order",
     "signal",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class GateHold:
+    """A test barrier: the gate signals `held`, then waits for `release` (at
+    most `timeout_s`), so that evaluations can be queued behind it."""
+
+    held: threading.Event
+    release: threading.Event
+    timeout_s: float = 10.0
+
+
+class HoldableGateActor(GateActor):
+    """The production gate plus `GateHold` (installed for every test by conftest)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handlers[GateHold] = self._on_hold
+
+    def _on_hold(self, hold: GateHold) -> None:
+        hold.held.set()
+        hold.release.wait(hold.timeout_s)

@@ -46,10 +46,6 @@ class GateLink:
         self._gate: pykka.ActorRef | None = None
         self._latest: dict[tuple[str, str], tuple[object, float]] = {}
 
-    @property
-    def gate(self) -> pykka.ActorRef | None:
-        return self._gate
-
     def tell(self, message: object) -> bool:
         """Send to the running gate; remember it if it is state. False when no gate runs."""
         key = _cache_key(message)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from supervisor.config import AccountConfig, Config, ProfileConfig, SymbolConfig
+from supervisor.core.gate_state import AccountBook, GateState
 from supervisor.core.messages import OrderRequest
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.core.gate_state import AccountBook, GateState
 from supervisor.core.values import shorten
 
 __all__ = ["CHECKS", "Denial", "EvalContext", "Scale", "floor_to_lot"]

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from supervisor.core.checks import CHECKS, Denial, EvalContext, Note, Scale, floor_to_lot
 from supervisor.config import Config
+from supervisor.core.checks import CHECKS, Denial, EvalContext, Note, Scale, floor_to_lot
+from supervisor.core.gate_state import GateState
 from supervisor.core.messages import OrderRequest, RiskGateResult
 from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.core.gate_state import GateState
 
 __all__ = ["Evaluation", "block_result", "decide", "evaluate_order", "invalid_order"]
 

@@ -21,10 +21,11 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from supervisor.logs import get_logger
 from supervisor.core.messages import Fill, OrderOutcome, OrderRequest, RiskGateResult
 from supervisor.core.orders import ORDER_FIELDS, order_id_of, validate_order
 from supervisor.core.values import plain_str
+from supervisor.errors import RiskgateError
+from supervisor.logs import get_logger
 
 __all__ = [
     "AsyncGuardedAdapter",
@@ -53,7 +54,7 @@ _PASSTHROUGH_PREFIXES = ("fetch_", "load_", "watch_")
 _PASSTHROUGH = frozenset({"id", "name", "markets", "symbols", "currencies", "has", "timeframes", "close"})
 
 
-class OrderBlocked(Exception):
+class OrderBlocked(RiskgateError):
     """The gate blocked the order; `result` says why. Nothing was sent."""
 
     def __init__(self, result: RiskGateResult) -> None:

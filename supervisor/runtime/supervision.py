@@ -19,14 +19,15 @@ import pykka
 from actors.base import take_failure
 from supervisor.clock import Clock, Timer
 from supervisor.config import SupervisionConfig
+from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
 
-__all__ = ["ActorSpec", "ActorStartError", "Supervisor"]
+__all__ = ["ActorSpec", "ActorStartError", "ActorSupervisor"]
 
 log = get_logger("riskgate.supervision")
 
 
-class ActorStartError(RuntimeError):
+class ActorStartError(RiskgateError, RuntimeError):
     """An actor could not start; `cause` is what stopped it."""
 
     def __init__(self, actor: str, cause: str) -> None:
@@ -72,7 +73,7 @@ def _done(future: pykka.Future[Any]) -> bool:
     return True
 
 
-class Supervisor:
+class ActorSupervisor:
     def __init__(self, clock: Clock, config: SupervisionConfig) -> None:
         self._clock = clock
         self._config = config

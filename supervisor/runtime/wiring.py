@@ -1,7 +1,7 @@
 """The running system: which actors, in what order, wired how, watched by whom.
 
 `Runtime` builds the actor specs (gate first, then the account tracker, then
-the pollers), hands them to the `Supervisor`, connects every source to the
+the pollers), hands them to the `ActorSupervisor`, connects every source to the
 gate through one `GateLink`, and logs health every `health.interval_s`.
 """
 
@@ -17,13 +17,13 @@ from actors.base import Poll
 from actors.ess_watcher import EssWatcherActor
 from actors.gate import GateActor, GateStatsRequest
 from actors.risk_poller import RiskV3PollerActor
-from supervisor.clock import Clock, Timer
-from supervisor.config import Config
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_link import GateLink
-from supervisor.logs import get_logger
+from supervisor.clock import Clock, Timer
+from supervisor.config import Config
 from supervisor.core.gate_state import GateState
-from supervisor.runtime.supervision import ActorSpec, Supervisor
+from supervisor.logs import get_logger
+from supervisor.runtime.supervision import ActorSpec, ActorSupervisor
 
 __all__ = ["Runtime"]
 
@@ -31,6 +31,9 @@ log = get_logger("riskgate.health")
 
 
 class Runtime:
+    # Which gate to run: tests put a subclass with test-only messages here.
+    gate_actor_class: type[GateActor] = GateActor
+
     def __init__(
         self, config: Config, clock: Clock, transport: httpx.BaseTransport | None, poll_upstreams: bool
     ) -> None:
@@ -40,7 +43,7 @@ class Runtime:
         self.poll_upstreams = poll_upstreams
         self.board = EssBoard()
         self.link = GateLink(clock)
-        self.supervisor = Supervisor(clock, config.supervision)
+        self.supervisor = ActorSupervisor(clock, config.supervision)
         self._gate_state: GateState | None = None
         self._health_timer: Timer | None = None
 
@@ -49,7 +52,7 @@ class Runtime:
         # A restarted gate keeps its predecessor's reservations and rate windows.
         state = GateState() if self._gate_state is None else self._gate_state.carry_over()
         self._gate_state = state
-        return GateActor.start(self.config, self.clock, self.board, state)
+        return self.gate_actor_class.start(self.config, self.clock, self.board, state)
 
     def _connect_gate(self, ref: pykka.ActorRef) -> None:
         resent = self.link.connect(ref)  # queued ahead of any evaluation

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from supervisor.errors import RiskgateError
+
 __all__ = [
     "MARKER_NAME",
     "STORE_NAME",
@@ -49,7 +51,7 @@ CREATE TABLE IF NOT EXISTS last_equity (
 """
 
 
-class StoreError(Exception):
+class StoreError(RiskgateError):
     """The state folder or the store cannot be used at all (named cause)."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from supervisor.clock import SystemClock
+from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
 
 __all__ = ["MAX_BODY_BYTES", "FailureLog", "FetchError", "fetch_json", "source_client"]
@@ -34,7 +35,7 @@ _CHUNK = 64 * 1024
 _real = SystemClock()  # a network deadline is real time, whatever clock drives the polls
 
 
-class FetchError(Exception):
+class FetchError(RiskgateError):
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind

@@ -15,6 +15,7 @@ from typing import Any
 
 from supervisor.core.messages import AccountSnapshot, EssSourceStatus, Fill, OrderOutcome, Position, RiskSignal
 from supervisor.core.values import plain_float, plain_str, shorten
+from supervisor.errors import RiskgateError
 
 __all__ = [
     "DEFAULT_MAX_PLAUSIBLE_USD",
@@ -43,7 +44,7 @@ _MAX_TEXT = 200  # longest upstream text carried into a reason or a log line
 _MAX_ITEMS = 20  # most issues/warnings carried
 
 
-class UpstreamError(ValueError):
+class UpstreamError(RiskgateError, ValueError):
     """An upstream answer that cannot be used."""
 
 

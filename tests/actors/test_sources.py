@@ -159,13 +159,13 @@ def test_signal_evaluated_too_long_ago_blocks_although_fetched_now(sup, sim, clo
 def test_service_serving_the_same_signal_between_evaluations_stays_usable(sup, sim, clock):
     # The real service re-evaluates every 300 s and serves the same signal, same
     # timestamp, in between: a healthy signal may be ~300 s old.
-    first = sup.actor_ref("risk_v3_poller").proxy().latest().get(timeout=5)
+    first = sup.actor_ref("risk_v3_poller").proxy().poll().get(timeout=5)
     advance(sup, clock, 299.0)
-    same = sup.actor_ref("risk_v3_poller").proxy().latest().get(timeout=5)
+    same = sup.actor_ref("risk_v3_poller").proxy().poll().get(timeout=5)
     assert same.timestamp == first.timestamp
     assert sup.evaluate(order()).decision == "allow"
     advance(sup, clock, 2.0)
-    later = sup.actor_ref("risk_v3_poller").proxy().latest().get(timeout=5)
+    later = sup.actor_ref("risk_v3_poller").proxy().poll().get(timeout=5)
     assert later.timestamp == first.timestamp + timedelta(seconds=300)
 
 

@@ -12,7 +12,7 @@ import threading
 import pytest
 from structlog.testing import capture_logs
 
-from actors.gate import GateHold
+from tests.helpers import GateHold
 from supervisor import AccountSnapshot, Fill, OrderOutcome, Position, RiskSupervisor
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.gate_state import GateState

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from actors.gate import GateHold
+from tests.helpers import GateHold
 from supervisor import AccountSnapshot, Fill, OrderOutcome, OrderRequest, Override, Position, RiskSupervisor
 from supervisor.core.messages import EvaluateOrder
 from supervisor.core.orders import validate_order

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 import actors.risk_poller
 from actors.base import Poll
-from actors.gate import GateHold
+from tests.helpers import GateHold
 from supervisor import AccountSnapshot, Fill, RiskSupervisor
 from supervisor.core.messages import RiskGateResult
 from supervisor.core.reasons import ReasonCode as RC

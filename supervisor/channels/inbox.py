@@ -1,0 +1,49 @@
+"""The gate's inbox, and every use of pykka's internals, in one place.
+
+The gate is a pykka `ThreadingActor`, used through pykka's public API except
+here. What this module relies on (pykka 4.x), each checked by
+tests/channels/test_inbox.py so that an upgrade that changes it fails there:
+
+1. `Actor._create_actor_inbox()` is the hook pykka calls to make an actor's
+   mailbox, and pykka uses only `put`, `get` and `empty` on what it returns.
+   The C-implemented `queue.SimpleQueue` hands an order to the gate's thread
+   several microseconds faster than `queue.Queue`'s Python-level locks.
+2. Queued items are envelopes with `.message` and `.reply_to` (a pykka future
+   for an ask, None for a tell), in arrival order.
+3. `on_stop` / `on_failure` run on the actor's thread before pykka's own
+   teardown, which answers the asks still queued (ActorDeadError) but cannot
+   answer a tell that carries our own reply callback: `drain_inbox` does.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+__all__ = ["drain_inbox", "simple_queue_inbox"]
+
+
+def simple_queue_inbox() -> queue.SimpleQueue[Any]:
+    """A mailbox for `_create_actor_inbox` (point 1)."""
+    return queue.SimpleQueue()
+
+
+def drain_inbox(inbox: Any, answer: Callable[[object], bool], actor: str) -> int:
+    """Empty a stopping actor's mailbox (points 2 and 3): `answer(message)`
+    handles the messages it knows (returns True); any other ask is failed with
+    ActorDeadError at once. Returns how many messages were taken."""
+    taken = 0
+    while True:
+        try:
+            envelope = inbox.get_nowait()
+        except queue.Empty:
+            return taken
+        taken += 1
+        if answer(envelope.message):
+            continue
+        if envelope.reply_to is not None:
+            dead = pykka.ActorDeadError(f"{actor} stopped")
+            envelope.reply_to.set_exception((pykka.ActorDeadError, dead, None))
