@@ -146,7 +146,7 @@ def test_lying_subclasses_are_judged_by_the_value_they_hold(sup):
 
 
 def test_guarded_clients_send_the_values_the_gate_judged(sup):
-    from tests.supervisor.test_execution import FakeExchange
+    from tests.supervisor.integrations.test_execution import FakeExchange
 
     from supervisor import GuardedExchange
 

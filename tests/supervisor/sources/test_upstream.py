@@ -16,8 +16,8 @@ from supervisor.sources.upstream import (
     parse_risk_signal,
 )
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "upstream"
-SAMPLES = Path(__file__).resolve().parents[2] / "supervisor" / "sim" / "samples"  # shipped copies
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "upstream"
+SAMPLES = Path(__file__).resolve().parents[3] / "supervisor" / "sim" / "samples"  # shipped copies
 
 
 def load(name: str):

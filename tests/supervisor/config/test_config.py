@@ -10,7 +10,7 @@ from supervisor.cli import main
 from supervisor.config import ConfigError, load_config, parse_config
 from tests.helpers import config_dict
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_shipped_config_is_valid_and_has_design_profiles():

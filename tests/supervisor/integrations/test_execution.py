@@ -307,7 +307,7 @@ def test_example_execution_service_runs_against_the_simulator():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[2] / "examples" / "execution_service.py"
+    script = Path(__file__).resolve().parents[3] / "examples" / "execution_service.py"
     proc = subprocess.run([sys.executable, str(script), "--self-contained"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

@@ -1,0 +1,58 @@
+"""The core stays pure, and every layer imports only the layers below it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_importing_the_core_loads_neither_pykka_nor_httpx_nor_sqlite3():
+    # A fresh interpreter: what importing every core module drags in, transitively.
+    code = (
+        "import sys, pkgutil, importlib, supervisor.core as core\n"
+        "for m in pkgutil.iter_modules(core.__path__): importlib.import_module(f'supervisor.core.{m.name}')\n"
+        "print(','.join(sorted(n for n in ('pykka', 'httpx', 'sqlite3', 'actors', 'supervisor.facade') if n in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == ""
+
+
+# Each layer, and what it must never import (directly, by name, anywhere in its files).
+FORBIDDEN = {
+    "supervisor/core": ("pykka", "httpx", "sqlite3", "actors", "supervisor.channels", "supervisor.sources",
+                        "supervisor.runtime", "supervisor.facade", "supervisor.ops", "supervisor.cli",
+                        "supervisor.sim", "supervisor.integrations"),
+    "supervisor/config": ("supervisor.core", "supervisor.channels", "supervisor.sources", "actors", "pykka"),
+    "supervisor/channels": ("supervisor.sources", "actors", "supervisor.runtime", "supervisor.facade", "httpx"),
+    "supervisor/sources": ("supervisor.channels", "actors", "supervisor.runtime", "supervisor.facade", "pykka"),
+    "actors": ("supervisor.runtime", "supervisor.facade", "supervisor.cli", "supervisor.ops", "supervisor.sim"),
+    "supervisor/runtime": ("supervisor.facade", "supervisor.cli", "supervisor.ops", "supervisor.sim"),
+    "supervisor/integrations": ("actors", "supervisor.runtime", "supervisor.facade", "supervisor.cli"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_a_layer_never_imports_from_above(layer):
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / layer).rglob("*.py"))
+        for name in _imports(path)
+        if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[layer])
+    ]
+    assert offenders == []
