@@ -41,6 +41,7 @@ __all__ = ["AccountTrackerActor"]
 log = get_logger("riskgate.accounts")
 _real = SystemClock()  # poll rounds are budgeted in real time, whatever clock drives them
 
+
 class AccountTrackerActor(PolledSourceActor):
     def __init__(
         self,
@@ -169,7 +170,9 @@ class AccountTrackerActor(PolledSourceActor):
             if last is not None:
                 # The last equity seen before the period began is its opening equity.
                 current = self._set(account, period, Baseline(start, last, "last_equity"), now)
-                log.info("period_baseline_set", period=period, account=account, period_start=start.isoformat(), equity=last)
+                log.info(
+                    "period_baseline_set", period=period, account=account, period_start=start.isoformat(), equity=last
+                )
             else:
                 current = self._set(account, period, Baseline(start, equity, "first_equity"), now)
                 log.warning(
@@ -305,8 +308,9 @@ def _apply_fill(positions: tuple[Position, ...], fill: Fill) -> tuple[Position, 
             qty = p.quantity + signed
             if abs(qty) <= 1e-9 * max(abs(p.quantity), abs(signed)):
                 qty = 0.0  # closed: no float residue left as a position
-            p = replace(p, quantity=qty, mark_price=fill.price)
-        if p.quantity != 0.0:
+            if qty != 0.0:
+                out.append(replace(p, quantity=qty, mark_price=fill.price))
+        elif p.quantity != 0.0:
             out.append(p)
     if not found:
         out.append(Position(fill.symbol, fill.exchange, signed, fill.price))

@@ -88,7 +88,8 @@ class EssWatcherActor(PolledSourceActor):
             self.open_client(self._config.timeout_s)
 
     def _read_http(self) -> EssSourceStatus:
-        assert self._client is not None and self._url is not None
+        if self._client is None or self._url is None:
+            return EssSourceStatus("http", None, "no client")  # only between a stop and a late poll
         try:
             status = self._parse(fetch_json(self._client, self._url, self._config.timeout_s), "http")
         except FetchError as exc:
@@ -118,4 +119,3 @@ class EssWatcherActor(PolledSourceActor):
             )
         self._latest = state
         return state
-

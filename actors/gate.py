@@ -110,7 +110,7 @@ class GateActor(SupervisedActor):
                 )
             else:
                 result = self._evaluate(msg)
-        except Exception as exc:  # noqa: BLE001 - a bug must block, not kill the gate
+        except Exception as exc:
             log.exception("gate_internal_error", error=repr(exc))
             result = block_result(
                 RC.GATE_UNAVAILABLE, f"internal error: {type(exc).__name__}", order_id, self._clock.now()
@@ -142,7 +142,7 @@ class GateActor(SupervisedActor):
         if order is not None and result.decision != "block":
             st.reserve(
                 Reservation(
-                    order_id=order.order_id,  # type: ignore[arg-type]
+                    order_id=order.order_id or "",
                     account=order.account,
                     exchange=order.exchange,
                     key=(order.symbol, order.exchange),

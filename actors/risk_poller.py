@@ -44,7 +44,8 @@ class RiskV3PollerActor(PolledSourceActor):
 
     def poll(self) -> RiskSignal | None:
         """Fetch once; push and return the signal, or None when unusable."""
-        assert self._client is not None
+        if self._client is None:
+            return None  # only between a stop and a late poll
         try:
             signal = parse_risk_signal(fetch_json(self._client, self._url, self._config.timeout_s))
         except FetchError as exc:

@@ -26,8 +26,8 @@ from bench.common import pct
 from supervisor import AccountSnapshot, RiskSupervisor, parse_config
 from supervisor.clock import SystemClock
 from supervisor.core.evaluate import evaluate_order
-from supervisor.core.messages import AccountState, EssSourceStatus, EssState, Position, RiskSignal
 from supervisor.core.gate_state import GateState
+from supervisor.core.messages import AccountState, EssSourceStatus, EssState, Position, RiskSignal
 from tests.helpers import config_dict
 
 _STATE_DIR = tempfile.mkdtemp(prefix="riskgate-bench-")  # not the working tree's ./state
@@ -167,7 +167,8 @@ def main() -> None:
     bench_pure(2_000)  # warm-up
     pure = bench_pure(args.n)
     print(
-        f"pure evaluate_order (100 accounts): p50 {pct(pure, 0.5):.2f} µs  p99 {pct(pure, 0.99):.2f} µs  (target p50 <= 15 µs)"
+        f"pure evaluate_order (100 accounts): p50 {pct(pure, 0.5):.2f} µs  p99 {pct(pure, 0.99):.2f} µs"
+        "  (target p50 <= 15 µs)"
     )
     # Where the threads run decides the cost of a hand-off: on this VM a wake-up
     # across cores costs tens of µs, on the same core a few. Measure each regime

@@ -16,8 +16,8 @@ from bench.common import control, pct, simulator_process
 from bench.gate_latency import bench_config, fed_supervisor, order, positions
 from supervisor.clock import SystemClock
 from supervisor.core.evaluate import evaluate_order
-from supervisor.core.messages import AccountState, EssSourceStatus, EssState
 from supervisor.core.gate_state import GateState
+from supervisor.core.messages import AccountState, EssSourceStatus, EssState
 from supervisor.sources.upstream import parse_risk_signal
 
 

@@ -82,7 +82,8 @@ if __name__ == "__main__":
         rows = run()
         for r in rows:
             print(
-                f"{r['accounts']:>6} accounts: p50 {r['p50_us']:.1f} µs  p99 {r['p99_us']:.1f} µs  RSS {r['rss_mb']:.1f} MB  "
+                f"{r['accounts']:>6} accounts: p50 {r['p50_us']:.1f} µs  p99 {r['p99_us']:.1f} µs"
+                f"  RSS {r['rss_mb']:.1f} MB  "
                 f"(loaded in {r['load_s']:.1f} s)"
             )
         print(f"ratio p50 10,000 / 10: {rows[1]['p50_us'] / rows[0]['p50_us']:.2f}x (target <= 1.2x, RSS < 150 MB)")

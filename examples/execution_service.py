@@ -41,7 +41,7 @@ class PaperExchange:
         self.positions: dict[str, float] = {}
         self.ids = itertools.count(1)
 
-    async def create_order(self, symbol, type, side, amount, price=None, params=None):
+    async def create_order(self, symbol, type, side, amount, price=None, params=None):  # noqa: A002 - ccxt's signature
         await asyncio.sleep(0)  # an exchange round trip would be here
         fill_price = price or PRICES[symbol]
         self.positions[symbol] = self.positions.get(symbol, 0.0) + (amount if side == "buy" else -amount)

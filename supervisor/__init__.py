@@ -26,18 +26,18 @@ from supervisor.integrations.execution import (
 )
 
 __all__ = [
-    "AsyncGuardedAdapter",
-    "AsyncGuardedExchange",
-    "GuardedAdapter",
-    "GuardedExchange",
-    "OrderBlocked",
     "AccountSnapshot",
     "AccountState",
+    "AsyncGuardedAdapter",
+    "AsyncGuardedExchange",
     "Config",
     "ConfigError",
     "EssSourceStatus",
     "EssState",
     "Fill",
+    "GuardedAdapter",
+    "GuardedExchange",
+    "OrderBlocked",
     "OrderOutcome",
     "OrderRequest",
     "Override",

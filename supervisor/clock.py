@@ -49,7 +49,7 @@ class _ThreadTimer:
             try:
                 self._fn()
             except Exception:  # noqa: BLE001 - a tick must never kill the timer, nor fail unseen
-                _log.exception("timer_tick_failed", timer=self._name)
+                _log.exception("timer_tick_failed: %s", self._name)
             next_due += self._interval
             if next_due < time.monotonic():  # fell behind (suspend, overload): skip, don't burst
                 next_due = time.monotonic() + self._interval

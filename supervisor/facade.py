@@ -16,7 +16,9 @@ from typing import Any, cast
 import httpx
 import pykka
 
+from actors.account_tracker import AccountTrackerActor
 from actors.base import Poll
+from actors.gate import GateActor
 from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
@@ -81,19 +83,19 @@ class RiskSupervisor:
         self._timeout = config.gate.evaluate_timeout_s
 
     @property
-    def _gate(self) -> pykka.ActorRef | None:
+    def _gate(self) -> pykka.ActorRef[GateActor] | None:
         return self._runtime.supervisor.ref("gate")
 
     @property
-    def _tracker(self) -> pykka.ActorRef | None:
+    def _tracker(self) -> pykka.ActorRef[AccountTrackerActor] | None:
         return self._runtime.supervisor.ref("account_tracker")
 
     @property
-    def gate_ref(self) -> pykka.ActorRef | None:
+    def gate_ref(self) -> pykka.ActorRef[GateActor] | None:
         """The running gate's actor ref (None before start), for operators and tests."""
         return self._gate
 
-    def actor_ref(self, name: str) -> pykka.ActorRef | None:
+    def actor_ref(self, name: str) -> pykka.ActorRef[Any] | None:
         """A running actor by name: gate, account_tracker, risk_v3_poller, ess_watcher."""
         return self._runtime.supervisor.ref(name)
 
@@ -191,7 +193,7 @@ class RiskSupervisor:
                 result = slot.wait(_SLICE_S)
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")
-        except Exception as exc:  # noqa: BLE001 - the caller gets a block, never an exception
+        except Exception as exc:
             log.exception("evaluate_failed", error=repr(exc))
             return self._unavailable(order, type(exc).__name__)
         if result is None:
@@ -221,7 +223,7 @@ class RiskSupervisor:
             gate.tell(self._request(order, reply, wait))
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("evaluate_failed", error=repr(exc))
             return self._unavailable(order, type(exc).__name__)
         try:

@@ -34,7 +34,7 @@ class _LineWriter:
     log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
 
 
-class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _LineHandler(logging.StreamHandler[TextIO]):
     """The standard library's records, written as whole lines under the same lock."""
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -12,6 +12,7 @@ from actors.gate import GateActor
 from supervisor.clock import FakeClock
 from supervisor.config import Config, parse_config
 from supervisor.core.evaluate import evaluate_order
+from supervisor.core.gate_state import GateState
 from supervisor.core.messages import (
     AccountState,
     EssSourceStatus,
@@ -21,7 +22,6 @@ from supervisor.core.messages import (
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.core.gate_state import GateState
 
 BASE: dict[str, Any] = {
     "gate": {

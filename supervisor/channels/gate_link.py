@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pykka
 
@@ -43,7 +44,7 @@ class GateLink:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._gate: pykka.ActorRef | None = None
+        self._gate: pykka.ActorRef[Any] | None = None
         self._latest: dict[tuple[str, str], tuple[object, float]] = {}
 
     def tell(self, message: object) -> bool:
@@ -53,8 +54,8 @@ class GateLink:
             if key is not None:
                 previous = self._latest.get(key)
                 # An account state from a fill keeps the age of the snapshot it came from.
-                keep_age = isinstance(message, AccountState) and not message.refreshed and previous is not None
-                sent = previous[1] if keep_age else self._clock.monotonic()  # type: ignore[index]
+                keep_age = isinstance(message, AccountState) and not message.refreshed
+                sent = previous[1] if keep_age and previous is not None else self._clock.monotonic()
                 self._latest[key] = (message, sent)
                 message = Stamped(message, sent)
             gate = self._gate
@@ -66,7 +67,7 @@ class GateLink:
         except pykka.ActorDeadError:
             return False
 
-    def connect(self, gate: pykka.ActorRef) -> int:
+    def connect(self, gate: pykka.ActorRef[Any]) -> int:
         """Re-feed a (new) gate with every remembered state, then route to it.
         Returns how many states were re-sent."""
         with self._lock:
@@ -95,4 +96,4 @@ class GateLink:
 
     def latest_accounts(self) -> list[AccountState]:
         with self._lock:
-            return [m for (kind, _), (m, _) in self._latest.items() if kind == "account"]  # type: ignore[misc]
+            return [m for m, _ in self._latest.values() if isinstance(m, AccountState)]

@@ -9,6 +9,7 @@ a condition variable, which keeps the hand-off cheap on the decision path.
 from __future__ import annotations
 
 import _thread
+import contextlib
 from typing import Generic, TypeVar
 
 __all__ = ["ReplySlot"]
@@ -28,10 +29,8 @@ class ReplySlot(Generic[T]):
         """Deliver the answer (from the gate's thread). Later calls are ignored."""
         if self._value is None:
             self._value = value
-            try:
+            with contextlib.suppress(RuntimeError):  # already released: a second answer
                 self._lock.release()
-            except RuntimeError:  # already released: a second answer
-                pass
 
     def wait(self, timeout: float) -> T | None:
         """The answer, or None if none arrived within `timeout` seconds."""

@@ -9,7 +9,6 @@ with a suggestion when one is close (`did you mean "max_age_s"?`).
 
 from __future__ import annotations
 
-import difflib
 import math
 import tomllib
 from collections.abc import Mapping
@@ -102,20 +101,21 @@ class _Table:
         if not math.isfinite(value):
             self.problem(key, f"must be finite, got {value!r}")
             return None if default is _MISSING else default
-        for bound, ok, text in (
-            (gt, lambda b: value > b, "must be > {}"),
-            (ge, lambda b: value >= b, "must be >= {}"),
-            (lt, lambda b: value < b, "must be < {}"),
-            (le, lambda b: value <= b, "must be <= {}"),
+        for bound, op, broken in (
+            (gt, ">", gt is not None and not value > gt),
+            (ge, ">=", ge is not None and not value >= ge),
+            (lt, "<", lt is not None and not value < lt),
+            (le, "<=", le is not None and not value <= le),
         ):
-            if bound is not None and not ok(bound):
-                self.problem(key, text.format(bound) + f", got {value!r}")
+            if broken:
+                self.problem(key, f"must be {op} {bound}, got {value!r}")
         return value if integer else float(value)
 
     def optional_number(self, key: str, **bounds: Any) -> float | None:
         if self.raw(key) is _MISSING:
             return None
-        return self.number(key, None, **bounds)
+        value: float | None = self.number(key, None, **bounds)
+        return value
 
     def string(self, key: str, default: Any, choices: tuple[str, ...] | None = None) -> Any:
         value = self.raw(key)
@@ -345,9 +345,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
     beat = supervision.heartbeat_timeout_s
     for section, timeout in (("risk_v3", risk_v3.timeout_s), ("ess", ess.timeout_s), ("accounts", accounts.timeout_s)):
         if isinstance(timeout, float) and isinstance(beat, float) and timeout >= beat:
-            problems.append(
-                f"{section}.timeout_s: must be < supervision.heartbeat_timeout_s ({beat}), got {timeout}"
-            )
+            problems.append(f"{section}.timeout_s: must be < supervision.heartbeat_timeout_s ({beat}), got {timeout}")
 
     if base_dir is not None and not state_dir.is_absolute():
         state_dir = base_dir / state_dir

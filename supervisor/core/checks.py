@@ -56,6 +56,8 @@ class EvalContext:
         "account",
         "book",
         "config",
+        "has_book",
+        "known",
         "now",
         "position",
         "profile",
@@ -71,18 +73,21 @@ class EvalContext:
         self.state = state
         self.now = now
         self.wall = wall
-        # account, profile and book may be None here; checks 6 and 7 block the
-        # order when they are, so every later check reads them as present.
+        # account, profile and book may be missing; checks 6 and 7 block the
+        # order when they are (`known`, `has_book`), so every later check reads
+        # them as present, without an Optional test per attribute read.
         account = config.accounts.accounts.get(order.account)
-        self.account: AccountConfig = account  # type: ignore[assignment]
-        self.profile: ProfileConfig = (
-            config.profiles.get(account.capital_profile) if account is not None else None  # type: ignore[assignment]
-        )
+        profile = config.profiles.get(account.capital_profile) if account is not None else None
+        book = state.books.get(order.account)
+        self.known = account is not None and profile is not None
+        self.has_book = book is not None
+        self.account: AccountConfig = account  # type: ignore[assignment] # None only when not known
+        self.profile: ProfileConfig = profile  # type: ignore[assignment] # None only when not known
         self.symbol: SymbolConfig = config.symbols[order.symbol]
-        self.book: AccountBook = state.books.get(order.account)  # type: ignore[assignment]
+        self.book: AccountBook = book  # type: ignore[assignment] # None only when not has_book
         self.signed_qty = order.quantity if order.side == "buy" else -order.quantity
         self.position = 0.0
-        if self.book is not None:
+        if book is not None:
             self.position = self.book.positions.get((order.symbol, order.exchange), 0.0)
         pos = self.position
         self.reduces = pos != 0.0 and (pos > 0) != (self.signed_qty > 0) and order.quantity <= abs(pos)
@@ -145,7 +150,8 @@ def check_risk_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
     if signal_age < -c.config.risk_v3.max_clock_skew_s:
         return Denial(
             RC.RISK_STATE_STALE,
-            f"Risk v3 signal stamped {-signal_age:.0f}s in the future > max_clock_skew_s={c.config.risk_v3.max_clock_skew_s}",
+            f"Risk v3 signal stamped {-signal_age:.0f}s in the future"
+            f" > max_clock_skew_s={c.config.risk_v3.max_clock_skew_s}",
         )
     if signal_age > c.config.risk_v3.max_signal_age_s:
         return Denial(
@@ -181,7 +187,7 @@ def check_ess_action(o: OrderRequest, c: EvalContext) -> Outcome:
 
 
 def check_account_known(o: OrderRequest, c: EvalContext) -> Outcome:
-    if c.account is None or c.profile is None:
+    if not c.known:
         return Denial(RC.UNKNOWN_ACCOUNT, f"account {o.account!r} is not configured")
     if o.exchange != c.account.exchange:
         return Denial(
@@ -193,13 +199,13 @@ def check_account_known(o: OrderRequest, c: EvalContext) -> Outcome:
 def check_duplicate_order(o: OrderRequest, c: EvalContext) -> Outcome:
     # One id, one reservation: a replayed or double-submitted order whose first
     # approval is still in flight must not take a second slot against the caps.
-    if c.state.holds(o.account, o.order_id):  # type: ignore[arg-type]
+    if c.state.holds(o.account, o.order_id or ""):
         return Denial(RC.DUPLICATE_ORDER, f"order_id {shorten(o.order_id, 40)} of this account is still in flight")
     return None
 
 
 def check_account_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
-    if c.book is None:
+    if not c.has_book:
         return Denial(RC.ACCOUNT_STATE_STALE, f"no state for account {o.account!r} yet")
     age = _age(c.now, c.book.received)
     if age > c.config.accounts.max_age_s:

@@ -9,7 +9,7 @@ from typing import Any
 from supervisor.config import Config
 from supervisor.core.checks import CHECKS, Denial, EvalContext, Note, Scale, floor_to_lot
 from supervisor.core.gate_state import GateState
-from supervisor.core.messages import OrderRequest, RiskGateResult
+from supervisor.core.messages import Decision, OrderRequest, RiskGateResult, RiskLevel
 from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
 
@@ -26,7 +26,7 @@ class Evaluation:
     opens_new: bool = False
 
 
-def _risk_level(state: GateState, now: float, config: Config) -> str:
+def _risk_level(state: GateState, now: float, config: Config) -> RiskLevel:
     sig = state.signal
     if sig is None or now - state.signal_received > config.risk_v3.max_age_s:
         return "UNKNOWN"
@@ -48,7 +48,7 @@ def block_result(
     order_id: str,
     wall: datetime,
     *,
-    risk_level: str = "UNKNOWN",
+    risk_level: RiskLevel = "UNKNOWN",
     ess_active: bool = False,
     ages: dict[str, float | None] | None = None,
 ) -> RiskGateResult:
@@ -58,7 +58,7 @@ def block_result(
         reason_code=code,
         scale_factor=0.0,
         adjusted_quantity=0.0,
-        risk_level=risk_level,  # type: ignore[arg-type]
+        risk_level=risk_level,
         ess_active=ess_active,
         timestamp=wall,
         order_id=order_id,
@@ -82,7 +82,7 @@ def invalid_order(
     level = _risk_level(state, now, config)
     ess_active = state.ess is not None and state.ess.active is True
     return Evaluation(
-        block_result(RC.INVALID_ORDER, why, order_id, wall, risk_level=level, ess_active=ess_active, ages=ages)  # type: ignore[arg-type]
+        block_result(RC.INVALID_ORDER, why, order_id, wall, risk_level=level, ess_active=ess_active, ages=ages)
     )
 
 
@@ -101,7 +101,7 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
             continue
         if isinstance(out, Denial):
             return Evaluation(
-                block_result(out.code, out.reason, oid, wall, risk_level=level, ess_active=ess_active, ages=ages),  # type: ignore[arg-type]
+                block_result(out.code, out.reason, oid, wall, risk_level=level, ess_active=ess_active, ages=ages),
                 order,
             )
         if isinstance(out, Scale):
@@ -113,30 +113,34 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
             note = out
 
     quantity = order.quantity
+    decision: Decision
     if scale is None:
         code, reason, decision, factor = RC.ALL_CHECKS_PASSED, "all checks passed", "allow", 1.0
     else:
         sym = ctx.symbol
         quantity = floor_to_lot(min(scale.max_quantity, order.quantity), sym.lot_step)
         if quantity <= 0 or quantity < sym.min_qty or quantity * order.price < sym.min_notional:
-            reason = f"{scale.reason}; scaled quantity {quantity} below min_qty={sym.min_qty} or min_notional={sym.min_notional}"
+            reason = (
+                f"{scale.reason}; scaled quantity {quantity} below"
+                f" min_qty={sym.min_qty} or min_notional={sym.min_notional}"
+            )
             return Evaluation(
-                block_result(scale.code, reason, oid, wall, risk_level=level, ess_active=ess_active, ages=ages),  # type: ignore[arg-type]
+                block_result(scale.code, reason, oid, wall, risk_level=level, ess_active=ess_active, ages=ages),
                 order,
             )
         code, reason, decision, factor = scale.code, scale.reason, "scale_down", quantity / order.quantity
     if note is not None:
         code, reason = note.code, f"{note.reason}; {reason}"
     result = RiskGateResult(
-        decision=decision,  # type: ignore[arg-type]
+        decision=decision,
         reason=reason,
         reason_code=code,
         scale_factor=factor,
         adjusted_quantity=quantity,
-        risk_level=level,  # type: ignore[arg-type]
+        risk_level=level,
         ess_active=ess_active,
         timestamp=wall,
-        order_id=oid,  # type: ignore[arg-type]
+        order_id=oid,
         state_age_s=ages,
     )
     return Evaluation(

@@ -20,8 +20,7 @@ def day_start(now: datetime, periods: PeriodsConfig) -> datetime:
 def week_start(now: datetime, periods: PeriodsConfig) -> datetime:
     now = now.astimezone(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    start = midnight - timedelta(days=(midnight.weekday() - periods.weekly_reset_weekday) % 7)
-    return start
+    return midnight - timedelta(days=(midnight.weekday() - periods.weekly_reset_weekday) % 7)
 
 
 def period_start(period: str, now: datetime, periods: PeriodsConfig) -> datetime:

@@ -10,27 +10,24 @@ for a message in bounded time and length.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 __all__ = ["plain_float", "plain_str", "shorten"]
 
 
 def plain_float(value: object) -> float | None:
     """The finite float an int or float really holds (bools excluded), else None."""
+    # type(), not isinstance(): isinstance() believes an object's `__class__`.
     kind = type(value)
-    if kind is float:
-        f: float = value  # type: ignore[assignment]
-    elif kind is bool:
+    if kind is bool:
         return None
-    elif kind is int:
-        try:
-            f = float(value)  # type: ignore[arg-type]
-        except OverflowError:
-            return None
+    if kind is float:
+        f = cast("float", value)
     elif issubclass(kind, float):
-        f = float.__float__(value)  # type: ignore[arg-type]
+        f = float.__float__(cast("float", value))
     elif issubclass(kind, int) and not issubclass(kind, bool):
         try:
-            f = float(int.__int__(value))  # type: ignore[arg-type]
+            f = float(int.__int__(cast("int", value)))
         except OverflowError:
             return None
     else:
@@ -42,9 +39,9 @@ def plain_str(value: object) -> str | None:
     """The plain `str` a str (or subclass) really holds, else None."""
     kind = type(value)
     if kind is str:
-        return value  # type: ignore[return-value]
+        return cast("str", value)
     if issubclass(kind, str):
-        return str.__str__(value)  # type: ignore[arg-type]
+        return str.__str__(cast("str", value))
     return None
 
 
@@ -62,5 +59,6 @@ def shorten(value: object, limit: int = 60) -> str:
     if value is None or kind is bool or kind is float:
         return repr(value)
     if kind is int:
-        return repr(value) if -(10**18) < value < 10**18 else f"<int of {value.bit_length()} bits>"  # type: ignore[operator,attr-defined]
+        number = cast("int", value)
+        return repr(number) if -(10**18) < number < 10**18 else f"<int of {number.bit_length()} bits>"
     return f"<{kind.__name__}>"

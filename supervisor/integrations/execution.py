@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from supervisor.core.messages import Fill, OrderOutcome, OrderRequest, RiskGateResult
+from supervisor.core.messages import Fill, OrderOutcome, OrderRequest, OutcomeStatus, RiskGateResult
 from supervisor.core.orders import ORDER_FIELDS, order_id_of, validate_order
 from supervisor.core.values import plain_str
 from supervisor.errors import RiskgateError
@@ -39,7 +39,7 @@ __all__ = [
 log = get_logger("riskgate.execution")
 
 # What the exchange said, in the words of OrderOutcome. Anything else: the order still lives.
-_TERMINAL = {
+_TERMINAL: dict[str, OutcomeStatus] = {
     "closed": "filled",
     "filled": "filled",
     "canceled": "cancelled",
@@ -54,7 +54,7 @@ _PASSTHROUGH_PREFIXES = ("fetch_", "load_", "watch_")
 _PASSTHROUGH = frozenset({"id", "name", "markets", "symbols", "currencies", "has", "timeframes", "close"})
 
 
-class OrderBlocked(RiskgateError):
+class OrderBlocked(RiskgateError):  # noqa: N818 - public name since the first release
     """The gate blocked the order; `result` says why. Nothing was sent."""
 
     def __init__(self, result: RiskGateResult) -> None:
@@ -144,7 +144,7 @@ class _Guard:
             self._filled[oid] = total
         ended = _TERMINAL.get(str(status).lower()) if status is not None else None
         if ended is not None:
-            self.sup.report_order_outcome(OrderOutcome(oid, ended, total, account=order["account"]))  # type: ignore[arg-type]
+            self.sup.report_order_outcome(OrderOutcome(oid, ended, total, account=order["account"]))
             self._filled.pop(oid, None)
             if exchange_id is not None:
                 self._live.pop(str(exchange_id), None)
@@ -158,11 +158,11 @@ class _Guard:
 def _ccxt_call(
     guard: _Guard,
     symbol: str,
-    type: str,
+    type: str,  # noqa: A002 - ccxt's own parameter name
     side: str,
     amount: Any,
     price: Any,
-    params: Mapping | None,
+    params: Mapping[str, Any] | None,
     over: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     params = dict(params or {})
@@ -171,10 +171,10 @@ def _ccxt_call(
     return guard.order(symbol, side, amount, price if price is not None else reference, **over), params
 
 
-def _ccxt_args(order: Mapping[str, Any], symbol: Any, type: Any, quantity: float, price: Any) -> tuple[Any, ...]:
+def _ccxt_args(order: Mapping[str, Any], symbol: Any, kind: Any, quantity: float, price: Any) -> tuple[Any, ...]:
     """ccxt's positional arguments, in the plain values the gate judged (a
     market order keeps price None: its gate price was the reference)."""
-    return (plain_str(symbol), plain_str(type), order["side"], quantity, None if price is None else order["price"])
+    return (plain_str(symbol), plain_str(kind), order["side"], quantity, None if price is None else order["price"])
 
 
 def _adapter_args(order: Mapping[str, Any], symbol: Any, quantity: float, leverage: Any) -> tuple[Any, ...]:
@@ -231,11 +231,11 @@ class GuardedExchange(_Guarded):
     def create_order(
         self,
         symbol: str,
-        type: str,
+        type: str,  # noqa: A002 - ccxt's own parameter name
         side: str,
         amount: float,
         price: float | None = None,
-        params: Mapping | None = None,
+        params: Mapping[str, Any] | None = None,
         **over: Any,
     ) -> Any:
         order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, over)
@@ -255,11 +255,11 @@ class AsyncGuardedExchange(_Guarded):
     async def create_order(
         self,
         symbol: str,
-        type: str,
+        type: str,  # noqa: A002 - ccxt's own parameter name
         side: str,
         amount: float,
         price: float | None = None,
-        params: Mapping | None = None,
+        params: Mapping[str, Any] | None = None,
         **over: Any,
     ) -> Any:
         order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, over)
@@ -284,7 +284,7 @@ class GuardedAdapter(_Guarded):
 
     def submit_order(
         self, symbol: str, side: str, quantity: float, price: float, leverage: float | None = None, **over: Any
-    ) -> dict:
+    ) -> dict[str, Any]:
         order = self._guard.order(symbol, side, quantity, price, leverage=leverage, **over)
         sent = self._guard.decided(order, self._guard.sup.evaluate(order))
         try:
@@ -309,7 +309,7 @@ class AsyncGuardedAdapter(_Guarded):
         price: float,
         leverage: float | None = None,
         **over: Any,
-    ) -> dict:
+    ) -> dict[str, Any]:
         order = self._guard.order(symbol, side, quantity, price, leverage=leverage, **over)
         sent = self._guard.decided(order, await self._guard.sup.evaluate_async(order))
         loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ exponential backoff up to `backoff_max_s`. A restart is counted and logged
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,9 +40,9 @@ class ActorStartError(RiskgateError, RuntimeError):
 @dataclass(frozen=True, slots=True)
 class ActorSpec:
     name: str
-    factory: Callable[[], pykka.ActorRef]
+    factory: Callable[[], pykka.ActorRef[Any]]
     # Runs on every (re)start, before the new ref is published (the gate's re-feed).
-    on_started: Callable[[pykka.ActorRef], None] | None = None
+    on_started: Callable[[pykka.ActorRef[Any]], None] | None = None
     # Sent a Poll message every interval, whichever incarnation is running.
     poll: Callable[[], object] | None = None
     poll_interval_s: float | None = None
@@ -51,7 +52,7 @@ class ActorSpec:
 @dataclass(slots=True)
 class _Slot:
     spec: ActorSpec
-    ref: pykka.ActorRef | None = None
+    ref: pykka.ActorRef[Any] | None = None
     restarts: int = 0
     consecutive_failures: int = 0
     last_error: str | None = None
@@ -59,7 +60,7 @@ class _Slot:
     next_attempt: float = 0.0
     dead: bool = False
     timers: list[Timer] = field(default_factory=list)
-    poll_pending: tuple[pykka.ActorRef, pykka.Future[Any]] | None = None
+    poll_pending: tuple[pykka.ActorRef[Any], pykka.Future[Any]] | None = None
     polls_skipped: int = 0
 
 
@@ -130,10 +131,11 @@ class ActorSupervisor:
             if pending is not None and pending[0] is ref and not _done(pending[1]):
                 slot.polls_skipped += 1
                 return
-            try:
-                slot.poll_pending = (ref, ref.ask(slot.spec.poll(), block=False))  # type: ignore[misc]
-            except pykka.ActorDeadError:
-                pass  # the next check restarts it
+            make = slot.spec.poll
+            if make is None:
+                return
+            with contextlib.suppress(pykka.ActorDeadError):  # dead: the next check restarts it
+                slot.poll_pending = (ref, ref.ask(make(), block=False))
 
         return tick
 
@@ -158,7 +160,7 @@ class ActorSupervisor:
             self._slots.clear()
 
     # -- watching ----------------------------------------------------------------
-    def ref(self, name: str) -> pykka.ActorRef | None:
+    def ref(self, name: str) -> pykka.ActorRef[Any] | None:
         slot = self._slots.get(name)
         return slot.ref if slot is not None else None
 
@@ -188,7 +190,7 @@ class ActorSupervisor:
                     if slot.ref is not None:
                         slot.ref.stop(block=False)  # if it ever wakes up, it stops
                 except pykka.ActorDeadError:
-                    self._died(slot, take_failure(slot.ref.actor_urn) if slot.ref else "stopped")  # type: ignore[arg-type]
+                    self._died(slot, take_failure(slot.ref.actor_urn) if slot.ref else "stopped")
             now = self._clock.monotonic()
             for slot in self._slots.values():
                 if not slot.dead and now - slot.started_at >= self._config.backoff_max_s:

@@ -48,13 +48,13 @@ class Runtime:
         self._health_timer: Timer | None = None
 
     # -- wiring -------------------------------------------------------------------
-    def _gate_actor(self) -> pykka.ActorRef:
+    def _gate_actor(self) -> pykka.ActorRef[GateActor]:
         # A restarted gate keeps its predecessor's reservations and rate windows.
         state = GateState() if self._gate_state is None else self._gate_state.carry_over()
         self._gate_state = state
         return self.gate_actor_class.start(self.config, self.clock, self.board, state)
 
-    def _connect_gate(self, ref: pykka.ActorRef) -> None:
+    def _connect_gate(self, ref: pykka.ActorRef[Any]) -> None:
         resent = self.link.connect(ref)  # queued ahead of any evaluation
         if resent:
             log.info("gate_refed", states=resent)

@@ -69,7 +69,9 @@ def demo_config(sim_url: str, folder: Path) -> Any:
     )
 
 
-def _order(symbol: str, side: str, qty: float, price: float, strategy: str = "trend_v2", **extra: Any) -> dict:
+def _order(
+    symbol: str, side: str, qty: float, price: float, strategy: str = "trend_v2", **extra: Any
+) -> dict[str, Any]:
     return {
         "account": "desk_binance",
         "exchange": "binance",
@@ -105,7 +107,7 @@ def run_demo(out: TextIO | None = None) -> int:
             print(header, file=out)
             print("-" * len(header), file=out)
 
-            def at(hhmm: str, what: str, order: dict, before: Callable[[], object] | None = None) -> None:
+            def at(hhmm: str, what: str, order: dict[str, Any], before: Callable[[], object] | None = None) -> None:
                 h, m = map(int, hhmm.split(":"))
                 target = DAY.replace(hour=h, minute=m)
                 if before is not None:

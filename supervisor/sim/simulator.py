@@ -23,6 +23,7 @@ re-evaluates every `reevaluate_s` (the signal's timestamp moves only then).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -67,7 +68,7 @@ class UpstreamSimulator:
         self._ess_active = False
         self._ess_reason = ""
         self._accounts: dict[str, dict[str, Any]] = {}
-        self._faults: dict[str, tuple[str, float]] = {t: ("none", 0.0) for t in TARGETS}
+        self._faults: dict[str, tuple[str, float]] = dict.fromkeys(TARGETS, ("none", 0.0))
         self._samples = {
             level: sample_payload(f"risk_global_{level}.json") for level in ("info", "warning", "critical")
         }
@@ -112,10 +113,8 @@ class UpstreamSimulator:
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(2)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(5)
 
@@ -286,7 +285,7 @@ def _handler_for(sim: UpstreamSimulator) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(*answer())
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/risk/global":
                 self._serve("risk", sim.risk_answer)
@@ -301,7 +300,7 @@ def _handler_for(sim: UpstreamSimulator) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, {"error": "Resource not found"})
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
             try:
                 length = int(self.headers.get("Content-Length") or 0)

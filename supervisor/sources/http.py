@@ -15,6 +15,7 @@ known to the watchdog before the first byte is sent.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -90,10 +91,8 @@ class _Deadline:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
 
 
 class _Watchdog:
@@ -170,7 +169,7 @@ def _fetch(client: httpx.Client, url: str, deadline: _Deadline, ends: float, tot
         raise
     except httpx.TimeoutException as exc:
         raise FetchError("timeout", f"{type(exc).__name__} after the configured timeout: {url}") from exc
-    except Exception as exc:  # noqa: BLE001 - a fetch must fail closed, not crash the actor
+    except Exception as exc:
         if deadline.expired:
             raise late from exc
         if isinstance(exc, httpx.ConnectError):

@@ -11,9 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from supervisor.core.messages import AccountSnapshot, EssSourceStatus, Fill, OrderOutcome, Position, RiskSignal
+from supervisor.core.messages import (
+    AccountSnapshot,
+    EssSourceStatus,
+    Fill,
+    OrderOutcome,
+    OutcomeStatus,
+    Position,
+    RiskSignal,
+)
 from supervisor.core.values import plain_float, plain_str, shorten
 from supervisor.errors import RiskgateError
 
@@ -21,17 +29,21 @@ __all__ = [
     "DEFAULT_MAX_PLAUSIBLE_USD",
     "ESS_TIERS",
     "UpstreamError",
+    "check_fill",
+    "check_outcome",
+    "check_snapshot",
     "parse_account_snapshot",
     "parse_ess_status",
     "parse_risk_safety_status",
     "parse_risk_signal",
-    "check_fill",
-    "check_outcome",
-    "check_snapshot",
     "parse_timestamp",
 ]
 
-RISK_LEVELS = ("INFO", "WARNING", "CRITICAL")
+RISK_LEVELS: dict[str, Literal["INFO", "WARNING", "CRITICAL"]] = {
+    "INFO": "INFO",
+    "WARNING": "WARNING",
+    "CRITICAL": "CRITICAL",
+}
 #: ESS tiers Global Risk v3 recommends; any other value is unusable.
 ESS_TIERS = frozenset(("NORMAL", "REDUCED", "EMERGENCY"))
 #: Risk-safety service states: these allow (with can_execute true) ...
@@ -119,7 +131,7 @@ def parse_risk_signal(data: Any) -> RiskSignal:
         if tier == "EMERGENCY" and not action:
             raise UpstreamError("ess_tier_recommendation EMERGENCY with ess_action_required false: ambiguous")
     return RiskSignal(
-        risk_level=level.upper(),  # type: ignore[arg-type]
+        risk_level=RISK_LEVELS[level.upper()],
         timestamp=parse_timestamp(d.get("timestamp")),
         ess_action_required=action,
         ess_tier_recommendation=tier,
@@ -190,13 +202,14 @@ def parse_account_snapshot(data: Any, max_plausible_usd: float = DEFAULT_MAX_PLA
     if not isinstance(raw_positions, list):
         raise UpstreamError("positions: expected a list")
     positions = []
-    for i, p in enumerate(raw_positions):
-        p = _mapping(p, f"positions[{i}]")
+    for i, raw in enumerate(raw_positions):
+        p = _mapping(raw, f"positions[{i}]")
         symbol, exchange = p.get("symbol"), p.get("exchange")
         if not isinstance(symbol, str) or not isinstance(exchange, str):
             raise UpstreamError(f"positions[{i}]: symbol and exchange must be strings")
+        quantity = _finite(p.get("quantity"), f"positions[{i}].quantity")
         positions.append(
-            Position(symbol, exchange, _finite(p.get("quantity"), f"positions[{i}].quantity"), p.get("mark_price"))
+            Position(symbol, exchange, quantity, _finite(p.get("mark_price"), f"positions[{i}].mark_price"))
         )
     ts = d.get("timestamp")
     snapshot = AccountSnapshot(
@@ -235,13 +248,17 @@ def check_snapshot(snap: AccountSnapshot, max_plausible_usd: float = DEFAULT_MAX
 
 
 _MAX_ID = 128
-_OUTCOMES = frozenset(("filled", "partially_filled", "cancelled", "rejected", "expired", "error"))
+_OUTCOMES: dict[str, OutcomeStatus] = {
+    s: s for s in ("filled", "partially_filled", "cancelled", "rejected", "expired", "error")
+}
 
 
 def _name(value: Any, field: str) -> str:
     text = plain_str(value)
     if not text or len(text) > _MAX_ID:
-        raise UpstreamError(f"{field}: expected a non-empty string of at most {_MAX_ID} characters, got {shorten(value)}")
+        raise UpstreamError(
+            f"{field}: expected a non-empty string of at most {_MAX_ID} characters, got {shorten(value)}"
+        )
     return text
 
 
@@ -281,7 +298,7 @@ def check_outcome(outcome: OrderOutcome) -> OrderOutcome:
         raise UpstreamError(f"filled_quantity: expected a finite number >= 0, got {shorten(outcome.filled_quantity)}")
     return OrderOutcome(
         order_id=_name(outcome.order_id, "order_id"),
-        status=status,  # type: ignore[arg-type]
+        status=_OUTCOMES[status],
         filled_quantity=filled,
         account=None if outcome.account is None else _name(outcome.account, "account"),
     )

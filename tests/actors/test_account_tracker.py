@@ -9,10 +9,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from supervisor import AccountSnapshot, Fill, Position, RiskSupervisor
-from supervisor.sources.baseline_store import operator_set
-from supervisor.runtime.supervision import ActorStartError
 from supervisor.clock import FakeClock
 from supervisor.core.reasons import ReasonCode as RC
+from supervisor.runtime.supervision import ActorStartError
+from supervisor.sources.baseline_store import operator_set
 from tests.helpers import make_config, order, signal
 
 SUNDAY_2350 = datetime(2026, 1, 11, 23, 50, tzinfo=UTC)  # 2026-01-12 is a Monday
@@ -109,7 +109,7 @@ def test_unusable_state_dir_fails_start_loudly(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     cfg = make_config(state={"dir": str(blocker / "state")})
-    with pytest.raises(ActorStartError, match="account_tracker failed to start: StoreError: state folder .*NotADirectory"):
+    with pytest.raises(ActorStartError, match=r"account_tracker failed to start: StoreError: state folder .*NotADir"):
         RiskSupervisor(cfg, poll_upstreams=False).start()
 
 

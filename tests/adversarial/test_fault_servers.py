@@ -16,14 +16,14 @@ import pytest
 
 from actors.ess_watcher import read_kill_switch
 from supervisor import RiskSupervisor
-from supervisor.sources.http import FetchError, fetch_json, source_client
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.sim.simulator import UpstreamSimulator
+from supervisor.sources.http import FetchError, fetch_json, source_client
 from tests.adversarial.fault_server import FaultServer
 from tests.helpers import make_config, order
 
 
-def _within(seconds: float, fn, *args):  # noqa: ANN001, ANN202
+def _within(seconds: float, fn, *args):
     """Run fn in a thread; fail (instead of hanging the suite) if it takes longer."""
     out: dict[str, object] = {}
 
@@ -47,9 +47,8 @@ def _within(seconds: float, fn, *args):  # noqa: ANN001, ANN202
     [("trickle_headers", "timeout"), ("trickle_body", "timeout"), ("endless", "too_large"), ("reset", "transport")],
 )
 def test_every_fetch_ends_by_its_total_deadline(mode, kind):
-    with FaultServer(mode) as server, source_client(0.5) as client:
-        with pytest.raises(FetchError) as info:
-            _within(3.0, fetch_json, client, server.url, 0.5)
+    with FaultServer(mode) as server, source_client(0.5) as client, pytest.raises(FetchError) as info:
+        _within(3.0, fetch_json, client, server.url, 0.5)
     assert info.value.kind == kind
 
 
@@ -96,17 +95,16 @@ def test_a_hostile_ess_fails_closed_without_piling_up_polls_or_threads(sim, cloc
 
 
 def test_a_flapping_ess_allows_only_after_a_good_answer(sim, clock, tmp_path):
-    with FaultServer("flap") as server:
-        with RiskSupervisor(_config(sim, server.url, tmp_path), clock=clock) as sup:
-            _settle(sup)  # request 1: good
-            decisions = []
-            for _ in range(6):
-                good = server.requests % 2 == 1  # the poll that just finished
-                decisions.append((good, sup.evaluate(order(quantity=0.1)).decision))
-                clock.advance(0.5)
-                _settle(sup)
-            assert all(decision == "block" for good, decision in decisions if not good)
-            assert any(decision == "allow" for good, decision in decisions if good)
+    with FaultServer("flap") as server, RiskSupervisor(_config(sim, server.url, tmp_path), clock=clock) as sup:
+        _settle(sup)  # request 1: good
+        decisions = []
+        for _ in range(6):
+            good = server.requests % 2 == 1  # the poll that just finished
+            decisions.append((good, sup.evaluate(order(quantity=0.1)).decision))
+            clock.advance(0.5)
+            _settle(sup)
+        assert all(decision == "block" for good, decision in decisions if not good)
+        assert any(decision == "allow" for good, decision in decisions if good)
 
 
 def test_a_fifo_at_the_kill_switch_path_is_unknown_and_never_blocks_the_read(tmp_path):

@@ -12,12 +12,11 @@ import threading
 import pytest
 from structlog.testing import capture_logs
 
-from tests.helpers import GateHold
 from supervisor import AccountSnapshot, Fill, OrderOutcome, Position, RiskSupervisor
-from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.gate_state import GateState
+from supervisor.core.reasons import ReasonCode as RC
 from tests.adversarial.hostile import LyingFloat, LyingStr, RaisingBool
-from tests.helpers import account_state, make_config, order, signal
+from tests.helpers import GateHold, account_state, make_config, order, signal
 
 RICH = 10_000_000.0
 
@@ -146,16 +145,20 @@ def test_lying_subclasses_are_judged_by_the_value_they_hold(sup):
 
 
 def test_guarded_clients_send_the_values_the_gate_judged(sup):
-    from tests.supervisor.integrations.test_execution import FakeExchange
-
     from supervisor import GuardedExchange
+    from tests.supervisor.integrations.test_execution import FakeExchange
 
     feed(sup)
     ex = FakeExchange()
     guarded = GuardedExchange(ex, sup, account="main", exchange="binance", strategy_id="trend_v2")
-    guarded.create_order(LyingStr("SOL/USDT", claims="BTC/USDT"), "limit", LyingStr("buy", claims="sell"),
-                         0.5, LyingFloat(100.0, claims=1.0))
-    symbol, _, side, amount, price, _ = ex.calls[0]
+    guarded.create_order(
+        LyingStr("SOL/USDT", claims="BTC/USDT"),
+        "limit",
+        LyingStr("buy", claims="sell"),
+        0.5,
+        LyingFloat(100.0, claims=1.0),
+    )
+    symbol, _, side, _amount, price, _ = ex.calls[0]
     assert (type(symbol), symbol, type(side), side, type(price), price) == (str, "SOL/USDT", str, "buy", float, 100.0)
 
 

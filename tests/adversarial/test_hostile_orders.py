@@ -53,13 +53,25 @@ INVALID = {
     "account": st.one_of(huge_strings, not_values, st.just("")),
     "exchange": st.one_of(huge_strings, not_values, st.just("")),
     "strategy_id": st.one_of(huge_strings, not_values, st.just("")),
-    "symbol": st.one_of(huge_strings, not_values, st.just("NOPEUSDT"), st.builds(LyingStr, st.just("NOPE"), st.just("SOLUSDT"))),
+    "symbol": st.one_of(
+        huge_strings, not_values, st.just("NOPEUSDT"), st.builds(LyingStr, st.just("NOPE"), st.just("SOLUSDT"))
+    ),
     "side": st.one_of(huge_strings, not_values, st.builds(LyingStr, st.just("hold"), st.just("buy"))),
-    "quantity": st.one_of(big_numbers, not_values, st.builds(LyingFloat, st.just(math.nan), st.just(1.0)),
-                          st.builds(LyingFloat, st.just(-1.0), st.just(1.0)), st.just(True)),
-    "price": st.one_of(big_numbers.filter(lambda v: not (isinstance(v, float) and 0 < v < 1e12)), not_values,
-                       st.builds(LyingFloat, st.just(math.inf), st.just(100.0))),
-    "leverage": st.one_of(st.just(math.nan), st.just(-math.inf), not_values, st.builds(LyingFloat, st.just(0.5), st.just(1.0))),
+    "quantity": st.one_of(
+        big_numbers,
+        not_values,
+        st.builds(LyingFloat, st.just(math.nan), st.just(1.0)),
+        st.builds(LyingFloat, st.just(-1.0), st.just(1.0)),
+        st.just(True),
+    ),
+    "price": st.one_of(
+        big_numbers.filter(lambda v: not (isinstance(v, float) and 0 < v < 1e12)),
+        not_values,
+        st.builds(LyingFloat, st.just(math.inf), st.just(100.0)),
+    ),
+    "leverage": st.one_of(
+        st.just(math.nan), st.just(-math.inf), not_values, st.builds(LyingFloat, st.just(0.5), st.just(1.0))
+    ),
     "reduce_only": st.one_of(not_values, st.just("true"), st.just(1)),
     "stop_price": st.one_of(st.just(math.nan), st.just(-1.0), not_values),
     "order_id": st.one_of(huge_strings, st.integers(), st.just("")),
@@ -76,7 +88,9 @@ def invalid_orders(draw: st.DrawFn) -> Any:
     event(f"shape: {shape}")
     if shape == "shifting":
         # the first read sees the invalid order; later reads a clean one
-        return ShiftingMapping(fields, order(order_id=fields["order_id"] if isinstance(fields["order_id"], str) else "s"))
+        return ShiftingMapping(
+            fields, order(order_id=fields["order_id"] if isinstance(fields["order_id"], str) else "s")
+        )
     if shape == "request":
         return OrderRequest(**fields)
     if shape == "unknown_key":

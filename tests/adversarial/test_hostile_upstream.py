@@ -55,7 +55,7 @@ RISK_CRITICAL = sample_payload("risk_global_critical.json")
 @st.composite
 def mutated(draw: st.DrawFn, *samples: dict[str, Any]) -> Any:
     body = dict(draw(st.sampled_from(samples)))
-    key = draw(st.sampled_from(sorted(body) + ["available", "status", "can_execute", "state"]))
+    key = draw(st.sampled_from([*sorted(body), "available", "status", "can_execute", "state"]))
     if draw(st.booleans()) and key in body:
         del body[key]
         event(f"dropped {key}")
@@ -120,7 +120,10 @@ def test_risk_signal_parses_only_what_is_unambiguous(data):
 
 
 account_bodies = st.fixed_dictionaries(
-    {"account": st.one_of(st.just("main"), scalars), "equity": st.one_of(scalars, st.floats(min_value=1e11, max_value=1e308))},
+    {
+        "account": st.one_of(st.just("main"), scalars),
+        "equity": st.one_of(scalars, st.floats(min_value=1e11, max_value=1e308)),
+    },
     optional={
         "positions": st.lists(
             st.fixed_dictionaries(

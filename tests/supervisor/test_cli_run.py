@@ -69,6 +69,7 @@ def test_run_with_a_bad_config_exits_2_naming_the_key(tmp_path):
     bad.write_text((ROOT / "config.toml").read_text().replace("max_orders_per_s = 20", "max_orders_per_s = 0"))
     proc = subprocess.run(
         [sys.executable, "-m", "supervisor.cli", "run", "--config", str(bad)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=30,
@@ -78,7 +79,7 @@ def test_run_with_a_bad_config_exits_2_naming_the_key(tmp_path):
 
 @pytest.mark.parametrize("entry", [["-m", "supervisor.cli", "demo"]])
 def test_demo_exits_0_and_shows_every_decision_kind(entry):
-    proc = subprocess.run([sys.executable, *entry], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, *entry], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines() if line[:2].isdigit() and line[2] == ":"]
     decisions = {word for row in rows for word in row if word in ("allow", "block", "scale_down")}

@@ -12,12 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.helpers import GateHold
 from supervisor import AccountSnapshot, Fill, OrderOutcome, OrderRequest, Override, Position, RiskSupervisor
 from supervisor.core.messages import EvaluateOrder
 from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
-from tests.helpers import make_config, order, signal
+from tests.helpers import GateHold, make_config, order, signal
 
 
 def valid(raw: dict) -> OrderRequest:

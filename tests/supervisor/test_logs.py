@@ -16,7 +16,7 @@ def test_structlog_and_pykka_records_render_as_json_lines():
     try:
         raise ZeroDivisionError("boom")
     except ZeroDivisionError:
-        logging.getLogger("pykka").error("Unhandled exception in GateActor", exc_info=True)
+        logging.getLogger("pykka").exception("Unhandled exception in GateActor")
     logging.getLogger("pykka").debug("below the level: not shown")
     events = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert [e["event"] for e in events] == ["order_blocked", "Unhandled exception in GateActor"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from supervisor.clock import FakeClock
-from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.gate_state import Reservation
+from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import Position, account_state, decide, ess, fresh_state, make_config, order, signal
 
 CFG = make_config()

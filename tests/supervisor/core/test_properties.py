@@ -66,7 +66,13 @@ def test_arbitrary_input_never_raises_and_blocks(raw):
     assert r.decision == "block" and r.reason_code is RC.INVALID_ORDER
 
 
-def _orders(reduce_only=st.booleans(), leverage=st.floats(min_value=1.0, max_value=10.0)):
+BOOLS = st.booleans()
+LEVERAGES = st.floats(min_value=1.0, max_value=10.0)
+DAY_MOVES = st.floats(min_value=0.9, max_value=1.1)
+WEEK_MOVES = st.floats(min_value=0.85, max_value=1.15)
+
+
+def _orders(reduce_only=BOOLS, leverage=LEVERAGES):
     return st.builds(
         lambda side, qty, price, lev, reduce, stop_off: order(
             side=side,
@@ -85,7 +91,7 @@ def _orders(reduce_only=st.booleans(), leverage=st.floats(min_value=1.0, max_val
     )
 
 
-def _accounts(day=st.floats(min_value=0.9, max_value=1.1), week=st.floats(min_value=0.85, max_value=1.15)):
+def _accounts(day=DAY_MOVES, week=WEEK_MOVES):
     return st.builds(
         lambda equity, pos, day, week: account_state(
             equity=equity,

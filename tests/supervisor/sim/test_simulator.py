@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from supervisor.sources.http import FetchError, fetch_json
 from supervisor.sim.simulator import UpstreamSimulator
+from supervisor.sources.http import FetchError, fetch_json
 from supervisor.sources.upstream import parse_account_snapshot, parse_ess_status, parse_risk_signal
 
 
