@@ -50,7 +50,7 @@ BASE: dict[str, Any] = {
         "tiny": {"exchange": "binance", "capital_profile": "micro"},
         "bold": {"exchange": "bybit", "capital_profile": "aggressive"},
     },
-    "exchanges": {"binance": {"max_notional_usd": 200_000.0}},
+    "exchanges": {"binance": {"max_notional_usd": 200_000.0}, "bybit": {}},
     "profiles": {
         "micro": {
             "max_daily_loss_pct": -0.5,

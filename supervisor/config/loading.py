@@ -9,9 +9,10 @@ with a suggestion when one is close (`did you mean "max_age_s"?`).
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -160,9 +161,16 @@ class _Table:
         return [k for k, v in self.data.items() if isinstance(v, Mapping)]
 
     def finish(self) -> None:
+        """Every key not read is unknown: named, with the closest known one."""
         for key in self.data:
             if key not in self.seen:
-                self.problem(key, "unknown key")
+                self.problem(key, "unknown key" + did_you_mean(str(key), self.seen))
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`; did you mean "x"?` for the closest known word, or nothing."""
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""
 
 
 _GATE = GateConfig()  # defaults (slotted classes hold descriptors, not values)
@@ -220,7 +228,9 @@ def _ess(t: _Table) -> EssConfig:
     return c
 
 
-def _accounts(t: _Table, profiles: Mapping[str, ProfileConfig]) -> AccountsConfig:
+def _accounts(
+    t: _Table, profiles: Mapping[str, ProfileConfig], exchanges: Mapping[str, ExchangeConfig]
+) -> AccountsConfig:
     d = AccountsConfig()
     snapshot_url = t.url("snapshot_url", None) if t.raw("snapshot_url") is not _MISSING else None
     accounts: dict[str, AccountConfig] = {}
@@ -228,10 +238,18 @@ def _accounts(t: _Table, profiles: Mapping[str, ProfileConfig]) -> AccountsConfi
         a = t.table(name)
         profile = a.string("capital_profile", _MISSING)
         if profile is not None and profile not in profiles:
-            a.problem("capital_profile", f"names a missing profile {profile!r}")
+            a.problem("capital_profile", f"names a missing profile {profile!r}" + did_you_mean(profile, profiles))
+        exchange = a.string("exchange", _MISSING)
+        if exchange is not None and exchange not in exchanges:
+            known = ", ".join(sorted(exchanges)) or "none"
+            a.problem(
+                "exchange",
+                f"names {exchange!r}, which has no [exchanges.{exchange}] table (known: {known})"
+                + did_you_mean(exchange, exchanges),
+            )
         accounts[name] = AccountConfig(
             name=name,
-            exchange=a.string("exchange", _MISSING),
+            exchange=exchange,
             capital_profile=profile,
             max_notional_usd=a.optional_number("max_notional_usd", gt=0),
         )
@@ -311,8 +329,8 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
     risk_v3 = _risk_v3(root.table("risk_v3"))
     ess = _ess(root.table("ess"))
     profiles = _profiles(root.table("profiles"))
-    accounts = _accounts(root.table("accounts"), profiles)
     exchanges = _exchanges(root.table("exchanges"))
+    accounts = _accounts(root.table("accounts"), profiles, exchanges)
     strategies = root.table("strategies")
     global_blacklist = strategies.strings("global_blacklist")
     strategies.finish()

@@ -123,3 +123,38 @@ def test_check_config_cli_exit_codes(tmp_path, capsys):
     assert main(["check-config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "profiles.micro.allowed_leverage: must be >= 1" in err
+
+
+def test_an_account_on_an_exchange_the_config_does_not_know_is_refused_with_a_suggestion():
+    data = config_dict()
+    data["accounts"]["main"]["exchange"] = "binanse"
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.problems == [
+        "accounts.main.exchange: names 'binanse', which has no [exchanges.binanse] table"
+        ' (known: binance, bybit); did you mean "binance"?'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "suggestion"),
+    [
+        ("risk_v3", "max_age", 'did you mean "max_age_s"?'),
+        ("gate", "max_order_per_s", 'did you mean "max_orders_per_s"?'),
+        (None, "gates", 'did you mean "gate"?'),
+        ("ess", "kill_swich_file", 'did you mean "kill_switch_file"?'),
+    ],
+)
+def test_an_unknown_key_names_the_closest_known_one(section, key, suggestion):
+    data = config_dict()
+    (data if section is None else data[section])[key] = {} if section is None else 1
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert len(info.value.problems) == 1 and info.value.problems[0].endswith(f"unknown key; {suggestion}")
+
+
+def test_the_example_config_installed_with_the_package_is_the_shipped_one():
+    from importlib import resources
+
+    packaged = resources.files("supervisor.config").joinpath("example.toml").read_text(encoding="utf-8")
+    assert packaged == (ROOT / "config.toml").read_text(encoding="utf-8")
