@@ -1,6 +1,8 @@
-"""riskgate: a pre-trade risk supervisor. Public API (DESIGN.md section 2)."""
+"""riskgate: a pre-trade risk supervisor. The public API (docs/api.md)."""
 
 from __future__ import annotations
+
+__version__ = "0.2.0"
 
 from supervisor.config import Config, ConfigError, load_config, parse_config
 from supervisor.core.messages import (
@@ -17,6 +19,7 @@ from supervisor.core.messages import (
     RiskSignal,
 )
 from supervisor.core.reasons import ReasonCode
+from supervisor.errors import RiskgateError
 from supervisor.integrations.execution import (
     AsyncGuardedAdapter,
     AsyncGuardedExchange,
@@ -46,6 +49,8 @@ __all__ = [
     "RiskGateResult",
     "RiskSignal",
     "RiskSupervisor",
+    "RiskgateError",
+    "__version__",
     "load_config",
     "parse_config",
 ]

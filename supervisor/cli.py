@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
+from supervisor import __version__
 from supervisor.config import Config, ConfigError, load_config
 
 __all__ = ["main"]
@@ -35,11 +38,26 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.path)
     except ConfigError as exc:
-        print(f"{exc.source}: invalid configuration, {len(exc.problems)} problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems(exc)
         return 2
     print(_summary(args.path, cfg))
+    return 0
+
+
+def cmd_init_config(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    target = Path(args.path)
+    if target.exists() and not args.force:
+        print(f"riskgate init-config: {target} exists; keep it, or pass --force to overwrite", file=sys.stderr)
+        return 2
+    text = resources.files("supervisor.config").joinpath("example.toml").read_text(encoding="utf-8")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"riskgate init-config: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {target}; edit it, then: riskgate check-config {target}")
     return 0
 
 
@@ -55,9 +73,8 @@ def cmd_simulate_upstream(args: argparse.Namespace) -> int:
         return 2
     if args.risk:
         sim.set_risk(args.risk)
-    for spec in args.account:
-        name, _, equity = spec.partition("=")
-        sim.set_account(name, float(equity or 10_000.0))
+    for name, equity in args.account:
+        sim.set_account(name, equity)
     with sim:
         print(f"upstream simulator on {sim.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         _wait_for_signal()
@@ -81,8 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
+        _print_problems(exc)
         return 2
     sup = RiskSupervisor(cfg)
     try:
@@ -186,42 +202,110 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown on every option."""
+
+
+def _account_spec(text: str) -> tuple[str, float]:
+    """NAME=EQUITY for `simulate-upstream --account`."""
+    name, sep, equity = text.partition("=")
+    if not name or not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=EQUITY (e.g. main_binance=100000), got {text!r}")
+    try:
+        value = float(equity)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"EQUITY must be a number, got {equity!r} in {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"EQUITY must be a finite number > 0, got {equity!r}")
+    return name, value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="riskgate", description="Pre-trade risk supervisor")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("check-config", help="validate a configuration file")
-    p.add_argument("path", nargs="?", default="config.toml")
+    parser = argparse.ArgumentParser(
+        prog="riskgate",
+        description="Pre-trade risk supervisor: every order asked of an in-memory, fail-closed gate.",
+        formatter_class=_Help,
+    )
+    parser.add_argument("--version", action="version", version=f"riskgate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:  # noqa: A002 - argparse's own keyword
+        return sub.add_parser(name, help=help, description=description or help, formatter_class=_Help)
+
+    config_help = "configuration file (TOML)"
+    p = command("check-config", "validate a configuration file: every problem with its TOML path; exit 2, or 0")
+    p.add_argument("path", nargs="?", default="config.toml", help=config_help)
     p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("run", help="run the supervisor until SIGINT/SIGTERM")
-    p.add_argument("--config", default="config.toml")
-    p.add_argument("--log-format", choices=["json", "console"], default="json")
+
+    p = command(
+        "init-config",
+        "write the example configuration (every key, documented) to PATH",
+        "Write the example configuration shipped with riskgate to PATH, to edit and then check with "
+        "`riskgate check-config PATH`. An existing file is kept unless --force is given.",
+    )
+    p.add_argument("path", help="where to write it, e.g. config.toml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init_config)
+
+    p = command(
+        "run",
+        "run the supervisor until SIGINT/SIGTERM",
+        "Start the gate and its state actors (Risk v3 poller, ESS watcher, account tracker), supervise them, "
+        "and log JSON lines (health every [health] interval_s) until SIGINT or SIGTERM.",
+    )
+    p.add_argument("--config", default="config.toml", help=config_help)
+    p.add_argument("--log-format", choices=["json", "console"], default="json", help="log line format")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("demo", help="play a scripted trading day against the upstream simulator")
+
+    p = command(
+        "demo",
+        "play a scripted trading day against the upstream simulator (about 2 s)",
+        "Start the upstream simulator and a supervisor in this process, over real loopback HTTP, and play a "
+        "scripted trading day on a fake clock: normal orders, a WARNING scale-down, single-trade-risk and "
+        "exposure scale-downs, a strategy block, CRITICAL, the kill switch, Risk v3 going down and coming back, "
+        "and a daily loss limit. One row per order: time, what happened upstream, the order, the decision, "
+        "its reason code and the quantity sent; then the counts per decision. Needs no configuration.",
+    )
     p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("baseline", help="show or set the day/week start equity that loss limits count from")
-    bsub = p.add_subparsers(dest="baseline_command", required=True)
+
+    p = command("baseline", "show or set the day/week start equity that loss limits count from")
+    bsub = p.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
     b = bsub.add_parser(
         "set",
         help="set an account's start equity for the current day (and week)",
         description="Set the equity the current day's (and week's) loss limits count from, e.g. after a lost "
         "baseline store blocked the account with BASELINE_UNKNOWN. A running riskgate takes it up.",
+        formatter_class=_Help,
     )
     b.add_argument("account", help="a configured account name")
     b.add_argument("--day-start-equity", type=float, required=True, metavar="USD", help="equity at the day's start")
     b.add_argument("--week-start-equity", type=float, metavar="USD", help="equity at the week's start (optional)")
-    b.add_argument("--config", default="config.toml", help="configuration file (default: config.toml)")
+    b.add_argument("--config", default="config.toml", help=config_help)
     b.add_argument("--by", help="operator name for the record (default: the login name)")
     b.set_defaults(func=cmd_baseline_set)
-    b = bsub.add_parser("show", help="list the current baselines")
+    b = bsub.add_parser("show", help="list the current baselines", formatter_class=_Help)
     b.add_argument("account", nargs="?", help="only this account")
-    b.add_argument("--config", default="config.toml", help="configuration file (default: config.toml)")
+    b.add_argument("--config", default="config.toml", help=config_help)
     b.set_defaults(func=cmd_baseline_show)
-    p = sub.add_parser("simulate-upstream", help="serve Risk v3, ESS and account snapshots on loopback")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8001)
+
+    p = command(
+        "simulate-upstream",
+        "serve Risk v3, ESS and account snapshots on loopback",
+        "Serve the three upstream APIs riskgate reads (Global Risk v3, ESS in both contracts, account "
+        "snapshots) from real sample payloads, with POST /control/... to change what they answer.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8001, help="port to listen on (0: any free one)")
     p.add_argument("--risk", choices=["info", "warning", "critical"], help="serve this risk level from the start")
-    p.add_argument("--account", action="append", default=[], metavar="NAME=EQUITY", help="serve a snapshot")
-    p.add_argument("--log-format", choices=["json", "console"], default="console")
+    p.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        type=_account_spec,
+        metavar="NAME=EQUITY",
+        help="serve a snapshot for this account (repeatable)",
+    )
+    p.add_argument("--log-format", choices=["json", "console"], default="console", help="log line format")
     p.set_defaults(func=cmd_simulate_upstream)
     return parser
 

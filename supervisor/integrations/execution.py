@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from supervisor.core.messages import Fill, OrderOutcome, OrderRequest, OutcomeStatus, RiskGateResult
 from supervisor.core.orders import ORDER_FIELDS, order_id_of, validate_order
+from supervisor.core.reasons import ReasonCode
 from supervisor.core.values import plain_str
 from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
@@ -171,6 +173,19 @@ def _ccxt_call(
     return guard.order(symbol, side, amount, price if price is not None else reference, **over), params
 
 
+_NO_REFERENCE = (
+    "reference_price: required for an order without a price (a market order): the gate sizes its risk with a price"
+)
+
+
+def _without_reference(result: RiskGateResult, price: Any, over: Mapping[str, Any]) -> RiskGateResult:
+    """A market order asked without `reference_price` is invalid for want of a
+    price: say so in the caller's terms, not the gate's ("price")."""
+    if price is None and over.get("reference_price") is None and result.reason_code is ReasonCode.INVALID_ORDER:
+        return replace(result, reason=_NO_REFERENCE)
+    return result
+
+
 def _ccxt_args(order: Mapping[str, Any], symbol: Any, kind: Any, quantity: float, price: Any) -> tuple[Any, ...]:
     """ccxt's positional arguments, in the plain values the gate judged (a
     market order keeps price None: its gate price was the reference)."""
@@ -238,8 +253,8 @@ class GuardedExchange(_Guarded):
         params: Mapping[str, Any] | None = None,
         **over: Any,
     ) -> Any:
-        order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, over)
-        quantity = self._guard.decided(order, self._guard.sup.evaluate(order))
+        order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, dict(over))
+        quantity = self._guard.decided(order, _without_reference(self._guard.sup.evaluate(order), price, over))
         try:
             response = self._client.create_order(*_ccxt_args(order, symbol, type, quantity, price), params)
         except Exception as exc:
@@ -262,8 +277,9 @@ class AsyncGuardedExchange(_Guarded):
         params: Mapping[str, Any] | None = None,
         **over: Any,
     ) -> Any:
-        order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, over)
-        quantity = self._guard.decided(order, await self._guard.sup.evaluate_async(order))
+        order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, dict(over))
+        result = await self._guard.sup.evaluate_async(order)
+        quantity = self._guard.decided(order, _without_reference(result, price, over))
         loop = asyncio.get_running_loop()
         try:
             response = await self._client.create_order(*_ccxt_args(order, symbol, type, quantity, price), params)

@@ -143,3 +143,61 @@ def test_baseline_set_refuses_bad_input_naming_it(tmp_path, capsys, argv, says):
     write_config(path, "http://127.0.0.1:1")
     assert main(["baseline", "set", *argv, "--config", str(path)]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_version_and_help_on_every_option(capsys):
+    from supervisor import __version__
+    from supervisor.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"riskgate {__version__}"
+    for command in (["run"], ["check-config"], ["simulate-upstream"], ["demo"], ["init-config"], ["baseline", "set"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        text = capsys.readouterr().out
+        assert "usage: riskgate" in text
+        if command == ["demo"]:
+            assert "scripted trading day" in text
+        if command == ["run"]:
+            assert "(default: config.toml)" in text
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"), [("main_binance=abc", "EQUITY must be a number"), ("main_binance", "expected NAME=EQUITY")]
+)
+def test_simulate_upstream_refuses_a_bad_account_spec_with_a_usage_error(capsys, spec, says):
+    from supervisor.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["simulate-upstream", "--port", "0", "--account", spec])
+    assert done.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_init_config_writes_the_example_and_keeps_an_existing_file(tmp_path, capsys):
+    from supervisor.cli import main
+
+    target = tmp_path / "mine.toml"
+    assert main(["init-config", str(target)]) == 0
+    assert target.read_text() == (ROOT / "config.toml").read_text()
+    target.write_text("# edited\n")
+    assert main(["init-config", str(target)]) == 2 and target.read_text() == "# edited\n"
+    assert main(["init-config", str(target), "--force"]) == 0 and target.read_text() != "# edited\n"
+
+
+def test_run_and_check_config_report_problems_in_one_voice(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "config.toml").read_text().replace('exchange = "binance"', 'exchange = "binanse"'))
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-m", "supervisor.cli", *args, str(bad)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        for args in (["check-config"], ["run", "--config"])
+    ]
+    assert [o.returncode for o in outputs] == [2, 2]
+    assert outputs[0].stderr == outputs[1].stderr
+    assert "accounts.main_binance.exchange: names 'binanse'" in outputs[0].stderr

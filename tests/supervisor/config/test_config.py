@@ -131,8 +131,10 @@ def test_an_account_on_an_exchange_the_config_does_not_know_is_refused_with_a_su
     with pytest.raises(ConfigError) as info:
         parse_config(data)
     assert info.value.problems == [
-        "accounts.main.exchange: names 'binanse', which has no [exchanges.binanse] table"
-        ' (known: binance, bybit); did you mean "binance"?'
+        (
+            "accounts.main.exchange: names 'binanse', which has no [exchanges.binanse] table"
+            ' (known: binance, bybit); did you mean "binance"?'
+        )
     ]
 
 

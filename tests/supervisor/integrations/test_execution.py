@@ -128,6 +128,7 @@ def test_market_order_needs_a_reference_price(sup):
     with pytest.raises(OrderBlocked) as info:
         guarded.create_order("SOL/USDT", "market", "buy", 1.0)
     assert info.value.result.reason_code is RC.INVALID_ORDER and ex.calls == []
+    assert info.value.result.reason.startswith("reference_price: required")
     guarded.create_order("SOL/USDT", "market", "buy", 1.0, reference_price=100.0)
     assert ex.calls == [("SOL/USDT", "market", "buy", 1.0, None, {})]
 
