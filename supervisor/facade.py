@@ -40,6 +40,7 @@ from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_float, shorten
 from supervisor.logs import get_logger
+from supervisor.ops.health import HealthLog
 from supervisor.runtime.wiring import Runtime
 from supervisor.sources.upstream import UpstreamError, check_outcome, parse_account_snapshot, parse_risk_signal
 
@@ -79,6 +80,7 @@ class RiskSupervisor:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self._runtime = Runtime(config, self.clock, http_transport, poll_upstreams)
+        self._health = HealthLog(self._runtime, self.clock, config.health.interval_s)
         self.ess_board = self._runtime.board
         self._timeout = config.gate.evaluate_timeout_s
 
@@ -107,11 +109,13 @@ class RiskSupervisor:
         if self._gate is not None:
             return self
         self._runtime.start()
+        self._health.start()
         log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
         return self
 
     def stop(self) -> None:
         """Stop polling and supervising, then the actors in reverse order."""
+        self._health.stop()
         self._runtime.stop()
         log.info("supervisor_stopped")
 
@@ -121,7 +125,7 @@ class RiskSupervisor:
 
     def log_health(self) -> None:
         """Emit the health events now (also done every `health.interval_s`)."""
-        self._runtime.log_health()
+        self._health.log_now()
 
     def poll_now(self, timeout: float = 10.0) -> dict[str, Any]:
         """Ask every source to poll once and wait for it; returns what each got."""

@@ -19,7 +19,7 @@ from actors.gate import GateActor, GateStatsRequest
 from actors.risk_poller import RiskV3PollerActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_link import GateLink
-from supervisor.clock import Clock, Timer
+from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.gate_state import GateState
 from supervisor.logs import get_logger
@@ -27,7 +27,7 @@ from supervisor.runtime.supervision import ActorSpec, ActorSupervisor
 
 __all__ = ["Runtime"]
 
-log = get_logger("riskgate.health")
+log = get_logger("riskgate.runtime")
 
 
 class Runtime:
@@ -45,7 +45,6 @@ class Runtime:
         self.link = GateLink(clock)
         self.supervisor = ActorSupervisor(clock, config.supervision)
         self._gate_state: GateState | None = None
-        self._health_timer: Timer | None = None
 
     # -- wiring -------------------------------------------------------------------
     def _gate_actor(self) -> pykka.ActorRef[GateActor]:
@@ -93,12 +92,8 @@ class Runtime:
     # -- life cycle -----------------------------------------------------------------
     def start(self) -> None:
         self.supervisor.start(self.specs())
-        self._health_timer = self.clock.call_every(self.config.health.interval_s, self.log_health, "health")
 
     def stop(self) -> None:
-        if self._health_timer is not None:
-            self._health_timer.cancel()
-            self._health_timer = None
         self.link.disconnect()
         self.supervisor.stop()
 
@@ -127,17 +122,3 @@ class Runtime:
             return cast("dict[str, Any]", gate.ask(GateStatsRequest(reset=reset), timeout=timeout))
         except (pykka.ActorDeadError, pykka.Timeout):
             return None
-
-    def log_health(self) -> None:
-        """One `actor_health` event per actor, one `gate_stats` event."""
-        for row in self.supervisor.rows():
-            log.info("actor_health", **row)
-        stats = self.gate_stats(reset=True)
-        decisions = stats["decisions"] if stats else {}
-        log.info(
-            "gate_stats",
-            gate_alive=stats is not None,
-            decisions=decisions,
-            total=sum(decisions.values()),
-            reservations=stats["reservations"] if stats else None,
-        )

@@ -1,0 +1,50 @@
+"""Health events: what the running system looks like, in the log, at a fixed interval.
+
+Every `health.interval_s` (on the injected clock): one `actor_health` event per
+actor (alive, restarts, last_error, state_age_s, polls_skipped) and one
+`gate_stats` event (decisions per reason code since the previous one, their
+total, reservations held). It reads the runtime; it never sits on the decision
+path (the gate answers one stats ask per interval).
+"""
+
+from __future__ import annotations
+
+from supervisor.clock import Clock, Timer
+from supervisor.logs import get_logger
+from supervisor.runtime.wiring import Runtime
+
+__all__ = ["HealthLog"]
+
+log = get_logger("riskgate.health")
+
+
+class HealthLog:
+    def __init__(self, runtime: Runtime, clock: Clock, interval_s: float) -> None:
+        self._runtime = runtime
+        self._clock = clock
+        self._interval_s = interval_s
+        self._timer: Timer | None = None
+
+    def start(self) -> HealthLog:
+        if self._timer is None:
+            self._timer = self._clock.call_every(self._interval_s, self.log_now, "health")
+        return self
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def log_now(self) -> None:
+        """One `actor_health` event per actor, one `gate_stats` event."""
+        for row in self._runtime.supervisor.rows():
+            log.info("actor_health", **row)
+        stats = self._runtime.gate_stats(reset=True)
+        decisions = stats["decisions"] if stats else {}
+        log.info(
+            "gate_stats",
+            gate_alive=stats is not None,
+            decisions=decisions,
+            total=sum(decisions.values()),
+            reservations=stats["reservations"] if stats else None,
+        )
