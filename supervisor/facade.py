@@ -53,7 +53,7 @@ MAX_EVALUATE_TIMEOUT_S = 60.0
 
 
 class RiskSupervisor:
-    """Facade over the gate and its state actors (DESIGN.md section 2).
+    """Facade over the gate and its state actors (docs/api.md).
 
     State-reporting methods (all thread safe, none blocks on the gate):
 

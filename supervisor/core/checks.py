@@ -1,4 +1,4 @@
-"""The pre-trade checks of DESIGN.md section 3, as pure functions.
+"""The pre-trade checks (docs/checks.md), as pure functions.
 
 Each check reads the order and an `EvalContext` (gate state, limits, the time)
 and returns a `Denial`, a `Scale` or None. No I/O, no logging, no mutation:
@@ -375,7 +375,7 @@ def check_risk_warning(o: OrderRequest, c: EvalContext) -> Outcome:
 
 Check = Callable[[OrderRequest, EvalContext], Outcome]
 
-#: The evaluation order of DESIGN.md section 3 (after check 0, validation).
+#: The evaluation order of docs/checks.md (after check 0, validation).
 CHECKS: tuple[Check, ...] = (
     check_ess_fresh,
     check_ess_halt,

@@ -35,7 +35,7 @@ RiskLevel = Literal["INFO", "WARNING", "CRITICAL", "UNKNOWN"]
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """One order the execution side wants to place (DESIGN.md section 2)."""
+    """One order the execution side wants to place (docs/api.md)."""
 
     account: str
     exchange: str
@@ -124,7 +124,7 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class AccountSnapshot:
-    """riskgate's own snapshot contract (DESIGN.md section 5)."""
+    """riskgate's own snapshot contract (docs/upstream.md)."""
 
     account: str
     equity: float

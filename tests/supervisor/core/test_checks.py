@@ -1,4 +1,4 @@
-"""Each check of DESIGN.md section 3 at its boundaries: just under, at, just over."""
+"""Each check of docs/checks.md at its boundaries: just under, at, just over."""
 
 from __future__ import annotations
 

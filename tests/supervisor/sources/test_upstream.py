@@ -1,4 +1,8 @@
-"""The real upstream payloads in ../shared/upstream parse; broken ones are named."""
+"""The real upstream payloads (shipped in supervisor/sim/samples) parse; broken ones are named.
+
+Where the original payloads sit beside this checkout (../shared/upstream, in the
+developers' workspace), the shipped copies are checked to be the same bytes.
+"""
 
 from __future__ import annotations
 
