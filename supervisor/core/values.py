@@ -18,18 +18,19 @@ __all__ = ["plain_float", "plain_str", "shorten"]
 def plain_float(value: object) -> float | None:
     """The finite float an int or float really holds (bools excluded), else None."""
     # type(), not isinstance(): isinstance() believes an object's `__class__`.
+    # The exact types come first and cost one comparison: this runs per order.
+    if type(value) is float:
+        return value if math.isfinite(value) else None
     kind = type(value)
     if kind is bool:
         return None
-    if kind is float:
-        f = cast("float", value)
-    elif issubclass(kind, float):
-        f = float.__float__(cast("float", value))
-    elif issubclass(kind, int) and not issubclass(kind, bool):
+    if kind is int or (issubclass(kind, int) and not issubclass(kind, bool)):
         try:
             f = float(int.__int__(cast("int", value)))
         except OverflowError:
             return None
+    elif issubclass(kind, float):
+        f = float.__float__(cast("float", value))
     else:
         return None
     return f if math.isfinite(f) else None
@@ -37,10 +38,9 @@ def plain_float(value: object) -> float | None:
 
 def plain_str(value: object) -> str | None:
     """The plain `str` a str (or subclass) really holds, else None."""
-    kind = type(value)
-    if kind is str:
-        return cast("str", value)
-    if issubclass(kind, str):
+    if type(value) is str:
+        return value
+    if issubclass(type(value), str):
         return str.__str__(cast("str", value))
     return None
 

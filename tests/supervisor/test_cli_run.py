@@ -201,3 +201,11 @@ def test_run_and_check_config_report_problems_in_one_voice(tmp_path):
     assert [o.returncode for o in outputs] == [2, 2]
     assert outputs[0].stderr == outputs[1].stderr
     assert "accounts.main_binance.exchange: names 'binanse'" in outputs[0].stderr
+
+
+def test_the_installed_version_is_the_package_version():
+    from importlib.metadata import version
+
+    from supervisor import __version__
+
+    assert version("riskgate") == __version__

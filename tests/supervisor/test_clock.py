@@ -46,3 +46,29 @@ def test_no_module_but_clock_reads_the_time():
         and re.search(r"time\.(time|monotonic|perf_counter)\(|datetime\.(now|utcnow)\(", p.read_text())
     ]
     assert offenders == []
+
+
+def test_a_timer_tick_that_raises_is_logged_and_the_timer_keeps_going(caplog):
+    import logging
+    import threading
+
+    from supervisor.clock import SystemClock
+
+    calls = 0
+    second = threading.Event()
+
+    def tick() -> None:
+        nonlocal calls
+        calls += 1
+        if calls >= 2:
+            second.set()
+        raise RuntimeError("a bug in a supervision round")
+
+    with caplog.at_level(logging.ERROR, logger="riskgate.clock"):
+        timer = SystemClock().call_every(0.01, tick, "probe")
+        try:
+            assert second.wait(5), "the timer stopped after a tick raised"
+        finally:
+            timer.cancel()
+    failed = [r for r in caplog.records if r.getMessage().startswith("timer_tick_failed")]
+    assert failed and "probe" in failed[0].getMessage() and failed[0].exc_info is not None
