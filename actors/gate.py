@@ -149,6 +149,9 @@ class GateActor(SupervisedActor):
                     notional=ev.reserve_notional,
                     opens_new=ev.opens_new,
                     expires=now + self._config.gate.reservation_ttl_s,
+                    price=order.price,
+                    reducing_qty=ev.reducing_qty,
+                    quantity=result.adjusted_quantity,
                 )
             )
             st.record_approval(order.account, now)
@@ -196,11 +199,9 @@ class GateActor(SupervisedActor):
 
     def _on_fill(self, fill: Fill) -> None:
         if fill.order_id:
-            self._state.release(fill.account, fill.order_id, notional=fill.quantity * fill.price)
+            self._state.fill(fill.account, fill.order_id, fill.quantity)
 
     def _on_outcome(self, outcome: OrderOutcome) -> None:
-        if outcome.status == "partially_filled":
-            return
         account = outcome.account
         if account is None:
             # Ids are per account: without one, only an id a single account holds is released.
@@ -210,8 +211,18 @@ class GateActor(SupervisedActor):
                     log.warning("outcome_ambiguous", order_id=outcome.order_id, accounts=len(holders))
                 return
             account = holders[0]
-        if self._state.release(account, outcome.order_id) is not None:
-            log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
+        st = self._state
+        if outcome.status in ("open", "partially_filled"):
+            st.mark_resting(account, outcome.order_id)  # it lives on at the exchange: no expiry
+            return
+        r = st.reservations.get((account, outcome.order_id))
+        if r is None:
+            return
+        filled = outcome.filled_quantity
+        if outcome.status == "filled" and filled <= 0:
+            filled = r.quantity  # "filled" without a quantity: all of it
+        st.ended(account, outcome.order_id, filled, self._clock.monotonic(), self._config.gate.reservation_ttl_s)
+        log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
 
     def _on_override(self, override: Override) -> None:
         self._state.overrides[override.account] = self._clock.monotonic() + override.ttl_s

@@ -161,6 +161,7 @@ def decide(raw: Any, st: GateState, cfg: Config, clock: FakeClock) -> RiskGateRe
 
 __all__ = [
     "BASE",
+    "GateCrash",
     "GateHold",
     "HoldableGateActor",
     "OrderRequest",
@@ -186,12 +187,21 @@ class GateHold:
     timeout_s: float = 10.0
 
 
+@dataclass(frozen=True, slots=True)
+class GateCrash:
+    """A test message the gate dies of (an exception out of its handler)."""
+
+
 class HoldableGateActor(GateActor):
-    """The production gate plus `GateHold` (installed for every test by conftest)."""
+    """The production gate plus `GateHold` and `GateCrash` (installed for every test by conftest)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._handlers[GateHold] = self._on_hold
+        self._handlers[GateCrash] = self._on_crash
+
+    def _on_crash(self, crash: GateCrash) -> None:
+        raise RuntimeError("crashed on purpose by a test")
 
     def _on_hold(self, hold: GateHold) -> None:
         hold.held.set()

@@ -62,6 +62,7 @@ class EvalContext:
         "position",
         "profile",
         "reduces",
+        "reducible",
         "signed_qty",
         "state",
         "symbol",
@@ -90,12 +91,18 @@ class EvalContext:
         if book is not None:
             self.position = self.book.positions.get((order.symbol, order.exchange), 0.0)
         pos = self.position
-        self.reduces = pos != 0.0 and (pos > 0) != (self.signed_qty > 0) and order.quantity <= abs(pos)
+        # An order reduces only what orders already in flight do not close:
+        # otherwise five "reducing" sells of a 10-lot long would all pass as
+        # reductions and leave the account short 40.
+        self.reducible = 0.0
+        if pos != 0.0 and (pos > 0) != (self.signed_qty > 0):
+            in_flight = state.reducing_in_flight(order.account, (order.symbol, order.exchange))
+            self.reducible = max(0.0, abs(pos) - in_flight)
+        self.reduces = self.reducible > 0.0 and order.quantity <= self.reducible
 
     def reducible_qty(self) -> float:
-        """How much of a same-symbol opposite position an order of this side closes."""
-        pos = self.position
-        return abs(pos) if pos != 0.0 and (pos > 0) != (self.signed_qty > 0) else 0.0
+        """How much of an opposite position an order of this side may still close."""
+        return self.reducible
 
     def incremental_notional(self, quantity: float, price: float) -> float:
         """Gross notional this order adds: 0 for a pure reduction."""

@@ -24,6 +24,7 @@ class Evaluation:
     order: OrderRequest | None = None
     reserve_notional: float = 0.0
     opens_new: bool = False
+    reducing_qty: float = 0.0  # how much of an opposite position it closes
 
 
 def _risk_level(state: GateState, now: float, config: Config) -> RiskLevel:
@@ -148,4 +149,5 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
         order,
         reserve_notional=ctx.incremental_notional(quantity, order.price),
         opens_new=ctx.opens_new() and not ctx.reduces,
+        reducing_qty=min(quantity, ctx.reducible_qty()),
     )

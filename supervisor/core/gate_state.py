@@ -82,6 +82,11 @@ class AccountBook:
 
 @dataclass(slots=True)
 class Reservation:
+    """What an approved order holds until it ends: the notional it adds (in
+    exact micro-USD `units`), the quantity of an opposite position it closes
+    (`reducing_qty`: no later order can count on closing that part too), and
+    the fills reported so far."""
+
     order_id: str
     account: str
     exchange: str
@@ -90,6 +95,11 @@ class Reservation:
     opens_new: bool
     expires: float
     units: int = -1  # exact micro-USD; derived from notional when not given
+    price: float = 0.0
+    reducing_qty: float = 0.0
+    quantity: float = 0.0  # approved
+    filled_qty: float = 0.0
+    resting: bool = False  # the exchange accepted it and it rests: no expiry until it ends
 
     def __post_init__(self) -> None:
         if self.units < 0:
@@ -112,6 +122,9 @@ class GateState:
     overrides: dict[str, float] = field(default_factory=dict)  # account -> expiry (monotonic)
     _expiry_heap: list[tuple[float, ReservationKey]] = field(default_factory=list)
     _ids: dict[str, list[str]] = field(default_factory=dict)  # order_id -> accounts holding it
+    # (account, (symbol, exchange)) -> quantity of the position that orders in flight close
+    reducing_by_key: dict[tuple[str, PositionKey], float] = field(default_factory=dict)
+    journal_blocking: str | None = None  # why the journal makes new orders block, or None
 
     def carry_over(self) -> GateState:
         """A fresh state for a restarted gate: in-flight reservations and order
@@ -121,7 +134,21 @@ class GateState:
         new = GateState()
         for r in self.reservations.values():
             new.reserve(
-                Reservation(r.order_id, r.account, r.exchange, r.key, r.notional, r.opens_new, r.expires, r.units)
+                Reservation(
+                    r.order_id,
+                    r.account,
+                    r.exchange,
+                    r.key,
+                    r.notional,
+                    r.opens_new,
+                    r.expires,
+                    r.units,
+                    r.price,
+                    r.reducing_qty,
+                    r.quantity,
+                    r.filled_qty,
+                    r.resting,
+                )
             )
         new.approvals = {account: deque(q) for account, q in self.approvals.items()}
         return new
@@ -167,28 +194,87 @@ class GateState:
         if r.opens_new:
             keys = self.opening_keys.setdefault(r.account, {})
             keys[r.key] = keys.get(r.key, 0) + 1
-        heapq.heappush(self._expiry_heap, (r.expires, key))
+        if r.reducing_qty > 0:
+            self._add_reducing(r.account, r.key, r.reducing_qty)
+        if not r.resting:
+            heapq.heappush(self._expiry_heap, (r.expires, key))
+
+    def _add_reducing(self, account: str, key: PositionKey, qty: float) -> None:
+        slot = (account, key)
+        left = self.reducing_by_key.get(slot, 0.0) + qty
+        if left > 1e-12:
+            self.reducing_by_key[slot] = left
+        else:
+            self.reducing_by_key.pop(slot, None)
+
+    def reducing_in_flight(self, account: str, key: PositionKey) -> float:
+        return self.reducing_by_key.get((account, key), 0.0) if self.reducing_by_key else 0.0
+
+    def fill(self, account: str, order_id: str, quantity: float) -> Reservation | None:
+        """A fill of `quantity`: it closes the reduced position first, then takes
+        its share of the reserved notional (the position now holds it)."""
+        r = self.reservations.get((account, order_id))
+        if r is None or not math.isfinite(quantity) or quantity <= 0:
+            return r
+        r.filled_qty += quantity
+        closing = min(quantity, r.reducing_qty)
+        if closing > 0:
+            r.reducing_qty -= closing
+            self._add_reducing(account, r.key, -closing)
+        opening = quantity - closing
+        if opening > 0 and r.units > 0:
+            amount = min(to_units(opening * r.price), r.units)
+            self._take_units(r, amount)
+        return r
+
+    def _take_units(self, r: Reservation, amount: int) -> None:
+        r.units -= amount
+        r.notional = r.units / UNITS_PER_USD
+        self.reserved_units_by_account[r.account] -= amount
+        self.reserved_units_by_exchange[r.exchange] -= amount
+
+    def mark_resting(self, account: str, order_id: str) -> None:
+        """The exchange accepted the order and it rests: it holds its
+        reservation until its end is reported, however long that takes."""
+        r = self.reservations.get((account, order_id))
+        if r is not None:
+            r.resting = True
+
+    def ended(
+        self, account: str, order_id: str, filled_quantity: float, now: float, ttl_s: float
+    ) -> Reservation | None:
+        """The order ended, having filled `filled_quantity` in all. What the
+        reported fills explain is released; a filled part whose fill was not
+        reported (yet) keeps its notional reserved for `ttl_s`, since no
+        position holds it yet."""
+        r = self.reservations.get((account, order_id))
+        if r is None:
+            return None
+        unreported = filled_quantity - r.filled_qty
+        if not math.isfinite(unreported) or unreported <= 1e-12 or r.units <= 0:
+            return self.release(account, order_id)
+        keep = min(to_units(unreported * r.price), r.units)
+        self._take_units(r, r.units - keep)
+        if r.reducing_qty > 0:
+            self._add_reducing(account, r.key, -r.reducing_qty)
+            r.reducing_qty = 0.0
+        r.resting = False
+        r.expires = now + ttl_s
+        heapq.heappush(self._expiry_heap, (r.expires, (account, order_id)))
+        return r
 
     def accounts_holding(self, order_id: str) -> list[str]:
         return list(self._ids.get(order_id, ()))
 
-    def release(self, account: str, order_id: str, notional: float | None = None) -> Reservation | None:
-        """Release a reservation, whole or (with a finite `notional`) in part."""
+    def release(self, account: str, order_id: str) -> Reservation | None:
+        """Release a reservation whole."""
         r = self.reservations.get((account, order_id))
         if r is None:
             return None
-        if notional is None:
-            amount = r.units
-        elif not math.isfinite(notional):
-            return r  # nothing trustworthy to release; the TTL will
-        else:
-            amount = min(max(to_units(notional), 0), r.units)
-        self.reserved_units_by_account[r.account] -= amount
-        self.reserved_units_by_exchange[r.exchange] -= amount
-        if notional is not None and amount < r.units:
-            r.units -= amount
-            r.notional = r.units / UNITS_PER_USD
-            return r
+        self.reserved_units_by_account[r.account] -= r.units
+        self.reserved_units_by_exchange[r.exchange] -= r.units
+        if r.reducing_qty > 0:
+            self._add_reducing(account, r.key, -r.reducing_qty)
         del self.reservations[(account, order_id)]
         holders = self._ids.get(order_id)
         if holders is not None:
@@ -210,7 +296,7 @@ class GateState:
         while heap and heap[0][0] <= now:
             expires, key = heapq.heappop(heap)
             r = self.reservations.get(key)
-            if r is not None and r.expires == expires:
+            if r is not None and r.expires == expires and not r.resting:
                 self.release(*key)
                 expired.append(r)
         return expired

@@ -166,12 +166,16 @@ class Fill:
     order_id: str | None = None
 
 
-OutcomeStatus = Literal["filled", "partially_filled", "cancelled", "rejected", "expired", "error"]
+OutcomeStatus = Literal["open", "partially_filled", "filled", "cancelled", "rejected", "expired", "error"]
 
 
 @dataclass(frozen=True, slots=True)
 class OrderOutcome:
-    """The end of an order's life at the exchange; releases its reservation."""
+    """What became of an order at the exchange. `open` / `partially_filled`: it
+    rests, and holds its reservation until it ends (no expiry). Any other
+    status ends it: what its reported fills explain is released, and a filled
+    part whose fill is not reported yet stays reserved for a while (`filled`
+    without `filled_quantity` means all of it)."""
 
     order_id: str
     status: OutcomeStatus

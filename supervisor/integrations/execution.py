@@ -18,14 +18,19 @@ Account, exchange and strategy are bound when wrapping or given per call.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from supervisor.clock import SystemClock
+from supervisor.core.evaluate import block_result
 from supervisor.core.messages import Fill, OrderOutcome, OrderRequest, OutcomeStatus, RiskGateResult
 from supervisor.core.orders import ORDER_FIELDS, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode
-from supervisor.core.values import plain_str
+from supervisor.core.values import plain_float, plain_str, shorten
 from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
 
@@ -62,6 +67,19 @@ class OrderBlocked(RiskgateError):  # noqa: N818 - public name since the first r
     def __init__(self, result: RiskGateResult) -> None:
         super().__init__(f"{result.reason_code}: {result.reason}")
         self.result = result
+
+
+def _quantity(value: Any) -> float | None:
+    """A finite number >= 0 from what exchanges send: a number, a Decimal, a numeric string."""
+    number = plain_float(value)
+    if number is None and isinstance(value, (Decimal, str)):
+        try:
+            number = float(value)
+        except (ValueError, ArithmeticError):
+            return None
+        if not math.isfinite(number):
+            return None
+    return number if number is not None and number >= 0 else None
 
 
 def config_symbol(symbol: str) -> str:
@@ -134,27 +152,43 @@ class _Guard:
     def update(
         self, order: Mapping[str, Any], status: Any, filled: Any, avg_price: Any, exchange_id: Any = None
     ) -> None:
-        """Report what the exchange says of an order: new fills, and its end if it ended."""
+        """Report what the exchange says of an order: new fills, that it rests,
+        and its end if it ended. A filled quantity that cannot be read is never
+        taken as "nothing filled": the order's end is then reported as filled
+        in full, which keeps its notional reserved until a fill or a snapshot
+        shows the position."""
         oid = order["order_id"]
-        total = float(filled) if isinstance(filled, (int, float)) and filled == filled else 0.0
+        ended = _TERMINAL.get(str(status).lower()) if status is not None else None
+        total = _quantity(filled)
+        if total is None:
+            if filled is not None:
+                log.warning("fill_unreadable", order_id=oid, filled=shorten(filled))
+            total = order["quantity"] if ended == "filled" or filled is not None else 0.0
         new = total - self._filled.get(oid, 0.0)
-        if new > 0:
-            price = avg_price if isinstance(avg_price, (int, float)) and avg_price > 0 else order["price"]
+        if new > 0 and _quantity(filled) is not None:
+            price = _quantity(avg_price) or order["price"]
             self.sup.report_fill(
-                Fill(order["account"], order["exchange"], order["symbol"], order["side"], new, float(price), oid)
+                Fill(order["account"], order["exchange"], order["symbol"], order["side"], new, price, oid)
             )
             self._filled[oid] = total
-        ended = _TERMINAL.get(str(status).lower()) if status is not None else None
         if ended is not None:
             self.sup.report_order_outcome(OrderOutcome(oid, ended, total, account=order["account"]))
             self._filled.pop(oid, None)
             if exchange_id is not None:
                 self._live.pop(str(exchange_id), None)
         elif exchange_id is not None:
+            if str(exchange_id) not in self._live:  # it rests: it keeps its reservation until it ends
+                self.sup.report_order_outcome(OrderOutcome(oid, "open", total, account=order["account"]))
             self._live[str(exchange_id)] = dict(order)
 
     def live_order(self, exchange_id: Any) -> dict[str, Any] | None:
         return self._live.get(str(exchange_id))
+
+
+#: ccxt `params` a guarded client passes on by default. ccxt merges `params`
+#: into the exchange's request over what it built, so any other key could
+#: replace the quantity, side, price or symbol the gate judged.
+DEFAULT_ALLOWED_PARAMS = frozenset({"reduceOnly", "clientOrderId", "timeInForce", "postOnly"})
 
 
 def _ccxt_call(
@@ -166,11 +200,28 @@ def _ccxt_call(
     price: Any,
     params: Mapping[str, Any] | None,
     over: dict[str, Any],
+    allowed: frozenset[str],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     params = dict(params or {})
+    refused = sorted(str(k) for k in params if k not in allowed)
+    if refused:
+        why = (
+            f"params: {', '.join(map(repr, refused[:5]))} not allowed behind the gate"
+            f" (they could change what the exchange is sent; allowed: {', '.join(sorted(allowed))})"
+        )
+        result = block_result(ReasonCode.INVALID_ORDER, why, order_id_of(over), _now(guard))
+        log.warning("order_blocked", reason_code=str(result.reason_code), reason=why, order_id=result.order_id)
+        raise OrderBlocked(result)
     reference = over.pop("reference_price", None)
     over.setdefault("reduce_only", params.get("reduceOnly"))
+    if over.get("order_id") is None and params.get("clientOrderId") is not None:
+        over["order_id"] = params["clientOrderId"]  # the exchange's client id is the order's id
     return guard.order(symbol, side, amount, price if price is not None else reference, **over), params
+
+
+def _now(guard: _Guard) -> datetime:
+    clock = getattr(guard.sup, "clock", None)
+    return clock.now() if clock is not None else SystemClock().now()
 
 
 _NO_REFERENCE = (
@@ -209,9 +260,11 @@ class _Guarded:
         exchange: str | None = None,
         strategy_id: str | None = None,
         symbol_map: Callable[[str], str] = config_symbol,
+        allowed_params: Iterable[str] = DEFAULT_ALLOWED_PARAMS,
     ) -> None:
         self._client = client
         self._guard = _Guard(supervisor, account, exchange, strategy_id, symbol_map)
+        self._allowed_params = frozenset(allowed_params)
 
     # Where the exchange's answer keeps (status, filled quantity, average price, its order id).
     _KEYS = ("status", "filled", "average", "id")
@@ -253,7 +306,9 @@ class GuardedExchange(_Guarded):
         params: Mapping[str, Any] | None = None,
         **over: Any,
     ) -> Any:
-        order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, dict(over))
+        order, params = _ccxt_call(
+            self._guard, symbol, type, side, amount, price, params, dict(over), self._allowed_params
+        )
         quantity = self._guard.decided(order, _without_reference(self._guard.sup.evaluate(order), price, over))
         try:
             response = self._client.create_order(*_ccxt_args(order, symbol, type, quantity, price), params)
@@ -277,7 +332,9 @@ class AsyncGuardedExchange(_Guarded):
         params: Mapping[str, Any] | None = None,
         **over: Any,
     ) -> Any:
-        order, params = _ccxt_call(self._guard, symbol, type, side, amount, price, params, dict(over))
+        order, params = _ccxt_call(
+            self._guard, symbol, type, side, amount, price, params, dict(over), self._allowed_params
+        )
         result = await self._guard.sup.evaluate_async(order)
         quantity = self._guard.decided(order, _without_reference(result, price, over))
         loop = asyncio.get_running_loop()

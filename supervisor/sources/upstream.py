@@ -249,7 +249,7 @@ def check_snapshot(snap: AccountSnapshot, max_plausible_usd: float = DEFAULT_MAX
 
 _MAX_ID = 128
 _OUTCOMES: dict[str, OutcomeStatus] = {
-    s: s for s in ("filled", "partially_filled", "cancelled", "rejected", "expired", "error")
+    s: s for s in ("open", "partially_filled", "filled", "cancelled", "rejected", "expired", "error")
 }
 
 

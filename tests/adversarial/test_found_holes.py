@@ -6,7 +6,9 @@ did not survive cleanly. The tests drive the real facade and actors.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from decimal import Decimal
 import threading
 
 import pytest
@@ -53,6 +55,7 @@ def test_order_ids_are_per_account_and_free_again_once_the_order_ended(sup):
     a = sup.evaluate(order(order_id="o-1", quantity=1.0))
     b = sup.evaluate(order(order_id="o-1", quantity=1.0, account="bold", exchange="bybit"))
     assert (a.decision, b.decision) == ("allow", "allow")
+    sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", 1.0, 100.0, "o-1"))
     sup.report_order_outcome(OrderOutcome("o-1", "filled", 1.0, account="main"))
     assert sup.evaluate(order(order_id="o-1", quantity=1.0)).decision == "allow"
     # bold's o-1 still holds its slot
@@ -188,3 +191,102 @@ def test_hostile_fills_and_outcomes_change_nothing(sup):
     r = sup.evaluate(order(quantity=250.0))  # 25,000 reserved + 25,000 = the 50,000 cap: fits exactly
     assert r.decision == "allow"
     assert sup.evaluate(order(quantity=10.0)).decision == "block"
+
+
+# -- found by a second probe, after the fixes above -------------------------------------
+
+
+def _long_sol(sup: RiskSupervisor, qty: float = 10.0, equity: float = 10_000.0) -> None:
+    sup.report_ess_active(False)
+    sup.report_risk_signal(signal("INFO", sup.clock.now()))
+    sup.report_account_snapshot(AccountSnapshot("main", 10_000.0, (Position("SOLUSDT", "binance", qty, 100.0),)))
+    sup.report_account_snapshot(AccountSnapshot("main", equity, (Position("SOLUSDT", "binance", qty, 100.0),)))
+
+
+def test_reductions_in_flight_count_against_what_a_later_order_may_reduce(sup):
+    _long_sol(sup, equity=9_400.0)  # -6%: the day's limit is hit, only reductions pass
+    sells = [sup.evaluate(order(side="sell", quantity=10.0, reduce_only=True, order_id=f"r{i}")) for i in range(5)]
+    assert [r.decision for r in sells] == ["allow"] + ["block"] * 4
+    assert {r.reason_code for r in sells[1:]} == {RC.INVALID_ORDER}  # would open a short: not a reduction
+    plain = sup.evaluate(order(side="sell", quantity=10.0, order_id="plain"))
+    assert plain.reason_code is RC.DAILY_LOSS_LIMIT  # treated as opening, so the loss limit applies
+    sup.report_fill(Fill("main", "binance", "SOLUSDT", "sell", 4.0, 100.0, "r0"))  # 4 of 10 closed
+    sup.report_order_outcome(OrderOutcome("r0", "cancelled", 4.0, account="main"))  # the rest cancelled
+    assert sup.evaluate(order(side="sell", quantity=6.0, reduce_only=True, order_id="r9")).decision == "allow"
+
+
+def test_a_resting_order_keeps_its_reservation_past_the_ttl(sup, clock):
+    feed(sup, equity=RICH)
+    assert sup.evaluate(order(order_id="rest", quantity=400.0)).decision == "allow"  # 40,000 of the 50,000 cap
+    sup.report_order_outcome(OrderOutcome("rest", "open", account="main"))  # the exchange accepted it
+    clock.advance(31.0)  # past reservation_ttl_s
+    feed(sup, equity=RICH)
+    r = sup.evaluate(order(order_id="next", quantity=400.0))
+    assert (r.decision, r.adjusted_quantity) == ("scale_down", 100.0)  # only 10,000 left
+
+
+def test_a_filled_outcome_without_its_fill_keeps_the_filled_notional_reserved(sup, clock):
+    feed(sup, equity=RICH)
+    assert sup.evaluate(order(order_id="f", quantity=400.0)).decision == "allow"
+    sup.report_order_outcome(OrderOutcome("f", "filled", account="main"))  # no quantity, no fill reported
+    r = sup.evaluate(order(order_id="g", quantity=400.0))
+    assert (r.decision, r.adjusted_quantity) == ("scale_down", 100.0)  # the 40,000 still counts
+    sup.report_order_outcome(OrderOutcome("g", "cancelled", account="main"))
+    sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", 400.0, 100.0, "f"))  # the fill arrives late
+    sup.report_order_outcome(OrderOutcome("f", "filled", 400.0, account="main"))
+    r = sup.evaluate(order(order_id="h", quantity=400.0))
+    assert (r.decision, r.adjusted_quantity) == ("scale_down", 100.0)  # the position holds it now
+
+
+@pytest.mark.parametrize(
+    "params", [{"quantity": "900"}, {"side": "SELL", "price": "0.01"}, {"symbol": "BTCUSDT"}, {"quoteOrderQty": 1e6}]
+)
+def test_ccxt_params_cannot_change_what_the_gate_judged(sup, params):
+    from supervisor import GuardedExchange, OrderBlocked
+    from tests.supervisor.integrations.test_execution import FakeExchange
+
+    feed(sup)
+    ex = FakeExchange(status="open")  # it rests: its reservation stays
+    guarded = GuardedExchange(ex, sup, account="main", exchange="binance", strategy_id="trend_v2")
+    with pytest.raises(OrderBlocked) as info:
+        guarded.create_order("SOL/USDT", "limit", "buy", 1.0, 100.0, params=params)
+    blocked = info.value.result
+    assert blocked.reason_code is RC.INVALID_ORDER and "not allowed behind the gate" in blocked.reason
+    assert ex.calls == []
+    allowed = {"reduceOnly": False, "clientOrderId": "c-1", "timeInForce": "GTC", "postOnly": True}
+    guarded.create_order("SOL/USDT", "limit", "buy", 1.0, 100.0, params=allowed)
+    assert ex.calls[0][5] == allowed
+    dup = sup.evaluate(order(order_id="c-1"))  # the client order id is the gate's order id
+    assert dup.reason_code is RC.DUPLICATE_ORDER
+
+
+class _Adapter:
+    """An adapter whose answers carry `filled_qty` in the form the exchange's SDK gives it."""
+
+    def __init__(self, form) -> None:
+        self.form, self.calls = form, 0
+
+    def submit_order(self, symbol, side, quantity, price, leverage=None):
+        self.calls += 1
+        return {"order_id": f"x{self.calls}", "filled_qty": self.form(quantity), "avg_price": price, "status": "filled"}
+
+
+@pytest.mark.parametrize(
+    "form",
+    [lambda q: Decimal(str(q)), str, lambda q: "garbage", lambda q: None],
+    ids=["decimal", "str", "junk", "none"],
+)
+def test_an_adapters_fill_in_any_form_never_frees_the_cap(sup, form):
+    from supervisor import GuardedAdapter, OrderBlocked
+
+    feed(sup, equity=RICH)
+    guarded = GuardedAdapter(_Adapter(form), sup, account="main", exchange="binance", strategy_id="trend_v2")
+    for _ in range(4):  # 400 SOL at 100 = 40,000 each, against a 50,000 cap
+        with contextlib.suppress(OrderBlocked):
+            guarded.submit_order("SOLUSDT", "buy", 400.0, 100.0)
+    tracked = sup.actor_ref("account_tracker").proxy().latest().get(timeout=5)
+    in_positions = sum(abs(p.quantity) * p.mark_price for s in tracked if s.account == "main" for p in s.positions)
+    held = sup._runtime._gate_state.reserved_usd("main")
+    assert in_positions + held >= 50_000 - 1e-6  # what was sent is counted, by a position or as held notional
+    assert in_positions <= 50_000 + 1e-6
+    assert sup.evaluate(order(quantity=400.0)).decision == "block"  # the cap is used up

@@ -16,7 +16,7 @@ from supervisor.core.messages import RiskGateResult
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.sim.simulator import UpstreamSimulator
 from tests.actors.test_sources import advance, healthy, source_config
-from tests.helpers import GateHold, make_config, order, signal
+from tests.helpers import GateCrash, GateHold, make_config, order, signal
 
 HEALTH_KEYS = {"actor", "alive", "restarts", "last_error", "state_age_s"}
 
@@ -134,7 +134,7 @@ def test_restarted_gate_is_refed_before_any_order_and_keeps_reservations(clock):
         feed(sup, 10_000_000.0)
         assert sup.evaluate(order(quantity=300.0, order_id="A")).decision == "allow"  # 30k of the 50k cap
         old = sup.gate_ref
-        old.tell(Fill("main", "binance", "SOLUSDT", "buy", None, 100.0, "A"))  # a bug: the gate dies
+        old.tell(GateCrash())  # a bug: the gate dies
         wait_dead(old)
         r = sup.evaluate(order())
         assert (r.decision, r.reason_code) == ("block", RC.GATE_UNAVAILABLE)
@@ -183,7 +183,7 @@ def test_gate_killed_while_eight_threads_evaluate(clock):
             futures = [pool.submit(trader, n) for n in range(8)]
             warmed.wait(10)
             gate = sup.gate_ref
-            gate.tell(Fill("main", "binance", "SOLUSDT", "buy", None, 100.0, "x"))  # kills the gate
+            gate.tell(GateCrash())  # kills the gate
             wait_dead(gate)
             killed.set()
             results = [f.result(timeout=30) for f in futures]
