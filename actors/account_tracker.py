@@ -58,6 +58,7 @@ class AccountTrackerActor(PolledSourceActor):
         self._baselines: dict[tuple[str, str], Baseline] = {}  # the latest of each (account, period)
         self._poll_failures: dict[str, FailureLog] = {}
         self._problems: dict[str, str] = {}  # account -> why its latest snapshot was unusable
+        self._taken_at: dict[str, datetime] = {}  # account -> timestamp of the last snapshot applied
         self.refused_snapshots = 0
         self._round = 0
         self._refused_names: LRUCache[str, bool] = LRUCache(maxsize=256)
@@ -70,8 +71,10 @@ class AccountTrackerActor(PolledSourceActor):
         self._last_equity = self._store.last_equity()
         if lost is not None:
             self._store_lost(lost, now)
-        # After a restart, fills keep applying to the positions the gate already has.
+        # After a restart, fills keep applying to the positions the gate already has,
+        # and an account whose last snapshot was unusable stays failed closed.
         self._latest = {state.account: state for state in self._gate.latest_accounts()}
+        self._problems = {s.account: s.problem for s in self._latest.values() if s.problem is not None}
         if self._baselines:
             log.info("baselines_loaded", path=str(self._store.path), count=len(self._baselines))
         if self._config.accounts.snapshot_url:
@@ -130,6 +133,9 @@ class AccountTrackerActor(PolledSourceActor):
                 continue
             except UpstreamError as exc:
                 failures.failed("unparsable", str(exc), url=url)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one account's odd answer must not end the round
+                failures.failed("error", f"{type(exc).__name__}: {exc}", url=url)
                 continue
             failures.succeeded(url=url)
             self._on_snapshot(snapshot)
@@ -240,8 +246,17 @@ class AccountTrackerActor(PolledSourceActor):
             snap = check_snapshot(snap, self._config.accounts.max_plausible_usd)
         except UpstreamError as exc:
             return self._unusable(snap.account, str(exc))
-        self._reload_if_changed()
         now = self._clock.now()
+        if snap.timestamp is not None:
+            why = self._timeliness(snap, snap.timestamp, now)
+            if why is not None and "future" in why:
+                return self._unusable(snap.account, f"snapshot {why}")
+            if why is not None:
+                # Not applied: the account keeps ageing from the last usable snapshot.
+                log.warning("snapshot_not_applied", account=snap.account, why=why)
+                return None
+            self._taken_at[snap.account] = snap.timestamp
+        self._reload_if_changed()
         state = AccountState(
             account=snap.account,
             equity=snap.equity,
@@ -255,6 +270,18 @@ class AccountTrackerActor(PolledSourceActor):
         if self._store is not None:
             self._store.save_last_equity(snap.account, snap.equity, now)
         return state
+
+    def _timeliness(self, snap: AccountSnapshot, taken: datetime, now: datetime) -> str | None:
+        """Why a stamped snapshot must not be applied, or None to apply it."""
+        age = (now - taken).total_seconds()
+        if age < -self._config.accounts.max_clock_skew_s:
+            return f"stamped {-age:.0f}s in the future"
+        if age > self._config.accounts.max_age_s:
+            return f"taken {age:.0f}s ago, older than accounts.max_age_s"
+        previous = self._taken_at.get(snap.account)
+        if previous is not None and taken < previous:
+            return f"taken before the snapshot already applied ({previous.isoformat()}): out of order"
+        return None
 
     def _unusable(self, account: str, problem: str) -> AccountState:
         """The account fails closed until a usable snapshot: the gate keeps the
@@ -275,8 +302,16 @@ class AccountTrackerActor(PolledSourceActor):
         except UpstreamError as exc:
             log.warning("fill_refused", error=str(exc))
             return None
-        if fill.account not in self._config.accounts.accounts:
+        account = self._config.accounts.accounts.get(fill.account)
+        if account is None:
             log.warning("fill_refused", error=f"account {shorten(fill.account, 40)} is not configured")
+            return None
+        if fill.exchange != account.exchange:
+            log.warning(
+                "fill_refused",
+                error=f"account {fill.account!r} trades on {account.exchange!r}, the fill names {fill.exchange!r}",
+                order_id=fill.order_id,
+            )
             return None
         state = self._latest.get(fill.account)
         if state is not None:

@@ -33,6 +33,10 @@ def _record_failure(actor_urn: str, exception_type: Any, exception_value: Any) -
 
 
 class SupervisedActor(pykka.ThreadingActor):
+    # A program that forgets stop() still exits: nothing an actor holds needs
+    # its thread to outlive the interpreter (SQLite commits are atomic).
+    use_daemon_thread = True
+
     def ping(self) -> str:
         return "pong"
 
@@ -68,10 +72,6 @@ class Poll:
 class PolledSourceActor(SupervisedActor):
     """A state source polled on a timer: `Poll` runs `poll()`; the httpx client it
     may open in `open_resources` (`open_client`) is closed on stop and on failure."""
-
-    # Every fetch has a deadline, so a source's thread never hangs; a daemon
-    # thread still cannot keep the process alive if something else ever does.
-    use_daemon_thread = True
 
     def __init__(self, clock: Clock, gate: GateLink, transport: httpx.BaseTransport | None) -> None:
         super().__init__()

@@ -109,8 +109,7 @@ class EssWatcherActor(PolledSourceActor):
         if self._config.kill_switch_file:
             sources.append(read_kill_switch(self._config.kill_switch_file))
         state = EssState.combine(tuple(sources))
-        self._board.publish(state, self._clock.monotonic())
-        self._gate.tell(state)
+        self._gate.tell(self._board.publish(state, self._clock.monotonic()))
         previous = self._latest
         if previous is None or previous.active != state.active:
             level = log.warning if state.active is not False else log.info

@@ -10,6 +10,7 @@ already queued here.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,16 +54,27 @@ class GateActor(SupervisedActor):
     # A faster mailbox (see supervisor.channels.inbox for what this relies on).
     _create_actor_inbox = staticmethod(simple_queue_inbox)
 
-    def __init__(self, config: Config, clock: Clock, ess_board: EssBoard, state: GateState | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        ess_board: EssBoard,
+        state: GateState | None = None,
+        retired: threading.Event | None = None,
+    ) -> None:
         """`state` lets a restarted gate keep its predecessor's reservations and
-        rate windows (see `GateState.carry_over`); upstream state is re-fed."""
+        rate windows (see `GateState.carry_over`); upstream state is re-fed.
+        `retired` is set when supervision replaces this gate (it stopped
+        answering): from then on it approves nothing, whatever is still queued."""
         super().__init__()
+        self._retired = retired if retired is not None else threading.Event()
         self._config = config
         self._clock = clock
         self._board = ess_board
         self._state = state if state is not None else GateState()
         self._decisions: Counter[str] = Counter()
         self._ess_logged: bool | None = None
+        self._older_signal_logged = False
         self._handlers: dict[type, Callable[[Any], Any]] = {
             EvaluateOrder: self._on_evaluate,
             RejectOrder: self._on_evaluate,
@@ -103,7 +115,14 @@ class GateActor(SupervisedActor):
     def _on_evaluate(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult | None:
         order_id = _order_id(msg)
         try:
-            if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
+            if self._retired.is_set():
+                # Replaced while these waited: a successor holds the reservations now,
+                # so an approval here would be counted by no one.
+                self._decisions[RC.GATE_UNAVAILABLE] += 1
+                result = block_result(
+                    RC.GATE_UNAVAILABLE, "this gate was replaced by a restarted one", order_id, self._clock.now()
+                )
+            elif msg.deadline is not None and self._clock.monotonic() > msg.deadline:
                 self._decisions[RC.GATE_UNAVAILABLE] += 1
                 result = block_result(
                     RC.GATE_UNAVAILABLE, "reached the gate after the caller's timeout", order_id, self._clock.now()
@@ -179,6 +198,20 @@ class GateActor(SupervisedActor):
 
     def _on_signal(self, signal: RiskSignal, received: float) -> None:
         old = self._state.signal
+        if old is not None and signal.timestamp < old.timestamp:
+            # Evaluated before the one we hold (a lagging replica or cache): it
+            # must not replace a newer verdict, say a CRITICAL with an INFO.
+            if not self._older_signal_logged:
+                log.warning(
+                    "risk_v3_signal_older_ignored",
+                    timestamp=signal.timestamp.isoformat(),
+                    held=old.timestamp.isoformat(),
+                    risk_level=signal.risk_level,
+                    held_level=old.risk_level,
+                )
+                self._older_signal_logged = True
+            return
+        self._older_signal_logged = False
         self._state.signal = signal
         self._state.signal_received = received
         if old is None or old.risk_level != signal.risk_level:

@@ -42,7 +42,14 @@ from supervisor.core.values import plain_float, shorten
 from supervisor.logs import get_logger
 from supervisor.ops.health import HealthLog
 from supervisor.runtime.wiring import Runtime
-from supervisor.sources.upstream import UpstreamError, check_outcome, parse_account_snapshot, parse_risk_signal
+from supervisor.sources.upstream import (
+    UpstreamError,
+    check_outcome,
+    check_override,
+    check_signal,
+    parse_account_snapshot,
+    parse_risk_signal,
+)
 
 __all__ = ["RiskSupervisor"]
 
@@ -245,15 +252,18 @@ class RiskSupervisor:
 
     def report_risk_signal(self, signal: RiskSignal | Mapping[str, Any]) -> bool:
         """Push a Risk v3 signal. A mapping is parsed (`UpstreamError` if unusable)."""
-        if not isinstance(signal, RiskSignal):
-            signal = parse_risk_signal(signal)
+        signal = check_signal(signal) if isinstance(signal, RiskSignal) else parse_risk_signal(signal)
         return self._tell_gate(signal)
 
     def report_ess_state(self, state: EssState) -> bool:
-        """Publish an ESS state: on the board first (so queued orders see it),
-        then as an ordered message."""
-        self.ess_board.publish(state, self.clock.monotonic())
-        return self._tell_gate(state)
+        """Publish ESS readings (one per source in `state.sources`): on the board
+        first (so queued orders see them), then as an ordered message. A reading
+        replaces only its own source's: a clear from one source never lifts
+        another's halt. Its `active` is recomputed from the readings."""
+        if not isinstance(state, EssState):
+            raise UpstreamError(f"ESS state: expected an EssState, got {type(state).__name__}")
+        combined = self.ess_board.publish(state, self.clock.monotonic())
+        return self._tell_gate(combined)
 
     def report_ess_active(self, active: bool | None, reason: str = "", source: str = "manual") -> bool:
         return self.report_ess_state(EssState.combine((EssSourceStatus(source, active, reason),)))
@@ -282,8 +292,9 @@ class RiskSupervisor:
         return self._tell_gate(outcome)
 
     def approve_override(self, override: Override) -> bool:
-        """Approve an emergency override (audited in the log)."""
-        return self._tell_gate(override)
+        """Approve an emergency override (audited in the log). One that cannot be
+        read is refused (`UpstreamError` naming the field)."""
+        return self._tell_gate(check_override(override, self.config.accounts.accounts))
 
     def _ask_tracker(self, message: object, timeout: float) -> AccountState | None:
         tracker = self._tracker

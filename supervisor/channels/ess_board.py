@@ -2,27 +2,44 @@
 
 Evaluations wait in the gate's mailbox in arrival order. A halt sent as just
 another message would be read only after every evaluation queued before it.
-So ESS sources publish here first (one atomic reference swap) and then tell the
-gate; the gate reads the board at the start of every evaluation, so a halt
-reaches orders already waiting in its queue.
+So ESS readings are published here first and then told to the gate; the gate
+reads the board at the start of every evaluation, so a halt reaches orders
+already waiting in its queue.
+
+The board keeps each source's latest reading (the watcher's HTTP endpoint and
+kill-switch file, a host's pushed status, ...) and combines them: any source
+halting halts, so a clear pushed by one source can never lift another's halt.
+The combined state is as old as its oldest source.
 """
 
 from __future__ import annotations
 
-from supervisor.core.messages import EssState
+import threading
+
+from supervisor.core.messages import EssSourceStatus, EssState
 
 __all__ = ["EssBoard"]
 
 
 class EssBoard:
-    __slots__ = ("_current",)
+    __slots__ = ("_current", "_lock", "_sources")
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: dict[str, tuple[EssSourceStatus, float]] = {}
         self._current: tuple[EssState, float] | None = None
 
-    def publish(self, state: EssState, received: float) -> None:
-        """Record `state`, received at monotonic time `received`."""
-        self._current = (state, received)
+    def publish(self, state: EssState, received: float) -> EssState:
+        """Record the readings in `state` (one per source), received at monotonic
+        time `received`; returns the combined state the gate now reads."""
+        readings = state.sources or (EssSourceStatus("unnamed", None, state.reason or "no ESS source"),)
+        with self._lock:
+            for reading in readings:
+                self._sources[reading.source] = (reading, received)
+            combined = EssState.combine(tuple(r for r, _ in self._sources.values()))
+            oldest = min(at for _, at in self._sources.values())
+            self._current = (combined, oldest)  # one reference swap: the gate reads it without the lock
+        return combined
 
     @property
     def current(self) -> tuple[EssState, float] | None:

@@ -30,6 +30,11 @@ class Stamped:
     received: float
 
 
+def _older(message: object, previous: tuple[object, float] | None) -> bool:
+    held = previous[0] if previous is not None else None
+    return isinstance(message, RiskSignal) and isinstance(held, RiskSignal) and message.timestamp < held.timestamp
+
+
 def _cache_key(message: object) -> tuple[str, str] | None:
     if isinstance(message, RiskSignal):
         return ("risk_v3", "")
@@ -56,7 +61,8 @@ class GateLink:
                 # An account state from a fill keeps the age of the snapshot it came from.
                 keep_age = isinstance(message, AccountState) and not message.refreshed
                 sent = previous[1] if keep_age and previous is not None else self._clock.monotonic()
-                self._latest[key] = (message, sent)
+                if not _older(message, previous):  # a lagging signal is not what a restarted gate is re-fed
+                    self._latest[key] = (message, sent)
                 message = Stamped(message, sent)
             gate = self._gate
         if gate is None:

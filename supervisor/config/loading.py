@@ -182,7 +182,7 @@ def _gate(t: _Table) -> GateConfig:
         max_orders_per_s=t.number("max_orders_per_s", _GATE.max_orders_per_s, ge=1, integer=True),
         warning_scale_factor=t.number("warning_scale_factor", _GATE.warning_scale_factor, gt=0, le=1),
         reduce_only_when_critical=t.boolean("reduce_only_when_critical", False),
-        reservation_ttl_s=t.number("reservation_ttl_s", _GATE.reservation_ttl_s, gt=0),
+        reservation_ttl_s=t.number("reservation_ttl_s", _GATE.reservation_ttl_s, ge=1, le=86_400),
     )
     t.finish()
     return c
@@ -194,8 +194,8 @@ def _risk_v3(t: _Table) -> RiskV3Config:
         url=t.url("url", d.url),
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
         timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
-        max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
-        max_signal_age_s=t.number("max_signal_age_s", d.max_signal_age_s, gt=0),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=3600),
+        max_signal_age_s=t.number("max_signal_age_s", d.max_signal_age_s, gt=0, le=86_400),
         max_clock_skew_s=t.number("max_clock_skew_s", d.max_clock_skew_s, ge=0, le=3600),
     )
     if c.max_age_s is not None and c.poll_interval_s is not None and c.max_age_s <= c.poll_interval_s:
@@ -216,7 +216,7 @@ def _ess(t: _Table) -> EssConfig:
         kill_switch_file=t.string("kill_switch_file", None),
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
         timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
-        max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=60),
         contract=contract,
         path=path,
     )
@@ -258,8 +258,9 @@ def _accounts(
         snapshot_url=snapshot_url,
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
         timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
-        max_age_s=t.number("max_age_s", d.max_age_s, gt=0),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=86_400),
         max_plausible_usd=t.number("max_plausible_usd", d.max_plausible_usd, gt=0),
+        max_clock_skew_s=t.number("max_clock_skew_s", d.max_clock_skew_s, ge=0, le=3600),
         accounts=accounts,
     )
     t.finish()

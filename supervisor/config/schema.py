@@ -76,6 +76,7 @@ class AccountsConfig:
     timeout_s: float = 1.0
     max_age_s: float = 60.0
     max_plausible_usd: float = 1e12  # equity, marks and position notionals above this are unusable
+    max_clock_skew_s: float = 5.0  # a snapshot stamped further in the future is unusable
     accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
 
 

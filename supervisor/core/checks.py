@@ -406,11 +406,17 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+def _decimals(step: float) -> int:
+    text = repr(step)
+    return len(text.split(".", 1)[1].rstrip("0")) if "." in text and "e" not in text else 0
+
+
 def floor_to_lot(quantity: float, step: float) -> float:
     """Round down to a multiple of `step`, never above `quantity`."""
     if quantity <= 0:
         return 0.0
-    decimals = max(0, -math.floor(math.log10(step)) + 2) if step < 1 else 0
+    # Enough decimals for the step's own (2.5 keeps one), plus two for float noise.
+    decimals = max(0, -math.floor(math.log10(step)) + 2) if step < 1 else _decimals(step)
     n = math.floor(quantity / step + 1e-9)
     result = round(n * step, decimals)
     while result > quantity and n > 0:

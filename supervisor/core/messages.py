@@ -108,7 +108,7 @@ class EssState:
         halted = [s for s in sources if s.active is True]
         if halted:
             return cls(True, sources, "; ".join(f"{s.source}: {s.detail}" for s in halted))
-        unknown = [s for s in sources if s.active is None]
+        unknown = [s for s in sources if s.active is not False]  # None, or anything not a plain bool
         if unknown:
             return cls(None, sources, "; ".join(f"{s.source}: {s.detail}" for s in unknown))
         return cls(False, sources, "")

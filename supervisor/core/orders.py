@@ -114,8 +114,9 @@ def validate_order(raw: Any, config: Config) -> OrderRequest | str:
             stop_price = _positive(fields, "stop_price")
             if isinstance(stop_price, str):
                 return stop_price
-            if stop_price == price:
-                return "stop_price equals price: the trade's risk cannot be measured"
+            if (stop_price >= price) if side == "buy" else (stop_price <= price):
+                where = "below" if side == "buy" else "above"
+                return f"stop_price {stop_price} must be {where} price {price} for a {side}: the risk is measured to it"
         order_id = fields.get("order_id")
         if order_id is not None:
             order_id = plain_str(order_id)

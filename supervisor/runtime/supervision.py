@@ -43,6 +43,8 @@ class ActorSpec:
     factory: Callable[[], pykka.ActorRef[Any]]
     # Runs on every (re)start, before the new ref is published (the gate's re-feed).
     on_started: Callable[[pykka.ActorRef[Any]], None] | None = None
+    # Runs when an incarnation is given up on (dead or unresponsive), before any restart.
+    on_given_up: Callable[[pykka.ActorRef[Any]], None] | None = None
     # Sent a Poll message every interval, whichever incarnation is running.
     poll: Callable[[], object] | None = None
     poll_interval_s: float | None = None
@@ -200,6 +202,8 @@ class ActorSupervisor:
 
     def _died(self, slot: _Slot, error: str | None) -> None:
         slot.dead = True
+        if slot.spec.on_given_up is not None and slot.ref is not None:
+            slot.spec.on_given_up(slot.ref)
         slot.last_error = error or "stopped"
         now = self._clock.monotonic()
         delay = self._backoff(slot.consecutive_failures)

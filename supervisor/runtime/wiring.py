@@ -7,6 +7,7 @@ gate through one `GateLink`, and logs health every `health.interval_s`.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, cast
 
 import httpx
@@ -45,13 +46,21 @@ class Runtime:
         self.link = GateLink(clock)
         self.supervisor = ActorSupervisor(clock, config.supervision)
         self._gate_state: GateState | None = None
+        self._gate_retired = threading.Event()
 
     # -- wiring -------------------------------------------------------------------
     def _gate_actor(self) -> pykka.ActorRef[GateActor]:
         # A restarted gate keeps its predecessor's reservations and rate windows.
         state = GateState() if self._gate_state is None else self._gate_state.carry_over()
         self._gate_state = state
-        return self.gate_actor_class.start(self.config, self.clock, self.board, state)
+        self._gate_retired = threading.Event()
+        return self.gate_actor_class.start(self.config, self.clock, self.board, state, self._gate_retired)
+
+    def _retire_gate(self, ref: pykka.ActorRef[Any]) -> None:
+        # The gate stopped answering (or died): whatever it still holds queued, it
+        # must not approve once it wakes; its successor is the only one counting.
+        self._gate_retired.set()
+        self.link.disconnect()
 
     def _connect_gate(self, ref: pykka.ActorRef[Any]) -> None:
         resent = self.link.connect(ref)  # queued ahead of any evaluation
@@ -61,7 +70,13 @@ class Runtime:
     def specs(self) -> list[ActorSpec]:
         cfg, clock, link, transport = self.config, self.clock, self.link, self.transport
         specs = [
-            ActorSpec("gate", self._gate_actor, on_started=self._connect_gate, state_age=self._gate_ages),
+            ActorSpec(
+                "gate",
+                self._gate_actor,
+                on_started=self._connect_gate,
+                on_given_up=self._retire_gate,
+                state_age=self._gate_ages,
+            ),
             ActorSpec(
                 "account_tracker",
                 lambda: AccountTrackerActor.start(cfg, clock, link, transport),

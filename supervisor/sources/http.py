@@ -141,9 +141,28 @@ def fetch_json(client: httpx.Client, url: str, deadline_s: float, max_bytes: int
     finally:
         deadline.finish()
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as exc:
+        raise FetchError("ambiguous_json", f"key {exc} appears twice in one object: which one holds?") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise FetchError("not_json", f"body is not JSON ({len(body)} bytes)") from exc
+    except RecursionError as exc:
+        raise FetchError("not_json", f"body nested too deeply ({len(body)} bytes)") from exc
+
+
+class _DuplicateKeyError(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; an upstream that sends
+    # {"active": true, "active": false} says two things, so neither is read.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(repr(key[:40]))
+        out[key] = value
+    return out
 
 
 def _fetch(client: httpx.Client, url: str, deadline: _Deadline, ends: float, total: float, max_bytes: int) -> bytes:

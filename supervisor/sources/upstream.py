@@ -19,6 +19,7 @@ from supervisor.core.messages import (
     Fill,
     OrderOutcome,
     OutcomeStatus,
+    Override,
     Position,
     RiskSignal,
 )
@@ -31,6 +32,8 @@ __all__ = [
     "UpstreamError",
     "check_fill",
     "check_outcome",
+    "check_override",
+    "check_signal",
     "check_snapshot",
     "parse_account_snapshot",
     "parse_ess_status",
@@ -66,18 +69,19 @@ def _text(value: Any, limit: int = _MAX_TEXT) -> str:
 
 
 def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
-    if not isinstance(value, str):
+    text = plain_str(value)
+    if text is None:
         raise UpstreamError(f"{field}: expected an ISO 8601 string, got {shorten(value)}")
-    text = value.strip()
+    text = text.strip()
     if len(text) > 64:
         raise UpstreamError(f"{field}: not ISO 8601: {shorten(value)}")
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         ts = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise UpstreamError(f"{field}: not ISO 8601: {shorten(value)}") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # 0001-01-01T00:00:00+01:00 overflows into year 0
+        raise UpstreamError(f"{field}: not a usable ISO 8601 time: {shorten(value)}") from exc
 
 
 def _mapping(data: Any, what: str) -> Mapping[str, Any]:
@@ -113,20 +117,23 @@ def parse_risk_signal(data: Any) -> RiskSignal:
     without `ess_action_required: true` contradicts itself.
     """
     d = _mapping(data, "risk signal")
-    level = d.get("risk_level")
-    if level is None:
+    raw_level = d.get("risk_level")
+    if raw_level is None:
         raise UpstreamError("risk_level: missing")
-    if not isinstance(level, str) or level.upper() not in RISK_LEVELS:
-        raise UpstreamError(f"risk_level: unknown value {shorten(level)}")
+    level = plain_str(raw_level)
+    if level is None or level.upper() not in RISK_LEVELS:
+        raise UpstreamError(f"risk_level: unknown value {shorten(raw_level)}")
     if "ess_action_required" not in d:
         raise UpstreamError("ess_action_required: missing (cannot tell whether ESS action is required)")
     action = d["ess_action_required"]
     if not isinstance(action, bool):
         raise UpstreamError(f"ess_action_required: expected a boolean, got {shorten(action)}")
-    tier = d.get("ess_tier_recommendation")
-    if tier is not None:
-        if not isinstance(tier, str) or tier.upper() not in ESS_TIERS:
-            raise UpstreamError(f"ess_tier_recommendation: unknown value {shorten(tier)}")
+    raw_tier = d.get("ess_tier_recommendation")
+    tier = None
+    if raw_tier is not None:
+        tier = plain_str(raw_tier)
+        if tier is None or tier.upper() not in ESS_TIERS:
+            raise UpstreamError(f"ess_tier_recommendation: unknown value {shorten(raw_tier)}")
         tier = tier.upper()
         if tier == "EMERGENCY" and not action:
             raise UpstreamError("ess_tier_recommendation EMERGENCY with ess_action_required false: ambiguous")
@@ -138,6 +145,26 @@ def parse_risk_signal(data: Any) -> RiskSignal:
         overall_risk_score=plain_float(d.get("overall_risk_score")),
         critical_issues=_strings(d.get("critical_issues")),
         warnings=_strings(d.get("warnings")),
+    )
+
+
+def check_signal(signal: RiskSignal) -> RiskSignal:
+    """A pushed `RiskSignal` object held to the same rules as a parsed one."""
+    if not isinstance(signal, RiskSignal):
+        raise UpstreamError(f"risk signal: expected a RiskSignal, got {type(signal).__name__}")
+    if not isinstance(signal.timestamp, datetime):
+        raise UpstreamError(f"timestamp: expected a datetime, got {shorten(signal.timestamp)}")
+    when = signal.timestamp if signal.timestamp.tzinfo is not None else signal.timestamp.replace(tzinfo=UTC)
+    return parse_risk_signal(
+        {
+            "risk_level": signal.risk_level,
+            "timestamp": when.isoformat(),
+            "ess_action_required": signal.ess_action_required,
+            "ess_tier_recommendation": signal.ess_tier_recommendation,
+            "overall_risk_score": signal.overall_risk_score,
+            "critical_issues": list(signal.critical_issues) if isinstance(signal.critical_issues, tuple) else [],
+            "warnings": list(signal.warnings) if isinstance(signal.warnings, tuple) else [],
+        }
     )
 
 
@@ -242,9 +269,12 @@ def check_snapshot(snap: AccountSnapshot, max_plausible_usd: float = DEFAULT_MAX
         qty = _finite(p.quantity, f"positions[{i}].quantity")
         _plausible(abs(qty) * mark, f"positions[{i}] notional", max_plausible_usd)
         positions.append(Position(symbol, exchange, qty, mark))
-    if snap.timestamp is not None and not isinstance(snap.timestamp, datetime):
-        raise UpstreamError("timestamp: expected a datetime")
-    return AccountSnapshot(account, equity, tuple(positions), snap.timestamp)
+    when = snap.timestamp
+    if when is not None:
+        if not isinstance(when, datetime):
+            raise UpstreamError("timestamp: expected a datetime")
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when  # naive is UTC, as in the JSON
+    return AccountSnapshot(account, equity, tuple(positions), when)
 
 
 _MAX_ID = 128
@@ -302,3 +332,23 @@ def check_outcome(outcome: OrderOutcome) -> OrderOutcome:
         filled_quantity=filled,
         account=None if outcome.account is None else _name(outcome.account, "account"),
     )
+
+
+MAX_OVERRIDE_TTL_S = 3600.0
+
+
+def check_override(override: Override, accounts: Mapping[str, object]) -> Override:
+    """An override names a configured account, who approved it and why, and
+    lasts a finite time of at most an hour."""
+    if not isinstance(override, Override):
+        raise UpstreamError(f"override: expected an Override, got {type(override).__name__}")
+    account = _name(override.account, "account")
+    if account not in accounts:
+        raise UpstreamError(f"account: {shorten(account)} is not configured")
+    ttl = plain_float(override.ttl_s)
+    if ttl is None or not 0 < ttl <= MAX_OVERRIDE_TTL_S:
+        raise UpstreamError(f"ttl_s: expected seconds in (0, {MAX_OVERRIDE_TTL_S:g}], got {shorten(override.ttl_s)}")
+    reason = plain_str(override.reason)
+    if not reason or not reason.strip():
+        raise UpstreamError("reason: an override says why")
+    return Override(account, _name(override.approved_by, "approved_by"), _text(reason, 500), ttl)

@@ -149,11 +149,26 @@ def test_service_gone_connection_refused_blocks(sim, clock, kill_switch):
         assert s.evaluate(order()).reason_code is RC.ESS_STATE_STALE  # ESS HTTP gone too: blocked first
 
 
-def test_signal_evaluated_too_long_ago_blocks_although_fetched_now(sup, sim, clock):
+def test_signal_evaluated_too_long_ago_blocks_although_fetched_now(sim, clock, kill_switch):
+    healthy(sim)
     sim.set_fault("risk", "stale", delay_s=901.0)
+    with RiskSupervisor(source_config(sim, kill_switch), clock=clock) as sup:
+        advance(sup, clock, 0)
+        r = sup.evaluate(order())
+        assert r.reason_code is RC.RISK_STATE_STALE and "max_signal_age_s" in r.reason
+
+
+def test_a_signal_older_than_the_one_held_is_ignored_and_the_held_one_ages_out(sup, sim, clock):
+    sim.set_risk("critical")
     advance(sup, clock, 2.0)
-    r = sup.evaluate(order())
-    assert r.reason_code is RC.RISK_STATE_STALE and "max_signal_age_s" in r.reason
+    assert sup.evaluate(order()).reason_code is RC.GLOBAL_RISK_CRITICAL
+    sim.set_fault("risk", "stale", delay_s=60.0)  # a lagging replica: an INFO evaluated a minute ago
+    sim.set_risk("info")
+    advance(sup, clock, 2.0)
+    assert sup.evaluate(order()).reason_code is RC.GLOBAL_RISK_CRITICAL  # not un-CRITICALed
+    for _ in range(3):
+        advance(sup, clock, 2.0)  # 6 s without a usable newer signal: max_age_s
+    assert sup.evaluate(order()).reason_code is RC.RISK_STATE_STALE
 
 
 def test_service_serving_the_same_signal_between_evaluations_stays_usable(sup, sim, clock):

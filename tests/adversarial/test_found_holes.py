@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from decimal import Decimal
 import threading
+from decimal import Decimal
 
 import pytest
 from structlog.testing import capture_logs
@@ -290,3 +290,153 @@ def test_an_adapters_fill_in_any_form_never_frees_the_cap(sup, form):
     assert in_positions + held >= 50_000 - 1e-6  # what was sent is counted, by a position or as held notional
     assert in_positions <= 50_000 + 1e-6
     assert sup.evaluate(order(quantity=400.0)).decision == "block"  # the cap is used up
+
+
+def test_stale_out_of_order_or_future_snapshots_are_not_applied(sup, clock):
+    from datetime import timedelta
+
+    feed(sup)
+    sup.report_account_snapshot(AccountSnapshot("main", 9_000.0, (), clock.now()))  # -10%: the day's limit
+    assert sup.evaluate(order()).reason_code is RC.DAILY_LOSS_LIMIT
+    assert sup.report_account_snapshot(AccountSnapshot("main", 10_000.0, (), clock.now() - timedelta(days=3))) is None
+    assert (
+        sup.report_account_snapshot(AccountSnapshot("main", 10_000.0, (), clock.now() - timedelta(seconds=1))) is None
+    )
+    assert sup.evaluate(order()).reason_code is RC.DAILY_LOSS_LIMIT  # neither the stale nor the earlier one applied
+    ahead = sup.report_account_snapshot(AccountSnapshot("main", 10_000.0, (), clock.now() + timedelta(days=3)))
+    assert ahead is not None and "future" in (ahead.problem or "")
+    assert sup.evaluate(order()).reason_code is RC.ACCOUNT_STATE_STALE
+
+
+def test_a_pushed_clear_never_lifts_another_sources_halt(sup):
+    from supervisor import EssSourceStatus, EssState
+
+    feed(sup)
+    sup.report_ess_active(True, "kill switch", source="kill_switch_file")
+    sup.report_ess_active(False, source="host")  # another source says all clear
+    assert sup.evaluate(order()).reason_code is RC.ESS_HALT_ACTIVE
+    lying = EssState(active=False, sources=(EssSourceStatus("desk", True, "drill"),))  # `active` contradicts
+    sup.report_ess_state(lying)
+    sup.report_ess_active(False, source="kill_switch_file")
+    r = sup.evaluate(order())
+    assert r.reason_code is RC.ESS_HALT_ACTIVE and "drill" in r.reason
+
+
+def test_an_unusable_snapshot_stays_failed_closed_across_a_tracker_restart(sup):
+    feed(sup)
+    sup.report_account_snapshot(AccountSnapshot("main", 5e12))  # implausible
+    tracker = sup.actor_ref("account_tracker")
+    tracker.stop()
+    sup.check_actors()  # restarted
+    sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", 1.0, 100.0))
+    assert sup.evaluate(order()).reason_code is RC.ACCOUNT_STATE_STALE
+
+
+def test_a_gate_replaced_while_stalled_approves_nothing_it_had_queued():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = make_config(
+        supervision={"heartbeat_timeout_s": 0.2, "check_interval_s": 1000.0},
+        gate={"evaluate_timeout_s": 5.0},
+        risk_v3={"timeout_s": 0.1},
+        ess={"timeout_s": 0.1},
+        accounts={"timeout_s": 0.1},
+    )
+    with RiskSupervisor(cfg, poll_upstreams=False) as sup:  # real time: the caller's timeout is real
+        feed(sup, equity=RICH)
+        held, release = threading.Event(), threading.Event()
+        old = sup.gate_ref
+        old.tell(GateHold(held, release, timeout_s=30))
+        assert held.wait(5)
+        with ThreadPoolExecutor(1) as pool:
+            queued = pool.submit(sup.evaluate, order(order_id="X", quantity=400.0), 10.0)
+            sup.check_actors()  # no answer to the ping: given up on, a new gate starts
+            feed(sup, equity=RICH)
+            assert sup.gate_ref is not old
+            assert sup.evaluate(order(order_id="Y", quantity=400.0)).decision == "allow"
+            release.set()  # the old gate wakes up with X still queued
+            assert queued.result(timeout=10).reason_code is RC.GATE_UNAVAILABLE
+
+
+@pytest.mark.parametrize(("side", "stop"), [("buy", 100.01), ("buy", 100.0), ("sell", 99.99), ("sell", 100.0)])
+def test_a_stop_on_the_wrong_side_of_the_price_is_invalid(sup, side, stop):
+    feed(sup)
+    r = sup.evaluate(order(side=side, price=100.0, stop_price=stop, quantity=1.0))
+    assert r.reason_code is RC.INVALID_ORDER and "stop_price" in r.reason
+
+
+def test_a_fill_naming_another_exchange_than_the_accounts_is_refused(sup):
+    feed(sup)
+    assert sup.report_fill(Fill("main", "Binance", "SOLUSDT", "buy", 1.0, 100.0)) is None
+    assert sup.report_fill(Fill("main", "binance", "SOLUSDT", "buy", 1.0, 100.0)) is not None
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"ttl_s": "300"}, "ttl_s"),
+        ({"ttl_s": math.inf}, "ttl_s"),
+        ({"ttl_s": 1e300}, "ttl_s"),
+        ({"ttl_s": -5.0}, "ttl_s"),
+        ({"approved_by": ""}, "approved_by"),
+        ({"reason": " "}, "reason"),
+        ({"account": "ghost"}, "account"),
+    ],
+)
+def test_an_override_that_cannot_be_read_is_refused_and_the_gate_lives(sup, fields, field):
+    from supervisor import Override
+    from supervisor.sources.upstream import UpstreamError
+
+    feed(sup)
+    with pytest.raises(UpstreamError, match=field):
+        sup.approve_override(Override(**{"account": "main", "approved_by": "cro", "reason": "flatten", **fields}))
+    assert sup.evaluate(order()).decision == "allow"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ess_tier_recommendation": "EMERGENCY", "ess_action_required": False},
+        {"ess_tier_recommendation": "HALT_ALL"},
+        {"ess_action_required": 0},
+        {"risk_level": LyingStr("CRITICAL", claims="INFO")},
+    ],
+)
+def test_a_pushed_signal_object_is_held_to_the_parsers_rules(sup, changes):
+    from dataclasses import replace
+
+    from supervisor.sources.upstream import UpstreamError
+
+    feed(sup)
+    bad = replace(signal("INFO", sup.clock.now()), **changes)
+    if isinstance(changes.get("risk_level"), LyingStr):
+        sup.report_risk_signal(bad)  # read as the CRITICAL it holds
+        assert sup.evaluate(order()).reason_code is RC.GLOBAL_RISK_CRITICAL
+        return
+    with pytest.raises(UpstreamError):
+        sup.report_risk_signal(bad)
+
+
+def test_hostile_json_bodies_fail_as_named_causes():
+    import httpx
+
+    from supervisor.sources.http import FetchError, fetch_json
+
+    bodies = {
+        b'{"risk_level": "CRITICAL", "risk_level": "INFO"}': "ambiguous_json",
+        b'{"active": true, "status": "active", "active": false}': "ambiguous_json",
+        b"[" * 200_000: "not_json",
+    }
+    for body, kind in bodies.items():
+        transport = httpx.MockTransport(lambda request, body=body: httpx.Response(200, content=body))
+        with httpx.Client(transport=transport) as client, pytest.raises(FetchError) as info:
+            fetch_json(client, "http://upstream/x", 1.0)
+        assert info.value.kind == kind
+
+
+def test_a_timestamp_that_overflows_is_an_upstream_error():
+    from supervisor.sources.upstream import UpstreamError, parse_timestamp
+
+    with pytest.raises(UpstreamError, match="usable"):
+        parse_timestamp("0001-01-01T00:00:00+01:00")
