@@ -216,7 +216,7 @@ def _ess(t: _Table) -> EssConfig:
         kill_switch_file=t.string("kill_switch_file", None),
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0),
         timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
-        max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=60),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=3600),
         contract=contract,
         path=path,
     )
