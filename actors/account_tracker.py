@@ -26,6 +26,7 @@ from cachetools import LRUCache
 
 from actors.base import PolledSourceActor
 from supervisor.channels.gate_link import GateLink
+from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.core.messages import AccountSnapshot, AccountState, Fill, Position
@@ -49,8 +50,9 @@ class AccountTrackerActor(PolledSourceActor):
         clock: Clock,
         gate: GateLink,
         transport: httpx.BaseTransport | None = None,
+        journal: JournalQueue | None = None,
     ) -> None:
-        super().__init__(clock, gate, transport)
+        super().__init__(clock, gate, transport, journal)
         self._config = config
         self._store: BaselineStore | None = None
         self._latest: dict[str, AccountState] = {}
@@ -83,6 +85,7 @@ class AccountTrackerActor(PolledSourceActor):
     def _store_lost(self, why: str, now: datetime) -> None:
         """Every configured account's current day and week baseline is unknown."""
         log.error("baseline_store_lost", cause=why, accounts=len(self._config.accounts.accounts))
+        self.event("baseline_store_lost", "accounts", cause=why)
         for account in self._config.accounts.accounts:
             for period in PERIODS:
                 self._set(account, period, Baseline(self._period_start(period, now), None, "store_lost"), now)
@@ -117,7 +120,9 @@ class AccountTrackerActor(PolledSourceActor):
         self._round += 1
         ends = _real.monotonic() + self._config.supervision.heartbeat_timeout_s / 2
         for name in names[first:] + names[:first]:
-            failures = self._poll_failures.setdefault(name, FailureLog("riskgate.accounts", f"account:{name}"))
+            failures = self._poll_failures.get(name)
+            if failures is None:
+                failures = self._poll_failures[name] = FailureLog("riskgate.accounts", f"account:{name}", self.event)
             url = f"{self._config.accounts.snapshot_url}/accounts/{name}/snapshot"
             left = min(self._config.accounts.timeout_s, ends - _real.monotonic())
             if left <= 0:
@@ -160,6 +165,7 @@ class AccountTrackerActor(PolledSourceActor):
             # taken "in the future" is not trusted; the real period's is looked up.
             dropped = self._store.forget_after(account, period, start) if self._store is not None else 0
             current = self._store.get(account, period, start) if self._store is not None else None
+            self.event("baseline_from_future", "accounts", account, period=period, period_start=start)
             log.warning(
                 "baseline_from_future",
                 account=account,
@@ -181,6 +187,7 @@ class AccountTrackerActor(PolledSourceActor):
                 )
             else:
                 current = self._set(account, period, Baseline(start, equity, "first_equity"), now)
+                self.event("baseline_started_mid_period", "accounts", account, period=period, equity=equity)
                 log.warning(
                     "baseline_started_mid_period",
                     period=period,
@@ -201,6 +208,13 @@ class AccountTrackerActor(PolledSourceActor):
         self._baselines.update(stored)
         for account in sorted(changed):
             b = {p: self._baselines.get((account, p)) for p in PERIODS}
+            self.event(
+                "baseline_taken_up",
+                "operator",
+                account,
+                **{f"{p}_start_equity": (x.equity if x else None) for p, x in b.items()},
+                **{f"{p}_source": (x.source if x else None) for p, x in b.items()},
+            )
             log.warning(
                 "baseline_taken_up",
                 account=account,
@@ -287,6 +301,7 @@ class AccountTrackerActor(PolledSourceActor):
         """The account fails closed until a usable snapshot: the gate keeps the
         last known positions (they still count against the exchange's cap)."""
         log.warning("snapshot_unusable", account=account, problem=problem)
+        self.event("snapshot_unusable", "accounts", account, problem=problem)
         self._problems[account] = problem
         last = self._latest.get(account)
         if last is None:

@@ -12,6 +12,7 @@ import httpx
 import pykka
 
 from supervisor.channels.gate_link import GateLink
+from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.sources.http import source_client
 
@@ -73,12 +74,24 @@ class PolledSourceActor(SupervisedActor):
     """A state source polled on a timer: `Poll` runs `poll()`; the httpx client it
     may open in `open_resources` (`open_client`) is closed on stop and on failure."""
 
-    def __init__(self, clock: Clock, gate: GateLink, transport: httpx.BaseTransport | None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        gate: GateLink,
+        transport: httpx.BaseTransport | None,
+        journal: JournalQueue | None = None,
+    ) -> None:
         super().__init__()
         self._clock = clock
         self._gate = gate  # where state goes: the running gate, through the link
+        self._journal = journal
         self._transport = transport  # None: real HTTP; tests may give an httpx transport
         self._client: httpx.Client | None = None
+
+    def event(self, kind: str, source: str, account: str | None = None, **detail: Any) -> None:
+        """An event that explains decisions, for the journal (never waits)."""
+        if self._journal is not None:
+            self._journal.event(self._clock.now(), kind, source, account, **detail)
 
     def open_client(self, timeout_s: float) -> None:
         self._client = source_client(timeout_s, self._transport)

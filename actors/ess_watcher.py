@@ -17,6 +17,7 @@ import httpx
 from actors.base import PolledSourceActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_link import GateLink
+from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import EssConfig
 from supervisor.core.messages import EssSourceStatus, EssState
@@ -74,13 +75,14 @@ class EssWatcherActor(PolledSourceActor):
         gate: GateLink,
         board: EssBoard,
         transport: httpx.BaseTransport | None = None,
+        journal: JournalQueue | None = None,
     ) -> None:
-        super().__init__(clock, gate, transport)
+        super().__init__(clock, gate, transport, journal)
         self._config = config
         self._board = board
         self._url = f"{config.url}{config.path}" if config.url else None
         self._parse = parse_risk_safety_status if config.contract == "risk_safety" else parse_ess_status
-        self._http_failures = FailureLog("riskgate.ess", "ess_http")
+        self._http_failures = FailureLog("riskgate.ess", "ess_http", self.event)
         self._latest: EssState | None = None
 
     def open_resources(self) -> None:
@@ -112,6 +114,7 @@ class EssWatcherActor(PolledSourceActor):
         self._gate.tell(self._board.publish(state, self._clock.monotonic()))
         previous = self._latest
         if previous is None or previous.active != state.active:
+            self.event("ess_source_changed", "ess_watcher", active=state.active, reason=state.reason)
             level = log.warning if state.active is not False else log.info
             level(
                 "ess_changed", active=state.active, previous=previous.active if previous else None, reason=state.reason

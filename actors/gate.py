@@ -20,8 +20,10 @@ from actors.base import SupervisedActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_link import Stamped
 from supervisor.channels.inbox import drain_inbox, simple_queue_inbox
+from supervisor.channels.journal_queue import DECISION, JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
+from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE
 from supervisor.core.evaluate import block_result, decide, invalid_order
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import (
@@ -61,6 +63,7 @@ class GateActor(SupervisedActor):
         ess_board: EssBoard,
         state: GateState | None = None,
         retired: threading.Event | None = None,
+        journal: JournalQueue | None = None,
     ) -> None:
         """`state` lets a restarted gate keep its predecessor's reservations and
         rate windows (see `GateState.carry_over`); upstream state is re-fed.
@@ -68,6 +71,10 @@ class GateActor(SupervisedActor):
         answering): from then on it approves nothing, whatever is still queued."""
         super().__init__()
         self._retired = retired if retired is not None else threading.Event()
+        # Every decision goes to the journal as one tuple of references; the
+        # journal formats, writes and logs it on its own thread.
+        self._journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
+        self._failing_closed: set[tuple[str, str]] = set()  # (source, account) the gate blocks on now
         self._config = config
         self._clock = clock
         self._board = ess_board
@@ -134,6 +141,9 @@ class GateActor(SupervisedActor):
             result = block_result(
                 RC.GATE_UNAVAILABLE, f"internal error: {type(exc).__name__}", order_id, self._clock.now()
             )
+        if result.reason_code is RC.GATE_UNAVAILABLE:
+            order = msg.order if isinstance(msg, EvaluateOrder) else None
+            self._journal.put((DECISION, result, order, _account(msg), None, None, None))
         if msg.reply is not None:
             try:
                 msg.reply(result)
@@ -148,6 +158,7 @@ class GateActor(SupervisedActor):
         current = self._board.current
         if current is not None:
             st.ess, st.ess_received = current
+        st.journal_blocking = self._journal.blocking
         if st.reservations:
             for r in st.expire_reservations(now):
                 log.info("reservation_expired", order_id=r.order_id, account=r.account, notional=r.notional)
@@ -156,8 +167,15 @@ class GateActor(SupervisedActor):
         else:
             ev = decide(msg.order, st, self._config, now, self._clock.now())
         result = ev.result
-        self._decisions[result.reason_code] += 1
+        code = result.reason_code
+        self._decisions[code] += 1
         order = ev.order
+        account = _account(msg)
+        book = st.books.get(account) if account is not None else None
+        reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
+        self._journal.put((DECISION, result, order, account, st.signal, book, reserved))
+        if code in STALE_SOURCE or self._failing_closed:
+            self._note_fail_closed(code, account, result.reason)
         if order is not None and result.decision != "block":
             st.reserve(
                 Reservation(
@@ -174,17 +192,21 @@ class GateActor(SupervisedActor):
                 )
             )
             st.record_approval(order.account, now)
-        if result.decision != "allow" or result.reason_code is RC.OVERRIDE_APPLIED:
-            log.info(
-                "order_decision",
-                decision=result.decision,
-                reason_code=str(result.reason_code),
-                reason=result.reason,
-                order_id=result.order_id,
-                account=order.account if order is not None else None,
-                adjusted_quantity=result.adjusted_quantity,
-            )
         return result
+
+    def _note_fail_closed(self, code: RC, account: str | None, reason: str) -> None:
+        """Journal the moment the gate starts, and stops, blocking for a stale source."""
+        stale = STALE_SOURCE.get(code)
+        if stale is not None:
+            key = (stale, account or "") if stale == "account" else (stale, "")
+            if key not in self._failing_closed:
+                self._failing_closed.add(key)
+                self._journal.event(self._clock.now(), "fail_closed_started", key[0], key[1] or None, reason=reason)
+        for source in FRESH_SOURCES.get(code, ()):
+            key = (source, account or "") if source == "account" else (source, "")
+            if key in self._failing_closed:
+                self._failing_closed.discard(key)
+                self._journal.event(self._clock.now(), "fail_closed_ended", key[0], key[1] or None)
 
     # -- state -------------------------------------------------------------
     def _on_stamped(self, stamped: Stamped) -> None:
@@ -215,6 +237,15 @@ class GateActor(SupervisedActor):
         self._state.signal = signal
         self._state.signal_received = received
         if old is None or old.risk_level != signal.risk_level:
+            self._journal.event(
+                self._clock.now(),
+                "risk_level_changed",
+                "risk_v3",
+                risk_level=signal.risk_level,
+                previous=old.risk_level if old else None,
+                signal_timestamp=signal.timestamp,
+                ess_action_required=signal.ess_action_required,
+            )
             log.info(
                 "risk_level_changed",
                 risk_level=signal.risk_level,
@@ -227,6 +258,9 @@ class GateActor(SupervisedActor):
         # this ordered notification only logs changes. (Publishing it here could
         # put back an older state over a newer one.)
         if ess.active != self._ess_logged:
+            self._journal.event(
+                self._clock.now(), "ess_changed", "ess", active=ess.active, previous=self._ess_logged, reason=ess.reason
+            )
             log.info("gate_ess_state", active=ess.active, previous=self._ess_logged, reason=ess.reason)
             self._ess_logged = ess.active
 
@@ -259,6 +293,15 @@ class GateActor(SupervisedActor):
 
     def _on_override(self, override: Override) -> None:
         self._state.overrides[override.account] = self._clock.monotonic() + override.ttl_s
+        self._journal.event(
+            self._clock.now(),
+            "override_approved",
+            "operator",
+            override.account,
+            approved_by=override.approved_by,
+            reason=override.reason,
+            ttl_s=override.ttl_s,
+        )
         log.warning(
             "override_approved",
             account=override.account,
@@ -284,3 +327,7 @@ class GateActor(SupervisedActor):
 
 def _order_id(msg: EvaluateOrder | RejectOrder) -> str:
     return msg.order_id if isinstance(msg, RejectOrder) else msg.order.order_id or ""
+
+
+def _account(msg: EvaluateOrder | RejectOrder) -> str | None:
+    return msg.account if isinstance(msg, RejectOrder) else msg.order.account

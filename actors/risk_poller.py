@@ -12,6 +12,7 @@ import httpx
 
 from actors.base import PolledSourceActor
 from supervisor.channels.gate_link import GateLink
+from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import RiskV3Config
 from supervisor.core.messages import RiskSignal
@@ -31,11 +32,12 @@ class RiskV3PollerActor(PolledSourceActor):
         clock: Clock,
         gate: GateLink,
         transport: httpx.BaseTransport | None = None,
+        journal: JournalQueue | None = None,
     ) -> None:
-        super().__init__(clock, gate, transport)
+        super().__init__(clock, gate, transport, journal)
         self._config = config
         self._url = f"{config.url}/risk/global"
-        self._failures = FailureLog("riskgate.risk_v3", "risk_v3")
+        self._failures = FailureLog("riskgate.risk_v3", "risk_v3", self.event)
         self._signal_stale = False
         self._skewed = False
 

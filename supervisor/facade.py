@@ -19,6 +19,7 @@ import pykka
 from actors.account_tracker import AccountTrackerActor
 from actors.base import Poll
 from actors.gate import GateActor
+from supervisor.channels.journal_queue import DECISION, JournalQueue
 from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
@@ -41,6 +42,8 @@ from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_float, shorten
 from supervisor.logs import get_logger
 from supervisor.ops.health import HealthLog
+from supervisor.ops.journal.actor import Flush, JournalActor
+from supervisor.runtime.supervision import ActorSpec
 from supervisor.runtime.wiring import Runtime
 from supervisor.sources.upstream import (
     UpstreamError,
@@ -60,6 +63,9 @@ MAX_EVALUATE_TIMEOUT_S = 60.0
 
 
 class RiskSupervisor:
+    # Which journal actor to run: tests put a subclass with test-only messages here.
+    journal_actor_class: type[JournalActor] = JournalActor
+
     """Facade over the gate and its state actors (docs/api.md).
 
     State-reporting methods (all thread safe, none blocks on the gate):
@@ -86,7 +92,17 @@ class RiskSupervisor:
         every state then comes through the `report_*` methods."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self._runtime = Runtime(config, self.clock, http_transport, poll_upstreams)
+        # The journal: every decision and the events that explain them, written
+        # off the decision path by its own actor, started first and stopped last.
+        j = config.journal
+        self.journal = JournalQueue(j.max_queue, block_when_failing=j.enabled and j.on_failure == "block")
+        journal_spec = ActorSpec(
+            "journal",
+            lambda: self.journal_actor_class.start(config, self.clock, self.journal),
+            poll=Flush,
+            poll_interval_s=j.flush_interval_s,
+        )
+        self._runtime = Runtime(config, self.clock, http_transport, poll_upstreams, self.journal, [journal_spec])
         self._health = HealthLog(self._runtime, self.clock, config.health.interval_s)
         self.ess_board = self._runtime.board
         self._timeout = config.gate.evaluate_timeout_s
@@ -115,6 +131,7 @@ class RiskSupervisor:
         dead actors are restarted and health is logged every `health.interval_s`."""
         if self._gate is not None:
             return self
+        self._runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
         self._runtime.start()
         self._health.start()
         log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
@@ -125,6 +142,11 @@ class RiskSupervisor:
         self._health.stop()
         self._runtime.stop()
         log.info("supervisor_stopped")
+
+    def flush_journal(self, timeout: float = 10.0) -> int:
+        """Write what the journal holds now and wait for it; how many records were written."""
+        ref = self.actor_ref("journal")
+        return 0 if ref is None else cast("int", ref.ask(Flush(), timeout=timeout))
 
     def check_actors(self) -> None:
         """Run one supervision round now (heartbeats, restarts)."""
@@ -151,7 +173,13 @@ class RiskSupervisor:
 
     # -- decisions -----------------------------------------------------------
     def _unavailable(self, order: Any, why: str) -> RiskGateResult:
-        return block_result(RC.GATE_UNAVAILABLE, f"gate unavailable: {why}", order_id_of(order), self.clock.now())
+        result = block_result(RC.GATE_UNAVAILABLE, f"gate unavailable: {why}", order_id_of(order), self.clock.now())
+        return self._journaled(result, order)
+
+    def _journaled(self, result: RiskGateResult, order: Any) -> RiskGateResult:
+        """A decision made here, not by the gate, is journaled too."""
+        self.journal.put((DECISION, result, None, account_of(order), None, None, None))
+        return result
 
     def _wait_of(self, timeout: object) -> float | None:
         """The caller's timeout in seconds, or None when it is not a usable one.
@@ -166,7 +194,7 @@ class RiskSupervisor:
 
     def _bad_timeout(self, order: Any, timeout: object) -> RiskGateResult:
         why = f"timeout must be a number of seconds in (0, {MAX_EVALUATE_TIMEOUT_S:g}], got {shorten(timeout)}"
-        return block_result(RC.INVALID_ORDER, why, order_id_of(order), self.clock.now())
+        return self._journaled(block_result(RC.INVALID_ORDER, why, order_id_of(order), self.clock.now()), order)
 
     def _request(self, order: Any, reply: Any, wait: float) -> EvaluateOrder | RejectOrder:
         # Validation is pure and needs only the config: done here, on the

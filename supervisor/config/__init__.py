@@ -3,6 +3,7 @@
 from supervisor.config.loading import ConfigError, load_config, parse_config
 from supervisor.config.schema import (
     ESS_CONTRACTS,
+    JOURNAL_POLICIES,
     WEEKDAYS,
     AccountConfig,
     AccountsConfig,
@@ -11,6 +12,7 @@ from supervisor.config.schema import (
     ExchangeConfig,
     GateConfig,
     HealthConfig,
+    JournalConfig,
     PeriodsConfig,
     ProfileConfig,
     RiskV3Config,
@@ -21,6 +23,7 @@ from supervisor.config.schema import (
 
 __all__ = [
     "ESS_CONTRACTS",
+    "JOURNAL_POLICIES",
     "WEEKDAYS",
     "AccountConfig",
     "AccountsConfig",
@@ -30,6 +33,7 @@ __all__ = [
     "ExchangeConfig",
     "GateConfig",
     "HealthConfig",
+    "JournalConfig",
     "PeriodsConfig",
     "ProfileConfig",
     "RiskV3Config",

@@ -10,6 +10,7 @@ with a suggestion when one is close (`did you mean "max_age_s"?`).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,7 @@ from typing import Any
 
 from supervisor.config.schema import (
     ESS_CONTRACTS,
+    JOURNAL_POLICIES,
     WEEKDAYS,
     AccountConfig,
     AccountsConfig,
@@ -27,6 +29,7 @@ from supervisor.config.schema import (
     ExchangeConfig,
     GateConfig,
     HealthConfig,
+    JournalConfig,
     PeriodsConfig,
     ProfileConfig,
     RiskV3Config,
@@ -322,7 +325,14 @@ def _symbols(t: _Table) -> dict[str, SymbolConfig]:
     return out
 
 
-def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "config") -> Config:
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    source: str = "config",
+    origin: str = "<in memory>",
+    digest: str = "",
+) -> Config:
     """Validate a parsed TOML document. Raises `ConfigError` listing every problem."""
     problems: list[str] = []
     root = _Table(data, "", problems)
@@ -357,6 +367,16 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
         backoff_max_s=sup_t.number("backoff_max_s", d_sup.backoff_max_s, gt=0),
     )
     sup_t.finish()
+    journal_t = root.table("journal")
+    d_j = JournalConfig()
+    journal = JournalConfig(
+        enabled=journal_t.boolean("enabled", d_j.enabled),
+        flush_interval_s=journal_t.number("flush_interval_s", d_j.flush_interval_s, gt=0, le=10),
+        on_failure=journal_t.string("on_failure", d_j.on_failure, JOURNAL_POLICIES),
+        max_queue=journal_t.number("max_queue", d_j.max_queue, ge=100, integer=True),
+        retention_days=journal_t.number("retention_days", d_j.retention_days, gt=0),
+    )
+    journal_t.finish()
     root.finish()
     # A poll holds its actor for up to timeout_s; a ping queued behind it must
     # still be answered within heartbeat_timeout_s, or a slow upstream gets its
@@ -385,6 +405,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None, sourc
         state=StateConfig(dir=state_dir),
         health=health,
         supervision=supervision,
+        journal=journal,
+        origin=origin,
+        digest=digest,
     )
 
 
@@ -392,11 +415,16 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a TOML file. Raises `ConfigError` listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read file: {exc.strerror or exc}"], str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: {exc.reason} at byte {exc.start}"], str(path)) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from exc
-    return parse_config(data, base_dir=path.resolve().parent, source=str(path))
+    resolved = path.resolve()
+    digest = hashlib.sha256(raw).hexdigest()
+    return parse_config(data, base_dir=resolved.parent, source=str(path), origin=str(resolved), digest=digest)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 __all__ = [
     "ESS_CONTRACTS",
+    "JOURNAL_POLICIES",
     "WEEKDAYS",
     "AccountConfig",
     "AccountsConfig",
@@ -17,6 +18,7 @@ __all__ = [
     "ExchangeConfig",
     "GateConfig",
     "HealthConfig",
+    "JournalConfig",
     "PeriodsConfig",
     "ProfileConfig",
     "RiskV3Config",
@@ -126,6 +128,18 @@ class HealthConfig:
     interval_s: float = 30.0
 
 
+JOURNAL_POLICIES = ("block", "continue")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalConfig:
+    enabled: bool = True  # false: decisions are still logged (blocks, scale-downs), not stored
+    flush_interval_s: float = 0.1  # group commit at least this often
+    on_failure: str = "block"  # the journal cannot write, or its queue is full: "block" or "continue"
+    max_queue: int = 100_000  # records waiting to be written
+    retention_days: float = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class SupervisionConfig:
     check_interval_s: float = 1.0
@@ -148,3 +162,7 @@ class Config:
     state: StateConfig = StateConfig()
     health: HealthConfig = HealthConfig()
     supervision: SupervisionConfig = SupervisionConfig()
+    journal: JournalConfig = JournalConfig()
+    # Where the config came from, and the SHA-256 of its bytes (journaled at start).
+    origin: str = "<in memory>"
+    digest: str = ""

@@ -119,6 +119,16 @@ def _age(now: float, received: float) -> float:
     return max(0.0, now - received)
 
 
+# -- 0: the record -------------------------------------------------------------
+
+
+def check_journal(o: OrderRequest, c: EvalContext) -> Outcome:
+    why = c.state.journal_blocking
+    if why is not None:
+        return Denial(RC.JOURNAL_UNAVAILABLE, f"{why} (journal.on_failure = block)")
+    return None
+
+
 # -- 1..5: upstream state -------------------------------------------------
 
 
@@ -384,6 +394,7 @@ Check = Callable[[OrderRequest, EvalContext], Outcome]
 
 #: The evaluation order of docs/checks.md (after check 0, validation).
 CHECKS: tuple[Check, ...] = (
+    check_journal,
     check_ess_fresh,
     check_ess_halt,
     check_risk_fresh,
@@ -409,6 +420,40 @@ CHECKS: tuple[Check, ...] = (
 def _decimals(step: float) -> int:
     text = repr(step)
     return len(text.split(".", 1)[1].rstrip("0")) if "." in text and "e" not in text else 0
+
+
+#: The source a STALE code blocks on.
+STALE_SOURCE: dict[RC, str] = {
+    RC.ESS_STATE_STALE: "ess",
+    RC.RISK_STATE_STALE: "risk_v3",
+    RC.ACCOUNT_STATE_STALE: "account",
+}
+_AFTER_ACCOUNT = (
+    RC.STRATEGY_NOT_ALLOWED,
+    RC.LEVERAGE_EXCEEDS_LIMIT,
+    RC.ORDER_RATE_EXCEEDED,
+    RC.BASELINE_UNKNOWN,
+    RC.DAILY_LOSS_LIMIT,
+    RC.WEEKLY_LOSS_LIMIT,
+    RC.MAX_OPEN_POSITIONS,
+    RC.SINGLE_TRADE_RISK,
+    RC.EXCHANGE_EXPOSURE_LIMIT,
+    RC.ACCOUNT_EXPOSURE_LIMIT,
+    RC.RISK_WARNING_SCALE,
+    RC.ALL_CHECKS_PASSED,
+    RC.OVERRIDE_APPLIED,
+)
+#: The sources a decision with this code found fresh (it passed their checks).
+FRESH_SOURCES: dict[RC, tuple[str, ...]] = {
+    RC.ESS_HALT_ACTIVE: ("ess",),
+    RC.RISK_STATE_STALE: ("ess",),
+    RC.GLOBAL_RISK_CRITICAL: ("ess", "risk_v3"),
+    RC.RISK_V3_ESS_ACTION_REQUIRED: ("ess", "risk_v3"),
+    RC.UNKNOWN_ACCOUNT: ("ess", "risk_v3"),
+    RC.DUPLICATE_ORDER: ("ess", "risk_v3"),
+    RC.ACCOUNT_STATE_STALE: ("ess", "risk_v3"),
+    **dict.fromkeys(_AFTER_ACCOUNT, ("ess", "risk_v3", "account")),
+}
 
 
 def floor_to_lot(quantity: float, step: float) -> float:

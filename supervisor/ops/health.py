@@ -3,7 +3,8 @@
 Every `health.interval_s` (on the injected clock): one `actor_health` event per
 actor (alive, restarts, last_error, state_age_s, polls_skipped) and one
 `gate_stats` event (decisions per reason code since the previous one, their
-total, reservations held). It reads the runtime; it never sits on the decision
+total, reservations held) and one `journal_health` event (records queued,
+written, dropped; why it cannot write; whether that blocks orders). It reads the runtime; it never sits on the decision
 path (the gate answers one stats ask per interval).
 """
 
@@ -41,6 +42,15 @@ class HealthLog:
             log.info("actor_health", **row)
         stats = self._runtime.gate_stats(reset=True)
         decisions = stats["decisions"] if stats else {}
+        journal = self._runtime.journal
+        log.info(
+            "journal_health",
+            queued=len(journal),
+            written=journal.written,
+            dropped=journal.dropped,
+            problem=journal.problem,
+            blocking=journal.blocking,
+        )
         log.info(
             "gate_stats",
             gate_alive=stats is not None,

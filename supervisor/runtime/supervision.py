@@ -77,7 +77,8 @@ def _done(future: pykka.Future[Any]) -> bool:
 
 
 class ActorSupervisor:
-    def __init__(self, clock: Clock, config: SupervisionConfig) -> None:
+    def __init__(self, clock: Clock, config: SupervisionConfig, events: Callable[..., object] | None = None) -> None:
+        self._events = events  # events(kind, source, **detail): deaths and restarts, for the journal
         self._clock = clock
         self._config = config
         self._slots: dict[str, _Slot] = {}
@@ -210,6 +211,8 @@ class ActorSupervisor:
         slot.consecutive_failures += 1
         slot.next_attempt = now + delay
         log.error("actor_died", actor=slot.spec.name, error=slot.last_error, restart_in_s=delay)
+        if self._events is not None:
+            self._events("actor_died", slot.spec.name, error=slot.last_error, restart_in_s=delay)
 
     def _backoff(self, failures: int) -> float:
         if failures <= 0:
@@ -228,6 +231,8 @@ class ActorSupervisor:
             return
         slot.restarts += 1
         log.warning("actor_restarted", actor=slot.spec.name, restarts=slot.restarts, last_error=slot.last_error)
+        if self._events is not None:
+            self._events("actor_restarted", slot.spec.name, restarts=slot.restarts, last_error=slot.last_error)
 
     # -- health ---------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:

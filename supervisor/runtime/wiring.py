@@ -8,6 +8,7 @@ gate through one `GateLink`, and logs health every `health.interval_s`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any, cast
 
 import httpx
@@ -20,6 +21,7 @@ from actors.gate import GateActor, GateStatsRequest
 from actors.risk_poller import RiskV3PollerActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_link import GateLink
+from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.gate_state import GateState
@@ -36,15 +38,25 @@ class Runtime:
     gate_actor_class: type[GateActor] = GateActor
 
     def __init__(
-        self, config: Config, clock: Clock, transport: httpx.BaseTransport | None, poll_upstreams: bool
+        self,
+        config: Config,
+        clock: Clock,
+        transport: httpx.BaseTransport | None,
+        poll_upstreams: bool,
+        journal: JournalQueue | None = None,
+        first: Sequence[ActorSpec] = (),
     ) -> None:
+        """`journal` takes every decision and event; `first` are actors to start
+        before the gate and stop after everything (the journal's writer)."""
         self.config = config
         self.clock = clock
         self.transport = transport
         self.poll_upstreams = poll_upstreams
+        self.journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
+        self.first = list(first)
         self.board = EssBoard()
         self.link = GateLink(clock)
-        self.supervisor = ActorSupervisor(clock, config.supervision)
+        self.supervisor = ActorSupervisor(clock, config.supervision, self.event)
         self._gate_state: GateState | None = None
         self._gate_retired = threading.Event()
 
@@ -54,7 +66,11 @@ class Runtime:
         state = GateState() if self._gate_state is None else self._gate_state.carry_over()
         self._gate_state = state
         self._gate_retired = threading.Event()
-        return self.gate_actor_class.start(self.config, self.clock, self.board, state, self._gate_retired)
+        return self.gate_actor_class.start(self.config, self.clock, self.board, state, self._gate_retired, self.journal)
+
+    def event(self, kind: str, source: str, account: str | None = None, **detail: Any) -> None:
+        """An event for the journal (never waits)."""
+        self.journal.event(self.clock.now(), kind, source, account, **detail)
 
     def _retire_gate(self, ref: pykka.ActorRef[Any]) -> None:
         # The gate stopped answering (or died): whatever it still holds queued, it
@@ -68,8 +84,9 @@ class Runtime:
             log.info("gate_refed", states=resent)
 
     def specs(self) -> list[ActorSpec]:
-        cfg, clock, link, transport = self.config, self.clock, self.link, self.transport
+        cfg, clock, link, transport, journal = self.config, self.clock, self.link, self.transport, self.journal
         specs = [
+            *self.first,
             ActorSpec(
                 "gate",
                 self._gate_actor,
@@ -79,7 +96,7 @@ class Runtime:
             ),
             ActorSpec(
                 "account_tracker",
-                lambda: AccountTrackerActor.start(cfg, clock, link, transport),
+                lambda: AccountTrackerActor.start(cfg, clock, link, transport, journal),
                 poll=Poll,  # polls snapshots when snapshot_url is set; takes up operator-set baselines
                 poll_interval_s=cfg.accounts.poll_interval_s,
                 state_age=self._oldest_account_age,
@@ -89,14 +106,14 @@ class Runtime:
             specs += [
                 ActorSpec(
                     "risk_v3_poller",
-                    lambda: RiskV3PollerActor.start(cfg.risk_v3, clock, link, transport),
+                    lambda: RiskV3PollerActor.start(cfg.risk_v3, clock, link, transport, journal),
                     poll=Poll,
                     poll_interval_s=cfg.risk_v3.poll_interval_s,
                     state_age=lambda: self.link.age("risk_v3"),
                 ),
                 ActorSpec(
                     "ess_watcher",
-                    lambda: EssWatcherActor.start(cfg.ess, clock, link, self.board, transport),
+                    lambda: EssWatcherActor.start(cfg.ess, clock, link, self.board, transport, journal),
                     poll=Poll,
                     poll_interval_s=cfg.ess.poll_interval_s,
                     state_age=self._ess_age,

@@ -21,6 +21,7 @@ import itertools
 import json
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -198,13 +199,18 @@ def _fetch(client: httpx.Client, url: str, deadline: _Deadline, ends: float, tot
         raise FetchError("error", f"{type(exc).__name__}: {exc}") from exc
 
 
-class FailureLog:
-    """Logs a source's failure once per cause, and its recovery once."""
+Events = Callable[..., object]  # events(kind, source, account=None, **detail), e.g. into the journal
 
-    def __init__(self, logger_name: str, source: str) -> None:
+
+class FailureLog:
+    """Logs a source's failure once per cause, and its recovery once (and hands
+    each to `events`, when given)."""
+
+    def __init__(self, logger_name: str, source: str, events: Events | None = None) -> None:
         self._log = get_logger(logger_name)
         self._source = source
         self._cause: str | None = None
+        self._events = events
 
     @property
     def cause(self) -> str | None:
@@ -214,8 +220,12 @@ class FailureLog:
         if cause != self._cause:
             self._cause = cause
             self._log.warning("source_failed", source=self._source, cause=cause, detail=detail, **fields)
+            if self._events is not None:
+                self._events("source_failed", self._source, cause=cause, detail=detail)
 
     def succeeded(self, **fields: Any) -> None:
         if self._cause is not None:
             self._log.info("source_recovered", source=self._source, previous_cause=self._cause, **fields)
+            if self._events is not None:
+                self._events("source_recovered", self._source, previous_cause=self._cause)
             self._cause = None

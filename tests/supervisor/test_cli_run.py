@@ -57,10 +57,11 @@ def test_run_logs_json_health_and_exits_0_on_sigterm(tmp_path):
         reader.join(5)
     events = [json.loads(line) for line in lines]  # every stdout line is JSON
     health = [e for e in events if e["event"] == "actor_health"]
-    assert {e["actor"] for e in health} == {"gate", "account_tracker", "risk_v3_poller", "ess_watcher"}
+    assert {e["actor"] for e in health} == {"journal", "gate", "account_tracker", "risk_v3_poller", "ess_watcher"}
     for e in health:
         assert {"actor", "alive", "restarts", "last_error", "state_age_s", "level", "timestamp"} <= set(e)
     assert any(e["event"] == "gate_stats" and "decisions" in e for e in events)
+    assert any(e["event"] == "journal_health" and e["problem"] is None for e in events)
     assert events[-1]["event"] == "riskgate_stopped"
 
 

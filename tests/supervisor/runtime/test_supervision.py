@@ -56,8 +56,9 @@ def test_actors_start_in_dependency_order_and_stop_in_reverse(sim, clock, tmp_pa
     with capture_logs() as logs, RiskSupervisor(source_config(sim, tmp_path / "KILL"), clock=clock):
         pass
     order_of = {name: [e["actor"] for e in logs if e["event"] == name] for name in ("actor_started", "actor_stopped")}
-    assert order_of["actor_started"] == ["gate", "account_tracker", "risk_v3_poller", "ess_watcher"]
-    assert order_of["actor_stopped"] == ["ess_watcher", "risk_v3_poller", "account_tracker", "gate"]
+    # The journal first and last: it must hold every decision from the first to the last.
+    assert order_of["actor_started"] == ["journal", "gate", "account_tracker", "risk_v3_poller", "ess_watcher"]
+    assert order_of["actor_stopped"] == ["ess_watcher", "risk_v3_poller", "account_tracker", "gate", "journal"]
 
 
 def test_actor_failing_in_a_handler_is_restarted_and_shows_in_health_log(sim, clock, tmp_path, monkeypatch):
@@ -211,7 +212,7 @@ def test_health_log_every_interval_on_the_clock(clock):
             clock.advance(0.1)
         rows = [e for e in logs if e["event"] == "actor_health"]
         stats = [e for e in logs if e["event"] == "gate_stats"]
-        assert [r["actor"] for r in rows] == ["gate", "account_tracker"]
+        assert [r["actor"] for r in rows] == ["journal", "gate", "account_tracker"]
         assert stats[0]["decisions"] == {"RISK_STATE_STALE": 1} and stats[0]["total"] == 1
         with capture_logs() as logs:
             clock.advance(10.0)

@@ -1,0 +1,90 @@
+"""The journal's inbox: records appended by any thread, drained by the journal actor.
+
+The gate must never wait for the journal, nor format anything for it: per
+decision it appends one tuple of references to frozen objects (the result,
+the order, the account's book) to a deque, which costs one append. The
+journal actor takes records from the left in batches, writes them in one
+transaction (group commit), and only then removes them: a journal that dies
+mid-batch loses nothing, and its successor writes the batch again (rows are
+unique on (run, seq), so a batch written twice is stored once).
+
+The queue is bounded. What happens when it is full, or when the journal
+cannot write, is the journal policy's business (`journal.on_failure`); the
+gate reads `blocking` at the start of every evaluation. Nothing is dropped
+silently: `put` says whether it took the record, and drops are counted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import deque
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+__all__ = ["DECISION", "EVENT", "JournalQueue"]
+
+DECISION = "d"
+EVENT = "e"
+
+
+class JournalQueue:
+    """Records are tuples: `(seq, DECISION, result, order, account, signal, book, reserved_units)`
+    or `(seq, EVENT, when, kind, source, account, detail)`."""
+
+    def __init__(self, max_records: int, block_when_failing: bool) -> None:
+        self.run = f"{os.getpid():x}-{os.urandom(4).hex()}"  # this process's records
+        self.max_records = max_records
+        self.block_when_failing = block_when_failing
+        self._items: deque[tuple[Any, ...]] = deque()
+        self._seq = itertools.count(1)
+        self._drops = itertools.count(1)
+        self.dropped = 0
+        self.written = 0  # records the journal has written (its own count)
+        self.problem: str | None = None  # why the journal cannot write now, or None
+        self.blocking: str | None = None  # why new orders must block now (the policy's verdict), or None
+
+    # -- producers (any thread) ---------------------------------------------------
+    def put(self, record: tuple[Any, ...]) -> bool:
+        """Append a record (without its seq). False when the queue is full."""
+        if len(self._items) >= self.max_records:
+            self.dropped = next(self._drops)
+            if self.block_when_failing:
+                self.blocking = f"journal queue full ({self.max_records} records waiting)"
+            return False
+        self._items.append((next(self._seq), *record))
+        return True
+
+    def event(self, when: datetime, kind: str, source: str = "", account: str | None = None, **detail: Any) -> bool:
+        """An event that explains decisions (a source failed, ESS changed, ...)."""
+        return self.put((EVENT, when, kind, source, account, detail))
+
+    # -- the journal actor ----------------------------------------------------------
+    def peek(self, n: int) -> list[tuple[Any, ...]]:
+        """Up to n records from the left, left in place."""
+        return list(itertools.islice(self._items, n))
+
+    def remove(self, n: int) -> None:
+        """Drop n records from the left (after they were written)."""
+        popleft = self._items.popleft
+        for _ in range(n):
+            popleft()
+
+    def set_problem(self, problem: str | None) -> None:
+        self.problem = problem
+        full = len(self._items) >= self.max_records
+        if not self.block_when_failing:
+            self.blocking = None
+        elif problem is not None:
+            self.blocking = f"journal cannot write: {problem}"
+        elif full:
+            self.blocking = f"journal queue full ({self.max_records} records waiting)"
+        else:
+            self.blocking = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(list(self._items))

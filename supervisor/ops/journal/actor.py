@@ -1,0 +1,207 @@
+"""JournalActor: drains the journal queue into `{state.dir}/journal.sqlite`.
+
+On every `Flush` (each `journal.flush_interval_s`, from supervision's ticks)
+it takes what the gate and the other actors queued, turns it into rows, and
+writes them in one transaction (group commit). Records leave the queue only
+once committed, so a journal that dies mid-batch loses nothing.
+
+It also emits the `order_decision` log line for every block and scale-down,
+which used to be formatted on the gate's own thread.
+
+When it cannot write (disk full, a read-only folder, a corrupt file) it says so
+once (`journal_failed`, error), keeps the records queued, retries on every
+flush, and says so once again when it writes (`journal_recovered`). Meanwhile
+`journal.on_failure` decides: "block" makes new orders block as
+JOURNAL_UNAVAILABLE, "continue" lets them through (the failure is in the log
+and the health events).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from actors.base import SupervisedActor
+from supervisor.channels.journal_queue import DECISION, JournalQueue
+from supervisor.clock import Clock, SystemClock
+from supervisor.config import Config
+from supervisor.logs import get_logger
+from supervisor.ops.journal.store import JOURNAL_NAME, Connect, JournalWriter, decision_row, event_row, to_us
+
+__all__ = ["Flush", "JournalActor"]
+
+log = get_logger("riskgate.journal")
+_real = SystemClock()  # a flush's time budget is real time, whatever clock drives the ticks
+
+_BATCH = 5_000  # records per transaction
+_BUDGET_S = 0.5  # at most this long per flush, so pings and a stop are answered
+_PRUNE_EVERY_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Write what is queued (sent every `journal.flush_interval_s`)."""
+
+
+class JournalActor(SupervisedActor):
+    def __init__(self, config: Config, clock: Clock, queue: JournalQueue, connect: Connect | None = None) -> None:
+        super().__init__()
+        self._config = config
+        self._clock = clock
+        self._queue = queue
+        self._connect = connect
+        self._path = config.state.dir / JOURNAL_NAME
+        self._writer: JournalWriter | None = None
+        self._logged = 0  # how many records at the head of the queue already had their log line
+        self._next_prune = 0.0
+
+    # -- life cycle ----------------------------------------------------------------
+    def open_resources(self) -> None:
+        if self._config.journal.enabled:
+            self._open()
+
+    def release_resources(self) -> None:
+        if self._writer is not None:
+            try:
+                self.flush()  # what is queued at a stop is written before the file closes
+            finally:
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Flush):
+            return self.flush()
+        log.warning("journal_unknown_message", message_type=type(message).__name__)
+        return None
+
+    def _open(self) -> bool:
+        try:
+            self._writer = JournalWriter(self._path, *([self._connect] if self._connect else []))
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(f"cannot open {self._path}: {type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    # -- writing -------------------------------------------------------------------
+    def flush(self) -> int:
+        """Write what is queued; returns how many records were written."""
+        q = self._queue
+        written = 0
+        ends = _real.monotonic() + _BUDGET_S
+        while len(q) and _real.monotonic() < ends:
+            batch = q.peek(_BATCH)
+            self._log_decisions(batch)
+            if not self._config.journal.enabled:
+                self._removed(len(batch))
+                continue
+            if self._writer is None and not self._open():
+                return written
+            decisions, events = _rows(q.run, batch, self._skip)
+            try:
+                assert self._writer is not None  # noqa: S101 - opened just above; narrows the type
+                self._writer.write(decisions, events)
+            except (sqlite3.Error, OSError) as exc:
+                self._failed(f"cannot write {self._path}: {type(exc).__name__}: {exc}")
+                self._reopen()
+                return written
+            self._removed(len(batch))
+            q.written += len(batch)
+            written += len(batch)
+        if q.problem is not None and written:
+            log.warning("journal_recovered", path=str(self._path), problem=q.problem, dropped=q.dropped)
+            q.event(self._clock.now(), "journal_recovered", "journal", problem=q.problem, dropped=q.dropped)
+            q.set_problem(None)
+        elif q.blocking is not None and q.problem is None:
+            q.set_problem(None)  # a full queue drained: clear the policy's verdict
+        self._prune()
+        return written
+
+    def _failed(self, problem: str) -> None:
+        q = self._queue
+        if q.problem is None:
+            log.error(
+                "journal_failed",
+                problem=problem,
+                policy=self._config.journal.on_failure,
+                queued=len(q),
+                effect="new orders block as JOURNAL_UNAVAILABLE"
+                if self._config.journal.on_failure == "block"
+                else "orders continue unrecorded until it writes again",
+            )
+        q.set_problem(problem)
+
+    def _reopen(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):  # it is being replaced because it failed
+                self._writer.close()
+            self._writer = None
+
+    def _skip(self, record: tuple[Any, ...], exc: Exception) -> None:
+        # A record that cannot become a row is a bug; it must not stop every later one.
+        self._queue.dropped = self._queue.dropped + 1
+        log.error("journal_record_unwritable", seq=record[0], error=f"{type(exc).__name__}: {exc}")
+
+    def _removed(self, n: int) -> None:
+        self._queue.remove(n)
+        self._logged = max(0, self._logged - n)
+
+    def _log_decisions(self, batch: list[tuple[Any, ...]]) -> None:
+        """The `order_decision` line for every block, scale-down and override,
+        once each (a batch that failed to write is peeked again)."""
+        fresh = batch[self._logged :]
+        self._logged = max(self._logged, len(batch))
+        for record in fresh:
+            if record[1] != DECISION:
+                continue
+            result, order, account = record[2], record[3], record[4]
+            if result.decision != "allow" or str(result.reason_code) == "OVERRIDE_APPLIED":
+                log.info(
+                    "order_decision",
+                    decision=result.decision,
+                    reason_code=str(result.reason_code),
+                    reason=result.reason,
+                    order_id=result.order_id,
+                    account=order.account if order is not None else account,
+                    adjusted_quantity=result.adjusted_quantity,
+                )
+
+    def _prune(self) -> None:
+        now = _real.monotonic()
+        if self._writer is None or now < self._next_prune:
+            return
+        self._next_prune = now + _PRUNE_EVERY_S
+        cutoff = to_us(self._clock.now() - timedelta(days=self._config.journal.retention_days))
+        try:
+            gone = self._writer.prune(cutoff)
+        except sqlite3.Error as exc:
+            log.warning("journal_prune_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if gone:
+            log.info("journal_pruned", rows=gone, retention_days=self._config.journal.retention_days)
+            self._next_prune = now  # more may be left: go on at the next flush, in small batches
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+
+def _rows(
+    run: str, batch: list[tuple[Any, ...]], skip: Callable[[tuple[Any, ...], Exception], None]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    decisions: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    for record in batch:
+        try:
+            if record[1] == DECISION:
+                decisions.append(decision_row(run, record))
+            else:
+                events.append(event_row(run, record))
+        except Exception as exc:  # noqa: BLE001 - see _skip
+            skip(record, exc)
+    return decisions, events

@@ -1,0 +1,256 @@
+"""The journal's SQLite file: every decision with its inputs, and the events that explain them.
+
+`JournalWriter` is used by the journal actor only (one thread); `JournalReader`
+opens the file read-only, so `riskgate journal` works while `riskgate run` is
+writing (WAL). Times are integer microseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from supervisor.channels.journal_queue import DECISION
+from supervisor.core.gate_state import UNITS_PER_USD, AccountBook
+from supervisor.core.messages import OrderRequest, RiskGateResult, RiskSignal
+
+__all__ = [
+    "DECISION_COLUMNS",
+    "JOURNAL_NAME",
+    "JournalReader",
+    "JournalWriter",
+    "Query",
+    "decision_row",
+    "event_row",
+    "from_us",
+    "to_us",
+]
+
+JOURNAL_NAME = "journal.sqlite"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+DECISION_COLUMNS = (
+    "ts_us", "order_id", "account", "exchange", "strategy_id", "symbol", "side", "quantity", "price",
+    "stop_price", "leverage", "reduce_only", "decision", "reason_code", "reason", "adjusted_quantity",
+    "scale_factor", "risk_level", "signal_ts_us", "ess_active", "ess_age_s", "risk_v3_age_s",
+    "account_age_s", "equity", "day_pnl_pct", "week_pnl_pct", "reserved_usd",
+)  # fmt: skip
+EVENT_COLUMNS = ("ts_us", "kind", "source", "account", "detail")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS decisions (
+    run TEXT NOT NULL, seq INTEGER NOT NULL,
+    {", ".join(DECISION_COLUMNS)},
+    UNIQUE (run, seq));
+CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts_us);
+CREATE INDEX IF NOT EXISTS decisions_account_ts ON decisions (account, ts_us);
+CREATE INDEX IF NOT EXISTS decisions_order ON decisions (order_id);
+CREATE INDEX IF NOT EXISTS decisions_code_ts ON decisions (reason_code, ts_us);
+CREATE TABLE IF NOT EXISTS events (
+    run TEXT NOT NULL, seq INTEGER NOT NULL,
+    {", ".join(EVENT_COLUMNS)},
+    UNIQUE (run, seq));
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us);
+"""
+
+
+def to_us(when: datetime) -> int:
+    return (when - _EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _pct(equity: float, start: float) -> float | None:
+    return (equity - start) / start * 100.0 if start > 0 else None
+
+
+def decision_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
+    """(seq, DECISION, result, order, account, signal, book, reserved_units) as a row."""
+    seq, _, result, order, account, signal, book, reserved_units = record
+    r: RiskGateResult = result
+    o: OrderRequest | None = order
+    sig: RiskSignal | None = signal
+    b: AccountBook | None = book
+    ages = r.state_age_s
+    state = b.state if b is not None else None
+    return (
+        run,
+        seq,
+        to_us(r.timestamp),
+        r.order_id,
+        o.account if o is not None else account,
+        o.exchange if o is not None else None,
+        o.strategy_id if o is not None else None,
+        o.symbol if o is not None else None,
+        o.side if o is not None else None,
+        o.quantity if o is not None else None,
+        o.price if o is not None else None,
+        o.stop_price if o is not None else None,
+        o.leverage if o is not None else None,
+        int(o.reduce_only) if o is not None else None,
+        r.decision,
+        str(r.reason_code),
+        r.reason,
+        r.adjusted_quantity,
+        r.scale_factor,
+        r.risk_level,
+        to_us(sig.timestamp) if sig is not None and isinstance(sig.timestamp, datetime) else None,
+        int(r.ess_active),
+        ages.get("ess"),
+        ages.get("risk_v3"),
+        ages.get("account"),
+        state.equity if state is not None else None,
+        _pct(state.equity, state.day_start_equity) if state is not None else None,
+        _pct(state.equity, state.week_start_equity) if state is not None else None,
+        reserved_units / UNITS_PER_USD if reserved_units is not None else None,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def event_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
+    """(seq, EVENT, when, kind, source, account, detail) as a row."""
+    seq, _, when, kind, source, account, detail = record
+    return (run, seq, to_us(when), kind, source, account, json.dumps(_jsonable(detail), sort_keys=True))
+
+
+Connect = Callable[[Path], sqlite3.Connection]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, timeout=1.0, check_same_thread=False)
+
+
+class JournalWriter:
+    """Opens (or creates) the journal and writes batches, one transaction each."""
+
+    def __init__(self, path: Path, connect: Connect = _connect) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = connect(path)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a process crash
+            check = self._db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
+        # Placeholders only: the column counts are ours, the values are bound.
+        decision_marks = ", ".join("?" * (len(DECISION_COLUMNS) + 2))
+        event_marks = ", ".join("?" * (len(EVENT_COLUMNS) + 2))
+        self._insert_decision = f"INSERT OR IGNORE INTO decisions VALUES ({decision_marks})"  # noqa: S608 - placeholders only
+        self._insert_event = f"INSERT OR IGNORE INTO events VALUES ({event_marks})"  # noqa: S608 - placeholders only
+
+    def write(self, decisions: Iterable[tuple[Any, ...]], events: Iterable[tuple[Any, ...]]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(self._insert_decision, decisions)
+            db.executemany(self._insert_event, events)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def prune(self, before_us: int, limit: int = 1000) -> int:
+        """Delete up to `limit` rows of each table older than `before_us`; how many went."""
+        gone = 0
+        for table in ("decisions", "events"):
+            cur = self._db.execute(
+                f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE ts_us < ? LIMIT ?)",  # noqa: S608 - table names are ours
+                (before_us, limit),
+            )
+            gone += cur.rowcount
+        return gone
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    since_us: int | None = None
+    until_us: int | None = None
+    account: str | None = None
+    order_id: str | None = None
+    code: str | None = None
+    decision: str | None = None
+    limit: int = 100
+
+
+class JournalReader:
+    """Read-only access (works while the journal is being written)."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise FileNotFoundError(f"no journal at {path}")
+        self.path = path
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        self._db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self._db.close()
+
+    def decisions(self, q: Query) -> list[dict[str, Any]]:
+        """Matching decisions, newest first."""
+        where, args = [], []
+        for column, op, value in (
+            ("ts_us", ">=", q.since_us),
+            ("ts_us", "<", q.until_us),
+            ("account", "=", q.account),
+            ("order_id", "=", q.order_id),
+            ("reason_code", "=", q.code),
+            ("decision", "=", q.decision),
+        ):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                args.append(value)
+        # Column names and operators come from the tuple above; every value is bound.
+        sql = "SELECT * FROM decisions" + (f" WHERE {' AND '.join(where)}" if where else "")  # noqa: S608 - see above
+        sql += " ORDER BY ts_us DESC, seq DESC LIMIT ?"
+        rows = self._db.execute(sql, (*args, q.limit)).fetchall()
+        return [dict(row) for row in rows]
+
+    def events(
+        self, since_us: int | None = None, until_us: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT * FROM events WHERE ts_us >= ? AND ts_us < ? ORDER BY ts_us DESC, seq DESC LIMIT ?",
+            (since_us if since_us is not None else 0, until_us if until_us is not None else 2**62, limit),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def stats(self, since_us: int | None = None, until_us: int | None = None) -> list[dict[str, Any]]:
+        """Decisions counted by account, decision and reason code."""
+        rows = self._db.execute(
+            "SELECT account, decision, reason_code, COUNT(*) AS n FROM decisions WHERE ts_us >= ? AND ts_us < ?"
+            " GROUP BY account, decision, reason_code ORDER BY account, n DESC",
+            (since_us if since_us is not None else 0, until_us if until_us is not None else 2**62),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+
+def is_decision(record: Sequence[Any]) -> bool:
+    return bool(record[1] == DECISION)
