@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
@@ -196,6 +197,60 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal_path(args: argparse.Namespace) -> Path | None:
+    from supervisor.ops.journal.store import JOURNAL_NAME
+
+    if args.state_dir:
+        return Path(args.state_dir) / JOURNAL_NAME
+    try:
+        return load_config(args.config).state.dir / JOURNAL_NAME
+    except ConfigError as exc:
+        _print_problems(exc)
+        return None
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    """List decisions (the default), explain one order, or count by code."""
+    from supervisor.clock import SystemClock
+    from supervisor.ops.journal import query
+    from supervisor.ops.journal.store import Query, to_us
+
+    path = _journal_path(args)
+    if path is None:
+        return 2
+    fmt = "json" if args.json else "csv" if getattr(args, "csv", False) else "table"
+    now = SystemClock().now()
+    try:
+        since = query.parse_when(args.since, now) if args.since else None
+        until = query.parse_when(args.until, now) if args.until else None
+    except ValueError as exc:
+        print(f"riskgate journal: --since/--until: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.journal_command == "explain":
+            return 0 if query.explain(path, args.order_id, fmt) else 1
+        if args.journal_command == "stats":
+            query.stats(path, since, until, fmt)
+            return 0
+        q = Query(
+            since_us=to_us(since) if since else None,
+            until_us=to_us(until) if until else None,
+            account=args.account,
+            order_id=args.order_id,
+            code=args.code,
+            decision=args.decision,
+            limit=args.limit,
+        )
+        query.list_decisions(path, q, fmt)
+    except FileNotFoundError as exc:
+        print(f"riskgate journal: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"riskgate journal: cannot read {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from supervisor.sim.demo import run_demo
 
@@ -287,6 +342,39 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("account", nargs="?", help="only this account")
     b.add_argument("--config", default="config.toml", help=config_help)
     b.set_defaults(func=cmd_baseline_show)
+
+    p = command(
+        "journal",
+        "list the decisions on record (or explain one order, or count them by code)",
+        "Read the decision journal ({state.dir}/journal.sqlite), read-only: it works while `riskgate run` "
+        "writes. --since/--until take ISO 8601 (UTC) or a span back from now: 90s, 15m, 2h, 1d.",
+    )
+
+    def where(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", default="config.toml", help=config_help + ": finds state.dir")
+        p.add_argument("--state-dir", help="the state folder itself, instead of --config")
+        p.add_argument("--since", help="from this time (ISO 8601, UTC) or span back (15m, 2h, 1d)")
+        p.add_argument("--until", help="before this time (ISO 8601, UTC) or span back")
+        p.add_argument("--json", action="store_true", help="one JSON object per line, for tools")
+
+    where(p)
+    p.add_argument("--account", help="only this account")
+    p.add_argument("--order-id", help="only this order id")
+    p.add_argument("--code", type=str.upper, help="only this reason code, e.g. DAILY_LOSS_LIMIT")
+    p.add_argument("--decision", choices=["allow", "block", "scale_down"], help="only this decision")
+    p.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
+    p.add_argument("--csv", action="store_true", help="CSV with a header, for tools")
+    p.set_defaults(func=cmd_journal, journal_command="list")
+    jsub = p.add_subparsers(dest="journal_command", metavar="ACTION")
+    j = jsub.add_parser(
+        "explain",
+        help="one order's decisions with every input, the check that decided, and the events before",
+        formatter_class=_Help,
+    )
+    j.add_argument("order_id", help="the order id")
+    where(j)
+    j = jsub.add_parser("stats", help="decisions counted by account, decision and reason code", formatter_class=_Help)
+    where(j)
 
     p = command(
         "simulate-upstream",

@@ -422,6 +422,34 @@ def _decimals(step: float) -> int:
     return len(text.split(".", 1)[1].rstrip("0")) if "." in text and "e" not in text else 0
 
 
+#: Which check of docs/checks.md decides with each code (for `riskgate journal explain`).
+DECIDED_BY: dict[RC, str] = {
+    RC.INVALID_ORDER: "0. validation (or 6: another exchange than the account's; 7: a reduce-only that grows)",
+    RC.JOURNAL_UNAVAILABLE: "0. the journal can record the decision",
+    RC.ESS_STATE_STALE: "1. ESS state fresh and readable",
+    RC.ESS_HALT_ACTIVE: "2. no ESS halt",
+    RC.OVERRIDE_APPLIED: "2. an approved override let a reduce-only order through a halt",
+    RC.RISK_STATE_STALE: "3. Risk v3 signal fresh",
+    RC.GLOBAL_RISK_CRITICAL: "4. risk level not CRITICAL",
+    RC.RISK_V3_ESS_ACTION_REQUIRED: "5. no ESS action required by Risk v3",
+    RC.UNKNOWN_ACCOUNT: "6. account configured",
+    RC.DUPLICATE_ORDER: "6. order id not in flight",
+    RC.ACCOUNT_STATE_STALE: "7. account state fresh and usable",
+    RC.STRATEGY_NOT_ALLOWED: "8. strategy allowed",
+    RC.LEVERAGE_EXCEEDS_LIMIT: "9. leverage within the profile's",
+    RC.ORDER_RATE_EXCEEDED: "10. order rate",
+    RC.BASELINE_UNKNOWN: "11. day and week start equity known",
+    RC.DAILY_LOSS_LIMIT: "11. daily loss limit",
+    RC.WEEKLY_LOSS_LIMIT: "12. weekly loss limit",
+    RC.MAX_OPEN_POSITIONS: "13. open positions",
+    RC.SINGLE_TRADE_RISK: "14. single-trade risk",
+    RC.EXCHANGE_EXPOSURE_LIMIT: "15. exchange exposure cap",
+    RC.ACCOUNT_EXPOSURE_LIMIT: "15. account exposure cap",
+    RC.RISK_WARNING_SCALE: "16. Risk v3 WARNING scale-down",
+    RC.ALL_CHECKS_PASSED: "17. every check passed",
+    RC.GATE_UNAVAILABLE: "the gate did not decide in time (not started, down, or late)",
+}
+
 #: The source a STALE code blocks on.
 STALE_SOURCE: dict[RC, str] = {
     RC.ESS_STATE_STALE: "ess",

@@ -1,0 +1,155 @@
+"""`riskgate journal`: read the decision journal as a person or a tool would.
+
+It opens the journal read-only, so it works while `riskgate run` is writing.
+Times are UTC; `--since` / `--until` take ISO 8601 (a naive time is UTC) or a
+span back from now (`90s`, `15m`, `2h`, `1d`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from supervisor.core.checks import DECIDED_BY
+from supervisor.core.reasons import ReasonCode
+from supervisor.ops.journal.store import DECISION_COLUMNS, JournalReader, Query, from_us, to_us
+
+__all__ = ["explain", "list_decisions", "parse_when", "stats"]
+
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """ISO 8601 (naive = UTC) or a span back from `now` (`15m`). ValueError if neither."""
+    m = _SPAN.match(text.strip())
+    if m is not None:
+        return now - timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither ISO 8601 nor a span like 15m, 2h, 1d") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _time(us: int | None) -> str:
+    return "" if us is None else from_us(us).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:,.8g}"
+
+
+_TABLE: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("time (UTC)", lambda r: _time(r["ts_us"])),
+    ("account", lambda r: r["account"] or ""),
+    ("symbol", lambda r: r["symbol"] or ""),
+    ("side", lambda r: r["side"] or ""),
+    ("qty", lambda r: _num(r["quantity"])),
+    ("price", lambda r: _num(r["price"])),
+    ("decision", lambda r: r["decision"]),
+    ("code", lambda r: r["reason_code"]),
+    ("sent", lambda r: _num(r["adjusted_quantity"])),
+    ("order_id", lambda r: r["order_id"]),
+    ("reason", lambda r: (r["reason"] or "")[:70]),
+)
+
+
+def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    cells = [[get(r) for _, get in _TABLE] for r in rows]
+    heads = [name for name, _ in _TABLE]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(heads)]
+    print("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip(), file=out)
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip(), file=out)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row[k] for k in DECISION_COLUMNS}
+    out["time"] = from_us(row["ts_us"]).isoformat()
+    out["signal_time"] = from_us(row["signal_ts_us"]).isoformat() if row["signal_ts_us"] is not None else None
+    out["reduce_only"] = None if row["reduce_only"] is None else bool(row["reduce_only"])
+    out["ess_active"] = bool(row["ess_active"])
+    return out
+
+
+def list_decisions(path: Path, query: Query, fmt: str, out: TextIO = sys.stdout) -> int:
+    reader = JournalReader(path)
+    try:
+        rows = reader.decisions(query)
+    finally:
+        reader.close()
+    if fmt == "json":
+        for row in rows:
+            print(json.dumps(_jsonable(row)), file=out)
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=["time", *DECISION_COLUMNS, "signal_time"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(_jsonable(row))
+    else:
+        _table(rows, out)
+        print(f"{len(rows)} decision(s){' (limit reached)' if len(rows) == query.limit else ''}", file=out)
+    return len(rows)
+
+
+def explain(path: Path, order_id: str, fmt: str, out: TextIO = sys.stdout) -> int:
+    """Every decision on `order_id` with all its inputs, the check that decided
+    it, and the events of the minute before. Returns how many decisions."""
+    reader = JournalReader(path)
+    try:
+        rows = reader.decisions(Query(order_id=order_id, limit=20))
+        context = {
+            row["seq"]: reader.events(since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10)
+            for row in rows
+        }
+    finally:
+        reader.close()
+    for row in reversed(rows):  # oldest first
+        data = _jsonable(row)
+        code = row["reason_code"]
+        data["decided_by"] = DECIDED_BY.get(ReasonCode(code), "?") if code in ReasonCode.__members__ else "?"
+        data["events_in_the_minute_before"] = [
+            {"time": from_us(e["ts_us"]).isoformat(), "kind": e["kind"], "source": e["source"],
+             "account": e["account"], **json.loads(e["detail"])}
+            for e in reversed(context[row["seq"]])
+        ]  # fmt: skip
+        if fmt == "json":
+            print(json.dumps(data), file=out)
+            continue
+        print(f"order {order_id}: {data['decision']} {code} at {data['time']}", file=out)
+        print(f"  decided by: {data['decided_by']}", file=out)
+        print(f"  reason: {row['reason']}", file=out)
+        for key in DECISION_COLUMNS[1:]:
+            if key not in ("order_id", "reason", "decision", "reason_code"):
+                print(f"  {key}: {data[key]}", file=out)
+        print(f"  signal_time: {data['signal_time']}", file=out)
+        for e in data["events_in_the_minute_before"]:
+            print(f"  event {e['time']} {e['kind']} {e['source']} {e['account'] or ''}".rstrip(), file=out)
+    if not rows:
+        print(f"no decision on order {order_id!r} in {path}", file=out)
+    return len(rows)
+
+
+def stats(path: Path, since: datetime | None, until: datetime | None, fmt: str, out: TextIO = sys.stdout) -> int:
+    reader = JournalReader(path)
+    try:
+        rows = reader.stats(to_us(since) if since else None, to_us(until) if until else None)
+    finally:
+        reader.close()
+    if fmt == "json":
+        for row in rows:
+            print(json.dumps(row), file=out)
+        return len(rows)
+    width = max([7, *(len(r["account"] or "") for r in rows)])
+    print(f"{'account':<{width}}  {'decision':<10}  {'reason code':<28}  {'count':>7}", file=out)
+    for r in rows:
+        print(f"{(r['account'] or '-'):<{width}}  {r['decision']:<10}  {r['reason_code']:<28}  {r['n']:>7,}", file=out)
+    print(f"{sum(r['n'] for r in rows):,} decision(s)", file=out)
+    return len(rows)

@@ -1,0 +1,262 @@
+"""The decision journal: every decision on disk with its inputs, the events that
+explain them, queries, and what happens when it cannot write."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from supervisor import AccountSnapshot, Position, RiskSupervisor
+from supervisor.clock import FakeClock
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.ops.journal import query
+from supervisor.ops.journal.actor import JournalActor
+from supervisor.ops.journal.store import JournalReader, Query, to_us
+from tests.helpers import make_config, order, signal
+
+
+def feed(sup: RiskSupervisor, equity: float = 10_000.0, positions=()) -> None:
+    sup.report_ess_active(False)
+    sup.report_risk_signal(signal("INFO", sup.clock.now()))
+    sup.report_account_snapshot(AccountSnapshot("main", equity, tuple(positions)))
+
+
+def journal_of(sup: RiskSupervisor) -> Path:
+    return sup.config.state.dir / "journal.sqlite"
+
+
+def rows(sup: RiskSupervisor, **filters) -> list[dict]:
+    sup.flush_journal()
+    reader = JournalReader(journal_of(sup))
+    try:
+        return reader.decisions(Query(limit=1000, **filters))
+    finally:
+        reader.close()
+
+
+def events(sup: RiskSupervisor) -> list[dict]:
+    sup.flush_journal()
+    reader = JournalReader(journal_of(sup))
+    try:
+        return list(reversed(reader.events(limit=1000)))
+    finally:
+        reader.close()
+
+
+@pytest.fixture
+def sup(clock):
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as s:
+        yield s
+
+
+def test_every_kind_of_decision_is_journaled_with_its_inputs(sup, clock):
+    feed(sup, positions=(Position("SOLUSDT", "binance", 2.0, 100.0),))
+    allow = sup.evaluate(order(order_id="a1", stop_price=95.0))
+    scaled = sup.evaluate(order(order_id="s1", quantity=5.0))  # single-trade risk: 1% of 10,000
+    invalid = sup.evaluate(order(order_id="i1", quantity=-1))
+    blocked = sup.evaluate(order(order_id="b1", strategy_id="experimental_hft"))
+    by_id = {r["order_id"]: r for r in rows(sup)}
+    assert set(by_id) == {"a1", "s1", "i1", "b1"}
+    a = by_id["a1"]
+    assert (a["decision"], a["reason_code"], a["account"], a["exchange"], a["strategy_id"]) == (
+        "allow", "ALL_CHECKS_PASSED", "main", "binance", "trend_v2",
+    )  # fmt: skip
+    assert (a["symbol"], a["side"], a["quantity"], a["price"], a["stop_price"], a["leverage"]) == (
+        "SOLUSDT", "buy", 1.0, 100.0, 95.0, 1.0,
+    )  # fmt: skip
+    assert (a["reduce_only"], a["adjusted_quantity"], a["scale_factor"], a["risk_level"]) == (0, 1.0, 1.0, "INFO")
+    assert a["ts_us"] == to_us(allow.timestamp) and a["signal_ts_us"] == to_us(clock.now())
+    assert (a["ess_active"], a["ess_age_s"], a["risk_v3_age_s"], a["account_age_s"]) == (0, 0.0, 0.0, 0.0)
+    assert (a["equity"], a["day_pnl_pct"], a["week_pnl_pct"], a["reserved_usd"]) == (10_000.0, 0.0, 0.0, 0.0)
+    assert by_id["s1"]["reserved_usd"] == 100.0  # a1's 100 USD was in flight when s1 was decided
+    s = by_id["s1"]
+    assert (s["decision"], s["reason_code"], s["adjusted_quantity"]) == (scaled.decision, "SINGLE_TRADE_RISK", 1.0)
+    i = by_id["i1"]
+    assert (i["decision"], i["reason_code"], i["account"], i["quantity"]) == ("block", "INVALID_ORDER", "main", None)
+    assert i["reason"] == invalid.reason
+    assert by_id["b1"]["reason_code"] == str(blocked.reason_code) == "STRATEGY_NOT_ALLOWED"
+
+
+def test_a_query_by_each_filter_finds_the_decision(sup, clock):
+    feed(sup)
+    sup.evaluate(order(order_id="early"))
+    clock.advance(60)
+    feed(sup)
+    sup.evaluate(order(order_id="late", strategy_id="experimental_hft"))
+    sup.evaluate(order(order_id="other", account="ghost"))
+    t = to_us(clock.now())
+    assert [r["order_id"] for r in rows(sup, order_id="late")] == ["late"]
+    assert [r["order_id"] for r in rows(sup, account="ghost")] == ["other"]
+    assert [r["order_id"] for r in rows(sup, code="STRATEGY_NOT_ALLOWED")] == ["late"]
+    assert [r["order_id"] for r in rows(sup, decision="allow")] == ["early"]
+    assert [r["order_id"] for r in rows(sup, since_us=t)] == ["other", "late"]  # newest first
+    assert [r["order_id"] for r in rows(sup, until_us=t)] == ["early"]
+
+
+def test_explain_shows_the_inputs_the_deciding_check_and_the_events_before(sup, clock):
+    feed(sup)
+    sup.report_account_snapshot(AccountSnapshot("main", 9_700.0))  # -3%
+    sup.evaluate(order(order_id="x"))
+    sup.flush_journal()
+    out = io.StringIO()
+    assert query.explain(journal_of(sup), "x", "table", out) == 1
+    text = out.getvalue()
+    assert "order x: block DAILY_LOSS_LIMIT" in text and "decided by: 11. daily loss limit" in text
+    assert "day_pnl_pct: -3.0" in text and "equity: 9700.0" in text and "symbol: SOLUSDT" in text
+    assert "risk_level_changed risk_v3" in text
+    out = io.StringIO()
+    query.explain(journal_of(sup), "x", "json", out)
+    data = json.loads(out.getvalue())
+    assert data["decided_by"].startswith("11.") and data["reason_code"] == "DAILY_LOSS_LIMIT"
+
+
+def test_events_explain_decisions_and_the_fail_closed_moments(sup, clock):
+    feed(sup)
+    sup.evaluate(order())
+    clock.advance(4.0)  # ESS older than max_age_s 3
+    sup.evaluate(order())
+    sup.report_ess_active(True, "drill")
+    sup.evaluate(order())
+    kinds = [(e["kind"], e["source"]) for e in events(sup)]
+    assert kinds[0] == ("config_loaded", "riskgate")
+    assert ("risk_level_changed", "risk_v3") in kinds and ("ess_changed", "ess") in kinds
+    started = kinds.index(("fail_closed_started", "ess"))
+    ended = kinds.index(("fail_closed_ended", "ess"))  # the halt decision read a fresh ESS
+    assert started < ended
+
+
+def test_the_order_decision_line_is_logged_by_the_journal_not_the_gate(sup):
+    feed(sup)
+    with capture_logs() as logs:
+        sup.evaluate(order(strategy_id="experimental_hft"))
+        sup.flush_journal()
+    lines = [e for e in logs if e["event"] == "order_decision"]
+    assert len(lines) == 1 and lines[0]["reason_code"] == "STRATEGY_NOT_ALLOWED"
+
+
+# -- when the journal cannot write ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Crash:
+    pass
+
+
+class CrashableJournal(JournalActor):
+    def on_receive(self, message):
+        if isinstance(message, _Crash):
+            raise RuntimeError("journal crashed on purpose")
+        return super().on_receive(message)
+
+
+def _full_disk(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, timeout=1.0, check_same_thread=False)
+    db.execute("PRAGMA max_page_count = 12")  # room for the schema and little else: SQLITE_FULL
+    return db
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        sqlite3.connect(path).close()
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+
+
+def _journal_class(connect):
+    class Failing(JournalActor):
+        def __init__(self, config, clock, queue):
+            super().__init__(config, clock, queue, connect=connect)
+
+    return Failing
+
+
+@pytest.mark.parametrize("how", ["disk_full", "read_only", "corrupt"])
+@pytest.mark.parametrize("policy", ["block", "continue"])
+def test_a_journal_that_cannot_write_applies_the_policy_and_recovery_is_logged_once(monkeypatch, tmp_path, how, policy):
+    clock = FakeClock()
+    cfg = make_config(state={"dir": str(tmp_path / "state")}, journal={"on_failure": policy})
+    if how == "corrupt":
+        cfg.state.dir.mkdir(parents=True)
+        (cfg.state.dir / "journal.sqlite").write_bytes(b"not a database at all" * 50)
+    else:
+        monkeypatch.setattr(RiskSupervisor, "journal_actor_class", _journal_class(
+            _full_disk if how == "disk_full" else _read_only))  # fmt: skip
+    with capture_logs() as logs, RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        for i in range(300):  # enough rows to fill 12 pages
+            sup.evaluate(order(order_id=f"o{i}", quantity=0.1, account="ghost"))
+        sup.flush_journal()
+        r = sup.evaluate(order(order_id="after"))
+        if policy == "block":
+            assert r.reason_code is RC.JOURNAL_UNAVAILABLE and "journal cannot write" in r.reason
+        else:
+            assert r.decision == "allow"
+        health = sup._runtime.journal
+        assert health.problem is not None and len(health) > 0  # nothing dropped silently: still queued
+        # Recovery: the operator frees the disk / moves the bad file away.
+        monkeypatch.setattr(RiskSupervisor, "journal_actor_class", JournalActor)
+        sup.actor_ref("journal").stop()
+        if how == "corrupt":
+            (cfg.state.dir / "journal.sqlite").rename(cfg.state.dir / "journal.sqlite.bad")
+        sup.check_actors()  # the journal restarts with a working store
+        sup.flush_journal()
+        assert health.problem is None and len(health) == 0
+        assert sup.evaluate(order(order_id="recovered", quantity=0.1)).decision == "allow"
+    failed = [e for e in logs if e["event"] == "journal_failed"]
+    recovered = [e for e in logs if e["event"] == "journal_recovered"]
+    assert len(failed) == 1 and failed[0]["log_level"] == "error" and len(recovered) == 1
+    reader = JournalReader(cfg.state.dir / "journal.sqlite")
+    try:
+        written = {r["order_id"] for r in reader.decisions(Query(limit=10_000))}
+    finally:
+        reader.close()
+    assert {f"o{i}" for i in range(300)} <= written and "after" in written  # the backlog was written
+
+
+def test_a_full_queue_blocks_under_the_block_policy_and_drops_are_counted(monkeypatch, tmp_path):
+    clock = FakeClock()
+    cfg = make_config(state={"dir": str(tmp_path / "state")}, journal={"max_queue": 100})
+    monkeypatch.setattr(RiskSupervisor, "journal_actor_class", _journal_class(_read_only))
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        for i in range(150):
+            sup.evaluate(order(order_id=f"o{i}", account="ghost"))
+        journal = sup._runtime.journal
+        assert len(journal) == 100 and journal.dropped > 0
+        assert sup.evaluate(order()).reason_code is RC.JOURNAL_UNAVAILABLE
+
+
+def test_the_journal_killed_loses_no_decision(monkeypatch, clock):
+    monkeypatch.setattr(RiskSupervisor, "journal_actor_class", CrashableJournal)
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        for i in range(50):
+            sup.evaluate(order(order_id=f"k{i}", quantity=0.1, account="ghost"))
+        journal = sup.actor_ref("journal")
+        journal.tell(_Crash())  # dies before it wrote them
+        from tests.supervisor.runtime.test_supervision import wait_dead
+
+        wait_dead(journal)
+        sup.check_actors()
+        assert sup.actor_ref("journal") is not journal
+        assert {f"k{i}" for i in range(50)} <= {r["order_id"] for r in rows(sup)}
+
+
+def test_retention_deletes_old_rows_in_batches(tmp_path):
+    clock = FakeClock()
+    cfg = make_config(state={"dir": str(tmp_path / "state")}, journal={"retention_days": 1})
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        sup.evaluate(order(order_id="old"))
+        sup.flush_journal()
+    clock.advance(timedelta(days=2).total_seconds())
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        sup.evaluate(order(order_id="new"))
+        assert {r["order_id"] for r in rows(sup)} == {"new"}
