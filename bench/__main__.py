@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import gate_latency, nautilus, original_design, propagation, scale, throughput
+from bench import gate_latency, journal, nautilus, original_design, propagation, scale, throughput
 from bench.common import machine, pct
 from supervisor.logs import configure_logging
 
@@ -107,6 +107,39 @@ def main() -> int:
         f"{large['rss_mb']:.0f} / {small['rss_mb']:.0f} MB",
         "< 150 MB",
         large["rss_mb"] < 150,
+    )
+    # 8. the journal
+    bva = journal.block_vs_allow(args.n)
+    ratio = bva["block_p50"] / bva["allow_p50"]
+    row(
+        "8. evaluate p50, blocked vs allowed order (one core)",
+        f"{bva['block_p50']:.1f} vs {bva['allow_p50']:.1f} µs = {ratio:.2f}x",
+        "<= 1.1x",
+        ratio <= 1.1,
+    )
+    oo = journal.on_vs_off(args.n)
+    ratio = oo["on_p50"] / oo["off_p50"]
+    row(
+        "8. evaluate p50, journal on vs off (one core)",
+        f"{oo['on_p50']:.1f} vs {oo['off_p50']:.1f} µs = {ratio:.2f}x",
+        "<= 1.1x",
+        ratio <= 1.1,
+    )
+    s = journal.sustained(60.0)
+    keeps_up = s["backlog_second_half_max"] <= max(2 * s["backlog_first_half_max"], 5_000) and s["dropped"] == 0
+    row(
+        "8. journal at full speed for 60 s, 4 callers",
+        f"{s['rate']:,.0f} decisions/s; backlog max {s['backlog_max']:,.0f}"
+        f" (1st half {s['backlog_first_half_max']:,.0f}, 2nd {s['backlog_second_half_max']:,.0f});"
+        f" {s['written']:,.0f} written, {s['dropped']:,.0f} dropped",
+        "no growing backlog",
+        keeps_up,
+    )
+    row(
+        "   process RSS at 0 / 30 / 60 s (30 s of reservations held)",
+        f"{s['rss_start']:.0f} / {s['rss_half']:.0f} / {s['rss_end']:.0f} MB",
+        "flat after 30 s (within 10%)",
+        s["rss_end"] <= s["rss_half"] * 1.1,
     )
     # 7. NautilusTrader
     if nautilus.available():

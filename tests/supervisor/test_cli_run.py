@@ -210,3 +210,38 @@ def test_the_installed_version_is_the_package_version():
     from supervisor import __version__
 
     assert version("riskgate") == __version__
+
+
+def test_journal_command_lists_filters_explains_and_counts(tmp_path, capsys):
+    import json as _json
+
+    from supervisor import AccountSnapshot, RiskSupervisor
+    from supervisor.cli import main
+    from tests.helpers import make_config, order, signal
+
+    cfg = make_config(state={"dir": str(tmp_path / "state")})
+    with RiskSupervisor(cfg, poll_upstreams=False) as sup:  # the real clock: --since is relative to now
+        sup.report_ess_active(False)
+        sup.report_risk_signal(signal("INFO", sup.clock.now()))
+        sup.report_account_snapshot(AccountSnapshot("main", 10_000.0))
+        sup.evaluate(order(order_id="ok-1"))
+        sup.evaluate(order(order_id="no-1", strategy_id="experimental_hft"))
+        sup.flush_journal()
+        where = ["--state-dir", str(cfg.state.dir)]
+        assert main(["journal", *where, "--since", "15m"]) == 0
+        table = capsys.readouterr().out
+        assert "ok-1" in table and "no-1" in table and "2 decision(s)" in table
+        assert main(["journal", *where, "--code", "strategy_not_allowed", "--json"]) == 0
+        lines = [_json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert [x["order_id"] for x in lines] == ["no-1"] and lines[0]["strategy_id"] == "experimental_hft"
+        assert main(["journal", *where, "--decision", "allow", "--csv"]) == 0
+        csv_text = capsys.readouterr().out
+        assert csv_text.splitlines()[0].startswith("time,ts_us,order_id") and "ok-1" in csv_text
+        assert main(["journal", "explain", "no-1", *where]) == 0
+        assert "decided by: 8. strategy allowed" in capsys.readouterr().out
+        assert main(["journal", "stats", *where, "--since", "1h"]) == 0
+        assert "STRATEGY_NOT_ALLOWED" in capsys.readouterr().out
+        assert main(["journal", *where, "--since", "yesterday-ish"]) == 2
+        assert "neither ISO 8601 nor a span" in capsys.readouterr().err
+    assert main(["journal", "--state-dir", str(tmp_path / "nowhere")]) == 1
+    assert "no journal at" in capsys.readouterr().err
