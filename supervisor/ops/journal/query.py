@@ -79,7 +79,8 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def list_decisions(path: Path, query: Query, fmt: str, out: TextIO = sys.stdout) -> int:
+def list_decisions(path: Path, query: Query, fmt: str, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up now: sys.stdout may have been replaced since import
     reader = JournalReader(path)
     try:
         rows = reader.decisions(query)
@@ -99,7 +100,8 @@ def list_decisions(path: Path, query: Query, fmt: str, out: TextIO = sys.stdout)
     return len(rows)
 
 
-def explain(path: Path, order_id: str, fmt: str, out: TextIO = sys.stdout) -> int:
+def explain(path: Path, order_id: str, fmt: str, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up now: sys.stdout may have been replaced since import
     """Every decision on `order_id` with all its inputs, the check that decided
     it, and the events of the minute before. Returns how many decisions."""
     reader = JournalReader(path)
@@ -137,7 +139,8 @@ def explain(path: Path, order_id: str, fmt: str, out: TextIO = sys.stdout) -> in
     return len(rows)
 
 
-def stats(path: Path, since: datetime | None, until: datetime | None, fmt: str, out: TextIO = sys.stdout) -> int:
+def stats(path: Path, since: datetime | None, until: datetime | None, fmt: str, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up now: sys.stdout may have been replaced since import
     reader = JournalReader(path)
     try:
         rows = reader.stats(to_us(since) if since else None, to_us(until) if until else None)

@@ -160,3 +160,13 @@ def test_the_example_config_installed_with_the_package_is_the_shipped_one():
 
     packaged = resources.files("supervisor.config").joinpath("example.toml").read_text(encoding="utf-8")
     assert packaged == (ROOT / "config.toml").read_text(encoding="utf-8")
+
+
+def test_a_loaded_config_knows_its_file_and_its_sha256(tmp_path):
+    import hashlib
+
+    path = tmp_path / "c.toml"
+    path.write_bytes((ROOT / "config.toml").read_bytes())
+    cfg = load_config(path)
+    assert cfg.origin == str(path.resolve())
+    assert cfg.digest == hashlib.sha256(path.read_bytes()).hexdigest()
