@@ -63,9 +63,6 @@ MAX_EVALUATE_TIMEOUT_S = 60.0
 
 
 class RiskSupervisor:
-    # Which journal actor to run: tests put a subclass with test-only messages here.
-    journal_actor_class: type[JournalActor] = JournalActor
-
     """Facade over the gate and its state actors (docs/api.md).
 
     State-reporting methods (all thread safe, none blocks on the gate):
@@ -79,6 +76,9 @@ class RiskSupervisor:
     - `report_order_outcome(outcome)`: releases an order's reservation.
     - `approve_override(override)`: lets reduce-only orders through an ESS halt.
     """
+
+    # Which journal actor to run: tests put a subclass with test-only messages here.
+    journal_actor_class: type[JournalActor] = JournalActor
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from supervisor.core.messages import (
     Position,
     RiskSignal,
 )
+from supervisor.core.orders import MAX_NAME_LENGTH
 from supervisor.core.values import plain_float, plain_str, shorten
 from supervisor.errors import RiskgateError
 
@@ -277,7 +278,6 @@ def check_snapshot(snap: AccountSnapshot, max_plausible_usd: float = DEFAULT_MAX
     return AccountSnapshot(account, equity, tuple(positions), when)
 
 
-_MAX_ID = 128
 _OUTCOMES: dict[str, OutcomeStatus] = {
     s: s for s in ("open", "partially_filled", "filled", "cancelled", "rejected", "expired", "error")
 }
@@ -285,9 +285,9 @@ _OUTCOMES: dict[str, OutcomeStatus] = {
 
 def _name(value: Any, field: str) -> str:
     text = plain_str(value)
-    if not text or len(text) > _MAX_ID:
+    if not text or len(text) > MAX_NAME_LENGTH:
         raise UpstreamError(
-            f"{field}: expected a non-empty string of at most {_MAX_ID} characters, got {shorten(value)}"
+            f"{field}: expected a non-empty string of at most {MAX_NAME_LENGTH} characters, got {shorten(value)}"
         )
     return text
 
