@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from supervisor import __version__
@@ -30,9 +30,16 @@ def _summary(path: str, cfg: Config) -> str:
             f"  symbols: {', '.join(cfg.symbols)}",
             f"  risk_v3: {cfg.risk_v3.url} every {cfg.risk_v3.poll_interval_s}s (stale after {cfg.risk_v3.max_age_s}s)",
             f"  ess sources: {', '.join(ess)} (stale after {cfg.ess.max_age_s}s)",
+            f"  account snapshots: {_snapshots(cfg)}",
             f"  state dir: {cfg.state.dir}",
         ]
     )
+
+
+def _snapshots(cfg: Config) -> str:
+    if cfg.accounts.snapshot_url:
+        return f"polled from {cfg.accounts.snapshot_url} every {cfg.accounts.poll_interval_s}s"
+    return "pushed through the Python API only (riskgate run cannot receive them: set accounts.snapshot_url)"
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -101,6 +108,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return 2
+    if cfg.accounts.snapshot_url is None:
+        log.warning(
+            "no_account_source",
+            detail="accounts.snapshot_url is not set and riskgate run has no other way to receive account "
+            "snapshots: every order will block as ACCOUNT_STATE_STALE",
+        )
     sup = RiskSupervisor(cfg)
     try:
         sup.start()
@@ -177,23 +190,35 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:
-    from supervisor.sources.baseline_store import StoreError, read_baselines
+    from supervisor.sources.baseline_store import STORE_NAME, Baseline, StoreError, read_baselines
 
     try:
         cfg = load_config(args.config)
-        rows = read_baselines(cfg.state.dir)
     except ConfigError as exc:
         _print_problems(exc)
         return 2
-    except StoreError as exc:
-        print(f"riskgate baseline show: {exc}", file=sys.stderr)
-        return 1
+    if args.account and args.account not in cfg.accounts.accounts:
+        known = ", ".join(cfg.accounts.accounts) or "none"
+        print(f"riskgate baseline show: account {args.account!r} is not configured (known: {known})", file=sys.stderr)
+        return 2
+    rows: dict[tuple[str, str], Baseline] = {}
+    if (cfg.state.dir / STORE_NAME).exists():  # no store yet: every account shows "none yet"
+        try:
+            rows = read_baselines(cfg.state.dir)
+        except StoreError as exc:
+            print(f"riskgate baseline show: {exc}", file=sys.stderr)
+            return 1
     print(f"{'account':<20} {'period':<6} {'period start (UTC)':<20} {'start equity':>16}  source")
-    for (account, period), b in sorted(rows.items()):
+    for account in cfg.accounts.accounts:
         if args.account and account != args.account:
             continue
-        equity = "UNKNOWN" if b.equity is None else f"{b.equity:,.2f}"
-        print(f"{account:<20} {period:<6} {b.period_start:%Y-%m-%d %H:%M}     {equity:>16}  {b.source}")
+        for period in ("day", "week"):
+            b = rows.get((account, period))
+            if b is None:
+                print(f"{account:<20} {period:<6} {'-':<20} {'none yet':>16}  (no snapshot seen)")
+                continue
+            equity = "UNKNOWN" if b.equity is None else f"{b.equity:,.2f}"
+            print(f"{account:<20} {period:<6} {b.period_start:%Y-%m-%d %H:%M}     {equity:>16}  {b.source}")
     return 0
 
 
@@ -201,7 +226,11 @@ def _journal_path(args: argparse.Namespace) -> Path | None:
     from supervisor.ops.journal.store import JOURNAL_NAME
 
     if args.state_dir:
-        return Path(args.state_dir) / JOURNAL_NAME
+        folder = Path(args.state_dir)
+        if folder.exists() and not folder.is_dir():
+            print(f"riskgate journal: --state-dir {folder} is not a folder", file=sys.stderr)
+            return None
+        return folder / JOURNAL_NAME
     try:
         return load_config(args.config).state.dir / JOURNAL_NAME
     except ConfigError as exc:
@@ -215,21 +244,28 @@ def cmd_journal(args: argparse.Namespace) -> int:
     from supervisor.ops.journal import query
     from supervisor.ops.journal.store import Query, to_us
 
+    command = args.journal_command or "list"
     path = _journal_path(args)
     if path is None:
         return 2
-    fmt = "json" if args.json else "csv" if getattr(args, "csv", False) else "table"
+    if args.json and args.csv:
+        print("riskgate journal: --json and --csv: choose one", file=sys.stderr)
+        return 2
+    if args.csv and command != "list":
+        print(f"riskgate journal {command}: --csv is for the list; use --json", file=sys.stderr)
+        return 2
+    fmt = "json" if args.json else "csv" if args.csv else "table"
     now = SystemClock().now()
     try:
-        since = query.parse_when(args.since, now) if args.since else None
-        until = query.parse_when(args.until, now) if args.until else None
+        since = query.parse_when(args.since, now) if args.since is not None else None
+        until = query.parse_when(args.until, now) if args.until is not None else None
     except ValueError as exc:
         print(f"riskgate journal: --since/--until: {exc}", file=sys.stderr)
         return 2
     try:
-        if args.journal_command == "explain":
+        if command == "explain":
             return 0 if query.explain(path, args.order_id, fmt) else 1
-        if args.journal_command == "stats":
+        if command == "stats":
             query.stats(path, since, until, fmt)
             return 0
         q = Query(
@@ -258,7 +294,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown on every option."""
+    """Defaults shown on every option that has one (not "None", "[]" or "False")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, [], False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _ranged(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be in [{low}, {high}], got {value}")
+        return value
+
+    return parse
+
+
+def _reason_code(text: str) -> str:
+    from supervisor.core.reasons import ReasonCode
+
+    code = text.strip().upper()
+    if code not in ReasonCode.__members__:
+        raise argparse.ArgumentTypeError(f"unknown reason code {text!r}; one of: {', '.join(ReasonCode.__members__)}")
+    return code
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _account_spec(text: str) -> tuple[str, float]:
@@ -336,9 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--day-start-equity", type=float, required=True, metavar="USD", help="equity at the day's start")
     b.add_argument("--week-start-equity", type=float, metavar="USD", help="equity at the week's start (optional)")
     b.add_argument("--config", default="config.toml", help=config_help)
-    b.add_argument("--by", help="operator name for the record (default: the login name)")
+    b.add_argument("--by", type=_non_empty, help="operator name for the record (default: the login name)")
     b.set_defaults(func=cmd_baseline_set)
-    b = bsub.add_parser("show", help="list the current baselines", formatter_class=_Help)
+    show_help = "list each configured account's current day and week start equity"
+    b = bsub.add_parser("show", help=show_help, description=show_help, formatter_class=_Help)
     b.add_argument("account", nargs="?", help="only this account")
     b.add_argument("--config", default="config.toml", help=config_help)
     b.set_defaults(func=cmd_baseline_show)
@@ -356,24 +428,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--since", help="from this time (ISO 8601, UTC) or span back (15m, 2h, 1d)")
         p.add_argument("--until", help="before this time (ISO 8601, UTC) or span back")
         p.add_argument("--json", action="store_true", help="one JSON object per line, for tools")
+        p.add_argument("--csv", action="store_true", help="CSV with a header, for tools (list only)")
 
     where(p)
     p.add_argument("--account", help="only this account")
     p.add_argument("--order-id", help="only this order id")
-    p.add_argument("--code", type=str.upper, help="only this reason code, e.g. DAILY_LOSS_LIMIT")
+    p.add_argument("--code", type=_reason_code, help="only this reason code, e.g. DAILY_LOSS_LIMIT")
     p.add_argument("--decision", choices=["allow", "block", "scale_down"], help="only this decision")
-    p.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
-    p.add_argument("--csv", action="store_true", help="CSV with a header, for tools")
-    p.set_defaults(func=cmd_journal, journal_command="list")
-    jsub = p.add_subparsers(dest="journal_command", metavar="ACTION")
-    j = jsub.add_parser(
-        "explain",
-        help="one order's decisions with every input, the check that decided, and the events before",
-        formatter_class=_Help,
+    p.add_argument(
+        "--limit", type=_ranged(1, 1_000_000, "--limit"), default=100, help="at most this many, newest first"
     )
+    p.set_defaults(func=cmd_journal, journal_command="list")
+    jsub = p.add_subparsers(dest="journal_command", metavar="[explain ORDER_ID | stats]")
+    explain_help = "one order's decisions with every input, the check that decided, and the events before"
+    j = jsub.add_parser("explain", help=explain_help, description=explain_help, formatter_class=_Help)
     j.add_argument("order_id", help="the order id")
     where(j)
-    j = jsub.add_parser("stats", help="decisions counted by account, decision and reason code", formatter_class=_Help)
+    stats_help = "decisions counted by account, decision and reason code"
+    j = jsub.add_parser("stats", help=stats_help, description=stats_help, formatter_class=_Help)
     where(j)
 
     p = command(
@@ -383,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshots) from real sample payloads, with POST /control/... to change what they answer.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8001, help="port to listen on (0: any free one)")
+    p.add_argument("--port", type=_ranged(0, 65535, "--port"), default=8001, help="port to listen on (0: any free one)")
     p.add_argument("--risk", choices=["info", "warning", "critical"], help="serve this risk level from the start")
     p.add_argument(
         "--account",

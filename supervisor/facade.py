@@ -45,6 +45,7 @@ from supervisor.ops.health import HealthLog
 from supervisor.ops.journal.actor import Flush, JournalActor
 from supervisor.runtime.supervision import ActorSpec
 from supervisor.runtime.wiring import Runtime
+from supervisor.sources.baseline_store import StateLock
 from supervisor.sources.upstream import (
     UpstreamError,
     check_outcome,
@@ -104,6 +105,7 @@ class RiskSupervisor:
         )
         self._runtime = Runtime(config, self.clock, http_transport, poll_upstreams, self.journal, [journal_spec])
         self._health = HealthLog(self._runtime, self.clock, config.health.interval_s)
+        self._lock = StateLock(config.state.dir)
         self.ess_board = self._runtime.board
         self._timeout = config.gate.evaluate_timeout_s
 
@@ -131,8 +133,13 @@ class RiskSupervisor:
         dead actors are restarted and health is logged every `health.interval_s`."""
         if self._gate is not None:
             return self
+        self._lock.acquire()  # StoreError: another riskgate uses this state folder
         self._runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
-        self._runtime.start()
+        try:
+            self._runtime.start()
+        except BaseException:
+            self._lock.release()
+            raise
         self._health.start()
         log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
         return self
@@ -141,6 +148,7 @@ class RiskSupervisor:
         """Stop polling and supervising, then the actors in reverse order."""
         self._health.stop()
         self._runtime.stop()
+        self._lock.release()
         log.info("supervisor_stopped")
 
     def flush_journal(self, timeout: float = 10.0) -> int:

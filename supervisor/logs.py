@@ -79,6 +79,10 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO, stream: Text
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request at INFO: two lines a second per polled source.
+    # The sources log what matters (source_failed / source_recovered) themselves.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def get_logger(name: str) -> Any:

@@ -26,10 +26,12 @@ from pathlib import Path
 from supervisor.errors import RiskgateError
 
 __all__ = [
+    "LOCK_NAME",
     "MARKER_NAME",
     "STORE_NAME",
     "Baseline",
     "BaselineStore",
+    "StateLock",
     "StoreError",
     "open_store",
     "operator_set",
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 MARKER_NAME = "riskgate-state.json"
+LOCK_NAME = "riskgate.lock"
 STORE_NAME = "accounts.sqlite"
 _KEEP_DAYS = 120  # history older than this is pruned at start
 
@@ -260,3 +263,39 @@ def read_baselines(folder: Path) -> dict[tuple[str, str], Baseline]:
         raise StoreError(f"{path}: {type(exc).__name__}: {exc}") from exc
     finally:
         db.close()
+
+
+class StateLock:
+    """One riskgate per state folder: two would both write its baselines and its
+    journal. An exclusive, non-blocking `flock` on `{state.dir}/riskgate.lock`,
+    held while the supervisor runs (the kernel drops it if the process dies)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"state folder {self.path.parent}: {type(exc).__name__}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(
+                f"state folder {self.path.parent} is in use by another riskgate (pid {holder}): two would write "
+                "the same baselines and journal; give each its own [state] dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None

@@ -11,7 +11,6 @@ from structlog.testing import capture_logs
 from supervisor import AccountSnapshot, Fill, Position, RiskSupervisor
 from supervisor.clock import FakeClock
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.runtime.supervision import ActorStartError
 from supervisor.sources.baseline_store import operator_set
 from tests.helpers import make_config, order, signal
 
@@ -106,10 +105,12 @@ def test_fills_move_positions_without_refreshing_the_account_age(cfg, clock):
 
 
 def test_unusable_state_dir_fails_start_loudly(tmp_path):
+    from supervisor.sources.baseline_store import StoreError
+
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     cfg = make_config(state={"dir": str(blocker / "state")})
-    with pytest.raises(ActorStartError, match=r"account_tracker failed to start: StoreError: state folder .*NotADir"):
+    with pytest.raises(StoreError, match=r"state folder .*NotADirectory"):
         RiskSupervisor(cfg, poll_upstreams=False).start()
 
 

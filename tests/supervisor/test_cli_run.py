@@ -245,3 +245,55 @@ def test_journal_command_lists_filters_explains_and_counts(tmp_path, capsys):
         assert "neither ISO 8601 nor a span" in capsys.readouterr().err
     assert main(["journal", "--state-dir", str(tmp_path / "nowhere")]) == 1
     assert "no journal at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["journal", "--since", "99999999d"], "--since/--until"),
+        (["journal", "--since", ""], "--since/--until"),
+        (["journal", "--limit", "99999999999999999999999"], "--limit must be in"),
+        (["journal", "--limit", "0"], "--limit must be in"),
+        (["journal", "--code", "NOPE"], "unknown reason code 'NOPE'"),
+        (["journal", "--json", "--csv"], "choose one"),
+        (["simulate-upstream", "--port", "99999"], "--port must be in"),
+        (["baseline", "set", "main_binance", "--day-start-equity", "1", "--by", " "], "must not be empty"),
+        (["baseline", "show", "nosuch"], "not configured"),
+    ],
+)
+def test_odd_operator_input_gets_a_message_naming_it_never_a_traceback(tmp_path, capsys, argv, says):
+    from supervisor.cli import main
+
+    path = tmp_path / "config.toml"
+    write_config(path, "http://127.0.0.1:1")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "journal.sqlite").write_bytes(b"")
+    wants_config = argv[0] in ("journal", "baseline")
+    try:
+        code = main([*argv, "--config", str(path)] if wants_config else argv)
+    except SystemExit as done:  # argparse's usage errors
+        code = done.code
+    captured = capsys.readouterr()
+    assert code == 2 and says in captured.err and "Traceback" not in captured.err
+
+
+def test_two_supervisors_on_one_state_folder_are_refused(tmp_path):
+    from supervisor import RiskSupervisor
+    from supervisor.sources.baseline_store import StoreError
+    from tests.helpers import make_config
+
+    cfg = make_config(state={"dir": str(tmp_path / "state")})
+    with RiskSupervisor(cfg, poll_upstreams=False), pytest.raises(StoreError, match="in use by another riskgate"):
+        RiskSupervisor(cfg, poll_upstreams=False).start()
+    with RiskSupervisor(cfg, poll_upstreams=False):  # released at stop
+        pass
+
+
+def test_httpx_request_lines_stay_out_of_the_log():
+    import io
+    import logging
+
+    from supervisor.logs import configure_logging
+
+    configure_logging("json", stream=io.StringIO())
+    assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING

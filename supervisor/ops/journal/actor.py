@@ -100,6 +100,12 @@ class JournalActor(SupervisedActor):
             if not self._config.journal.enabled:
                 self._removed(len(batch))
                 continue
+            if self._writer is not None and not self._writer.still_at_its_path():
+                # Deleted or moved while open: start a new file at the path, loudly.
+                log.error("journal_file_lost", path=str(self._path), effect="a new journal starts at the path")
+                self._reopen()
+                if self._open():
+                    q.event(self._clock.now(), "journal_file_lost", "journal", path=str(self._path))
             if self._writer is None and not self._open():
                 return written
             decisions, events = _rows(q.run, batch, self._skip)

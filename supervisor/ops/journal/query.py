@@ -29,13 +29,15 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_when(text: str, now: datetime) -> datetime:
     """ISO 8601 (naive = UTC) or a span back from `now` (`15m`). ValueError if neither."""
     m = _SPAN.match(text.strip())
-    if m is not None:
-        return now - timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
     try:
+        if m is not None:
+            return now - timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except ValueError:
         raise ValueError(f"{text!r} is neither ISO 8601 nor a span like 15m, 2h, 1d") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of the range of dates") from None
 
 
 def _time(us: int | None) -> str:
@@ -133,9 +135,10 @@ def explain(path: Path, order_id: str, fmt: str, out: TextIO | None = None) -> i
                 print(f"  {key}: {data[key]}", file=out)
         print(f"  signal_time: {data['signal_time']}", file=out)
         for e in data["events_in_the_minute_before"]:
-            print(f"  event {e['time']} {e['kind']} {e['source']} {e['account'] or ''}".rstrip(), file=out)
+            detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "kind", "source", "account"))
+            print(f"  event {e['time']} {e['kind']} {e['source']} {e['account'] or ''} {detail}".rstrip(), file=out)
     if not rows:
-        print(f"no decision on order {order_id!r} in {path}", file=out)
+        print(f"riskgate journal: no decision on order {order_id!r} in {path}", file=sys.stderr)
     return len(rows)
 
 

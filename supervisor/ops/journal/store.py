@@ -156,11 +156,17 @@ class JournalWriter:
         except BaseException:
             self._db.close()
             raise
+        self.identity = _identity(path)
         # Placeholders only: the column counts are ours, the values are bound.
         decision_marks = ", ".join("?" * (len(DECISION_COLUMNS) + 2))
         event_marks = ", ".join("?" * (len(EVENT_COLUMNS) + 2))
         self._insert_decision = f"INSERT OR IGNORE INTO decisions VALUES ({decision_marks})"  # noqa: S608 - placeholders only
         self._insert_event = f"INSERT OR IGNORE INTO events VALUES ({event_marks})"  # noqa: S608 - placeholders only
+
+    def still_at_its_path(self) -> bool:
+        """False when the file was deleted or replaced under us: what we wrote
+        next would go to an inode no one can read again."""
+        return _identity(self.path) == self.identity
 
     def write(self, decisions: Iterable[tuple[Any, ...]], events: Iterable[tuple[Any, ...]]) -> None:
         db = self._db
@@ -250,6 +256,14 @@ class JournalReader:
             (since_us if since_us is not None else 0, until_us if until_us is not None else 2**62),
         ).fetchall()
         return [dict(row) for row in rows]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 def is_decision(record: Sequence[Any]) -> bool:

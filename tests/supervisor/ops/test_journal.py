@@ -260,3 +260,20 @@ def test_retention_deletes_old_rows_in_batches(tmp_path):
         feed(sup)
         sup.evaluate(order(order_id="new"))
         assert {r["order_id"] for r in rows(sup)} == {"new"}
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved"])
+def test_a_journal_file_deleted_or_moved_while_running_is_replaced_loudly(sup, how):
+    feed(sup)
+    sup.evaluate(order(order_id="before"))
+    sup.flush_journal()
+    path = journal_of(sup)
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            part.unlink() if how == "deleted" else part.rename(Path(str(part) + ".moved"))
+    with capture_logs() as logs:
+        sup.evaluate(order(order_id="after"))
+        sup.flush_journal()
+    assert [e["event"] for e in logs if e["event"] == "journal_file_lost"] == ["journal_file_lost"]
+    assert [r["order_id"] for r in rows(sup)] == ["after"]  # in the new file at the path, not lost
