@@ -208,19 +208,12 @@ class AccountTrackerActor(PolledSourceActor):
         self._baselines.update(stored)
         for account in sorted(changed):
             b = {p: self._baselines.get((account, p)) for p in PERIODS}
-            self.event(
-                "baseline_taken_up",
-                "operator",
-                account,
+            figures = {
                 **{f"{p}_start_equity": (x.equity if x else None) for p, x in b.items()},
                 **{f"{p}_source": (x.source if x else None) for p, x in b.items()},
-            )
-            log.warning(
-                "baseline_taken_up",
-                account=account,
-                **{f"{p}_start_equity": (x.equity if x else None) for p, x in b.items()},
-                **{f"{p}_source": (x.source if x else None) for p, x in b.items()},
-            )
+            }
+            self.event("baseline_taken_up", "operator", account, **figures)
+            log.warning("baseline_taken_up", account=account, **figures)
             last = self._latest.get(account)
             if last is not None:
                 self._send(replace(last, refreshed=False), self._clock.now())

@@ -43,10 +43,8 @@ def _snapshots(cfg: Config) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.path)
-    except ConfigError as exc:
-        _print_problems(exc)
+    cfg = _load(args.path)
+    if cfg is None:
         return 2
     print(_summary(args.path, cfg))
     return 0
@@ -103,10 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format)
     log = get_logger("riskgate.run")
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        _print_problems(exc)
+    cfg = _load(args.config)
+    if cfg is None:
         return 2
     if cfg.accounts.snapshot_url is None:
         log.warning(
@@ -129,6 +125,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(path: str) -> Config | None:
+    """The configuration, or None after printing every problem in it."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return None
+
+
+def _unknown_account(cfg: Config, account: str, command: str) -> None:
+    known = ", ".join(cfg.accounts.accounts) or "none"
+    print(f"riskgate {command}: account {account!r} is not configured (known: {known})", file=sys.stderr)
+
+
 def _print_problems(exc: ConfigError) -> None:
     print(f"{exc.source}: invalid configuration, {len(exc.problems)} problem(s):", file=sys.stderr)
     for problem in exc.problems:
@@ -145,14 +155,11 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
     from supervisor.logs import standalone_json_logger
     from supervisor.sources.baseline_store import StoreError, operator_set
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        _print_problems(exc)
+    cfg = _load(args.config)
+    if cfg is None:
         return 2
     if args.account not in cfg.accounts.accounts:
-        known = ", ".join(cfg.accounts.accounts) or "none"
-        print(f"riskgate baseline set: account {args.account!r} is not configured (known: {known})", file=sys.stderr)
+        _unknown_account(cfg, args.account, "baseline set")
         return 2
     equities = {"day": args.day_start_equity}
     if args.week_start_equity is not None:
@@ -192,14 +199,11 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 def cmd_baseline_show(args: argparse.Namespace) -> int:
     from supervisor.sources.baseline_store import STORE_NAME, Baseline, StoreError, read_baselines
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        _print_problems(exc)
+    cfg = _load(args.config)
+    if cfg is None:
         return 2
     if args.account and args.account not in cfg.accounts.accounts:
-        known = ", ".join(cfg.accounts.accounts) or "none"
-        print(f"riskgate baseline show: account {args.account!r} is not configured (known: {known})", file=sys.stderr)
+        _unknown_account(cfg, args.account, "baseline show")
         return 2
     rows: dict[tuple[str, str], Baseline] = {}
     if (cfg.state.dir / STORE_NAME).exists():  # no store yet: every account shows "none yet"
@@ -231,11 +235,8 @@ def _journal_path(args: argparse.Namespace) -> Path | None:
             print(f"riskgate journal: --state-dir {folder} is not a folder", file=sys.stderr)
             return None
         return folder / JOURNAL_NAME
-    try:
-        return load_config(args.config).state.dir / JOURNAL_NAME
-    except ConfigError as exc:
-        _print_problems(exc)
-        return None
+    cfg = _load(args.config)
+    return None if cfg is None else cfg.state.dir / JOURNAL_NAME
 
 
 def cmd_journal(args: argparse.Namespace) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections import deque
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -50,8 +49,7 @@ class JournalQueue:
         """Append a record (without its seq). False when the queue is full."""
         if len(self._items) >= self.max_records:
             self.dropped = next(self._drops)
-            if self.block_when_failing:
-                self.blocking = f"journal queue full ({self.max_records} records waiting)"
+            self.blocking = self._verdict(full=True)
             return False
         self._items.append((next(self._seq), *record))
         return True
@@ -73,18 +71,17 @@ class JournalQueue:
 
     def set_problem(self, problem: str | None) -> None:
         self.problem = problem
-        full = len(self._items) >= self.max_records
+        self.blocking = self._verdict(full=len(self._items) >= self.max_records)
+
+    def _verdict(self, full: bool) -> str | None:
+        """Why new orders must block now under the policy, or None."""
         if not self.block_when_failing:
-            self.blocking = None
-        elif problem is not None:
-            self.blocking = f"journal cannot write: {problem}"
-        elif full:
-            self.blocking = f"journal queue full ({self.max_records} records waiting)"
-        else:
-            self.blocking = None
+            return None
+        if self.problem is not None:
+            return f"journal cannot write: {self.problem}"
+        if full:
+            return f"journal queue full ({self.max_records} records waiting)"
+        return None
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        return iter(list(self._items))

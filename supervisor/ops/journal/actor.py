@@ -23,7 +23,6 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from actors.base import SupervisedActor
@@ -191,10 +190,6 @@ class JournalActor(SupervisedActor):
         if gone:
             log.info("journal_pruned", rows=gone, retention_days=self._config.journal.retention_days)
             self._next_prune = now  # more may be left: go on at the next flush, in small batches
-
-    @property
-    def path(self) -> Path:
-        return self._path
 
 
 def _rows(

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from supervisor.channels.journal_queue import DECISION
 from supervisor.core.gate_state import UNITS_PER_USD, AccountBook
 from supervisor.core.messages import OrderRequest, RiskGateResult, RiskSignal
 
@@ -264,7 +263,3 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino)
-
-
-def is_decision(record: Sequence[Any]) -> bool:
-    return bool(record[1] == DECISION)
