@@ -29,7 +29,7 @@ from supervisor.channels.gate_link import GateLink
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
-from supervisor.core.messages import AccountSnapshot, AccountState, Fill, Position
+from supervisor.core.messages import AccountSnapshot, AccountState, ConfigChanged, Fill, Position
 from supervisor.core.periods import PERIODS, period_start
 from supervisor.core.values import plain_str, shorten
 from supervisor.logs import get_logger
@@ -101,6 +101,10 @@ class AccountTrackerActor(PolledSourceActor):
             return self._on_snapshot(message)
         if isinstance(message, Fill):
             return self._on_fill(message)
+        if isinstance(message, ConfigChanged):
+            # Accounts added or removed, plausibility bounds: restart-only keys never change here.
+            self._config = message.config
+            return None
         log.warning("account_tracker_unknown_message", message_type=type(message).__name__)
         return None
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from actors.base import SupervisedActor
 from supervisor.channels.ess_board import EssBoard
+from supervisor.channels.gate_counters import GateCounters
 from supervisor.channels.gate_link import Stamped
 from supervisor.channels.inbox import drain_inbox, simple_queue_inbox
 from supervisor.channels.journal_queue import DECISION, JournalQueue
@@ -28,6 +29,7 @@ from supervisor.core.evaluate import block_result, decide, invalid_order
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import (
     AccountState,
+    ConfigChanged,
     EssState,
     EvaluateOrder,
     Fill,
@@ -37,10 +39,11 @@ from supervisor.core.messages import (
     RiskGateResult,
     RiskSignal,
 )
+from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.logs import get_logger
 
-__all__ = ["GateActor", "GateStatsRequest"]
+__all__ = ["AccountView", "GateActor", "GateStatsRequest", "GateView", "GateViewRequest"]
 
 log = get_logger("riskgate.gate")
 
@@ -50,6 +53,34 @@ class GateStatsRequest:
     """Ask for the decision counts since the last request (and reset them)."""
 
     reset: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GateViewRequest:
+    """Ask for a `GateView` (for the state API: read once a second, not per order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    state: AccountState
+    received: float  # monotonic
+    gross_notional: float
+    open_positions: int
+    reserved_usd: float
+    usable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GateView:
+    """What the gate holds now, as references and plain numbers; formatted by the reader."""
+
+    monotonic: float
+    signal: RiskSignal | None
+    signal_received: float
+    accounts: dict[str, AccountView]
+    reservations: int
+    overrides: dict[str, float]  # account -> expiry (monotonic)
+    config_digest: str
 
 
 class GateActor(SupervisedActor):
@@ -64,6 +95,7 @@ class GateActor(SupervisedActor):
         state: GateState | None = None,
         retired: threading.Event | None = None,
         journal: JournalQueue | None = None,
+        counters: GateCounters | None = None,
     ) -> None:
         """`state` lets a restarted gate keep its predecessor's reservations and
         rate windows (see `GateState.carry_over`); upstream state is re-fed.
@@ -74,6 +106,7 @@ class GateActor(SupervisedActor):
         # Every decision goes to the journal as one tuple of references; the
         # journal formats, writes and logs it on its own thread.
         self._journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
+        self._counters = counters  # None: metrics off
         self._failing_closed: set[tuple[str, str]] = set()  # (source, account) the gate blocks on now
         self._config = config
         self._clock = clock
@@ -90,6 +123,8 @@ class GateActor(SupervisedActor):
             OrderOutcome: self._on_outcome,
             Override: self._on_override,
             GateStatsRequest: self._on_stats,
+            GateViewRequest: self._on_view,
+            ConfigChanged: self._on_config,
         }
 
     # -- pykka -------------------------------------------------------------
@@ -144,6 +179,12 @@ class GateActor(SupervisedActor):
         if result.reason_code is RC.GATE_UNAVAILABLE:
             order = msg.order if isinstance(msg, EvaluateOrder) else None
             self._journal.put((DECISION, result, order, _account(msg), None, None, None))
+        counters = self._counters
+        if counters is not None:
+            # Labels only from configured accounts: a hostile order must not mint series.
+            account = _account(msg)
+            label = account if account is not None and account in self._config.accounts.accounts else "other"
+            counters.count(result.decision, result.reason_code, label, self._clock.monotonic() - msg.sent)
         if msg.reply is not None:
             try:
                 msg.reply(result)
@@ -162,6 +203,13 @@ class GateActor(SupervisedActor):
         if st.reservations:
             for r in st.expire_reservations(now):
                 log.info("reservation_expired", order_id=r.order_id, account=r.account, notional=r.notional)
+        if isinstance(msg, EvaluateOrder) and msg.config is not None and msg.config is not self._config:
+            # Validated against a config that a reload has since replaced: again, against this one.
+            valid = validate_order(msg.order, self._config)
+            if isinstance(valid, str):
+                msg = RejectOrder(valid, msg.order.order_id or "", msg.order.account, msg.reply, msg.deadline, msg.sent)
+            else:
+                msg = EvaluateOrder(valid, msg.reply, msg.deadline, msg.sent, self._config)
         if isinstance(msg, RejectOrder):
             ev = invalid_order(msg.why, msg.order_id, msg.account, st, self._config, now, self._clock.now())
         else:
@@ -201,12 +249,12 @@ class GateActor(SupervisedActor):
             key = (stale, account or "") if stale == "account" else (stale, "")
             if key not in self._failing_closed:
                 self._failing_closed.add(key)
-                self._journal.event(self._clock.now(), "fail_closed_started", key[0], key[1] or None, reason=reason)
+                self._journal.event(self._clock.now(), "gate_fail_closed", key[0], key[1] or None, reason=reason)
         for source in FRESH_SOURCES.get(code, ()):
             key = (source, account or "") if source == "account" else (source, "")
             if key in self._failing_closed:
                 self._failing_closed.discard(key)
-                self._journal.event(self._clock.now(), "fail_closed_ended", key[0], key[1] or None)
+                self._journal.event(self._clock.now(), "gate_recovered", key[0], key[1] or None)
 
     # -- state -------------------------------------------------------------
     def _on_stamped(self, stamped: Stamped) -> None:
@@ -308,6 +356,37 @@ class GateActor(SupervisedActor):
             approved_by=override.approved_by,
             reason=override.reason,
             ttl_s=override.ttl_s,
+        )
+
+    def _on_config(self, msg: ConfigChanged) -> str:
+        old = self._config
+        self._config = msg.config
+        self._journal.event(
+            self._clock.now(), "config_reloaded", "riskgate", previous=old.digest or None, sha256=msg.config.digest
+        )
+        return msg.config.digest
+
+    def _on_view(self, _req: GateViewRequest) -> GateView:
+        st = self._state
+        accounts = {
+            name: AccountView(
+                state=book.state,
+                received=book.received,
+                gross_notional=book.gross_notional,
+                open_positions=book.open_count,
+                reserved_usd=st.reserved_usd(name),
+                usable=book.usable,
+            )
+            for name, book in st.books.items()
+        }
+        return GateView(
+            monotonic=self._clock.monotonic(),
+            signal=st.signal,
+            signal_received=st.signal_received,
+            accounts=accounts,
+            reservations=len(st.reservations),
+            overrides=dict(st.overrides),
+            config_digest=self._config.digest,
         )
 
     def _on_stats(self, req: GateStatsRequest) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sqlite3
@@ -87,12 +88,18 @@ def cmd_simulate_upstream(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(on_hangup: Callable[[], None] | None = None) -> None:
     stop = threading.Event()
+    hangup = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
-        pass
+    if on_hangup is not None:
+        signal.signal(signal.SIGHUP, lambda *_: hangup.set())
+    while not stop.wait(0.2):  # a timed wait keeps the main thread responsive to signals
+        if hangup.is_set():
+            hangup.clear()
+            assert on_hangup is not None  # noqa: S101 - set only with a handler
+            on_hangup()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -110,15 +117,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             detail="accounts.snapshot_url is not set and riskgate run has no other way to receive account "
             "snapshots: every order will block as ACCOUNT_STATE_STALE",
         )
-    sup = RiskSupervisor(cfg)
+    sup = RiskSupervisor(cfg, api=cfg.api.enabled)
     try:
         sup.start()
     except Exception as exc:  # noqa: BLE001 - reported, exit non-zero
         log.error("start_failed", error=f"{type(exc).__name__}: {exc}")
         return 1
-    log.info("riskgate_running", config=str(args.config), health_interval_s=cfg.health.interval_s)
+    server = sup.api_server
+    log.info(
+        "riskgate_running",
+        config=str(args.config),
+        health_interval_s=cfg.health.interval_s,
+        api=server.url if server is not None else None,
+    )
+
+    def reload() -> None:  # SIGHUP: problems are logged (config_reload_refused); nothing changes
+        with contextlib.suppress(ConfigError):
+            sup.reload(by="SIGHUP")
+
     try:
-        _wait_for_signal()
+        _wait_for_signal(reload)
     finally:
         sup.stop()
     log.info("riskgate_stopped")
@@ -376,9 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "run",
-        "run the supervisor until SIGINT/SIGTERM",
+        "run the supervisor and its HTTP API until SIGINT/SIGTERM",
         "Start the gate and its state actors (Risk v3 poller, ESS watcher, account tracker), supervise them, "
-        "and log JSON lines (health every [health] interval_s) until SIGINT or SIGTERM.",
+        "serve the HTTP API at [api] host:port (decisions, state, /metrics, /healthz, /readyz; docs at /docs), "
+        "and log JSON lines (health every [health] interval_s) until SIGINT or SIGTERM. SIGHUP reloads the "
+        "config file (a bad one changes nothing).",
     )
     p.add_argument("--config", default="config.toml", help=config_help)
     p.add_argument("--log-format", choices=["json", "console"], default="json", help="log line format")

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import Mapping
-from typing import Any, cast
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pykka
@@ -22,7 +25,7 @@ from actors.gate import GateActor
 from supervisor.channels.journal_queue import DECISION, JournalQueue
 from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
-from supervisor.config import Config
+from supervisor.config import Config, ConfigError, load_config
 from supervisor.core.evaluate import block_result
 from supervisor.core.messages import (
     AccountSnapshot,
@@ -43,6 +46,10 @@ from supervisor.core.values import plain_float, shorten
 from supervisor.logs import get_logger
 from supervisor.ops.health import HealthLog
 from supervisor.ops.journal.actor import Flush, JournalActor
+from supervisor.ops.journal.query import decision_json
+from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, Query
+from supervisor.ops.metrics import MetricsRegistry
+from supervisor.ops.state import DecisionRates, StateReader
 from supervisor.runtime.supervision import ActorSpec
 from supervisor.runtime.wiring import Runtime
 from supervisor.sources.baseline_store import StateLock
@@ -55,12 +62,54 @@ from supervisor.sources.upstream import (
     parse_risk_signal,
 )
 
-__all__ = ["RiskSupervisor"]
+if TYPE_CHECKING:
+    from supervisor.api.server import ApiServer
+
+__all__ = ["RESTART_ONLY", "RiskSupervisor"]
 
 log = get_logger("riskgate.supervisor")
+_real_monotonic = SystemClock().monotonic  # waiting for readiness is real time, whatever the clock
 
 _SLICE_S = 0.05
 MAX_EVALUATE_TIMEOUT_S = 60.0
+
+# Sections (or keys) a reload cannot change: they shape running actors, files
+# and sockets. A reload that changes one is refused; a restart applies it.
+RESTART_ONLY = (
+    "risk_v3.url",
+    "risk_v3.poll_interval_s",
+    "risk_v3.timeout_s",
+    "ess.url",
+    "ess.kill_switch_file",
+    "ess.poll_interval_s",
+    "ess.timeout_s",
+    "ess.contract",
+    "ess.path",
+    "accounts.snapshot_url",
+    "accounts.poll_interval_s",
+    "accounts.timeout_s",
+    "periods",
+    "state",
+    "health",
+    "supervision",
+    "journal",
+    "api.enabled",
+    "api.host",
+    "api.port",
+    "metrics",
+)
+
+
+def _changed(old: object, new: object, prefix: str) -> list[str]:
+    """Dotted keys whose values differ (dataclasses and mappings walked)."""
+    if old == new:
+        return []
+    if is_dataclass(old) and not isinstance(old, type) and type(old) is type(new):
+        names = [f.name for f in fields(old)]
+        return [k for n in names for k in _changed(getattr(old, n), getattr(new, n), f"{prefix}.{n}")]
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return [k for key in sorted({*old, *new}) for k in _changed(old.get(key), new.get(key), f"{prefix}.{key}")]
+    return [prefix]
 
 
 class RiskSupervisor:
@@ -88,9 +137,11 @@ class RiskSupervisor:
         clock: Clock | None = None,
         http_transport: httpx.BaseTransport | None = None,
         poll_upstreams: bool = True,
+        api: bool = False,
     ) -> None:
         """`poll_upstreams=False` starts only the gate and the account tracker:
-        every state then comes through the `report_*` methods."""
+        every state then comes through the `report_*` methods. `api=True`
+        serves the HTTP API at `[api] host:port` from `start()` (see `serve_api`)."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
         # The journal: every decision and the events that explain them, written
@@ -108,6 +159,13 @@ class RiskSupervisor:
         self._lock = StateLock(config.state.dir)
         self.ess_board = self._runtime.board
         self._timeout = config.gate.evaluate_timeout_s
+        counters = self._runtime.counters
+        self._rates = DecisionRates(counters, self.clock) if counters is not None else None
+        self.state_reader = StateReader(self._runtime, self.clock, self._rates)
+        self.metrics = MetricsRegistry(self.state_reader, counters)
+        self._want_api = api
+        self._api: ApiServer | None = None
+        self._reload_lock = threading.Lock()
 
     @property
     def _gate(self) -> pykka.ActorRef[GateActor] | None:
@@ -127,11 +185,16 @@ class RiskSupervisor:
         return self._runtime.supervisor.ref(name)
 
     # -- life cycle ----------------------------------------------------------
-    def start(self) -> RiskSupervisor:
+    def start(self, wait_ready: float | None = None) -> RiskSupervisor:
         """Start the actors in dependency order (the gate first), ping each, poll
         every source once and then at the configured intervals; from then on
-        dead actors are restarted and health is logged every `health.interval_s`."""
+        dead actors are restarted and health is logged every `health.interval_s`.
+        With `wait_ready` (seconds), wait that long at most for `wait_ready()`;
+        still not ready, it logs `not_ready` with what is missing and returns
+        (orders block until the state arrives)."""
         if self._gate is not None:
+            if wait_ready is not None:
+                self.wait_ready(wait_ready)
             return self
         self._lock.acquire()  # StoreError: another riskgate uses this state folder
         self._runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
@@ -141,11 +204,26 @@ class RiskSupervisor:
             self._lock.release()
             raise
         self._health.start()
+        if self._rates is not None:
+            self._rates.start()
         log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
+        if self._want_api:
+            try:
+                self.serve_api()
+            except BaseException:
+                self.stop()
+                raise
+        if wait_ready is not None and not self.wait_ready(wait_ready):
+            log.warning("not_ready", waited_s=wait_ready, missing=self.readiness())
         return self
 
     def stop(self) -> None:
-        """Stop polling and supervising, then the actors in reverse order."""
+        """Stop the API, polling and supervising, then the actors in reverse order."""
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        if self._rates is not None:
+            self._rates.stop()
         self._health.stop()
         self._runtime.stop()
         self._lock.release()
@@ -172,6 +250,101 @@ class RiskSupervisor:
             if ref is not None and (name != "account_tracker" or self.config.accounts.snapshot_url):
                 out[name] = ref.ask(Poll(), timeout=timeout)
         return out
+
+    # -- readiness -----------------------------------------------------------------
+    def readiness(self) -> list[str]:
+        """What keeps the gate from deciding on fresh state (empty: ready)."""
+        return self.state_reader.readiness()
+
+    @property
+    def ready(self) -> bool:
+        return not self.readiness()
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """True once the gate runs and every source (Risk v3, ESS, each
+        configured account) has delivered fresh state; False after `timeout`
+        seconds of real time without that."""
+        done = threading.Event()
+        deadline = _real_monotonic() + timeout
+        while not done.is_set():
+            if not self.readiness():
+                return True
+            left = deadline - _real_monotonic()
+            if left <= 0:
+                return False
+            done.wait(min(left, 0.02))  # state arrives on other threads; look again shortly
+        return False  # pragma: no cover - the event is never set
+
+    # -- operators ------------------------------------------------------------------
+    def state(self, timeout: float = 1.0) -> dict[str, Any]:
+        """Sources, risk level, ESS, accounts against their limits, actors, journal (GET /v1/state)."""
+        return self.state_reader.document(timeout)
+
+    def decisions(
+        self,
+        *,
+        account: str | None = None,
+        code: str | None = None,
+        decision: str | None = None,
+        since_us: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Recent decisions from the journal, newest first (FileNotFoundError: none yet)."""
+        self.flush_journal()
+        reader = JournalReader(Path(self.config.state.dir) / JOURNAL_NAME)
+        try:
+            rows = reader.decisions(
+                Query(since_us=since_us, account=account, code=code, decision=decision, limit=limit)
+            )
+        finally:
+            reader.close()
+        return [decision_json(row) for row in rows]
+
+    def reload(self, path: str | Path | None = None, by: str = "api") -> dict[str, Any]:
+        """Re-read the config file (default: where this config came from),
+        validate it, and swap it in: the gate takes it between two evaluations.
+        `ConfigError` lists every problem, including restart-only keys that
+        changed; then nothing changes."""
+        with self._reload_lock:
+            origin = Path(path) if path is not None else Path(self.config.origin)
+            old = self.config
+            try:
+                new = load_config(origin)
+            except ConfigError as exc:
+                self._runtime.event("config_reload_refused", "riskgate", by=by, problems=exc.problems)
+                log.warning("config_reload_refused", by=by, problems=exc.problems)
+                raise
+            changed = _changed(old, new, "")
+            changed = [k[1:] for k in changed if k not in (".origin", ".digest")]
+            frozen = [k for k in changed if any(k == r or k.startswith(r + ".") for r in RESTART_ONLY)]
+            if frozen:
+                problems = [f"{k}: changed; it takes a restart to apply (nothing was reloaded)" for k in frozen]
+                self._runtime.event("config_reload_refused", "riskgate", by=by, problems=problems)
+                log.warning("config_reload_refused", by=by, problems=problems)
+                raise ConfigError(problems, str(origin))
+            # The gate first: an order validated with the old config after this
+            # point is validated again by the gate against the new one.
+            self._runtime.reconfigure(new)
+            self.config = new
+            self._timeout = new.gate.evaluate_timeout_s
+            self._runtime.event("config_reload", "riskgate", by=by, sha256=new.digest, changed=changed)
+            log.info("config_reloaded", by=by, sha256=new.digest, changed=changed)
+            return {"sha256": new.digest, "origin": new.origin, "changed": changed}
+
+    def serve_api(self, host: str | None = None, port: int | None = None) -> ApiServer:
+        """Serve the HTTP API (docs/http-api.md) on its own thread; `port=0`
+        picks a free port (see `.port`). Stopped by `stop()`."""
+        if self._api is None:
+            from supervisor.api.server import ApiServer  # imported when used: uvicorn loads only then
+
+            api = self.config.api
+            self._api = ApiServer(self, api.host if host is None else host, api.port if port is None else port)
+            self._api.start()
+        return self._api
+
+    @property
+    def api_server(self) -> ApiServer | None:
+        return self._api
 
     def __enter__(self) -> RiskSupervisor:
         return self.start()
@@ -209,11 +382,17 @@ class RiskSupervisor:
         # caller's thread, it keeps the gate's (serial) work short. The order is
         # read once, here; the gate gets the clean copy, or only why it is
         # invalid (and answers INVALID_ORDER with its state).
-        valid = validate_order(order, self.config)
-        deadline = self.clock.monotonic() + wait
+        config = self.config
+        valid = validate_order(order, config)
+        now = self.clock.monotonic()
         if isinstance(valid, str):
-            return RejectOrder(valid, order_id_of(order), account_of(order), reply=reply, deadline=deadline)
-        return EvaluateOrder(valid, reply=reply, deadline=deadline)
+            return RejectOrder(valid, order_id_of(order), account_of(order), reply, now + wait, now)
+        return EvaluateOrder(valid, reply, now + wait, now, config)
+
+    def reject(self, order: Any, why: str) -> RiskGateResult:
+        """An INVALID_ORDER block for input that cannot even be read as an order
+        (say, JSON with a key twice), journaled like every other decision."""
+        return self._journaled(block_result(RC.INVALID_ORDER, why, order_id_of(order), self.clock.now()), order)
 
     def evaluate(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """Decide one order (an `OrderRequest` or a mapping). Never raises.

@@ -41,6 +41,8 @@ class JournalQueue:
         self._drops = itertools.count(1)
         self.dropped = 0
         self.written = 0  # records the journal has written (its own count)
+        # source -> (since, cause, detail) of its current failure, for the state API
+        self.source_errors: dict[str, tuple[datetime, str, str]] = {}
         self.problem: str | None = None  # why the journal cannot write now, or None
         self.blocking: str | None = None  # why new orders must block now (the policy's verdict), or None
 
@@ -55,7 +57,12 @@ class JournalQueue:
         return True
 
     def event(self, when: datetime, kind: str, source: str = "", account: str | None = None, **detail: Any) -> bool:
-        """An event that explains decisions (a source failed, ESS changed, ...)."""
+        """An event that explains decisions (a source failed, ESS changed, ...).
+        A source's failure is also kept as its last error until it recovers."""
+        if kind == "source_failed":
+            self.source_errors[source] = (when, str(detail.get("cause", "")), str(detail.get("detail", "")))
+        elif kind == "source_recovered":
+            self.source_errors.pop(source, None)
         return self.put((EVENT, when, kind, source, account, detail))
 
     # -- the journal actor ----------------------------------------------------------

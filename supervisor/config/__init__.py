@@ -2,17 +2,21 @@
 
 from supervisor.config.loading import ConfigError, load_config, parse_config
 from supervisor.config.schema import (
+    API_READ_ACCESS,
     ESS_CONTRACTS,
     JOURNAL_POLICIES,
     WEEKDAYS,
     AccountConfig,
     AccountsConfig,
+    ApiConfig,
     Config,
     EssConfig,
     ExchangeConfig,
     GateConfig,
     HealthConfig,
     JournalConfig,
+    MetricsConfig,
+    OperatorConfig,
     PeriodsConfig,
     ProfileConfig,
     RiskV3Config,
@@ -22,11 +26,13 @@ from supervisor.config.schema import (
 )
 
 __all__ = [
+    "API_READ_ACCESS",
     "ESS_CONTRACTS",
     "JOURNAL_POLICIES",
     "WEEKDAYS",
     "AccountConfig",
     "AccountsConfig",
+    "ApiConfig",
     "Config",
     "ConfigError",
     "EssConfig",
@@ -34,6 +40,8 @@ __all__ = [
     "GateConfig",
     "HealthConfig",
     "JournalConfig",
+    "MetricsConfig",
+    "OperatorConfig",
     "PeriodsConfig",
     "ProfileConfig",
     "RiskV3Config",

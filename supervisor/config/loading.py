@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -19,17 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.config.schema import (
+    API_READ_ACCESS,
     ESS_CONTRACTS,
     JOURNAL_POLICIES,
     WEEKDAYS,
     AccountConfig,
     AccountsConfig,
+    ApiConfig,
     Config,
     EssConfig,
     ExchangeConfig,
     GateConfig,
     HealthConfig,
     JournalConfig,
+    MetricsConfig,
+    OperatorConfig,
     PeriodsConfig,
     ProfileConfig,
     RiskV3Config,
@@ -270,6 +276,56 @@ def _accounts(
     return c
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_OPERATOR_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+def _operators(t: _Table, environ: Mapping[str, str]) -> dict[str, OperatorConfig]:
+    out: dict[str, OperatorConfig] = {}
+    seen_hashes: dict[str, str] = {}
+    for name in t.subtables():
+        o = t.table(name)
+        if not _OPERATOR_NAME.fullmatch(name):
+            t.problem(name, "an operator name is 1-64 letters, digits or _.@-")
+        digest = o.string("token_sha256", None)
+        env = o.string("token_env", None)
+        if digest is not None and env is not None:
+            o.problem("token_env", "give token_sha256 or token_env, not both")
+        elif digest is None and env is None:
+            o.problem("token_sha256", "is required (or token_env: an environment variable holding the token)")
+        elif digest is not None and not _SHA256_HEX.fullmatch(digest):
+            o.problem("token_sha256", "must be 64 lowercase hex digits (sha256sum of the token)")
+        elif env is not None:
+            token = environ.get(env)
+            if token is None or len(token) < 16:
+                o.problem("token_env", f"environment variable {env} must hold a token of at least 16 characters")
+            else:
+                digest = hashlib.sha256(token.encode()).hexdigest()
+        o.finish()
+        if digest is not None and _SHA256_HEX.fullmatch(digest):
+            if digest in seen_hashes:
+                t.problem(
+                    name, f"has the same token as operator {seen_hashes[digest]!r}: tokens must tell operators apart"
+                )
+            seen_hashes[digest] = name
+            out[name] = OperatorConfig(name=name, token_sha256=digest)
+    t.finish()  # a key that is not a table
+    return out
+
+
+def _api(t: _Table, environ: Mapping[str, str]) -> ApiConfig:
+    d = ApiConfig()
+    c = ApiConfig(
+        enabled=t.boolean("enabled", d.enabled),
+        host=t.string("host", d.host),
+        port=t.number("port", d.port, ge=0, le=65_535, integer=True),
+        read_access=t.string("read_access", d.read_access, API_READ_ACCESS),
+        operators=_operators(t.table("operators"), environ),
+    )
+    t.finish()
+    return c
+
+
 def _profiles(t: _Table) -> dict[str, ProfileConfig]:
     out: dict[str, ProfileConfig] = {}
     for name in t.subtables():
@@ -332,6 +388,7 @@ def parse_config(
     source: str = "config",
     origin: str = "<in memory>",
     digest: str = "",
+    environ: Mapping[str, str] | None = None,
 ) -> Config:
     """Validate a parsed TOML document. Raises `ConfigError` listing every problem."""
     problems: list[str] = []
@@ -377,6 +434,10 @@ def parse_config(
         retention_days=journal_t.number("retention_days", d_j.retention_days, gt=0),
     )
     journal_t.finish()
+    api = _api(root.table("api"), os.environ if environ is None else environ)
+    metrics_t = root.table("metrics")
+    metrics = MetricsConfig(enabled=metrics_t.boolean("enabled", MetricsConfig().enabled))
+    metrics_t.finish()
     root.finish()
     # A poll holds its actor for up to timeout_s; a ping queued behind it must
     # still be answered within heartbeat_timeout_s, or a slow upstream gets its
@@ -406,6 +467,8 @@ def parse_config(
         health=health,
         supervision=supervision,
         journal=journal,
+        api=api,
+        metrics=metrics,
         origin=origin,
         digest=digest,
     )

@@ -8,17 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "API_READ_ACCESS",
     "ESS_CONTRACTS",
     "JOURNAL_POLICIES",
     "WEEKDAYS",
     "AccountConfig",
     "AccountsConfig",
+    "ApiConfig",
     "Config",
     "EssConfig",
     "ExchangeConfig",
     "GateConfig",
     "HealthConfig",
     "JournalConfig",
+    "MetricsConfig",
+    "OperatorConfig",
     "PeriodsConfig",
     "ProfileConfig",
     "RiskV3Config",
@@ -148,6 +152,32 @@ class SupervisionConfig:
     backoff_max_s: float = 30.0
 
 
+API_READ_ACCESS = ("open", "token")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    """One operator allowed to change state over the API: the SHA-256 of their
+    bearer token (hex), from `token_sha256` or hashed from `token_env` at load."""
+
+    name: str
+    token_sha256: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    enabled: bool = True  # `riskgate run` serves the HTTP API (library users opt in: api=True)
+    host: str = "127.0.0.1"
+    port: int = 8010
+    read_access: str = "open"  # "open" or "token": whether GET endpoints need an operator token
+    operators: Mapping[str, OperatorConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    enabled: bool = True  # the gate counts decisions and latency; /metrics exposes them
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     gate: GateConfig = GateConfig()
@@ -163,6 +193,8 @@ class Config:
     health: HealthConfig = HealthConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     journal: JournalConfig = JournalConfig()
+    api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Where the config came from, and the SHA-256 of its bytes (journaled at start).
     origin: str = "<in memory>"
     digest: str = ""

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from supervisor.config import Config
 from supervisor.core.reasons import ReasonCode
 
 __all__ = [
     "AccountSnapshot",
     "AccountState",
+    "ConfigChanged",
     "EssSourceStatus",
     "EssState",
     "EvaluateOrder",
@@ -207,6 +209,8 @@ class EvaluateOrder:
     order: OrderRequest
     reply: Callable[[RiskGateResult], None] | None = None
     deadline: float | None = None  # monotonic; an ask answered later books nothing
+    sent: float = 0.0  # monotonic, when the caller asked (the latency metric counts from it)
+    config: Config | None = None  # the config it was validated with: after a reload, validated again
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,3 +225,12 @@ class RejectOrder:
     account: str | None = None
     reply: Callable[[RiskGateResult], None] | None = None
     deadline: float | None = None
+    sent: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """A reloaded, validated configuration: the gate and the tracker take it
+    up between two messages (restart-only keys are refused before it is sent)."""
+
+    config: Config

@@ -7,6 +7,7 @@ gate through one `GateLink`, and logs health every `health.interval_s`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any, cast
@@ -17,14 +18,16 @@ import pykka
 from actors.account_tracker import AccountTrackerActor
 from actors.base import Poll
 from actors.ess_watcher import EssWatcherActor
-from actors.gate import GateActor, GateStatsRequest
+from actors.gate import GateActor, GateStatsRequest, GateView, GateViewRequest
 from actors.risk_poller import RiskV3PollerActor
 from supervisor.channels.ess_board import EssBoard
+from supervisor.channels.gate_counters import GateCounters
 from supervisor.channels.gate_link import GateLink
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.gate_state import GateState
+from supervisor.core.messages import ConfigChanged
 from supervisor.logs import get_logger
 from supervisor.runtime.supervision import ActorSpec, ActorSupervisor
 
@@ -55,6 +58,7 @@ class Runtime:
         self.journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
         self.first = list(first)
         self.board = EssBoard()
+        self.counters = GateCounters() if config.metrics.enabled else None
         self.link = GateLink(clock)
         self.supervisor = ActorSupervisor(clock, config.supervision, self.event)
         self._gate_state: GateState | None = None
@@ -66,7 +70,9 @@ class Runtime:
         state = GateState() if self._gate_state is None else self._gate_state.carry_over()
         self._gate_state = state
         self._gate_retired = threading.Event()
-        return self.gate_actor_class.start(self.config, self.clock, self.board, state, self._gate_retired, self.journal)
+        return self.gate_actor_class.start(
+            self.config, self.clock, self.board, state, self._gate_retired, self.journal, self.counters
+        )
 
     def event(self, kind: str, source: str, account: str | None = None, **detail: Any) -> None:
         """An event for the journal (never waits)."""
@@ -85,6 +91,7 @@ class Runtime:
 
     def specs(self) -> list[ActorSpec]:
         cfg, clock, link, transport, journal = self.config, self.clock, self.link, self.transport, self.journal
+        # Restart-only sections come from `cfg`; a restarted tracker gets the reloaded config.
         specs = [
             *self.first,
             ActorSpec(
@@ -96,7 +103,7 @@ class Runtime:
             ),
             ActorSpec(
                 "account_tracker",
-                lambda: AccountTrackerActor.start(cfg, clock, link, transport, journal),
+                lambda: AccountTrackerActor.start(self.config, clock, link, transport, journal),
                 poll=Poll,  # polls snapshots when snapshot_url is set; takes up operator-set baselines
                 poll_interval_s=cfg.accounts.poll_interval_s,
                 state_age=self._oldest_account_age,
@@ -145,6 +152,26 @@ class Runtime:
             "ess": self._ess_age(),
             "oldest_account": self._oldest_account_age(),
         }
+
+    def reconfigure(self, config: Config) -> None:
+        """Swap a reloaded config in: the gate (between two evaluations), the
+        tracker, and whatever a restart starts from now on."""
+        self.config = config
+        message = ConfigChanged(config)
+        for name in ("gate", "account_tracker"):
+            ref = self.supervisor.ref(name)
+            if ref is not None:
+                with contextlib.suppress(pykka.ActorDeadError):  # restarted from self.config
+                    ref.tell(message)
+
+    def gate_view(self, timeout: float = 1.0) -> GateView | None:
+        gate = self.supervisor.ref("gate")
+        if gate is None:
+            return None
+        try:
+            return cast("GateView", gate.ask(GateViewRequest(), timeout=timeout))
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return None
 
     def gate_stats(self, reset: bool, timeout: float = 1.0) -> dict[str, Any] | None:
         gate = self.supervisor.ref("gate")

@@ -115,8 +115,12 @@ def test_each_fault_blocks_once_stale_logs_once_and_recovers(sup, sim, clock, mo
     sim.set_fault("risk", "none")
     with capture_logs() as logs:
         advance(sup, clock, 2.0)
-    assert [e["event"] for e in logs if e.get("source") == "risk_v3"] == ["source_recovered"]
-    assert sup.evaluate(order()).decision == "allow"
+    # The blocked order above made the gate fail closed: logged (by the journal, off the decision path).
+    assert [e["event"] for e in logs if e.get("source") == "risk_v3"] == ["gate_fail_closed", "source_recovered"]
+    with capture_logs() as logs:
+        assert sup.evaluate(order()).decision == "allow"
+        sup.flush_journal()
+    assert [(e["event"], e["source"]) for e in logs if e["event"].startswith("gate_")] == [("gate_recovered", "risk_v3")]
 
 
 def test_fault_causes_are_named(sup, sim, clock):

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from actors.base import SupervisedActor
-from supervisor.channels.journal_queue import DECISION, JournalQueue
+from supervisor.channels.journal_queue import DECISION, EVENT, JournalQueue
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.logs import get_logger
@@ -40,6 +40,8 @@ _real = SystemClock()  # a flush's time budget is real time, whatever clock driv
 _BATCH = 5_000  # records per transaction
 _BUDGET_S = 0.5  # at most this long per flush, so pings and a stop are answered
 _PRUNE_EVERY_S = 600.0
+# Events the gate journals that are also log lines (written here, off the decision path).
+_LOGGED_EVENTS = {"gate_fail_closed": "warning", "gate_recovered": "info"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +160,15 @@ class JournalActor(SupervisedActor):
 
     def _log_decisions(self, batch: list[tuple[Any, ...]]) -> None:
         """The `order_decision` line for every block, scale-down and override,
-        once each (a batch that failed to write is peeked again)."""
+        and the gate's fail-closed transitions, once each (a batch that failed
+        to write is peeked again)."""
         fresh = batch[self._logged :]
         self._logged = max(self._logged, len(batch))
         for record in fresh:
             if record[1] != DECISION:
+                if record[1] == EVENT and record[3] in _LOGGED_EVENTS:
+                    _, _, _, kind, source, account, detail = record
+                    getattr(log, _LOGGED_EVENTS[kind])(kind, source=source, account=account, **detail)
                 continue
             result, order, account = record[2], record[3], record[4]
             if result.decision != "allow" or str(result.reason_code) == "OVERRIDE_APPLIED":

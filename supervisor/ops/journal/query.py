@@ -20,7 +20,7 @@ from supervisor.core.checks import DECIDED_BY
 from supervisor.core.reasons import ReasonCode
 from supervisor.ops.journal.store import DECISION_COLUMNS, JournalReader, Query, from_us, to_us
 
-__all__ = ["explain", "list_decisions", "parse_when", "stats"]
+__all__ = ["decision_json", "explain", "list_decisions", "parse_when", "stats"]
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -72,7 +72,7 @@ def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip(), file=out)
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+def decision_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row[k] for k in DECISION_COLUMNS}
     out["time"] = from_us(row["ts_us"]).isoformat()
     out["signal_time"] = from_us(row["signal_ts_us"]).isoformat() if row["signal_ts_us"] is not None else None
@@ -90,12 +90,12 @@ def list_decisions(path: Path, query: Query, fmt: str, out: TextIO | None = None
         reader.close()
     if fmt == "json":
         for row in rows:
-            print(json.dumps(_jsonable(row)), file=out)
+            print(json.dumps(decision_json(row)), file=out)
     elif fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=["time", *DECISION_COLUMNS, "signal_time"])
         writer.writeheader()
         for row in rows:
-            writer.writerow(_jsonable(row))
+            writer.writerow(decision_json(row))
     else:
         _table(rows, out)
         print(f"{len(rows)} decision(s){' (limit reached)' if len(rows) == query.limit else ''}", file=out)
@@ -116,7 +116,7 @@ def explain(path: Path, order_id: str, fmt: str, out: TextIO | None = None) -> i
     finally:
         reader.close()
     for row in reversed(rows):  # oldest first
-        data = _jsonable(row)
+        data = decision_json(row)
         code = row["reason_code"]
         data["decided_by"] = DECIDED_BY.get(ReasonCode(code), "?") if code in ReasonCode.__members__ else "?"
         data["events_in_the_minute_before"] = [

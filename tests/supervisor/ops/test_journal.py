@@ -127,8 +127,8 @@ def test_events_explain_decisions_and_the_fail_closed_moments(sup, clock):
     kinds = [(e["kind"], e["source"]) for e in events(sup)]
     assert kinds[0] == ("config_loaded", "riskgate")
     assert ("risk_level_changed", "risk_v3") in kinds and ("ess_changed", "ess") in kinds
-    started = kinds.index(("fail_closed_started", "ess"))
-    ended = kinds.index(("fail_closed_ended", "ess"))  # the halt decision read a fresh ESS
+    started = kinds.index(("gate_fail_closed", "ess"))
+    ended = kinds.index(("gate_recovered", "ess"))  # the halt decision read a fresh ESS
     assert started < ended
 
 

@@ -1,0 +1,453 @@
+"""The FastAPI application (docs/http-api.md).
+
+Bodies are read by riskgate's own code, never trusted to a framework: at
+most `MAX_BODY_BYTES`, JSON with no key given twice (an ambiguous order is
+not guessed at), then the same validation as the Python API. A body that is
+not JSON is a 422; an order that is JSON but not a valid order is an
+INVALID_ORDER decision (200) naming the problem; state reports that cannot be
+read are a 422 naming the field; an unconfigured account is a 404.
+
+Endpoints that change state need an operator's bearer token (`[api.operators]`);
+with `api.read_access = "token"` the read endpoints do too. Probes
+(`/healthz`, `/readyz`) are always open. Every refused token is journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from dataclasses import MISSING, fields
+from datetime import UTC
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from supervisor import __version__
+from supervisor.api.models import (
+    BODIES,
+    DecisionOut,
+    Problem,
+    Problems,
+    ReadyOut,
+    ReloadOut,
+)
+from supervisor.api.service import GateService
+from supervisor.config import ConfigError
+from supervisor.core.messages import AccountState, Fill, OrderOutcome, RiskGateResult
+from supervisor.core.orders import MAX_NAME_LENGTH
+from supervisor.core.reasons import ReasonCode
+from supervisor.core.values import shorten
+from supervisor.ops.journal.query import parse_when
+from supervisor.ops.journal.store import to_us
+from supervisor.ops.metrics import CONTENT_TYPE
+from supervisor.sources.upstream import UpstreamError, check_fill, check_outcome, parse_account_snapshot
+
+__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "result_json"]
+
+MAX_BODY_BYTES = 1_000_000
+MAX_BATCH = 1_000
+MAX_DECISIONS = 1_000
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, detail: str, ambiguous: bool = False) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.ambiguous = ambiguous  # JSON, but with a key given twice
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _BodyError(422, f"key {shorten(key, 40)!r} appears twice: an ambiguous body is refused", True)
+        out[key] = value
+    return out
+
+
+async def _json(request: Request) -> Any:
+    size = 0
+    chunks = []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _BodyError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates)
+    except _BodyError:
+        raise
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _BodyError(422, f"body is not JSON: {shorten(str(exc), 120)}") from None
+
+
+def result_json(result: RiskGateResult) -> dict[str, Any]:
+    return {
+        "decision": result.decision,
+        "reason": result.reason,
+        "reason_code": str(result.reason_code),
+        "scale_factor": result.scale_factor,
+        "adjusted_quantity": result.adjusted_quantity,
+        "risk_level": result.risk_level,
+        "ess_active": result.ess_active,
+        "timestamp": result.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "order_id": result.order_id,
+        "state_age_s": dict(result.state_age_s),
+    }
+
+
+def _account_json(state: AccountState) -> dict[str, Any]:
+    return {
+        "account": state.account,
+        "equity": state.equity,
+        "day_start_equity": state.day_start_equity,
+        "week_start_equity": state.week_start_equity,
+        "positions": [
+            {"symbol": p.symbol, "exchange": p.exchange, "quantity": p.quantity, "mark_price": p.mark_price}
+            for p in state.positions
+        ],
+        "problem": state.problem,
+        "baseline_unknown": list(state.baseline_unknown),
+    }
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, allow_nan=False, separators=(",", ":"), default=str).encode()
+
+
+def _ok(body: Any, status: int = 200) -> Response:
+    return Response(_dumps(body), status_code=status, media_type="application/json")
+
+
+def _problem(status: int, detail: str, **extra: Any) -> Response:
+    return _ok({"detail": detail, **extra}, status)
+
+
+_DOCS_401: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "missing or unknown bearer token"}}
+
+
+def build_app(service: GateService) -> FastAPI:
+    app = FastAPI(
+        title="riskgate",
+        version=__version__,
+        summary="Pre-trade risk gate: every order decided allow, block or scale_down, fail-closed.",
+    )
+
+    # -- authentication ---------------------------------------------------------------
+    def operator(request: Request) -> str | None:
+        """The operator whose token the request carries, or None (journaled)."""
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        found = None
+        if scheme.lower() == "bearer" and token.strip():
+            digest = hashlib.sha256(token.strip().encode()).hexdigest()
+            for op in service.config.api.operators.values():
+                if hmac.compare_digest(op.token_sha256, digest):
+                    found = op.name
+        if found is None:
+            why = "no bearer token" if not header else "unknown token"
+            client = request.client.host if request.client else None
+            service.journal.event(
+                service.clock.now(),
+                "auth_failed",
+                "api",
+                method=request.method,
+                path=request.url.path,
+                why=why,
+                client=client,
+            )
+        return found
+
+    def unauthorized() -> Response:
+        return Response(
+            _dumps({"detail": "an operator's bearer token is required (Authorization: Bearer TOKEN)"}),
+            status_code=401,
+            media_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="riskgate"'},
+        )
+
+    def reader_refused(request: Request) -> Response | None:
+        if service.config.api.read_access == "token" and operator(request) is None:
+            return unauthorized()
+        return None
+
+    async def body_of(request: Request) -> tuple[Any, Response | None]:
+        body, error = await read(request)
+        return body, None if error is None else _problem(error.status, error.detail)
+
+    async def read(request: Request) -> tuple[Any, _BodyError | None]:
+        try:
+            return await _json(request), None
+        except _BodyError as exc:
+            return None, exc
+
+    # -- probes ---------------------------------------------------------------------------
+    @app.get("/healthz", tags=["probes"], summary="the process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get(
+        "/readyz",
+        tags=["probes"],
+        summary="200 when every source is fresh and every account has state; else 503 with what is missing",
+        responses={200: {"model": ReadyOut}, 503: {"model": ReadyOut}},
+    )
+    def readyz() -> Response:
+        missing = service.readiness()
+        return _ok({"ready": not missing, "missing": missing}, 503 if missing else 200)
+
+    # -- decisions ------------------------------------------------------------------------
+    async def decide(order: Any) -> RiskGateResult:
+        if isinstance(order, dict) and len(order) > 20:
+            return service.reject(order, f"an order has at most 11 fields, got {len(order)}")
+        return await service.evaluate_async(order)
+
+    @app.post(
+        "/v1/evaluate",
+        tags=["decisions"],
+        summary="decide one order (same semantics as RiskSupervisor.evaluate)",
+        responses={200: {"model": DecisionOut}, 413: {"model": Problem}, 422: {"model": Problem}},
+    )
+    async def evaluate(request: Request) -> Response:
+        order, error = await read(request)
+        if error is not None:
+            if error.ambiguous:  # JSON, but which value was meant? An INVALID_ORDER decision.
+                return _ok(result_json(service.reject({}, error.detail)))
+            return _problem(error.status, error.detail)
+        return _ok(result_json(await decide(order)))
+
+    @app.post(
+        "/v1/evaluate/batch",
+        tags=["decisions"],
+        summary=f"decide a list of orders, in order (at most {MAX_BATCH})",
+        responses={200: {"model": list[DecisionOut]}, 413: {"model": Problem}, 422: {"model": Problem}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/OrderIn"}}}
+                },
+            }
+        },
+    )
+    async def evaluate_batch(request: Request) -> Response:
+        orders, refused = await body_of(request)
+        if refused is not None:
+            return refused
+        if not isinstance(orders, list):
+            return _problem(422, f"body must be a JSON list of orders, got {type(orders).__name__}")
+        if len(orders) > MAX_BATCH:
+            return _problem(413, f"at most {MAX_BATCH} orders per batch, got {len(orders)}")
+        # Told to the gate in list order (each task runs to its tell before the next starts).
+        results = await asyncio.gather(*(decide(order) for order in orders))
+        return _ok([result_json(r) for r in results])
+
+    @app.get(
+        "/v1/decisions",
+        tags=["decisions"],
+        summary="recent decisions from the journal, newest first",
+        responses={
+            200: {"model": list[dict[str, Any]]},
+            401: _DOCS_401[401],
+            422: {"model": Problem},
+            503: {"model": Problem},
+        },
+    )
+    def decisions(
+        request: Request,
+        account: str | None = None,
+        code: str | None = None,
+        decision: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> Response:
+        refused = reader_refused(request)
+        if refused is not None:
+            return refused
+        if not 1 <= limit <= MAX_DECISIONS:
+            return _problem(422, f"limit: must be 1..{MAX_DECISIONS}, got {limit}")
+        if code is not None and code not in ReasonCode.__members__:
+            return _problem(422, f"code: not a reason code: {shorten(code, 40)}")
+        if decision is not None and decision not in ("allow", "block", "scale_down"):
+            return _problem(422, f"decision: must be allow, block or scale_down, got {shorten(decision, 40)}")
+        if account is not None and len(account) > MAX_NAME_LENGTH:
+            return _problem(422, "account: too long")
+        since_us = None
+        if since is not None:
+            try:
+                since_us = to_us(parse_when(since, service.clock.now()))
+            except (ValueError, OverflowError) as exc:
+                return _problem(422, f"since: {exc}")
+        if not service.config.journal.enabled:
+            return _problem(503, "the journal is disabled (journal.enabled = false): no decisions are kept")
+        try:
+            rows = service.decisions(account=account, code=code, decision=decision, since_us=since_us, limit=limit)
+        except FileNotFoundError:
+            rows = []
+        return _ok(rows)
+
+    # -- state from the execution side ------------------------------------------------------
+    def unknown_account(name: object) -> Response | None:
+        if not isinstance(name, str) or name not in service.config.accounts.accounts:
+            known = ", ".join(sorted(service.config.accounts.accounts)) or "none"
+            return _problem(404, f"account {shorten(name, 60)!r} is not configured (known: {known})")
+        return None
+
+    def fields_of(body: Any, cls: type[Fill] | type[OrderOutcome], what: str) -> dict[str, Any] | Response:
+        if not isinstance(body, dict):
+            return _problem(422, f"{what}: expected a JSON object, got {type(body).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(k for k in body if k not in known)
+        if unknown:
+            return _problem(
+                422, f"{what}: unknown field {shorten(unknown[0], 40)!r} (known: {', '.join(sorted(known))})"
+            )
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if k not in body]
+        if missing:
+            return _problem(422, f"{what}: field {missing[0]!r} is required")
+        return body
+
+    def tracker_answer(state: AccountState | None) -> Response:
+        if state is None:
+            return _problem(503, "the account tracker is not running: nothing was recorded")
+        return _ok(_account_json(state))
+
+    @app.post(
+        "/v1/fills",
+        tags=["state"],
+        summary="a (partial) fill: positions move, the order's reservation is released",
+        responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
+    )
+    async def fills(request: Request) -> Response:
+        body, refused = await body_of(request)
+        if refused is not None:
+            return refused
+        got = fields_of(body, Fill, "fill")
+        if isinstance(got, Response):
+            return got
+        missing_account = unknown_account(got["account"])
+        if missing_account is not None:
+            return missing_account
+        try:
+            fill = check_fill(Fill(**got), service.config.accounts.max_plausible_usd)
+        except UpstreamError as exc:
+            return _problem(422, f"fill: {exc}")
+        return tracker_answer(await run_in_threadpool(service.report_fill, fill))
+
+    @app.post(
+        "/v1/outcomes",
+        tags=["state"],
+        summary="an order's outcome at the exchange: open keeps its reservation, an end releases it",
+        responses={202: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
+    )
+    async def outcomes(request: Request) -> Response:
+        body, refused = await body_of(request)
+        if refused is not None:
+            return refused
+        got = fields_of(body, OrderOutcome, "outcome")
+        if isinstance(got, Response):
+            return got
+        if got.get("account") is not None:
+            missing_account = unknown_account(got["account"])
+            if missing_account is not None:
+                return missing_account
+        try:
+            outcome = check_outcome(OrderOutcome(**got))
+        except UpstreamError as exc:
+            return _problem(422, f"outcome: {exc}")
+        delivered = service.report_order_outcome(outcome)
+        if not delivered:
+            return _problem(503, "the gate is not running: the outcome was not delivered")
+        return _ok({"delivered": True, "order_id": outcome.order_id, "status": outcome.status}, 202)
+
+    @app.post(
+        "/v1/accounts/{name}/snapshot",
+        tags=["state"],
+        summary="an account's equity and positions (the tracker adds the day/week baselines)",
+        responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
+    )
+    async def snapshot(name: str, request: Request) -> Response:
+        missing_account = unknown_account(name)
+        if missing_account is not None:
+            return missing_account
+        body, refused = await body_of(request)
+        if refused is not None:
+            return refused
+        if not isinstance(body, dict):
+            return _problem(422, f"snapshot: expected a JSON object, got {type(body).__name__}")
+        if body.setdefault("account", name) != name:
+            return _problem(422, f"snapshot: account {shorten(body['account'], 60)!r} is not the path's {name!r}")
+        unknown = sorted(k for k in body if k not in ("account", "equity", "positions", "timestamp"))
+        if unknown:
+            return _problem(422, f"snapshot: unknown field {shorten(unknown[0], 40)!r}")
+        try:
+            parsed = parse_account_snapshot(body, service.config.accounts.max_plausible_usd)
+        except UpstreamError as exc:
+            return _problem(422, f"snapshot: {exc}")
+        return tracker_answer(await run_in_threadpool(service.report_account_snapshot, parsed))
+
+    # -- what the gate knows ---------------------------------------------------------------
+    @app.get(
+        "/v1/state",
+        tags=["state"],
+        summary="sources, risk level, ESS, and each account against its limits",
+        responses={200: {"model": dict[str, Any]}, **_DOCS_401},
+    )
+    def state(request: Request) -> Response:
+        refused = reader_refused(request)
+        return refused if refused is not None else _ok(service.state())
+
+    @app.get("/metrics", tags=["probes"], summary="Prometheus text exposition", responses=_DOCS_401)
+    def metrics(request: Request) -> Response:
+        refused = reader_refused(request)
+        if refused is not None:
+            return refused
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    # -- control ------------------------------------------------------------------------------
+    @app.post(
+        "/v1/reload",
+        tags=["control"],
+        summary="re-read the config file and swap it in between two evaluations; a bad file changes nothing",
+        responses={200: {"model": ReloadOut}, 400: {"model": Problems}, **_DOCS_401},
+    )
+    def reload(request: Request) -> Response:
+        who = operator(request)
+        if who is None:
+            return unauthorized()
+        try:
+            return _ok(service.reload(by=who))
+        except ConfigError as exc:
+            return _problem(400, f"{exc.source}: invalid configuration, nothing changed", problems=exc.problems)
+
+    _document_bodies(app)
+    return app
+
+
+def _document_bodies(app: FastAPI) -> None:
+    """Bodies are read by hand (see the module doc); the schema still names them."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for (path, method), model in BODIES.items():
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(body.pop("$defs", {}))
+                components[model.__name__] = body
+                schema["paths"][path][method]["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,118 @@
+"""The JSON the API speaks, as pydantic models: they make the OpenAPI schema at
+`/docs` the contract for clients in other languages.
+
+Request bodies are documented with these models but read by riskgate's own
+validation (`validate_order`, the upstream parsers): a bad order must come back
+as an INVALID_ORDER decision naming the problem, not as a framework's 422.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "BODIES",
+    "DecisionOut",
+    "FillIn",
+    "OrderIn",
+    "OutcomeIn",
+    "PositionIn",
+    "Problem",
+    "Problems",
+    "ReadyOut",
+    "ReloadOut",
+    "SnapshotIn",
+]
+
+
+class OrderIn(BaseModel):
+    """An order to decide (the fields of `OrderRequest`)."""
+
+    account: str = Field(max_length=128, description="a configured account")
+    exchange: str = Field(max_length=128, description="the account's exchange")
+    strategy_id: str = Field(max_length=128)
+    symbol: str = Field(max_length=128, examples=["BTCUSDT"])
+    side: Literal["buy", "sell"]
+    quantity: float = Field(gt=0)
+    price: float = Field(gt=0, description="limit price, or the reference price of a market order")
+    leverage: float = Field(1.0, ge=1)
+    reduce_only: bool = False
+    stop_price: float | None = Field(None, gt=0)
+    order_id: str | None = Field(None, max_length=128, description="client order id; one is made up when absent")
+
+
+class DecisionOut(BaseModel):
+    """The gate's answer (`RiskGateResult`)."""
+
+    decision: Literal["allow", "block", "scale_down"]
+    reason: str
+    reason_code: str = Field(description="stable code: docs/checks.md")
+    scale_factor: float
+    adjusted_quantity: float = Field(description="what to send: 0 on block")
+    risk_level: Literal["INFO", "WARNING", "CRITICAL", "UNKNOWN"]
+    ess_active: bool
+    timestamp: str = Field(description="ISO 8601, UTC")
+    order_id: str
+    state_age_s: dict[str, float | None]
+
+
+class FillIn(BaseModel):
+    account: str
+    exchange: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    quantity: float = Field(gt=0)
+    price: float = Field(gt=0)
+    order_id: str | None = None
+
+
+class OutcomeIn(BaseModel):
+    order_id: str
+    status: Literal["open", "partially_filled", "filled", "cancelled", "rejected", "expired", "error"]
+    filled_quantity: float = Field(0.0, ge=0)
+    account: str | None = None
+
+
+class PositionIn(BaseModel):
+    symbol: str
+    exchange: str
+    quantity: float = Field(description="signed: > 0 long, < 0 short")
+    mark_price: float = Field(gt=0)
+
+
+class SnapshotIn(BaseModel):
+    account: str | None = Field(None, description="defaults to the path's name; must match it when given")
+    equity: float
+    positions: list[PositionIn] = []
+    timestamp: str | None = Field(None, description="ISO 8601 with a zone; a future one beyond the skew is refused")
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    missing: list[str]
+
+
+class ReloadOut(BaseModel):
+    sha256: str
+    origin: str
+    changed: list[str]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Problems(BaseModel):
+    detail: str
+    problems: list[str]
+
+
+# Which request body each route documents: (path, method) -> model.
+BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("/v1/evaluate", "post"): OrderIn,
+    ("/v1/fills", "post"): FillIn,
+    ("/v1/outcomes", "post"): OutcomeIn,
+    ("/v1/accounts/{name}/snapshot", "post"): SnapshotIn,
+}

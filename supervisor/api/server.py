@@ -1,0 +1,81 @@
+"""uvicorn on its own thread, beside the actors.
+
+The socket is bound here, on the caller's thread, so a taken port fails
+`start()` at once with the OS's reason, and `port=0` is known before the
+first request. uvicorn installs no signal handlers off the main thread: the
+process's own (SIGTERM, SIGHUP) stay with `riskgate run`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import uvicorn
+
+from supervisor.api.app import build_app
+from supervisor.api.service import GateService
+from supervisor.errors import RiskgateError
+from supervisor.logs import get_logger
+
+__all__ = ["ApiServer", "ApiStartError"]
+
+log = get_logger("riskgate.api")
+
+
+class ApiStartError(RiskgateError):
+    """The API could not listen where it was told to."""
+
+
+class ApiServer:
+    def __init__(self, service: GateService, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._app = build_app(service)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> ApiServer:
+        if self._thread is not None:
+            return self
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+            sock.listen(256)
+        except OSError as exc:
+            sock.close()
+            raise ApiStartError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
+        self.port = sock.getsockname()[1]
+        self._socket = sock
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="riskgate-api", daemon=True
+        )
+        self._thread.start()
+        log.info("api_serving", url=self.url)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None

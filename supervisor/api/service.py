@@ -1,0 +1,55 @@
+"""What the HTTP API needs of the gate: the facade's surface, as a protocol.
+
+The API sits below the facade (the facade starts it and hands itself in), so
+it names what it uses here instead of importing `RiskSupervisor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from supervisor.channels.journal_queue import JournalQueue
+from supervisor.clock import Clock
+from supervisor.config import Config
+from supervisor.core.messages import AccountSnapshot, AccountState, Fill, OrderOutcome, RiskGateResult
+from supervisor.ops.metrics import MetricsRegistry
+
+__all__ = ["GateService"]
+
+
+class GateService(Protocol):
+    config: Config
+    journal: JournalQueue
+    metrics: MetricsRegistry
+
+    clock: Clock
+
+    async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult: ...
+
+    def reject(self, order: Any, why: str) -> RiskGateResult: ...
+
+    def report_fill(self, fill: Fill, timeout: float = 5.0) -> AccountState | None: ...
+
+    def report_order_outcome(self, outcome: OrderOutcome) -> bool: ...
+
+    def report_account_snapshot(
+        self, snapshot: AccountSnapshot | Mapping[str, Any], timeout: float = 5.0
+    ) -> AccountState | None: ...
+
+    def state(self, timeout: float = 1.0) -> dict[str, Any]: ...
+
+    def readiness(self) -> list[str]: ...
+
+    def decisions(
+        self,
+        *,
+        account: str | None = None,
+        code: str | None = None,
+        decision: str | None = None,
+        since_us: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]: ...
+
+    def reload(self, path: str | Path | None = None, by: str = "api") -> dict[str, Any]: ...

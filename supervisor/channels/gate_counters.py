@@ -1,0 +1,54 @@
+"""GateCounters: what the gate counts for the metrics, in plain integers.
+
+Only the gate's thread writes (one dict update and one list increment per
+decision, no locks, no formatting); collectors on other threads read copies
+(`dict.copy` and `list.copy` run without releasing the GIL, so a copy is one
+consistent moment). The object outlives gate restarts, so counters never go
+backwards.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+__all__ = ["LATENCY_BUCKETS_S", "GateCounters"]
+
+# Upper bounds of the evaluate-latency histogram, seconds (Prometheus `le`).
+LATENCY_BUCKETS_S = (
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+)
+
+
+class GateCounters:
+    __slots__ = ("decisions", "latency_buckets", "latency_sum")
+
+    def __init__(self) -> None:
+        # (decision, reason code, account or "other") -> decisions
+        self.decisions: dict[tuple[str, str, str], int] = {}
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)  # the last is +Inf
+        self.latency_sum = 0.0
+
+    def count(self, decision: str, code: str, account: str, latency_s: float) -> None:
+        key = (decision, code, account)
+        decisions = self.decisions
+        decisions[key] = decisions.get(key, 0) + 1
+        self.latency_buckets[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+        self.latency_sum += latency_s
+
+    def snapshot(self) -> tuple[dict[tuple[str, str, str], int], list[int], float]:
+        """Copies to read from another thread: decisions, latency buckets (not cumulative), latency sum."""
+        return self.decisions.copy(), self.latency_buckets.copy(), self.latency_sum

@@ -1,0 +1,153 @@
+"""Prometheus metrics: a collector that reads, at scrape time, what the gate
+counted in plain integers (`GateCounters`) and what the `StateReader` sees.
+
+Nothing is counted on the decision path by prometheus_client itself: the gate
+bumps a dict entry and a list slot; this collector turns them into families.
+Each supervisor has its own registry (`MetricsRegistry`), so two in one
+process (tests, a library user's) never mix counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from supervisor.channels.gate_counters import LATENCY_BUCKETS_S, GateCounters
+from supervisor.ops.state import RISK_LEVELS, StateReader
+
+__all__ = ["CONTENT_TYPE", "GateCollector", "MetricsRegistry"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_SEED_COUNTERS = (
+    ("allow", "risk_gate_allows", "Orders allowed unchanged."),
+    ("block", "risk_gate_blocks", "Orders blocked."),
+    ("scale_down", "risk_gate_scale_downs", "Orders allowed at a smaller quantity."),
+)
+
+
+class GateCollector(Collector):
+    def __init__(self, reader: StateReader, counters: GateCounters | None) -> None:
+        self._reader = reader
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._decisions()
+        yield from self._sources()
+        yield from self._accounts()
+
+    def _decisions(self) -> Iterator[Metric]:
+        if self._counters is None:
+            return
+        decisions, buckets, latency_sum = self._counters.snapshot()
+        family = CounterMetricFamily(
+            "risk_gate_decisions",
+            "Decisions by outcome, reason code and account.",
+            labels=("decision", "reason_code", "account"),
+        )
+        by_decision = {"allow": 0, "block": 0, "scale_down": 0}
+        for (decision, code, account), n in sorted(decisions.items()):
+            family.add_metric((decision, str(code), account), n)
+            by_decision[decision] = by_decision.get(decision, 0) + n
+        yield family
+        for decision, name, text in _SEED_COUNTERS:
+            yield CounterMetricFamily(name, text, value=by_decision[decision])
+        cumulative, total = [], 0
+        for bound, n in zip((*LATENCY_BUCKETS_S, float("inf")), buckets, strict=True):
+            total += n
+            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), total))
+        yield HistogramMetricFamily(
+            "risk_gate_evaluate_latency_seconds",
+            "From the caller's request to the gate's answer (queueing and deciding).",
+            buckets=cumulative,
+            sum_value=latency_sum,
+        )
+
+    def _sources(self) -> Iterator[Metric]:
+        reader = self._reader
+        runtime_view = reader.sources_now()
+        age = GaugeMetricFamily(
+            "risk_gate_source_age_seconds", "Age of the latest state of each source.", labels=("source",)
+        )
+        up = GaugeMetricFamily(
+            "risk_gate_source_up", "1 when the source's state is fresh enough to decide on.", labels=("source",)
+        )
+        for name, src in runtime_view.items():
+            if src["age_s"] is not None:
+                age.add_metric((name,), src["age_s"])
+            up.add_metric((name,), 1.0 if src["fresh"] else 0.0)
+        yield age
+        yield up
+        ess = reader.ess_active()
+        yield GaugeMetricFamily(
+            "risk_gate_ess_active",
+            "1 while an emergency stop is active (unknown counts as active).",
+            value=0.0 if ess is False else 1.0,
+        )
+        yield GaugeMetricFamily(
+            "risk_gate_ready",
+            "1 when every source is fresh and the gate runs.",
+            value=0.0 if reader.readiness() else 1.0,
+        )
+        restarts = CounterMetricFamily("risk_gate_actor_restarts", "Actor restarts by supervision.", labels=("actor",))
+        alive = GaugeMetricFamily("risk_gate_actor_up", "1 while the actor runs.", labels=("actor",))
+        for row in reader.actor_rows():
+            restarts.add_metric((row["actor"],), row["restarts"])
+            alive.add_metric((row["actor"],), 1.0 if row["alive"] else 0.0)
+        yield restarts
+        yield alive
+        journal = reader.journal_figures()
+        yield GaugeMetricFamily(
+            "risk_gate_journal_queued", "Journal records waiting to be written.", value=journal["queued"]
+        )
+        yield CounterMetricFamily("risk_gate_journal_written", "Journal records written.", value=journal["written"])
+        yield CounterMetricFamily("risk_gate_journal_dropped", "Journal records dropped.", value=journal["dropped"])
+        yield GaugeMetricFamily(
+            "risk_gate_journal_blocking",
+            "1 while the journal's failure blocks new orders.",
+            value=1.0 if journal["blocking"] else 0.0,
+        )
+
+    def _accounts(self) -> Iterator[Metric]:
+        view = self._reader.gate_view()
+        level = GaugeMetricFamily(
+            "risk_gate_risk_level", "Global Risk v3 level: 0 INFO, 1 WARNING, 2 CRITICAL (absent: none yet)."
+        )
+        if view is not None and view.signal is not None:
+            level.add_metric((), RISK_LEVELS[view.signal.risk_level])
+        yield level
+        reserved = GaugeMetricFamily(
+            "risk_gate_reserved_notional_usd",
+            "Notional held by approved orders not yet filled or ended.",
+            labels=("account",),
+        )
+        pnl = GaugeMetricFamily(
+            "risk_gate_pnl_pct", "PnL % of the period's start equity.", labels=("account", "period")
+        )
+        equity = GaugeMetricFamily(
+            "risk_gate_equity_usd", "Account equity from the latest snapshot.", labels=("account",)
+        )
+        if view is not None:
+            for name, acct in sorted(view.accounts.items()):
+                reserved.add_metric((name,), acct.reserved_usd)
+                equity.add_metric((name,), acct.state.equity)
+                for period, start in (("day", acct.state.day_start_equity), ("week", acct.state.week_start_equity)):
+                    if start > 0:
+                        pnl.add_metric((name, period), (acct.state.equity - start) / start * 100.0)
+        yield reserved
+        yield pnl
+        yield equity
+
+
+class MetricsRegistry:
+    """One supervisor's registry: `exposition()` is the /metrics body."""
+
+    def __init__(self, reader: StateReader, counters: GateCounters | None) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(GateCollector(reader, counters))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

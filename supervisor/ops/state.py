@@ -1,0 +1,266 @@
+"""What the running gate knows, for people and probes: the state document,
+readiness, and decision rates.
+
+`StateReader` reads the runtime from outside the decision path: source ages
+from the gate link and the ESS board (no gate involvement), per-account
+figures from one `GateView` ask, and the decision counters the gate keeps
+(`DecisionRates` samples them on a timer, so "decisions in the last minute"
+costs the gate nothing).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from actors.gate import GateView
+from supervisor.channels.gate_counters import GateCounters
+from supervisor.clock import Clock, Timer
+from supervisor.config import Config
+from supervisor.runtime.wiring import Runtime
+
+__all__ = ["DecisionRates", "StateReader"]
+
+RISK_LEVELS = {"INFO": 0, "WARNING": 1, "CRITICAL": 2}
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+class DecisionRates:
+    """Samples the gate's cumulative decision counters every `interval_s`
+    (on the injected clock) and keeps `keep_s` of them: counts over a recent
+    window are the difference between now and the sample that far back."""
+
+    def __init__(self, counters: GateCounters, clock: Clock, interval_s: float = 5.0, keep_s: float = 900.0) -> None:
+        self._counters = counters
+        self._clock = clock
+        self._interval_s = interval_s
+        self._samples: deque[tuple[float, dict[tuple[str, str, str], int]]] = deque(maxlen=int(keep_s / interval_s) + 2)
+        self._lock = threading.Lock()
+        self._timer: Timer | None = None
+
+    def start(self) -> None:
+        if self._timer is None:
+            self.sample()
+            self._timer = self._clock.call_every(self._interval_s, self.sample, "decision-rates")
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def sample(self) -> None:
+        decisions = self._counters.snapshot()[0]
+        with self._lock:
+            self._samples.append((self._clock.monotonic(), decisions))
+
+    def since(self, window_s: float) -> dict[tuple[str, str, str], int]:
+        """Decisions per (decision, code, account) over about the last `window_s`
+        (from the newest sample at least that old, else the oldest one)."""
+        now = self._clock.monotonic()
+        current = self._counters.snapshot()[0]
+        base: Mapping[tuple[str, str, str], int] | None = None
+        with self._lock:
+            for when, counts in self._samples:
+                if now - when >= window_s:
+                    base = counts
+                    continue
+                if base is None:
+                    base = counts  # nothing that old yet: since the oldest sample
+                break
+        base = base or {}
+        return {key: n - base.get(key, 0) for key, n in current.items() if n - base.get(key, 0) > 0}
+
+
+class StateReader:
+    def __init__(self, runtime: Runtime, clock: Clock, rates: DecisionRates | None) -> None:
+        self._runtime = runtime
+        self._clock = clock
+        self._rates = rates
+
+    @property
+    def config(self) -> Config:
+        return self._runtime.config  # the reloaded one, after a reload
+
+    # -- sources ------------------------------------------------------------------
+    def _sources(self, now: float) -> dict[str, dict[str, Any]]:
+        rt, cfg = self._runtime, self.config
+        errors = dict(rt.journal.source_errors)
+        risk_age = rt.link.age("risk_v3", now=now)
+        current = rt.board.current
+        ess_age = None if current is None else now - current[1]
+        ess_errors = {s: e for s, e in errors.items() if s.startswith("ess")}
+
+        def last_error(found: tuple[datetime, str, str] | None) -> dict[str, str] | None:
+            if found is None:
+                return None
+            return {"since": _iso(found[0]), "cause": found[1], "detail": found[2]}
+
+        out: dict[str, dict[str, Any]] = {
+            "risk_v3": {
+                "fresh": risk_age is not None and risk_age <= cfg.risk_v3.max_age_s,
+                "age_s": _round(risk_age),
+                "max_age_s": cfg.risk_v3.max_age_s,
+                "last_error": last_error(errors.get("risk_v3")),
+            },
+            "ess": {
+                "fresh": ess_age is not None and ess_age <= cfg.ess.max_age_s,
+                "age_s": _round(ess_age),
+                "max_age_s": cfg.ess.max_age_s,
+                "last_error": last_error(ess_errors.get("ess_http")),
+            },
+        }
+        for name in cfg.accounts.accounts:
+            age = rt.link.age("account", name, now=now)
+            out[f"account:{name}"] = {
+                "fresh": age is not None and age <= cfg.accounts.max_age_s,
+                "age_s": _round(age),
+                "max_age_s": cfg.accounts.max_age_s,
+                "last_error": last_error(errors.get(f"account:{name}")),
+            }
+        return out
+
+    def sources_now(self) -> dict[str, dict[str, Any]]:
+        """Each source: fresh, age_s, max_age_s, last_error (no gate ask)."""
+        return self._sources(self._clock.monotonic())
+
+    def ess_active(self) -> bool | None:
+        current = self._runtime.board.current
+        return None if current is None else current[0].active
+
+    def actor_rows(self) -> list[dict[str, Any]]:
+        return self._runtime.supervisor.rows()
+
+    def gate_view(self, timeout: float = 1.0) -> GateView | None:
+        return self._runtime.gate_view(timeout)
+
+    def journal_figures(self) -> dict[str, Any]:
+        journal = self._runtime.journal
+        return {
+            "enabled": self.config.journal.enabled,
+            "queued": len(journal),
+            "written": journal.written,
+            "dropped": journal.dropped,
+            "problem": journal.problem,
+            "blocking": journal.blocking,
+        }
+
+    def readiness(self) -> list[str]:
+        """What keeps the gate from deciding on fresh state; empty when ready."""
+        missing = []
+        gate = self._runtime.supervisor.ref("gate")
+        if gate is None or not gate.is_alive():
+            missing.append("gate: not running")
+        for name, src in self._sources(self._clock.monotonic()).items():
+            if src["age_s"] is None:
+                missing.append(f"{name}: no state yet")
+            elif not src["fresh"]:
+                missing.append(f"{name}: stale ({src['age_s']:.1f} s > max_age_s {src['max_age_s']:g} s)")
+        blocking = self._runtime.journal.blocking
+        if blocking is not None:
+            missing.append(f"journal: {blocking}")
+        return missing
+
+    # -- the document -------------------------------------------------------------------
+    def document(self, timeout: float = 1.0) -> dict[str, Any]:
+        """`GET /v1/state`: sources, risk level, ESS, accounts, actors, journal."""
+        rt, cfg = self._runtime, self.config
+        view = rt.gate_view(timeout)
+        now = self._clock.monotonic() if view is None else view.monotonic
+        sources = self._sources(now)
+        signal = view.signal if view is not None else None
+        risk = sources["risk_v3"]
+        risk.update(
+            risk_level=signal.risk_level if signal else None,
+            signal_time=_iso(signal.timestamp) if signal else None,
+            ess_action_required=signal.ess_action_required if signal else None,
+            ess_tier_recommendation=signal.ess_tier_recommendation if signal else None,
+            overall_risk_score=signal.overall_risk_score if signal else None,
+        )
+        current = rt.board.current
+        ess = current[0] if current else None
+        sources["ess"].update(
+            active=ess.active if ess else None,
+            reason=ess.reason if ess else None,
+            readings=[{"source": s.source, "active": s.active, "detail": s.detail} for s in ess.sources] if ess else [],
+        )
+        missing = self.readiness()
+        return {
+            "time": _iso(self._clock.now()),
+            "ready": not missing,
+            "not_ready": missing,
+            "config": {"origin": cfg.origin, "sha256": cfg.digest or None},
+            "risk_level": signal.risk_level if signal else None,
+            "ess_active": ess.active if ess else None,
+            "sources": sources,
+            "accounts": self._accounts(view, sources),
+            "gate": {
+                "alive": view is not None,
+                "reservations": view.reservations if view else None,
+            },
+            "journal": self.journal_figures(),
+            "actors": rt.supervisor.rows(),
+        }
+
+    def _accounts(self, view: GateView | None, sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        cfg = self.config
+        recent = self._rates.since(60.0) if self._rates is not None else None
+        out: dict[str, Any] = {}
+        for name, acct in cfg.accounts.accounts.items():
+            profile = cfg.profiles[acct.capital_profile]
+            exchange = cfg.exchanges.get(acct.exchange)
+            row: dict[str, Any] = {
+                "exchange": acct.exchange,
+                "capital_profile": acct.capital_profile,
+                "has_state": False,
+                "fresh": sources[f"account:{name}"]["fresh"],
+                "age_s": sources[f"account:{name}"]["age_s"],
+                "max_daily_loss_pct": profile.max_daily_loss_pct,
+                "max_weekly_loss_pct": profile.max_weekly_loss_pct,
+                "max_notional_usd": acct.max_notional_usd,
+                "exchange_max_notional_usd": exchange.max_notional_usd if exchange else None,
+                "max_open_positions": profile.max_open_positions,
+                "allowed_leverage": profile.allowed_leverage,
+            }
+            seen = view.accounts.get(name) if view is not None else None
+            if seen is not None:
+                s = seen.state
+                row.update(
+                    has_state=True,
+                    usable=seen.usable,
+                    problem=s.problem,
+                    baseline_unknown=list(s.baseline_unknown),
+                    equity_usd=s.equity,
+                    day_start_equity_usd=s.day_start_equity,
+                    week_start_equity_usd=s.week_start_equity,
+                    day_pnl_pct=_pct(s.equity, s.day_start_equity),
+                    week_pnl_pct=_pct(s.equity, s.week_start_equity),
+                    gross_exposure_usd=round(seen.gross_notional, 2),
+                    reserved_usd=round(seen.reserved_usd, 2),
+                    exposure_with_reservations_usd=round(seen.gross_notional + seen.reserved_usd, 2),
+                    open_positions=seen.open_positions,
+                )
+            if view is not None and name in view.overrides:
+                left = view.overrides[name] - view.monotonic
+                row["override_s_left"] = round(left, 1) if left > 0 else None
+            if recent is not None:
+                by_code: dict[str, int] = {}
+                for (_, code, account), n in recent.items():
+                    if account == name:
+                        by_code[code] = by_code.get(code, 0) + n
+                row["decisions_last_minute"] = by_code
+            out[name] = row
+        return out
+
+
+def _pct(equity: float, start: float) -> float | None:
+    return round((equity - start) / start * 100.0, 4) if start > 0 else None
