@@ -88,7 +88,7 @@ def cmd_simulate_upstream(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_for_signal(on_hangup: Callable[[], None] | None = None) -> None:
+def _wait_for_signal(on_hangup: Callable[[], None] | None = None, on_tick: Callable[[], None] | None = None) -> None:
     stop = threading.Event()
     hangup = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -96,10 +96,14 @@ def _wait_for_signal(on_hangup: Callable[[], None] | None = None) -> None:
     if on_hangup is not None:
         signal.signal(signal.SIGHUP, lambda *_: hangup.set())
     while not stop.wait(0.2):  # a timed wait keeps the main thread responsive to signals
-        if hangup.is_set():
+        if on_hangup is not None and hangup.is_set():
             hangup.clear()
-            assert on_hangup is not None  # noqa: S101 - set only with a handler
             on_hangup()
+        if on_tick is not None:
+            on_tick()
+
+
+_READY_WAIT_S = 30.0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -114,8 +118,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg.accounts.snapshot_url is None:
         log.warning(
             "no_account_source",
-            detail="accounts.snapshot_url is not set and riskgate run has no other way to receive account "
-            "snapshots: every order will block as ACCOUNT_STATE_STALE",
+            detail="accounts.snapshot_url is not set: until the execution service posts each account's "
+            "snapshot to POST /v1/accounts/NAME/snapshot, its orders block as ACCOUNT_STATE_STALE"
+            if cfg.api.enabled
+            else "accounts.snapshot_url is not set and [api] is disabled: nothing can report account "
+            "snapshots, so every order will block as ACCOUNT_STATE_STALE",
         )
     sup = RiskSupervisor(cfg, api=cfg.api.enabled)
     try:
@@ -135,8 +142,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         with contextlib.suppress(ConfigError):
             sup.reload(by="SIGHUP")
 
+    # Orders block until every source has reported: say when that is, or after
+    # _READY_WAIT_S what is still missing.
+    from supervisor.clock import SystemClock
+
+    monotonic = SystemClock().monotonic
+    started = monotonic()
+    told: list[str] = []
+
+    def watch_readiness() -> None:
+        if "ready" in told:
+            return
+        missing = sup.readiness()
+        if not missing:
+            log.info("riskgate_ready", after_s=round(monotonic() - started, 3))
+            told.append("ready")
+        elif not told and monotonic() - started > _READY_WAIT_S:
+            log.warning("not_ready", waited_s=_READY_WAIT_S, missing=missing)
+            told.append("not_ready")
+
     try:
-        _wait_for_signal(reload)
+        _wait_for_signal(reload, watch_readiness)
     finally:
         sup.stop()
     log.info("riskgate_stopped")

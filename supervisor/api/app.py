@@ -66,7 +66,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _BodyError(422, f"key {shorten(key, 40)!r} appears twice: an ambiguous body is refused", True)
+            raise _BodyError(422, f"key {shorten(key, 40)} appears twice: an ambiguous body is refused", True)
         out[key] = value
     return out
 
@@ -85,7 +85,7 @@ async def _json(request: Request) -> Any:
     except _BodyError:
         raise
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _BodyError(422, f"body is not JSON: {shorten(str(exc), 120)}") from None
+        raise _BodyError(422, f"body is not JSON: {str(exc)[:120]}") from None
 
 
 def result_json(result: RiskGateResult) -> dict[str, Any]:
@@ -297,7 +297,7 @@ def build_app(service: GateService) -> FastAPI:
     def unknown_account(name: object) -> Response | None:
         if not isinstance(name, str) or name not in service.config.accounts.accounts:
             known = ", ".join(sorted(service.config.accounts.accounts)) or "none"
-            return _problem(404, f"account {shorten(name, 60)!r} is not configured (known: {known})")
+            return _problem(404, f"account {shorten(name, 60)} is not configured (known: {known})")
         return None
 
     def fields_of(body: Any, cls: type[Fill] | type[OrderOutcome], what: str) -> dict[str, Any] | Response:
@@ -306,9 +306,7 @@ def build_app(service: GateService) -> FastAPI:
         known = {f.name for f in fields(cls)}
         unknown = sorted(k for k in body if k not in known)
         if unknown:
-            return _problem(
-                422, f"{what}: unknown field {shorten(unknown[0], 40)!r} (known: {', '.join(sorted(known))})"
-            )
+            return _problem(422, f"{what}: unknown field {shorten(unknown[0], 40)} (known: {', '.join(sorted(known))})")
         required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
         missing = [k for k in required if k not in body]
         if missing:
@@ -384,10 +382,10 @@ def build_app(service: GateService) -> FastAPI:
         if not isinstance(body, dict):
             return _problem(422, f"snapshot: expected a JSON object, got {type(body).__name__}")
         if body.setdefault("account", name) != name:
-            return _problem(422, f"snapshot: account {shorten(body['account'], 60)!r} is not the path's {name!r}")
+            return _problem(422, f"snapshot: account {shorten(body['account'], 60)} is not the path's {name!r}")
         unknown = sorted(k for k in body if k not in ("account", "equity", "positions", "timestamp"))
         if unknown:
-            return _problem(422, f"snapshot: unknown field {shorten(unknown[0], 40)!r}")
+            return _problem(422, f"snapshot: unknown field {shorten(unknown[0], 40)}")
         try:
             parsed = parse_account_snapshot(body, service.config.accounts.max_plausible_usd)
         except UpstreamError as exc:

@@ -120,7 +120,8 @@ def test_each_fault_blocks_once_stale_logs_once_and_recovers(sup, sim, clock, mo
     with capture_logs() as logs:
         assert sup.evaluate(order()).decision == "allow"
         sup.flush_journal()
-    assert [(e["event"], e["source"]) for e in logs if e["event"].startswith("gate_")] == [("gate_recovered", "risk_v3")]
+    transitions = [(e["event"], e["source"]) for e in logs if e["event"].startswith("gate_")]
+    assert transitions == [("gate_recovered", "risk_v3")]
 
 
 def test_fault_causes_are_named(sup, sim, clock):

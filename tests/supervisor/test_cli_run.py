@@ -22,7 +22,32 @@ def write_config(path: Path, sim_url: str) -> None:
     text = text.replace("interval_s = 30.0", "interval_s = 0.2")  # [health]
     text = text.replace('kill_switch_file = "state/KILL_SWITCH"', f'kill_switch_file = "{path.parent / "KILL_SWITCH"}"')
     text = text.replace('dir = "state"', f'dir = "{path.parent / "state"}"')
+    text = text.replace("port = 8010", "port = 0")  # [api]: a free port, named in the riskgate_running event
     path.write_text(text)
+
+
+class LogFollower:
+    """Reads a process's JSON log lines on a thread; `wait_for(event)` returns the line once seen."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[dict] = []
+        self._seen = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            with self._seen:
+                self.lines.append(json.loads(line))
+                self._seen.notify_all()
+
+    def wait_for(self, event: str, timeout: float = 30.0, after: int = 0) -> dict:
+        def found() -> dict | None:
+            return next((e for e in self.lines[after:] if e["event"] == event), None)
+
+        with self._seen:
+            assert self._seen.wait_for(lambda: found() is not None, timeout), f"no {event} within {timeout} s"
+            return found()  # type: ignore[return-value]
 
 
 def test_run_logs_json_health_and_exits_0_on_sigterm(tmp_path):
@@ -297,3 +322,52 @@ def test_httpx_request_lines_stay_out_of_the_log():
 
     configure_logging("json", stream=io.StringIO())
     assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
+
+
+def test_run_serves_the_api_reports_ready_and_reloads_on_sighup(tmp_path):
+    import httpx
+
+    with UpstreamSimulator() as sim:
+        sim.set_risk("info")
+        sim.set_account("main_binance", 100_000.0)
+        sim.set_account("alt_bybit", 50_000.0)
+        cfg = tmp_path / "config.toml"
+        write_config(cfg, sim.url)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.cli", "run", "--config", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            logs = LogFollower(proc)
+            url = logs.wait_for("riskgate_running")["api"]
+            assert url.startswith("http://127.0.0.1:")
+            logs.wait_for("riskgate_ready")
+            assert httpx.get(f"{url}/readyz").status_code == 200
+            order = {
+                "account": "main_binance",
+                "exchange": "binance",
+                "strategy_id": "trend_v2",
+                "symbol": "BTCUSDT",
+                "side": "buy",
+                "quantity": 0.01,
+                "price": 65_000.0,
+                "leverage": 2.0,
+            }
+            assert httpx.post(f"{url}/v1/evaluate", json=order).json()["decision"] == "allow"
+            cfg.write_text(cfg.read_text().replace("allowed_leverage = 3.0", "allowed_leverage = 1.5"))
+            seen = len(logs.lines)
+            proc.send_signal(signal.SIGHUP)
+            assert logs.wait_for("config_reloaded", after=seen)["changed"] == ["profiles.normal.allowed_leverage"]
+            assert httpx.post(f"{url}/v1/evaluate", json=order).json()["reason_code"] == "LEVERAGE_EXCEEDS_LIMIT"
+            cfg.write_text("broken = [")
+            seen = len(logs.lines)
+            proc.send_signal(signal.SIGHUP)
+            assert "not valid TOML" in logs.wait_for("config_reload_refused", after=seen)["problems"][0]
+            assert httpx.post(f"{url}/v1/evaluate", json=order).json()["reason_code"] == "LEVERAGE_EXCEEDS_LIMIT"
+            assert "risk_gate_decisions_total" in httpx.get(f"{url}/metrics").text
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            proc.kill()

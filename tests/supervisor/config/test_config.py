@@ -170,3 +170,63 @@ def test_a_loaded_config_knows_its_file_and_its_sha256(tmp_path):
     cfg = load_config(path)
     assert cfg.origin == str(path.resolve())
     assert cfg.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- [api] and [metrics] -------------------------------------------------------------------
+
+_HASH = "a" * 64
+
+
+def _problems(**api) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(config_dict(api=api), environ={})
+    return exc.value.problems
+
+
+def test_api_defaults_serve_loopback_on_8010_with_open_reads_and_no_operators():
+    cfg = parse_config(config_dict())
+    assert (cfg.api.enabled, cfg.api.host, cfg.api.port, cfg.api.read_access) == (True, "127.0.0.1", 8010, "open")
+    assert cfg.api.operators == {} and cfg.metrics.enabled is True
+
+
+@pytest.mark.parametrize(
+    ("api", "message"),
+    [
+        ({"port": 70_000}, "api.port: must be <= 65535"),
+        ({"port": "8010"}, "api.port: must be an integer"),
+        ({"read_access": "public"}, "api.read_access: must be one of open, token"),
+        ({"operators": {"alice": {}}}, "api.operators.alice.token_sha256: is required"),
+        (
+            {"operators": {"alice": {"token_sha256": "abc"}}},
+            "api.operators.alice.token_sha256: must be 64 lowercase hex",
+        ),
+        ({"operators": {"alice": {"token_sha256": _HASH.upper()}}}, "api.operators.alice.token_sha256: must be 64"),
+        ({"operators": {"alice": {"token_sha256": _HASH, "token_env": "X"}}}, "api.operators.alice.token_env: give"),
+        ({"operators": {"alice": {"token_env": "RISKGATE_NOT_SET"}}}, "api.operators.alice.token_env: environment"),
+        ({"operators": {"alice": {"token_sha256": _HASH, "role": "admin"}}}, "api.operators.alice.role: unknown key"),
+        ({"operators": {"alice": "secret"}}, "api.operators.alice: unknown key"),
+        ({"operators": {"al ice": {"token_sha256": _HASH}}}, "api.operators.al ice: an operator name is"),
+        ({"operators": {"a": {"token_sha256": _HASH}, "b": {"token_sha256": _HASH}}}, "has the same token as operator"),
+        ({"tokens": []}, "api.tokens: unknown key"),
+    ],
+)
+def test_api_problems_name_their_key(api, message):
+    problems = _problems(**api)
+    assert any(message in p for p in problems), problems
+
+
+def test_an_operator_token_can_come_from_the_environment_hashed_at_load():
+    import hashlib
+
+    token = "from-the-environment-0123"
+    data = config_dict(api={"operators": {"bob": {"token_env": "RISKGATE_TOKEN_BOB"}}})
+    cfg = parse_config(data, environ={"RISKGATE_TOKEN_BOB": token})
+    assert cfg.api.operators["bob"].token_sha256 == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in repr(cfg)
+    with pytest.raises(ConfigError, match="at least 16 characters"):
+        parse_config(data, environ={"RISKGATE_TOKEN_BOB": "short"})
+
+
+def test_metrics_problems_name_their_key():
+    with pytest.raises(ConfigError, match=r"metrics.enabled: must be true or false"):
+        parse_config(config_dict(metrics={"enabled": "yes"}))

@@ -46,6 +46,9 @@ FORBIDDEN = {
     "actors": ("supervisor.runtime", "supervisor.facade", "supervisor.cli", "supervisor.ops", "supervisor.sim"),
     "supervisor/runtime": ("supervisor.facade", "supervisor.cli", "supervisor.ops", "supervisor.sim"),
     "supervisor/integrations": ("actors", "supervisor.runtime", "supervisor.facade", "supervisor.cli"),
+    "supervisor/ops": ("supervisor.facade", "supervisor.cli", "supervisor.api", "supervisor.sim", "fastapi", "uvicorn"),
+    # The API sits below the facade: it names what it needs (GateService), never imports it.
+    "supervisor/api": ("supervisor.facade", "supervisor.cli", "supervisor.sim", "actors", "supervisor.runtime"),
 }
 
 
