@@ -60,3 +60,12 @@ def simulator_process(*args: str) -> Iterator[str]:
 
 def control(url: str, path: str, body: dict) -> None:
     httpx.post(f"{url}{path}", json=body, timeout=5).raise_for_status()
+
+
+def quiet() -> None:
+    """Errors only, on stderr: a benchmark's stdout is its figures."""
+    import logging
+
+    from supervisor.logs import configure_logging
+
+    configure_logging("console", level=logging.ERROR, stream=sys.stderr)

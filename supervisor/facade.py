@@ -155,13 +155,13 @@ class RiskSupervisor:
             poll_interval_s=j.flush_interval_s,
         )
         self._runtime = Runtime(config, self.clock, http_transport, poll_upstreams, self.journal, [journal_spec])
-        self._health = HealthLog(self._runtime, self.clock, config.health.interval_s)
         self._lock = StateLock(config.state.dir)
         self.ess_board = self._runtime.board
         self._timeout = config.gate.evaluate_timeout_s
         counters = self._runtime.counters
         self._rates = DecisionRates(counters, self.clock) if counters is not None else None
         self.state_reader = StateReader(self._runtime, self.clock, self._rates)
+        self._health = HealthLog(self._runtime, self.clock, config.health.interval_s, self.state_reader.readiness)
         self.metrics = MetricsRegistry(self.state_reader, counters)
         self._want_api = api
         self._api: ApiServer | None = None
@@ -533,6 +533,8 @@ class RiskSupervisor:
                 out["gate"]["alive"] = False
             else:
                 out["gate"].update(stats)
+        missing = self.readiness()
+        out["readiness"] = {"ready": not missing, "missing": missing}
         current = self.ess_board.current
         out["ess"] = {
             "active": current[0].active if current else None,

@@ -47,11 +47,12 @@ from supervisor.ops.journal.store import to_us
 from supervisor.ops.metrics import CONTENT_TYPE
 from supervisor.sources.upstream import UpstreamError, check_fill, check_outcome, parse_account_snapshot
 
-__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "result_json"]
+__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "evaluate_body", "result_json"]
 
 MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 1_000
 MAX_DECISIONS = 1_000
+_MAX_ORDER_KEYS = 20  # an order has 11 fields; far more is junk, refused before it is copied
 
 
 class _BodyError(Exception):
@@ -71,7 +72,16 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def _json(request: Request) -> Any:
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates)
+    except _BodyError:
+        raise
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _BodyError(422, f"body is not JSON: {str(exc)[:120]}") from None
+
+
+async def _body(request: Request) -> bytes:
     size = 0
     chunks = []
     async for chunk in request.stream():
@@ -79,13 +89,29 @@ async def _json(request: Request) -> Any:
         if size > MAX_BODY_BYTES:
             raise _BodyError(413, f"body larger than {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def _json(request: Request) -> Any:
+    return _parse(await _body(request))
+
+
+async def evaluate_body(service: GateService, raw: bytes) -> tuple[int, bytes]:
+    """POST /v1/evaluate from its raw body to (status, JSON bytes): shared by the
+    FastAPI route and the ASGI fast path in front of it (`supervisor.api.fast`)."""
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
-    except _BodyError:
-        raise
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _BodyError(422, f"body is not JSON: {str(exc)[:120]}") from None
+        order = _parse(raw)
+    except _BodyError as error:
+        if error.ambiguous:  # JSON, but which value was meant? An INVALID_ORDER decision.
+            return 200, _dumps(result_json(service.reject({}, error.detail)))
+        return error.status, _dumps({"detail": error.detail})
+    return 200, _dumps(result_json(await _decide(service, order)))
+
+
+async def _decide(service: GateService, order: Any) -> RiskGateResult:
+    if isinstance(order, dict) and len(order) > _MAX_ORDER_KEYS:
+        return service.reject(order, f"an order has at most {_MAX_ORDER_KEYS} fields, got {len(order)}")
+    return await service.evaluate_async(order)
 
 
 def result_json(result: RiskGateResult) -> dict[str, Any]:
@@ -179,14 +205,10 @@ def build_app(service: GateService) -> FastAPI:
         return None
 
     async def body_of(request: Request) -> tuple[Any, Response | None]:
-        body, error = await read(request)
-        return body, None if error is None else _problem(error.status, error.detail)
-
-    async def read(request: Request) -> tuple[Any, _BodyError | None]:
         try:
             return await _json(request), None
         except _BodyError as exc:
-            return None, exc
+            return None, _problem(exc.status, exc.detail)
 
     # -- probes ---------------------------------------------------------------------------
     @app.get("/healthz", tags=["probes"], summary="the process is alive")
@@ -204,11 +226,6 @@ def build_app(service: GateService) -> FastAPI:
         return _ok({"ready": not missing, "missing": missing}, 503 if missing else 200)
 
     # -- decisions ------------------------------------------------------------------------
-    async def decide(order: Any) -> RiskGateResult:
-        if isinstance(order, dict) and len(order) > 20:
-            return service.reject(order, f"an order has at most 11 fields, got {len(order)}")
-        return await service.evaluate_async(order)
-
     @app.post(
         "/v1/evaluate",
         tags=["decisions"],
@@ -216,12 +233,13 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": DecisionOut}, 413: {"model": Problem}, 422: {"model": Problem}},
     )
     async def evaluate(request: Request) -> Response:
-        order, error = await read(request)
-        if error is not None:
-            if error.ambiguous:  # JSON, but which value was meant? An INVALID_ORDER decision.
-                return _ok(result_json(service.reject({}, error.detail)))
+        # Normally answered by the ASGI fast path in front of FastAPI (same code, fewer layers).
+        try:
+            raw = await _body(request)
+        except _BodyError as error:
             return _problem(error.status, error.detail)
-        return _ok(result_json(await decide(order)))
+        status, payload = await evaluate_body(service, raw)
+        return Response(payload, status_code=status, media_type="application/json")
 
     @app.post(
         "/v1/evaluate/batch",
@@ -246,7 +264,7 @@ def build_app(service: GateService) -> FastAPI:
         if len(orders) > MAX_BATCH:
             return _problem(413, f"at most {MAX_BATCH} orders per batch, got {len(orders)}")
         # Told to the gate in list order (each task runs to its tell before the next starts).
-        results = await asyncio.gather(*(decide(order) for order in orders))
+        results = await asyncio.gather(*(_decide(service, order) for order in orders))
         return _ok([result_json(r) for r in results])
 
     @app.get(

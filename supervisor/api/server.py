@@ -14,6 +14,7 @@ import threading
 import uvicorn
 
 from supervisor.api.app import build_app
+from supervisor.api.fast import EvaluateFastPath
 from supervisor.api.service import GateService
 from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
@@ -31,7 +32,7 @@ class ApiServer:
     def __init__(self, service: GateService, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        self._app = build_app(service)
+        self._app = EvaluateFastPath(build_app(service), service)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None

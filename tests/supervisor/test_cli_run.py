@@ -87,6 +87,10 @@ def test_run_logs_json_health_and_exits_0_on_sigterm(tmp_path):
         assert {"actor", "alive", "restarts", "last_error", "state_age_s", "level", "timestamp"} <= set(e)
     assert any(e["event"] == "gate_stats" and "decisions" in e for e in events)
     assert any(e["event"] == "journal_health" and e["problem"] is None for e in events)
+    # No account snapshots from the simulator: health says so, as not ready (never as healthy).
+    readiness = [e for e in events if e["event"] == "readiness"]
+    assert readiness and all(e["ready"] is False and e["level"] == "warning" for e in readiness)
+    assert "account:main_binance: no state yet" in readiness[-1]["missing"]
     assert events[-1]["event"] == "riskgate_stopped"
 
 

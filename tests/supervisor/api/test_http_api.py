@@ -36,9 +36,11 @@ def test_readyz_is_503_before_state_200_when_fresh_503_again_when_a_source_goes_
     assert "ess: no state yet" in missing
     assert {"account:main: no state yet", "account:tiny: no state yet", "account:bold: no state yet"} <= set(missing)
 
+    assert sup.health()["readiness"]["ready"] is False
     feed(sup)
     assert http.get("/readyz").status_code == 200
     assert http.get("/readyz").json() == {"ready": True, "missing": []}
+    assert sup.health()["readiness"] == {"ready": True, "missing": []}
 
     clock.advance(4.0)  # ESS max_age_s is 3
     r = http.get("/readyz")
