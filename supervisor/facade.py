@@ -197,22 +197,28 @@ class RiskSupervisor:
                 self.wait_ready(wait_ready)
             return self
         self._lock.acquire()  # StoreError: another riskgate uses this state folder
+        if self._want_api and self._api is None:
+            try:  # the port first: a taken one fails the start before any actor runs
+                self._api = self._new_api_server(None, None).bind()
+            except BaseException:
+                self._api = None
+                self._lock.release()
+                raise
         self._runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
         try:
             self._runtime.start()
         except BaseException:
+            if self._api is not None:
+                self._api.stop()  # only bound: closes the socket
+                self._api = None
             self._lock.release()
             raise
         self._health.start()
         if self._rates is not None:
             self._rates.start()
         log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
-        if self._want_api:
-            try:
-                self.serve_api()
-            except BaseException:
-                self.stop()
-                raise
+        if self._api is not None:
+            self._api.start()
         if wait_ready is not None and not self.wait_ready(wait_ready):
             log.warning("not_ready", waited_s=wait_ready, missing=self.readiness())
         return self
@@ -256,6 +262,10 @@ class RiskSupervisor:
         """What keeps the gate from deciding on fresh state (empty: ready)."""
         return self.state_reader.readiness()
 
+    def tracker_alive(self) -> bool:
+        tracker = self._tracker
+        return tracker is not None and tracker.is_alive()
+
     @property
     def ready(self) -> bool:
         return not self.readiness()
@@ -289,8 +299,8 @@ class RiskSupervisor:
         since_us: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Recent decisions from the journal, newest first (FileNotFoundError: none yet)."""
-        self.flush_journal()
+        """Recent decisions from the journal, newest first, as written so far (it
+        flushes every `journal.flush_interval_s`; FileNotFoundError: none yet)."""
         reader = JournalReader(Path(self.config.state.dir) / JOURNAL_NAME)
         try:
             rows = reader.decisions(
@@ -335,12 +345,14 @@ class RiskSupervisor:
         """Serve the HTTP API (docs/http-api.md) on its own thread; `port=0`
         picks a free port (see `.port`). Stopped by `stop()`."""
         if self._api is None:
-            from supervisor.api.server import ApiServer  # imported when used: uvicorn loads only then
+            self._api = self._new_api_server(host, port)
+        return self._api.start()
 
-            api = self.config.api
-            self._api = ApiServer(self, api.host if host is None else host, api.port if port is None else port)
-            self._api.start()
-        return self._api
+    def _new_api_server(self, host: str | None, port: int | None) -> ApiServer:
+        from supervisor.api.server import ApiServer  # imported when used: uvicorn loads only then
+
+        api = self.config.api
+        return ApiServer(self, api.host if host is None else host, api.port if port is None else port)
 
     @property
     def api_server(self) -> ApiServer | None:

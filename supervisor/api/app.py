@@ -15,8 +15,6 @@ with `api.read_access = "token"` the read endpoints do too. Probes
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from dataclasses import MISSING, fields
 from datetime import UTC
@@ -26,8 +24,10 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from supervisor import __version__
+from supervisor.api.auth import Gatekeeper, Role, is_json
 from supervisor.api.models import (
     BODIES,
     DecisionOut,
@@ -84,12 +84,25 @@ def _parse(raw: bytes) -> Any:
 async def _body(request: Request) -> bytes:
     size = 0
     chunks = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _BodyError(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _BodyError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _BodyError(400, "the client went away before its body arrived") from None
     return b"".join(chunks)
+
+
+def _query_refused(request: Request, known: tuple[str, ...]) -> Response | None:
+    """A query with an unknown or repeated parameter is ambiguous: 422 naming it."""
+    for key in request.query_params:
+        if key not in known:
+            return _problem(422, f"{shorten(key, 40)}: unknown query parameter (known: {', '.join(known)})")
+        if len(request.query_params.getlist(key)) > 1:
+            return _problem(422, f"{key}: given more than once")
+    return None
 
 
 async def _json(request: Request) -> Any:
@@ -112,6 +125,37 @@ async def _decide(service: GateService, order: Any) -> RiskGateResult:
     if isinstance(order, dict) and len(order) > _MAX_ORDER_KEYS:
         return service.reject(order, f"an order has at most {_MAX_ORDER_KEYS} fields, got {len(order)}")
     return await service.evaluate_async(order)
+
+
+_UNAUTHORIZED = {
+    "operator": "an operator's bearer token is required (Authorization: Bearer TOKEN; [api.operators])",
+    "client": "an execution client's bearer token is required (Authorization: Bearer TOKEN; [api.clients])",
+    "reader": "an operator's or client's bearer token is required (api.read_access = \"token\")",
+}
+
+
+def refusal(
+    service: GateService,
+    keeper: Gatekeeper,
+    role: Role,
+    method: str,
+    path: str,
+    content_type: str | None,
+    authorization: list[str],
+    client: str | None,
+) -> tuple[int, bytes, dict[str, str]] | None:
+    """(status, body, headers) refusing a request before its body is read, or None.
+    `role` "client" is needed only with `api.execution_access = "token"`, "reader"
+    only with `api.read_access = "token"`; "operator" always."""
+    api = service.config.api
+    needed = role == "operator" or (role == "client" and api.execution_access == "token")
+    needed = needed or (role == "reader" and api.read_access == "token")
+    if needed and keeper.who(authorization, role) is None:
+        keeper.refused(authorization, method, path, client)
+        return 401, _dumps({"detail": _UNAUTHORIZED[role]}), {"WWW-Authenticate": 'Bearer realm="riskgate"'}
+    if not is_json(content_type):
+        return 415, _dumps({"detail": "the body must be JSON, sent as Content-Type: application/json"}), {}
+    return None
 
 
 def result_json(result: RiskGateResult) -> dict[str, Any]:
@@ -166,45 +210,27 @@ def build_app(service: GateService) -> FastAPI:
         summary="Pre-trade risk gate: every order decided allow, block or scale_down, fail-closed.",
     )
 
-    # -- authentication ---------------------------------------------------------------
-    def operator(request: Request) -> str | None:
-        """The operator whose token the request carries, or None (journaled)."""
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        found = None
-        if scheme.lower() == "bearer" and token.strip():
-            digest = hashlib.sha256(token.strip().encode()).hexdigest()
-            for op in service.config.api.operators.values():
-                if hmac.compare_digest(op.token_sha256, digest):
-                    found = op.name
-        if found is None:
-            why = "no bearer token" if not header else "unknown token"
-            client = request.client.host if request.client else None
-            service.journal.event(
-                service.clock.now(),
-                "auth_failed",
-                "api",
-                method=request.method,
-                path=request.url.path,
-                why=why,
-                client=client,
-            )
-        return found
+    keeper = Gatekeeper(service)
+    app.state.gatekeeper = keeper  # the fast path checks tokens the same way
 
-    def unauthorized() -> Response:
-        return Response(
-            _dumps({"detail": "an operator's bearer token is required (Authorization: Bearer TOKEN)"}),
-            status_code=401,
-            media_type="application/json",
-            headers={"WWW-Authenticate": 'Bearer realm="riskgate"'},
-        )
+    def guard(request: Request, role: Role, body: bool = False) -> Response | None:
+        """A refusal (401, 415) for this request, or None to go on."""
+        status, payload, headers = refusal(
+            service,
+            keeper,
+            role,
+            request.method,
+            request.url.path,
+            request.headers.get("content-type") if body else "application/json",
+            request.headers.getlist("authorization"),
+            request.client.host if request.client else None,
+        ) or (0, b"", {})
+        return Response(payload, status, headers, media_type="application/json") if status else None
 
-    def reader_refused(request: Request) -> Response | None:
-        if service.config.api.read_access == "token" and operator(request) is None:
-            return unauthorized()
-        return None
-
-    async def body_of(request: Request) -> tuple[Any, Response | None]:
+    async def body_of(request: Request, role: Role) -> tuple[Any, Response | None]:
+        refused = guard(request, role, body=True)
+        if refused is not None:
+            return None, refused
         try:
             return await _json(request), None
         except _BodyError as exc:
@@ -212,7 +238,7 @@ def build_app(service: GateService) -> FastAPI:
 
     # -- probes ---------------------------------------------------------------------------
     @app.get("/healthz", tags=["probes"], summary="the process is alive")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # on the event loop: never queued behind slow reads
         return {"status": "alive"}
 
     @app.get(
@@ -221,7 +247,7 @@ def build_app(service: GateService) -> FastAPI:
         summary="200 when every source is fresh and every account has state; else 503 with what is missing",
         responses={200: {"model": ReadyOut}, 503: {"model": ReadyOut}},
     )
-    def readyz() -> Response:
+    async def readyz() -> Response:
         missing = service.readiness()
         return _ok({"ready": not missing, "missing": missing}, 503 if missing else 200)
 
@@ -234,6 +260,9 @@ def build_app(service: GateService) -> FastAPI:
     )
     async def evaluate(request: Request) -> Response:
         # Normally answered by the ASGI fast path in front of FastAPI (same code, fewer layers).
+        refused = guard(request, "client", body=True)
+        if refused is not None:
+            return refused
         try:
             raw = await _body(request)
         except _BodyError as error:
@@ -256,7 +285,7 @@ def build_app(service: GateService) -> FastAPI:
         },
     )
     async def evaluate_batch(request: Request) -> Response:
-        orders, refused = await body_of(request)
+        orders, refused = await body_of(request, "client")
         if refused is not None:
             return refused
         if not isinstance(orders, list):
@@ -286,7 +315,7 @@ def build_app(service: GateService) -> FastAPI:
         since: str | None = None,
         limit: int = 100,
     ) -> Response:
-        refused = reader_refused(request)
+        refused = guard(request, "reader") or _query_refused(request, ("account", "code", "decision", "since", "limit"))
         if refused is not None:
             return refused
         if not 1 <= limit <= MAX_DECISIONS:
@@ -331,9 +360,15 @@ def build_app(service: GateService) -> FastAPI:
             return _problem(422, f"{what}: field {missing[0]!r} is required")
         return body
 
-    def tracker_answer(state: AccountState | None) -> Response:
+    def tracker_answer(state: AccountState | None, what: str) -> Response:
         if state is None:
-            return _problem(503, "the account tracker is not running: nothing was recorded")
+            if not service.tracker_alive():
+                return _problem(503, "the account tracker is not running: nothing was recorded")
+            return _problem(
+                422,
+                f"{what}: refused by the account tracker (too old, from the future, or on another exchange "
+                "than the account's); the reason is in the log",
+            )
         return _ok(_account_json(state))
 
     @app.post(
@@ -343,7 +378,7 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
     )
     async def fills(request: Request) -> Response:
-        body, refused = await body_of(request)
+        body, refused = await body_of(request, "client")
         if refused is not None:
             return refused
         got = fields_of(body, Fill, "fill")
@@ -356,7 +391,7 @@ def build_app(service: GateService) -> FastAPI:
             fill = check_fill(Fill(**got), service.config.accounts.max_plausible_usd)
         except UpstreamError as exc:
             return _problem(422, f"fill: {exc}")
-        return tracker_answer(await run_in_threadpool(service.report_fill, fill))
+        return tracker_answer(await run_in_threadpool(service.report_fill, fill), "fill")
 
     @app.post(
         "/v1/outcomes",
@@ -365,16 +400,19 @@ def build_app(service: GateService) -> FastAPI:
         responses={202: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
     )
     async def outcomes(request: Request) -> Response:
-        body, refused = await body_of(request)
+        body, refused = await body_of(request, "client")
         if refused is not None:
             return refused
         got = fields_of(body, OrderOutcome, "outcome")
         if isinstance(got, Response):
             return got
-        if got.get("account") is not None:
-            missing_account = unknown_account(got["account"])
-            if missing_account is not None:
-                return missing_account
+        # Ids are per account: over HTTP the account is required, so an outcome
+        # can only ever release that account's own order.
+        if got.get("account") is None:
+            return _problem(422, "outcome: field 'account' is required")
+        missing_account = unknown_account(got["account"])
+        if missing_account is not None:
+            return missing_account
         try:
             outcome = check_outcome(OrderOutcome(**got))
         except UpstreamError as exc:
@@ -391,12 +429,12 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
     )
     async def snapshot(name: str, request: Request) -> Response:
+        body, refused = await body_of(request, "client")
+        if refused is not None:
+            return refused
         missing_account = unknown_account(name)
         if missing_account is not None:
             return missing_account
-        body, refused = await body_of(request)
-        if refused is not None:
-            return refused
         if not isinstance(body, dict):
             return _problem(422, f"snapshot: expected a JSON object, got {type(body).__name__}")
         if body.setdefault("account", name) != name:
@@ -408,7 +446,7 @@ def build_app(service: GateService) -> FastAPI:
             parsed = parse_account_snapshot(body, service.config.accounts.max_plausible_usd)
         except UpstreamError as exc:
             return _problem(422, f"snapshot: {exc}")
-        return tracker_answer(await run_in_threadpool(service.report_account_snapshot, parsed))
+        return tracker_answer(await run_in_threadpool(service.report_account_snapshot, parsed), "snapshot")
 
     # -- what the gate knows ---------------------------------------------------------------
     @app.get(
@@ -418,12 +456,12 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, **_DOCS_401},
     )
     def state(request: Request) -> Response:
-        refused = reader_refused(request)
+        refused = guard(request, "reader")
         return refused if refused is not None else _ok(service.state())
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus text exposition", responses=_DOCS_401)
     def metrics(request: Request) -> Response:
-        refused = reader_refused(request)
+        refused = guard(request, "reader")
         if refused is not None:
             return refused
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
@@ -436,9 +474,10 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": ReloadOut}, 400: {"model": Problems}, **_DOCS_401},
     )
     def reload(request: Request) -> Response:
-        who = operator(request)
-        if who is None:
-            return unauthorized()
+        refused = guard(request, "operator")
+        if refused is not None:
+            return refused
+        who = keeper.who(request.headers.getlist("authorization"), "operator") or "?"
         try:
             return _ok(service.reload(by=who))
         except ConfigError as exc:

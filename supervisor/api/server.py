@@ -8,6 +8,7 @@ process's own (SIGTERM, SIGHUP) stay with `riskgate run`.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 
@@ -32,7 +33,9 @@ class ApiServer:
     def __init__(self, service: GateService, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        self._app = EvaluateFastPath(build_app(service), service)
+        app = build_app(service)
+        self._app = EvaluateFastPath(app, service, app.state.gatekeeper)
+        self._max_connections = service.config.api.max_connections
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -43,8 +46,15 @@ class ApiServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> ApiServer:
+        """Bind (if not yet bound) and serve."""
         if self._thread is not None:
             return self
+        if self._socket is None:
+            self.bind()
+        return self._serve()
+
+    def bind(self) -> ApiServer:
+        """Take the port now (an error names it); serving starts with `start()`."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,6 +66,11 @@ class ApiServer:
             raise ApiStartError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
         self.port = sock.getsockname()[1]
         self._socket = sock
+        return self
+
+    def _serve(self) -> ApiServer:
+        assert self._socket is not None  # noqa: S101 - bound by start()
+        sock = self._socket
         config = uvicorn.Config(
             self._app,
             log_config=None,
@@ -63,6 +78,8 @@ class ApiServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
+            limit_concurrency=self._max_connections,  # beyond it: 503 at once, file descriptors stay bounded
+            timeout_keep_alive=5,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -70,6 +87,13 @@ class ApiServer:
         )
         self._thread.start()
         log.info("api_serving", url=self.url)
+        if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
+            log.warning(
+                "api_not_loopback",
+                url=self.url,
+                detail="the API is reachable from other hosts, without TLS: put a TLS proxy in front, "
+                'and keep api.execution_access and api.read_access at "token"',
+            )
         return self
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -42,6 +42,8 @@ class GateService(Protocol):
 
     def readiness(self) -> list[str]: ...
 
+    def tracker_alive(self) -> bool: ...
+
     def decisions(
         self,
         *,

@@ -2,7 +2,7 @@
 
 from supervisor.config.loading import ConfigError, load_config, parse_config
 from supervisor.config.schema import (
-    API_READ_ACCESS,
+    API_ACCESS,
     ESS_CONTRACTS,
     JOURNAL_POLICIES,
     WEEKDAYS,
@@ -26,7 +26,7 @@ from supervisor.config.schema import (
 )
 
 __all__ = [
-    "API_READ_ACCESS",
+    "API_ACCESS",
     "ESS_CONTRACTS",
     "JOURNAL_POLICIES",
     "WEEKDAYS",

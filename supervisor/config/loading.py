@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.config.schema import (
-    API_READ_ACCESS,
+    API_ACCESS,
     ESS_CONTRACTS,
     JOURNAL_POLICIES,
     WEEKDAYS,
@@ -280,13 +280,17 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _OPERATOR_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
-def _operators(t: _Table, environ: Mapping[str, str]) -> dict[str, OperatorConfig]:
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _principals(t: _Table, environ: Mapping[str, str], role: str, seen: dict[str, str]) -> dict[str, OperatorConfig]:
+    """`[api.operators.NAME]` or `[api.clients.NAME]`: a token (its SHA-256) per name.
+    `seen` maps each hash to who holds it, across both tables."""
     out: dict[str, OperatorConfig] = {}
-    seen_hashes: dict[str, str] = {}
     for name in t.subtables():
         o = t.table(name)
         if not _OPERATOR_NAME.fullmatch(name):
-            t.problem(name, "an operator name is 1-64 letters, digits or _.@-")
+            t.problem(name, f"a{'n' if role[0] in 'aeiou' else ''} {role} name is 1-64 letters, digits or _.@-")
         digest = o.string("token_sha256", None)
         env = o.string("token_env", None)
         if digest is not None and env is not None:
@@ -295,19 +299,21 @@ def _operators(t: _Table, environ: Mapping[str, str]) -> dict[str, OperatorConfi
             o.problem("token_sha256", "is required (or token_env: an environment variable holding the token)")
         elif digest is not None and not _SHA256_HEX.fullmatch(digest):
             o.problem("token_sha256", "must be 64 lowercase hex digits (sha256sum of the token)")
+        elif digest == _EMPTY_SHA256:
+            o.problem("token_sha256", "is the SHA-256 of an empty token")
         elif env is not None:
             token = environ.get(env)
-            if token is None or len(token) < 16:
-                o.problem("token_env", f"environment variable {env} must hold a token of at least 16 characters")
+            if token is None or len(token.strip()) < 16 or token != token.strip():
+                o.problem(
+                    "token_env", f"environment variable {env} must hold a token of at least 16 characters, no spaces"
+                )
             else:
                 digest = hashlib.sha256(token.encode()).hexdigest()
         o.finish()
-        if digest is not None and _SHA256_HEX.fullmatch(digest):
-            if digest in seen_hashes:
-                t.problem(
-                    name, f"has the same token as operator {seen_hashes[digest]!r}: tokens must tell operators apart"
-                )
-            seen_hashes[digest] = name
+        if digest is not None and _SHA256_HEX.fullmatch(digest) and digest != _EMPTY_SHA256:
+            if digest in seen:
+                t.problem(name, f"has the same token as {seen[digest]}: every operator and client needs its own")
+            seen[digest] = f"{role} {name!r}"
             out[name] = OperatorConfig(name=name, token_sha256=digest)
     t.finish()  # a key that is not a table
     return out
@@ -315,15 +321,24 @@ def _operators(t: _Table, environ: Mapping[str, str]) -> dict[str, OperatorConfi
 
 def _api(t: _Table, environ: Mapping[str, str]) -> ApiConfig:
     d = ApiConfig()
+    seen: dict[str, str] = {}
     c = ApiConfig(
         enabled=t.boolean("enabled", d.enabled),
         host=t.string("host", d.host),
         port=t.number("port", d.port, ge=0, le=65_535, integer=True),
-        read_access=t.string("read_access", d.read_access, API_READ_ACCESS),
-        operators=_operators(t.table("operators"), environ),
+        read_access=t.string("read_access", d.read_access, API_ACCESS),
+        execution_access=t.string("execution_access", d.execution_access, API_ACCESS),
+        max_connections=t.number("max_connections", d.max_connections, ge=8, le=100_000, integer=True),
+        operators=_principals(t.table("operators"), environ, "operator", seen),
+        clients=_principals(t.table("clients"), environ, "client", seen),
     )
     t.finish()
     return c
+
+
+def _folded(names: frozenset[str]) -> frozenset[str]:
+    """Strategy names compare case-insensitively, without surrounding spaces."""
+    return frozenset(n.strip().casefold() for n in names)
 
 
 def _profiles(t: _Table) -> dict[str, ProfileConfig]:
@@ -337,8 +352,8 @@ def _profiles(t: _Table) -> dict[str, ProfileConfig]:
             max_single_trade_risk_pct=p.number("max_single_trade_risk_pct", _MISSING, gt=0, le=100),
             max_open_positions=p.number("max_open_positions", _MISSING, ge=0, integer=True),
             allowed_leverage=p.number("allowed_leverage", _MISSING, ge=1),
-            whitelist=p.strings("whitelist"),
-            blacklist=p.strings("blacklist"),
+            whitelist=_folded(p.strings("whitelist")),
+            blacklist=_folded(p.strings("blacklist")),
         )
         p.finish()
     for key in t.data:
@@ -400,7 +415,7 @@ def parse_config(
     exchanges = _exchanges(root.table("exchanges"))
     accounts = _accounts(root.table("accounts"), profiles, exchanges)
     strategies = root.table("strategies")
-    global_blacklist = strategies.strings("global_blacklist")
+    global_blacklist = _folded(strategies.strings("global_blacklist"))
     strategies.finish()
     symbols = _symbols(root.table("symbols"))
     periods_t = root.table("periods")

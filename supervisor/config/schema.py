@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
-    "API_READ_ACCESS",
+    "API_ACCESS",
     "ESS_CONTRACTS",
     "JOURNAL_POLICIES",
     "WEEKDAYS",
@@ -152,12 +152,13 @@ class SupervisionConfig:
     backoff_max_s: float = 30.0
 
 
-API_READ_ACCESS = ("open", "token")
+API_ACCESS = ("open", "token")
 
 
 @dataclass(frozen=True, slots=True)
 class OperatorConfig:
-    """One operator allowed to change state over the API: the SHA-256 of their
+    """An operator (control: reload, halt, overrides) or a client (an execution
+    service: orders, fills, outcomes, snapshots) of the API: the SHA-256 of its
     bearer token (hex), from `token_sha256` or hashed from `token_env` at load."""
 
     name: str
@@ -169,8 +170,11 @@ class ApiConfig:
     enabled: bool = True  # `riskgate run` serves the HTTP API (library users opt in: api=True)
     host: str = "127.0.0.1"
     port: int = 8010
-    read_access: str = "open"  # "open" or "token": whether GET endpoints need an operator token
+    read_access: str = "open"  # "open" or "token": whether GET endpoints need an operator's or client's token
+    execution_access: str = "token"  # "token": orders, fills, outcomes and snapshots need a client's token
+    max_connections: int = 512  # beyond this, new requests get 503 at once (file descriptors stay bounded)
     operators: Mapping[str, OperatorConfig] = field(default_factory=dict)
+    clients: Mapping[str, OperatorConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

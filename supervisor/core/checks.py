@@ -247,11 +247,12 @@ def check_reduce_only(o: OrderRequest, c: EvalContext) -> Outcome:
 
 def check_strategy(o: OrderRequest, c: EvalContext) -> Outcome:
     p = c.profile
-    if o.strategy_id in c.config.global_blacklist:
+    sid = o.strategy_id.casefold()  # the lists are case-folded at load: "Martingale" is "martingale"
+    if sid in c.config.global_blacklist:
         return Denial(RC.STRATEGY_NOT_ALLOWED, f"strategy {o.strategy_id!r} is globally blacklisted")
-    if o.strategy_id in p.blacklist:
+    if sid in p.blacklist:
         return Denial(RC.STRATEGY_NOT_ALLOWED, f"strategy {o.strategy_id!r} blacklisted by profile {p.name!r}")
-    if p.whitelist and o.strategy_id not in p.whitelist:
+    if p.whitelist and sid not in p.whitelist:
         return Denial(RC.STRATEGY_NOT_ALLOWED, f"strategy {o.strategy_id!r} not in profile {p.name!r} whitelist")
     return None
 

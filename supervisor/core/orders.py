@@ -41,7 +41,13 @@ def _read(raw: Any, key: str) -> str | None:
     except Exception:  # noqa: BLE001 - a hostile mapping must not break the gate
         return None
     text = plain_str(value)
-    return text if text and len(text) <= MAX_NAME_LENGTH else None
+    return text if text and len(text) <= MAX_NAME_LENGTH and _clean(text) else None
+
+
+def _clean(text: str) -> bool:
+    """Printable, without surrounding whitespace: no control characters, no lone
+    surrogates (not UTF-8), nothing that reads like another name (`"x "`)."""
+    return text.isprintable() and text == text.strip()
 
 
 def order_id_of(raw: Any) -> str:
@@ -89,7 +95,12 @@ def validate_order(raw: Any, config: Config) -> OrderRequest | str:
                 return f"{key} must be a non-empty string, got {shorten(fields[key])}"
             if len(text) > MAX_NAME_LENGTH:
                 return f"{key} longer than {MAX_NAME_LENGTH} characters: {shorten(text, 30)}"
+            if not _clean(text):
+                return f"{key} must be printable text without surrounding spaces, got {shorten(text, 30)}"
             names[key] = text
+        if not names["strategy_id"].isascii():
+            # Strategy lists are matched by name: a look-alike letter must not slip past a blacklist.
+            return f"strategy_id must be ASCII, got {shorten(names['strategy_id'], 30)}"
         side = plain_str(fields["side"])
         side = side.lower() if side is not None else None
         if side not in ("buy", "sell"):
@@ -120,8 +131,8 @@ def validate_order(raw: Any, config: Config) -> OrderRequest | str:
         order_id = fields.get("order_id")
         if order_id is not None:
             order_id = plain_str(order_id)
-            if not order_id or len(order_id) > MAX_NAME_LENGTH:
-                return f"order_id must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
+            if not order_id or len(order_id) > MAX_NAME_LENGTH or not _clean(order_id):
+                return f"order_id must be printable text of 1 to {MAX_NAME_LENGTH} characters"
         symbol = config.symbols.get(names["symbol"])
         if symbol is None:
             return f"symbol {shorten(names['symbol'], 30)} is not configured (no lot size known)"

@@ -259,11 +259,16 @@ def check_snapshot(snap: AccountSnapshot, max_plausible_usd: float = DEFAULT_MAX
     if not isinstance(snap.positions, tuple):
         raise UpstreamError("positions: expected a tuple of Position")
     positions = []
+    seen: set[tuple[str, str]] = set()
     for i, p in enumerate(snap.positions):
         symbol = plain_str(p.symbol) if isinstance(p, Position) else None
         exchange = plain_str(p.exchange) if isinstance(p, Position) else None
         if not symbol or not exchange:
             raise UpstreamError(f"positions[{i}]: expected a Position with string symbol and exchange")
+        if (symbol, exchange) in seen:
+            # Two figures for one position: which is it? (Summing could double count.)
+            raise UpstreamError(f"positions[{i}]: {shorten(symbol, 30)} on {shorten(exchange, 30)} appears twice")
+        seen.add((symbol, exchange))
         mark = _plausible(_finite(p.mark_price, f"positions[{i}].mark_price"), "mark_price", max_plausible_usd)
         if mark <= 0:
             raise UpstreamError(f"positions[{i}].mark_price: must be > 0, got {mark}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from supervisor.sim.simulator import UpstreamSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
+DESK = "desk-token-for-the-run-test-0123"  # the execution client's token in write_config's file
 
 
 def write_config(path: Path, sim_url: str) -> None:
@@ -23,6 +25,7 @@ def write_config(path: Path, sim_url: str) -> None:
     text = text.replace('kill_switch_file = "state/KILL_SWITCH"', f'kill_switch_file = "{path.parent / "KILL_SWITCH"}"')
     text = text.replace('dir = "state"', f'dir = "{path.parent / "state"}"')
     text = text.replace("port = 8010", "port = 0")  # [api]: a free port, named in the riskgate_running event
+    text += f'\n[api.clients.desk]\ntoken_sha256 = "{hashlib.sha256(DESK.encode()).hexdigest()}"\n'
     path.write_text(text)
 
 
@@ -349,6 +352,7 @@ def test_run_serves_the_api_reports_ready_and_reloads_on_sighup(tmp_path):
             assert url.startswith("http://127.0.0.1:")
             logs.wait_for("riskgate_ready")
             assert httpx.get(f"{url}/readyz").status_code == 200
+            desk = {"Authorization": f"Bearer {DESK}"}
             order = {
                 "account": "main_binance",
                 "exchange": "binance",
@@ -359,17 +363,23 @@ def test_run_serves_the_api_reports_ready_and_reloads_on_sighup(tmp_path):
                 "price": 65_000.0,
                 "leverage": 2.0,
             }
-            assert httpx.post(f"{url}/v1/evaluate", json=order).json()["decision"] == "allow"
+            assert httpx.post(f"{url}/v1/evaluate", json=order, headers=desk).json()["decision"] == "allow"
             cfg.write_text(cfg.read_text().replace("allowed_leverage = 3.0", "allowed_leverage = 1.5"))
             seen = len(logs.lines)
             proc.send_signal(signal.SIGHUP)
             assert logs.wait_for("config_reloaded", after=seen)["changed"] == ["profiles.normal.allowed_leverage"]
-            assert httpx.post(f"{url}/v1/evaluate", json=order).json()["reason_code"] == "LEVERAGE_EXCEEDS_LIMIT"
+            assert (
+                httpx.post(f"{url}/v1/evaluate", json=order, headers=desk).json()["reason_code"]
+                == "LEVERAGE_EXCEEDS_LIMIT"
+            )
             cfg.write_text("broken = [")
             seen = len(logs.lines)
             proc.send_signal(signal.SIGHUP)
             assert "not valid TOML" in logs.wait_for("config_reload_refused", after=seen)["problems"][0]
-            assert httpx.post(f"{url}/v1/evaluate", json=order).json()["reason_code"] == "LEVERAGE_EXCEEDS_LIMIT"
+            assert (
+                httpx.post(f"{url}/v1/evaluate", json=order, headers=desk).json()["reason_code"]
+                == "LEVERAGE_EXCEEDS_LIMIT"
+            )
             assert "risk_gate_decisions_total" in httpx.get(f"{url}/metrics").text
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0

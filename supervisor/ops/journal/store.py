@@ -71,6 +71,14 @@ def _pct(equity: float, start: float) -> float | None:
     return (equity - start) / start * 100.0 if start > 0 else None
 
 
+def _text(value: str | None) -> str | None:
+    """Text SQLite can store: a lone surrogate (valid in a Python str, not in
+    UTF-8) would fail the whole batch, so it is written escaped (`\\ud800`)."""
+    if value is None or value.isascii():  # O(1) in CPython
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def decision_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
     """(seq, DECISION, result, order, account, signal, book, reserved_units) as a row."""
     seq, _, result, order, account, signal, book, reserved_units = record
@@ -84,11 +92,11 @@ def decision_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
         run,
         seq,
         to_us(r.timestamp),
-        r.order_id,
-        o.account if o is not None else account,
-        o.exchange if o is not None else None,
-        o.strategy_id if o is not None else None,
-        o.symbol if o is not None else None,
+        _text(r.order_id),
+        _text(o.account if o is not None else account),
+        _text(o.exchange) if o is not None else None,
+        _text(o.strategy_id) if o is not None else None,
+        _text(o.symbol) if o is not None else None,
         o.side if o is not None else None,
         o.quantity if o is not None else None,
         o.price if o is not None else None,
@@ -97,7 +105,7 @@ def decision_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
         int(o.reduce_only) if o is not None else None,
         r.decision,
         str(r.reason_code),
-        r.reason,
+        _text(r.reason),
         r.adjusted_quantity,
         r.scale_factor,
         r.risk_level,
@@ -128,7 +136,8 @@ def _jsonable(value: Any) -> Any:
 def event_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
     """(seq, EVENT, when, kind, source, account, detail) as a row."""
     seq, _, when, kind, source, account, detail = record
-    return (run, seq, to_us(when), kind, source, account, json.dumps(_jsonable(detail), sort_keys=True))
+    detail_json = json.dumps(_jsonable(detail), sort_keys=True)  # ASCII: non-ASCII is escaped
+    return (run, seq, to_us(when), kind, _text(source), _text(account), detail_json)
 
 
 Connect = Callable[[Path], sqlite3.Connection]

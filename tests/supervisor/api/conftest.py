@@ -12,13 +12,19 @@ from tests.helpers import make_config, signal
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdef01"
+DESK = "desk-token-0123456789abcdef0"  # an execution client
+
+
+def _hashed(**tokens: str) -> dict:
+    return {name: {"token_sha256": hashlib.sha256(token.encode()).hexdigest()} for name, token in tokens.items()}
 
 
 def operators() -> dict:
-    return {
-        name: {"token_sha256": hashlib.sha256(token.encode()).hexdigest()}
-        for name, token in (("alice", ALICE), ("bob", BOB))
-    }
+    return _hashed(alice=ALICE, bob=BOB)
+
+
+def clients() -> dict:
+    return _hashed(desk=DESK)
 
 
 def feed(sup: RiskSupervisor, equity: float = 10_000.0) -> None:
@@ -30,7 +36,7 @@ def feed(sup: RiskSupervisor, equity: float = 10_000.0) -> None:
 
 @pytest.fixture
 def sup(clock):
-    config = make_config(api={"operators": operators()})
+    config = make_config(api={"operators": operators(), "clients": clients()})
     with RiskSupervisor(config, clock=clock, poll_upstreams=False) as s:
         s.serve_api(port=0)
         yield s
@@ -40,5 +46,6 @@ def sup(clock):
 def http(sup):
     server = sup.api_server
     assert server is not None
-    with httpx.Client(base_url=server.url, timeout=10.0) as client:
+    # The execution service's token on every request, as a client would send it.
+    with httpx.Client(base_url=server.url, timeout=10.0, headers={"Authorization": f"Bearer {DESK}"}) as client:
         yield client

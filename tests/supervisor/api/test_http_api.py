@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisor import RiskSupervisor
 from supervisor.api.app import MAX_BATCH, MAX_BODY_BYTES
 from tests.helpers import make_config, order
-from tests.supervisor.api.conftest import ALICE, feed
+from tests.supervisor.api.conftest import ALICE, DESK, clients, feed, operators
 
 
 def post(http: httpx.Client, path: str, body: object, **kw) -> httpx.Response:
@@ -68,7 +68,7 @@ def test_a_body_that_is_not_json_is_a_422_naming_the_problem(sup, http):
     r = http.post("/v1/evaluate", content=b'{"account": "main", ', headers={"content-type": "application/json"})
     assert r.status_code == 422
     assert r.json()["detail"].startswith("body is not JSON")
-    r = http.post("/v1/evaluate", content=b"\xff\xfe not utf-8")
+    r = http.post("/v1/evaluate", content=b"\xff\xfe not utf-8", headers={"content-type": "application/json"})
     assert r.status_code == 422
 
 
@@ -88,7 +88,8 @@ def test_json_that_is_not_a_valid_order_is_an_invalid_order_decision_never_a_5xx
     }
     for name, body in cases.items():
         if name == "NaN quantity":
-            r = http.post("/v1/evaluate", content=json.dumps(order()).replace('"quantity": 1.0', '"quantity": NaN'))
+            raw = json.dumps(order()).replace('"quantity": 1.0', '"quantity": NaN')
+            r = http.post("/v1/evaluate", content=raw, headers={"content-type": "application/json"})
         else:
             r = post(http, "/v1/evaluate", body)
         assert r.status_code == 200, (name, r.text)
@@ -106,17 +107,18 @@ def test_a_key_given_twice_is_ambiguous_and_blocked_not_guessed(sup, http):
     feed(sup)
     raw = '{"account":"main","exchange":"binance","strategy_id":"trend_v2","symbol":"SOLUSDT","side":"buy",'
     raw += '"quantity":1,"price":100,"quantity":1000}'
-    out = http.post("/v1/evaluate", content=raw).json()
+    out = http.post("/v1/evaluate", content=raw, headers={"content-type": "application/json"}).json()
     assert (out["decision"], out["reason_code"]) == ("block", "INVALID_ORDER")
     assert "'quantity' appears twice" in out["reason"]
 
 
 def test_a_body_over_the_limit_is_a_413_and_deep_nesting_a_422(sup, http):
-    r = http.post("/v1/evaluate", content=b"[" + b" " * MAX_BODY_BYTES + b"]")
+    json_type = {"content-type": "application/json"}
+    r = http.post("/v1/evaluate", content=b"[" + b" " * MAX_BODY_BYTES + b"]", headers=json_type)
     assert r.status_code == 413
-    r = http.post("/v1/evaluate", content=b"[" * 100_000 + b"]" * 100_000)
+    r = http.post("/v1/evaluate", content=b"[" * 100_000 + b"]" * 100_000, headers=json_type)
     assert r.status_code in (413, 422)  # never a 5xx
-    r = http.post("/v1/evaluate", content=b"[" * 50_000 + b"]" * 50_000)
+    r = http.post("/v1/evaluate", content=b"[" * 50_000 + b"]" * 50_000, headers=json_type)
     assert r.status_code == 422
 
 
@@ -181,8 +183,11 @@ def test_outcomes_release_reservations_and_refuse_unknown_statuses(sup, http):
     assert r.status_code == 202
     sup.health()  # one round trip to the gate: the outcome ahead of it is applied
     assert sup.state()["accounts"]["main"]["reserved_usd"] == 0.0
-    r = post(http, "/v1/outcomes", {"order_id": "o-1", "status": "vanished"})
+    r = post(http, "/v1/outcomes", {"order_id": "o-1", "status": "vanished", "account": "main"})
     assert r.status_code == 422 and "status" in r.json()["detail"]
+    # Without its account an outcome could release a same-id order of any account: refused.
+    r = post(http, "/v1/outcomes", {"order_id": "o-1", "status": "cancelled"})
+    assert r.status_code == 422 and "'account' is required" in r.json()["detail"]
     assert post(http, "/v1/outcomes", {"order_id": "o-1", "status": "filled", "account": "x"}).status_code == 404
 
 
@@ -230,13 +235,22 @@ def test_decisions_come_from_the_journal_with_filters_and_bounded_queries(sup, h
     feed(sup)
     post(http, "/v1/evaluate", order(order_id="d-1"))
     post(http, "/v1/evaluate", order(leverage=4.0, order_id="d-2"))
+    sup.flush_journal()  # the endpoint reads what is written (every journal.flush_interval_s)
     rows = http.get("/v1/decisions").json()
     assert [r["order_id"] for r in rows][:2] == ["d-2", "d-1"]
     rows = http.get("/v1/decisions", params={"code": "LEVERAGE_EXCEEDS_LIMIT"}).json()
     assert [r["order_id"] for r in rows] == ["d-2"]
     assert http.get("/v1/decisions", params={"account": "tiny"}).json() == []
     assert http.get("/v1/decisions", params={"since": "1m", "limit": 1}).json()[0]["order_id"] == "d-2"
-    for bad in ({"limit": 0}, {"limit": 5000}, {"limit": "x"}, {"code": "NOPE"}, {"since": "yesterday"}):
+    for bad in (
+        {"limit": 0},
+        {"limit": 5000},
+        {"limit": "x"},
+        {"code": "NOPE"},
+        {"since": "yesterday"},
+        {"acount": "main"},
+        [("decision", "allow"), ("decision", "block")],
+    ):
         assert http.get("/v1/decisions", params=bad).status_code == 422, bad
 
 
@@ -282,7 +296,7 @@ def test_metrics_off_means_no_counting_and_no_decision_series(clock):
         server = sup.serve_api(port=0)
         feed(sup)
         sup.evaluate(order())
-        text = httpx.get(f"{server.url}/metrics").text
+        text = httpx.get(f"{server.url}/metrics").text  # reads are open by default
     names = {f.name for f in text_string_to_metric_families(text)}
     assert "risk_gate_decisions" not in names and "risk_gate_source_up" in names
 
@@ -295,8 +309,9 @@ def test_curl_drives_evaluate(sup, http):
     feed(sup)
     url = f"{sup.api_server.url}/v1/evaluate"
     body = json.dumps(order(order_id="curl-1"))
+    headers = ["-H", "Content-Type: application/json", "-H", f"Authorization: Bearer {DESK}"]
     out = subprocess.run(
-        ["curl", "-sS", "--fail-with-body", "-H", "Content-Type: application/json", "-d", body, url],
+        ["curl", "-sS", "--fail-with-body", *headers, "-d", body, url],
         capture_output=True,
         text=True,
         timeout=30,
@@ -305,7 +320,7 @@ def test_curl_drives_evaluate(sup, http):
     result = json.loads(out.stdout)
     assert (result["order_id"], result["decision"]) == ("curl-1", "allow")
     out = subprocess.run(
-        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-d", "{", url],
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", *headers, "-d", "{", url],
         check=False,
         capture_output=True,
         text=True,
@@ -328,14 +343,13 @@ def test_the_openapi_schema_names_the_bodies_for_other_languages(http):
 
 
 def test_reads_can_require_a_token(clock):
-    from tests.supervisor.api.conftest import operators
-
-    config = make_config(api={"operators": operators(), "read_access": "token"})
+    config = make_config(api={"operators": operators(), "clients": clients(), "read_access": "token"})
     with RiskSupervisor(config, clock=clock, poll_upstreams=False) as sup:
         url = sup.serve_api(port=0).url
         for path in ("/v1/state", "/v1/decisions", "/metrics"):
             r = httpx.get(url + path)
             assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer"), path
-            assert httpx.get(url + path, headers={"Authorization": f"Bearer {ALICE}"}).status_code == 200, path
+            for token in (ALICE, DESK):  # operators and clients may read
+                assert httpx.get(url + path, headers={"Authorization": f"Bearer {token}"}).status_code == 200, path
         assert httpx.get(url + "/readyz").status_code == 503  # probes stay open
         assert httpx.get(url + "/healthz").status_code == 200

@@ -13,7 +13,7 @@ from supervisor.core.messages import EvaluateOrder
 from supervisor.core.orders import validate_order
 from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader
 from tests.helpers import signal
-from tests.supervisor.api.conftest import ALICE, operators
+from tests.supervisor.api.conftest import ALICE, DESK, clients, operators
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -37,8 +37,9 @@ def write(path: Path, *replacements: tuple[str, str]) -> None:
     for old, new in replacements:
         assert old in text, old
         text = text.replace(old, new)
-    for name, table in operators().items():
-        text += f'\n[api.operators.{name}]\ntoken_sha256 = "{table["token_sha256"]}"\n'
+    for kind, principals in (("operators", operators()), ("clients", clients())):
+        for name, table in principals.items():
+            text += f'\n[api.{kind}.{name}]\ntoken_sha256 = "{table["token_sha256"]}"\n'
     path.write_text(text)
 
 
@@ -127,7 +128,7 @@ def test_a_tightened_limit_applies_to_the_next_order(sup, cfg_path):
     assert r.status_code == 200, r.text
     assert r.json()["changed"] == ["profiles.normal.allowed_leverage"]
     assert r.json()["sha256"] == sup.config.digest
-    out = call(sup, "POST", "/v1/evaluate", json=order()).json()
+    out = call(sup, "POST", "/v1/evaluate", token=DESK, json=order()).json()
     assert out["reason_code"] == "LEVERAGE_EXCEEDS_LIMIT"
     (reloaded,) = events(sup, "config_reload")
     assert reloaded["detail"]["by"] == "alice" and reloaded["detail"]["changed"] == ["profiles.normal.allowed_leverage"]

@@ -1,0 +1,86 @@
+"""Who may call what: bearer tokens checked against `[api.operators]` and `[api.clients]`.
+
+- operators control the gate (reload; halt, resume and overrides later);
+- clients are execution services: orders, fills, outcomes, snapshots (unless
+  `api.execution_access = "open"`);
+- reads (`/v1/state`, `/v1/decisions`, `/metrics`) take either, when
+  `api.read_access = "token"`.
+
+A token is compared by its SHA-256, in constant time, against every
+configured one. A request with more than one Authorization header is refused
+(which one would count?). Refusals are journaled as `auth_failed`, at most
+`_JOURNALED_PER_S` a second (a flood of bad tokens must not fill the journal's
+queue and so block orders); the rest are counted in the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from typing import Literal
+
+from supervisor.api.service import GateService
+
+__all__ = ["Gatekeeper", "Role", "is_json"]
+
+Role = Literal["operator", "client", "reader"]
+
+_JOURNALED_PER_S = 20
+
+
+def is_json(content_type: str | None) -> bool:
+    """A JSON body must say so: browsers cannot send `application/json` across
+    origins without a CORS preflight, which this API never grants."""
+    if not content_type:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+class Gatekeeper:
+    def __init__(self, service: GateService) -> None:
+        self._service = service
+        self._window = -1
+        self._journaled = 0
+        self._suppressed = 0
+
+    def who(self, headers: Sequence[str], role: Role) -> str | None:
+        """The name whose token the Authorization headers carry, if it may act as `role`."""
+        if len(headers) != 1:
+            return None
+        scheme, _, token = headers[0].partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 512:
+            return None
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+        api = self._service.config.api
+        groups = {"operator": (api.operators,), "client": (api.clients,), "reader": (api.operators, api.clients)}
+        found = None
+        for group in groups[role]:
+            for principal in group.values():
+                if hmac.compare_digest(principal.token_sha256, digest):
+                    found = principal.name
+        return found
+
+    def refused(self, headers: Sequence[str], method: str, path: str, client: str | None) -> None:
+        why = "no bearer token" if not headers else "unknown token"
+        if len(headers) > 1:
+            why = "more than one Authorization header"
+        now = self._service.clock.monotonic()
+        if int(now) != self._window:
+            self._window, self._journaled = int(now), 0
+        if self._journaled >= _JOURNALED_PER_S:
+            self._suppressed += 1
+            return
+        self._journaled += 1
+        suppressed, self._suppressed = self._suppressed, 0
+        self._service.journal.event(
+            self._service.clock.now(),
+            "auth_failed",
+            "api",
+            method=method,
+            path=path[:200],
+            why=why,
+            client=client,
+            not_journaled_before=suppressed or None,
+        )
