@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import gate_latency, journal, nautilus, original_design, propagation, scale, throughput
+from bench import gate_latency, http_api, journal, nautilus, original_design, propagation, scale, throughput
 from bench.common import machine, pct
 from supervisor.logs import configure_logging
 
@@ -140,6 +140,23 @@ def main() -> int:
         f"{s['rss_start']:.0f} / {s['rss_half']:.0f} / {s['rss_end']:.0f} MB",
         "flat after 30 s (within 10%)",
         s["rss_end"] <= s["rss_half"] * 1.1,
+    )
+    # 9. the HTTP API, and metrics
+    h = http_api.http_vs_original()
+    row(
+        "9. POST /v1/evaluate (API) vs per-order GET /risk/global",
+        f"{h['http_p50']:.0f} vs {h['original_p50']:.0f} µs p50 = {h['ratio_p50']:.2f}x; "
+        f"p99 {h['http_p99']:.0f} vs {h['original_p99']:.0f} µs",
+        ">= 2x faster",
+        h["ratio_p50"] >= 2,
+    )
+    m = http_api.metrics_on_vs_off(args.n)
+    ratio = m["on_p50"] / m["off_p50"]
+    row(
+        "9. evaluate p50, metrics on vs off (one core)",
+        f"{m['on_p50']:.1f} vs {m['off_p50']:.1f} µs = {ratio:.3f}x",
+        "<= 1.05x",
+        ratio <= 1.05,
     )
     # 7. NautilusTrader
     if nautilus.available():

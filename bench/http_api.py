@@ -2,8 +2,10 @@
 
 `POST /v1/evaluate` on loopback to `riskgate`'s API (uvicorn in its own
 process, every check done) beside the original per-order design (a GET of
-`/risk/global` from the simulator, in its own process, then the same pure
-checks), interleaved in one run, one keep-alive client each. Then
+`/risk/global`, then the same pure checks) against two Risk v3 servers in
+their own processes: the stdlib simulator, and a stand-in on FastAPI (the
+real service's stack). Interleaved in one run, one keep-alive standard-library
+client each. Then
 `RiskSupervisor.evaluate` with metrics on beside metrics off (one core).
 
 `python -m bench.http_api` runs this section alone.
@@ -11,22 +13,28 @@ checks), interleaved in one run, one keep-alive client each. Then
 
 from __future__ import annotations
 
+import hashlib
+import http.client
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 from bench.common import control, pct, simulator_process
 from bench.gate_latency import bench_config, fed_supervisor, order
 from bench.original_design import PerOrderHttpGate
-from supervisor.config import MetricsConfig, StateConfig
+from supervisor.config import MetricsConfig, OperatorConfig, StateConfig
+from supervisor.core.evaluate import evaluate_order
+from supervisor.sources.upstream import parse_risk_signal
+
+DESK_TOKEN = "bench-execution-client-token"  # noqa: S105 - the API checks it on every order, as in production
 
 
 def serve() -> None:
@@ -34,17 +42,44 @@ def serve() -> None:
     from bench.common import quiet
 
     quiet()
-    sup = fed_supervisor(bench_config(100))
+    config = bench_config(100)
+    desk = OperatorConfig("desk", hashlib.sha256(DESK_TOKEN.encode()).hexdigest())
+    sup = fed_supervisor(replace(config, api=replace(config.api, clients={"desk": desk})))
     server = sup.serve_api(host="127.0.0.1", port=0)
     print(server.url, flush=True)
     sys.stdin.read()
     sup.stop()
 
 
+def serve_risk_v3() -> None:
+    """A Global Risk v3 stand-in on the real service's stack (FastAPI on uvicorn):
+    GET /risk/global answers the recorded INFO payload, stamped now."""
+    import socket
+    from datetime import UTC, datetime
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from supervisor.sim.simulator import sample_payload
+
+    body = sample_payload("risk_global_info.json")
+    app = FastAPI()
+
+    @app.get("/risk/global")
+    def risk_global() -> dict:
+        return {**body, "timestamp": datetime.now(UTC).replace(tzinfo=None).isoformat()}
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")).run(sockets=[sock])
+
+
 @contextmanager
-def api_process() -> Iterator[str]:
+def bench_process(flag: str) -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.http_api", "--serve"],
+        [sys.executable, "-m", "bench.http_api", flag],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -52,39 +87,85 @@ def api_process() -> Iterator[str]:
     try:
         url = proc.stdout.readline().strip()  # type: ignore[union-attr]
         if not url.startswith("http://"):
-            raise RuntimeError(f"the API process did not start: {url!r}")
+            raise RuntimeError(f"{flag}: the process did not start: {url!r}")
         yield url
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
+        proc.terminate()
         proc.wait(15)
 
 
+class Http:
+    """One keep-alive connection with the standard library's client (lighter than
+    httpx, so the servers' own costs show): the same client for every subject."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=5)
+
+    def get(self, path: str) -> Any:
+        self._conn.request("GET", path)
+        return json.loads(self._conn.getresponse().read())
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> Any:
+        self._conn.request("POST", path, body=body, headers=headers)
+        return json.loads(self._conn.getresponse().read())
+
+
+class PerOrderGate(PerOrderHttpGate):
+    """The original design: Risk v3 fetched for every order, then the checks."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.http = Http(url)
+
+    def evaluate(self, raw: dict) -> Any:
+        self.state.signal = parse_risk_signal(self.http.get("/risk/global"))
+        now = self.clock.monotonic()
+        self.state.signal_received = self.state.ess_received = now
+        for book in self.state.books.values():
+            book.received = now
+        return evaluate_order(raw, self.state, self.config, now, self.clock.now()).result
+
+
 def http_vs_original(n: int = 2_000) -> dict[str, float]:
-    with simulator_process("--risk", "info") as sim_url, api_process() as api_url:
+    """POST /v1/evaluate beside the per-order design against two Risk v3 servers:
+    the stdlib simulator, and a stand-in on FastAPI (the real service's stack)."""
+    with (
+        simulator_process("--risk", "info") as sim_url,
+        bench_process("--serve-risk-v3") as fastapi_url,
+        bench_process("--serve") as api_url,
+    ):
         control(sim_url, "/control/risk", {"level": "info"})
-        original = PerOrderHttpGate(sim_url)
-        client = httpx.Client(base_url=api_url, timeout=5.0)
+        originals = {"original": PerOrderGate(sim_url), "original_fastapi": PerOrderGate(fastapi_url)}
+        api = Http(api_url)
+        headers = {"content-type": "application/json", "authorization": f"Bearer {DESK_TOKEN}"}
         orders = [order(i) for i in range(1000)]
+        bodies = [json.dumps(o).encode() for o in orders]
 
-        def over_http(raw: dict) -> str:
-            return str(client.post("/v1/evaluate", json=raw).json()["decision"])
+        def over_http(i: int) -> str:
+            return str(api.post("/v1/evaluate", bodies[i], headers)["decision"])
 
-        assert original.evaluate(orders[0]).decision == over_http(orders[0]) == "allow"
-        for i in range(200):  # warm both
-            original.evaluate(orders[i])
-            over_http(orders[i])
-        samples: dict[str, list[int]] = {"original": [], "http": []}
+        subjects: dict[str, Callable[[int], object]] = {
+            "original": lambda i: originals["original"].evaluate(orders[i]),
+            "original_fastapi": lambda i: originals["original_fastapi"].evaluate(orders[i]),
+            "http": over_http,
+        }
+        assert {str(getattr(f(0), "decision", f(0))) for f in subjects.values()} == {"allow"}
+        for i in range(300):  # warm every side
+            for call in subjects.values():
+                call(i % 1000)
+        samples: dict[str, list[int]] = {name: [] for name in subjects}
         perf = time.perf_counter_ns
         for _ in range(10):
-            for name, call in (("original", original.evaluate), ("http", over_http)):
+            for name, call in subjects.items():
                 for i in range(n // 10):
                     t0 = perf()
-                    call(orders[i % 1000])
+                    call(i % 1000)
                     samples[name].append(perf() - t0)
-        client.close()
-        original.client.close()
     out = {f"{name}_{q}": pct(s, v) for name, s in samples.items() for q, v in (("p50", 0.5), ("p99", 0.99))}
     out["ratio_p50"] = out["original_p50"] / out["http_p50"]
+    out["ratio_fastapi_p50"] = out["original_fastapi_p50"] / out["http_p50"]
     return out
 
 
@@ -125,13 +206,22 @@ if __name__ == "__main__":
     if "--serve" in sys.argv:
         serve()
         sys.exit(0)
+    if "--serve-risk-v3" in sys.argv:
+        serve_risk_v3()
+        sys.exit(0)
     from bench.common import quiet
 
     quiet()
     r = http_vs_original()
-    print(f"POST /v1/evaluate (riskgate API): p50 {r['http_p50']:.0f} µs  p99 {r['http_p99']:.0f} µs")
-    print(f"per-order GET /risk/global:       p50 {r['original_p50']:.0f} µs  p99 {r['original_p99']:.0f} µs")
-    print(f"the API is {r['ratio_p50']:.2f}x faster at p50 (target >= 2x)")
+    print(f"POST /v1/evaluate (riskgate API):            p50 {r['http_p50']:.0f} µs  p99 {r['http_p99']:.0f} µs")
+    print(
+        f"per-order GET /risk/global, stdlib simulator: p50 {r['original_p50']:.0f} µs  p99 {r['original_p99']:.0f} µs"
+    )
+    print(
+        f"per-order GET /risk/global, FastAPI Risk v3:  p50 {r['original_fastapi_p50']:.0f} µs"
+        f"  p99 {r['original_fastapi_p99']:.0f} µs"
+    )
+    print(f"the API is {r['ratio_p50']:.2f}x / {r['ratio_fastapi_p50']:.2f}x faster at p50 (target >= 2x)")
     m = metrics_on_vs_off()
     ratio = m["on_p50"] / m["off_p50"]
     print(f"evaluate p50, metrics on vs off: {m['on_p50']:.1f} vs {m['off_p50']:.1f} µs = {ratio:.3f}x")

@@ -40,6 +40,17 @@ _real = SystemClock()  # a flush's time budget is real time, whatever clock driv
 _BATCH = 5_000  # records per transaction
 _BUDGET_S = 0.5  # at most this long per flush, so pings and a stop are answered
 _PRUNE_EVERY_S = 600.0
+# Errors about a row's values, not the file: the row is dropped, the journal goes on.
+_ROW_PROBLEMS = (
+    sqlite3.InterfaceError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    sqlite3.ProgrammingError,
+    UnicodeError,
+    OverflowError,
+    TypeError,
+    ValueError,
+)
 # Events the gate journals that are also log lines (written here, off the decision path).
 _LOGGED_EVENTS = {"gate_fail_closed": "warning", "gate_recovered": "info"}
 
@@ -113,6 +124,11 @@ class JournalActor(SupervisedActor):
             try:
                 assert self._writer is not None  # noqa: S101 - opened just above; narrows the type
                 self._writer.write(decisions, events)
+            except _ROW_PROBLEMS:  # a row the database refuses (a bug): only that row is dropped
+                if not self._write_one_by_one(batch, decisions, events):
+                    self._failed(f"cannot write {self._path}: no row of the batch could be written")
+                    self._reopen()
+                    return written
             except (sqlite3.Error, OSError) as exc:
                 self._failed(f"cannot write {self._path}: {type(exc).__name__}: {exc}")
                 self._reopen()
@@ -128,6 +144,27 @@ class JournalActor(SupervisedActor):
             q.set_problem(None)  # a full queue drained: clear the policy's verdict
         self._prune()
         return written
+
+    def _write_one_by_one(
+        self, batch: list[tuple[Any, ...]], decisions: list[tuple[Any, ...]], events: list[tuple[Any, ...]]
+    ) -> bool:
+        """After a batch failed on a row: every row alone, so one bad row costs
+        itself (dropped, logged), never the records behind it. False when no row
+        could be written (then it is the file, not a row: nothing is dropped)."""
+        assert self._writer is not None  # noqa: S101 - the caller wrote with it
+        rows = [(r, True) for r in decisions] + [(r, False) for r in events]
+        bad: list[tuple[tuple[Any, ...], Exception]] = []
+        for row, is_decision in rows:
+            try:
+                self._writer.write([row] if is_decision else [], [] if is_decision else [row])
+            except (*_ROW_PROBLEMS, sqlite3.Error, OSError) as exc:
+                bad.append((row, exc))
+        if rows and len(bad) == len(rows):
+            return False
+        by_seq = {record[0]: record for record in batch}
+        for row, error in bad:
+            self._skip(by_seq.get(row[1], (row[1],)), error)
+        return True
 
     def _failed(self, problem: str) -> None:
         q = self._queue

@@ -277,3 +277,18 @@ def test_a_journal_file_deleted_or_moved_while_running_is_replaced_loudly(sup, h
         sup.flush_journal()
     assert [e["event"] for e in logs if e["event"] == "journal_file_lost"] == ["journal_file_lost"]
     assert [r["order_id"] for r in rows(sup)] == ["after"]  # in the new file at the path, not lost
+
+
+def test_a_row_the_database_refuses_costs_only_itself(sup):
+    feed(sup)
+    sup.evaluate(order(order_id="before"))
+    # An event whose account SQLite cannot bind (a bug upstream of the journal): the whole
+    # batch fails on it; the journal then writes row by row and drops only this one.
+    sup.journal.event(sup.clock.now(), "poison", "test", ["not", "text"])  # type: ignore[arg-type]
+    sup.evaluate(order(order_id="after"))
+    with capture_logs() as logs:
+        sup.flush_journal()
+    assert {r["order_id"] for r in rows(sup)} >= {"before", "after"}
+    assert [e["event"] for e in logs if e["event"] == "journal_record_unwritable"] == ["journal_record_unwritable"]
+    assert sup.journal.problem is None and sup.journal.blocking is None
+    assert sup.evaluate(order(order_id="later")).decision == "allow"
