@@ -124,7 +124,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             else "accounts.snapshot_url is not set and [api] is disabled: nothing can report account "
             "snapshots, so every order will block as ACCOUNT_STATE_STALE",
         )
-    sup = RiskSupervisor(cfg, api=cfg.api.enabled)
+    api = cfg.api
+    if api.enabled and api.execution_access == "token" and not api.clients:
+        log.warning(
+            "api_no_clients",
+            detail="no [api.clients.NAME] is configured: no execution service can send orders, fills, outcomes "
+            'or snapshots over HTTP (add one, or set api.execution_access = "open" on a private host)',
+        )
+    sup = RiskSupervisor(cfg, api=api.enabled)
     try:
         sup.start()
     except Exception as exc:  # noqa: BLE001 - reported, exit non-zero
