@@ -184,7 +184,8 @@ class GateActor(SupervisedActor):
             # Labels only from configured accounts: a hostile order must not mint series.
             account = _account(msg)
             label = account if account is not None and account in self._config.accounts.accounts else "other"
-            counters.count(result.decision, result.reason_code, label, self._clock.monotonic() - msg.sent)
+            latency = 0.0 if msg.sent is None else self._clock.monotonic() - msg.sent
+            counters.count(result.decision, result.reason_code, label, latency)
         if msg.reply is not None:
             try:
                 msg.reply(result)

@@ -209,7 +209,7 @@ class EvaluateOrder:
     order: OrderRequest
     reply: Callable[[RiskGateResult], None] | None = None
     deadline: float | None = None  # monotonic; an ask answered later books nothing
-    sent: float = 0.0  # monotonic, when the caller asked (the latency metric counts from it)
+    sent: float | None = None  # monotonic, when the caller asked (the latency metric counts from it)
     config: Config | None = None  # the config it was validated with: after a reload, validated again
 
 
@@ -225,7 +225,7 @@ class RejectOrder:
     account: str | None = None
     reply: Callable[[RiskGateResult], None] | None = None
     deadline: float | None = None
-    sent: float = 0.0
+    sent: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
