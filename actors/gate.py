@@ -79,7 +79,7 @@ class GateView:
     signal_received: float
     accounts: dict[str, AccountView]
     reservations: int
-    overrides: dict[str, float]  # account -> expiry (monotonic)
+    overrides: dict[str, tuple[str, float]]  # account -> (override id, expiry, monotonic)
     config_digest: str
 
 
@@ -121,7 +121,6 @@ class GateActor(SupervisedActor):
             Stamped: self._on_stamped,  # state, through the GateLink
             Fill: self._on_fill,
             OrderOutcome: self._on_outcome,
-            Override: self._on_override,
             GateStatsRequest: self._on_stats,
             GateViewRequest: self._on_view,
             ConfigChanged: self._on_config,
@@ -266,6 +265,8 @@ class GateActor(SupervisedActor):
             self._state.put_account(message, stamped.received)
         elif isinstance(message, EssState):
             self._on_ess(message)  # its age is on the board
+        elif isinstance(message, Override):
+            self._on_override(message, stamped.received)
 
     def _on_signal(self, signal: RiskSignal, received: float) -> None:
         old = self._state.signal
@@ -340,24 +341,13 @@ class GateActor(SupervisedActor):
         st.ended(account, outcome.order_id, filled, self._clock.monotonic(), self._config.gate.reservation_ttl_s)
         log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
 
-    def _on_override(self, override: Override) -> None:
-        self._state.overrides[override.account] = self._clock.monotonic() + override.ttl_s
-        self._journal.event(
-            self._clock.now(),
-            "override_approved",
-            "operator",
-            override.account,
-            approved_by=override.approved_by,
-            reason=override.reason,
-            ttl_s=override.ttl_s,
-        )
-        log.warning(
-            "override_approved",
-            account=override.account,
-            approved_by=override.approved_by,
-            reason=override.reason,
-            ttl_s=override.ttl_s,
-        )
+    def _on_override(self, override: Override, received: float) -> None:
+        # The TTL runs from when it was sent: a restarted gate re-fed it keeps its end.
+        # (Approval, expiry and revocation are journaled by OperatorControls.)
+        if override.ttl_s > 0:
+            self._state.overrides[override.account] = (override.override_id, received + override.ttl_s)
+        else:
+            self._state.overrides.pop(override.account, None)
 
     def _on_config(self, msg: ConfigChanged) -> str:
         old = self._config

@@ -35,7 +35,6 @@ from supervisor.core.messages import (
     EvaluateOrder,
     Fill,
     OrderOutcome,
-    Override,
     RejectOrder,
     RiskGateResult,
     RiskSignal,
@@ -44,6 +43,7 @@ from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_float, shorten
 from supervisor.logs import get_logger
+from supervisor.ops.controls import OperatorControls, OverrideRecord
 from supervisor.ops.health import HealthLog
 from supervisor.ops.journal.actor import Flush, JournalActor
 from supervisor.ops.journal.query import decision_json
@@ -56,7 +56,6 @@ from supervisor.sources.baseline_store import StateLock
 from supervisor.sources.upstream import (
     UpstreamError,
     check_outcome,
-    check_override,
     check_signal,
     parse_account_snapshot,
     parse_risk_signal,
@@ -124,7 +123,8 @@ class RiskSupervisor:
       mapping; the tracker adds the day/week baselines and feeds the gate.
     - `report_fill(fill)`: moves positions and releases reserved notional.
     - `report_order_outcome(outcome)`: releases an order's reservation.
-    - `approve_override(override)`: lets reduce-only orders through an ESS halt.
+    - `halt(reason, by)` / `resume(by)`: the operator halt; `propose_override`,
+      `approve_override` (a second operator), `revoke_override`, `overrides()`.
     """
 
     # Which journal actor to run: tests put a subclass with test-only messages here.
@@ -163,6 +163,9 @@ class RiskSupervisor:
         self.state_reader = StateReader(self._runtime, self.clock, self._rates)
         self._health = HealthLog(self._runtime, self.clock, config.health.interval_s, self.state_reader.readiness)
         self.metrics = MetricsRegistry(self.state_reader, counters)
+        self.controls = OperatorControls(
+            config, self.clock, self._runtime.board, self._runtime.link, self.journal, self.report_ess_state
+        )
         self._want_api = api
         self._api: ApiServer | None = None
         self._reload_lock = threading.Lock()
@@ -213,6 +216,7 @@ class RiskSupervisor:
                 self._api = None
             self._lock.release()
             raise
+        self.controls.start()  # the operator halt and running overrides, from state.dir
         self._health.start()
         if self._rates is not None:
             self._rates.start()
@@ -230,6 +234,7 @@ class RiskSupervisor:
             self._api = None
         if self._rates is not None:
             self._rates.stop()
+        self.controls.stop()
         self._health.stop()
         self._runtime.stop()
         self._lock.release()
@@ -335,6 +340,7 @@ class RiskSupervisor:
             # The gate first: an order validated with the old config after this
             # point is validated again by the gate against the new one.
             self._runtime.reconfigure(new)
+            self.controls.reconfigure(new)
             self.config = new
             self._timeout = new.gate.evaluate_timeout_s
             self._runtime.event("config_reload", "riskgate", by=by, sha256=new.digest, changed=changed)
@@ -518,10 +524,30 @@ class RiskSupervisor:
             return False
         return self._tell_gate(outcome)
 
-    def approve_override(self, override: Override) -> bool:
-        """Approve an emergency override (audited in the log). One that cannot be
-        read is refused (`UpstreamError` naming the field)."""
-        return self._tell_gate(check_override(override, self.config.accounts.accounts))
+    # -- emergency controls (docs/http-api.md; two operators for an override) ------------
+    def halt(self, reason: str, by: str) -> dict[str, Any]:
+        """Halt every order (an ESS source of its own, persisted in `state.dir`):
+        the next evaluation blocks. `ControlError` for a reason that is not text."""
+        return self.controls.halt(reason, by)
+
+    def resume(self, by: str, reason: str = "resumed") -> dict[str, Any]:
+        """Lift the operator halt (only it: an ESS or kill-switch halt stays)."""
+        return self.controls.resume(by, reason)
+
+    def propose_override(self, account: str, reason: str, ttl_s: float, by: str) -> OverrideRecord:
+        """Operator `by` proposes an override; another operator must approve it."""
+        return self.controls.propose(account, reason, ttl_s, by)
+
+    def approve_override(self, override_id: str, by: str) -> OverrideRecord:
+        """A second operator approves: from now, for its ttl_s, reduce-only orders
+        of that account pass halts, stale Risk v3 and CRITICAL (OVERRIDE_APPLIED)."""
+        return self.controls.approve(override_id, by)
+
+    def revoke_override(self, override_id: str, by: str) -> OverrideRecord:
+        return self.controls.revoke(override_id, by)
+
+    def overrides(self) -> list[OverrideRecord]:
+        return self.controls.overrides()
 
     def _ask_tracker(self, message: object, timeout: float) -> AccountState | None:
         tracker = self._tracker

@@ -9,7 +9,9 @@ already waiting in its queue.
 The board keeps each source's latest reading (the watcher's HTTP endpoint and
 kill-switch file, a host's pushed status, ...) and combines them: any source
 halting halts, so a clear pushed by one source can never lift another's halt.
-The combined state is as old as its oldest source.
+The combined state is as old as its oldest source. Auxiliary sources (the
+operator halt) can halt, but never make ESS known on their own: until a real
+source has reported, the board holds no state and orders block as stale.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ __all__ = ["EssBoard"]
 
 
 class EssBoard:
-    __slots__ = ("_current", "_lock", "_sources")
+    __slots__ = ("_auxiliary", "_current", "_lock", "_sources")
 
-    def __init__(self) -> None:
+    def __init__(self, auxiliary: frozenset[str] = frozenset({"operator_halt"})) -> None:
+        self._auxiliary = auxiliary
         self._lock = threading.Lock()
         self._sources: dict[str, tuple[EssSourceStatus, float]] = {}
         self._current: tuple[EssState, float] | None = None
@@ -38,6 +41,8 @@ class EssBoard:
                 self._sources[reading.source] = (reading, received)
             combined = EssState.combine(tuple(r for r, _ in self._sources.values()))
             oldest = min(at for _, at in self._sources.values())
+            if all(name in self._auxiliary for name in self._sources):
+                return combined  # not ESS yet: nothing on the board
             self._current = (combined, oldest)  # one reference swap: the gate reads it without the lock
         return combined
 

@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 
 from supervisor.clock import Clock
-from supervisor.core.messages import AccountState, EssState, RiskSignal
+from supervisor.core.messages import AccountState, EssState, Override, RiskSignal
 
 __all__ = ["GateLink", "Stamped"]
 
@@ -42,6 +42,8 @@ def _cache_key(message: object) -> tuple[str, str] | None:
         return ("ess", "")
     if isinstance(message, AccountState):
         return ("account", message.account)
+    if isinstance(message, Override):
+        return ("override", message.account)  # a restarted gate is re-fed the running override
     return None
 
 

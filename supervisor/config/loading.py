@@ -36,6 +36,7 @@ from supervisor.config.schema import (
     JournalConfig,
     MetricsConfig,
     OperatorConfig,
+    OverridesConfig,
     PeriodsConfig,
     ProfileConfig,
     RiskV3Config,
@@ -228,6 +229,7 @@ def _ess(t: _Table) -> EssConfig:
         max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=3600),
         contract=contract,
         path=path,
+        cancel_open_orders_on_halt=t.boolean("cancel_open_orders_on_halt", d.cancel_open_orders_on_halt),
     )
     if c.url is None and c.kill_switch_file is None:
         t.problems.append(f"{t.path}: at least one of url, kill_switch_file is required")
@@ -453,6 +455,13 @@ def parse_config(
     metrics_t = root.table("metrics")
     metrics = MetricsConfig(enabled=metrics_t.boolean("enabled", MetricsConfig().enabled))
     metrics_t.finish()
+    overrides_t = root.table("overrides")
+    d_o = OverridesConfig()
+    overrides = OverridesConfig(
+        approval_timeout_s=overrides_t.number("approval_timeout_s", d_o.approval_timeout_s, gt=0, le=86_400),
+        max_ttl_s=overrides_t.number("max_ttl_s", d_o.max_ttl_s, gt=0, le=86_400),
+    )
+    overrides_t.finish()
     root.finish()
     # A poll holds its actor for up to timeout_s; a ping queued behind it must
     # still be answered within heartbeat_timeout_s, or a slow upstream gets its
@@ -484,6 +493,7 @@ def parse_config(
         journal=journal,
         api=api,
         metrics=metrics,
+        overrides=overrides,
         origin=origin,
         digest=digest,
     )

@@ -23,6 +23,7 @@ __all__ = [
     "JournalConfig",
     "MetricsConfig",
     "OperatorConfig",
+    "OverridesConfig",
     "PeriodsConfig",
     "ProfileConfig",
     "RiskV3Config",
@@ -65,6 +66,7 @@ class EssConfig:
     max_age_s: float = 3.0
     contract: str = "emergency_status"  # which ESS service answers at url (see ESS_CONTRACTS)
     path: str = ESS_CONTRACTS["emergency_status"]
+    cancel_open_orders_on_halt: bool = False  # guarded clients cancel their resting orders when a halt begins
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,12 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OverridesConfig:
+    approval_timeout_s: float = 300.0  # a proposal not approved by a second operator within this expires
+    max_ttl_s: float = 900.0  # the longest an approved override may last
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig:
     enabled: bool = True  # the gate counts decisions and latency; /metrics exposes them
 
@@ -199,6 +207,7 @@ class Config:
     journal: JournalConfig = JournalConfig()
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
+    overrides: OverridesConfig = OverridesConfig()
     # Where the config came from, and the SHA-256 of its bytes (journaled at start).
     origin: str = "<in memory>"
     digest: str = ""

@@ -144,17 +144,38 @@ def check_ess_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
     return None
 
 
+def _override(o: OrderRequest, c: EvalContext) -> str | None:
+    """The id of the approved override this reduce-only order runs under, if any.
+    (Whether it really reduces a known position is checked later: 6 and 7.)"""
+    if not o.reduce_only:
+        return None
+    found = c.state.overrides.get(o.account)
+    return found[0] if found is not None and found[1] > c.now else None
+
+
+def _overridden(o: OrderRequest, c: EvalContext, what: str) -> Note | None:
+    override_id = _override(o, c)
+    if override_id is None:
+        return None
+    return Note(RC.OVERRIDE_APPLIED, f"override {override_id}: reduce-only order through {what}")
+
+
 def check_ess_halt(o: OrderRequest, c: EvalContext) -> Outcome:
     ess = c.state.ess
     if ess is not None and ess.active:
-        expiry = c.state.overrides.get(o.account)
-        if o.reduce_only and expiry is not None and expiry > c.now:
-            return Note(RC.OVERRIDE_APPLIED, f"reduce-only order through ESS halt by approved override ({ess.reason})")
-        return Denial(RC.ESS_HALT_ACTIVE, f"ESS halt active: {ess.reason}")
+        denial = Denial(RC.ESS_HALT_ACTIVE, f"ESS halt active: {ess.reason}")
+        return _overridden(o, c, f"a halt ({ess.reason})") or denial
     return None
 
 
 def check_risk_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
+    denial = _risk_stale(o, c)
+    if denial is not None:
+        return _overridden(o, c, f"stale Risk v3 state ({denial.reason})") or denial
+    return None
+
+
+def _risk_stale(o: OrderRequest, c: EvalContext) -> Denial | None:
     sig = c.state.signal
     if sig is None:
         return Denial(RC.RISK_STATE_STALE, "no Risk v3 signal received yet")
@@ -186,14 +207,14 @@ def check_risk_critical(o: OrderRequest, c: EvalContext) -> Outcome:
     sig = c.state.signal
     if sig is not None and sig.risk_level == "CRITICAL" and not _reduce_only_passes(o, c):
         issues = "; ".join(sig.critical_issues[:3]) or "no detail"
-        return Denial(RC.GLOBAL_RISK_CRITICAL, f"global risk CRITICAL: {issues}")
+        return _overridden(o, c, "CRITICAL") or Denial(RC.GLOBAL_RISK_CRITICAL, f"global risk CRITICAL: {issues}")
     return None
 
 
 def check_ess_action(o: OrderRequest, c: EvalContext) -> Outcome:
     sig = c.state.signal
     if sig is not None and sig.ess_action_required and not _reduce_only_passes(o, c):
-        return Denial(
+        return _overridden(o, c, "an ESS action required by Risk v3") or Denial(
             RC.RISK_V3_ESS_ACTION_REQUIRED,
             f"Risk v3 requires ESS action: tier={sig.ess_tier_recommendation}",
         )
@@ -429,7 +450,7 @@ DECIDED_BY: dict[RC, str] = {
     RC.JOURNAL_UNAVAILABLE: "0. the journal can record the decision",
     RC.ESS_STATE_STALE: "1. ESS state fresh and readable",
     RC.ESS_HALT_ACTIVE: "2. no ESS halt",
-    RC.OVERRIDE_APPLIED: "2. an approved override let a reduce-only order through a halt",
+    RC.OVERRIDE_APPLIED: "2-5. an approved override let a reduce-only order through a halt, stale Risk v3 or CRITICAL",
     RC.RISK_STATE_STALE: "3. Risk v3 signal fresh",
     RC.GLOBAL_RISK_CRITICAL: "4. risk level not CRITICAL",
     RC.RISK_V3_ESS_ACTION_REQUIRED: "5. no ESS action required by Risk v3",
@@ -470,7 +491,6 @@ _AFTER_ACCOUNT = (
     RC.ACCOUNT_EXPOSURE_LIMIT,
     RC.RISK_WARNING_SCALE,
     RC.ALL_CHECKS_PASSED,
-    RC.OVERRIDE_APPLIED,
 )
 #: The sources a decision with this code found fresh (it passed their checks).
 FRESH_SOURCES: dict[RC, tuple[str, ...]] = {
@@ -482,6 +502,7 @@ FRESH_SOURCES: dict[RC, tuple[str, ...]] = {
     RC.DUPLICATE_ORDER: ("ess", "risk_v3"),
     RC.ACCOUNT_STATE_STALE: ("ess", "risk_v3"),
     **dict.fromkeys(_AFTER_ACCOUNT, ("ess", "risk_v3", "account")),
+    RC.OVERRIDE_APPLIED: ("ess", "account"),  # Risk v3 may have been stale: the override let it through
 }
 
 

@@ -119,7 +119,7 @@ class GateState:
     reserved_units_by_exchange: dict[str, int] = field(default_factory=dict)
     opening_keys: dict[str, dict[PositionKey, int]] = field(default_factory=dict)
     approvals: dict[str, deque[float]] = field(default_factory=dict)
-    overrides: dict[str, float] = field(default_factory=dict)  # account -> expiry (monotonic)
+    overrides: dict[str, tuple[str, float]] = field(default_factory=dict)  # account -> (id, expiry, monotonic)
     _expiry_heap: list[tuple[float, ReservationKey]] = field(default_factory=list)
     _ids: dict[str, list[str]] = field(default_factory=dict)  # order_id -> accounts holding it
     # (account, (symbol, exchange)) -> quantity of the position that orders in flight close

@@ -189,13 +189,17 @@ class OrderOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Override:
-    """An approved emergency override: lets reduce-only orders of `account`
-    through an ESS halt until it expires. Every use is logged."""
+    """An approved emergency override (two operators: `OperatorControls`): lets
+    reduce-only orders of `account` through the checks an emergency liquidation
+    must pass (ESS and operator halts, Risk v3 stale, CRITICAL, ESS action
+    required; loss limits never stop a reduction) for `ttl_s` from when it was
+    sent. `ttl_s` 0 ends it. Every use is journaled."""
 
     account: str
     approved_by: str
     reason: str
     ttl_s: float = 300.0
+    override_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

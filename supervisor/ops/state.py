@@ -250,8 +250,10 @@ class StateReader:
                     open_positions=seen.open_positions,
                 )
             if view is not None and name in view.overrides:
-                left = view.overrides[name] - view.monotonic
-                row["override_s_left"] = round(left, 1) if left > 0 else None
+                override_id, expiry = view.overrides[name]
+                left = expiry - view.monotonic
+                if left > 0:
+                    row["override"] = {"id": override_id, "s_left": round(left, 1)}
             if recent is not None:
                 by_code: dict[str, int] = {}
                 for (_, code, account), n in recent.items():

@@ -379,18 +379,24 @@ def test_a_fill_naming_another_exchange_than_the_accounts_is_refused(sup):
         ({"ttl_s": math.inf}, "ttl_s"),
         ({"ttl_s": 1e300}, "ttl_s"),
         ({"ttl_s": -5.0}, "ttl_s"),
-        ({"approved_by": ""}, "approved_by"),
+        ({"ttl_s": math.nan}, "ttl_s"),
+        ({"ttl_s": True}, "ttl_s"),
+        ({"ttl_s": 901.0}, "ttl_s"),  # above overrides.max_ttl_s
         ({"reason": " "}, "reason"),
+        ({"reason": "flat\nten"}, "reason"),
+        ({"reason": 7}, "reason"),
         ({"account": "ghost"}, "account"),
+        ({"account": ["main"]}, "account"),
     ],
 )
 def test_an_override_that_cannot_be_read_is_refused_and_the_gate_lives(sup, fields, field):
-    from supervisor import Override
-    from supervisor.sources.upstream import UpstreamError
+    from supervisor.ops.controls import ControlError
 
     feed(sup)
-    with pytest.raises(UpstreamError, match=field):
-        sup.approve_override(Override(**{"account": "main", "approved_by": "cro", "reason": "flatten", **fields}))
+    proposal = {"account": "main", "reason": "flatten", "ttl_s": 300.0, **fields}
+    with pytest.raises(ControlError, match=field):
+        sup.propose_override(proposal["account"], proposal["reason"], proposal["ttl_s"], by="alice")
+    assert sup.overrides() == []
     assert sup.evaluate(order()).decision == "allow"
 
 

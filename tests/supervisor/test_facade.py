@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from supervisor import AccountSnapshot, Fill, OrderOutcome, OrderRequest, Override, Position, RiskSupervisor
+from supervisor import AccountSnapshot, Fill, OrderOutcome, OrderRequest, Position, RiskSupervisor
 from supervisor.core.messages import EvaluateOrder
 from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
@@ -274,7 +274,8 @@ def test_override_lets_reduce_only_through_a_halt_and_is_logged(sup):
     sup.report_ess_active(True, "drawdown")
     reduce = order(side="sell", quantity=3.0, reduce_only=True)
     assert sup.evaluate(reduce).reason_code is RC.ESS_HALT_ACTIVE
-    sup.approve_override(Override("main", approved_by="cro@desk", reason="flatten SOL"))
+    proposal = sup.propose_override("main", "flatten SOL", 300.0, by="alice")
+    sup.approve_override(proposal.id, by="cro@desk")
     r = sup.evaluate(reduce)
     assert (r.decision, r.reason_code) == ("allow", RC.OVERRIDE_APPLIED)
     assert sup.evaluate(order(quantity=0.1)).reason_code is RC.ESS_HALT_ACTIVE
@@ -396,7 +397,7 @@ REACH = {
         lambda s: (
             feed(s, positions=_sol(1.0)),
             s.report_ess_active(True, "halt"),
-            s.approve_override(Override("main", "cro", "flatten")),
+            s.approve_override(s.propose_override("main", "flatten", 60.0, by="alice").id, by="bob"),
         ),
         {"side": "sell", "reduce_only": True},
     ),

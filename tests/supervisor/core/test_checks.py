@@ -98,12 +98,40 @@ def test_ess_halt_with_override_lets_only_reduce_only_through(clock):
     long = Position("SOLUSDT", "binance", 5.0, 100.0)
     st = fresh_state(clock, account_state(positions=(long,)))
     st.ess = ess(True)
-    st.overrides["main"] = clock.monotonic() + 60
+    st.overrides["main"] = ("ov-1", clock.monotonic() + 60)
     r = decide(order(side="sell", quantity=2.0, reduce_only=True), st, CFG, clock)
     assert (r.decision, r.reason_code) == ("allow", RC.OVERRIDE_APPLIED)
+    assert "override ov-1" in r.reason
     assert decide(order(side="sell", quantity=2.0), st, CFG, clock).reason_code is RC.ESS_HALT_ACTIVE
-    st.overrides["main"] = clock.monotonic() - 1  # expired
+    st.overrides["main"] = ("ov-1", clock.monotonic() - 1)  # expired
     assert decide(order(side="sell", quantity=2.0, reduce_only=True), st, CFG, clock).reason_code is RC.ESS_HALT_ACTIVE
+
+
+def test_an_override_passes_what_a_liquidation_must_pass_and_nothing_else(clock):
+    long = Position("SOLUSDT", "binance", 5.0, 100.0)
+    st = fresh_state(clock, account_state(positions=(long,)))
+    st.overrides["main"] = ("ov-2", clock.monotonic() + 600)
+    reduce = order(side="sell", quantity=2.0, reduce_only=True)
+    # CRITICAL and an ESS action required: through.
+    st.signal = signal("CRITICAL", clock.now(), ess_action_required=True)
+    assert decide(reduce, st, CFG, clock).reason_code is RC.OVERRIDE_APPLIED
+    # Risk v3 stale: through.
+    clock.advance(11.0)
+    st.ess_received = clock.monotonic()
+    st.books["main"].received = clock.monotonic()
+    assert decide(reduce, st, CFG, clock).reason_code is RC.OVERRIDE_APPLIED
+    # Never: an order that grows the position, one bigger than it, a non-reduce-only one.
+    assert decide(order(side="buy", quantity=1.0, reduce_only=True), st, CFG, clock).decision == "block"
+    assert decide(order(side="sell", quantity=6.0, reduce_only=True), st, CFG, clock).decision == "block"
+    assert decide(order(side="sell", quantity=2.0), st, CFG, clock).reason_code is RC.RISK_STATE_STALE
+    # Never: stale account state (the gate must know the position to know the order reduces it).
+    clock.advance(61.0)
+    st.ess_received = clock.monotonic()
+    assert decide(reduce, st, CFG, clock).reason_code is RC.ACCOUNT_STATE_STALE
+    # Never: ESS unknown, another account.
+    st.books["main"].received = clock.monotonic()
+    st.ess = ess(None)
+    assert decide(reduce, st, CFG, clock).reason_code is RC.ESS_STATE_STALE
 
 
 # -- Risk v3 ----------------------------------------------------------------
