@@ -521,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-format", choices=["json", "console"], default="console", help="log line format")
     p.set_defaults(func=cmd_simulate_upstream)
+    from supervisor.cli_control import add_control_commands
+
+    add_control_commands(command, _Help)
     return parser
 
 

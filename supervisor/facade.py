@@ -12,7 +12,7 @@ import asyncio
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -293,7 +293,13 @@ class RiskSupervisor:
     # -- operators ------------------------------------------------------------------
     def state(self, timeout: float = 1.0) -> dict[str, Any]:
         """Sources, risk level, ESS, accounts against their limits, actors, journal (GET /v1/state)."""
-        return self.state_reader.document(timeout)
+        doc = self.state_reader.document(timeout)
+        doc["operator_halt"] = self.controls.halt_status()
+        doc["overrides"] = {
+            state: [asdict(r) for r in self.controls.overrides() if r.state == state]
+            for state in ("active", "proposed")
+        }
+        return doc
 
     def decisions(
         self,

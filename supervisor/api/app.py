@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import MISSING, fields
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from datetime import UTC
 from typing import Any
 
@@ -42,6 +43,7 @@ from supervisor.core.messages import AccountState, Fill, OrderOutcome, RiskGateR
 from supervisor.core.orders import MAX_NAME_LENGTH
 from supervisor.core.reasons import ReasonCode
 from supervisor.core.values import shorten
+from supervisor.ops.controls import ControlError
 from supervisor.ops.journal.query import parse_when
 from supervisor.ops.journal.store import to_us
 from supervisor.ops.metrics import CONTENT_TYPE
@@ -482,6 +484,109 @@ def build_app(service: GateService) -> FastAPI:
             return _ok(service.reload(by=who))
         except ConfigError as exc:
             return _problem(400, f"{exc.source}: invalid configuration, nothing changed", problems=exc.problems)
+
+    # -- emergency controls (an operator's token; journaled with who and why) ----------------
+    def operator_of(request: Request) -> str:
+        return keeper.who(request.headers.getlist("authorization"), "operator") or "?"
+
+    def controlled(action: Callable[[], Any], status: int = 200) -> Response:
+        try:
+            out = action()
+        except ControlError as exc:
+            return _problem(exc.status, exc.detail)
+        return _ok(asdict(out) if is_dataclass(out) and not isinstance(out, type) else out, status)
+
+    async def control_body(request: Request, known: tuple[str, ...]) -> tuple[dict[str, Any], Response | None]:
+        body, refused = await body_of(request, "operator")
+        if refused is not None:
+            return {}, refused
+        if not isinstance(body, dict):
+            return {}, _problem(422, f"body: expected a JSON object, got {type(body).__name__}")
+        unknown = sorted(k for k in body if k not in known)
+        if unknown:
+            return {}, _problem(422, f"unknown field {shorten(unknown[0], 40)} (known: {', '.join(known)})")
+        return body, None
+
+    @app.post(
+        "/v1/halt",
+        tags=["control"],
+        summary="halt every order (persisted; one more ESS source): the next evaluation blocks",
+        responses={200: {"model": dict[str, Any]}, 422: {"model": Problem}, **_DOCS_401},
+    )
+    async def halt(request: Request) -> Response:
+        body, refused = await control_body(request, ("reason",))
+        if refused is not None:
+            return refused
+        return controlled(lambda: service.halt(body.get("reason"), operator_of(request)))  # type: ignore[arg-type]
+
+    @app.post(
+        "/v1/resume",
+        tags=["control"],
+        summary="lift the operator halt (only it: an ESS or kill-switch halt stays)",
+        responses={200: {"model": dict[str, Any]}, 422: {"model": Problem}, **_DOCS_401},
+    )
+    async def resume(request: Request) -> Response:
+        body, refused = await control_body(request, ("reason",))
+        if refused is not None:
+            return refused
+        return controlled(lambda: service.resume(operator_of(request), body.get("reason", "resumed")))
+
+    @app.get("/v1/halt", tags=["control"], summary="the operator halt", responses=_DOCS_401)
+    def halt_status(request: Request) -> Response:
+        refused = guard(request, "reader")
+        return refused if refused is not None else _ok(service.controls.halt_status())
+
+    @app.get("/v1/overrides", tags=["control"], summary="overrides: proposed, active, ended", responses=_DOCS_401)
+    def overrides(request: Request) -> Response:
+        refused = guard(request, "reader")
+        return refused if refused is not None else _ok([asdict(r) for r in service.overrides()])
+
+    @app.post(
+        "/v1/overrides",
+        tags=["control"],
+        summary="propose an override (account, reason, ttl_s); another operator approves it",
+        status_code=201,
+        responses={201: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}, **_DOCS_401},
+    )
+    async def propose(request: Request) -> Response:
+        body, refused = await control_body(request, ("account", "reason", "ttl_s"))
+        if refused is not None:
+            return refused
+        by = operator_of(request)
+        return controlled(
+            lambda: service.propose_override(body.get("account"), body.get("reason"), body.get("ttl_s"), by),  # type: ignore[arg-type]
+            201,
+        )
+
+    @app.post(
+        "/v1/overrides/{override_id}/approve",
+        tags=["control"],
+        summary="approve another operator's proposal: it is active for its ttl_s",
+        responses={
+            200: {"model": dict[str, Any]},
+            403: {"model": Problem},
+            404: {"model": Problem},
+            409: {"model": Problem},
+            **_DOCS_401,
+        },
+    )
+    async def approve(override_id: str, request: Request) -> Response:
+        refused = guard(request, "operator")
+        if refused is not None:
+            return refused
+        return controlled(lambda: service.approve_override(override_id, operator_of(request)))
+
+    @app.delete(
+        "/v1/overrides/{override_id}",
+        tags=["control"],
+        summary="revoke a proposal or an active override",
+        responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 409: {"model": Problem}, **_DOCS_401},
+    )
+    async def revoke(override_id: str, request: Request) -> Response:
+        refused = guard(request, "operator")
+        if refused is not None:
+            return refused
+        return controlled(lambda: service.revoke_override(override_id, operator_of(request)))
 
     _document_bodies(app)
     return app

@@ -1,0 +1,148 @@
+"""`riskgate halt | resume | status | override ...`: steer a running riskgate through its HTTP API.
+
+The API's address comes from `--url`, else from the config's `[api] host:port`.
+The operator's token comes from `--token-file`, else the `RISKGATE_TOKEN`
+environment variable; it is never taken on the command line (where `ps` and
+shell histories would show it). Exit 0 on success, 1 when the API refuses
+(its answer is printed), 2 for a usage or configuration problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_control_commands"]
+
+TOKEN_ENV = "RISKGATE_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+
+def _fail(text: str) -> int:
+    print(f"riskgate: {text}", file=sys.stderr)
+    return 2
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str | None] | int:
+    """(base URL, token) or an exit code after saying what is wrong."""
+    url = args.url
+    if url is None:
+        from supervisor.config import ConfigError, load_config
+
+        try:
+            api = load_config(args.config).api
+        except ConfigError as exc:
+            return _fail(f"{exc.source}: cannot read the config for [api] host:port ({exc.problems[0]}); give --url")
+        host = f"[{api.host}]" if ":" in api.host else api.host
+        url = f"http://{host}:{api.port}"
+    token = None
+    if args.token_file is not None:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return _fail(f"--token-file {args.token_file}: {exc.strerror or exc}")
+        if not token:
+            return _fail(f"--token-file {args.token_file} is empty")
+    else:
+        token = os.environ.get(TOKEN_ENV) or None
+    return url.rstrip("/"), token
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any = None, needs_token: bool = True) -> int:
+    import httpx
+
+    target = _target(args)
+    if isinstance(target, int):
+        return target
+    url, token = target
+    if needs_token and token is None:
+        return _fail(f"an operator token is needed: set {TOKEN_ENV} or give --token-file")
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    try:
+        response = httpx.request(
+            method,
+            url + path,
+            headers=headers,
+            content=None if body is None else json.dumps(body),
+            timeout=args.timeout,
+        )
+    except httpx.HTTPError as exc:
+        print(f"riskgate: cannot reach {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = response.text
+    out = sys.stdout if response.is_success else sys.stderr
+    print(json.dumps(answer, indent=2, sort_keys=True) if not isinstance(answer, str) else answer, file=out)
+    return 0 if response.is_success else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    """The operator halt, readiness and overrides, in one look."""
+    code = _call(args, "GET", "/readyz", needs_token=False)
+    if code == 2:
+        return code
+    for path in ("/v1/halt", "/v1/overrides"):
+        code = max(code, _call(args, "GET", path, needs_token=False))
+    return code
+
+
+def add_control_commands(
+    command: Callable[..., argparse.ArgumentParser], formatter: type[argparse.HelpFormatter]
+) -> None:
+    def where(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", help="the API's base URL (default: http://[api] host:port from --config)")
+        p.add_argument("--config", default="config.toml", help="configuration file, for [api] host:port")
+        p.add_argument(
+            "--token-file", metavar="PATH", help=f"file holding the operator's token (default: ${TOKEN_ENV})"
+        )
+        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the API")
+
+    p = command("halt", "halt every order at a running riskgate (an operator's token)")
+    p.add_argument("--reason", required=True, help="why: journaled with the operator's name")
+    where(p)
+    p.set_defaults(func=lambda a: _call(a, "POST", "/v1/halt", {"reason": a.reason}))
+
+    p = command("resume", "lift the operator halt (an ESS or kill-switch halt stays)")
+    p.add_argument("--reason", default="resumed", help="why: journaled")
+    where(p)
+    p.set_defaults(func=lambda a: _call(a, "POST", "/v1/resume", {"reason": a.reason}))
+
+    p = command("status", "readiness, the operator halt and the overrides of a running riskgate")
+    where(p)
+    p.set_defaults(func=_status)
+
+    p = command("override", "two-person emergency overrides: propose, approve (another operator), list, revoke")
+    osub = p.add_subparsers(dest="override_command", required=True, metavar="ACTION")
+    o = osub.add_parser(
+        "propose",
+        help="propose an override for an account; another operator approves it",
+        description="Propose that ACCOUNT's reduce-only orders pass halts, stale Risk v3 and CRITICAL for "
+        "--ttl seconds once another operator approves (riskgate override approve ID).",
+        formatter_class=formatter,
+    )
+    o.add_argument("account")
+    o.add_argument("--reason", required=True, help="why: journaled")
+    o.add_argument("--ttl", type=float, required=True, metavar="SECONDS", help="how long, at most overrides.max_ttl_s")
+    where(o)
+    o.set_defaults(
+        func=lambda a: _call(a, "POST", "/v1/overrides", {"account": a.account, "reason": a.reason, "ttl_s": a.ttl})
+    )
+    o = osub.add_parser("approve", help="approve another operator's proposal", formatter_class=formatter)
+    o.add_argument("id")
+    where(o)
+    o.set_defaults(func=lambda a: _call(a, "POST", f"/v1/overrides/{a.id}/approve"))
+    o = osub.add_parser("list", help="proposed, active and ended overrides", formatter_class=formatter)
+    where(o)
+    o.set_defaults(func=lambda a: _call(a, "GET", "/v1/overrides", needs_token=False))
+    o = osub.add_parser("revoke", help="revoke a proposal or an active override", formatter_class=formatter)
+    o.add_argument("id")
+    where(o)
+    o.set_defaults(func=lambda a: _call(a, "DELETE", f"/v1/overrides/{a.id}"))
