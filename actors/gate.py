@@ -20,6 +20,7 @@ from actors.base import SupervisedActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_counters import GateCounters
 from supervisor.channels.gate_link import Stamped
+from supervisor.channels.halt_watch import HaltWatch
 from supervisor.channels.inbox import drain_inbox, simple_queue_inbox
 from supervisor.channels.journal_queue import DECISION, JournalQueue
 from supervisor.clock import Clock
@@ -96,6 +97,7 @@ class GateActor(SupervisedActor):
         retired: threading.Event | None = None,
         journal: JournalQueue | None = None,
         counters: GateCounters | None = None,
+        halts: HaltWatch | None = None,
     ) -> None:
         """`state` lets a restarted gate keep its predecessor's reservations and
         rate windows (see `GateState.carry_over`); upstream state is re-fed.
@@ -107,6 +109,7 @@ class GateActor(SupervisedActor):
         # journal formats, writes and logs it on its own thread.
         self._journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
         self._counters = counters  # None: metrics off
+        self._halts = halts  # told when a halt begins (the guarded clients cancel resting orders)
         self._failing_closed: set[tuple[str, str]] = set()  # (source, account) the gate blocks on now
         self._config = config
         self._clock = clock
@@ -307,6 +310,8 @@ class GateActor(SupervisedActor):
         # Publishers put the newest ESS state on the board before telling us;
         # this ordered notification only logs changes. (Publishing it here could
         # put back an older state over a newer one.)
+        if ess.active is True and self._ess_logged is not True and self._halts is not None:
+            self._halts.began(ess.reason)  # one queue put: the cancels run on the watch's thread
         if ess.active != self._ess_logged:
             self._journal.event(
                 self._clock.now(), "ess_changed", "ess", active=ess.active, previous=self._ess_logged, reason=ess.reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -531,6 +531,11 @@ class RiskSupervisor:
         return self._tell_gate(outcome)
 
     # -- emergency controls (docs/http-api.md; two operators for an override) ------------
+    def on_halt(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(reason)` when a halt begins (any source), on the halt
+        thread, never the gate's. The guarded clients subscribe themselves."""
+        self._runtime.halts.subscribe(listener)
+
     def halt(self, reason: str, by: str) -> dict[str, Any]:
         """Halt every order (an ESS source of its own, persisted in `state.dir`):
         the next evaluation blocks. `ControlError` for a reason that is not text."""

@@ -13,6 +13,15 @@ is reported back, so reservations are released and positions move.
   `order_id`, `filled_qty`, `avg_price`, `status`.
 
 Account, exchange and strategy are bound when wrapping or given per call.
+
+Cancels always pass, halted or not (they only reduce risk; a desk's first move
+in an emergency): `cancel_order`, `cancel_orders`, `cancel_all_orders` reach
+the client without a gate decision, are journaled, and release what they
+ended. `edit_order` is a new order for the gate (edited size and price).
+ccxt's shortcuts (`create_market_buy_order`, `create_limit_sell_order`, ...)
+go through `create_order`. With `ess.cancel_open_orders_on_halt`, every
+guarded client cancels its resting orders when a halt begins (told by the
+gate, run on the supervisor's halt thread, never the gate's).
 """
 
 from __future__ import annotations
@@ -184,6 +193,15 @@ class _Guard:
     def live_order(self, exchange_id: Any) -> dict[str, Any] | None:
         return self._live.get(str(exchange_id))
 
+    def live_orders(self, symbol: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """(exchange id, order) of every resting order (of `symbol`, a config symbol, when given)."""
+        return [(xid, o) for xid, o in list(self._live.items()) if symbol is None or o.get("symbol") == symbol]
+
+    def journal(self, kind: str, account: Any = None, **detail: Any) -> None:
+        journal = getattr(self.sup, "journal", None)
+        if journal is not None:
+            journal.event(_now(self), kind, "execution", account or self.defaults["account"], **detail)
+
 
 #: ccxt `params` a guarded client passes on by default. ccxt merges `params`
 #: into the exchange's request over what it built, so any other key could
@@ -248,8 +266,8 @@ def _adapter_args(order: Mapping[str, Any], symbol: Any, quantity: float, levera
 
 
 class _Guarded:
-    """Holds the client out of reach: only order entry through the gate, and
-    read-only calls, pass."""
+    """Holds the client out of reach: only order entry through the gate,
+    cancels, and read-only calls, pass."""
 
     def __init__(
         self,
@@ -265,6 +283,10 @@ class _Guarded:
         self._client = client
         self._guard = _Guard(supervisor, account, exchange, strategy_id, symbol_map)
         self._allowed_params = frozenset(allowed_params)
+        self._loop: asyncio.AbstractEventLoop | None = None  # an async client's, once it has sent an order
+        subscribe = getattr(supervisor, "on_halt", None)
+        if callable(subscribe):
+            subscribe(self._on_halt)
 
     # Where the exchange's answer keeps (status, filled quantity, average price, its order id).
     _KEYS = ("status", "filled", "average", "id")
@@ -284,6 +306,62 @@ class _Guarded:
         order = self._guard.live_order(response.get(self._KEYS[3]))
         if order is not None:
             self._report(order, response)
+
+    # -- cancels ------------------------------------------------------------------------
+    def _cancelled(self, exchange_id: Any, response: Any) -> None:
+        """A cancel the exchange accepted ends the order: as the answer says
+        (filled, if it filled first), else cancelled; its reservation goes."""
+        order = self._guard.live_order(exchange_id)
+        if order is None:
+            return
+        answer = response if isinstance(response, Mapping) else {}
+        status = answer.get(self._KEYS[0])
+        if status is None or str(status).lower() not in _TERMINAL:
+            status = "canceled"
+        self._guard.update(order, status, answer.get(self._KEYS[1]), answer.get(self._KEYS[2]), exchange_id)
+
+    def _journal_cancel(self, what: str, target: Any, error: BaseException | None = None) -> None:
+        order = self._guard.live_order(target) if not isinstance(target, (list, tuple)) else None
+        self._guard.journal(
+            "order_cancel",
+            order.get("account") if order else None,
+            call=what,
+            exchange_order_id=shorten(target, 200),
+            order_id=order.get("order_id") if order else None,
+            ok=error is None,
+            error=None if error is None else f"{type(error).__name__}: {shorten(str(error), 200)}",
+        )
+
+    def _cancelled_all(self, symbol: Any, response: Any) -> None:
+        answered = {
+            str(item.get(self._KEYS[3])): item
+            for item in (response if isinstance(response, list) else [])
+            if isinstance(item, Mapping)
+        }
+        wanted = self._guard.symbol_map(symbol) if isinstance(symbol, str) else None
+        for exchange_id, _ in self._guard.live_orders(wanted):
+            self._cancelled(exchange_id, answered.get(exchange_id, {}))
+
+    def _on_halt(self, reason: str) -> None:
+        """A halt began (on the supervisor's halt thread): cancel every resting order, once."""
+        config = getattr(self._guard.sup, "config", None)
+        if config is None or not config.ess.cancel_open_orders_on_halt:
+            return
+        resting = self._guard.live_orders()
+        if not resting:
+            return
+        self._guard.journal("cancel_on_halt", None, reason=shorten(reason, 300), orders=len(resting))
+        self._cancel_resting(resting)
+
+    def _cancel_resting(self, resting: list[tuple[str, dict[str, Any]]]) -> None:
+        for exchange_id, order in resting:
+            try:
+                self._cancel_one(exchange_id, order)
+            except Exception as exc:  # noqa: BLE001 - journaled; the other orders are still cancelled
+                log.error("cancel_on_halt_failed", exchange_order_id=exchange_id, error=repr(exc))
+
+    def _cancel_one(self, exchange_id: str, order: Mapping[str, Any]) -> None:
+        raise NotImplementedError
 
 
 class GuardedExchange(_Guarded):
@@ -315,8 +393,105 @@ class GuardedExchange(_Guarded):
         except Exception as exc:
             self._guard.failed(order, exc)
             raise
-        self._report(order, response)
+        self._report({**order, "client_symbol": symbol}, response)
         return response
+
+    # ccxt's shortcuts: the same order, through the gate.
+    def create_market_order(
+        self, symbol: str, side: str, amount: float, price: float | None = None, params: Any = None, **over: Any
+    ) -> Any:
+        return self.create_order(symbol, "market", side, amount, None, params, **_reference(over, price))
+
+    def create_limit_order(
+        self, symbol: str, side: str, amount: float, price: float, params: Any = None, **over: Any
+    ) -> Any:
+        return self.create_order(symbol, "limit", side, amount, price, params, **over)
+
+    def create_market_buy_order(self, symbol: str, amount: float, params: Any = None, **over: Any) -> Any:
+        return self.create_order(symbol, "market", "buy", amount, None, params, **over)
+
+    def create_market_sell_order(self, symbol: str, amount: float, params: Any = None, **over: Any) -> Any:
+        return self.create_order(symbol, "market", "sell", amount, None, params, **over)
+
+    def create_limit_buy_order(self, symbol: str, amount: float, price: float, params: Any = None, **over: Any) -> Any:
+        return self.create_order(symbol, "limit", "buy", amount, price, params, **over)
+
+    def create_limit_sell_order(self, symbol: str, amount: float, price: float, params: Any = None, **over: Any) -> Any:
+        return self.create_order(symbol, "limit", "sell", amount, price, params, **over)
+
+    def edit_order(
+        self,
+        id: str,  # noqa: A002 - ccxt's own parameter name
+        symbol: str,
+        type: str,  # noqa: A002 - ccxt's own parameter name
+        side: str,
+        amount: float | None = None,
+        price: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        **over: Any,
+    ) -> Any:
+        """A new order for the gate: the edited size and price (the old one's
+        reservation stays until the exchange has replaced it)."""
+        old = self._guard.live_order(id)
+        if amount is None and old is not None:
+            amount = old["quantity"]
+        order, params = _ccxt_call(
+            self._guard, symbol, type, side, amount, price, params, dict(over), self._allowed_params
+        )
+        quantity = self._guard.decided(order, _without_reference(self._guard.sup.evaluate(order), price, over))
+        try:
+            response = self._client.edit_order(id, *_ccxt_args(order, symbol, type, quantity, price), params)
+        except Exception as exc:
+            self._guard.failed(order, exc)
+            raise
+        self._cancelled(id, {"status": "canceled"})  # replaced
+        self._report({**order, "client_symbol": symbol}, response)
+        return response
+
+    def cancel_order(self, id: str, symbol: str | None = None, params: Mapping[str, Any] | None = None) -> Any:  # noqa: A002 - ccxt's name
+        """Always passes (halted or not): journaled; the order's reservation is released."""
+        try:
+            response = self._client.cancel_order(id, symbol, dict(params or {}))
+        except Exception as exc:
+            self._journal_cancel("cancel_order", id, exc)
+            raise
+        self._journal_cancel("cancel_order", id)
+        self._cancelled(id, response)
+        return response
+
+    def cancel_orders(self, ids: list[str], symbol: str | None = None, params: Mapping[str, Any] | None = None) -> Any:
+        try:
+            response = self._client.cancel_orders(list(ids), symbol, dict(params or {}))
+        except Exception as exc:
+            self._journal_cancel("cancel_orders", list(ids), exc)
+            raise
+        self._journal_cancel("cancel_orders", list(ids))
+        answered = (
+            {str(i.get("id")): i for i in response if isinstance(i, Mapping)} if isinstance(response, list) else {}
+        )
+        for exchange_id in ids:
+            self._cancelled(exchange_id, answered.get(str(exchange_id), {}))
+        return response
+
+    def cancel_all_orders(self, symbol: str | None = None, params: Mapping[str, Any] | None = None) -> Any:
+        try:
+            response = self._client.cancel_all_orders(symbol, dict(params or {}))
+        except Exception as exc:
+            self._journal_cancel("cancel_all_orders", symbol, exc)
+            raise
+        self._journal_cancel("cancel_all_orders", symbol)
+        self._cancelled_all(symbol, response)
+        return response
+
+    def _cancel_one(self, exchange_id: str, order: Mapping[str, Any]) -> None:
+        self.cancel_order(exchange_id, order.get("client_symbol"))
+
+
+def _reference(over: dict[str, Any], price: Any) -> dict[str, Any]:
+    """ccxt's `create_market_order(..., price)`: that price is the gate's reference, never sent."""
+    if price is not None and over.get("reference_price") is None:
+        over["reference_price"] = price
+    return over
 
 
 class AsyncGuardedExchange(_Guarded):
@@ -337,14 +512,123 @@ class AsyncGuardedExchange(_Guarded):
         )
         result = await self._guard.sup.evaluate_async(order)
         quantity = self._guard.decided(order, _without_reference(result, price, over))
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         try:
             response = await self._client.create_order(*_ccxt_args(order, symbol, type, quantity, price), params)
         except Exception as exc:
             await loop.run_in_executor(None, self._guard.failed, order, exc)
             raise
-        await loop.run_in_executor(None, self._report, order, response)
+        await loop.run_in_executor(None, self._report, {**order, "client_symbol": symbol}, response)
         return response
+
+    async def create_market_order(
+        self, symbol: str, side: str, amount: float, price: float | None = None, params: Any = None, **over: Any
+    ) -> Any:
+        return await self.create_order(symbol, "market", side, amount, None, params, **_reference(over, price))
+
+    async def create_limit_order(
+        self, symbol: str, side: str, amount: float, price: float, params: Any = None, **over: Any
+    ) -> Any:
+        return await self.create_order(symbol, "limit", side, amount, price, params, **over)
+
+    async def create_market_buy_order(self, symbol: str, amount: float, params: Any = None, **over: Any) -> Any:
+        return await self.create_order(symbol, "market", "buy", amount, None, params, **over)
+
+    async def create_market_sell_order(self, symbol: str, amount: float, params: Any = None, **over: Any) -> Any:
+        return await self.create_order(symbol, "market", "sell", amount, None, params, **over)
+
+    async def create_limit_buy_order(
+        self, symbol: str, amount: float, price: float, params: Any = None, **over: Any
+    ) -> Any:
+        return await self.create_order(symbol, "limit", "buy", amount, price, params, **over)
+
+    async def create_limit_sell_order(
+        self, symbol: str, amount: float, price: float, params: Any = None, **over: Any
+    ) -> Any:
+        return await self.create_order(symbol, "limit", "sell", amount, price, params, **over)
+
+    async def edit_order(
+        self,
+        id: str,  # noqa: A002 - ccxt's own parameter name
+        symbol: str,
+        type: str,  # noqa: A002 - ccxt's own parameter name
+        side: str,
+        amount: float | None = None,
+        price: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        **over: Any,
+    ) -> Any:
+        old = self._guard.live_order(id)
+        if amount is None and old is not None:
+            amount = old["quantity"]
+        order, params = _ccxt_call(
+            self._guard, symbol, type, side, amount, price, params, dict(over), self._allowed_params
+        )
+        result = await self._guard.sup.evaluate_async(order)
+        quantity = self._guard.decided(order, _without_reference(result, price, over))
+        loop = self._loop = asyncio.get_running_loop()
+        try:
+            response = await self._client.edit_order(id, *_ccxt_args(order, symbol, type, quantity, price), params)
+        except Exception as exc:
+            await loop.run_in_executor(None, self._guard.failed, order, exc)
+            raise
+        await loop.run_in_executor(None, self._cancelled, id, {"status": "canceled"})
+        await loop.run_in_executor(None, self._report, {**order, "client_symbol": symbol}, response)
+        return response
+
+    async def cancel_order(self, id: str, symbol: str | None = None, params: Mapping[str, Any] | None = None) -> Any:  # noqa: A002 - ccxt's name
+        loop = asyncio.get_running_loop()
+        try:
+            response = await self._client.cancel_order(id, symbol, dict(params or {}))
+        except Exception as exc:
+            await loop.run_in_executor(None, self._journal_cancel, "cancel_order", id, exc)
+            raise
+        await loop.run_in_executor(None, self._journal_cancel, "cancel_order", id, None)
+        await loop.run_in_executor(None, self._cancelled, id, response)
+        return response
+
+    async def cancel_orders(
+        self, ids: list[str], symbol: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            response = await self._client.cancel_orders(list(ids), symbol, dict(params or {}))
+        except Exception as exc:
+            await loop.run_in_executor(None, self._journal_cancel, "cancel_orders", list(ids), exc)
+            raise
+        await loop.run_in_executor(None, self._journal_cancel, "cancel_orders", list(ids), None)
+        answered = (
+            {str(i.get("id")): i for i in response if isinstance(i, Mapping)} if isinstance(response, list) else {}
+        )
+        for exchange_id in ids:
+            await loop.run_in_executor(None, self._cancelled, exchange_id, answered.get(str(exchange_id), {}))
+        return response
+
+    async def cancel_all_orders(self, symbol: str | None = None, params: Mapping[str, Any] | None = None) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            response = await self._client.cancel_all_orders(symbol, dict(params or {}))
+        except Exception as exc:
+            await loop.run_in_executor(None, self._journal_cancel, "cancel_all_orders", symbol, exc)
+            raise
+        await loop.run_in_executor(None, self._journal_cancel, "cancel_all_orders", symbol, None)
+        await loop.run_in_executor(None, self._cancelled_all, symbol, response)
+        return response
+
+    def _cancel_resting(self, resting: list[tuple[str, dict[str, Any]]]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            log.error("cancel_on_halt_no_loop", orders=len(resting), detail="the client's event loop is gone")
+            return
+
+        async def cancel_all() -> None:
+            for exchange_id, order in resting:
+                try:
+                    await self.cancel_order(exchange_id, order.get("client_symbol"))
+                except Exception as exc:  # noqa: BLE001 - journaled; the other orders are still cancelled
+                    log.error("cancel_on_halt_failed", exchange_order_id=exchange_id, error=repr(exc))
+
+        asyncio.run_coroutine_threadsafe(cancel_all(), loop)
 
 
 _ADAPTER_KEYS = ("status", "filled_qty", "avg_price", "order_id")
@@ -368,6 +652,30 @@ class GuardedAdapter(_Guarded):
         self._report(order, response)
         return dict(response)
 
+    def cancel_order(self, order_id: str) -> Any:
+        """Always passes (halted or not): journaled; the order's reservation is released."""
+        try:
+            response = self._client.cancel_order(order_id)
+        except Exception as exc:
+            self._journal_cancel("cancel_order", order_id, exc)
+            raise
+        self._journal_cancel("cancel_order", order_id)
+        self._cancelled(order_id, response)
+        return response
+
+    def cancel_all_orders(self, symbol: str | None = None) -> Any:
+        try:
+            response = self._client.cancel_all_orders() if symbol is None else self._client.cancel_all_orders(symbol)
+        except Exception as exc:
+            self._journal_cancel("cancel_all_orders", symbol, exc)
+            raise
+        self._journal_cancel("cancel_all_orders", symbol)
+        self._cancelled_all(symbol, response)
+        return response
+
+    def _cancel_one(self, exchange_id: str, order: Mapping[str, Any]) -> None:
+        self.cancel_order(exchange_id)
+
 
 class AsyncGuardedAdapter(_Guarded):
     """The adapter protocol with a coroutine `submit_order`."""
@@ -385,7 +693,7 @@ class AsyncGuardedAdapter(_Guarded):
     ) -> dict[str, Any]:
         order = self._guard.order(symbol, side, quantity, price, leverage=leverage, **over)
         sent = self._guard.decided(order, await self._guard.sup.evaluate_async(order))
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         try:
             response = await self._client.submit_order(*_adapter_args(order, symbol, sent, leverage))
         except Exception as exc:
@@ -393,3 +701,29 @@ class AsyncGuardedAdapter(_Guarded):
             raise
         await loop.run_in_executor(None, self._report, order, response)
         return dict(response)
+
+    async def cancel_order(self, order_id: str) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            response = await self._client.cancel_order(order_id)
+        except Exception as exc:
+            await loop.run_in_executor(None, self._journal_cancel, "cancel_order", order_id, exc)
+            raise
+        await loop.run_in_executor(None, self._journal_cancel, "cancel_order", order_id, None)
+        await loop.run_in_executor(None, self._cancelled, order_id, response)
+        return response
+
+    def _cancel_resting(self, resting: list[tuple[str, dict[str, Any]]]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            log.error("cancel_on_halt_no_loop", orders=len(resting), detail="the client's event loop is gone")
+            return
+
+        async def cancel_all() -> None:
+            for exchange_id, _ in resting:
+                try:
+                    await self.cancel_order(exchange_id)
+                except Exception as exc:  # noqa: BLE001 - journaled; the other orders are still cancelled
+                    log.error("cancel_on_halt_failed", exchange_order_id=exchange_id, error=repr(exc))
+
+        asyncio.run_coroutine_threadsafe(cancel_all(), loop)

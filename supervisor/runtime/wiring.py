@@ -23,6 +23,7 @@ from actors.risk_poller import RiskV3PollerActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_counters import GateCounters
 from supervisor.channels.gate_link import GateLink
+from supervisor.channels.halt_watch import HaltWatch
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
@@ -59,6 +60,7 @@ class Runtime:
         self.first = list(first)
         self.board = EssBoard()
         self.counters = GateCounters() if config.metrics.enabled else None
+        self.halts = HaltWatch()
         self.link = GateLink(clock)
         self.supervisor = ActorSupervisor(clock, config.supervision, self.event)
         self._gate_state: GateState | None = None
@@ -71,7 +73,7 @@ class Runtime:
         self._gate_state = state
         self._gate_retired = threading.Event()
         return self.gate_actor_class.start(
-            self.config, self.clock, self.board, state, self._gate_retired, self.journal, self.counters
+            self.config, self.clock, self.board, state, self._gate_retired, self.journal, self.counters, self.halts
         )
 
     def event(self, kind: str, source: str, account: str | None = None, **detail: Any) -> None:
@@ -130,11 +132,13 @@ class Runtime:
 
     # -- life cycle -----------------------------------------------------------------
     def start(self) -> None:
+        self.halts.start()
         self.supervisor.start(self.specs())
 
     def stop(self) -> None:
         self.link.disconnect()
         self.supervisor.stop()
+        self.halts.stop()
 
     # -- health -----------------------------------------------------------------------
     def _ess_age(self) -> float | None:

@@ -166,8 +166,11 @@ def test_per_call_binding_and_reduce_only_from_params(sup):
 def test_only_order_entry_through_the_gate_and_read_only_calls_pass(sup):
     guarded = GuardedExchange(FakeExchange(), sup, account="main", exchange="binance", strategy_id="trend_v2")
     assert guarded.fetch_balance()["USDT"]["free"] == 1.0
-    with pytest.raises(AttributeError, match="not exposed behind the risk gate"):
+    # ccxt's shortcut goes through the gate (no state yet: blocked), never the client's own shortcut.
+    with pytest.raises(OrderBlocked):
         guarded.create_limit_buy_order("SOL/USDT", 1.0, 100.0)
+    with pytest.raises(AttributeError, match="not exposed behind the risk gate"):
+        guarded.withdraw("USDT", 1.0, "somewhere")
     with pytest.raises(AttributeError):
         guarded._client_direct  # noqa: B018
 

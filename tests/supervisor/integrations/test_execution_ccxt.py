@@ -135,3 +135,58 @@ def test_ccxt_async_support_binance(sup, clock):
     # no stop: 1% of 1,000,000 equity at risk = 100 SOL at 100
     assert sent[0][2]["quantity"] == ["100"] and sent[0][2]["type"] == ["MARKET"]
     assert order["amount"] == 100.0
+
+
+def resting_binance(async_: bool = False):
+    """binance whose orders rest (NEW) and whose cancels answer as binance does."""
+    exchange = (ccxt_async.binance if async_ else ccxt.binance)({"apiKey": "test-key", "secret": "test-secret"})
+    exchange.set_markets([MARKET])
+    sent: list[tuple[str, str, dict]] = []
+
+    def order_answer(params: dict, order_id: int, status: str) -> dict:
+        return {
+            "symbol": "SOLUSDT",
+            "orderId": order_id,
+            "clientOrderId": params.get("newClientOrderId", params.get("origClientOrderId", ["x"]))[0],
+            "transactTime": 1767614400000,
+            "price": "100",
+            "origQty": params.get("quantity", ["1"])[0],
+            "executedQty": "0",
+            "cummulativeQuoteQty": "0",
+            "status": status,
+            "type": "LIMIT",
+            "side": "BUY",
+        }
+
+    def answer(url, method="GET", headers=None, body=None):
+        params = parse_qs(body or url.split("?", 1)[-1])
+        path = url.split("?", 1)[0]
+        sent.append((method, path, params))
+        if method == "DELETE" and path.endswith("/openOrders"):
+            return [order_answer(params, 1, "CANCELED"), order_answer(params, 2, "CANCELED")]
+        if method == "DELETE":
+            return order_answer(params, int(params["orderId"][0]), "CANCELED")
+        return order_answer(params, sum(m == "POST" for m, _, _ in sent), "NEW")
+
+    exchange.fetch = answer
+    return exchange, sent
+
+
+def test_while_halted_cancels_reach_a_real_ccxt_exchange_and_release_reservations(sup, clock):
+    sup.report_risk_signal(signal("INFO", clock.now()))
+    exchange, sent = resting_binance()
+    guarded = GuardedExchange(exchange, sup, account="main", exchange="binance", strategy_id="trend_v2")
+    first = guarded.create_order("SOL/USDT", "limit", "buy", 1.0, 100.0)
+    guarded.create_order("SOL/USDT", "limit", "buy", 1.0, 100.0)
+    assert first["status"] == "open" and sup.health()["gate"]["reservations"] == 2
+    sup.report_ess_active(True, "drawdown")
+    with pytest.raises(OrderBlocked):
+        guarded.create_order("SOL/USDT", "limit", "buy", 1.0, 100.0)
+    cancelled = guarded.cancel_order(first["id"], "SOL/USDT")
+    assert cancelled["status"] == "canceled"
+    method, url, params = sent[-1]
+    assert (method, url, params["orderId"]) == ("DELETE", "https://api.binance.com/api/v3/order", ["1"])
+    assert sup.health()["gate"]["reservations"] == 1
+    guarded.cancel_all_orders("SOL/USDT")
+    assert sent[-1][:2] == ("DELETE", "https://api.binance.com/api/v3/openOrders")
+    assert sup.health()["gate"]["reservations"] == 0
