@@ -19,7 +19,6 @@ from supervisor.core.messages import (
     Fill,
     OrderOutcome,
     OutcomeStatus,
-    Override,
     Position,
     RiskSignal,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "UpstreamError",
     "check_fill",
     "check_outcome",
-    "check_override",
     "check_signal",
     "check_snapshot",
     "parse_account_snapshot",
@@ -337,23 +335,3 @@ def check_outcome(outcome: OrderOutcome) -> OrderOutcome:
         filled_quantity=filled,
         account=None if outcome.account is None else _name(outcome.account, "account"),
     )
-
-
-MAX_OVERRIDE_TTL_S = 3600.0
-
-
-def check_override(override: Override, accounts: Mapping[str, object]) -> Override:
-    """An override names a configured account, who approved it and why, and
-    lasts a finite time of at most an hour."""
-    if not isinstance(override, Override):
-        raise UpstreamError(f"override: expected an Override, got {type(override).__name__}")
-    account = _name(override.account, "account")
-    if account not in accounts:
-        raise UpstreamError(f"account: {shorten(account)} is not configured")
-    ttl = plain_float(override.ttl_s)
-    if ttl is None or not 0 < ttl <= MAX_OVERRIDE_TTL_S:
-        raise UpstreamError(f"ttl_s: expected seconds in (0, {MAX_OVERRIDE_TTL_S:g}], got {shorten(override.ttl_s)}")
-    reason = plain_str(override.reason)
-    if not reason or not reason.strip():
-        raise UpstreamError("reason: an override says why")
-    return Override(account, _name(override.approved_by, "approved_by"), _text(reason, 500), ttl)
