@@ -193,3 +193,42 @@ def test_a_halt_cancels_resting_orders_within_one_ess_poll(clock, tmp_path, enab
             assert len(paper.resting) == 2 and reservations(sup) == 2
         clock.advance(0.5)  # still halted: no second round of cancels
         assert sum(c[0] == "cancel_order" for c in paper.calls) == (2 if enabled else 0)
+
+
+def test_a_halt_cancels_an_async_clients_resting_orders_on_its_own_loop(clock):
+    import asyncio
+
+    from supervisor import AsyncGuardedAdapter
+
+    all_gone = threading.Event()
+
+    class AsyncPaper(PaperAdapter):
+        async def submit_order(self, *args, **kwargs):  # type: ignore[override]
+            return PaperAdapter.submit_order(self, *args, **kwargs)
+
+        async def cancel_order(self, order_id):  # type: ignore[override]
+            out = PaperAdapter.cancel_order(self, order_id)
+            if not self.resting:
+                all_gone.set()
+            return out
+
+    cfg = make_config(gate={"max_orders_per_s": 10_000}, ess={"cancel_open_orders_on_halt": True})
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+            feed(sup)
+            paper = AsyncPaper()
+            ad = AsyncGuardedAdapter(paper, sup, account="main", exchange="binance", strategy_id="trend_v2")
+            for _ in range(2):
+                asyncio.run_coroutine_threadsafe(ad.submit_order("SOL/USDT", "buy", 1.0, 100.0), loop).result(10)
+            assert len(paper.resting) == 2
+            sup.report_ess_active(True, "halt")
+            assert all_gone.wait(10), "the async client's orders were not cancelled"
+            # The releases run on the client's loop after the cancels: wait for them there.
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(10)
+            assert paper.resting == {}
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
