@@ -216,7 +216,11 @@ class RiskSupervisor:
                 self._api = None
             self._lock.release()
             raise
-        self.controls.start()  # the operator halt and running overrides, from state.dir
+        try:
+            self.controls.start()  # the operator halt and running overrides, from state.dir
+        except BaseException:
+            self.stop()
+            raise
         self._health.start()
         if self._rates is not None:
             self._rates.start()
@@ -535,6 +539,11 @@ class RiskSupervisor:
         """Call `listener(reason)` when a halt begins (any source), on the halt
         thread, never the gate's. The guarded clients subscribe themselves."""
         self._runtime.halts.subscribe(listener)
+
+    def settle_halt_listeners(self, timeout: float = 10.0) -> bool:
+        """Wait until every halt so far reached the listeners and they returned
+        (cancel-on-halt is done then); False after `timeout`."""
+        return self._runtime.halts.settle(timeout)
 
     def halt(self, reason: str, by: str) -> dict[str, Any]:
         """Halt every order (an ESS source of its own, persisted in `state.dir`):

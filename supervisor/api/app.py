@@ -489,17 +489,24 @@ def build_app(service: GateService) -> FastAPI:
     def operator_of(request: Request) -> str:
         return keeper.who(request.headers.getlist("authorization"), "operator") or "?"
 
-    def controlled(action: Callable[[], Any], status: int = 200) -> Response:
+    async def controlled(action: Callable[[], Any], status: int = 200) -> Response:
         try:
-            out = action()
+            out = await run_in_threadpool(action)  # it writes and fsyncs a file: off the event loop
         except ControlError as exc:
             return _problem(exc.status, exc.detail)
         return _ok(asdict(out) if is_dataclass(out) and not isinstance(out, type) else out, status)
 
-    async def control_body(request: Request, known: tuple[str, ...]) -> tuple[dict[str, Any], Response | None]:
-        body, refused = await body_of(request, "operator")
+    async def control_body(
+        request: Request, known: tuple[str, ...], empty_ok: bool = False
+    ) -> tuple[dict[str, Any], Response | None]:
+        refused = guard(request, "operator", body=True)
         if refused is not None:
             return {}, refused
+        try:
+            raw = await _body(request)
+            body = {} if empty_ok and not raw.strip() else _parse(raw)
+        except _BodyError as exc:
+            return {}, _problem(exc.status, exc.detail)
         if not isinstance(body, dict):
             return {}, _problem(422, f"body: expected a JSON object, got {type(body).__name__}")
         unknown = sorted(k for k in body if k not in known)
@@ -517,7 +524,7 @@ def build_app(service: GateService) -> FastAPI:
         body, refused = await control_body(request, ("reason",))
         if refused is not None:
             return refused
-        return controlled(lambda: service.halt(body.get("reason"), operator_of(request)))  # type: ignore[arg-type]
+        return await controlled(lambda: service.halt(body.get("reason"), operator_of(request)))  # type: ignore[arg-type]
 
     @app.post(
         "/v1/resume",
@@ -526,10 +533,10 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, 422: {"model": Problem}, **_DOCS_401},
     )
     async def resume(request: Request) -> Response:
-        body, refused = await control_body(request, ("reason",))
+        body, refused = await control_body(request, ("reason",), empty_ok=True)
         if refused is not None:
             return refused
-        return controlled(lambda: service.resume(operator_of(request), body.get("reason", "resumed")))
+        return await controlled(lambda: service.resume(operator_of(request), body.get("reason", "resumed")))
 
     @app.get("/v1/halt", tags=["control"], summary="the operator halt", responses=_DOCS_401)
     def halt_status(request: Request) -> Response:
@@ -553,7 +560,7 @@ def build_app(service: GateService) -> FastAPI:
         if refused is not None:
             return refused
         by = operator_of(request)
-        return controlled(
+        return await controlled(
             lambda: service.propose_override(body.get("account"), body.get("reason"), body.get("ttl_s"), by),  # type: ignore[arg-type]
             201,
         )
@@ -574,7 +581,7 @@ def build_app(service: GateService) -> FastAPI:
         refused = guard(request, "operator")
         if refused is not None:
             return refused
-        return controlled(lambda: service.approve_override(override_id, operator_of(request)))
+        return await controlled(lambda: service.approve_override(override_id, operator_of(request)))
 
     @app.delete(
         "/v1/overrides/{override_id}",
@@ -586,7 +593,7 @@ def build_app(service: GateService) -> FastAPI:
         refused = guard(request, "operator")
         if refused is not None:
             return refused
-        return controlled(lambda: service.revoke_override(override_id, operator_of(request)))
+        return await controlled(lambda: service.revoke_override(override_id, operator_of(request)))
 
     _document_bodies(app)
     return app

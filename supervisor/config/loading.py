@@ -312,6 +312,10 @@ def _principals(t: _Table, environ: Mapping[str, str], role: str, seen: dict[str
             else:
                 digest = hashlib.sha256(token.encode()).hexdigest()
         o.finish()
+        folded = f"name:{name.casefold()}"
+        if folded in seen:
+            t.problem(name, f"is the same name as {seen[folded]} but for case: names must tell people apart")
+        seen[folded] = f"{role} {name!r}"
         if digest is not None and _SHA256_HEX.fullmatch(digest) and digest != _EMPTY_SHA256:
             if digest in seen:
                 t.problem(name, f"has the same token as {seen[digest]}: every operator and client needs its own")

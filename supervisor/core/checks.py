@@ -164,6 +164,8 @@ def check_ess_halt(o: OrderRequest, c: EvalContext) -> Outcome:
     ess = c.state.ess
     if ess is not None and ess.active:
         denial = Denial(RC.ESS_HALT_ACTIVE, f"ESS halt active: {ess.reason}")
+        if any(s.active is not True and s.active is not False for s in ess.sources):
+            return denial  # a source is unreadable too: an override never passes what is not known
         return _overridden(o, c, f"a halt ({ess.reason})") or denial
     return None
 

@@ -231,10 +231,19 @@ def _ccxt_call(
         log.warning("order_blocked", reason_code=str(result.reason_code), reason=why, order_id=result.order_id)
         raise OrderBlocked(result)
     reference = over.pop("reference_price", None)
-    over.setdefault("reduce_only", params.get("reduceOnly"))
+    said, flagged = over.get("reduce_only"), params.get("reduceOnly")
+    if said is not None and flagged is not None and bool(said) != bool(flagged):
+        why = f"reduce_only={said!r} and params reduceOnly={flagged!r} disagree: which is meant?"
+        result = block_result(ReasonCode.INVALID_ORDER, why, order_id_of(over), _now(guard))
+        log.warning("order_blocked", reason_code=str(result.reason_code), reason=why, order_id=result.order_id)
+        raise OrderBlocked(result)
+    over.setdefault("reduce_only", flagged)
     if over.get("order_id") is None and params.get("clientOrderId") is not None:
         over["order_id"] = params["clientOrderId"]  # the exchange's client id is the order's id
-    return guard.order(symbol, side, amount, price if price is not None else reference, **over), params
+    order = guard.order(symbol, side, amount, price if price is not None else reference, **over)
+    if order.get("reduce_only") is True:
+        params["reduceOnly"] = True  # judged reduce-only: the exchange enforces it too
+    return order, params
 
 
 def _now(guard: _Guard) -> datetime:
@@ -263,6 +272,12 @@ def _ccxt_args(order: Mapping[str, Any], symbol: Any, kind: Any, quantity: float
 
 def _adapter_args(order: Mapping[str, Any], symbol: Any, quantity: float, leverage: Any) -> tuple[Any, ...]:
     return (plain_str(symbol), order["side"], quantity, order["price"], None if leverage is None else order["leverage"])
+
+
+def _adapter_flags(order: Mapping[str, Any]) -> dict[str, Any]:
+    """A reduce-only order tells the adapter so (`reduce_only=True`): an adapter
+    that cannot take it fails the order rather than send it as an opening one."""
+    return {"reduce_only": True} if order.get("reduce_only") is True else {}
 
 
 class _Guarded:
@@ -316,8 +331,10 @@ class _Guarded:
             return
         answer = response if isinstance(response, Mapping) else {}
         status = answer.get(self._KEYS[0])
-        if status is None or str(status).lower() not in _TERMINAL:
-            status = "canceled"
+        if status is None:
+            status = "canceled"  # accepted without a word: cancelled
+        elif str(status).lower() not in _TERMINAL:
+            return  # a cancel still pending (the order is "open"): it lives on until an update ends it
         self._guard.update(order, status, answer.get(self._KEYS[1]), answer.get(self._KEYS[2]), exchange_id)
 
     def _journal_cancel(self, what: str, target: Any, error: BaseException | None = None) -> None:
@@ -333,14 +350,16 @@ class _Guarded:
         )
 
     def _cancelled_all(self, symbol: Any, response: Any) -> None:
-        answered = {
-            str(item.get(self._KEYS[3])): item
-            for item in (response if isinstance(response, list) else [])
-            if isinstance(item, Mapping)
-        }
+        """An answer listing orders ends those it lists (as each says); an answer
+        that lists none ends every resting order it was asked to cancel."""
         wanted = self._guard.symbol_map(symbol) if isinstance(symbol, str) else None
+        if isinstance(response, list):
+            for item in response:
+                if isinstance(item, Mapping) and item.get(self._KEYS[3]) is not None:
+                    self._cancelled(str(item.get(self._KEYS[3])), item)
+            return
         for exchange_id, _ in self._guard.live_orders(wanted):
-            self._cancelled(exchange_id, answered.get(exchange_id, {}))
+            self._cancelled(exchange_id, {})
 
     def _on_halt(self, reason: str) -> None:
         """A halt began (on the supervisor's halt thread): cancel every resting order, once."""
@@ -645,7 +664,7 @@ class GuardedAdapter(_Guarded):
         order = self._guard.order(symbol, side, quantity, price, leverage=leverage, **over)
         sent = self._guard.decided(order, self._guard.sup.evaluate(order))
         try:
-            response = self._client.submit_order(*_adapter_args(order, symbol, sent, leverage))
+            response = self._client.submit_order(*_adapter_args(order, symbol, sent, leverage), **_adapter_flags(order))
         except Exception as exc:
             self._guard.failed(order, exc)
             raise
@@ -695,7 +714,9 @@ class AsyncGuardedAdapter(_Guarded):
         sent = self._guard.decided(order, await self._guard.sup.evaluate_async(order))
         loop = self._loop = asyncio.get_running_loop()
         try:
-            response = await self._client.submit_order(*_adapter_args(order, symbol, sent, leverage))
+            response = await self._client.submit_order(
+                *_adapter_args(order, symbol, sent, leverage), **_adapter_flags(order)
+            )
         except Exception as exc:
             await loop.run_in_executor(None, self._guard.failed, order, exc)
             raise

@@ -21,9 +21,12 @@ Every action is journaled with the operator, the time and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import stat
+import tempfile
 import threading
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -90,17 +93,45 @@ def _when(text: str) -> datetime:
 
 
 def _write_atomically(path: Path, body: Any) -> None:
-    """Write, fsync, rename over, fsync the folder: a crash leaves the old file or the new one."""
+    """Write a new file (an unpredictable name, created exclusively), fsync,
+    rename over the old (a rename replaces a symlink, never follows it), fsync
+    the folder: a crash leaves the old file or the new one. OSError if not."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(body, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(body, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_MAX_FILE = 1_000_000
+
+
+def _read_small_file(path: Path) -> str | None:
+    """A regular file's text (None when absent). Never blocks on a FIFO or a
+    device, never reads more than 1 MB: OSError or ValueError for anything else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if info.st_size > _MAX_FILE:
+            raise ValueError(f"{path} is larger than {_MAX_FILE} bytes")
+        return os.read(fd, _MAX_FILE + 1).decode("utf-8")
     finally:
         os.close(fd)
 
@@ -146,12 +177,12 @@ class OperatorControls:
         gate the overrides still running, and re-publish on a timer."""
         with self._lock:
             self._halt = self._read_halt()
+            self._publish_halt()  # first: whatever else fails, a halt holds
             self._overrides = self._read_overrides()
             self._sweep()
             for record in self._overrides.values():
                 if record.state == "active":
                     self._tell_gate(record)
-            self._publish_halt()
         interval = self._config.ess.poll_interval_s
         self._timer = self._clock.call_every(interval, self.tick, "operator-controls")
 
@@ -169,9 +200,10 @@ class OperatorControls:
     def _read_halt(self) -> dict[str, Any]:
         path = self._dir / HALT_FILE
         try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"active": False}
+            text = _read_small_file(path)
+            if text is None:
+                return {"active": False}
+            body = json.loads(text)
         except (OSError, ValueError) as exc:
             why = f"{path} unreadable ({type(exc).__name__}): treated as halted"
             log.error("operator_halt_unreadable", path=str(path), error=str(exc))
@@ -195,8 +227,8 @@ class OperatorControls:
         with self._lock:
             since = self._halt.get("since") if self._halt.get("active") else _iso(self._clock.now())
             self._halt = {"active": True, "by": by, "reason": reason, "since": since}
-            _write_atomically(self._dir / HALT_FILE, self._halt)
             self._publish_halt()  # on the board before this returns: the next evaluation is blocked
+            self._save_or_say(HALT_FILE, self._halt, "halted now, but the halt could not be saved")
         self._journal.event(self._clock.now(), "operator_halt", HALT_SOURCE, by=by, reason=reason)
         log.warning("operator_halt", by=by, reason=reason)
         return dict(self._halt)
@@ -205,8 +237,10 @@ class OperatorControls:
         reason = _text(reason, "reason")
         with self._lock:
             was = dict(self._halt)
-            self._halt = {"active": False, "by": by, "reason": reason, "since": _iso(self._clock.now())}
-            _write_atomically(self._dir / HALT_FILE, self._halt)
+            resumed = {"active": False, "by": by, "reason": reason, "since": _iso(self._clock.now())}
+            # Saved first: a resume that a restart would undo is no resume (still halted).
+            self._save_or_say(HALT_FILE, resumed, "not resumed: the resume could not be saved")
+            self._halt = resumed
             self._publish_halt()
         self._journal.event(
             self._clock.now(), "operator_resume", HALT_SOURCE, by=by, reason=reason, was_halted=bool(was.get("active"))
@@ -214,25 +248,66 @@ class OperatorControls:
         log.warning("operator_resume", by=by, reason=reason, was_halted=bool(was.get("active")))
         return dict(self._halt)
 
+    def _save_or_say(self, name: str, body: Any, what: str) -> None:
+        try:
+            _write_atomically(self._dir / name, body)
+        except OSError as exc:
+            log.error("control_not_saved", file=name, error=f"{type(exc).__name__}: {exc}", effect=what)
+            raise ControlError(503, f"{what} ({self._dir / name}: {exc.strerror or exc})") from exc
+
     def halt_status(self) -> dict[str, Any]:
         with self._lock:
             return dict(self._halt)
 
     # -- overrides ----------------------------------------------------------------------
     def _read_overrides(self) -> dict[str, OverrideRecord]:
+        """What a previous process saved, each record checked as if it were new;
+        anything unreadable or implausible: no override runs (fail closed)."""
         path = self._dir / OVERRIDES_FILE
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-            return {r["id"]: OverrideRecord(**r) for r in rows}
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            # Unreadable: no override runs (fail closed); the file is kept for a person to read.
-            log.error("overrides_unreadable", path=str(path), error=str(exc), effect="no override is active")
+            text = _read_small_file(path)
+            if text is None:
+                return {}
+            records = {}
+            for row in json.loads(text):
+                record = OverrideRecord(**row)
+                self._check_saved(record)
+                records[record.id] = record
+            return records
+        except Exception as exc:  # noqa: BLE001 - any damage: nothing from it is trusted
+            log.error(
+                "overrides_unreadable",
+                path=str(path),
+                error=f"{type(exc).__name__}: {exc}",
+                effect="no override is active",
+            )
             return {}
 
+    def _check_saved(self, r: OverrideRecord) -> None:
+        if r.state not in ("proposed", "active", "expired", "revoked"):
+            raise ValueError(f"override {r.id}: state {r.state!r}")
+        for name in ("id", "account", "reason", "proposed_by", "proposed_at"):
+            if not isinstance(getattr(r, name), str) or not getattr(r, name):
+                raise ValueError(f"override {r.id}: {name} missing")
+        _when(r.proposed_at)
+        if (
+            isinstance(r.ttl_s, bool)
+            or not isinstance(r.ttl_s, (int, float))
+            or not 0 < r.ttl_s <= self._config.overrides.max_ttl_s
+        ):
+            raise ValueError(f"override {r.id}: ttl_s {r.ttl_s!r} outside (0, overrides.max_ttl_s]")
+        if r.state == "active":
+            if not r.approved_by or r.approved_by.casefold() == r.proposed_by.casefold() or not r.approved_at:
+                raise ValueError(f"override {r.id}: active without a second operator's approval")
+            if r.expires_at is None or abs((_when(r.expires_at) - _when(r.approved_at)).total_seconds() - r.ttl_s) > 1:
+                raise ValueError(f"override {r.id}: its end is not its approval plus its ttl_s")
+
     def _save(self) -> None:
-        _write_atomically(self._dir / OVERRIDES_FILE, [asdict(r) for r in self._overrides.values()])
+        with contextlib.suppress(ControlError):  # an expiry not saved is found again at the next sweep
+            self._save_records_or_say(self._overrides, "expiry not saved")
+
+    def _save_records_or_say(self, records: dict[str, OverrideRecord], what: str) -> None:
+        self._save_or_say(OVERRIDES_FILE, [asdict(r) for r in records.values()], what)
 
     def _event(self, kind: str, record: OverrideRecord, by: str | None, **detail: Any) -> None:
         self._journal.event(
@@ -251,7 +326,8 @@ class OperatorControls:
     def _tell_gate(self, record: OverrideRecord) -> None:
         left = 0.0
         if record.state == "active" and record.expires_at is not None:
-            left = max(0.0, (_when(record.expires_at) - self._clock.now()).total_seconds())
+            left = (_when(record.expires_at) - self._clock.now()).total_seconds()
+            left = min(max(0.0, left), record.ttl_s)  # a wall clock set back never lengthens it
         self._link.tell(Override(record.account, record.approved_by or "?", record.reason, left, record.id))
 
     def _sweep(self) -> None:
@@ -259,7 +335,10 @@ class OperatorControls:
         now = self._clock.now()
         changed = False
         for record in list(self._overrides.values()):
-            if record.state in ("proposed", "active") and record.expires_at and _when(record.expires_at) <= now:
+            started = _when(record.approved_at or record.proposed_at)
+            # Past its end, or the wall clock is before its start (set back): expired, fail closed.
+            ended = record.expires_at is not None and (_when(record.expires_at) <= now or now < started)
+            if record.state in ("proposed", "active") and ended:
                 self._overrides[record.id] = replace(record, state="expired")
                 self._event("override_expired", record, None, was=record.state)
                 changed = True
@@ -286,8 +365,9 @@ class OperatorControls:
         )
         with self._lock:
             self._sweep()
-            self._overrides[record.id] = record
-            self._save()
+            saved = {**self._overrides, record.id: record}
+            self._save_records_or_say(saved, "not proposed: the proposal could not be saved")
+            self._overrides = saved
         self._event("override_proposed", record, by)
         return record
 
@@ -303,8 +383,13 @@ class OperatorControls:
             record = self._get(override_id)
             if record.state != "proposed":
                 raise ControlError(409, f"override {record.id} is {record.state}: only a proposal can be approved")
-            if record.proposed_by == by:
+            if record.proposed_by.casefold() == by.casefold():
                 raise ControlError(403, f"{by} proposed override {record.id}: another operator must approve it")
+            running = [r.id for r in self._overrides.values() if r.state == "active" and r.account == record.account]
+            if running:
+                raise ControlError(
+                    409, f"account {record.account} already has active override {running[0]}: revoke it first"
+                )
             now = self._clock.now()
             record = replace(
                 record,
@@ -313,8 +398,10 @@ class OperatorControls:
                 approved_at=_iso(now),
                 expires_at=_iso(now + timedelta(seconds=record.ttl_s)),
             )
-            self._overrides[record.id] = record
-            self._save()
+            saved = dict(self._overrides)
+            saved[record.id] = record
+            self._save_records_or_say(saved, "not approved: the approval could not be saved")
+            self._overrides = saved
             self._tell_gate(record)
         self._event("override_approved", record, by, proposed_by=record.proposed_by)
         return record
@@ -327,10 +414,12 @@ class OperatorControls:
                 raise ControlError(409, f"override {record.id} is {record.state} already")
             was = record.state
             record = replace(record, state="revoked", ended_by=by)
-            self._overrides[record.id] = record
-            self._save()
             if was == "active":
-                self._tell_gate(record)  # ttl 0: the gate drops it
+                self._tell_gate(record)  # first, ttl 0: the gate drops it whatever happens next
+            self._overrides[record.id] = record
+            self._save_records_or_say(
+                self._overrides, "revoked in the running gate, but not saved: a restart would bring it back"
+            )
         self._event("override_revoked", record, by, was=was)
         return record
 

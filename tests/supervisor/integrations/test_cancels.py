@@ -180,11 +180,12 @@ def test_a_halt_cancels_resting_orders_within_one_ess_poll(clock, tmp_path, enab
         ex = guarded(sup, paper)
         ex.create_order("SOL/USDT", "limit", "buy", 2.0, 100.0)
         ex.create_order("ETH/USDT", "limit", "sell", 0.5, 3000.0)
-        done = threading.Event()
-        sup.on_halt(lambda reason: done.set())  # after the client's listener: its cancels are done then
+        heard = threading.Event()
+        sup.on_halt(lambda reason: heard.set())
         kill.write_text("risk desk: stop everything\n")
         clock.advance(0.5)  # one ESS poll
-        assert done.wait(10), "the halt never reached the listeners"
+        assert heard.wait(10), "the halt never reached the listeners"
+        assert sup.settle_halt_listeners(10)  # the client's cancels have returned
         if enabled:
             assert paper.resting == {}
             assert sorted(c[1] for c in paper.calls if c[0] == "cancel_order") == ["p-1", "p-2"]
