@@ -61,6 +61,7 @@ class AccountTrackerActor(PolledSourceActor):
         self._poll_failures: dict[str, FailureLog] = {}
         self._problems: dict[str, str] = {}  # account -> why its latest snapshot was unusable
         self._taken_at: dict[str, datetime] = {}  # account -> timestamp of the last snapshot applied
+        self._filled_at: dict[str, datetime] = {}  # account -> when the last fill was applied (wall)
         self.refused_snapshots = 0
         self._round = 0
         self._refused_names: LRUCache[str, bool] = LRUCache(maxsize=256)
@@ -292,6 +293,10 @@ class AccountTrackerActor(PolledSourceActor):
         previous = self._taken_at.get(snap.account)
         if previous is not None and taken < previous:
             return f"taken before the snapshot already applied ({previous.isoformat()}): out of order"
+        filled = self._filled_at.get(snap.account)
+        if filled is not None and taken < filled:
+            # It may not show that fill yet: applied, it would undo the position the fill moved.
+            return f"taken before the last fill was applied ({filled.isoformat()}): it may not show it"
         return None
 
     def _unusable(self, account: str, problem: str) -> AccountState:
@@ -325,6 +330,7 @@ class AccountTrackerActor(PolledSourceActor):
                 order_id=fill.order_id,
             )
             return None
+        self._filled_at[fill.account] = self._clock.now()
         state = self._latest.get(fill.account)
         if state is not None:
             state = replace(

@@ -231,3 +231,21 @@ def test_reduce_only_is_sent_to_the_exchange_as_judged(clock, tmp_path):
         with pytest.raises(TypeError):
             ad.submit_order("SOL/USDT", "sell", 1.0, 100.0, reduce_only=True)
         assert sup.health()["gate"]["reservations"] == 1  # the failed one was released
+
+
+def test_a_snapshot_taken_before_a_fill_never_undoes_it(clock, tmp_path):
+    from supervisor import Fill
+
+    with RiskSupervisor(config(tmp_path, gate={"max_orders_per_s": 10_000}), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        approved(sup, ttl_s=600.0)
+        taken = clock.now()
+        clock.advance(1.0)
+        out = sup.evaluate(order(**REDUCE, order_id="flat-1"))
+        assert out.reason_code == "OVERRIDE_APPLIED"
+        sup.report_fill(Fill("main", "binance", "SOLUSDT", "sell", 3.0, 100.0, "flat-1"))
+        # The exchange's snapshot from before the fill arrives late: it still shows +3 SOL.
+        late = AccountSnapshot("main", 10_000.0, LONG_SOL, timestamp=taken)
+        assert sup.report_account_snapshot(late) is None  # not applied
+        again = sup.evaluate(order(**REDUCE, order_id="flat-2"))
+        assert again.decision == "block"  # no position left to reduce: it would open a short
