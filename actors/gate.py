@@ -225,6 +225,8 @@ class GateActor(SupervisedActor):
         book = st.books.get(account) if account is not None else None
         reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
         self._journal.put((DECISION, result, order, account, st.signal, book, reserved))
+        if order is not None:
+            st.record_decided(order, now, self._config.gate.duplicate_window_s)
         if code in STALE_SOURCE or self._failing_closed:
             self._note_fail_closed(code, account, result.reason)
         if order is not None and result.decision != "block":
@@ -320,6 +322,7 @@ class GateActor(SupervisedActor):
             self._ess_logged = ess.active
 
     def _on_fill(self, fill: Fill) -> None:
+        self._state.last_price[fill.symbol] = fill.price  # a reference for the price collar
         if fill.order_id:
             self._state.fill(fill.account, fill.order_id, fill.quantity)
 

@@ -36,7 +36,7 @@ _STATE_DIR = tempfile.mkdtemp(prefix="riskgate-bench-")  # not the working tree'
 def bench_config(n_accounts: int):
     """Limits out of the way so every bench order is allowed; n accounts on binance."""
     data = config_dict(
-        gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0},
+        gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0, "max_repeats": 10**9},
         risk_v3={"max_age_s": 3600.0},
         ess={"max_age_s": 3600.0},
         accounts={"max_age_s": 3600.0},

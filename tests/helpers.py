@@ -30,6 +30,10 @@ BASE: dict[str, Any] = {
         "warning_scale_factor": 0.5,
         "reduce_only_when_critical": False,
         "reservation_ttl_s": 30.0,
+        # The older tests reuse ids and repeat one order on purpose: replay and repeat
+        # protection are off here and tested on their own (tests/supervisor/core/test_pretrade.py).
+        "duplicate_window_s": 0.0,
+        "max_repeats": 1000,
     },
     "risk_v3": {
         "url": "http://127.0.0.1:1",
@@ -73,6 +77,7 @@ BASE: dict[str, Any] = {
             "max_single_trade_risk_pct": 1.0,
             "max_open_positions": 5,
             "allowed_leverage": 3.0,
+            "max_order_notional_usd": 1_000_000.0,
             "blacklist": ["martingale"],
         },
         "aggressive": {
@@ -86,7 +91,7 @@ BASE: dict[str, Any] = {
     "strategies": {"global_blacklist": ["experimental_hft"]},
     "symbols": {
         "BTCUSDT": {"lot_step": 0.001, "min_qty": 0.001, "min_notional": 5.0},
-        "ETHUSDT": {"lot_step": 0.01, "min_qty": 0.01, "min_notional": 5.0},
+        "ETHUSDT": {"lot_step": 0.01, "min_qty": 0.01, "min_notional": 5.0, "max_qty": 100.0},
         "SOLUSDT": {"lot_step": 0.1, "min_qty": 0.1, "min_notional": 5.0},
     },
 }

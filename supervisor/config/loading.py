@@ -22,8 +22,10 @@ from typing import Any
 
 from supervisor.config.schema import (
     API_ACCESS,
+    COLLAR_POLICIES,
     ESS_CONTRACTS,
     JOURNAL_POLICIES,
+    WARNING_SCALING,
     WEEKDAYS,
     AccountConfig,
     AccountsConfig,
@@ -193,6 +195,12 @@ def _gate(t: _Table) -> GateConfig:
         warning_scale_factor=t.number("warning_scale_factor", _GATE.warning_scale_factor, gt=0, le=1),
         reduce_only_when_critical=t.boolean("reduce_only_when_critical", False),
         reservation_ttl_s=t.number("reservation_ttl_s", _GATE.reservation_ttl_s, ge=1, le=86_400),
+        collar_pct=t.number("collar_pct", _GATE.collar_pct, gt=0, le=1000),
+        collar_missing_reference=t.string("collar_missing_reference", _GATE.collar_missing_reference, COLLAR_POLICIES),
+        duplicate_window_s=t.number("duplicate_window_s", _GATE.duplicate_window_s, ge=0, le=86_400),
+        max_repeats=t.number("max_repeats", _GATE.max_repeats, ge=1, integer=True),
+        warning_scaling=t.string("warning_scaling", _GATE.warning_scaling, WARNING_SCALING),
+        reduced_tier_scale_factor=t.number("reduced_tier_scale_factor", _GATE.reduced_tier_scale_factor, gt=0, le=1),
     )
     t.finish()
     return c
@@ -358,6 +366,7 @@ def _profiles(t: _Table) -> dict[str, ProfileConfig]:
             max_single_trade_risk_pct=p.number("max_single_trade_risk_pct", _MISSING, gt=0, le=100),
             max_open_positions=p.number("max_open_positions", _MISSING, ge=0, integer=True),
             allowed_leverage=p.number("allowed_leverage", _MISSING, ge=1),
+            max_order_notional_usd=p.optional_number("max_order_notional_usd", gt=0),
             whitelist=_folded(p.strings("whitelist")),
             blacklist=_folded(p.strings("blacklist")),
         )
@@ -393,6 +402,9 @@ def _symbols(t: _Table) -> dict[str, SymbolConfig]:
             lot_step=s.number("lot_step", _MISSING, gt=0),
             min_qty=s.number("min_qty", _MISSING, ge=0),
             min_notional=s.number("min_notional", 0.0, ge=0),
+            max_qty=s.optional_number("max_qty", gt=0),
+            collar_pct=s.optional_number("collar_pct", gt=0, le=1000),
+            collar_missing_reference=s.string("collar_missing_reference", None, COLLAR_POLICIES),
         )
         s.finish()
     for key in t.data:

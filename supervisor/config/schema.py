@@ -9,8 +9,10 @@ from pathlib import Path
 
 __all__ = [
     "API_ACCESS",
+    "COLLAR_POLICIES",
     "ESS_CONTRACTS",
     "JOURNAL_POLICIES",
+    "WARNING_SCALING",
     "WEEKDAYS",
     "AccountConfig",
     "AccountsConfig",
@@ -42,6 +44,12 @@ class GateConfig:
     warning_scale_factor: float = 0.5
     reduce_only_when_critical: bool = False
     reservation_ttl_s: float = 30.0
+    collar_pct: float = 10.0  # a price further than this from the reference blocks (PRICE_OUT_OF_COLLAR)
+    collar_missing_reference: str = "allow"  # no reference price at all: "allow" or "block"
+    duplicate_window_s: float = 60.0  # an order id decided within this blocks; so do repeats past max_repeats
+    max_repeats: int = 10  # the same account/symbol/side/quantity/price this often within the window, then blocks
+    warning_scaling: str = "fixed"  # "fixed": warning_scale_factor; "risk_score": by the signal's score
+    reduced_tier_scale_factor: float = 0.75  # ESS tier REDUCED with warning_scaling = "risk_score"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,10 @@ class AccountConfig:
     max_notional_usd: float | None = None
 
 
+COLLAR_POLICIES = ("allow", "block")
+WARNING_SCALING = ("fixed", "risk_score")
+
+
 @dataclass(frozen=True, slots=True)
 class AccountsConfig:
     snapshot_url: str | None = None
@@ -102,6 +114,7 @@ class ProfileConfig:
     max_single_trade_risk_pct: float
     max_open_positions: int
     allowed_leverage: float
+    max_order_notional_usd: float | None = None  # one order above this blocks (MAX_ORDER_NOTIONAL)
     whitelist: frozenset[str] = frozenset()
     blacklist: frozenset[str] = frozenset()
 
@@ -112,6 +125,9 @@ class SymbolConfig:
     lot_step: float
     min_qty: float
     min_notional: float = 0.0
+    max_qty: float | None = None  # one order above this blocks (MAX_ORDER_QUANTITY)
+    collar_pct: float | None = None  # None: gate.collar_pct
+    collar_missing_reference: str | None = None  # None: gate.collar_missing_reference
 
 
 @dataclass(frozen=True, slots=True)

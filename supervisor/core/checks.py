@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from supervisor.config import AccountConfig, Config, ProfileConfig, SymbolConfig
+from supervisor.config import AccountConfig, Config, GateConfig, ProfileConfig, SymbolConfig
 from supervisor.core.gate_state import AccountBook, GateState
-from supervisor.core.messages import OrderRequest
+from supervisor.core.messages import OrderRequest, RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import shorten
 
@@ -239,8 +239,22 @@ def check_account_known(o: OrderRequest, c: EvalContext) -> Outcome:
 def check_duplicate_order(o: OrderRequest, c: EvalContext) -> Outcome:
     # One id, one reservation: a replayed or double-submitted order whose first
     # approval is still in flight must not take a second slot against the caps.
-    if c.state.holds(o.account, o.order_id or ""):
+    st, oid = c.state, o.order_id or ""
+    if st.holds(o.account, oid):
         return Denial(RC.DUPLICATE_ORDER, f"order_id {shorten(o.order_id, 40)} of this account is still in flight")
+    window = c.config.gate.duplicate_window_s
+    if window <= 0:
+        return None
+    if st.decided_within(o.account, oid, c.now, window):
+        return Denial(
+            RC.DUPLICATE_ORDER, f"order_id {shorten(o.order_id, 40)} was decided in the last {window:g}s (a replay)"
+        )
+    limit = c.config.gate.max_repeats
+    if st.repeats and st.repeats_within(o, c.now, window) >= limit:
+        return Denial(
+            RC.DUPLICATE_ORDER,
+            f"the same {o.side} of {o.quantity:g} {o.symbol} at {o.price:g} already came {limit} times in {window:g}s",
+        )
     return None
 
 
@@ -265,6 +279,45 @@ def check_reduce_only(o: OrderRequest, c: EvalContext) -> Outcome:
             RC.INVALID_ORDER,
             f"reduce_only {o.side} {o.quantity} would open or grow the position (position={c.position})",
         )
+    return None
+
+
+def check_order_size(o: OrderRequest, c: EvalContext) -> Outcome:
+    """A fat finger is an error to stop, not an order to shrink: before any scaling."""
+    max_qty = c.symbol.max_qty
+    if max_qty is not None and o.quantity > max_qty:
+        return Denial(RC.MAX_ORDER_QUANTITY, f"quantity {o.quantity:g} > the symbol's max_qty {max_qty:g}")
+    cap = c.profile.max_order_notional_usd
+    if cap is not None and o.quantity * o.price > cap:
+        return Denial(
+            RC.MAX_ORDER_NOTIONAL,
+            f"notional {o.quantity * o.price:,.2f} > profile {c.profile.name!r} max_order_notional_usd {cap:,.2f}",
+        )
+    return None
+
+
+def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
+    """A buy priced far above the reference, or a sell far below it, is a fat
+    finger. The reference: the account snapshot's mark, else the order's
+    reference_price, else the last fill's price for the symbol."""
+    sym, gate = c.symbol, c.config.gate
+    reference = c.book.marks.get((o.symbol, o.exchange)) or o.reference_price or c.state.last_price.get(o.symbol)
+    if reference is None:
+        policy = sym.collar_missing_reference or gate.collar_missing_reference
+        if policy == "block":
+            return Denial(
+                RC.PRICE_OUT_OF_COLLAR, f"no reference price for {o.symbol} (collar_missing_reference = block)"
+            )
+        return None
+    pct = sym.collar_pct if sym.collar_pct is not None else gate.collar_pct
+    if o.side == "buy":
+        limit = reference * (1.0 + pct / 100.0)
+        if o.price > limit:
+            return Denial(RC.PRICE_OUT_OF_COLLAR, f"buy at {o.price:g} > {limit:g} ({pct:g}% above {reference:g})")
+    else:
+        limit = reference * (1.0 - pct / 100.0)
+        if o.price < limit:
+            return Denial(RC.PRICE_OUT_OF_COLLAR, f"sell at {o.price:g} < {limit:g} ({pct:g}% below {reference:g})")
     return None
 
 
@@ -398,12 +451,29 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     return tightest
 
 
+def _warning_factor(sig: RiskSignal, gate: GateConfig) -> float:
+    """The scale-down under WARNING or tier REDUCED. "fixed": warning_scale_factor.
+    "risk_score": WARNING scales by 1 - overall_risk_score, kept within
+    [warning_scale_factor, 1] (no score: warning_scale_factor); tier REDUCED by
+    reduced_tier_scale_factor; both: the smaller."""
+    if gate.warning_scaling != "risk_score":
+        return gate.warning_scale_factor
+    factor = 1.0
+    if sig.risk_level == "WARNING":
+        score = sig.overall_risk_score
+        by_score = gate.warning_scale_factor if score is None else 1.0 - score
+        factor = min(1.0, max(gate.warning_scale_factor, by_score))
+    if (sig.ess_tier_recommendation or "").upper() == "REDUCED":
+        factor = min(factor, gate.reduced_tier_scale_factor)
+    return factor
+
+
 def check_risk_warning(o: OrderRequest, c: EvalContext) -> Outcome:
     sig = c.state.signal
     if sig is None or c.reduces:
         return None
     if sig.risk_level == "WARNING" or (sig.ess_tier_recommendation or "").upper() == "REDUCED":
-        factor = c.config.gate.warning_scale_factor
+        factor = _warning_factor(sig, c.config.gate)
         if factor >= 1.0:
             return None
         return Scale(
@@ -428,6 +498,8 @@ CHECKS: tuple[Check, ...] = (
     check_duplicate_order,
     check_account_fresh,
     check_reduce_only,
+    check_order_size,
+    check_price_collar,
     check_strategy,
     check_leverage,
     check_order_rate,
@@ -457,8 +529,11 @@ DECIDED_BY: dict[RC, str] = {
     RC.GLOBAL_RISK_CRITICAL: "4. risk level not CRITICAL",
     RC.RISK_V3_ESS_ACTION_REQUIRED: "5. no ESS action required by Risk v3",
     RC.UNKNOWN_ACCOUNT: "6. account configured",
-    RC.DUPLICATE_ORDER: "6. order id not in flight",
+    RC.DUPLICATE_ORDER: "6. order id not in flight nor recently decided; its terms not repeated past gate.max_repeats",
     RC.ACCOUNT_STATE_STALE: "7. account state fresh and usable",
+    RC.MAX_ORDER_QUANTITY: "7a. order quantity within the symbol's max_qty",
+    RC.MAX_ORDER_NOTIONAL: "7a. order notional within the profile's max_order_notional_usd",
+    RC.PRICE_OUT_OF_COLLAR: "7b. price within the collar around the reference price",
     RC.STRATEGY_NOT_ALLOWED: "8. strategy allowed",
     RC.LEVERAGE_EXCEEDS_LIMIT: "9. leverage within the profile's",
     RC.ORDER_RATE_EXCEEDED: "10. order rate",
@@ -481,6 +556,9 @@ STALE_SOURCE: dict[RC, str] = {
     RC.ACCOUNT_STATE_STALE: "account",
 }
 _AFTER_ACCOUNT = (
+    RC.MAX_ORDER_QUANTITY,
+    RC.MAX_ORDER_NOTIONAL,
+    RC.PRICE_OUT_OF_COLLAR,
     RC.STRATEGY_NOT_ALLOWED,
     RC.LEVERAGE_EXCEEDS_LIMIT,
     RC.ORDER_RATE_EXCEEDED,

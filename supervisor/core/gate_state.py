@@ -17,7 +17,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from supervisor.core.messages import AccountState, EssState, RiskSignal
+from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskSignal
 
 __all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_units"]
 
@@ -46,6 +46,7 @@ class AccountBook:
     gross_units_by_exchange: dict[str, int]
     open_count: int
     usable: bool  # every number finite, marks > 0: otherwise the account fails closed
+    marks: dict[PositionKey, float] = field(default_factory=dict)  # the snapshot's mark per position (the collar)
 
     @classmethod
     def from_state(cls, state: AccountState, received: float, previous: AccountBook | None = None) -> AccountBook:
@@ -56,11 +57,13 @@ class AccountBook:
             _finite(p.quantity) and _finite(p.mark_price) and p.mark_price > 0 for p in state.positions
         )
         positions: dict[PositionKey, float] = {}
+        marks: dict[PositionKey, float] = {}
         by_exchange: dict[str, float] = {}
         if usable:
             for p in state.positions:
                 key = (p.symbol, p.exchange)
                 positions[key] = positions.get(key, 0.0) + p.quantity
+                marks[key] = p.mark_price
                 by_exchange[p.exchange] = by_exchange.get(p.exchange, 0.0) + abs(p.quantity) * p.mark_price
             usable = all(math.isfinite(v * UNITS_PER_USD) for v in by_exchange.values())
         if usable:
@@ -77,6 +80,7 @@ class AccountBook:
             gross_units_by_exchange=units,
             open_count=len(positions),
             usable=usable,
+            marks=marks if usable else {},
         )
 
 
@@ -125,6 +129,11 @@ class GateState:
     # (account, (symbol, exchange)) -> quantity of the position that orders in flight close
     reducing_by_key: dict[tuple[str, PositionKey], float] = field(default_factory=dict)
     journal_blocking: str | None = None  # why the journal makes new orders block, or None
+    last_price: dict[str, float] = field(default_factory=dict)  # symbol -> the last fill's price (the collar)
+    # Orders decided recently (duplicates): (account, order id) -> when; repeats of one order's terms.
+    decided: dict[tuple[str, str], float] = field(default_factory=dict)
+    repeats: dict[tuple[str, str, str, float, float], deque[float]] = field(default_factory=dict)
+    _decided_order: deque[tuple[float, tuple[str, str]]] = field(default_factory=deque)
 
     def carry_over(self) -> GateState:
         """A fresh state for a restarted gate: in-flight reservations and order
@@ -151,7 +160,45 @@ class GateState:
                 )
             )
         new.approvals = {account: deque(q) for account, q in self.approvals.items()}
+        # A replayed id or a looping strategy must not slip through a restart.
+        new.decided = dict(self.decided)
+        new._decided_order = deque(self._decided_order)
+        new.repeats = {k: deque(q) for k, q in self.repeats.items()}
+        new.last_price = dict(self.last_price)
         return new
+
+    # -- duplicates ----------------------------------------------------
+    def record_decided(self, order: OrderRequest, now: float, window_s: float) -> None:
+        """Remember a decided order (its id, and its terms for repeats) for `window_s`."""
+        cutoff = now - window_s
+        order_q = self._decided_order
+        while order_q and order_q[0][0] <= cutoff:
+            _, old = order_q.popleft()
+            if self.decided.get(old, now) <= cutoff:
+                del self.decided[old]
+        key = (order.account, order.order_id or "")
+        self.decided[key] = now
+        order_q.append((now, key))
+        terms = (order.account, order.symbol, order.side, order.quantity, order.price)
+        times = self.repeats.get(terms)
+        if times is None:
+            times = self.repeats[terms] = deque()
+        times.append(now)
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if len(self.repeats) > 4 * len(order_q) + 1024:  # prune terms nobody repeats
+            self.repeats = {k: q for k, q in self.repeats.items() if q and q[-1] > cutoff}
+
+    def decided_within(self, account: str, order_id: str, now: float, window_s: float) -> bool:
+        when = self.decided.get((account, order_id))
+        return when is not None and when > now - window_s
+
+    def repeats_within(self, order: OrderRequest, now: float, window_s: float) -> int:
+        times = self.repeats.get((order.account, order.symbol, order.side, order.quantity, order.price))
+        if not times:
+            return 0
+        cutoff = now - window_s
+        return sum(1 for t in times if t > cutoff)
 
     # -- account books -------------------------------------------------
     def put_account(self, state: AccountState, received: float) -> None:

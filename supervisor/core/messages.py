@@ -50,6 +50,7 @@ class OrderRequest:
     reduce_only: bool = False
     stop_price: float | None = None
     order_id: str | None = None
+    reference_price: float | None = None  # the market's price, for the collar when no mark is known
 
 
 @dataclass(frozen=True, slots=True)

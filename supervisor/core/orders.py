@@ -20,7 +20,7 @@ from supervisor.config import Config
 from supervisor.core.messages import OrderRequest
 from supervisor.core.values import plain_float, plain_str, shorten
 
-__all__ = ["MAX_NAME_LENGTH", "ORDER_FIELDS", "account_of", "order_id_of", "validate_order"]
+__all__ = ["MAX_NAME_LENGTH", "ORDER_FIELDS", "account_of", "config_symbol", "order_id_of", "validate_order"]
 
 ORDER_FIELDS = frozenset(OrderRequest.__dataclass_fields__)
 _REQUIRED = ("account", "exchange", "strategy_id", "symbol", "side", "quantity", "price")
@@ -29,6 +29,12 @@ _NAMES = ("account", "exchange", "strategy_id", "symbol")
 MAX_NAME_LENGTH = 128
 _ids = itertools.count(1)
 _ID_PREFIX = f"rg-{os.getpid():x}-"
+
+
+def config_symbol(symbol: str) -> str:
+    """An exchange-unified symbol in riskgate's terms: "BTC/USDT" and
+    "BTC/USDT:USDT" -> "BTCUSDT" (spot and the linear perpetual share a key)."""
+    return symbol.split(":", 1)[0].replace("/", "")
 
 
 def _new_order_id() -> str:
@@ -133,9 +139,17 @@ def validate_order(raw: Any, config: Config) -> OrderRequest | str:
             order_id = plain_str(order_id)
             if not order_id or len(order_id) > MAX_NAME_LENGTH or not _clean(order_id):
                 return f"order_id must be printable text of 1 to {MAX_NAME_LENGTH} characters"
+        reference = fields.get("reference_price")
+        if reference is not None:
+            reference = _positive(fields, "reference_price")
+            if isinstance(reference, str):
+                return reference
         symbol = config.symbols.get(names["symbol"])
         if symbol is None:
-            return f"symbol {shorten(names['symbol'], 30)} is not configured (no lot size known)"
+            names["symbol"] = config_symbol(names["symbol"])  # "BTC/USDT", "BTC/USDT:USDT"
+            symbol = config.symbols.get(names["symbol"])
+        if symbol is None:
+            return f"symbol {shorten(fields['symbol'], 30)} is not configured (no lot size known)"
         notional = quantity * price
         if notional > config.accounts.max_plausible_usd:
             return f"notional {notional:.6g} above max_plausible_usd {config.accounts.max_plausible_usd:.6g}"
@@ -155,6 +169,7 @@ def validate_order(raw: Any, config: Config) -> OrderRequest | str:
             reduce_only=reduce_only,
             stop_price=stop_price,
             order_id=order_id or _new_order_id(),
+            reference_price=reference,
         )
     except Exception as exc:  # noqa: BLE001 - malformed input is an answer, not a crash
         return f"order could not be read: {type(exc).__name__}"

@@ -37,7 +37,7 @@ from typing import Any
 from supervisor.clock import SystemClock
 from supervisor.core.evaluate import block_result
 from supervisor.core.messages import Fill, OrderOutcome, OrderRequest, OutcomeStatus, RiskGateResult
-from supervisor.core.orders import ORDER_FIELDS, order_id_of, validate_order
+from supervisor.core.orders import ORDER_FIELDS, config_symbol, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode
 from supervisor.core.values import plain_float, plain_str, shorten
 from supervisor.errors import RiskgateError
@@ -91,11 +91,6 @@ def _quantity(value: Any) -> float | None:
     return number if number is not None and number >= 0 else None
 
 
-def config_symbol(symbol: str) -> str:
-    """ccxt's unified symbol to riskgate's: "BTC/USDT" and "BTC/USDT:USDT" -> "BTCUSDT"."""
-    return symbol.split(":", 1)[0].replace("/", "")
-
-
 class _Guard:
     """Ask before sending, report after. Shared by every wrapper."""
 
@@ -126,6 +121,7 @@ class _Guard:
             leverage=given.get("leverage"),
             reduce_only=given.get("reduce_only"),
             stop_price=given.get("stop_price"),
+            reference_price=given.get("reference_price"),
         )
         fields["order_id"] = order_id_of(given)
         valid = validate_order(fields, self.sup.config)
@@ -240,7 +236,9 @@ def _ccxt_call(
     over.setdefault("reduce_only", flagged)
     if over.get("order_id") is None and params.get("clientOrderId") is not None:
         over["order_id"] = params["clientOrderId"]  # the exchange's client id is the order's id
-    order = guard.order(symbol, side, amount, price if price is not None else reference, **over)
+    order = guard.order(
+        symbol, side, amount, price if price is not None else reference, reference_price=reference, **over
+    )
     if order.get("reduce_only") is True:
         params["reduceOnly"] = True  # judged reduce-only: the exchange enforces it too
     return order, params

@@ -370,6 +370,9 @@ REACH = {
         lambda s: (s.report_ess_active(False), s.report_risk_signal(signal("INFO", s.clock.now()))),
         {},
     ),
+    RC.MAX_ORDER_QUANTITY: (lambda s: feed(s), {"symbol": "ETHUSDT", "quantity": 100.01, "price": 3_000.0}),
+    RC.MAX_ORDER_NOTIONAL: (lambda s: feed(s, equity=RICH), {"quantity": 10_000.1}),
+    RC.PRICE_OUT_OF_COLLAR: (lambda s: feed(s), {"price": 120.0, "reference_price": 100.0}),
     RC.STRATEGY_NOT_ALLOWED: (lambda s: feed(s), {"strategy_id": "experimental_hft"}),
     RC.LEVERAGE_EXCEEDS_LIMIT: (lambda s: feed(s), {"leverage": 9.0}),
     RC.ORDER_RATE_EXCEEDED: (
