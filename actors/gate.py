@@ -34,6 +34,7 @@ from supervisor.core.messages import (
     EssState,
     EvaluateOrder,
     Fill,
+    MessageSent,
     OrderOutcome,
     Override,
     RejectOrder,
@@ -126,6 +127,7 @@ class GateActor(SupervisedActor):
             OrderOutcome: self._on_outcome,
             GateStatsRequest: self._on_stats,
             GateViewRequest: self._on_view,
+            MessageSent: self._on_message_sent,
             ConfigChanged: self._on_config,
         }
 
@@ -320,6 +322,9 @@ class GateActor(SupervisedActor):
             )
             log.info("gate_ess_state", active=ess.active, previous=self._ess_logged, reason=ess.reason)
             self._ess_logged = ess.active
+
+    def _on_message_sent(self, msg: MessageSent) -> None:
+        self._state.record_message(msg.account, self._clock.monotonic())
 
     def _on_fill(self, fill: Fill) -> None:
         self._state.last_price[fill.symbol] = fill.price  # a reference for the price collar

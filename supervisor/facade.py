@@ -34,6 +34,7 @@ from supervisor.core.messages import (
     EssState,
     EvaluateOrder,
     Fill,
+    MessageSent,
     OrderOutcome,
     RejectOrder,
     RiskGateResult,
@@ -523,6 +524,11 @@ class RiskSupervisor:
     def report_fill(self, fill: Fill, timeout: float = 5.0) -> AccountState | None:
         """Push a (partial) fill: positions move, reserved notional is released."""
         return self._ask_tracker(fill, timeout)
+
+    def report_message(self, account: str) -> bool:
+        """A cancel or edit sent for `account` (the guarded clients report theirs):
+        it counts toward `gate.max_messages_per_s`."""
+        return isinstance(account, str) and self._tell_gate(MessageSent(account))
 
     def report_order_outcome(self, outcome: OrderOutcome) -> bool:
         """Push an order's final outcome: its reservation is released. An

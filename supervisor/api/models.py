@@ -41,6 +41,9 @@ class OrderIn(BaseModel):
     reduce_only: bool = False
     stop_price: float | None = Field(None, gt=0)
     order_id: str | None = Field(None, max_length=128, description="client order id; one is made up when absent")
+    reference_price: float | None = Field(
+        None, gt=0, description="the market's price, for the collar when no mark is known"
+    )
 
 
 class DecisionOut(BaseModel):

@@ -199,6 +199,7 @@ def _gate(t: _Table) -> GateConfig:
         collar_missing_reference=t.string("collar_missing_reference", _GATE.collar_missing_reference, COLLAR_POLICIES),
         duplicate_window_s=t.number("duplicate_window_s", _GATE.duplicate_window_s, ge=0, le=86_400),
         max_repeats=t.number("max_repeats", _GATE.max_repeats, ge=1, integer=True),
+        max_messages_per_s=t.number("max_messages_per_s", _GATE.max_messages_per_s, ge=1, integer=True),
         warning_scaling=t.string("warning_scaling", _GATE.warning_scaling, WARNING_SCALING),
         reduced_tier_scale_factor=t.number("reduced_tier_scale_factor", _GATE.reduced_tier_scale_factor, gt=0, le=1),
     )

@@ -47,6 +47,7 @@ class GateConfig:
     collar_pct: float = 10.0  # a price further than this from the reference blocks (PRICE_OUT_OF_COLLAR)
     collar_missing_reference: str = "allow"  # no reference price at all: "allow" or "block"
     duplicate_window_s: float = 60.0  # an order id decided within this blocks; so do repeats past max_repeats
+    max_messages_per_s: int = 50  # orders, cancels and edits per account per second; then new orders block
     max_repeats: int = 10  # the same account/symbol/side/quantity/price this often within the window, then blocks
     warning_scaling: str = "fixed"  # "fixed": warning_scale_factor; "risk_score": by the signal's score
     reduced_tier_scale_factor: float = 0.75  # ESS tier REDUCED with warning_scaling = "risk_score"

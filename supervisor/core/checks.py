@@ -348,6 +348,13 @@ def check_order_rate(o: OrderRequest, c: EvalContext) -> Outcome:
     recent = c.state.recent_approvals(o.account, c.now)
     if recent >= limit:
         return Denial(RC.ORDER_RATE_EXCEEDED, f"orders_last_1s={recent} >= max_orders_per_s={limit}")
+    if c.state.messages:
+        sent = c.state.recent_messages(o.account, c.now) + recent
+        cap = c.config.gate.max_messages_per_s
+        if sent >= cap:
+            return Denial(
+                RC.ORDER_RATE_EXCEEDED, f"messages_last_1s={sent} (orders, cancels, edits) >= max_messages_per_s={cap}"
+            )
     return None
 
 

@@ -123,6 +123,7 @@ class GateState:
     reserved_units_by_exchange: dict[str, int] = field(default_factory=dict)
     opening_keys: dict[str, dict[PositionKey, int]] = field(default_factory=dict)
     approvals: dict[str, deque[float]] = field(default_factory=dict)
+    messages: dict[str, deque[float]] = field(default_factory=dict)  # cancels and edits sent, per account
     overrides: dict[str, tuple[str, float]] = field(default_factory=dict)  # account -> (id, expiry, monotonic)
     _expiry_heap: list[tuple[float, ReservationKey]] = field(default_factory=list)
     _ids: dict[str, list[str]] = field(default_factory=dict)  # order_id -> accounts holding it
@@ -160,6 +161,7 @@ class GateState:
                 )
             )
         new.approvals = {account: deque(q) for account, q in self.approvals.items()}
+        new.messages = {account: deque(q) for account, q in self.messages.items()}
         # A replayed id or a looping strategy must not slip through a restart.
         new.decided = dict(self.decided)
         new._decided_order = deque(self._decided_order)
@@ -364,6 +366,23 @@ class GateState:
         while stale < n and q[stale] <= cutoff:
             stale += 1
         return n - stale
+
+    def recent_messages(self, account: str, now: float, window_s: float = 1.0) -> int:
+        """Cancels and edits `account` sent in the window (now - window_s, now]."""
+        q = self.messages.get(account)
+        if not q:
+            return 0
+        cutoff = now - window_s
+        return sum(1 for t in q if t > cutoff)
+
+    def record_message(self, account: str, now: float, window_s: float = 1.0) -> None:
+        q = self.messages.get(account)
+        if q is None:
+            q = self.messages[account] = deque()
+        q.append(now)
+        cutoff = now - window_s
+        while q and q[0] <= cutoff:
+            q.popleft()
 
     def record_approval(self, account: str, now: float, window_s: float = 1.0) -> None:
         q = self.approvals.get(account)

@@ -22,6 +22,7 @@ __all__ = [
     "EssState",
     "EvaluateOrder",
     "Fill",
+    "MessageSent",
     "OrderOutcome",
     "OrderRequest",
     "Override",
@@ -231,6 +232,14 @@ class RejectOrder:
     reply: Callable[[RiskGateResult], None] | None = None
     deadline: float | None = None
     sent: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSent:
+    """A cancel or an edit a guarded client sent for `account`: it counts toward
+    `gate.max_messages_per_s` (it is never blocked; new orders are)."""
+
+    account: str
 
 
 @dataclass(frozen=True, slots=True)

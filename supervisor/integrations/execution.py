@@ -193,6 +193,13 @@ class _Guard:
         """(exchange id, order) of every resting order (of `symbol`, a config symbol, when given)."""
         return [(xid, o) for xid, o in list(self._live.items()) if symbol is None or o.get("symbol") == symbol]
 
+    def message(self, account: Any = None) -> None:
+        """A cancel or edit was sent: it counts toward the account's message rate."""
+        report = getattr(self.sup, "report_message", None)
+        account = account or self.defaults["account"]
+        if callable(report) and isinstance(account, str):
+            report(account)
+
     def journal(self, kind: str, account: Any = None, **detail: Any) -> None:
         journal = getattr(self.sup, "journal", None)
         if journal is not None:
@@ -337,6 +344,7 @@ class _Guarded:
 
     def _journal_cancel(self, what: str, target: Any, error: BaseException | None = None) -> None:
         order = self._guard.live_order(target) if not isinstance(target, (list, tuple)) else None
+        self._guard.message(order.get("account") if order else None)
         self._guard.journal(
             "order_cancel",
             order.get("account") if order else None,
@@ -462,6 +470,7 @@ class GuardedExchange(_Guarded):
             self._guard.failed(order, exc)
             raise
         self._cancelled(id, {"status": "canceled"})  # replaced
+        self._guard.message(order["account"])  # an edit counts toward the message rate
         self._report({**order, "client_symbol": symbol}, response)
         return response
 
@@ -590,6 +599,7 @@ class AsyncGuardedExchange(_Guarded):
             await loop.run_in_executor(None, self._guard.failed, order, exc)
             raise
         await loop.run_in_executor(None, self._cancelled, id, {"status": "canceled"})
+        await loop.run_in_executor(None, self._guard.message, order["account"])
         await loop.run_in_executor(None, self._report, {**order, "client_symbol": symbol}, response)
         return response
 

@@ -353,3 +353,25 @@ def test_reads_can_require_a_token(clock):
                 assert httpx.get(url + path, headers={"Authorization": f"Bearer {token}"}).status_code == 200, path
         assert httpx.get(url + "/readyz").status_code == 503  # probes stay open
         assert httpx.get(url + "/healthz").status_code == 200
+
+
+def test_the_pre_trade_controls_answer_over_http(clock):
+    from tests.supervisor.api.conftest import DESK, clients, operators
+
+    cfg = make_config(
+        api={"operators": operators(), "clients": clients()},
+        gate={"duplicate_window_s": 60.0, "max_repeats": 100},
+    )
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        url = sup.serve_api(port=0).url
+        feed(sup, equity=10_000_000.0)
+        headers = {"Authorization": f"Bearer {DESK}"}
+
+        def code(**fields) -> str:
+            return httpx.post(f"{url}/v1/evaluate", json=order(**fields), headers=headers).json()["reason_code"]
+
+        assert code(price=120.0, reference_price=100.0) == "PRICE_OUT_OF_COLLAR"
+        assert code(symbol="ETH/USDT", quantity=100.5, price=3_000.0) == "MAX_ORDER_QUANTITY"  # unified symbol
+        assert code(quantity=10_000.1) == "MAX_ORDER_NOTIONAL"
+        assert code(order_id="d-1", quantity=0.1) == "ALL_CHECKS_PASSED"
+        assert code(order_id="d-1", quantity=0.1) == "DUPLICATE_ORDER"

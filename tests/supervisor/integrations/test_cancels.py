@@ -233,3 +233,22 @@ def test_a_halt_cancels_an_async_clients_resting_orders_on_its_own_loop(clock):
     finally:
         loop.call_soon_threadsafe(loop.stop)
         runner.join(10)
+
+
+def test_cancels_and_edits_count_toward_the_message_rate_but_are_never_blocked(clock):
+    cfg = make_config(gate={"max_orders_per_s": 100, "max_messages_per_s": 4})
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        paper = PaperExchange()
+        ex = guarded(sup, paper)
+        first = ex.create_order("SOL/USDT", "limit", "buy", 1.0, 100.0)  # 1 message
+        edited = ex.edit_order(first["id"], "SOL/USDT", "limit", "buy", 1.0, 99.0)  # an order and an edit: 3
+        ex.cancel_order(edited["id"], "SOL/USDT")  # 4: the cancel itself still passes
+        with pytest.raises(OrderBlocked) as info:
+            ex.create_order("SOL/USDT", "limit", "buy", 1.0, 98.0)
+        assert (
+            info.value.result.reason_code is RC.ORDER_RATE_EXCEEDED and "max_messages_per_s" in info.value.result.reason
+        )
+        clock.advance(1.0)
+        feed(sup)
+        assert ex.create_order("SOL/USDT", "limit", "buy", 1.0, 97.0)["status"] == "open"
