@@ -131,8 +131,14 @@ def run_demo(out: TextIO | None = None) -> int:
             at(
                 "08:00",
                 "normal order, all sources healthy",
-                _order("BTCUSDT", "buy", 0.05, 65_000.0, stop_price=63_000.0),
+                _order("BTCUSDT", "buy", 0.05, 65_000.0, stop_price=63_000.0, order_id="desk-0800"),
             )
+            at(
+                "08:00",
+                "the same order sent again (a retry)",
+                _order("BTCUSDT", "buy", 0.05, 65_000.0, stop_price=63_000.0, order_id="desk-0800"),
+            )
+            at("08:05", "fat finger: BTC priced at 10x its mark", _order("BTCUSDT", "buy", 0.01, 650_000.0))
             at(
                 "09:15",
                 "Risk v3 says WARNING",

@@ -125,6 +125,8 @@ def test_demo_exits_0_and_shows_every_decision_kind(entry):
         "GLOBAL_RISK_CRITICAL",
         "ESS_HALT_ACTIVE",
         "RISK_STATE_STALE",
+        "PRICE_OUT_OF_COLLAR",
+        "DUPLICATE_ORDER",
     ):
         assert code in proc.stdout
     assert "decisions: allow" in proc.stdout
