@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from cachetools import LRUCache
@@ -227,12 +227,58 @@ class AccountTrackerActor(PolledSourceActor):
         day = self._baseline("day", state.account, now, state.equity)
         week = self._baseline("week", state.account, now, state.equity)
         unknown = tuple(p for p, b in (("day", day), ("week", week)) if b.equity is None)
+        day_start = state.equity if day.equity is None else day.equity
+        week_start = state.equity if week.equity is None else week.equity
         return replace(
             state,
-            day_start_equity=state.equity if day.equity is None else day.equity,
-            week_start_equity=state.equity if week.equity is None else week.equity,
+            day_start_equity=day_start,
+            week_start_equity=week_start,
             baseline_unknown=unknown,
+            peak_equity=self._peak(state, week.period_start, week_start, now),
+            cooldown_until=self._cooldown(state, ((day, day_start), (week, week_start)), now),
         )
+
+    def _peak(self, state: AccountState, week_start: datetime, opening: float, now: datetime) -> float | None:
+        """The week's equity peak so far (kept with the baselines: a restart keeps it;
+        a new week starts from its opening equity)."""
+        if not math.isfinite(state.equity) or not math.isfinite(opening):
+            return None
+        key = (state.account, "peak")
+        held = self._baselines.get(key)
+        peak = max(opening, state.equity)
+        if held is not None and held.period_start == week_start and held.equity is not None and held.equity >= peak:
+            return held.equity
+        self._set(state.account, "peak", Baseline(week_start, peak, "equity_peak"), now)
+        return peak
+
+    def _cooldown(
+        self, state: AccountState, periods: tuple[tuple[Baseline, float], ...], now: datetime
+    ) -> datetime | None:
+        """Until when new positions stay blocked: `cooldown_minutes` after the day's
+        or week's loss limit tripped, within that period (kept with the baselines)."""
+        account = self._config.accounts.accounts.get(state.account)
+        profile = self._config.profiles.get(account.capital_profile) if account is not None else None
+        if profile is None or profile.cooldown_minutes is None or not math.isfinite(state.equity):
+            return None
+        until = None
+        for (period, limit), (baseline, start) in zip(
+            (("day", profile.max_daily_loss_pct), ("week", profile.max_weekly_loss_pct)), periods, strict=True
+        ):
+            key = (state.account, f"{period}_trip")
+            held = self._baselines.get(key)
+            tripped = None
+            if held is not None and held.period_start == baseline.period_start and held.equity is not None:
+                tripped = datetime.fromtimestamp(held.equity, UTC)
+            elif start > 0 and (state.equity - start) / start * 100.0 <= limit:
+                tripped = now
+                self._set(
+                    state.account, f"{period}_trip", Baseline(baseline.period_start, now.timestamp(), "tripped"), now
+                )
+                self.event("loss_limit_tripped", "accounts", state.account, period=period, equity=state.equity)
+            if tripped is not None:
+                end = tripped + timedelta(minutes=profile.cooldown_minutes)
+                until = end if until is None or end > until else until
+        return until
 
     def _send(self, state: AccountState, now: datetime) -> AccountState:
         state = self._with_baselines(state, now)

@@ -368,6 +368,8 @@ def _profiles(t: _Table) -> dict[str, ProfileConfig]:
             max_open_positions=p.number("max_open_positions", _MISSING, ge=0, integer=True),
             allowed_leverage=p.number("allowed_leverage", _MISSING, ge=1),
             max_order_notional_usd=p.optional_number("max_order_notional_usd", gt=0),
+            max_drawdown_pct=p.optional_number("max_drawdown_pct", gt=0, le=100),
+            cooldown_minutes=p.optional_number("cooldown_minutes", gt=0, le=10_080),
             whitelist=_folded(p.strings("whitelist")),
             blacklist=_folded(p.strings("blacklist")),
         )

@@ -116,6 +116,8 @@ class ProfileConfig:
     max_open_positions: int
     allowed_leverage: float
     max_order_notional_usd: float | None = None  # one order above this blocks (MAX_ORDER_NOTIONAL)
+    max_drawdown_pct: float | None = None  # equity this % below the week's peak: opening orders block
+    cooldown_minutes: float | None = None  # after a daily/weekly limit trips, new positions stay blocked this long
     whitelist: frozenset[str] = frozenset()
     blacklist: frozenset[str] = frozenset()
 

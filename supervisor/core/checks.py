@@ -393,6 +393,30 @@ def check_weekly_loss(o: OrderRequest, c: EvalContext) -> Outcome:
     return None
 
 
+def check_drawdown(o: OrderRequest, c: EvalContext) -> Outcome:
+    limit = c.profile.max_drawdown_pct
+    s = c.book.state
+    peak = s.peak_equity
+    if limit is None or peak is None or peak <= 0 or c.reduces:
+        return None
+    drawdown = (peak - s.equity) / peak * 100.0
+    if drawdown > limit:
+        return Denial(
+            RC.DRAWDOWN_LIMIT, f"equity {drawdown:.3f}% below the week's peak {peak:,.2f} > max_drawdown_pct={limit}"
+        )
+    return None
+
+
+def check_cooldown(o: OrderRequest, c: EvalContext) -> Outcome:
+    until = c.book.state.cooldown_until
+    if until is not None and not c.reduces and c.wall < until:
+        return Denial(
+            RC.LOSS_COOLDOWN,
+            f"a loss limit tripped: new positions blocked until {until.isoformat()} (cooldown_minutes)",
+        )
+    return None
+
+
 def check_open_positions(o: OrderRequest, c: EvalContext) -> Outcome:
     if not c.opens_new():
         return None
@@ -513,6 +537,8 @@ CHECKS: tuple[Check, ...] = (
     check_baseline_known,
     check_daily_loss,
     check_weekly_loss,
+    check_drawdown,
+    check_cooldown,
     check_open_positions,
     check_single_trade_risk,
     check_exposure,
@@ -547,6 +573,8 @@ DECIDED_BY: dict[RC, str] = {
     RC.BASELINE_UNKNOWN: "11. day and week start equity known",
     RC.DAILY_LOSS_LIMIT: "11. daily loss limit",
     RC.WEEKLY_LOSS_LIMIT: "12. weekly loss limit",
+    RC.DRAWDOWN_LIMIT: "12a. drawdown from the week's equity peak",
+    RC.LOSS_COOLDOWN: "12b. cooldown after a loss limit tripped",
     RC.MAX_OPEN_POSITIONS: "13. open positions",
     RC.SINGLE_TRADE_RISK: "14. single-trade risk",
     RC.EXCHANGE_EXPOSURE_LIMIT: "15. exchange exposure cap",
@@ -572,6 +600,8 @@ _AFTER_ACCOUNT = (
     RC.BASELINE_UNKNOWN,
     RC.DAILY_LOSS_LIMIT,
     RC.WEEKLY_LOSS_LIMIT,
+    RC.DRAWDOWN_LIMIT,
+    RC.LOSS_COOLDOWN,
     RC.MAX_OPEN_POSITIONS,
     RC.SINGLE_TRADE_RISK,
     RC.EXCHANGE_EXPOSURE_LIMIT,

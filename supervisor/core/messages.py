@@ -155,6 +155,10 @@ class AccountState:
     # Why the latest snapshot could not be used (implausible or non-finite
     # values): the account fails closed with this reason until a usable one.
     problem: str | None = None
+    # The week's equity peak so far, and until when new positions stay blocked
+    # after a loss limit tripped (the tracker keeps both, persisted).
+    peak_equity: float | None = None
+    cooldown_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -383,6 +383,8 @@ REACH = {
     RC.BASELINE_UNKNOWN: None,  # needs a lost baseline store: see tests/actors/test_account_tracker.py
     RC.JOURNAL_UNAVAILABLE: None,  # needs a journal that cannot write: see tests/supervisor/ops/test_journal.py
     RC.WEEKLY_LOSS_LIMIT: None,  # needs a week-old baseline: see test_weekly_loss_limit_reached_through_the_facade
+    RC.DRAWDOWN_LIMIT: None,  # needs a peak days ago: see tests/supervisor/core/test_drawdown.py
+    RC.LOSS_COOLDOWN: None,  # needs a tripped limit and a recovery: see tests/supervisor/core/test_drawdown.py
     RC.MAX_OPEN_POSITIONS: (lambda s: feed(s, positions=_positions(5)), {}),
     RC.SINGLE_TRADE_RISK: (lambda s: feed(s), {"quantity": 3.0}),
     RC.EXCHANGE_EXPOSURE_LIMIT: (
