@@ -25,7 +25,7 @@ from supervisor.channels.inbox import drain_inbox, simple_queue_inbox
 from supervisor.channels.journal_queue import DECISION, JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
-from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE
+from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_reference
 from supervisor.core.evaluate import block_result, decide, invalid_order
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import (
@@ -229,6 +229,9 @@ class GateActor(SupervisedActor):
         self._journal.put((DECISION, result, order, account, st.signal, book, reserved))
         if order is not None:
             st.record_decided(order, now, self._config.gate.duplicate_window_s)
+            counters = self._counters
+            if counters is not None and result.decision != "block" and collar_reference(order, book, st) is None:
+                counters.collar_unreferenced += 1
         if code in STALE_SOURCE or self._failing_closed:
             self._note_fail_closed(code, account, result.reason)
         if order is not None and result.decision != "block":

@@ -34,13 +34,14 @@ LATENCY_BUCKETS_S = (
 
 
 class GateCounters:
-    __slots__ = ("decisions", "latency_buckets", "latency_sum")
+    __slots__ = ("collar_unreferenced", "decisions", "latency_buckets", "latency_sum")
 
     def __init__(self) -> None:
         # (decision, reason code, account or "other") -> decisions
         self.decisions: dict[tuple[str, str, str], int] = {}
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)  # the last is +Inf
         self.latency_sum = 0.0
+        self.collar_unreferenced = 0  # orders let through without a reference price for the collar
 
     def count(self, decision: str, code: str, account: str, latency_s: float) -> None:
         key = (decision, code, account)

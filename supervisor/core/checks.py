@@ -296,12 +296,18 @@ def check_order_size(o: OrderRequest, c: EvalContext) -> Outcome:
     return None
 
 
+def collar_reference(o: OrderRequest, book: AccountBook | None, state: GateState) -> float | None:
+    """The collar's reference price: the account's mark, the order's reference, the last fill's price."""
+    mark = book.marks.get((o.symbol, o.exchange)) if book is not None else None
+    return mark or o.reference_price or state.last_price.get(o.symbol)
+
+
 def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
     """A buy priced far above the reference, or a sell far below it, is a fat
     finger. The reference: the account snapshot's mark, else the order's
     reference_price, else the last fill's price for the symbol."""
     sym, gate = c.symbol, c.config.gate
-    reference = c.book.marks.get((o.symbol, o.exchange)) or o.reference_price or c.state.last_price.get(o.symbol)
+    reference = collar_reference(o, c.book, c.state)
     if reference is None:
         policy = sym.collar_missing_reference or gate.collar_missing_reference
         if policy == "block":

@@ -55,6 +55,11 @@ class GateCollector(Collector):
         yield family
         for decision, name, text in _SEED_COUNTERS:
             yield CounterMetricFamily(name, text, value=by_decision[decision])
+        yield CounterMetricFamily(
+            "risk_gate_collar_unreferenced",
+            "Orders let through with no reference price for the collar (collar_missing_reference = allow).",
+            value=self._counters.collar_unreferenced,
+        )
         cumulative, total = [], 0
         for bound, n in zip((*LATENCY_BUCKETS_S, float("inf")), buckets, strict=True):
             total += n

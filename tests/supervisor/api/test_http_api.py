@@ -289,6 +289,10 @@ def test_metrics_parse_and_move_with_decisions(sup, http):
     assert value(after, "risk_gate_pnl_pct", account="main", period="day") == 0.0
     assert value(after, "risk_gate_actor_restarts_total", actor="gate") == 0
     assert value(after, "risk_gate_ready") == 1
+    # No position marks SOL and the orders name no reference price: let through (the default), counted.
+    assert (
+        value(after, "risk_gate_collar_unreferenced_total") == value(before, "risk_gate_collar_unreferenced_total") + 1
+    )
 
 
 def test_metrics_off_means_no_counting_and_no_decision_series(clock):
