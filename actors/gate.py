@@ -110,6 +110,7 @@ class GateActor(SupervisedActor):
         # journal formats, writes and logs it on its own thread.
         self._journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
         self._counters = counters  # None: metrics off
+        self._collar_pending: tuple[Any, Any] | None = None
         self._halts = halts  # told when a halt begins (the guarded clients cancel resting orders)
         self._failing_closed: set[tuple[str, str]] = set()  # (source, account) the gate blocks on now
         self._config = config
@@ -183,20 +184,28 @@ class GateActor(SupervisedActor):
         if result.reason_code is RC.GATE_UNAVAILABLE:
             order = msg.order if isinstance(msg, EvaluateOrder) else None
             self._journal.put((DECISION, result, order, _account(msg), None, None, None))
-        counters = self._counters
-        if counters is not None:
-            # Labels only from configured accounts: a hostile order must not mint series.
-            account = _account(msg)
-            label = account if account is not None and account in self._config.accounts.accounts else "other"
-            latency = 0.0 if msg.sent is None else self._clock.monotonic() - msg.sent
-            counters.count(result.decision, result.reason_code, label, latency)
-        if msg.reply is not None:
+        reply = msg.reply
+        if reply is not None:
             try:
-                msg.reply(result)
+                reply(result)
             except Exception as exc:  # noqa: BLE001 - e.g. the caller's event loop closed
                 log.warning("gate_reply_failed", error=repr(exc), order_id=result.order_id)
-            return None
-        return result
+        counters = self._counters
+        if counters is not None:  # after the answer: counting never delays the caller
+            self._count(counters, msg, result)
+        return None if reply is not None else result
+
+    def _count(self, counters: GateCounters, msg: EvaluateOrder | RejectOrder, result: RiskGateResult) -> None:
+        # Labels only from configured accounts: a hostile order must not mint series.
+        account = _account(msg)
+        label = account if account is not None and account in self._config.accounts.accounts else "other"
+        latency = 0.0 if msg.sent is None else self._clock.monotonic() - msg.sent
+        counters.count(result.decision, result.reason_code, label, latency)
+        pending = self._collar_pending
+        if pending is not None:
+            self._collar_pending = None
+            if collar_reference(pending[0], pending[1], self._state) is None:
+                counters.collar_unreferenced += 1
 
     def _evaluate(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult:
         st = self._state
@@ -229,9 +238,8 @@ class GateActor(SupervisedActor):
         self._journal.put((DECISION, result, order, account, st.signal, book, reserved))
         if order is not None:
             st.record_decided(order, now, self._config.gate.duplicate_window_s)
-            counters = self._counters
-            if counters is not None and result.decision != "block" and collar_reference(order, book, st) is None:
-                counters.collar_unreferenced += 1
+            if self._counters is not None and result.decision != "block":
+                self._collar_pending = (order, book)  # looked at after the answer (_count)
         if code in STALE_SOURCE or self._failing_closed:
             self._note_fail_closed(code, account, result.reason)
         if order is not None and result.decision != "block":

@@ -108,3 +108,26 @@ def test_a_cooldown_ends_with_its_period(tmp_path, clock):
         assert at(sup, 9_900.0) == RC.LOSS_COOLDOWN
         clock.set(MONDAY + timedelta(days=1, minutes=5))  # Tuesday 00:05: a new day, its own limit
         assert at(sup, 9_900.0) == RC.ALL_CHECKS_PASSED
+
+
+def test_drawdown_and_cooldown_codes_over_http(tmp_path, clock):
+    import httpx
+
+    from tests.helpers import make_config as _  # noqa: F401 - the same config as above, served
+
+    cfg = config(tmp_path)
+    from dataclasses import replace
+
+    cfg = replace(cfg, api=replace(cfg.api, execution_access="open"))
+    clock.set(MONDAY + timedelta(hours=10))
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        url = sup.serve_api(port=0).url
+
+        def over_http(equity: float) -> str:
+            at(sup, equity)
+            return httpx.post(f"{url}/v1/evaluate", json=order(quantity=0.1)).json()["reason_code"]
+
+        assert over_http(10_000.0) == "ALL_CHECKS_PASSED"
+        assert over_http(9_790.0) == "DAILY_LOSS_LIMIT"
+        clock.advance(60)
+        assert over_http(9_900.0) == "LOSS_COOLDOWN"
