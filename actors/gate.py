@@ -236,9 +236,11 @@ class GateActor(SupervisedActor):
         book = st.books.get(account) if account is not None else None
         reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
         self._journal.put((DECISION, result, order, account, st.signal, book, reserved))
-        if order is not None:
+        if order is not None and result.decision != "block":
+            # Approved orders only: a blocked one sent nothing (its id may come again), and
+            # approvals are rate-limited per account, so the memory of them stays bounded.
             st.record_decided(order, now, self._config.gate.duplicate_window_s)
-            if self._counters is not None and result.decision != "block":
+            if self._counters is not None:
                 self._collar_pending = (order, book)  # looked at after the answer (_count)
         if code in STALE_SOURCE or self._failing_closed:
             self._note_fail_closed(code, account, result.reason)
