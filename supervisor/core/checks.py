@@ -491,14 +491,16 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
 def _warning_factor(sig: RiskSignal, gate: GateConfig) -> float:
     """The scale-down under WARNING or tier REDUCED. "fixed": warning_scale_factor.
     "risk_score": WARNING scales by 1 - overall_risk_score, kept within
-    [warning_scale_factor, 1] (no score: warning_scale_factor); tier REDUCED by
+    [warning_scale_factor, 1] (no score, or one outside [0, 1]: warning_scale_factor); tier REDUCED by
     reduced_tier_scale_factor; both: the smaller."""
     if gate.warning_scaling != "risk_score":
         return gate.warning_scale_factor
     factor = 1.0
     if sig.risk_level == "WARNING":
         score = sig.overall_risk_score
-        by_score = gate.warning_scale_factor if score is None else 1.0 - score
+        # A score outside [0, 1] (or none, or NaN) is not trusted to size anything: the fixed factor.
+        usable = score is not None and 0.0 <= score <= 1.0
+        by_score = 1.0 - score if usable else gate.warning_scale_factor  # type: ignore[operator]
         factor = min(1.0, max(gate.warning_scale_factor, by_score))
     if (sig.ess_tier_recommendation or "").upper() == "REDUCED":
         factor = min(factor, gate.reduced_tier_scale_factor)

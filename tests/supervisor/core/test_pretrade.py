@@ -237,6 +237,9 @@ def _outcome(oid):
         (0.2, None, 0.8),  # 1 - score
         (0.7, None, 0.5),  # bounded below by warning_scale_factor
         (None, None, 0.5),  # no score: the fixed factor
+        (-1.0, None, 0.5),  # a score outside [0, 1] is not trusted: the fixed factor
+        (float("nan"), None, 0.5),
+        (3.0, None, 0.5),
         (0.1, "REDUCED", 0.75),  # the tier's own factor when smaller
     ],
 )
