@@ -30,6 +30,7 @@ from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.core.messages import AccountSnapshot, AccountState, ConfigChanged, Fill, Position
+from supervisor.core.orders import config_symbol
 from supervisor.core.periods import PERIODS, period_start
 from supervisor.core.values import plain_str, shorten
 from supervisor.logs import get_logger
@@ -302,6 +303,10 @@ class AccountTrackerActor(PolledSourceActor):
             return None
         try:
             snap = check_snapshot(snap, self._config.accounts.max_plausible_usd)
+            positions = tuple(replace(p, symbol=self._symbol(p.symbol)) for p in snap.positions)
+            if len({(p.symbol, p.exchange) for p in positions}) != len(positions):
+                raise UpstreamError("positions: one position given twice under two names of its symbol")
+            snap = replace(snap, positions=positions)
         except UpstreamError as exc:
             return self._unusable(snap.account, str(exc))
         now = self._clock.now()
@@ -376,6 +381,7 @@ class AccountTrackerActor(PolledSourceActor):
                 order_id=fill.order_id,
             )
             return None
+        fill = replace(fill, symbol=self._symbol(fill.symbol))
         self._filled_at[fill.account] = self._clock.now()
         state = self._latest.get(fill.account)
         if state is not None:
@@ -391,6 +397,10 @@ class AccountTrackerActor(PolledSourceActor):
         # After the new positions, so the fill's notional is never counted by neither.
         self._gate.tell(fill)
         return state
+
+    def _symbol(self, symbol: str) -> str:
+        """A configured symbol as is; an exchange-unified one ("BTC/USDT") in config terms."""
+        return symbol if symbol in self._config.symbols else config_symbol(symbol)
 
     def latest(self) -> list[AccountState]:
         """Every account's latest state, as last sent to the gate."""
@@ -408,7 +418,7 @@ def _apply_fill(positions: tuple[Position, ...], fill: Fill) -> tuple[Position, 
             if abs(qty) <= 1e-9 * max(abs(p.quantity), abs(signed)):
                 qty = 0.0  # closed: no float residue left as a position
             if qty != 0.0:
-                out.append(replace(p, quantity=qty, mark_price=fill.price))
+                out.append(replace(p, quantity=qty))  # the snapshot's mark stays: one odd fill price never repaints it
         elif p.quantity != 0.0:
             out.append(p)
     if not found:

@@ -340,7 +340,7 @@ class GateActor(SupervisedActor):
         self._state.record_message(msg.account, self._clock.monotonic())
 
     def _on_fill(self, fill: Fill) -> None:
-        self._state.last_price[fill.symbol] = fill.price  # a reference for the price collar
+        self._state.last_price[(fill.symbol, fill.exchange)] = fill.price  # a reference for the price collar
         if fill.order_id:
             self._state.fill(fill.account, fill.order_id, fill.quantity)
 

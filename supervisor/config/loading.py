@@ -199,7 +199,7 @@ def _gate(t: _Table) -> GateConfig:
         collar_missing_reference=t.string("collar_missing_reference", _GATE.collar_missing_reference, COLLAR_POLICIES),
         duplicate_window_s=t.number("duplicate_window_s", _GATE.duplicate_window_s, ge=0, le=86_400),
         max_repeats=t.number("max_repeats", _GATE.max_repeats, ge=1, integer=True),
-        max_messages_per_s=t.number("max_messages_per_s", _GATE.max_messages_per_s, ge=1, integer=True),
+        max_messages_per_s=t.number("max_messages_per_s", _GATE.max_messages_per_s, ge=1, le=1_000_000, integer=True),
         warning_scaling=t.string("warning_scaling", _GATE.warning_scaling, WARNING_SCALING),
         reduced_tier_scale_factor=t.number("reduced_tier_scale_factor", _GATE.reduced_tier_scale_factor, gt=0, le=1),
     )
@@ -409,6 +409,15 @@ def _symbols(t: _Table) -> dict[str, SymbolConfig]:
             collar_pct=s.optional_number("collar_pct", gt=0, le=1000),
             collar_missing_reference=s.string("collar_missing_reference", None, COLLAR_POLICIES),
         )
+        if "/" in name or ":" in name:
+            t.problem(
+                name,
+                f"name the symbol as the gate does ({name.split(':', 1)[0].replace('/', '')}): "
+                "orders in exchange-unified form (BTC/USDT) are read as that",
+            )
+        cfg = out[name]
+        if isinstance(cfg.max_qty, float) and isinstance(cfg.min_qty, float) and cfg.max_qty < cfg.min_qty:
+            s.problem("max_qty", f"must be >= min_qty ({cfg.min_qty}), got {cfg.max_qty}")
         s.finish()
     for key in t.data:
         if not isinstance(t.data[key], Mapping):

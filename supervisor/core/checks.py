@@ -296,10 +296,15 @@ def check_order_size(o: OrderRequest, c: EvalContext) -> Outcome:
     return None
 
 
-def collar_reference(o: OrderRequest, book: AccountBook | None, state: GateState) -> float | None:
-    """The collar's reference price: the account's mark, the order's reference, the last fill's price."""
+def _trusted_reference(o: OrderRequest, book: AccountBook | None, state: GateState) -> float | None:
+    """A price riskgate saw itself: the account snapshot's mark, else the last fill's."""
     mark = book.marks.get((o.symbol, o.exchange)) if book is not None else None
-    return mark or o.reference_price or state.last_price.get(o.symbol)
+    return mark or state.last_price.get((o.symbol, o.exchange))
+
+
+def collar_reference(o: OrderRequest, book: AccountBook | None, state: GateState) -> float | None:
+    """The collar's reference price: the account's mark, the last fill's, else the order's own."""
+    return _trusted_reference(o, book, state) or o.reference_price
 
 
 def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
@@ -307,7 +312,17 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
     finger. The reference: the account snapshot's mark, else the order's
     reference_price, else the last fill's price for the symbol."""
     sym, gate = c.symbol, c.config.gate
-    reference = collar_reference(o, c.book, c.state)
+    pct = sym.collar_pct if sym.collar_pct is not None else gate.collar_pct
+    trusted = _trusted_reference(o, c.book, c.state)
+    claimed = o.reference_price
+    if trusted is not None and claimed is not None and abs(claimed - trusted) > trusted * pct / 100.0:
+        # The caller's reference sizes a market order (its notional, its risk): a claim far
+        # from the market in either direction would shrink every cap, so it is refused.
+        return Denial(
+            RC.PRICE_OUT_OF_COLLAR,
+            f"reference_price {claimed:g} more than {pct:g}% from the market's {trusted:g}",
+        )
+    reference = trusted or claimed
     if reference is None:
         policy = sym.collar_missing_reference or gate.collar_missing_reference
         if policy == "block":
@@ -315,7 +330,6 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
                 RC.PRICE_OUT_OF_COLLAR, f"no reference price for {o.symbol} (collar_missing_reference = block)"
             )
         return None
-    pct = sym.collar_pct if sym.collar_pct is not None else gate.collar_pct
     if o.side == "buy":
         limit = reference * (1.0 + pct / 100.0)
         if o.price > limit:

@@ -130,7 +130,7 @@ class GateState:
     # (account, (symbol, exchange)) -> quantity of the position that orders in flight close
     reducing_by_key: dict[tuple[str, PositionKey], float] = field(default_factory=dict)
     journal_blocking: str | None = None  # why the journal makes new orders block, or None
-    last_price: dict[str, float] = field(default_factory=dict)  # symbol -> the last fill's price (the collar)
+    last_price: dict[tuple[str, str], float] = field(default_factory=dict)  # (symbol, exchange) -> last fill price
     # Orders decided recently (duplicates): (account, order id) -> when; repeats of one order's terms.
     decided: dict[tuple[str, str], float] = field(default_factory=dict)
     repeats: dict[tuple[str, str, str, float, float], deque[float]] = field(default_factory=dict)

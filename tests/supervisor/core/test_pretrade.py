@@ -53,7 +53,7 @@ def test_the_collar_reference_is_the_mark_then_the_orders_reference_then_the_las
     )
     assert decide(order(price=105.0, reference_price=100.0, quantity=0.1), st, CFG, clock).decision == "allow"
     # Neither: the last fill's price.
-    st.last_price["SOLUSDT"] = 100.0
+    st.last_price[("SOLUSDT", "binance")] = 100.0
     assert decide(order(price=120.0, quantity=0.1), st, CFG, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
     # The mark wins over a reference the caller got wrong.
     st2 = rich(clock)
@@ -71,7 +71,7 @@ def test_no_reference_at_all_follows_the_policy(clock):
         symbols={"SOLUSDT": {"lot_step": 0.1, "min_qty": 0.1, "collar_missing_reference": "block", "collar_pct": 1.0}}
     )
     assert decide(order(price=100.0, quantity=0.1), st, per_symbol, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
-    st.last_price["SOLUSDT"] = 100.0
+    st.last_price[("SOLUSDT", "binance")] = 100.0
     assert decide(order(price=101.0, quantity=0.1), st, per_symbol, clock).decision == "allow"
     assert decide(order(price=101.01, quantity=0.1), st, per_symbol, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
 
@@ -264,3 +264,76 @@ def test_risk_scored_warning_sizing(clock, score, tier, expected):
 def test_exchange_unified_symbols_are_one_configured_symbol(clock, symbol):
     result = decide(order(symbol=symbol, quantity=0.1), rich(clock), CFG, clock)
     assert result.decision == "allow", result.reason
+
+
+# -- what a hostile probe found --------------------------------------------------------------------
+
+
+def test_a_reference_price_far_from_the_market_is_refused_both_ways(clock):
+    # A market buy judged at a reference of 1 would pass every size cap: refused against the mark.
+    st_ = rich(clock)
+    low = order(price=10.0, reference_price=10.0, quantity=1.0)
+    assert decide(low, st_, CFG, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
+    high = order(side="sell", price=150.0, reference_price=150.0, quantity=1.0)
+    assert decide(high, st_, CFG, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
+    near = order(price=95.0, reference_price=95.0, quantity=1.0)
+    assert decide(near, st_, CFG, clock).decision == "allow"
+
+
+def test_the_last_fill_outranks_the_callers_reference(clock):
+    st_ = rich(clock, positions=())
+    st_.last_price[("SOLUSDT", "binance")] = 100.0
+    fat = order(price=1_000.0, reference_price=1_000.0, quantity=0.1)
+    assert decide(fat, st_, CFG, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
+
+
+def test_a_market_buy_with_a_low_reference_never_reaches_the_exchange(clock):
+    from supervisor import AccountSnapshot, GuardedExchange, OrderBlocked
+    from tests.supervisor.integrations.test_cancels import PaperExchange
+
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
+        from tests.helpers import signal
+
+        sup.report_ess_active(False)
+        sup.report_risk_signal(signal("INFO", clock.now()))
+        sup.report_account_snapshot(
+            AccountSnapshot("main", 1_000_000.0, (Position("BTC/USDT", "binance", 0.1, 65_000.0),))  # a unified name
+        )
+        paper = PaperExchange()
+        ex = GuardedExchange(paper, sup, account="main", exchange="binance", strategy_id="trend_v2")
+        with pytest.raises(OrderBlocked) as info:
+            ex.create_market_buy_order("BTC/USDT", 5.0, reference_price=1.0)
+        assert info.value.result.reason_code is RC.PRICE_OUT_OF_COLLAR and paper.calls == []
+        with pytest.raises(OrderBlocked) as info:
+            ex.create_limit_buy_order("BTC/USDT", 0.01, 650_000.0)  # the snapshot's mark, under its unified name
+        assert info.value.result.reason_code is RC.PRICE_OUT_OF_COLLAR
+
+
+def test_an_odd_fill_price_never_repaints_the_snapshots_mark(clock):
+    from supervisor import AccountSnapshot, Fill
+    from tests.helpers import signal
+
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
+        sup.report_ess_active(False)
+        sup.report_risk_signal(signal("INFO", clock.now()))
+        sup.report_account_snapshot(
+            AccountSnapshot("main", 1_000_000.0, (Position("BTCUSDT", "binance", 0.1, 65_000.0),))
+        )
+        state = sup.report_fill(Fill("main", "binance", "BTCUSDT", "buy", 1e-9, 6.5e11))
+        assert [p.mark_price for p in state.positions] == [65_000.0]
+        exit_ = order(symbol="BTCUSDT", side="sell", quantity=0.1, price=64_000.0, reduce_only=True)
+        assert sup.evaluate(exit_).decision == "allow"
+
+
+def test_symbols_are_named_as_the_gate_reads_them_in_the_config():
+    from supervisor.config import ConfigError, parse_config
+    from tests.helpers import config_dict
+
+    data = config_dict()
+    data["symbols"]["BTC/USDT"] = {"lot_step": 0.001, "min_qty": 0.001}
+    data["symbols"]["SOLUSDT"] = {"lot_step": 0.1, "min_qty": 1.0, "max_qty": 0.5}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data)
+    text = "\n".join(exc.value.problems)
+    assert "symbols.BTC/USDT: name the symbol as the gate does (BTCUSDT)" in text
+    assert "symbols.SOLUSDT.max_qty: must be >= min_qty" in text
