@@ -492,6 +492,9 @@ class GuardedExchange(_Guarded):
             self._journal_cancel("cancel_orders", list(ids), exc)
             raise
         self._journal_cancel("cancel_orders", list(ids))
+        for exchange_id in list(ids)[1:]:  # every id is a message (the journal line counted the first)
+            order = self._guard.live_order(exchange_id)
+            self._guard.message(order.get("account") if order else None)
         answered = (
             {str(i.get("id")): i for i in response if isinstance(i, Mapping)} if isinstance(response, list) else {}
         )
@@ -624,6 +627,9 @@ class AsyncGuardedExchange(_Guarded):
             await loop.run_in_executor(None, self._journal_cancel, "cancel_orders", list(ids), exc)
             raise
         await loop.run_in_executor(None, self._journal_cancel, "cancel_orders", list(ids), None)
+        for exchange_id in list(ids)[1:]:  # every id is a message (the journal line counted the first)
+            order = self._guard.live_order(exchange_id)
+            await loop.run_in_executor(None, self._guard.message, order.get("account") if order else None)
         answered = (
             {str(i.get("id")): i for i in response if isinstance(i, Mapping)} if isinstance(response, list) else {}
         )
