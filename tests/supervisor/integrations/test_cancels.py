@@ -174,6 +174,7 @@ def test_a_halt_cancels_resting_orders_within_one_ess_poll(clock, tmp_path, enab
         ess={"kill_switch_file": str(kill), "cancel_open_orders_on_halt": enabled},
     )
     with RiskSupervisor(cfg, clock=clock) as sup:  # the ESS watcher polls the kill-switch file
+        sup.poll_now()  # its first reading is on the board before the first order
         sup.report_risk_signal(signal("INFO", clock.now()))
         sup.report_account_snapshot(AccountSnapshot("main", 1_000_000.0))
         paper = PaperExchange()
