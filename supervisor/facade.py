@@ -96,6 +96,7 @@ RESTART_ONLY = (
     "api.enabled",
     "api.host",
     "api.port",
+    "api.max_connections",
     "metrics",
 )
 

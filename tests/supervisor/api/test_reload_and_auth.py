@@ -155,3 +155,10 @@ def test_sighup_style_reload_from_python_refuses_like_the_api(sup, cfg_path):
     with pytest.raises(ConfigError) as exc:
         sup.reload(by="SIGHUP")
     assert any("journal.bogus: unknown key" in p for p in exc.value.problems)
+
+
+def test_the_connection_limit_takes_a_restart(sup, cfg_path):
+    write(cfg_path, ("port = 8010", "port = 8010\nmax_connections = 64"))
+    r = call(sup, "POST", "/v1/reload")
+    assert r.status_code == 400
+    assert any(p.startswith("api.max_connections: changed; it takes a restart") for p in r.json()["problems"])
