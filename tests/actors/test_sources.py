@@ -116,7 +116,8 @@ def test_each_fault_blocks_once_stale_logs_once_and_recovers(sup, sim, clock, mo
     with capture_logs() as logs:
         advance(sup, clock, 2.0)
     # The blocked order above made the gate fail closed: logged (by the journal, off the decision path).
-    assert [e["event"] for e in logs if e.get("source") == "risk_v3"] == ["gate_fail_closed", "source_recovered"]
+    # (Two threads log these two: their order is not fixed.)
+    assert sorted(e["event"] for e in logs if e.get("source") == "risk_v3") == ["gate_fail_closed", "source_recovered"]
     with capture_logs() as logs:
         assert sup.evaluate(order()).decision == "allow"
         sup.flush_journal()
