@@ -125,8 +125,12 @@ class RiskSupervisor:
       mapping; the tracker adds the day/week baselines and feeds the gate.
     - `report_fill(fill)`: moves positions and releases reserved notional.
     - `report_order_outcome(outcome)`: releases an order's reservation.
-    - `halt(reason, by)` / `resume(by)`: the operator halt; `propose_override`,
-      `approve_override` (a second operator), `revoke_override`, `overrides()`.
+    - `report_message(account)`: a cancel or edit sent (the message rate).
+
+    Operators: `halt(reason, by)` / `resume(by)`; `propose_override`,
+    `approve_override` (a second operator), `revoke_override`, `overrides()`;
+    `readiness()`, `wait_ready()`, `state()`, `decisions()`, `reload()`;
+    `serve_api()` for the HTTP API (docs/http-api.md).
     """
 
     # Which journal actor to run: tests put a subclass with test-only messages here.
