@@ -16,6 +16,7 @@ import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskSignal
 
@@ -181,13 +182,9 @@ class GateState:
         key = (order.account, order.order_id or "")
         self.decided[key] = now
         order_q.append((now, key))
-        terms = (order.account, order.symbol, order.side, order.quantity, order.price)
-        times = self.repeats.get(terms)
-        if times is None:
-            times = self.repeats[terms] = deque()
-        times.append(now)
-        while times and times[0] <= cutoff:
-            times.popleft()
+        _append_pruned(
+            self.repeats, (order.account, order.symbol, order.side, order.quantity, order.price), now, cutoff
+        )
         if len(self.repeats) > 4 * len(order_q) + 1024:  # prune terms nobody repeats
             self.repeats = {k: q for k, q in self.repeats.items() if q and q[-1] > cutoff}
 
@@ -196,11 +193,8 @@ class GateState:
         return when is not None and when > now - window_s
 
     def repeats_within(self, order: OrderRequest, now: float, window_s: float) -> int:
-        times = self.repeats.get((order.account, order.symbol, order.side, order.quantity, order.price))
-        if not times:
-            return 0
-        cutoff = now - window_s
-        return sum(1 for t in times if t > cutoff)
+        terms = (order.account, order.symbol, order.side, order.quantity, order.price)
+        return _count_after(self.repeats.get(terms), now - window_s)
 
     # -- account books -------------------------------------------------
     def put_account(self, state: AccountState, received: float) -> None:
@@ -357,38 +351,36 @@ class GateState:
         `record_approval` prunes as it appends, so only the few entries that
         aged out since the last approval are skipped here.
         """
-        q = self.approvals.get(account)
-        if not q:
-            return 0
-        cutoff = now - window_s
-        n = len(q)
-        stale = 0
-        while stale < n and q[stale] <= cutoff:
-            stale += 1
-        return n - stale
+        return _count_after(self.approvals.get(account), now - window_s)
 
     def recent_messages(self, account: str, now: float, window_s: float = 1.0) -> int:
         """Cancels and edits `account` sent in the window (now - window_s, now]."""
-        q = self.messages.get(account)
-        if not q:
-            return 0
-        cutoff = now - window_s
-        return sum(1 for t in q if t > cutoff)
+        return _count_after(self.messages.get(account), now - window_s)
 
     def record_message(self, account: str, now: float, window_s: float = 1.0) -> None:
-        q = self.messages.get(account)
-        if q is None:
-            q = self.messages[account] = deque()
-        q.append(now)
-        cutoff = now - window_s
-        while q and q[0] <= cutoff:
-            q.popleft()
+        _append_pruned(self.messages, account, now, now - window_s)
 
     def record_approval(self, account: str, now: float, window_s: float = 1.0) -> None:
-        q = self.approvals.get(account)
-        if q is None:
-            q = self.approvals[account] = deque()
-        q.append(now)
-        cutoff = now - window_s
-        while q and q[0] <= cutoff:
-            q.popleft()
+        _append_pruned(self.approvals, account, now, now - window_s)
+
+
+def _count_after(times: deque[float] | None, cutoff: float) -> int:
+    """Entries of a time-ordered window later than `cutoff`. Read only: the
+    appends prune, so only the few that aged out since are skipped here."""
+    if not times:
+        return 0
+    n = len(times)
+    stale = 0
+    while stale < n and times[stale] <= cutoff:
+        stale += 1
+    return n - stale
+
+
+def _append_pruned(windows: dict[Any, deque[float]], key: Any, now: float, cutoff: float) -> None:
+    """Add `now` to `key`'s window and drop what is no later than `cutoff`."""
+    times = windows.get(key)
+    if times is None:
+        times = windows[key] = deque()
+    times.append(now)
+    while times and times[0] <= cutoff:
+        times.popleft()
