@@ -362,6 +362,20 @@ def build_app(service: GateService) -> FastAPI:
             return _problem(422, f"{what}: field {missing[0]!r} is required")
         return body
 
+    async def report_of(request: Request, cls: type[Fill] | type[OrderOutcome], what: str) -> dict[str, Any] | Response:
+        """A fill's or outcome's fields from a client, of a configured account. Over
+        HTTP the account is always required: ids are per account, so a report can
+        only ever touch that account's own order."""
+        body, refused = await body_of(request, "client")
+        if refused is not None:
+            return refused
+        got = fields_of(body, cls, what)
+        if isinstance(got, Response):
+            return got
+        if got.get("account") is None:
+            return _problem(422, f"{what}: field 'account' is required")
+        return unknown_account(got["account"]) or got
+
     def tracker_answer(state: AccountState | None, what: str) -> Response:
         if state is None:
             if not service.tracker_alive():
@@ -380,15 +394,9 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
     )
     async def fills(request: Request) -> Response:
-        body, refused = await body_of(request, "client")
-        if refused is not None:
-            return refused
-        got = fields_of(body, Fill, "fill")
+        got = await report_of(request, Fill, "fill")
         if isinstance(got, Response):
             return got
-        missing_account = unknown_account(got["account"])
-        if missing_account is not None:
-            return missing_account
         try:
             fill = check_fill(Fill(**got), service.config.accounts.max_plausible_usd)
         except UpstreamError as exc:
@@ -402,19 +410,9 @@ def build_app(service: GateService) -> FastAPI:
         responses={202: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
     )
     async def outcomes(request: Request) -> Response:
-        body, refused = await body_of(request, "client")
-        if refused is not None:
-            return refused
-        got = fields_of(body, OrderOutcome, "outcome")
+        got = await report_of(request, OrderOutcome, "outcome")
         if isinstance(got, Response):
             return got
-        # Ids are per account: over HTTP the account is required, so an outcome
-        # can only ever release that account's own order.
-        if got.get("account") is None:
-            return _problem(422, "outcome: field 'account' is required")
-        missing_account = unknown_account(got["account"])
-        if missing_account is not None:
-            return missing_account
         try:
             outcome = check_outcome(OrderOutcome(**got))
         except UpstreamError as exc:
