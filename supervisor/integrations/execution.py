@@ -355,6 +355,18 @@ class _Guarded:
             error=None if error is None else f"{type(error).__name__}: {shorten(str(error), 200)}",
         )
 
+    def _cancelled_many(self, ids: list[str], response: Any) -> None:
+        """After `cancel_orders`: every id is a message (the journal line counted the
+        first); each ends as the answer lists it, or as cancelled when it is not listed."""
+        for exchange_id in ids[1:]:
+            order = self._guard.live_order(exchange_id)
+            self._guard.message(order.get("account") if order else None)
+        answered = (
+            {str(i.get("id")): i for i in response if isinstance(i, Mapping)} if isinstance(response, list) else {}
+        )
+        for exchange_id in ids:
+            self._cancelled(exchange_id, answered.get(str(exchange_id), {}))
+
     def _cancelled_all(self, symbol: Any, response: Any) -> None:
         """An answer listing orders ends those it lists (as each says); an answer
         that lists none ends every resting order it was asked to cancel."""
@@ -386,6 +398,28 @@ class _Guarded:
                 log.error("cancel_on_halt_failed", exchange_order_id=exchange_id, error=repr(exc))
 
     def _cancel_one(self, exchange_id: str, order: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class _AsyncGuarded(_Guarded):
+    """An async client: cancel-on-halt runs its cancels on the client's own event loop."""
+
+    def _cancel_resting(self, resting: list[tuple[str, dict[str, Any]]]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            log.error("cancel_on_halt_no_loop", orders=len(resting), detail="the client's event loop is gone")
+            return
+
+        async def cancel_all() -> None:
+            for exchange_id, order in resting:
+                try:
+                    await self._cancel_one_async(exchange_id, order)
+                except Exception as exc:  # noqa: BLE001 - journaled; the other orders are still cancelled
+                    log.error("cancel_on_halt_failed", exchange_order_id=exchange_id, error=repr(exc))
+
+        asyncio.run_coroutine_threadsafe(cancel_all(), loop)
+
+    async def _cancel_one_async(self, exchange_id: str, order: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
 
@@ -492,14 +526,7 @@ class GuardedExchange(_Guarded):
             self._journal_cancel("cancel_orders", list(ids), exc)
             raise
         self._journal_cancel("cancel_orders", list(ids))
-        for exchange_id in list(ids)[1:]:  # every id is a message (the journal line counted the first)
-            order = self._guard.live_order(exchange_id)
-            self._guard.message(order.get("account") if order else None)
-        answered = (
-            {str(i.get("id")): i for i in response if isinstance(i, Mapping)} if isinstance(response, list) else {}
-        )
-        for exchange_id in ids:
-            self._cancelled(exchange_id, answered.get(str(exchange_id), {}))
+        self._cancelled_many(list(ids), response)
         return response
 
     def cancel_all_orders(self, symbol: str | None = None, params: Mapping[str, Any] | None = None) -> Any:
@@ -523,7 +550,7 @@ def _reference(over: dict[str, Any], price: Any) -> dict[str, Any]:
     return over
 
 
-class AsyncGuardedExchange(_Guarded):
+class AsyncGuardedExchange(_AsyncGuarded):
     """`ccxt.async_support`-style: `await guarded.create_order(...)`."""
 
     async def create_order(
@@ -627,14 +654,7 @@ class AsyncGuardedExchange(_Guarded):
             await loop.run_in_executor(None, self._journal_cancel, "cancel_orders", list(ids), exc)
             raise
         await loop.run_in_executor(None, self._journal_cancel, "cancel_orders", list(ids), None)
-        for exchange_id in list(ids)[1:]:  # every id is a message (the journal line counted the first)
-            order = self._guard.live_order(exchange_id)
-            await loop.run_in_executor(None, self._guard.message, order.get("account") if order else None)
-        answered = (
-            {str(i.get("id")): i for i in response if isinstance(i, Mapping)} if isinstance(response, list) else {}
-        )
-        for exchange_id in ids:
-            await loop.run_in_executor(None, self._cancelled, exchange_id, answered.get(str(exchange_id), {}))
+        await loop.run_in_executor(None, self._cancelled_many, list(ids), response)
         return response
 
     async def cancel_all_orders(self, symbol: str | None = None, params: Mapping[str, Any] | None = None) -> Any:
@@ -648,20 +668,8 @@ class AsyncGuardedExchange(_Guarded):
         await loop.run_in_executor(None, self._cancelled_all, symbol, response)
         return response
 
-    def _cancel_resting(self, resting: list[tuple[str, dict[str, Any]]]) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            log.error("cancel_on_halt_no_loop", orders=len(resting), detail="the client's event loop is gone")
-            return
-
-        async def cancel_all() -> None:
-            for exchange_id, order in resting:
-                try:
-                    await self.cancel_order(exchange_id, order.get("client_symbol"))
-                except Exception as exc:  # noqa: BLE001 - journaled; the other orders are still cancelled
-                    log.error("cancel_on_halt_failed", exchange_order_id=exchange_id, error=repr(exc))
-
-        asyncio.run_coroutine_threadsafe(cancel_all(), loop)
+    async def _cancel_one_async(self, exchange_id: str, order: Mapping[str, Any]) -> None:
+        await self.cancel_order(exchange_id, order.get("client_symbol"))
 
 
 _ADAPTER_KEYS = ("status", "filled_qty", "avg_price", "order_id")
@@ -710,7 +718,7 @@ class GuardedAdapter(_Guarded):
         self.cancel_order(exchange_id)
 
 
-class AsyncGuardedAdapter(_Guarded):
+class AsyncGuardedAdapter(_AsyncGuarded):
     """The adapter protocol with a coroutine `submit_order`."""
 
     _KEYS = _ADAPTER_KEYS
@@ -748,17 +756,5 @@ class AsyncGuardedAdapter(_Guarded):
         await loop.run_in_executor(None, self._cancelled, order_id, response)
         return response
 
-    def _cancel_resting(self, resting: list[tuple[str, dict[str, Any]]]) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            log.error("cancel_on_halt_no_loop", orders=len(resting), detail="the client's event loop is gone")
-            return
-
-        async def cancel_all() -> None:
-            for exchange_id, _ in resting:
-                try:
-                    await self.cancel_order(exchange_id)
-                except Exception as exc:  # noqa: BLE001 - journaled; the other orders are still cancelled
-                    log.error("cancel_on_halt_failed", exchange_order_id=exchange_id, error=repr(exc))
-
-        asyncio.run_coroutine_threadsafe(cancel_all(), loop)
+    async def _cancel_one_async(self, exchange_id: str, order: Mapping[str, Any]) -> None:
+        await self.cancel_order(exchange_id)
