@@ -95,7 +95,7 @@ class GateCollector(Collector):
         yield GaugeMetricFamily(
             "risk_gate_ready",
             "1 when every source is fresh and the gate runs.",
-            value=0.0 if reader.readiness() else 1.0,
+            value=0.0 if reader.readiness(runtime_view) else 1.0,
         )
         restarts = CounterMetricFamily("risk_gate_actor_restarts", "Actor restarts by supervision.", labels=("actor",))
         alive = GaugeMetricFamily("risk_gate_actor_up", "1 while the actor runs.", labels=("actor",))

@@ -154,13 +154,14 @@ class StateReader:
             "blocking": journal.blocking,
         }
 
-    def readiness(self) -> list[str]:
-        """What keeps the gate from deciding on fresh state; empty when ready."""
+    def readiness(self, sources: dict[str, dict[str, Any]] | None = None) -> list[str]:
+        """What keeps the gate from deciding on fresh state; empty when ready.
+        `sources`: as `sources_now()` returned them (read now when not given)."""
         missing = []
         gate = self._runtime.supervisor.ref("gate")
         if gate is None or not gate.is_alive():
             missing.append("gate: not running")
-        for name, src in self._sources(self._clock.monotonic()).items():
+        for name, src in (sources if sources is not None else self.sources_now()).items():
             if src["age_s"] is None:
                 missing.append(f"{name}: no state yet")
             elif not src["fresh"]:
@@ -193,7 +194,7 @@ class StateReader:
             reason=ess.reason if ess else None,
             readings=[{"source": s.source, "active": s.active, "detail": s.detail} for s in ess.sources] if ess else [],
         )
-        missing = self.readiness()
+        missing = self.readiness(sources)  # the same reading the document shows
         return {
             "time": _iso(self._clock.now()),
             "ready": not missing,
