@@ -301,6 +301,11 @@ class RiskSupervisor:
         return False  # pragma: no cover - the event is never set
 
     # -- operators ------------------------------------------------------------------
+    def decision_rates(self) -> dict[str, Any]:
+        """Decisions per second by decision and reason code over the last 15
+        minutes, one point per 5 s sample (GET /v1/decisions/rates)."""
+        return self.state_reader.rates_document()
+
     def state(self, timeout: float = 1.0) -> dict[str, Any]:
         """Sources, risk level, ESS, accounts against their limits, actors, journal (GET /v1/state)."""
         doc = self.state_reader.document(timeout)
@@ -316,7 +321,7 @@ class RiskSupervisor:
         *,
         account: str | None = None,
         code: str | None = None,
-        decision: str | None = None,
+        decision: str | tuple[str, ...] | None = None,
         since_us: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, fields, is_dataclass
 from datetime import UTC
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -205,6 +206,30 @@ def _problem(status: int, detail: str, **extra: Any) -> Response:
 _DOCS_401: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "missing or unknown bearer token"}}
 
 
+# The dashboard: static files shipped in the package, read once. Its page asks
+# nothing of other origins and may not be framed (its buttons halt trading).
+_DASHBOARD_TYPES = {
+    "index.html": "text/html; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+}
+_DASHBOARD_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def _dashboard_files() -> dict[str, bytes]:
+    folder = resources.files("supervisor.api").joinpath("dashboard")
+    return {name: folder.joinpath(name).read_bytes() for name in _DASHBOARD_TYPES}
+
+
 def build_app(service: GateService) -> FastAPI:
     app = FastAPI(
         title="riskgate",
@@ -237,6 +262,22 @@ def build_app(service: GateService) -> FastAPI:
             return await _json(request), None
         except _BodyError as exc:
             return None, _problem(exc.status, exc.detail)
+
+    # -- the dashboard (static; its data comes from the reader endpoints below) ----------------
+    dashboard = _dashboard_files()
+
+    def page(name: str) -> Response:
+        return Response(dashboard[name], 200, _DASHBOARD_HEADERS, media_type=_DASHBOARD_TYPES[name])
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Response:
+        return page("index.html")
+
+    @app.get("/dashboard/{name}", include_in_schema=False)
+    def dashboard_file(name: str) -> Response:
+        if name not in dashboard or name == "index.html":
+            return _problem(404, "no such dashboard file")
+        return page(name)
 
     # -- probes ---------------------------------------------------------------------------
     @app.get("/healthz", tags=["probes"], summary="the process is alive")
@@ -324,8 +365,13 @@ def build_app(service: GateService) -> FastAPI:
             return _problem(422, f"limit: must be 1..{MAX_DECISIONS}, got {limit}")
         if code is not None and code not in ReasonCode.__members__:
             return _problem(422, f"code: not a reason code: {shorten(code, 40)}")
-        if decision is not None and decision not in ("allow", "block", "scale_down"):
-            return _problem(422, f"decision: must be allow, block or scale_down, got {shorten(decision, 40)}")
+        wanted: str | tuple[str, ...] | None = None
+        if decision is not None:
+            wanted = tuple(dict.fromkeys(decision.split(",")))
+            wrong = [d for d in wanted if d not in ("allow", "block", "scale_down")]
+            if wrong:
+                why = "must be allow, block or scale_down (or several, comma separated)"
+                return _problem(422, f"decision: {why}, got {shorten(wrong[0], 40)}")
         if account is not None and len(account) > MAX_NAME_LENGTH:
             return _problem(422, "account: too long")
         since_us = None
@@ -337,10 +383,20 @@ def build_app(service: GateService) -> FastAPI:
         if not service.config.journal.enabled:
             return _problem(503, "the journal is disabled (journal.enabled = false): no decisions are kept")
         try:
-            rows = service.decisions(account=account, code=code, decision=decision, since_us=since_us, limit=limit)
+            rows = service.decisions(account=account, code=code, decision=wanted, since_us=since_us, limit=limit)
         except FileNotFoundError:
             rows = []
         return _ok(rows)
+
+    @app.get(
+        "/v1/decisions/rates",
+        tags=["decisions"],
+        summary="decisions per second by decision and reason code, last 15 minutes",
+        responses={200: {"model": dict[str, Any]}, **_DOCS_401},
+    )
+    def decision_rates(request: Request) -> Response:
+        refused = guard(request, "reader") or _query_refused(request, ())
+        return refused if refused is not None else _ok(service.decision_rates())
 
     # -- state from the execution side ------------------------------------------------------
     def unknown_account(name: object) -> Response | None:

@@ -41,6 +41,8 @@ class GateService(Protocol):
 
     def state(self, timeout: float = 1.0) -> dict[str, Any]: ...
 
+    def decision_rates(self) -> dict[str, Any]: ...
+
     def readiness(self) -> list[str]: ...
 
     def tracker_alive(self) -> bool: ...
@@ -50,7 +52,7 @@ class GateService(Protocol):
         *,
         account: str | None = None,
         code: str | None = None,
-        decision: str | None = None,
+        decision: str | tuple[str, ...] | None = None,
         since_us: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]: ...

@@ -24,13 +24,14 @@ __all__ = ["EssBoard"]
 
 
 class EssBoard:
-    __slots__ = ("_auxiliary", "_current", "_lock", "_sources")
+    __slots__ = ("_active_since", "_auxiliary", "_current", "_lock", "_sources")
 
     def __init__(self, auxiliary: frozenset[str] = frozenset({"operator_halt"})) -> None:
         self._auxiliary = auxiliary
         self._lock = threading.Lock()
         self._sources: dict[str, tuple[EssSourceStatus, float]] = {}
         self._current: tuple[EssState, float] | None = None
+        self._active_since: float | None = None
 
     def publish(self, state: EssState, received: float) -> EssState:
         """Record the readings in `state` (one per source), received at monotonic
@@ -44,8 +45,17 @@ class EssBoard:
             if all(name in self._auxiliary for name in self._sources):
                 return combined  # not ESS yet: nothing on the board
             self._current = (combined, oldest)  # one reference swap: the gate reads it without the lock
+            if not combined.active:
+                self._active_since = None
+            elif self._active_since is None:
+                self._active_since = received
         return combined
 
     @property
     def current(self) -> tuple[EssState, float] | None:
         return self._current
+
+    @property
+    def active_since(self) -> float | None:
+        """Monotonic time of the reading that began the current halt (None: not halted)."""
+        return self._active_since

@@ -10,10 +10,11 @@ costs the gate nothing).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actors.gate import GateView
@@ -22,7 +23,7 @@ from supervisor.clock import Clock, Timer
 from supervisor.config import Config
 from supervisor.runtime.wiring import Runtime
 
-__all__ = ["DecisionRates", "StateReader"]
+__all__ = ["DecisionRates", "StateReader", "banner"]
 
 RISK_LEVELS = {"INFO": 0, "WARNING": 1, "CRITICAL": 2}
 
@@ -44,9 +45,14 @@ class DecisionRates:
         self._counters = counters
         self._clock = clock
         self._interval_s = interval_s
+        self._keep_s = keep_s
         self._samples: deque[tuple[float, dict[tuple[str, str, str], int]]] = deque(maxlen=int(keep_s / interval_s) + 2)
         self._lock = threading.Lock()
         self._timer: Timer | None = None
+
+    @property
+    def interval_s(self) -> float:
+        return self._interval_s
 
     def start(self) -> None:
         if self._timer is None:
@@ -62,6 +68,26 @@ class DecisionRates:
         decisions = self._counters.snapshot()[0]
         with self._lock:
             self._samples.append((self._clock.monotonic(), decisions))
+
+    def series(self) -> list[tuple[float, float, dict[tuple[str, str], int]]]:
+        """Decisions per (decision, code) in each sampling interval that ended
+        within `keep_s`, oldest first, and the part interval up to now:
+        (start, end, counts), monotonic."""
+        now = self._clock.monotonic()
+        current = self._counters.snapshot()[0]
+        with self._lock:
+            samples = [*self._samples, (now, current)]
+        out: list[tuple[float, float, dict[tuple[str, str], int]]] = []
+        for (start, before), (end, after) in itertools.pairwise(samples):
+            if end <= start or now - end > self._keep_s:
+                continue
+            counts: dict[tuple[str, str], int] = {}
+            for (decision, code, _), n in after.items():
+                delta = n - before.get((decision, code, _), 0)
+                if delta > 0:
+                    counts[(decision, code)] = counts.get((decision, code), 0) + delta
+            out.append((start, end, counts))
+        return out
 
     def since(self, window_s: float) -> dict[tuple[str, str, str], int]:
         """Decisions per (decision, code, account) over about the last `window_s`
@@ -154,6 +180,29 @@ class StateReader:
             "blocking": journal.blocking,
         }
 
+    def rates_document(self) -> dict[str, Any]:
+        """`GET /v1/decisions/rates`: decisions per second by decision and reason
+        code in each sampling interval of the last 15 minutes (UTC times)."""
+        if self._rates is None:
+            return {"interval_s": None, "points": []}
+        now, wall = self._clock.monotonic(), self._clock.now()
+
+        def at(mono: float) -> str:
+            return _iso(wall - timedelta(seconds=max(0.0, now - mono)))
+
+        points = []
+        for start, end, counts in self._rates.series():
+            span = end - start
+            points.append(
+                {
+                    "start": at(start),
+                    "end": at(end),
+                    "seconds": round(span, 3),
+                    "per_s": {f"{d}/{c}": round(n / span, 3) for (d, c), n in sorted(counts.items())},
+                }
+            )
+        return {"interval_s": self._rates.interval_s, "points": points}
+
     def readiness(self, sources: dict[str, dict[str, Any]] | None = None) -> list[str]:
         """What keeps the gate from deciding on fresh state; empty when ready.
         `sources`: as `sources_now()` returned them (read now when not given)."""
@@ -189,14 +238,18 @@ class StateReader:
         )
         current = rt.board.current
         ess = current[0] if current else None
+        since = rt.board.active_since
+        wall = self._clock.now()
         sources["ess"].update(
             active=ess.active if ess else None,
             reason=ess.reason if ess else None,
+            active_since=_iso(wall - timedelta(seconds=max(0.0, now - since))) if since is not None else None,
             readings=[{"source": s.source, "active": s.active, "detail": s.detail} for s in ess.sources] if ess else [],
         )
         missing = self.readiness(sources)  # the same reading the document shows
         return {
-            "time": _iso(self._clock.now()),
+            "time": _iso(wall),
+            "banner": banner(sources, view is not None, self._runtime.journal.blocking),
             "ready": not missing,
             "not_ready": missing,
             "config": {"origin": cfg.origin, "sha256": cfg.digest or None},
@@ -263,6 +316,70 @@ class StateReader:
                 row["decisions_last_minute"] = by_code
             out[name] = row
         return out
+
+
+def _source_problem(name: str, src: dict[str, Any]) -> dict[str, Any] | None:
+    """Why a source makes the gate fail closed, or None when it is fresh."""
+    if src["age_s"] is None:
+        return {"source": name, "detail": f"{name}: no state yet", "stale_for_s": None}
+    if not src["fresh"]:
+        stale_for = round(src["age_s"] - src["max_age_s"], 1)
+        return {
+            "source": name,
+            "detail": f"{name}: stale for {stale_for:.1f} s"
+            f" (last state {src['age_s']:.1f} s old, limit {src['max_age_s']:g} s)",
+            "stale_for_s": stale_for,
+        }
+    return None
+
+
+def banner(sources: dict[str, dict[str, Any]], gate_alive: bool, journal_blocking: str | None) -> dict[str, Any]:
+    """The one-line verdict a person reads first, in the gate's order of checks:
+    FAIL-CLOSED (the gate, the journal or ESS cannot be trusted), HALTED (ESS,
+    the kill switch or an operator halt), FAIL-CLOSED (Risk v3 stale), HALTED
+    (Risk v3 CRITICAL), else TRADING. `causes` name the source and why; `also`
+    lists what would block next; `accounts_blocked` the accounts failing closed."""
+    fail: list[dict[str, Any]] = []
+    if not gate_alive:
+        fail.append({"source": "gate", "detail": "gate: not answering", "stale_for_s": None})
+    if journal_blocking is not None:
+        fail.append({"source": "journal", "detail": f"journal: {journal_blocking}", "stale_for_s": None})
+    ess, risk = sources["ess"], sources["risk_v3"]
+    ess_problem = _source_problem("ess", ess)
+    if ess_problem is None and ess.get("active") is None:
+        ess_problem = {
+            "source": "ess",
+            "detail": f"ess: {ess.get('reason') or 'a source is unknown'}",
+            "stale_for_s": None,
+        }
+    if ess_problem is not None:
+        fail.append(ess_problem)
+    halts = [
+        {"source": f"ess/{r['source']}", "detail": r["detail"], "since": ess.get("active_since")}
+        for r in ess.get("readings", ())
+        if r["active"] is True
+    ]
+    risk_problem = _source_problem("risk_v3", risk)
+    critical = (
+        [{"source": "risk_v3", "detail": "Risk v3 level CRITICAL: only reduce-only orders pass", "since": None}]
+        if risk_problem is None and risk.get("risk_level") == "CRITICAL"
+        else []
+    )
+    ordered: list[tuple[str, list[dict[str, Any]]]] = [
+        ("FAIL-CLOSED", fail),
+        ("HALTED", halts),
+        ("FAIL-CLOSED", [risk_problem] if risk_problem else []),
+        ("HALTED", critical),
+    ]
+    found = [(state, causes) for state, causes in ordered if causes]
+    state, causes = found[0] if found else ("TRADING", [])
+    also = [cause for _, rest in found[1:] for cause in rest]
+    blocked = sorted(
+        name.removeprefix("account:")
+        for name, src in sources.items()
+        if name.startswith("account:") and _source_problem(name, src) is not None
+    )
+    return {"state": state, "causes": causes, "also": also, "accounts_blocked": blocked}
 
 
 def _pct(equity: float, start: float) -> float | None:

@@ -210,7 +210,7 @@ class Query:
     account: str | None = None
     order_id: str | None = None
     code: str | None = None
-    decision: str | None = None
+    decision: str | tuple[str, ...] | None = None  # a tuple: any of them
     limit: int = 100
 
 
@@ -229,7 +229,8 @@ class JournalReader:
 
     def decisions(self, q: Query) -> list[dict[str, Any]]:
         """Matching decisions, newest first."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         for column, op, value in (
             ("ts_us", ">=", q.since_us),
             ("ts_us", "<", q.until_us),
@@ -238,7 +239,10 @@ class JournalReader:
             ("reason_code", "=", q.code),
             ("decision", "=", q.decision),
         ):
-            if value is not None:
+            if isinstance(value, tuple):
+                where.append(f"{column} IN ({', '.join('?' * len(value))})")
+                args.extend(value)
+            elif value is not None:
                 where.append(f"{column} {op} ?")
                 args.append(value)
         # Column names and operators come from the tuple above; every value is bound.

@@ -1,0 +1,197 @@
+"""The dashboard in a real browser: headless Chromium (Debian's package) driven
+by Playwright, against `riskgate run` and the upstream simulator on loopback.
+
+Each state the page can show is reached for real (the simulator halts, goes
+down, loses money) and photographed under the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from supervisor.sim.simulator import UpstreamSimulator
+from tests.supervisor.test_cli_run import DESK, LogFollower, write_config
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ALICE = "alice-operator-token-for-the-dashboard-0123"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - the dev extra installs it
+        pytest.skip(f"playwright is not installed ({exc}): pip install -e '.[dev]'")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it as root)")
+    return sync_playwright
+
+
+def _config(path: Path, sim_url: str) -> None:
+    write_config(path, sim_url)
+    text = path.read_text()
+    text = text.replace("poll_interval_s = 2.0", "poll_interval_s = 0.3", 1)  # [risk_v3]
+    text = text.replace("max_age_s = 10.0 ", "max_age_s = 2.0 ", 1)  # [risk_v3]: stale 2 s after it goes down
+    text = text.replace("poll_interval_s = 0.5", "poll_interval_s = 0.2", 1)  # [ess]
+    text = text.replace("poll_interval_s = 5.0", "poll_interval_s = 0.3", 1)  # [accounts]
+    text += f'\n[api.operators.alice]\ntoken_sha256 = "{hashlib.sha256(ALICE.encode()).hexdigest()}"\n'
+    path.write_text(text)
+
+
+def _evaluate(port: int, order: dict) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/evaluate",
+        data=json.dumps(order).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {DESK}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
+        return json.loads(answer.read())
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The simulator and `riskgate run` on loopback: (sim, port)."""
+    with UpstreamSimulator() as sim:
+        sim.set_risk("info")
+        sim.set_ess(False)
+        btc = {"symbol": "BTCUSDT", "exchange": "binance", "quantity": 0.1, "mark_price": 65_000.0}
+        sim.set_account("main_binance", 10_000.0, [btc])
+        sim.set_account("alt_bybit", 5_000.0, [])
+        cfg = tmp_path / "config.toml"
+        _config(cfg, sim.url)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.cli", "run", "--config", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            logs = LogFollower(proc)
+            port = int(logs.wait_for("riskgate_running")["api"].rsplit(":", 1)[1])
+            logs.wait_for("riskgate_ready")
+            yield sim, port
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            finally:
+                proc.kill()
+
+
+def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
+    sync_playwright = _browser_or_skip()
+    from playwright.sync_api import expect
+
+    sim, port = served
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        banner = page.locator("#banner")
+
+        # Loads clean and says TRADING.
+        page.goto(f"http://127.0.0.1:{port}/")
+        expect(banner).to_have_attribute("data-state", "TRADING", timeout=10_000)
+        expect(page.locator("#sources tr[data-source='risk_v3']")).to_contain_text("INFO")
+        expect(page.locator("[data-account='main_binance']")).to_contain_text("$10,000")
+        page.screenshot(path=shots / "1-trading.png", full_page=True)
+        assert errors == [], errors
+
+        # ESS halts: HALTED within 2 s, naming the source; an order blocked meanwhile
+        # is listed and opens its journal entry.
+        sim.set_ess(True, "exchange incident")
+        flipped = time.monotonic()
+        expect(banner).to_have_attribute("data-state", "HALTED", timeout=2_000)
+        assert time.monotonic() - flipped < 2.0
+        expect(page.locator("#banner-causes")).to_contain_text("ess/http: exchange incident")
+        order = {
+            "account": "main_binance",
+            "exchange": "binance",
+            "strategy_id": "trend_v2",
+            "symbol": "BTCUSDT",
+            "side": "buy",
+            "quantity": 0.01,
+            "price": 65_000.0,
+            "order_id": "dash-blocked-1",
+        }
+        assert _evaluate(port, order)["reason_code"] == "ESS_HALT_ACTIVE"
+        row = page.locator("#blocks tr[data-order='dash-blocked-1']")
+        expect(row).to_contain_text("ESS_HALT_ACTIVE", timeout=5_000)
+        page.screenshot(path=shots / "2-halted-by-ess.png", full_page=True)
+        row.get_by_role("button").press("Enter")  # keyboard: the time is a button
+        expect(page.locator("#entry")).to_be_visible()
+        expect(page.locator("#entry-fields")).to_contain_text("ess_age_s")
+        page.screenshot(path=shots / "3-journal-entry.png")
+        page.keyboard.press("Escape")
+        sim.set_ess(False)
+        expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
+
+        # Halt from the page: a wrong token is refused, saying so; the right one halts.
+        page.locator("#halt-button").click()
+        page.locator("#auth-reason").fill("drill")
+        page.locator("#auth-token").fill("not-a-token-anyone-has")
+        page.locator("#auth-submit").click()
+        expect(page.locator("#auth-error")).to_contain_text("401")
+        page.screenshot(path=shots / "4-halt-wrong-token.png")
+        assert banner.get_attribute("data-state") == "TRADING"
+        page.locator("#auth-token").fill(ALICE)
+        page.locator("#auth-submit").click()
+        expect(page.locator("#auth")).to_be_hidden()
+        expect(banner).to_have_attribute("data-state", "HALTED", timeout=3_000)
+        expect(page.locator("#banner-causes")).to_contain_text("ess/operator_halt")
+        expect(page.locator("#operator-halt")).to_contain_text("drill")
+        page.screenshot(path=shots / "5-halted-by-operator.png", full_page=True)
+        page.locator("#resume-button").click()
+        page.locator("#auth-reason").fill("drill over")
+        page.locator("#auth-token").fill(ALICE)
+        page.locator("#auth-submit").click()
+        expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
+
+        # An account 10 % down on a 2 % daily limit: its day bar is over the limit.
+        sim.set_account("main_binance", 9_000.0, [])
+        day = page.locator("[data-account='main_binance'] [data-meter='day']")
+        expect(day).to_have_attribute("data-over", "true", timeout=5_000)
+        expect(day).to_contain_text("-10.00 %")
+        page.screenshot(path=shots / "6-daily-limit.png", full_page=True)
+
+        # Risk v3 goes down: FAIL-CLOSED, naming it, once its last state is older than 2 s.
+        sim.set_fault("risk", "down")
+        expect(banner).to_have_attribute("data-state", "FAIL-CLOSED", timeout=6_000)
+        expect(page.locator("#banner-causes")).to_contain_text("risk_v3: stale for")
+        page.screenshot(path=shots / "7-fail-closed.png", full_page=True)
+        browser.close()
+
+    # The only console errors: the refused halt's 401 (Chromium logs a failed request).
+    assert [e for e in errors if "401" not in e] == [], errors
+    assert sorted(p.name for p in shots.iterdir()) == [
+        "1-trading.png",
+        "2-halted-by-ess.png",
+        "3-journal-entry.png",
+        "4-halt-wrong-token.png",
+        "5-halted-by-operator.png",
+        "6-daily-limit.png",
+        "7-fail-closed.png",
+    ]
