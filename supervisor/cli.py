@@ -339,10 +339,39 @@ def cmd_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {port}")
+    return port
+
+
+def _pace(text: str) -> float:
+    try:
+        pace = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= pace <= 60:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"seconds between rows must be 0..60, got {text}")
+    return pace
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from supervisor.sim.demo import run_demo
 
-    return run_demo()
+    if not args.serve:
+        return run_demo()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        return run_demo(serve=True, port=args.port, pace_s=args.pace, stop=stop)
+    except OSError as exc:  # the port is taken
+        print(f"riskgate demo: cannot serve on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 1
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -444,8 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
         "scripted trading day on a fake clock: normal orders, a WARNING scale-down, single-trade-risk and "
         "exposure scale-downs, a strategy block, CRITICAL, the kill switch, Risk v3 going down and coming back, "
         "and a daily loss limit. One row per order: time, what happened upstream, the order, the decision, "
-        "its reason code and the quantity sent; then the counts per decision. Needs no configuration.",
+        "its reason code and the quantity sent; then the counts per decision. Needs no configuration. "
+        "--serve also serves the HTTP API and its dashboard on 127.0.0.1:PORT and plays the day slowly, "
+        "so it can be watched in a browser.",
     )
+    p.add_argument("--serve", action="store_true", help="serve the dashboard and play the day slowly")
+    p.add_argument("--port", type=_port, default=8010, help="with --serve: the API's port on 127.0.0.1 (0: any free)")
+    p.add_argument("--pace", type=_pace, default=2.0, help="with --serve: real seconds between two rows (0-60)")
     p.set_defaults(func=cmd_demo)
 
     p = command("baseline", "show or set the day/week start equity that loss limits count from")

@@ -4,13 +4,21 @@ The upstream simulator and the supervisor run in one process over real
 loopback HTTP; the day's clock is a FakeClock, so a day plays in a second or
 two. Every order goes through `RiskSupervisor.evaluate`; the table shows what
 the gate decided and why.
+
+`serve=True` (`riskgate demo --serve`) also serves the HTTP API with its
+dashboard, plays one row every `pace_s` real seconds so the page can be
+watched, and keeps serving after the day until `stop` is set (Ctrl-C). A
+one-time operator token is printed for the dashboard's buttons.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,9 +36,10 @@ DAY = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # a Wednesday
 EQUITY = 100_000.0
 
 
-def demo_config(sim_url: str, folder: Path) -> Any:
+def demo_config(sim_url: str, folder: Path, api: dict[str, Any] | None = None) -> Any:
     return parse_config(
         {
+            **({"api": api} if api is not None else {}),
             "gate": {"evaluate_timeout_s": 2.0, "warning_scale_factor": 0.5, "reservation_ttl_s": 30.0},
             "risk_v3": {"url": sim_url, "poll_interval_s": 2.0, "timeout_s": 0.5, "max_age_s": 10.0},
             "ess": {
@@ -84,13 +93,26 @@ def _order(
     }
 
 
-def run_demo(out: TextIO | None = None) -> int:
+def run_demo(
+    out: TextIO | None = None,
+    *,
+    serve: bool = False,
+    port: int = 8010,
+    pace_s: float = 2.0,
+    stop: threading.Event | None = None,
+) -> int:
     out = out or sys.stdout
+    stop = stop or threading.Event()
     configure_logging("console", level=logging.ERROR, stream=sys.stderr)
     from supervisor.facade import RiskSupervisor
 
     clock = FakeClock(start=DAY)
     counts: Counter[str] = Counter()
+    token = secrets.token_urlsafe(18)
+    api = None
+    if serve:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        api = {"enabled": True, "host": "127.0.0.1", "port": port, "operators": {"demo": {"token_sha256": digest}}}
     with tempfile.TemporaryDirectory(prefix="riskgate-demo-") as tmp, UpstreamSimulator(clock=clock) as sim:
         folder = Path(tmp)
         kill_switch = folder / "KILL_SWITCH"
@@ -98,7 +120,11 @@ def run_demo(out: TextIO | None = None) -> int:
         sim.set_ess(False)
         btc = {"symbol": "BTCUSDT", "exchange": "binance", "quantity": 0.3, "mark_price": 65_000.0}
         sim.set_account("desk_binance", EQUITY, [btc])
-        with RiskSupervisor(demo_config(sim.url, folder), clock=clock) as sup:
+        with RiskSupervisor(demo_config(sim.url, folder, api), clock=clock, api=serve) as sup:
+            if sup.api_server is not None:
+                print(f"dashboard: {sup.api_server.url}/  (operator token for its buttons: {token})", file=out)
+                print(f"the day plays one row every {pace_s:g} s on a simulated clock; Ctrl-C stops.\n", file=out)
+                out.flush()
             print(f"riskgate demo: upstream simulator on {sim.url}; account desk_binance, profile normal,", file=out)
             print(f"equity {EQUITY:,.0f} USD, cap 60,000 USD notional, holding 0.3 BTC (19,500 USD).\n", file=out)
             header = (
@@ -108,6 +134,8 @@ def run_demo(out: TextIO | None = None) -> int:
             print("-" * len(header), file=out)
 
             def at(hhmm: str, what: str, order: dict[str, Any], before: Callable[[], object] | None = None) -> None:
+                if serve and stop.wait(pace_s):
+                    return  # stopped: the rest of the day is skipped
                 h, m = map(int, hhmm.split(":"))
                 target = DAY.replace(hour=h, minute=m)
                 if before is not None:
@@ -121,6 +149,7 @@ def run_demo(out: TextIO | None = None) -> int:
                 print(
                     f"{hhmm:5}  {what:44}  {o:32}  {r.decision:10}  {r.reason_code!s:26}  {r.adjusted_quantity:>9g}",
                     file=out,
+                    flush=serve,
                 )
 
             def risk_v3_goes_down() -> None:
@@ -186,6 +215,10 @@ def run_demo(out: TextIO | None = None) -> int:
                 lambda: sim.set_account("desk_binance", EQUITY * 0.975, [btc]),
             )
             at("15:05", "closing BTC is still allowed", _order("BTCUSDT", "sell", 0.3, 65_000.0))
+            if serve and not stop.is_set():
+                sup.flush_journal()
+                print("\nthe day is over; the dashboard stays up until Ctrl-C.", file=out, flush=True)
+                stop.wait()
 
     print("\ndecisions: " + ", ".join(f"{k} {counts[k]}" for k in ("allow", "scale_down", "block")), file=out)
     return 0

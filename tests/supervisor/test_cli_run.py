@@ -387,3 +387,40 @@ def test_run_serves_the_api_reports_ready_and_reloads_on_sighup(tmp_path):
             assert proc.wait(timeout=10) == 0
         finally:
             proc.kill()
+
+
+def test_demo_serve_plays_the_day_behind_a_dashboard_and_stops_on_sigint():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.cli", "demo", "--serve", "--port", "0", "--pace", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    over = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "the day is over" in line:
+                over.set()
+        over.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert over.wait(60), "the day did not end within 60 s"
+        first = lines[0]
+        assert first.startswith("dashboard: http://127.0.0.1:") and "operator token for its buttons: " in first
+        url = first.split()[1].rstrip("/")
+        token = first.rsplit(" ", 1)[1].rstrip(")\n")
+        import httpx
+
+        assert "<title>riskgate</title>" in httpx.get(url + "/").text
+        blocked = httpx.get(url + "/v1/decisions", params={"decision": "block,scale_down"}).json()
+        assert {"DAILY_LOSS_LIMIT", "ESS_HALT_ACTIVE", "DUPLICATE_ORDER"} <= {r["reason_code"] for r in blocked}
+        halt = httpx.post(url + "/v1/halt", json={"reason": "demo"}, headers={"Authorization": f"Bearer {token}"})
+        assert halt.status_code == 200 and halt.json()["active"] is True  # the printed token works
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
