@@ -24,6 +24,7 @@ from tests.supervisor.test_cli_run import DESK, LogFollower, write_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ALICE = "alice-operator-token-for-the-dashboard-0123"
+BOB = "bob-operator-token-for-the-dashboard-01234"
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -53,15 +54,16 @@ def _config(path: Path, sim_url: str) -> None:
     text = text.replace("max_age_s = 10.0 ", "max_age_s = 2.0 ", 1)  # [risk_v3]: stale 2 s after it goes down
     text = text.replace("poll_interval_s = 0.5", "poll_interval_s = 0.2", 1)  # [ess]
     text = text.replace("poll_interval_s = 5.0", "poll_interval_s = 0.3", 1)  # [accounts]
-    text += f'\n[api.operators.alice]\ntoken_sha256 = "{hashlib.sha256(ALICE.encode()).hexdigest()}"\n'
+    for name, token in (("alice", ALICE), ("bob", BOB)):
+        text += f'\n[api.operators.{name}]\ntoken_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n'
     path.write_text(text)
 
 
-def _evaluate(port: int, order: dict) -> dict:
+def _post(port: int, path: str, body: dict, token: str = DESK) -> dict:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/evaluate",
-        data=json.dumps(order).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {DESK}"},
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
         return json.loads(answer.read())
@@ -137,7 +139,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
             "price": 65_000.0,
             "order_id": "dash-blocked-1",
         }
-        assert _evaluate(port, order)["reason_code"] == "ESS_HALT_ACTIVE"
+        assert _post(port, "/v1/evaluate", order)["reason_code"] == "ESS_HALT_ACTIVE"
         row = page.locator("#blocks tr[data-order='dash-blocked-1']")
         expect(row).to_contain_text("ESS_HALT_ACTIVE", timeout=5_000)
         page.screenshot(path=shots / "2-halted-by-ess.png", full_page=True)
@@ -170,18 +172,30 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         page.locator("#auth-submit").click()
         expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
 
+        # Bob proposes an override; Alice approves it from the page.
+        proposal = _post(port, "/v1/overrides", {"account": "alt_bybit", "reason": "close out", "ttl_s": 60}, BOB)
+        row = page.locator(f"#overrides tr[data-override='{proposal['id']}']")
+        expect(row).to_contain_text("proposed", timeout=3_000)
+        row.get_by_role("button", name="Approve…").click()
+        page.locator("#auth-token").fill(ALICE)
+        page.keyboard.press("Enter")  # submits the form
+        expect(row).to_contain_text("active", timeout=3_000)
+        expect(row).to_contain_text("bob, alice")
+        expect(page.locator("[data-account='alt_bybit']")).to_contain_text(f"override {proposal['id']} active")
+        page.screenshot(path=shots / "6-override-approved.png", full_page=True)
+
         # An account 10 % down on a 2 % daily limit: its day bar is over the limit.
         sim.set_account("main_binance", 9_000.0, [])
         day = page.locator("[data-account='main_binance'] [data-meter='day']")
         expect(day).to_have_attribute("data-over", "true", timeout=5_000)
         expect(day).to_contain_text("-10.00 %")
-        page.screenshot(path=shots / "6-daily-limit.png", full_page=True)
+        page.screenshot(path=shots / "7-daily-limit.png", full_page=True)
 
         # Risk v3 goes down: FAIL-CLOSED, naming it, once its last state is older than 2 s.
         sim.set_fault("risk", "down")
         expect(banner).to_have_attribute("data-state", "FAIL-CLOSED", timeout=6_000)
         expect(page.locator("#banner-causes")).to_contain_text("risk_v3: stale for")
-        page.screenshot(path=shots / "7-fail-closed.png", full_page=True)
+        page.screenshot(path=shots / "8-fail-closed.png", full_page=True)
         browser.close()
 
     # The only console errors: the refused halt's 401 (Chromium logs a failed request).
@@ -192,6 +206,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         "3-journal-entry.png",
         "4-halt-wrong-token.png",
         "5-halted-by-operator.png",
-        "6-daily-limit.png",
-        "7-fail-closed.png",
+        "6-override-approved.png",
+        "7-daily-limit.png",
+        "8-fail-closed.png",
     ]
