@@ -14,6 +14,7 @@ from pathlib import Path
 
 from supervisor import __version__
 from supervisor.config import Config, ConfigError, load_config
+from supervisor.errors import RiskgateError
 
 __all__ = ["main"]
 
@@ -363,14 +364,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from supervisor.sim.demo import run_demo
 
     if not args.serve:
+        if args.port is not None or args.pace is not None:
+            print("riskgate demo: --port and --pace go with --serve", file=sys.stderr)
+            return 2
         return run_demo()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    port = 8010 if args.port is None else args.port
     try:
-        return run_demo(serve=True, port=args.port, pace_s=args.pace, stop=stop)
-    except OSError as exc:  # the port is taken
-        print(f"riskgate demo: cannot serve on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return run_demo(serve=True, port=port, pace_s=2.0 if args.pace is None else args.pace, stop=stop)
+    except (OSError, RiskgateError) as exc:  # the port is taken
+        print(f"riskgate demo: cannot serve on 127.0.0.1:{port}: {exc}", file=sys.stderr)
         return 1
 
 
@@ -478,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
         "so it can be watched in a browser.",
     )
     p.add_argument("--serve", action="store_true", help="serve the dashboard and play the day slowly")
-    p.add_argument("--port", type=_port, default=8010, help="with --serve: the API's port on 127.0.0.1 (0: any free)")
-    p.add_argument("--pace", type=_pace, default=2.0, help="with --serve: real seconds between two rows (0-60)")
+    p.add_argument("--port", type=_port, help="with --serve: the API's port on 127.0.0.1 (0: any free; default 8010)")
+    p.add_argument("--pace", type=_pace, help="with --serve: real seconds between two rows (0-60; default 2)")
     p.set_defaults(func=cmd_demo)
 
     p = command("baseline", "show or set the day/week start equity that loss limits count from")

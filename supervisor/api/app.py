@@ -269,11 +269,11 @@ def build_app(service: GateService) -> FastAPI:
     def page(name: str) -> Response:
         return Response(dashboard[name], 200, _DASHBOARD_HEADERS, media_type=_DASHBOARD_TYPES[name])
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> Response:
         return page("index.html")
 
-    @app.get("/dashboard/{name}", include_in_schema=False)
+    @app.api_route("/dashboard/{name}", methods=["GET", "HEAD"], include_in_schema=False)
     def dashboard_file(name: str) -> Response:
         if name not in dashboard or name == "index.html":
             return _problem(404, "no such dashboard file")
@@ -283,6 +283,10 @@ def build_app(service: GateService) -> FastAPI:
     @app.get("/healthz", tags=["probes"], summary="the process is alive")
     async def healthz() -> dict[str, str]:  # on the event loop: never queued behind slow reads
         return {"status": "alive"}
+
+    @app.head("/healthz", include_in_schema=False)
+    async def healthz_head() -> Response:
+        return Response(status_code=200)
 
     @app.get(
         "/readyz",
@@ -512,7 +516,7 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, **_DOCS_401},
     )
     def state(request: Request) -> Response:
-        refused = guard(request, "reader")
+        refused = guard(request, "reader") or _query_refused(request, ())
         return refused if refused is not None else _ok(service.state())
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus text exposition", responses=_DOCS_401)

@@ -1,5 +1,10 @@
 """An ASGI fast path for `POST /v1/evaluate`, in front of the FastAPI app.
 
+It first refuses a request whose Host header names another server while the
+API listens on loopback (421): a web page whose domain an attacker points at
+127.0.0.1 (DNS rebinding) could otherwise read the state and send orders from
+a browser on this machine.
+
 FastAPI's request objects, dependency resolution and middleware stack cost
 more than the decision itself. Orders are the one hot path, so this answers
 them straight from the ASGI messages, with the same code as the FastAPI route
@@ -25,6 +30,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+_MISDIRECTED = b'{"detail":"Host: this API answers only to 127.0.0.1, localhost or [::1] (it listens on loopback)"}'
 _TOO_LARGE = b'{"detail":"body larger than %d bytes"}' % MAX_BODY_BYTES
 
 
@@ -33,9 +40,10 @@ class EvaluateFastPath:
         self.app = app
         self._service = service
         self._keeper = keeper
+        self._loopback = service.config.api.host in _LOOPBACK_NAMES or service.config.api.host.startswith("127.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/v1/evaluate" or scope["method"] != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         content_type = None
@@ -45,6 +53,12 @@ class EvaluateFastPath:
                 content_type = value.decode("latin-1")
             elif key == b"authorization":
                 authorization.append(value.decode("latin-1"))
+            elif key == b"host" and self._loopback and not _loopback_host(value.decode("latin-1")):
+                await _answer(send, 421, _MISDIRECTED)
+                return
+        if scope["path"] != "/v1/evaluate" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
         client = scope.get("client")
         refused = refusal(
             self._service,
@@ -75,6 +89,16 @@ class EvaluateFastPath:
             more = message.get("more_body", False)
         status, payload = await evaluate_body(self._service, b"".join(chunks))
         await _answer(send, status, payload)
+
+
+def _loopback_host(host: str) -> bool:
+    """Whether a Host header names this machine's loopback ("127.0.0.1:8010", "[::1]", "localhost")."""
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.lower().rstrip(".")
+    return name in _LOOPBACK_NAMES or (name.startswith("127.") and name.replace(".", "").isdigit())
 
 
 async def _answer(send: Send, status: int, payload: bytes, extra: dict[str, str] | None = None) -> None:

@@ -89,6 +89,11 @@ class GateLink:
         with self._lock:
             self._gate = None
 
+    def latest(self, kind: str, name: str = "") -> tuple[object, float] | None:
+        """The latest state of a kind and when it was sent (monotonic), or None."""
+        with self._lock:
+            return self._latest.get((kind, name))
+
     def age(self, kind: str, name: str = "", now: float | None = None) -> float | None:
         """Age of the latest state of a kind ("risk_v3", "ess", "account")."""
         with self._lock:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from supervisor.config import AccountConfig, Config, GateConfig, ProfileConfig, SymbolConfig
 from supervisor.core.gate_state import AccountBook, GateState
-from supervisor.core.messages import OrderRequest, RiskSignal
+from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import shorten
 
@@ -122,26 +122,35 @@ def _age(now: float, received: float) -> float:
 # -- 0: the record -------------------------------------------------------------
 
 
-def check_journal(o: OrderRequest, c: EvalContext) -> Outcome:
-    why = c.state.journal_blocking
-    if why is not None:
-        return Denial(RC.JOURNAL_UNAVAILABLE, f"{why} (journal.on_failure = block)")
+def journal_denial(blocking: str | None) -> Denial | None:
+    if blocking is not None:
+        return Denial(RC.JOURNAL_UNAVAILABLE, f"{blocking} (journal.on_failure = block)")
     return None
+
+
+def check_journal(o: OrderRequest, c: EvalContext) -> Outcome:
+    return journal_denial(c.state.journal_blocking)
 
 
 # -- 1..5: upstream state -------------------------------------------------
+# Each reads only the upstream state, never the order: the `*_denial` functions
+# are what every order checks (before any override), and `market_blockers`
+# lists them all for people (the dashboard's banner, readiness).
 
 
-def check_ess_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
-    ess = c.state.ess
+def ess_stale_denial(ess: EssState | None, received: float, now: float, config: Config) -> Denial | None:
     if ess is None:
         return Denial(RC.ESS_STATE_STALE, "no ESS state received yet")
-    age = _age(c.now, c.state.ess_received)
-    if age > c.config.ess.max_age_s:
-        return Denial(RC.ESS_STATE_STALE, f"ESS state age={age:.3f}s > max_age_s={c.config.ess.max_age_s}")
+    age = _age(now, received)
+    if age > config.ess.max_age_s:
+        return Denial(RC.ESS_STATE_STALE, f"ESS state age={age:.3f}s > max_age_s={config.ess.max_age_s}")
     if ess.active is not True and ess.active is not False:
         return Denial(RC.ESS_STATE_STALE, f"ESS source unreadable: {ess.reason or ess.active!r}")
     return None
+
+
+def check_ess_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
+    return ess_stale_denial(c.state.ess, c.state.ess_received, c.now, c.config)
 
 
 def _override(o: OrderRequest, c: EvalContext) -> str | None:
@@ -160,10 +169,16 @@ def _overridden(o: OrderRequest, c: EvalContext, what: str) -> Note | None:
     return Note(RC.OVERRIDE_APPLIED, f"override {override_id}: reduce-only order through {what}")
 
 
+def ess_halt_denial(ess: EssState | None) -> Denial | None:
+    if ess is not None and ess.active:
+        return Denial(RC.ESS_HALT_ACTIVE, f"ESS halt active: {ess.reason}")
+    return None
+
+
 def check_ess_halt(o: OrderRequest, c: EvalContext) -> Outcome:
     ess = c.state.ess
-    if ess is not None and ess.active:
-        denial = Denial(RC.ESS_HALT_ACTIVE, f"ESS halt active: {ess.reason}")
+    denial = ess_halt_denial(ess)
+    if denial is not None and ess is not None:
         if any(s.active is not True and s.active is not False for s in ess.sources):
             return denial  # a source is unreadable too: an override never passes what is not known
         return _overridden(o, c, f"a halt ({ess.reason})") or denial
@@ -171,32 +186,33 @@ def check_ess_halt(o: OrderRequest, c: EvalContext) -> Outcome:
 
 
 def check_risk_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
-    denial = _risk_stale(o, c)
+    denial = risk_stale_denial(c.state.signal, c.state.signal_received, c.now, c.wall, c.config)
     if denial is not None:
         return _overridden(o, c, f"stale Risk v3 state ({denial.reason})") or denial
     return None
 
 
-def _risk_stale(o: OrderRequest, c: EvalContext) -> Denial | None:
-    sig = c.state.signal
+def risk_stale_denial(
+    sig: RiskSignal | None, received: float, now: float, wall: datetime, config: Config
+) -> Denial | None:
     if sig is None:
         return Denial(RC.RISK_STATE_STALE, "no Risk v3 signal received yet")
     if sig.risk_level not in _RISK_LEVELS or not isinstance(sig.timestamp, datetime):
         return Denial(RC.RISK_STATE_STALE, f"Risk v3 signal unusable: risk_level={sig.risk_level!r}")
-    age = _age(c.now, c.state.signal_received)
-    if age > c.config.risk_v3.max_age_s:
-        return Denial(RC.RISK_STATE_STALE, f"Risk v3 fetch age={age:.3f}s > max_age_s={c.config.risk_v3.max_age_s}")
-    signal_age = (c.wall - sig.timestamp).total_seconds()
-    if signal_age < -c.config.risk_v3.max_clock_skew_s:
+    age = _age(now, received)
+    if age > config.risk_v3.max_age_s:
+        return Denial(RC.RISK_STATE_STALE, f"Risk v3 fetch age={age:.3f}s > max_age_s={config.risk_v3.max_age_s}")
+    signal_age = (wall - sig.timestamp).total_seconds()
+    if signal_age < -config.risk_v3.max_clock_skew_s:
         return Denial(
             RC.RISK_STATE_STALE,
             f"Risk v3 signal stamped {-signal_age:.0f}s in the future"
-            f" > max_clock_skew_s={c.config.risk_v3.max_clock_skew_s}",
+            f" > max_clock_skew_s={config.risk_v3.max_clock_skew_s}",
         )
-    if signal_age > c.config.risk_v3.max_signal_age_s:
+    if signal_age > config.risk_v3.max_signal_age_s:
         return Denial(
             RC.RISK_STATE_STALE,
-            f"Risk v3 signal evaluated {signal_age:.0f}s ago > max_signal_age_s={c.config.risk_v3.max_signal_age_s}",
+            f"Risk v3 signal evaluated {signal_age:.0f}s ago > max_signal_age_s={config.risk_v3.max_signal_age_s}",
         )
     return None
 
@@ -205,22 +221,57 @@ def _reduce_only_passes(o: OrderRequest, c: EvalContext) -> bool:
     return o.reduce_only and c.config.gate.reduce_only_when_critical
 
 
+def critical_denial(sig: RiskSignal | None) -> Denial | None:
+    if sig is not None and sig.risk_level == "CRITICAL":
+        issues = "; ".join(sig.critical_issues[:3]) or "no detail"
+        return Denial(RC.GLOBAL_RISK_CRITICAL, f"global risk CRITICAL: {issues}")
+    return None
+
+
 def check_risk_critical(o: OrderRequest, c: EvalContext) -> Outcome:
     sig = c.state.signal
     if sig is not None and sig.risk_level == "CRITICAL" and not _reduce_only_passes(o, c):
-        issues = "; ".join(sig.critical_issues[:3]) or "no detail"
-        return _overridden(o, c, "CRITICAL") or Denial(RC.GLOBAL_RISK_CRITICAL, f"global risk CRITICAL: {issues}")
+        return _overridden(o, c, "CRITICAL") or critical_denial(sig)
+    return None
+
+
+def ess_action_denial(sig: RiskSignal | None) -> Denial | None:
+    if sig is not None and sig.ess_action_required:
+        return Denial(
+            RC.RISK_V3_ESS_ACTION_REQUIRED, f"Risk v3 requires ESS action: tier={sig.ess_tier_recommendation}"
+        )
     return None
 
 
 def check_ess_action(o: OrderRequest, c: EvalContext) -> Outcome:
     sig = c.state.signal
     if sig is not None and sig.ess_action_required and not _reduce_only_passes(o, c):
-        return _overridden(o, c, "an ESS action required by Risk v3") or Denial(
-            RC.RISK_V3_ESS_ACTION_REQUIRED,
-            f"Risk v3 requires ESS action: tier={sig.ess_tier_recommendation}",
-        )
+        return _overridden(o, c, "an ESS action required by Risk v3") or ess_action_denial(sig)
     return None
+
+
+def market_blockers(
+    *,
+    journal_blocking: str | None,
+    ess: EssState | None,
+    ess_received: float,
+    signal: RiskSignal | None,
+    signal_received: float,
+    config: Config,
+    now: float,
+    wall: datetime,
+) -> list[Denial]:
+    """Everything in checks 0-5 that blocks every order that opens or grows a
+    position now, whatever its account, in the order the gate checks them."""
+    found = (
+        journal_denial(journal_blocking),
+        ess_stale_denial(ess, ess_received, now, config),
+        ess_halt_denial(ess),
+        risk_stale_denial(signal, signal_received, now, wall, config),
+        critical_denial(signal),
+        ess_action_denial(signal),
+    )
+    return [d for d in found if d is not None]
 
 
 # -- 6..8: account --------------------------------------------------------
@@ -258,19 +309,28 @@ def check_duplicate_order(o: OrderRequest, c: EvalContext) -> Outcome:
     return None
 
 
-def check_account_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
-    if not c.has_book:
-        return Denial(RC.ACCOUNT_STATE_STALE, f"no state for account {o.account!r} yet")
-    age = _age(c.now, c.book.received)
-    if age > c.config.accounts.max_age_s:
-        return Denial(RC.ACCOUNT_STATE_STALE, f"account state age={age:.3f}s > max_age_s={c.config.accounts.max_age_s}")
-    if c.book.state.problem is not None:
-        return Denial(RC.ACCOUNT_STATE_STALE, f"account state unusable: {c.book.state.problem}")
-    if not c.book.usable:
+def account_denial(
+    name: str, state: AccountState | None, received: float, usable: bool, now: float, config: Config
+) -> Denial | None:
+    """Whether an account's own state lets it trade (check 8): present, fresh, readable."""
+    if state is None:
+        return Denial(RC.ACCOUNT_STATE_STALE, f"no state for account {name!r} yet")
+    age = _age(now, received)
+    if age > config.accounts.max_age_s:
+        return Denial(RC.ACCOUNT_STATE_STALE, f"account state age={age:.3f}s > max_age_s={config.accounts.max_age_s}")
+    if state.problem is not None:
+        return Denial(RC.ACCOUNT_STATE_STALE, f"account state unusable: {state.problem}")
+    if not usable:
         return Denial(
-            RC.ACCOUNT_STATE_STALE, f"account state unusable (non-finite equity, baseline or position): {o.account!r}"
+            RC.ACCOUNT_STATE_STALE, f"account state unusable (non-finite equity, baseline or position): {name!r}"
         )
     return None
+
+
+def check_account_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
+    if not c.has_book:
+        return account_denial(o.account, None, 0.0, False, c.now, c.config)
+    return account_denial(o.account, c.book.state, c.book.received, c.book.usable, c.now, c.config)
 
 
 def check_reduce_only(o: OrderRequest, c: EvalContext) -> Outcome:

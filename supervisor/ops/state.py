@@ -21,6 +21,9 @@ from actors.gate import GateView
 from supervisor.channels.gate_counters import GateCounters
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
+from supervisor.core.checks import Denial, account_denial, market_blockers
+from supervisor.core.messages import RiskSignal
+from supervisor.core.reasons import ReasonCode as RC
 from supervisor.runtime.wiring import Runtime
 
 __all__ = ["DecisionRates", "StateReader", "banner"]
@@ -203,9 +206,33 @@ class StateReader:
             )
         return {"interval_s": self._rates.interval_s, "points": points}
 
-    def readiness(self, sources: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    def blockers(self, signal: RiskSignal | None = None, received: float | None = None) -> list[Denial]:
+        """What blocks every order that opens or grows a position now (the gate's
+        checks 0-5 on the state it was sent): `signal`/`received` as the gate
+        holds them, else the latest sent through the link."""
+        rt = self._runtime
+        if received is None:
+            latest = rt.link.latest("risk_v3")
+            signal = latest[0] if latest is not None and isinstance(latest[0], RiskSignal) else None
+            received = latest[1] if latest is not None else 0.0
+        current = rt.board.current
+        return market_blockers(
+            journal_blocking=rt.journal.blocking,
+            ess=current[0] if current is not None else None,
+            ess_received=current[1] if current is not None else 0.0,
+            signal=signal,
+            signal_received=received,
+            config=self.config,
+            now=self._clock.monotonic(),
+            wall=self._clock.now(),
+        )
+
+    def readiness(
+        self, sources: dict[str, dict[str, Any]] | None = None, blockers: list[Denial] | None = None
+    ) -> list[str]:
         """What keeps the gate from deciding on fresh state; empty when ready.
-        `sources`: as `sources_now()` returned them (read now when not given)."""
+        `sources`: as `sources_now()` returned them (read now when not given);
+        `blockers`: as `blockers()` returned them (likewise)."""
         missing = []
         gate = self._runtime.supervisor.ref("gate")
         if gate is None or not gate.is_alive():
@@ -215,6 +242,12 @@ class StateReader:
                 missing.append(f"{name}: no state yet")
             elif not src["fresh"]:
                 missing.append(f"{name}: stale ({src['age_s']:.1f} s > max_age_s {src['max_age_s']:g} s)")
+        # Fresh by age, yet unusable: a signal stamped long ago or in the future, an unreadable ESS source.
+        for denial in blockers if blockers is not None else self.blockers():
+            if denial.code is RC.RISK_STATE_STALE and not any(m.startswith("risk_v3:") for m in missing):
+                missing.append(f"risk_v3: {denial.reason}")
+            elif denial.code is RC.ESS_STATE_STALE and not any(m.startswith("ess:") for m in missing):
+                missing.append(f"ess: {denial.reason}")
         blocking = self._runtime.journal.blocking
         if blocking is not None:
             missing.append(f"journal: {blocking}")
@@ -246,17 +279,20 @@ class StateReader:
             active_since=_iso(wall - timedelta(seconds=max(0.0, now - since))) if since is not None else None,
             readings=[{"source": s.source, "active": s.active, "detail": s.detail} for s in ess.sources] if ess else [],
         )
-        missing = self.readiness(sources)  # the same reading the document shows
+        blockers = self.blockers(signal, view.signal_received if view is not None else None)
+        missing = self.readiness(sources, blockers)  # the same reading the document shows
+        accounts = self._accounts(view, sources)
+        blocked = {name: row["blocked_by"] for name, row in accounts.items() if row["blocked_by"] is not None}
         return {
             "time": _iso(wall),
-            "banner": banner(sources, view is not None, self._runtime.journal.blocking),
+            "banner": banner(sources, view is not None, blockers, blocked),
             "ready": not missing,
             "not_ready": missing,
             "config": {"origin": cfg.origin, "sha256": cfg.digest or None},
             "risk_level": signal.risk_level if signal else None,
             "ess_active": ess.active if ess else None,
             "sources": sources,
-            "accounts": self._accounts(view, sources),
+            "accounts": accounts,
             "gate": {
                 "alive": view is not None,
                 "reservations": view.reservations if view else None,
@@ -286,6 +322,15 @@ class StateReader:
                 "allowed_leverage": profile.allowed_leverage,
             }
             seen = view.accounts.get(name) if view is not None else None
+            denial = account_denial(
+                name,
+                seen.state if seen is not None else None,
+                seen.received if seen is not None else 0.0,
+                seen.usable if seen is not None else False,
+                view.monotonic if view is not None else self._clock.monotonic(),
+                cfg,
+            )
+            row["blocked_by"] = denial.reason if denial is not None else None
             if seen is not None:
                 s = seen.state
                 row.update(
@@ -318,68 +363,61 @@ class StateReader:
         return out
 
 
-def _source_problem(name: str, src: dict[str, Any]) -> dict[str, Any] | None:
-    """Why a source makes the gate fail closed, or None when it is fresh."""
+def _stale_detail(name: str, src: dict[str, Any]) -> tuple[str, float | None] | None:
+    """How a source is stale by age, or None when its age is within its limit."""
     if src["age_s"] is None:
-        return {"source": name, "detail": f"{name}: no state yet", "stale_for_s": None}
+        return f"{name}: no state yet", None
     if not src["fresh"]:
         stale_for = round(src["age_s"] - src["max_age_s"], 1)
-        return {
-            "source": name,
-            "detail": f"{name}: stale for {stale_for:.1f} s"
-            f" (last state {src['age_s']:.1f} s old, limit {src['max_age_s']:g} s)",
-            "stale_for_s": stale_for,
-        }
+        why = f"stale for {stale_for:.1f} s (last state {src['age_s']:.1f} s old, limit {src['max_age_s']:g} s)"
+        return f"{name}: {why}", stale_for
     return None
 
 
-def banner(sources: dict[str, dict[str, Any]], gate_alive: bool, journal_blocking: str | None) -> dict[str, Any]:
-    """The one-line verdict a person reads first, in the gate's order of checks:
-    FAIL-CLOSED (the gate, the journal or ESS cannot be trusted), HALTED (ESS,
-    the kill switch or an operator halt), FAIL-CLOSED (Risk v3 stale), HALTED
-    (Risk v3 CRITICAL), else TRADING. `causes` name the source and why; `also`
-    lists what would block next; `accounts_blocked` the accounts failing closed."""
-    fail: list[dict[str, Any]] = []
+def _cause(source: str, detail: str, stale_for_s: float | None = None, since: str | None = None) -> dict[str, Any]:
+    return {"source": source, "detail": detail, "stale_for_s": stale_for_s, "since": since}
+
+
+def banner(
+    sources: dict[str, dict[str, Any]],
+    gate_alive: bool,
+    blockers: list[Denial],
+    accounts_blocked: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The one-line verdict a person reads first, from the gate's own checks 0-5
+    (`blockers`, in its order): the first decides FAIL-CLOSED (the gate does not
+    answer, the journal blocks, ESS or Risk v3 state is stale or unusable) or
+    HALTED (an ESS source, the kill switch, the operator halt; Risk v3 CRITICAL
+    or requiring ESS action); none: TRADING. `causes` name the source and why;
+    `also` lists what would block next; `accounts_blocked` the accounts whose
+    own state makes them fail closed."""
+    found: list[tuple[str, list[dict[str, Any]]]] = []
     if not gate_alive:
-        fail.append({"source": "gate", "detail": "gate: not answering", "stale_for_s": None})
-    if journal_blocking is not None:
-        fail.append({"source": "journal", "detail": f"journal: {journal_blocking}", "stale_for_s": None})
+        found.append(("FAIL-CLOSED", [_cause("gate", "gate: not answering")]))
     ess, risk = sources["ess"], sources["risk_v3"]
-    ess_problem = _source_problem("ess", ess)
-    if ess_problem is None and ess.get("active") is None:
-        ess_problem = {
-            "source": "ess",
-            "detail": f"ess: {ess.get('reason') or 'a source is unknown'}",
-            "stale_for_s": None,
-        }
-    if ess_problem is not None:
-        fail.append(ess_problem)
-    halts = [
-        {"source": f"ess/{r['source']}", "detail": r["detail"], "since": ess.get("active_since")}
-        for r in ess.get("readings", ())
-        if r["active"] is True
-    ]
-    risk_problem = _source_problem("risk_v3", risk)
-    critical = (
-        [{"source": "risk_v3", "detail": "Risk v3 level CRITICAL: only reduce-only orders pass", "since": None}]
-        if risk_problem is None and risk.get("risk_level") == "CRITICAL"
-        else []
-    )
-    ordered: list[tuple[str, list[dict[str, Any]]]] = [
-        ("FAIL-CLOSED", fail),
-        ("HALTED", halts),
-        ("FAIL-CLOSED", [risk_problem] if risk_problem else []),
-        ("HALTED", critical),
-    ]
-    found = [(state, causes) for state, causes in ordered if causes]
+    for denial in blockers:
+        code = denial.code
+        if code is RC.JOURNAL_UNAVAILABLE:
+            found.append(("FAIL-CLOSED", [_cause("journal", f"journal: {denial.reason}")]))
+        elif code in (RC.ESS_STATE_STALE, RC.RISK_STATE_STALE):
+            name, src = ("ess", ess) if code is RC.ESS_STATE_STALE else ("risk_v3", risk)
+            by_age = _stale_detail(name, src)
+            detail, stale_for = by_age if by_age is not None else (f"{name}: {denial.reason}", None)
+            found.append(("FAIL-CLOSED", [_cause(name, detail, stale_for)]))
+        elif code is RC.ESS_HALT_ACTIVE:
+            since = ess.get("active_since")
+            halts = [
+                _cause(f"ess/{r['source']}", r["detail"], since=since)
+                for r in ess.get("readings", ())
+                if r["active"] is True
+            ]
+            found.append(("HALTED", halts or [_cause("ess", denial.reason, since=since)]))
+        else:  # GLOBAL_RISK_CRITICAL, RISK_V3_ESS_ACTION_REQUIRED
+            found.append(("HALTED", [_cause("risk_v3", f"{denial.reason}: only reduce-only orders pass")]))
     state, causes = found[0] if found else ("TRADING", [])
     also = [cause for _, rest in found[1:] for cause in rest]
-    blocked = sorted(
-        name.removeprefix("account:")
-        for name, src in sources.items()
-        if name.startswith("account:") and _source_problem(name, src) is not None
-    )
-    return {"state": state, "causes": causes, "also": also, "accounts_blocked": blocked}
+    blocked = sorted((accounts_blocked or {}).items())
+    return {"state": state, "causes": causes, "also": also, "accounts_blocked": [name for name, _ in blocked]}
 
 
 def _pct(equity: float, start: float) -> float | None:

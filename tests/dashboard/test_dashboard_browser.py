@@ -109,7 +109,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
         banner = page.locator("#banner")
@@ -189,6 +189,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         day = page.locator("[data-account='main_binance'] [data-meter='day']")
         expect(day).to_have_attribute("data-over", "true", timeout=5_000)
         expect(day).to_contain_text("-10.00 %")
+        expect(page.locator("#banner-causes")).to_contain_text("at a loss limit (new risk blocked): main_binance")
         page.screenshot(path=shots / "7-daily-limit.png", full_page=True)
 
         # Risk v3 goes down: FAIL-CLOSED, naming it, once its last state is older than 2 s.

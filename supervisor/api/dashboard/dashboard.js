@@ -10,8 +10,17 @@ const RATES_EVERY_MS = 5000;
 const STALE_AFTER_MS = 5000; // no fresh answer for this long: the page says NO DATA
 
 let readToken = null; // kept in this tab's memory only, for read_access = "token"
-let lastOk = 0;
+let needsToken = false;
+let lastOk = null; // performance.now() of the last good state: immune to the wall clock being set back
 let lastRows = [];
+const drawn = {}; // what each redrawn part last showed: unchanged parts are left alone (focus stays)
+
+function changed(part, data) {
+  const signature = JSON.stringify(data);
+  if (drawn[part] === signature) return false;
+  drawn[part] = signature;
+  return true;
+}
 
 const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 0 });
 const qty = new Intl.NumberFormat("en-US", { maximumFractionDigits: 8 });
@@ -71,15 +80,15 @@ function every(ms, fn) {
 
 async function pollState() {
   const r = await api("/v1/state");
-  if (r.status === 401) { needToken(); return; }
+  needsToken = r.status === 401;
   if (!r.ok || !r.body) return;
-  lastOk = Date.now();
+  lastOk = performance.now();
   drawState(r.body);
 }
 
 async function pollDecisions() {
   const r = await api("/v1/decisions?decision=block,scale_down&limit=50");
-  if (r.status === 401) { needToken(); return; }
+  if (r.status === 401) return;
   if (r.status === 503 && r.body) { $("blocks-note").textContent = r.body.detail || "the journal is off"; drawBlocks([]); return; }
   if (!r.ok || !Array.isArray(r.body)) return;
   $("blocks-note").textContent = r.body.length ? "" : "no blocks or scale-downs in the journal yet";
@@ -94,19 +103,22 @@ async function pollRates() {
 
 function tickFreshness() {
   const line = $("freshness");
-  if (!lastOk) { line.textContent = "no answer from the gate yet"; return; }
-  const ago = (Date.now() - lastOk) / 1000;
-  line.textContent = `updated ${fmtAge(ago)} ago`;
-  if (Date.now() - lastOk > STALE_AFTER_MS) {
+  if (needsToken) {
+    line.textContent = "this gate needs a token to read its state: press “Read token…”";
+  }
+  if (lastOk === null) {
+    if (!needsToken) line.textContent = "no answer from the gate yet";
+    return;
+  }
+  const elapsed = performance.now() - lastOk;
+  const ago = elapsed / 1000;
+  if (!needsToken) line.textContent = `updated ${fmtAge(ago)} ago`;
+  if (!(elapsed >= 0 && elapsed <= STALE_AFTER_MS)) {
     // What this page shows is old: never leave TRADING on screen.
     $("banner").dataset.state = "NO DATA";
     $("banner-state").textContent = "NO DATA";
     setList($("banner-causes"), [`the gate has not answered for ${fmtAge(ago)}: what follows is old`]);
   }
-}
-
-function needToken() {
-  $("freshness").textContent = "this gate needs a token to read its state: press “Read token…”";
 }
 
 // -- banner and sources ----------------------------------------------------------------------------
@@ -121,11 +133,15 @@ function drawState(doc) {
   const lines = banner.causes.map((c) => c.since ? `${c.source}: ${c.detail} — since ${fmtTime(c.since)}` : c.detail);
   for (const c of banner.also || []) lines.push(`also ${c.detail}`);
   if ((banner.accounts_blocked || []).length) lines.push(`accounts failing closed: ${banner.accounts_blocked.join(", ")}`);
+  const limited = Object.entries(doc.accounts || {}).filter(([, a]) =>
+    (typeof a.day_pnl_pct === "number" && a.day_pnl_pct <= a.max_daily_loss_pct) ||
+    (typeof a.week_pnl_pct === "number" && a.week_pnl_pct <= a.max_weekly_loss_pct)).map(([name]) => name);
+  if (limited.length) lines.push(`at a loss limit (new risk blocked): ${limited.join(", ")}`);
   if (banner.state === "TRADING" && !lines.length) lines.push(`risk level ${doc.risk_level || "?"}, every source fresh`);
   setList($("banner-causes"), lines);
   drawSources(doc.sources || {});
   drawAccounts(doc.accounts || {});
-  drawOverrides(doc.overrides || {}, doc.operator_halt || {});
+  if (changed("overrides", [doc.overrides, doc.operator_halt])) drawOverrides(doc.overrides || {}, doc.operator_halt || {});
 }
 
 function sourceRow(name, s) {
@@ -148,7 +164,17 @@ function sourceRow(name, s) {
 }
 
 function drawSources(sources) {
-  const rows = Object.entries(sources).map(([name, s]) => sourceRow(name, s));
+  // Risk v3 and ESS each get a row; accounts are summed up here (each has its own card below).
+  const rows = Object.entries(sources).filter(([name]) => !name.startsWith("account:")).map(([name, s]) => sourceRow(name, s));
+  const accounts = Object.entries(sources).filter(([name]) => name.startsWith("account:"));
+  const stale = accounts.filter(([, s]) => s.fresh !== true).map(([name]) => name.slice(8));
+  const oldest = Math.max(0, ...accounts.map(([, s]) => (typeof s.age_s === "number" ? s.age_s : 0)));
+  rows.push(el("tr", { class: stale.length ? "stale" : "", "data-source": "accounts" },
+    el("th", { scope: "row", text: `accounts (${accounts.length})` }),
+    el("td", {}, el("span", { class: stale.length ? "pill bad" : "pill ok", text: stale.length ? `${stale.length} stale` : "fresh" })),
+    el("td", { class: "num", text: `oldest ${fmtAge(oldest)}` }),
+    el("td", { text: "" }),
+    el("td", { class: "reason", text: stale.length ? `stale or missing: ${stale.join(", ")}` : "" })));
   $("sources").tBodies[0].replaceChildren(...rows);
 }
 
@@ -180,7 +206,7 @@ function drawAccounts(accounts) {
   const cards = Object.entries(accounts).map(([name, a]) => {
     const status = !a.has_state ? ["no state yet", "pill bad"]
       : a.fresh === false ? ["stale", "pill bad"]
-      : a.usable === false ? ["blocked", "pill bad"]
+      : a.blocked_by ? ["blocked", "pill bad"]
       : ["fresh", "pill ok"];
     const caps = [a.max_notional_usd, a.exchange_max_notional_usd].filter((v) => typeof v === "number");
     const cap = caps.length ? Math.min(...caps) : null;
@@ -194,11 +220,11 @@ function drawAccounts(accounts) {
       meter("open positions", a.open_positions, a.max_open_positions,
         `${a.open_positions ?? "—"} of ${a.max_open_positions}`, "positions"),
     ];
-    if (a.problem) parts.push(el("p", { class: "note", text: `problem: ${a.problem}` }));
+    if (a.blocked_by) parts.splice(2, 0, el("p", { class: "blocked", text: `every order blocks: ${a.blocked_by}` }));
     if (a.override) parts.push(el("p", { class: "note", text: `override ${a.override.id} active, ${fmtAge(a.override.s_left)} left` }));
     const recent = Object.entries(a.decisions_last_minute || {}).map(([code, n]) => `${code} ${n}`);
     if (recent.length) parts.push(el("p", { class: "note", text: `last minute: ${recent.join(", ")}` }));
-    return el("article", { class: "account", "data-account": name, "data-fresh": String(a.fresh === true) }, ...parts);
+    return el("article", { class: "account", "data-account": name, "data-fresh": String(a.fresh === true && !a.blocked_by) }, ...parts);
   });
   $("accounts").replaceChildren(...cards);
 }
@@ -274,9 +300,10 @@ function jsonPost(path, body, token) {
 
 // -- blocks and the journal entry ---------------------------------------------------------------------------
 function drawBlocks(rows) {
+  if (!changed("blocks", rows)) return; // unchanged: keep the rows (and the keyboard focus)
   lastRows = rows;
   const body = rows.map((r, i) => el("tr", { "data-order": r.order_id, "data-code": r.reason_code },
-    el("td", {}, el("button", { type: "button", class: "link", text: fmtTime(r.time).replace(" UTC", ""),
+    el("td", { class: "time" }, el("button", { type: "button", class: "link", text: fmtTime(r.time).replace(" UTC", ""),
       "aria-label": `journal entry of ${r.order_id}`, onclick: () => openEntry(i) })),
     el("td", { text: r.account }), el("td", { text: r.symbol }), el("td", { text: r.side }),
     el("td", { class: "num", text: r.quantity === null ? "—" : qty.format(r.quantity) }),
@@ -314,7 +341,7 @@ function drawChart(doc) {
   const end = points.length ? new Date(points[points.length - 1].end).getTime() : Date.now();
   const start = end - 15 * 60 * 1000;
   const keys = [...new Set(points.flatMap((p) => Object.keys(p.per_s)))].sort();
-  const peak = Math.max(1, ...points.flatMap((p) => Object.values(p.per_s)));
+  const peak = Math.max(1, ...points.filter((p) => p.seconds >= (doc.interval_s || 5) / 2).flatMap((p) => Object.values(p.per_s)));
   const x = (t) => left + ((t - start) / (end - start)) * (W - left - 4);
   const y = (v) => H - bottom - (v / peak) * (H - bottom - top);
   const nodes = [
@@ -330,15 +357,21 @@ function drawChart(doc) {
   const legend = [];
   const used = { allow: 0, scale_down: 0, block: 0 };
   let summary = [];
+  const interval = doc.interval_s || 5;
+  const shown = points.filter((p) => new Date(p.end).getTime() >= start && p.seconds >= interval / 2);
   for (const key of keys) {
     const decision = key.split("/")[0];
     const palette = COLORS[decision] || COLORS.block;
     const color = palette[used[decision]++ % palette.length];
-    const coords = points.filter((p) => new Date(p.end).getTime() >= start)
-      .map((p) => `${x(new Date(p.end).getTime()).toFixed(1)},${y(p.per_s[key] || 0).toFixed(1)}`);
-    if (coords.length === 1) coords.unshift(`${left},${coords[0].split(",")[1]}`);
-    nodes.push(svg("polyline", { points: coords.join(" "), stroke: color, "data-series": key }));
+    // Each interval is a step: its rate from its start to its end; zero between intervals with nothing.
+    const coords = [];
+    for (const p of shown) {
+      const v = y(p.per_s[key] || 0);
+      coords.push(`${x(new Date(p.start).getTime()).toFixed(1)},${v.toFixed(1)}`, `${x(new Date(p.end).getTime()).toFixed(1)},${v.toFixed(1)}`);
+    }
+    if (coords.length) nodes.push(svg("polyline", { points: coords.join(" "), stroke: color, "data-series": key }));
     const total = points.reduce((sum, p) => sum + (p.per_s[key] || 0) * p.seconds, 0);
+    if (Math.round(total) === 0) continue;
     summary.push(`${key}: ${Math.round(total)}`);
     const swatch = el("span", { class: "swatch" });
     swatch.style.background = color;
@@ -353,6 +386,7 @@ function drawChart(doc) {
 function start() {
   $("auth-form").addEventListener("submit", submitAuth);
   $("auth-cancel").addEventListener("click", () => { pending = null; $("auth").close(); });
+  $("auth").addEventListener("close", () => { $("auth-token").value = ""; $("auth-reason").value = ""; });
   $("halt-button").addEventListener("click", () => ask("Halt every order now (an operator halt: persisted, journaled).", true,
     (token, reason) => jsonPost("/v1/halt", { reason: reason || "halted from the dashboard" }, token)));
   $("resume-button").addEventListener("click", () => ask("Lift the operator halt (an ESS or kill-switch halt stays).", true,

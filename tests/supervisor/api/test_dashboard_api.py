@@ -4,12 +4,15 @@ decisions filtered to blocks and scale-downs, and the decision rates."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from supervisor import RiskSupervisor
+from supervisor import AccountSnapshot, RiskSupervisor
+from supervisor.core.checks import market_blockers
+from supervisor.core.messages import EssSourceStatus, EssState, RiskSignal
 from supervisor.ops.state import banner
-from tests.helpers import make_config, order
+from tests.helpers import make_config, order, signal
 from tests.supervisor.api.conftest import clients, feed, operators
 
 
@@ -90,36 +93,101 @@ def test_state_carries_the_banner_and_when_a_halt_began(sup, http, clock):
     assert http.get("/v1/state").json()["sources"]["ess"]["active_since"] is None
 
 
-# -- the banner, pure --------------------------------------------------------------------------
+# -- the banner, pure: from the gate's own checks 0-5 -------------------------------------------
 
 
 def _source(age, max_age=3.0, **extra):
     return {"fresh": age is not None and age <= max_age, "age_s": age, "max_age_s": max_age, **extra}
 
 
-def _sources(ess_age=1.0, active=False, risk_age=1.0, level="INFO", readings=(), accounts=None):
-    return {
-        "risk_v3": _source(risk_age, 10.0, risk_level=level),
-        "ess": _source(ess_age, active=active, reason="", readings=list(readings), active_since=None),
-        **{f"account:{k}": _source(v, 60.0) for k, v in (accounts or {"main": 1.0}).items()},
+def _banner(ess=None, ess_age=1.0, signal=None, risk_age=1.0, journal=None, gate_alive=True, accounts=None):
+    """The banner for this upstream state: blockers computed as the gate's checks compute them."""
+    config = make_config()
+    now, wall = 1000.0, WALL
+    ess = ess if ess is not None else EssState.combine((EssSourceStatus("http", False),))
+    signal = signal if signal is not None else RiskSignal("INFO", wall)
+    blockers = market_blockers(
+        journal_blocking=journal,
+        ess=ess if ess_age is not None else None,
+        ess_received=now - (ess_age or 0.0),
+        signal=signal if risk_age is not None else None,
+        signal_received=now - (risk_age or 0.0),
+        config=config,
+        now=now,
+        wall=wall,
+    )
+    readings = [{"source": r.source, "active": r.active, "detail": r.detail} for r in ess.sources]
+    sources = {
+        "risk_v3": _source(risk_age, config.risk_v3.max_age_s, risk_level=signal.risk_level),
+        "ess": _source(ess_age, config.ess.max_age_s, active=ess.active, readings=readings, active_since=None),
     }
+    return banner(sources, gate_alive, blockers, accounts)
+
+
+WALL = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def test_banner_follows_the_gates_order_of_checks():
-    halt = [{"source": "kill_switch", "active": True, "detail": "file present"}]
-    assert banner(_sources(), True, None)["state"] == "TRADING"
-    assert banner(_sources(), False, None)["causes"][0]["source"] == "gate"
-    assert banner(_sources(), True, "queue full")["causes"][0]["detail"] == "journal: queue full"
-    stale_ess = banner(_sources(ess_age=4.5), True, None)
+    kill = EssState.combine((EssSourceStatus("http", False), EssSourceStatus("kill_switch", True, "file present")))
+    assert _banner()["state"] == "TRADING"
+    assert _banner(gate_alive=False)["causes"][0]["source"] == "gate"
+    assert _banner(journal="queue full")["causes"][0]["detail"].startswith("journal: queue full")
+    stale_ess = _banner(ess_age=4.5)
     assert stale_ess["state"] == "FAIL-CLOSED" and stale_ess["causes"][0]["stale_for_s"] == 1.5
-    unknown = banner(_sources(active=None), True, None)  # fresh but a source cannot be read
+    unknown = _banner(ess=EssState.combine((EssSourceStatus("http", None, "cannot read"),)))
     assert unknown["state"] == "FAIL-CLOSED" and unknown["causes"][0]["source"] == "ess"
-    halted = banner(_sources(active=True, readings=halt, risk_age=None), True, None)
+    halted = _banner(ess=kill, risk_age=None)
     assert halted["state"] == "HALTED" and halted["causes"][0]["source"] == "ess/kill_switch"
     assert halted["also"][0]["detail"] == "risk_v3: no state yet"  # what blocks next, still said
-    assert banner(_sources(risk_age=12.0), True, None)["causes"][0]["detail"].startswith("risk_v3: stale for 2.0 s")
-    critical = banner(_sources(level="CRITICAL"), True, None)
+    assert _banner(risk_age=12.0)["causes"][0]["detail"].startswith("risk_v3: stale for 2.0 s")
+    critical = _banner(signal=RiskSignal("CRITICAL", WALL))
     assert critical["state"] == "HALTED" and critical["causes"][0]["source"] == "risk_v3"
-    assert banner(_sources(level="CRITICAL", risk_age=11.0), True, None)["state"] == "FAIL-CLOSED"  # stale first
-    one_stale = banner(_sources(accounts={"a": 1.0, "b": 61.0, "c": None}), True, None)
-    assert one_stale["state"] == "TRADING" and one_stale["accounts_blocked"] == ["b", "c"]
+    assert _banner(signal=RiskSignal("CRITICAL", WALL), risk_age=11.0)["state"] == "FAIL-CLOSED"  # stale first
+    one = _banner(accounts={"b": "account state age=61s > max_age_s=60", "c": "no state yet"})
+    assert one["state"] == "TRADING" and one["accounts_blocked"] == ["b", "c"]
+
+
+def test_banner_never_says_trading_when_the_signal_itself_blocks():
+    """Fetched a moment ago, yet unusable: the gate blocks, so the banner must not be green."""
+    old = _banner(signal=RiskSignal("INFO", WALL - timedelta(hours=1)))
+    assert old["state"] == "FAIL-CLOSED" and "evaluated 3600s ago" in old["causes"][0]["detail"]
+    future = _banner(signal=RiskSignal("INFO", WALL + timedelta(seconds=60)))
+    assert future["state"] == "FAIL-CLOSED" and "in the future" in future["causes"][0]["detail"]
+    action = _banner(signal=RiskSignal("INFO", WALL, ess_action_required=True, ess_tier_recommendation="EMERGENCY"))
+    assert action["state"] == "HALTED" and "tier=EMERGENCY" in action["causes"][0]["detail"]
+
+
+def test_state_readiness_and_banner_agree_with_the_gate_on_an_old_signal_and_a_future_snapshot(sup, http, clock):
+    sup.report_ess_active(False)
+    sup.report_risk_signal(signal("INFO", clock.now() - timedelta(hours=1)))  # fetched now, evaluated long ago
+    for name in sup.config.accounts.accounts:
+        sup.report_account_snapshot(AccountSnapshot(name, 10_000.0))
+    doc = http.get("/v1/state").json()
+    assert post(http, "/v1/evaluate", order()).json()["reason_code"] == "RISK_STATE_STALE"
+    assert doc["banner"]["state"] == "FAIL-CLOSED" and not doc["ready"]
+    assert any(m.startswith("risk_v3: Risk v3 signal evaluated") for m in doc["not_ready"])
+    assert http.get("/readyz").status_code == 503
+    sup.report_risk_signal(signal("INFO", clock.now()))
+    sup.report_account_snapshot(AccountSnapshot("tiny", 10_000.0, timestamp=clock.now() + timedelta(seconds=60)))
+    doc = http.get("/v1/state").json()
+    assert doc["banner"]["state"] == "TRADING" and doc["banner"]["accounts_blocked"] == ["tiny"]
+    assert "future" in doc["accounts"]["tiny"]["blocked_by"]
+    assert post(http, "/v1/evaluate", order(account="tiny")).json()["reason_code"] == "ACCOUNT_STATE_STALE"
+
+
+def test_a_foreign_host_header_is_refused_on_loopback(http):
+    """DNS rebinding: a page on evil.example resolved to 127.0.0.1 must not read or order."""
+    for path in ("/v1/state", "/", "/metrics"):
+        r = http.get(path, headers={"Host": "evil.example"})
+        assert r.status_code == 421 and "Host" in r.json()["detail"], path
+    assert post(http, "/v1/evaluate", order()).status_code == 200  # its own name: fine
+    r = http.post(
+        "/v1/evaluate",
+        content=json.dumps(order()),
+        headers={"Host": "evil.example:8010", "content-type": "application/json"},
+    )
+    assert r.status_code == 421
+    for host in ("localhost:8010", "127.0.0.1", "[::1]:8010", "LOCALHOST", "127.0.0.2:1"):
+        assert http.get("/healthz", headers={"Host": host}).status_code == 200, host
+    assert http.head("/").status_code == 200 and http.head("/healthz").status_code == 200
+    assert http.get("/v1/state", params={"x": 1}).status_code == 422
