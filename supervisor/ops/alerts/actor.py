@@ -232,6 +232,10 @@ class Alerting:
             return []
         return list(self._ref.proxy().active().get(timeout=timeout))
 
+    def wait_delivered(self, timeout: float = 10.0) -> bool:
+        """Wait until every webhook delivered what it was given; False after `timeout` (per webhook)."""
+        return all(sender.wait_empty(timeout) for sender in self._senders)
+
     def _report(self, kind: str, webhook: str, **detail: Any) -> None:
         """From a webhook's worker thread: journal and log what happened to a delivery."""
         self._runtime.journal.event(self._clock.now(), kind, "alerts", None, webhook=webhook, **detail)

@@ -125,6 +125,7 @@ class WebhookSender:
         self._max = max_outbox
         self._outbox: deque[Delivery] = deque()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # an attempt finished
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._next_attempt = 0.0  # monotonic: the head is not retried before this
@@ -132,6 +133,7 @@ class WebhookSender:
         self._dropping = False
         self.dropped = 0
         self.delivered = 0
+        self.attempts = 0  # POSTs finished, delivered or not
         self._thread = threading.Thread(target=self._run, name=f"webhook-{config.name}", daemon=True)
 
     @property
@@ -175,6 +177,16 @@ class WebhookSender:
             self._wake.set()
         return accepted
 
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until everything queued so far was delivered (and reported); False after `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._outbox, timeout)
+
+    def wait_attempts(self, n: int, timeout: float) -> bool:
+        """Wait until `n` POSTs have finished (and the next retry is scheduled); False after `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.attempts >= n, timeout)
+
     def pump(self) -> None:
         """Wake the worker: what is due (a retry whose backoff passed) goes now."""
         self._wake.set()
@@ -195,15 +207,17 @@ class WebhookSender:
                 return
             error = self._post(client, head)
             if error is None:
-                with self._lock:
-                    self._outbox.popleft()
-                    self.delivered += 1
                 attempts, self._failures, self._next_attempt = self._failures + 1, 0, 0.0
                 if attempts > 1:
                     self._report(
                         "alert_delivery_recovered", self.name, key=head.key, state=head.state, attempts=attempts
                     )
                 self._report("alert_delivered", self.name, key=head.key, state=head.state, attempts=attempts)
+                with self._lock:  # reported first: whoever waits for an empty outbox sees the reports
+                    self._outbox.popleft()
+                    self.delivered += 1
+                    self.attempts += 1
+                    self._changed.notify_all()
                 continue
             self._failures += 1
             delay = backoff_s(self._failures, self.config.max_backoff_s)
@@ -212,6 +226,9 @@ class WebhookSender:
                 self._report(
                     "alert_delivery_failed", self.name, key=head.key, state=head.state, error=error, retry_in_s=delay
                 )
+            with self._lock:
+                self.attempts += 1
+                self._changed.notify_all()
             return
 
     def _post(self, client: httpx.Client, delivery: Delivery) -> str | None:
