@@ -143,3 +143,53 @@ def test_alerts_are_restart_only_on_reload(clock, tmp_path):
         path.write_text(head + "\n[alerts]\n" + alerts.replace("\nenabled = false\n", "\nenabled = true\n", 1))
         with pytest.raises(ConfigError, match=r"alerts\.enabled: changed; it takes a restart"):
             sup.reload(path)
+
+
+def test_a_full_outbox_drops_new_messages_and_says_so_once(clock):
+    from supervisor.config import WebhookConfig
+    from supervisor.ops.alerts.rules import Alert, Transition
+    from supervisor.ops.alerts.webhooks import WebhookSender
+
+    reports: list[tuple[str, str, dict]] = []
+    with Receiver(hang=True) as stuck:
+        sender = WebhookSender(
+            WebhookConfig("stuck", stuck.url, timeout_s=30.0),
+            clock,
+            lambda kind, hook, **detail: reports.append((kind, hook, detail)),
+            "test",
+            max_outbox=2,
+        ).start()
+        try:
+            alert = Alert("halt", "halt", "critical", "halted")
+            accepted = [
+                sender.offer(Transition("firing" if i % 2 == 0 else "resolved", alert, clock.now(), clock.now()))
+                for i in range(5)
+            ]
+            assert accepted == [True, True, False, False, False]
+            assert sender.dropped == 3 and len(sender) == 2
+            assert [(k, h) for k, h, _ in reports] == [("alert_dropped", "stuck")]
+        finally:
+            stuck.close()
+            sender.stop()
+
+
+def test_a_gate_that_does_not_answer_the_view_does_not_stop_the_alerts(clock):
+    import threading
+
+    from tests.helpers import GateHold
+
+    with Receiver() as hook:
+        with RiskSupervisor(alert_config({"h": {"url": hook.url}}), clock=clock, poll_upstreams=False) as sup:
+            step(sup, clock)
+            held, release = threading.Event(), threading.Event()
+            assert sup.gate_ref is not None
+            sup.gate_ref.tell(GateHold(held, release))
+            assert held.wait(5)
+            try:
+                sup.report_ess_active(True, "desk halt")  # on the board: no gate needed to see it
+                clock.advance(1)
+                assert sup.alerting is not None and sup.alerting.settle() == ["halt"]
+            finally:
+                release.set()
+            assert hook.wait_for(lambda r: len(r.bodies) == 1)
+        assert hook.bodies[0]["key"] == "halt"
