@@ -127,21 +127,29 @@ class AlertsActor(SupervisedActor):
         return sorted(self._book.active)
 
     def _tick(self) -> None:
+        transitions: list[Transition] = []
         try:
             view = self._runtime.gate_view(VIEW_TIMEOUT_S)
-            for t in self._book.update(observe(self._runtime, self._clock, view)):
-                self._announce(t)
-        except Exception as exc:  # a bad look must not stop the next one (logged)
-            error = f"{type(exc).__name__}: {exc}"
-            if error != self._failing:
-                log.exception("alerts_tick_failed", error=error)
-            self._failing = error
+            transitions = self._book.update(observe(self._runtime, self._clock, view))
+        except Exception as exc:  # noqa: BLE001 - a bad look must not stop the next one (logged)
+            self._failed(exc)
         else:
             if self._failing is not None:
                 log.info("alerts_tick_recovered")
             self._failing = None
+        for t in transitions:  # each on its own: the book has moved on, none may be lost to another
+            try:
+                self._announce(t)
+            except Exception as exc:  # noqa: BLE001 - logged; the other transitions still go out
+                self._failed(exc)
         for sender in self._senders:
             sender.pump()  # retries whose backoff has passed go now
+
+    def _failed(self, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if error != self._failing:  # once until it changes or a tick succeeds
+            log.error("alerts_tick_failed", error=error, exc_info=exc)
+        self._failing = error
 
     def _announce(self, t: Transition) -> None:
         a = t.alert

@@ -147,9 +147,9 @@ def _stale(obs: Observation, w: Windows) -> list[tuple[SourceReading, float]]:
 def _describe(src: SourceReading) -> str:
     if src.age_s is None:
         return f"{src.name}: no state yet"
-    age = _number(src.age_s)
+    age, limit = _number(src.age_s), _number(src.max_age_s)
     shown = "unknown" if age is None else f"{age:.1f} s"
-    return f"{src.name}: age {shown} > max_age_s {src.max_age_s:g} s"
+    return f"{src.name}: age {shown} > max_age_s {'unknown' if limit is None else f'{limit:g} s'}"
 
 
 def rule_source_stale(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:

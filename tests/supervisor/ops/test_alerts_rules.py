@@ -125,9 +125,10 @@ def test_hostile_ages_never_crash_and_never_hide_a_stale_source(book, clock, age
     assert ("firing", "source_stale:risk_v3") in fired  # an untrustworthy age counts as stale for ever
 
 
-def test_a_nan_max_age_counts_as_stale(book, clock):
+@pytest.mark.parametrize("max_age", [math.nan, "3", None])
+def test_a_max_age_that_is_not_a_number_counts_as_stale(book, clock, max_age):
     clock.advance(1)
-    assert ("firing", "source_stale:ess") in changes(book.update(look(clock, sources=source("ess", 1.0, math.nan))))
+    assert ("firing", "source_stale:ess") in changes(book.update(look(clock, sources=source("ess", 1.0, max_age))))
 
 
 def test_hostile_figures_never_crash(book, clock):
