@@ -44,6 +44,7 @@ from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_float, shorten
 from supervisor.logs import get_logger
+from supervisor.ops.alerts import Alerting
 from supervisor.ops.controls import OperatorControls, OverrideRecord
 from supervisor.ops.health import HealthLog
 from supervisor.ops.journal.actor import Flush, JournalActor
@@ -98,6 +99,7 @@ RESTART_ONLY = (
     "api.port",
     "api.max_connections",
     "metrics",
+    "alerts",
 )
 
 
@@ -172,6 +174,8 @@ class RiskSupervisor:
         self.controls = OperatorControls(
             config, self.clock, self._runtime.board, self._runtime.link, self.journal, self.report_ess_state
         )
+        # Alerts to people (docs/operations.md#alerts): watches from outside the decision path.
+        self.alerting = Alerting(self._runtime, self.clock) if config.alerts.enabled else None
         self._want_api = api
         self._api: ApiServer | None = None
         self._reload_lock = threading.Lock()
@@ -230,6 +234,12 @@ class RiskSupervisor:
         self._health.start()
         if self._rates is not None:
             self._rates.start()
+        if self.alerting is not None:
+            try:
+                self.alerting.start()
+            except BaseException:
+                self.stop()
+                raise
         log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
         if self._api is not None:
             self._api.start()
@@ -242,6 +252,8 @@ class RiskSupervisor:
         if self._api is not None:
             self._api.stop()
             self._api = None
+        if self.alerting is not None:
+            self.alerting.stop()
         if self._rates is not None:
             self._rates.stop()
         self.controls.stop()

@@ -2,12 +2,14 @@
 
 from supervisor.config.loading import ConfigError, load_config, parse_config
 from supervisor.config.schema import (
+    ALERT_FORMATS,
     API_ACCESS,
     ESS_CONTRACTS,
     JOURNAL_POLICIES,
     WEEKDAYS,
     AccountConfig,
     AccountsConfig,
+    AlertsConfig,
     ApiConfig,
     Config,
     EssConfig,
@@ -24,15 +26,18 @@ from supervisor.config.schema import (
     StateConfig,
     SupervisionConfig,
     SymbolConfig,
+    WebhookConfig,
 )
 
 __all__ = [
+    "ALERT_FORMATS",
     "API_ACCESS",
     "ESS_CONTRACTS",
     "JOURNAL_POLICIES",
     "WEEKDAYS",
     "AccountConfig",
     "AccountsConfig",
+    "AlertsConfig",
     "ApiConfig",
     "Config",
     "ConfigError",
@@ -50,6 +55,7 @@ __all__ = [
     "StateConfig",
     "SupervisionConfig",
     "SymbolConfig",
+    "WebhookConfig",
     "load_config",
     "parse_config",
 ]

@@ -19,8 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from supervisor.config.schema import (
+    ALERT_FORMATS,
     API_ACCESS,
     COLLAR_POLICIES,
     ESS_CONTRACTS,
@@ -29,6 +31,7 @@ from supervisor.config.schema import (
     WEEKDAYS,
     AccountConfig,
     AccountsConfig,
+    AlertsConfig,
     ApiConfig,
     Config,
     EssConfig,
@@ -45,6 +48,7 @@ from supervisor.config.schema import (
     StateConfig,
     SupervisionConfig,
     SymbolConfig,
+    WebhookConfig,
 )
 from supervisor.errors import RiskgateError
 
@@ -351,6 +355,98 @@ def _api(t: _Table, environ: Mapping[str, str]) -> ApiConfig:
     return c
 
 
+_WEBHOOK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _webhook_url_problem(url: str) -> str | None:
+    """Why `url` cannot take alerts, or None. The URL itself is never echoed:
+    a Slack webhook URL is a secret."""
+    if url != url.strip() or any(c.isspace() or ord(c) < 32 for c in url):
+        return "must be an http(s) URL without spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return "must be an http(s) URL (this one cannot be parsed)"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    if not parts.hostname:
+        return "must be an http(s) URL with a host"
+    return None
+
+
+def _webhooks(t: _Table, environ: Mapping[str, str]) -> dict[str, WebhookConfig]:
+    """`[alerts.webhooks.NAME]`: `url` or `url_env` (exactly one), format, timeout_s, max_backoff_s."""
+    d = WebhookConfig(name="", url="")
+    out: dict[str, WebhookConfig] = {}
+    names: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for name in t.subtables():
+        w = t.table(name)
+        if not _WEBHOOK_NAME.fullmatch(name):
+            t.problem(name, "a webhook name is 1-64 letters, digits or _.-")
+        folded = name.casefold()
+        if folded in names:
+            t.problem(name, f"is the same name as webhook {names[folded]!r} but for case")
+        names[folded] = name
+        url = w.string("url", None)
+        env = w.string("url_env", None)
+        if url is not None and env is not None:
+            w.problem("url_env", "give url or url_env, not both")
+            url = None
+        elif url is None and env is None:
+            if w.raw("url") is _MISSING and w.raw("url_env") is _MISSING:
+                w.problem("url", "is required (or url_env: an environment variable holding the URL)")
+        elif env is not None:
+            url = environ.get(env)
+            if url is None or not url.strip():
+                w.problem("url_env", f"environment variable {env} is not set (or empty)")
+                url = None
+        if url is not None:
+            problem = _webhook_url_problem(url)
+            if problem is not None:
+                w.problem("url_env" if env is not None else "url", problem)
+                url = None
+        hook = WebhookConfig(
+            name=name,
+            url=url or "",
+            format=w.string("format", d.format, ALERT_FORMATS),
+            timeout_s=w.number("timeout_s", d.timeout_s, gt=0, le=60),
+            max_backoff_s=w.number("max_backoff_s", d.max_backoff_s, ge=1, le=3600),
+        )
+        w.finish()
+        if url is not None:
+            if url in urls:
+                t.problem(name, f"has the same URL as webhook {urls[url]!r}: each alert would be sent twice")
+            urls[url] = name
+            out[name] = hook
+    for key in t.data:
+        if not isinstance(t.data[key], Mapping):
+            t.problem(key, "must be a table with url (or url_env), format, timeout_s, max_backoff_s")
+    t.seen.update(t.data)
+    return out
+
+
+def _alerts(t: _Table, environ: Mapping[str, str]) -> AlertsConfig:
+    d = AlertsConfig()
+    c = AlertsConfig(
+        enabled=t.boolean("enabled", d.enabled),
+        interval_s=t.number("interval_s", d.interval_s, gt=0, le=5),
+        startup_grace_s=t.number("startup_grace_s", d.startup_grace_s, ge=0, le=3600),
+        block_rate_per_account_per_min=t.number(
+            "block_rate_per_account_per_min", d.block_rate_per_account_per_min, ge=1, integer=True
+        ),
+        block_rate_per_reason_per_min=t.number(
+            "block_rate_per_reason_per_min", d.block_rate_per_reason_per_min, ge=1, integer=True
+        ),
+        source_stale_s=t.number("source_stale_s", d.source_stale_s, ge=0, le=86_400),
+        actor_restarts=t.number("actor_restarts", d.actor_restarts, ge=1, integer=True),
+        webhooks=_webhooks(t.table("webhooks"), environ),
+    )
+    t.finish()
+    return c
+
+
 def _folded(names: frozenset[str]) -> frozenset[str]:
     """Strategy names compare case-insensitively, without surrounding spaces."""
     return frozenset(n.strip().casefold() for n in names)
@@ -490,6 +586,7 @@ def parse_config(
         max_ttl_s=overrides_t.number("max_ttl_s", d_o.max_ttl_s, gt=0, le=86_400),
     )
     overrides_t.finish()
+    alerts = _alerts(root.table("alerts"), os.environ if environ is None else environ)
     root.finish()
     # A poll holds its actor for up to timeout_s; a ping queued behind it must
     # still be answered within heartbeat_timeout_s, or a slow upstream gets its
@@ -522,6 +619,7 @@ def parse_config(
         api=api,
         metrics=metrics,
         overrides=overrides,
+        alerts=alerts,
         origin=origin,
         digest=digest,
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "ALERT_FORMATS",
     "API_ACCESS",
     "COLLAR_POLICIES",
     "ESS_CONTRACTS",
@@ -16,6 +17,7 @@ __all__ = [
     "WEEKDAYS",
     "AccountConfig",
     "AccountsConfig",
+    "AlertsConfig",
     "ApiConfig",
     "Config",
     "EssConfig",
@@ -32,6 +34,7 @@ __all__ = [
     "StateConfig",
     "SupervisionConfig",
     "SymbolConfig",
+    "WebhookConfig",
 ]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -209,6 +212,33 @@ class MetricsConfig:
     enabled: bool = True  # the gate counts decisions and latency; /metrics exposes them
 
 
+ALERT_FORMATS = ("json", "slack")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """Where alerts go: `url` from the file or, for a secret (a Slack webhook URL
+    is one), from the environment variable `url_env` at load (never logged)."""
+
+    name: str
+    url: str = field(repr=False)
+    format: str = "json"  # "json": the alert object; "slack": {"text": ...}
+    timeout_s: float = 3.0  # per request
+    max_backoff_s: float = 60.0  # retries wait 1, 2, 4, ... s, capped at this
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    enabled: bool = False
+    interval_s: float = 1.0  # rules are evaluated this often
+    startup_grace_s: float = 10.0  # a source with no state yet is not stale before this
+    block_rate_per_account_per_min: int = 30  # more blocks than this in a minute for one account alerts
+    block_rate_per_reason_per_min: int = 60  # and for one reason code, over all accounts
+    source_stale_s: float = 30.0  # a source stale this long alerts (0: as soon as it is stale)
+    actor_restarts: int = 3  # more restarts than this within 10 minutes alerts
+    webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     gate: GateConfig = GateConfig()
@@ -227,6 +257,7 @@ class Config:
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     overrides: OverridesConfig = OverridesConfig()
+    alerts: AlertsConfig = AlertsConfig()
     # Where the config came from, and the SHA-256 of its bytes (journaled at start).
     origin: str = "<in memory>"
     digest: str = ""
