@@ -72,6 +72,7 @@ class Observation:
     journal_problem: str | None = None
     journal_blocking: str | None = None
     journal_dropped: int = 0
+    unusable: tuple[str, ...] = ()  # fresh by age, yet blocking: "risk_v3: Risk v3 signal evaluated 3600s ago ..."
     accounts: tuple[AccountFigures, ...] = ()
     restarts: Mapping[str, int] = field(default_factory=dict)  # actor -> restarts since start
     decisions: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (decision, code, account) -> n
@@ -170,6 +171,7 @@ def rule_fail_closed(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterabl
     why += [_describe(src) for src, _ in _stale(obs, w)]
     if obs.ess_active is None and any(s.name == "ess" and s.age_s is not None for s in obs.sources):
         why.append(f"ess: state unknown ({obs.ess_reason or 'no reading'})")
+    why += obs.unusable
     if obs.journal_blocking is not None:
         why.append(f"journal: {obs.journal_blocking}")
     if why:

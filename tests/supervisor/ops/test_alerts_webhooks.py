@@ -193,3 +193,22 @@ def test_a_gate_that_does_not_answer_the_view_does_not_stop_the_alerts(clock):
                 release.set()
             assert hook.wait_for(lambda r: len(r.bodies) == 1)
         assert hook.bodies[0]["key"] == "halt"
+
+
+def test_a_signal_the_gate_refuses_fails_closed_though_fetched_a_moment_ago(clock):
+    """Fresh by age, stamped an hour ago: every order blocks RISK_STATE_STALE, so the alert says so."""
+    from datetime import timedelta
+
+    with (
+        Receiver() as hook,
+        RiskSupervisor(alert_config({"h": {"url": hook.url}}), clock=clock, poll_upstreams=False) as sup,
+    ):
+        sup.report_ess_active(False)
+        sup.report_risk_signal(signal("INFO", clock.now() - timedelta(hours=1)))
+        for name in sup.config.accounts.accounts:
+            sup.report_account_snapshot(AccountSnapshot(name, 10_000.0))
+        clock.advance(1.0)
+        assert sup.alerting is not None and sup.alerting.settle() == ["fail_closed"]
+        assert hook.wait_for(lambda r: any(b["key"] == "fail_closed" for b in r.bodies))
+    body = next(b for b in hook.bodies if b["key"] == "fail_closed")
+    assert "Risk v3 signal evaluated" in body["summary"]
