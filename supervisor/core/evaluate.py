@@ -7,13 +7,36 @@ from datetime import datetime
 from typing import Any
 
 from supervisor.config import Config
-from supervisor.core.checks import CHECKS, Denial, EvalContext, Note, Scale, floor_to_lot
+from supervisor.core.checks import (
+    CHECKS,
+    Check,
+    Denial,
+    EvalContext,
+    Note,
+    Scale,
+    check_account_fresh,
+    check_baseline_known,
+    check_daily_loss,
+    check_drawdown,
+    check_weekly_loss,
+    floor_to_lot,
+)
 from supervisor.core.gate_state import GateState
 from supervisor.core.messages import Decision, OrderRequest, RiskGateResult, RiskLevel
 from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
+from supervisor.core.verdicts import Verdicts
 
-__all__ = ["Evaluation", "block_result", "decide", "evaluate_order", "invalid_order"]
+__all__ = ["Evaluation", "block_result", "decide", "decide_every_check", "evaluate_order", "invalid_order"]
+
+# What an order runs when the order-independent checks already passed for this
+# state (core.verdicts): the same list, in the same order, less those checks.
+_MARKET_CHECKS = 6  # checks 0-5 lead the list
+_ACCOUNT_STATE_CHECKS = frozenset(
+    (check_account_fresh, check_baseline_known, check_daily_loss, check_weekly_loss, check_drawdown)
+)
+AFTER_MARKET: tuple[Check, ...] = CHECKS[_MARKET_CHECKS:]
+ORDER_ONLY: tuple[Check, ...] = tuple(c for c in AFTER_MARKET if c not in _ACCOUNT_STATE_CHECKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +111,26 @@ def invalid_order(
 
 
 def decide(order: OrderRequest, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:
-    """Run checks 1-17 on an order that `validate_order` returned for this config."""
+    """Run checks 1-17 on an order that `validate_order` returned for this config,
+    skipping those that already passed for this state (the same answer as
+    `decide_every_check`, sooner)."""
+    verdicts = state.verdicts
+    if verdicts is None:
+        verdicts = state.verdicts = Verdicts()
+    checks = CHECKS
+    if verdicts.market_passes(state, config, now, wall):
+        checks = ORDER_ONLY if verdicts.account_passes(order.account, state, config, now) else AFTER_MARKET
+    return _decide(order, state, config, now, wall, checks)
+
+
+def decide_every_check(order: OrderRequest, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:
+    """`decide` running every check in the list: the reference it must agree with."""
+    return _decide(order, state, config, now, wall, CHECKS)
+
+
+def _decide(
+    order: OrderRequest, state: GateState, config: Config, now: float, wall: datetime, checks: tuple[Check, ...]
+) -> Evaluation:
     ess_active = state.ess is not None and state.ess.active is True
     level = _risk_level(state, now, config)
     oid = order.order_id or ""  # validate_order always sets one
@@ -96,7 +138,7 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
     ages = _ages(state, order.account, now)
     scale: Scale | None = None
     note: Note | None = None
-    for check in CHECKS:
+    for check in checks:
         out = check(order, ctx)
         if out is None:
             continue

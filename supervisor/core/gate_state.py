@@ -16,9 +16,12 @@ import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskSignal
+
+if TYPE_CHECKING:
+    from supervisor.core.verdicts import Verdicts
 
 __all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_units"]
 
@@ -136,6 +139,8 @@ class GateState:
     decided: dict[tuple[str, str], float] = field(default_factory=dict)
     repeats: dict[tuple[str, str, str, float, float], deque[float]] = field(default_factory=dict)
     _decided_order: deque[tuple[float, tuple[str, str]]] = field(default_factory=deque)
+    # Which order-independent checks passed, for which state (core.verdicts; made by the first decision).
+    verdicts: Verdicts | None = None
 
     def carry_over(self) -> GateState:
         """A fresh state for a restarted gate: in-flight reservations and order
