@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pykka
 import pytest
@@ -18,6 +19,10 @@ def clock() -> FakeClock:
 def _in_tmp_dir(tmp_path, monkeypatch):
     """Relative paths (the default `[state] dir = "state"`) land in the test's own folder."""
     monkeypatch.chdir(tmp_path)
+    yield
+    # A test that called monkeypatch.undo() would have sent the rest of itself (a journal
+    # reopened by a relative path) into the working tree's ./state.
+    assert Path.cwd() == tmp_path, "the test left its folder: use monkeypatch.context(), not undo()"
 
 
 @pytest.fixture(autouse=True)

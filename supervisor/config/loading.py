@@ -81,11 +81,15 @@ class _Table:
             data = {}
         self.data = data
         self.seen: set[str] = set()
+        self.secret = False  # True: problems never echo a string (a webhook URL pasted in the wrong key)
 
     def _at(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
     def problem(self, key: str, text: str) -> None:
+        head, got, value = text.partition(", got ")
+        if self.secret and got and value[:1] in ("'", '"'):
+            text = head  # a string here may be a secret URL in the wrong key: never echoed
         self.problems.append(f"{self._at(key)}: {text}")
 
     def raw(self, key: str) -> Any:
@@ -375,6 +379,14 @@ def _webhook_url_problem(url: str) -> str | None:
     return None
 
 
+def _url_identity(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    host = (parts.hostname or "").lower().rstrip(".")
+    return f"{scheme}://{host}:{port}{parts.path or '/'}?{parts.query}"
+
+
 def _webhooks(t: _Table, environ: Mapping[str, str]) -> dict[str, WebhookConfig]:
     """`[alerts.webhooks.NAME]`: `url` or `url_env` (exactly one), format, timeout_s, max_backoff_s."""
     d = WebhookConfig(name="", url="")
@@ -383,6 +395,7 @@ def _webhooks(t: _Table, environ: Mapping[str, str]) -> dict[str, WebhookConfig]
     urls: dict[str, str] = {}
     for name in t.subtables():
         w = t.table(name)
+        w.secret = True
         if not _WEBHOOK_NAME.fullmatch(name):
             t.problem(name, "a webhook name is 1-64 letters, digits or _.-")
         folded = name.casefold()
@@ -416,9 +429,10 @@ def _webhooks(t: _Table, environ: Mapping[str, str]) -> dict[str, WebhookConfig]
         )
         w.finish()
         if url is not None:
-            if url in urls:
-                t.problem(name, f"has the same URL as webhook {urls[url]!r}: each alert would be sent twice")
-            urls[url] = name
+            same = _url_identity(url)  # HTTPS://Host:443/x and https://host/x are one webhook
+            if same in urls:
+                t.problem(name, f"has the same URL as webhook {urls[same]!r}: each alert would be sent twice")
+            urls[same] = name
             out[name] = hook
     for key in t.data:
         if not isinstance(t.data[key], Mapping):

@@ -374,8 +374,10 @@ def _stale_detail(name: str, src: dict[str, Any]) -> tuple[str, float | None] | 
     return None
 
 
-def _cause(source: str, detail: str, stale_for_s: float | None = None, since: str | None = None) -> dict[str, Any]:
-    return {"source": source, "detail": detail, "stale_for_s": stale_for_s, "since": since}
+def _cause(
+    source: str, detail: str, stale_for_s: float | None = None, since: str | None = None, kind: str = "fail_closed"
+) -> dict[str, Any]:
+    return {"source": source, "kind": kind, "detail": detail, "stale_for_s": stale_for_s, "since": since}
 
 
 def banner(
@@ -407,13 +409,13 @@ def banner(
         elif code is RC.ESS_HALT_ACTIVE:
             since = ess.get("active_since")
             halts = [
-                _cause(f"ess/{r['source']}", r["detail"], since=since)
+                _cause(f"ess/{r['source']}", r["detail"], since=since, kind="halt")
                 for r in ess.get("readings", ())
                 if r["active"] is True
             ]
-            found.append(("HALTED", halts or [_cause("ess", denial.reason, since=since)]))
+            found.append(("HALTED", halts or [_cause("ess", denial.reason, since=since, kind="halt")]))
         else:  # GLOBAL_RISK_CRITICAL, RISK_V3_ESS_ACTION_REQUIRED
-            found.append(("HALTED", [_cause("risk_v3", f"{denial.reason}: only reduce-only orders pass")]))
+            found.append(("HALTED", [_cause("risk_v3", f"{denial.reason}: only reduce-only orders pass", kind="halt")]))
     state, causes = found[0] if found else ("TRADING", [])
     also = [cause for _, rest in found[1:] for cause in rest]
     blocked = sorted((accounts_blocked or {}).items())

@@ -216,11 +216,11 @@ def test_internal_error_in_gate_blocks_and_gate_survives(sup, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(actors.gate, "invalid_order", broken)
-    monkeypatch.setattr(actors.gate, "decide", broken)
-    r = sup.evaluate(order())
-    assert (r.decision, r.reason_code) == ("block", RC.GATE_UNAVAILABLE)
-    monkeypatch.undo()
+    with monkeypatch.context() as m:  # not monkeypatch.undo(): that would also undo conftest's chdir
+        m.setattr(actors.gate, "invalid_order", broken)
+        m.setattr(actors.gate, "decide", broken)
+        r = sup.evaluate(order())
+        assert (r.decision, r.reason_code) == ("block", RC.GATE_UNAVAILABLE)
     assert sup.evaluate(order()).decision == "allow"
 
 

@@ -113,7 +113,9 @@ function tickFreshness() {
   const elapsed = performance.now() - lastOk;
   const ago = elapsed / 1000;
   if (!needsToken) line.textContent = `updated ${fmtAge(ago)} ago`;
-  if (!(elapsed >= 0 && elapsed <= STALE_AFTER_MS)) {
+  const old = !(elapsed >= 0 && elapsed <= STALE_AFTER_MS);
+  document.body.classList.toggle("stale", old); // what the panels show is old: greyed out
+  if (old) {
     // What this page shows is old: never leave TRADING on screen.
     $("banner").dataset.state = "NO DATA";
     $("banner-state").textContent = "NO DATA";
@@ -130,7 +132,9 @@ function drawState(doc) {
   const banner = doc.banner || { state: "FAIL-CLOSED", causes: [{ detail: "no banner in the state document" }], also: [] };
   $("banner").dataset.state = banner.state;
   $("banner-state").textContent = banner.state;
-  const lines = banner.causes.map((c) => c.since ? `${c.source}: ${c.detail} — since ${fmtTime(c.since)}` : c.detail);
+  const halt = doc.operator_halt || {};
+  const since = (c) => (c.source === "ess/operator_halt" && halt.active && halt.since) || c.since; // persisted: survives a restart
+  const lines = banner.causes.map((c) => since(c) ? `${c.source}: ${c.detail} — since ${fmtTime(since(c))}` : c.detail);
   for (const c of banner.also || []) lines.push(`also ${c.detail}`);
   if ((banner.accounts_blocked || []).length) lines.push(`accounts failing closed: ${banner.accounts_blocked.join(", ")}`);
   const limited = Object.entries(doc.accounts || {}).filter(([, a]) =>
@@ -139,13 +143,16 @@ function drawState(doc) {
   if (limited.length) lines.push(`at a loss limit (new risk blocked): ${limited.join(", ")}`);
   if (banner.state === "TRADING" && !lines.length) lines.push(`risk level ${doc.risk_level || "?"}, every source fresh`);
   setList($("banner-causes"), lines);
-  drawSources(doc.sources || {});
+  const blocking = new Set([...banner.causes, ...(banner.also || [])].filter((c) => c.kind === "fail_closed").map((c) => c.source));
+  drawSources(doc.sources || {}, blocking);
   drawAccounts(doc.accounts || {});
   if (changed("overrides", [doc.overrides, doc.operator_halt])) drawOverrides(doc.overrides || {}, doc.operator_halt || {});
 }
 
-function sourceRow(name, s) {
+function sourceRow(name, s, blocking) {
   const fresh = s.fresh === true;
+  // Fresh by age yet what makes the gate block (an unreadable ESS source, a signal stamped long ago): said so.
+  const unusable = fresh && blocking.has(name);
   let extra = "";
   if (name === "risk_v3") {
     const tier = s.ess_tier_recommendation ? `, ESS tier ${s.ess_tier_recommendation}` : "";
@@ -154,18 +161,19 @@ function sourceRow(name, s) {
     extra = s.active === true ? `HALT: ${s.reason || ""}` : s.active === false ? "no halt" : "unknown";
   }
   const err = s.last_error ? `${s.last_error.cause}: ${s.last_error.detail} (since ${fmtTime(s.last_error.since)})` : "";
-  const pillClass = fresh ? "pill ok" : "pill bad";
-  return el("tr", { class: fresh ? "" : "stale", "data-source": name },
+  const ok = fresh && !unusable;
+  const label = unusable ? "unusable" : fresh ? "fresh" : (s.age_s === null ? "no state" : "stale");
+  return el("tr", { class: ok ? "" : "stale", "data-source": name },
     el("th", { scope: "row", text: name }),
-    el("td", {}, el("span", { class: pillClass, text: fresh ? "fresh" : (s.age_s === null ? "no state" : "stale") })),
+    el("td", {}, el("span", { class: ok ? "pill ok" : "pill bad", text: label })),
     el("td", { class: "num", text: `${fmtAge(s.age_s)} / ${fmtAge(s.max_age_s)}` }),
     el("td", { text: extra }),
     el("td", { class: "reason", text: err }));
 }
 
-function drawSources(sources) {
+function drawSources(sources, blocking) {
   // Risk v3 and ESS each get a row; accounts are summed up here (each has its own card below).
-  const rows = Object.entries(sources).filter(([name]) => !name.startsWith("account:")).map(([name, s]) => sourceRow(name, s));
+  const rows = Object.entries(sources).filter(([name]) => !name.startsWith("account:")).map(([name, s]) => sourceRow(name, s, blocking));
   const accounts = Object.entries(sources).filter(([name]) => name.startsWith("account:"));
   const stale = accounts.filter(([, s]) => s.fresh !== true).map(([name]) => name.slice(8));
   const oldest = Math.max(0, ...accounts.map(([, s]) => (typeof s.age_s === "number" ? s.age_s : 0)));
@@ -283,7 +291,7 @@ async function submitAuth(event) {
       pending = null;
       pollState();
     } else if (r.status === 401) {
-      $("auth-error").textContent = "refused (401): the gate does not accept that token for this";
+      $("auth-error").textContent = "refused (401): not a token this gate knows for this action (an operator's token is needed)";
     } else {
       $("auth-error").textContent = `refused (${r.status}): ${(r.body && r.body.detail) || "no detail"}`;
     }
@@ -307,8 +315,21 @@ function drawBlocks(rows) {
       "aria-label": `journal entry of ${r.order_id}`, onclick: () => openEntry(i) })),
     el("td", { text: r.account }), el("td", { text: r.symbol }), el("td", { text: r.side }),
     el("td", { class: "num", text: r.quantity === null ? "—" : qty.format(r.quantity) }),
-    el("td", { text: r.decision }), el("td", { text: r.reason_code }), el("td", { class: "reason", text: r.reason })));
+    el("td", { class: "code", text: r.decision }), el("td", { class: "code", text: r.reason_code }), el("td", { class: "reason", text: r.reason })));
   $("blocks").tBodies[0].replaceChildren(...body);
+}
+
+function entryValue(key, value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (key === "time" || key === "signal_time") return fmtTime(value);
+  if (typeof value === "number") {
+    if (key.endsWith("_age_s")) return fmtAge(value);
+    if (key === "equity" || key === "reserved_usd") return usd.format(value);
+    if (key.endsWith("_pct")) return `${pct.format(value)} %`;
+    return qty.format(value);
+  }
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
 function openEntry(index) {
@@ -317,7 +338,8 @@ function openEntry(index) {
   $("entry-title").textContent = `Journal entry: ${row.order_id}`;
   const fields = [];
   for (const [key, value] of Object.entries(row)) {
-    fields.push(el("dt", { text: key }), el("dd", { text: value === null ? "—" : typeof value === "object" ? JSON.stringify(value) : String(value) }));
+    if (key.endsWith("_us")) continue; // the same instants as `time` and `signal_time`, for machines
+    fields.push(el("dt", { text: key }), el("dd", { text: entryValue(key, value) }));
   }
   $("entry-fields").replaceChildren(...fields);
   $("entry").showModal();
@@ -341,7 +363,7 @@ function drawChart(doc) {
   const end = points.length ? new Date(points[points.length - 1].end).getTime() : Date.now();
   const start = end - 15 * 60 * 1000;
   const keys = [...new Set(points.flatMap((p) => Object.keys(p.per_s)))].sort();
-  const peak = Math.max(1, ...points.filter((p) => p.seconds >= (doc.interval_s || 5) / 2).flatMap((p) => Object.values(p.per_s)));
+  const peak = Math.max(0.1, ...points.filter((p) => p.seconds >= (doc.interval_s || 5) / 2).flatMap((p) => Object.values(p.per_s)));
   const x = (t) => left + ((t - start) / (end - start)) * (W - left - 4);
   const y = (v) => H - bottom - (v / peak) * (H - bottom - top);
   const nodes = [
@@ -349,7 +371,7 @@ function drawChart(doc) {
     svg("line", { class: "axis", x1: left, y1: top, x2: left, y2: H - bottom }),
   ];
   const label = (text, attrs) => { const t = svg("text", attrs); t.textContent = text; return t; };
-  nodes.push(label(peak.toFixed(peak < 10 ? 1 : 0) + "/s", { x: 2, y: top + 10 }), label("0", { x: 30, y: H - bottom }));
+  nodes.push(label((peak < 1 ? peak.toFixed(2) : peak.toFixed(peak < 10 ? 1 : 0)) + "/s", { x: 2, y: top + 10 }), label("0", { x: 30, y: H - bottom }));
   for (let m = 15; m >= 0; m -= 5) {
     const t = end - m * 60000;
     nodes.push(label(m ? `−${m} min` : shortTime(new Date(end).toISOString()), { x: Math.min(W - 60, x(t) - 10), y: H - 5 }));

@@ -143,6 +143,7 @@ class AlertsActor(SupervisedActor):
         self._book = AlertBook(runtime.config.alerts, started)
         self._senders = senders
         self._failing: str | None = None  # the last tick's error, logged once until a tick succeeds
+        self._last_view: GateView | None = None
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Tick):
@@ -157,6 +158,11 @@ class AlertsActor(SupervisedActor):
         transitions: list[Transition] = []
         try:
             view = self._runtime.gate_view(VIEW_TIMEOUT_S)
+            if view is None:
+                # A gate too busy to answer (or restarting) shows no accounts: that is not
+                # "no loss limit reached". The last figures stand until it answers again.
+                view = self._last_view
+            self._last_view = view
             transitions = self._book.update(observe(self._runtime, self._clock, view))
         except Exception as exc:  # noqa: BLE001 - a bad look must not stop the next one (logged)
             self._failed(exc)
@@ -222,6 +228,11 @@ class Alerting:
         self._ref.proxy().ping().get(timeout=5)
         self._timer = self._clock.call_every(cfg.interval_s, self._on_timer, "alerts")
         log.info("alerting_started", webhooks=sorted(cfg.webhooks), interval_s=cfg.interval_s)
+        if self._runtime.counters is None:
+            log.warning(
+                "alerts_without_block_counts",
+                note="[metrics] enabled = false: no decision counters, so the block-rate rules see nothing",
+            )
         return self
 
     def stop(self) -> None:

@@ -2,18 +2,22 @@
 
 An alert must reach people, but never at the gate's expense, and a webhook
 that hangs or fails must not hold up another. So each webhook has its own
-FIFO outbox and its own thread doing the HTTP POST (httpx, `timeout_s` per
-request, redirects never followed). The head of the outbox is retried until
-it is delivered (any 2xx); meanwhile nothing behind it is sent, so a
-`resolved` never arrives before its `firing`. Retries wait 1, 2, 4, ... s up
+FIFO outbox and its own thread doing the HTTP POST (httpx, `timeout_s` for
+the whole request, redirects never followed, the answer's body never read).
+The head of the outbox is retried until it is delivered (any 2xx); meanwhile
+nothing behind it is sent, so a `resolved` never arrives before its `firing`.
+A message the webhook refuses for good (3xx, or 4xx other than 408/425/429,
+`PERMANENT_ATTEMPTS` times) is dropped and reported, so a revoked URL cannot
+hold back every later alert. Retries wait 1, 2, 4, ... s up
 to `max_backoff_s`, on the injected clock: the worker never sleeps; the
 alerting actor's tick calls `pump()`, which wakes it to send what is due.
 
 The outbox is bounded: when it is full a new message is dropped and
 reported. What happens (delivered, failing, recovered, dropped) goes to
 `report(kind, webhook, **detail)`: the actor journals and logs it. A failing
-webhook is reported once when it starts failing and once when it recovers,
-not on every retry.
+webhook is reported when it starts failing, every `STILL_FAILING_EVERY_S`
+while it goes on (with how many messages wait), and when it recovers; not on
+every retry.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ __all__ = ["MAX_OUTBOX", "Delivery", "WebhookSender", "backoff_s", "json_body", 
 
 MAX_OUTBOX = 1000  # messages waiting per webhook
 INITIAL_BACKOFF_S = 1.0
+PERMANENT_ATTEMPTS = 3  # a message refused with a 3xx or 4xx (not 408/425/429) this often is dropped
+STILL_FAILING_EVERY_S = 300.0  # a webhook failing on is reported again this often
 
 Report = Callable[..., None]
 
@@ -131,6 +137,9 @@ class WebhookSender:
         self._next_attempt = 0.0  # monotonic: the head is not retried before this
         self._failures = 0  # consecutive failed attempts of the head
         self._dropping = False
+        self._failing_since: float | None = None  # monotonic: the current failing streak began
+        self._last_failure_report = 0.0
+        self._straggler: threading.Thread | None = None  # a request abandoned past timeout_s
         self.dropped = 0
         self.delivered = 0
         self.attempts = 0  # POSTs finished, delivered or not
@@ -193,51 +202,104 @@ class WebhookSender:
 
     # -- the worker ------------------------------------------------------------------------------
     def _run(self) -> None:
-        with httpx.Client(timeout=self.config.timeout_s, follow_redirects=False, trust_env=False) as client:
-            while not self._stopping.is_set():
-                self._wake.wait()
-                self._wake.clear()
-                self._drain(client)
+        while not self._stopping.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            self._drain()
 
-    def _drain(self, client: httpx.Client) -> None:
+    def _drain(self) -> None:
         while not self._stopping.is_set():
             with self._lock:
                 head = self._outbox[0] if self._outbox else None
             if head is None or self._clock.monotonic() < self._next_attempt:
                 return
-            error = self._post(client, head)
+            error, permanent = self._post(head)
             if error is None:
                 attempts, self._failures, self._next_attempt = self._failures + 1, 0, 0.0
-                if attempts > 1:
+                if self._failing_since is not None:
                     self._report(
                         "alert_delivery_recovered", self.name, key=head.key, state=head.state, attempts=attempts
                     )
+                    self._failing_since = None
                 self._report("alert_delivered", self.name, key=head.key, state=head.state, attempts=attempts)
-                with self._lock:  # reported first: whoever waits for an empty outbox sees the reports
-                    self._outbox.popleft()
-                    self.delivered += 1
-                    self.attempts += 1
-                    self._changed.notify_all()
+                self._pop(delivered=True)
                 continue
             self._failures += 1
-            delay = backoff_s(self._failures, self.config.max_backoff_s)
-            self._next_attempt = self._clock.monotonic() + delay
-            if self._failures == 1:  # once per failing streak; recovery says how long it took
+            now = self._clock.monotonic()
+            if permanent and self._failures >= PERMANENT_ATTEMPTS:
+                # The webhook refuses this message for good (a revoked URL answers 404 forever):
+                # it must not hold back every later alert. Dropped, and said so.
                 self._report(
-                    "alert_delivery_failed", self.name, key=head.key, state=head.state, error=error, retry_in_s=delay
+                    "alert_dropped", self.name, key=head.key, state=head.state, error=error, attempts=self._failures
                 )
+                self._failures, self._next_attempt = 0, 0.0
+                self._pop(delivered=False)
+                continue
+            delay = backoff_s(self._failures, self.config.max_backoff_s)
+            self._next_attempt = now + delay
+            if self._failing_since is None or now - self._last_failure_report >= STILL_FAILING_EVERY_S:
+                # Once when it starts failing, then every few minutes while it goes on.
+                self._report(
+                    "alert_delivery_failed",
+                    self.name,
+                    key=head.key,
+                    state=head.state,
+                    error=error,
+                    retry_in_s=delay,
+                    queued=len(self._outbox),
+                    failing_for_s=0.0 if self._failing_since is None else round(now - self._failing_since, 1),
+                )
+                self._last_failure_report = now
+                if self._failing_since is None:
+                    self._failing_since = now
             with self._lock:
                 self.attempts += 1
                 self._changed.notify_all()
             return
 
-    def _post(self, client: httpx.Client, delivery: Delivery) -> str | None:
-        """None when delivered (2xx), else why not."""
+    def _pop(self, delivered: bool) -> None:
+        with self._lock:  # reported first: whoever waits for an empty outbox sees the reports
+            self._outbox.popleft()
+            if delivered:
+                self.delivered += 1
+            else:
+                self.dropped += 1
+            self.attempts += 1
+            self._changed.notify_all()
+
+    def _post(self, delivery: Delivery) -> tuple[str | None, bool]:
+        """(None, False) when delivered (2xx), else (why not, whether retrying cannot help).
+
+        The whole request gets `timeout_s` (a receiver dribbling its headers a byte at a time
+        would pass any per-read timeout): it runs on a helper thread the worker waits for. A
+        request still hanging past that is abandoned; while it hangs, no second one starts
+        (at most one straggler per webhook). The answer's body is never read."""
+        if self._straggler is not None and self._straggler.is_alive():
+            return "the previous request is still hanging (no answer within timeout_s)", False
+        outcome: list[tuple[str | None, bool]] = []
+        attempt = threading.Thread(
+            target=lambda: outcome.append(self._request(delivery)), name=f"webhook-{self.name}-post", daemon=True
+        )
+        attempt.start()
+        attempt.join(self.config.timeout_s + 0.25)
+        if attempt.is_alive():
+            self._straggler = attempt
+            return f"no complete answer within timeout_s={self.config.timeout_s:g} s", False
+        return outcome[0] if outcome else ("the request failed without an answer", False)
+
+    def _request(self, delivery: Delivery) -> tuple[str | None, bool]:
         try:
-            response = client.post(self.config.url, content=delivery.body, headers={"Content-Type": "application/json"})
+            with (
+                httpx.Client(timeout=self.config.timeout_s, follow_redirects=False, trust_env=False) as client,
+                client.stream(
+                    "POST", self.config.url, content=delivery.body, headers={"Content-Type": "application/json"}
+                ) as response,
+            ):
+                status = response.status_code  # headers only: a huge or endless body is never read
         except Exception as exc:  # noqa: BLE001 - a worker must survive anything a request raises
             # The URL may be a secret (Slack's are): never in a log or the journal.
-            return f"{type(exc).__name__}: {exc}".replace(self.config.url, "<url>")[:300]
-        if 200 <= response.status_code < 300:
-            return None
-        return f"HTTP {response.status_code}"
+            return f"{type(exc).__name__}: {exc}".replace(self.config.url, "<url>")[:300], False
+        if 200 <= status < 300:
+            return None, False
+        transient = status >= 500 or status in (408, 425, 429)
+        return f"HTTP {status}", not transient

@@ -138,6 +138,7 @@ def test_banner_follows_the_gates_order_of_checks():
     assert unknown["state"] == "FAIL-CLOSED" and unknown["causes"][0]["source"] == "ess"
     halted = _banner(ess=kill, risk_age=None)
     assert halted["state"] == "HALTED" and halted["causes"][0]["source"] == "ess/kill_switch"
+    assert halted["causes"][0]["kind"] == "halt" and halted["also"][0]["kind"] == "fail_closed"
     assert halted["also"][0]["detail"] == "risk_v3: no state yet"  # what blocks next, still said
     assert _banner(risk_age=12.0)["causes"][0]["detail"].startswith("risk_v3: stale for 2.0 s")
     critical = _banner(signal=RiskSignal("CRITICAL", WALL))

@@ -57,7 +57,8 @@ def test_a_bad_alerts_value_is_named_by_its_key(key, value, problem):
         ({"url": "http://h:99999/"}, "alerts.webhooks.h.url: must be an http(s) URL (this one cannot be parsed)"),
         ({"url": 3}, "alerts.webhooks.h.url: must be a non-empty string, got 3"),
         ({"url_env": "NOT_SET"}, "alerts.webhooks.h.url_env: environment variable NOT_SET is not set (or empty)"),
-        ({"url": SECRET, "format": "teams"}, "alerts.webhooks.h.format: must be one of json, slack, got 'teams'"),
+        # a string in a webhook table is never echoed (it may be a URL in the wrong key)
+        ({"url": SECRET, "format": "teams"}, "alerts.webhooks.h.format: must be one of json, slack"),
         ({"url": SECRET, "timeout_s": 0}, "alerts.webhooks.h.timeout_s: must be > 0, got 0"),
         ({"url": SECRET, "max_backoff_s": math.nan}, "alerts.webhooks.h.max_backoff_s: must be finite, got nan"),
         ({"url": SECRET, "headers": {}}, "alerts.webhooks.h.headers: unknown key"),
@@ -97,3 +98,18 @@ def test_a_webhook_url_from_the_environment_is_loaded_and_kept_out_of_the_repr()
     hook = cfg.alerts.webhooks["chat"]
     assert (hook.url, hook.format, hook.timeout_s, hook.max_backoff_s) == (SECRET, "slack", 3.0, 60.0)
     assert "very-secret" not in repr(cfg)
+
+
+def test_a_url_pasted_into_the_wrong_key_is_not_echoed_and_case_or_port_does_not_make_a_new_url():
+    found = problems(
+        {
+            "webhooks": {
+                "ops": {"url": "https://hooks.example/x", "timeout_s": SECRET, "format": SECRET},
+                "again": {"url": "HTTPS://Hooks.Example:443/x"},
+            }
+        }
+    )
+    assert not any("hooks.slack.com" in p or "very-secret" in p for p in found), found
+    assert "alerts.webhooks.ops.timeout_s: must be a number" in found
+    assert "alerts.webhooks.ops.format: must be one of json, slack" in found
+    assert "alerts.webhooks.again: has the same URL as webhook 'ops': each alert would be sent twice" in found

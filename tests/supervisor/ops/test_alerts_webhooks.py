@@ -212,3 +212,75 @@ def test_a_signal_the_gate_refuses_fails_closed_though_fetched_a_moment_ago(cloc
         assert hook.wait_for(lambda r: any(b["key"] == "fail_closed" for b in r.bodies))
     body = next(b for b in hook.bodies if b["key"] == "fail_closed")
     assert "Risk v3 signal evaluated" in body["summary"]
+
+
+def test_an_endless_answer_body_is_never_read(clock):
+    """A webhook must not be able to fill the gate's memory: the status is enough."""
+    with Receiver(endless_body=True) as hook:
+        with RiskSupervisor(alert_config({"h": {"url": hook.url}}), clock=clock, poll_upstreams=False) as sup:
+            assert sup.alerting is not None
+            step(sup, clock)
+            step(sup, clock, ess=True)
+            assert sup.alerting.senders[0].wait_attempts(1, timeout=10)
+            assert sup.alerting.senders[0].delivered == 1
+        assert hook.body_bytes_sent < 50_000_000  # the client hung up; it did not take it all
+
+
+def test_a_receiver_dribbling_its_answer_fails_at_timeout_s_for_the_whole_request(clock):
+    with Receiver(dribble=True) as hook:
+        hooks = {"h": {"url": hook.url, "timeout_s": 0.5}}
+        with RiskSupervisor(alert_config(hooks), clock=clock, poll_upstreams=False) as sup:
+            assert sup.alerting is not None
+            sender = sup.alerting.senders[0]
+            step(sup, clock)
+            step(sup, clock, ess=True)
+            assert sender.wait_attempts(1, timeout=10)  # each read within 0.5 s; the whole request not
+            assert sender.delivered == 0
+            step(sup, clock, ess=True, seconds=1.0)  # the retry is due; the first request still dribbles
+            assert sender.wait_attempts(2, timeout=10)
+            assert hook.requests == 1  # no second request piled onto the first
+            events = journal_events(sup, "alert_delivery")
+            hook.close()
+        assert "timeout_s" in events[0]["detail"]
+
+
+def test_a_message_refused_for_good_is_dropped_and_later_ones_go_out(clock):
+    """A revoked Slack URL answers 404 forever: it must not hold back every later alert."""
+    with Receiver(statuses=[404, 404, 404]) as hook:
+        with RiskSupervisor(alert_config({"h": {"url": hook.url}}), clock=clock, poll_upstreams=False) as sup:
+            assert sup.alerting is not None
+            sender = sup.alerting.senders[0]
+            step(sup, clock)
+            step(sup, clock, ess=True)  # firing: 404
+            assert sender.wait_attempts(1, timeout=10)
+            step(sup, clock, ess=True, seconds=1.0)  # 404 again
+            assert sender.wait_attempts(2, timeout=10)
+            step(sup, clock, ess=True, seconds=2.0)  # the third 404: dropped
+            assert sender.wait_attempts(3, timeout=10)
+            step(sup, clock)  # resolved: delivered
+            assert hook.wait_for(lambda r: len(r.delivered()) == 1)
+            assert sup.alerting.wait_delivered()
+            events = journal_events(sup, "alert_d")
+        assert [b["state"] for b in hook.delivered()] == ["resolved"]
+        assert sender.dropped == 1
+    kinds = [e["kind"] for e in events]
+    assert "alert_dropped" in kinds and kinds[-1] == "alert_delivered"
+
+
+def test_a_gate_too_busy_to_answer_never_resolves_a_loss_limit(clock, monkeypatch):
+    """No view (the ask timed out) is not "no loss": the last figures stand until the gate answers."""
+    with Receiver() as hook:
+        with RiskSupervisor(alert_config({"h": {"url": hook.url}}), clock=clock, poll_upstreams=False) as sup:
+            assert sup.alerting is not None
+            step(sup, clock)
+            sup.report_account_snapshot(AccountSnapshot("main", 9_000.0))  # -10 % on a -2 % daily limit
+            clock.advance(1)
+            assert "loss_limit:main:daily" in sup.alerting.settle()
+            runtime = sup._runtime
+            with monkeypatch.context() as m:
+                m.setattr(runtime, "gate_view", lambda timeout=1.0: None)  # what a timed-out ask returns
+                clock.advance(1)
+                clock.advance(1)
+                assert "loss_limit:main:daily" in sup.alerting.settle()
+            assert sup.alerting.wait_delivered()
+        assert not any(b["state"] == "resolved" for b in hook.bodies)

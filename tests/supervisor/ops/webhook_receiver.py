@@ -16,11 +16,18 @@ _real = SystemClock()
 
 class Receiver:
     """`statuses`: the answers to the first requests, in order (then 200).
-    `hang=True`: never answers (until `close()`)."""
+    `hang=True`: never answers (until `close()`). `endless_body=True`: answers 200
+    with a body that never ends (until the client goes away). `dribble=True`:
+    sends its status line, then one header byte every 0.2 s (until `close()`)."""
 
-    def __init__(self, statuses: list[int] | None = None, hang: bool = False) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, hang: bool = False, endless_body: bool = False, dribble: bool = False
+    ) -> None:
         self.statuses = list(statuses or [])
         self.hang = hang
+        self.endless_body = endless_body
+        self.dribble = dribble
+        self.body_bytes_sent = 0
         self.bodies: list[Any] = []  # every request's JSON body, in arrival order
         self.arrived: list[float] = []  # when each arrived (real monotonic time)
         self.requests = 0
@@ -79,6 +86,27 @@ class Receiver:
                     receiver._cond.notify_all()
                 if receiver.hang:
                     receiver._closing.wait(30)
+                    return
+                if receiver.dribble:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    while not receiver._closing.wait(0.2):
+                        try:
+                            self.wfile.write(b"X")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                    return
+                if receiver.endless_body:
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+                    try:
+                        while not receiver._closing.is_set():
+                            self.wfile.write(chunk)
+                            receiver.body_bytes_sent += 65536
+                    except OSError:
+                        return  # the client went away: what it wanted
                     return
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -70,10 +70,10 @@ def test_actor_failing_in_a_handler_is_restarted_and_shows_in_health_log(sim, cl
         def bug(data):
             raise RuntimeError("parser bug")
 
-        monkeypatch.setattr(actors.risk_poller, "parse_risk_signal", bug)
-        poller.tell(Poll())
-        wait_dead(poller)
-        monkeypatch.undo()
+        with monkeypatch.context() as m:  # not monkeypatch.undo(): that would undo conftest's chdir too
+            m.setattr(actors.risk_poller, "parse_risk_signal", bug)
+            poller.tell(Poll())
+            wait_dead(poller)
         assert health_rows(sup)["risk_v3_poller"]["alive"] is False
         with capture_logs() as logs:
             sup.check_actors()
