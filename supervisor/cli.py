@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import signal
 import sqlite3
 import sys
@@ -373,7 +374,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     port = 8010 if args.port is None else args.port
     try:
-        return run_demo(serve=True, port=port, pace_s=2.0 if args.pace is None else args.pace, stop=stop)
+        return run_demo(serve=True, port=port, pace_s=4.0 if args.pace is None else args.pace, stop=stop)
     except (OSError, RiskgateError) as exc:  # the port is taken
         print(f"riskgate demo: cannot serve on 127.0.0.1:{port}: {exc}", file=sys.stderr)
         return 1
@@ -484,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--serve", action="store_true", help="serve the dashboard and play the day slowly")
     p.add_argument("--port", type=_port, help="with --serve: the API's port on 127.0.0.1 (0: any free; default 8010)")
-    p.add_argument("--pace", type=_pace, help="with --serve: real seconds between two rows (0-60; default 2)")
+    p.add_argument(
+        "--pace", type=_pace, help="with --serve: real seconds between two rows (0-60; default 4: about a minute a day)"
+    )
     p.set_defaults(func=cmd_demo)
 
     p = command("baseline", "show or set the day/week start equity that loss limits count from")
@@ -568,7 +571,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit: a closed pipe is caught below
+        return code
+    except BrokenPipeError:  # `riskgate journal ... | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -86,10 +86,12 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None, ne
 
 def _status(args: argparse.Namespace) -> int:
     """The operator halt, readiness and overrides, in one look."""
+    print("readiness (GET /readyz):")
     code = _call(args, "GET", "/readyz", needs_token=False)
     if code == 2:
         return code
-    for path in ("/v1/halt", "/v1/overrides"):
+    for label, path in (("operator halt", "/v1/halt"), ("overrides", "/v1/overrides")):
+        print(f"\n{label} (GET {path}):")
         code = max(code, _call(args, "GET", path, needs_token=False))
     return code
 

@@ -366,7 +366,7 @@ class RiskSupervisor:
             changed = [k[1:] for k in changed if k not in (".origin", ".digest")]
             frozen = [k for k in changed if any(k == r or k.startswith(r + ".") for r in RESTART_ONLY)]
             if frozen:
-                problems = [f"{k}: changed; it takes a restart to apply (nothing was reloaded)" for k in frozen]
+                problems = [f"{k}: changed; restart required to apply it (nothing was reloaded)" for k in frozen]
                 self._runtime.event("config_reload_refused", "riskgate", by=by, problems=problems)
                 log.warning("config_reload_refused", by=by, problems=problems)
                 raise ConfigError(problems, str(origin))

@@ -541,7 +541,9 @@ def build_app(service: GateService) -> FastAPI:
         try:
             return _ok(service.reload(by=who))
         except ConfigError as exc:
-            return _problem(400, f"{exc.source}: invalid configuration, nothing changed", problems=exc.problems)
+            restart = all("restart required" in problem for problem in exc.problems)
+            what = "restart required for these keys" if restart else "invalid configuration"
+            return _problem(400, f"{exc.source}: {what}, nothing changed", problems=exc.problems)
 
     # -- emergency controls (an operator's token; journaled with who and why) ----------------
     def operator_of(request: Request) -> str:

@@ -424,3 +424,16 @@ def test_demo_serve_plays_the_day_behind_a_dashboard_and_stops_on_sigint():
         assert proc.wait(timeout=10) == 0
     finally:
         proc.kill()
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly():
+    """`riskgate journal ... | head`: the reader going away is not an error."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.cli", "demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

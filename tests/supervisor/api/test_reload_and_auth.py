@@ -117,7 +117,8 @@ def test_a_restart_only_change_is_refused_whole(sup, cfg_path):
     )
     r = call(sup, "POST", "/v1/reload")
     assert r.status_code == 400
-    assert any(p.startswith("risk_v3.url: changed; it takes a restart") for p in r.json()["problems"])
+    assert any(p.startswith("risk_v3.url: changed; restart required") for p in r.json()["problems"])
+    assert "restart required for these keys, nothing changed" in r.json()["detail"]
     assert sup.evaluate(order()).decision == "allow"  # the leverage change was not applied either
 
 
@@ -161,4 +162,4 @@ def test_the_connection_limit_takes_a_restart(sup, cfg_path):
     write(cfg_path, ("port = 8010", "port = 8010\nmax_connections = 64"))
     r = call(sup, "POST", "/v1/reload")
     assert r.status_code == 400
-    assert any(p.startswith("api.max_connections: changed; it takes a restart") for p in r.json()["problems"])
+    assert any(p.startswith("api.max_connections: changed; restart required") for p in r.json()["problems"])

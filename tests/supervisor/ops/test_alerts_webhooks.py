@@ -141,7 +141,7 @@ def test_alerts_are_restart_only_on_reload(clock, tmp_path):
         head, alerts = shipped.split("\n[alerts]\n", 1)
         assert alerts.startswith("#") and "\nenabled = false\n" in alerts
         path.write_text(head + "\n[alerts]\n" + alerts.replace("\nenabled = false\n", "\nenabled = true\n", 1))
-        with pytest.raises(ConfigError, match=r"alerts\.enabled: changed; it takes a restart"):
+        with pytest.raises(ConfigError, match=r"alerts\.enabled: changed; restart required"):
             sup.reload(path)
 
 
