@@ -26,9 +26,12 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    from supervisor.core.evaluate import COMPILED
+
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.machine()}, "
-        f"pykka {importlib.metadata.version('pykka')}, httpx {importlib.metadata.version('httpx')}"
+        f"pykka {importlib.metadata.version('pykka')}, httpx {importlib.metadata.version('httpx')}, "
+        f"core {'compiled (mypyc)' if COMPILED else 'pure Python'}"
     )
 
 

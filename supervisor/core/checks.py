@@ -82,10 +82,12 @@ class EvalContext:
         book = state.books.get(order.account)
         self.known = account is not None and profile is not None
         self.has_book = book is not None
-        self.account: AccountConfig = account  # type: ignore[assignment] # None only when not known
-        self.profile: ProfileConfig = profile  # type: ignore[assignment] # None only when not known
+        # Placeholders where they are missing (never read: checks 6 and 8 block first), so that
+        # every attribute keeps its type (and a compiled core its checks).
+        self.account: AccountConfig = account if account is not None else _NO_ACCOUNT
+        self.profile: ProfileConfig = profile if profile is not None else _NO_PROFILE
         self.symbol: SymbolConfig = config.symbols[order.symbol]
-        self.book: AccountBook = book  # type: ignore[assignment] # None only when not has_book
+        self.book: AccountBook = book if book is not None else _NO_BOOK
         self.signed_qty = order.quantity if order.side == "buy" else -order.quantity
         self.position = 0.0
         if book is not None:
@@ -113,6 +115,16 @@ class EvalContext:
 
 
 _RISK_LEVELS = frozenset(("INFO", "WARNING", "CRITICAL"))
+_NO_ACCOUNT = AccountConfig(name="", exchange="", capital_profile="")
+_NO_PROFILE = ProfileConfig(
+    name="",
+    max_daily_loss_pct=-math.inf,
+    max_weekly_loss_pct=-math.inf,
+    max_single_trade_risk_pct=0.0,
+    max_open_positions=0,
+    allowed_leverage=0.0,
+)
+_NO_BOOK = AccountBook.from_state(AccountState("", 0.0, (), 0.0, 0.0), 0.0)
 
 
 def _age(now: float, received: float) -> float:
@@ -573,8 +585,7 @@ def _warning_factor(sig: RiskSignal, gate: GateConfig) -> float:
     if sig.risk_level == "WARNING":
         score = sig.overall_risk_score
         # A score outside [0, 1] (or none, or NaN) is not trusted to size anything: the fixed factor.
-        usable = score is not None and 0.0 <= score <= 1.0
-        by_score = 1.0 - score if usable else gate.warning_scale_factor  # type: ignore[operator]
+        by_score = 1.0 - score if score is not None and 0.0 <= score <= 1.0 else gate.warning_scale_factor
         factor = min(1.0, max(gate.warning_scale_factor, by_score))
     if (sig.ess_tier_recommendation or "").upper() == "REDUCED":
         factor = min(factor, gate.reduced_tier_scale_factor)

@@ -27,7 +27,18 @@ from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.verdicts import Verdicts
 
-__all__ = ["Evaluation", "block_result", "decide", "decide_every_check", "evaluate_order", "invalid_order"]
+__all__ = [
+    "COMPILED",
+    "Evaluation",
+    "block_result",
+    "decide",
+    "decide_every_check",
+    "evaluate_order",
+    "invalid_order",
+]
+
+#: True when this module runs compiled by mypyc (`RISKGATE_COMPILE=1`, see setup.py).
+COMPILED: bool = not __file__.endswith(".py")
 
 # What an order runs when the order-independent checks already passed for this
 # state (core.verdicts): the same list, in the same order, less those checks.

@@ -84,7 +84,10 @@ class Verdicts:
         risk = config.risk_v3
         if now - state.signal_received > risk.max_age_s:
             return False
-        signal_age = (wall - state.signal.timestamp).total_seconds()  # type: ignore[union-attr] # passed: a signal
+        sig = state.signal
+        if sig is None:
+            return False
+        signal_age = (wall - sig.timestamp).total_seconds()
         return -risk.max_clock_skew_s <= signal_age <= risk.max_signal_age_s
 
     def account_passes(self, account: str, state: GateState, config: Config, now: float) -> bool:

@@ -7,14 +7,22 @@ from datetime import timedelta
 
 import pytest
 
+from supervisor.core.evaluate import COMPILED
 from supervisor.core.messages import EssState, Position, RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import account_state, decide, fresh_state, make_config, order
 
 CFG = make_config()
+# The compiled core (setup.py, opt-in) checks the type of every attribute it reads: a state object
+# built with a mistyped field raises TypeError there, which the gate answers GATE_UNAVAILABLE (a block).
+# The parsers never build one; these tests hold the pure-Python reference to a reason code.
+MISTYPED_STATE = pytest.mark.skipif(
+    COMPILED, reason="compiled core: a mistyped state object raises TypeError (the gate blocks GATE_UNAVAILABLE)"
+)
 
 
 @pytest.mark.parametrize("active", [None, 0, 1, "yes", "false"])
+@MISTYPED_STATE
 def test_ess_state_with_non_boolean_active_blocks_as_stale(clock, active):
     st = fresh_state(clock)
     st.ess = EssState(active=active)  # type: ignore[arg-type]
@@ -22,6 +30,7 @@ def test_ess_state_with_non_boolean_active_blocks_as_stale(clock, active):
 
 
 @pytest.mark.parametrize("level", ["info", "SEVERE", "", None, 3])
+@MISTYPED_STATE
 def test_risk_signal_with_unknown_level_blocks_as_stale(clock, level):
     st = fresh_state(clock)
     st.signal = RiskSignal(risk_level=level, timestamp=clock.now())  # type: ignore[arg-type]
