@@ -25,7 +25,7 @@ from supervisor.core.gate_state import GateState
 from supervisor.core.messages import Decision, OrderRequest, RiskGateResult, RiskLevel
 from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.core.verdicts import Verdicts
+from supervisor.core.verdicts import account_passes, market_passes
 
 __all__ = [
     "COMPILED",
@@ -125,12 +125,9 @@ def decide(order: OrderRequest, state: GateState, config: Config, now: float, wa
     """Run checks 1-17 on an order that `validate_order` returned for this config,
     skipping those that already passed for this state (the same answer as
     `decide_every_check`, sooner)."""
-    verdicts = state.verdicts
-    if verdicts is None:
-        verdicts = state.verdicts = Verdicts()
     checks = CHECKS
-    if verdicts.market_passes(state, config, now, wall):
-        checks = ORDER_ONLY if verdicts.account_passes(order.account, state, config, now) else AFTER_MARKET
+    if market_passes(state, config, now, wall):
+        checks = ORDER_ONLY if account_passes(order.account, state, config, now) else AFTER_MARKET
     return _decide(order, state, config, now, wall, checks)
 
 

@@ -16,12 +16,9 @@ import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskSignal
-
-if TYPE_CHECKING:
-    from supervisor.core.verdicts import Verdicts
 
 __all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_units"]
 
@@ -114,6 +111,18 @@ class Reservation:
             self.units = to_units(self.notional)
 
 
+class VerdictCache:
+    """What core.verdicts remembers: the upstream state (ESS, its time, the
+    signal, its time, the journal's verdict, the config) that passed checks
+    0-5, and per account the (book, config) whose state-only checks passed."""
+
+    __slots__ = ("accounts", "market")
+
+    def __init__(self) -> None:
+        self.market: tuple[object, float, object, float, object, object] | None = None
+        self.accounts: dict[str, tuple[object, object]] = {}
+
+
 @dataclass(slots=True)
 class GateState:
     ess: EssState | None = None
@@ -139,8 +148,8 @@ class GateState:
     decided: dict[tuple[str, str], float] = field(default_factory=dict)
     repeats: dict[tuple[str, str, str, float, float], deque[float]] = field(default_factory=dict)
     _decided_order: deque[tuple[float, tuple[str, str]]] = field(default_factory=deque)
-    # Which order-independent checks passed, for which state (core.verdicts; made by the first decision).
-    verdicts: Verdicts | None = None
+    # Which order-independent checks passed, for which state objects (kept by core.verdicts).
+    verdicts: VerdictCache = field(default_factory=VerdictCache)
 
     def carry_over(self) -> GateState:
         """A fresh state for a restarted gate: in-flight reservations and order

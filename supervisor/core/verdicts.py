@@ -3,11 +3,12 @@
 Most checks depend only on upstream and account state: the journal, ESS and
 Risk v3 (checks 0-5: `market_blockers`), an account's freshness, baselines,
 loss limits and drawdown (8, 12-12a). Those states change a few times a
-second; orders arrive far more often. `Verdicts` remembers, per state object,
+second; orders arrive far more often. This module remembers, per state object,
 that these checks passed, so an order then skips them: the gate runs only the
 checks that read the order (and the cheap time tests the skipped ones contain:
-ages, the signal's own age). Only passes are remembered: anything that fails
-runs the full check list, which gives the code, the reason and any override.
+ages, the signal's own age). Only passes are remembered (in the state's
+`VerdictCache`): anything that fails runs the full check list, which gives
+the code, the reason and any override.
 
 The cache is keyed by identity: a new ESS state, signal, account book, journal
 verdict or config is a new object, so a changed input is never read as the
@@ -20,89 +21,76 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from supervisor.config import Config
 from supervisor.core.checks import market_blockers
+from supervisor.core.gate_state import GateState
 from supervisor.core.messages import AccountState
 
-if TYPE_CHECKING:
-    from supervisor.core.gate_state import GateState
-
-__all__ = ["Verdicts"]
+__all__ = ["account_passes", "market_passes"]
 
 
-class Verdicts:
-    __slots__ = ("_accounts", "_market")
-
-    def __init__(self) -> None:
-        # (ess, ess_received, signal, signal_received, journal_blocking, config) that passed checks 0-5
-        self._market: tuple[object, float, object, float, object, Config] | None = None
-        # account -> (book, config) whose state-only checks 8, 12, 12a passed for any order
-        self._accounts: dict[str, tuple[object, Config]] = {}
-
-    def clear(self) -> None:
-        self._market = None
-        self._accounts.clear()
-
-    def market_passes(self, state: GateState, config: Config, now: float, wall: datetime) -> bool:
-        """Whether checks 0-5 pass for every order now (so none needs an override)."""
-        m = self._market
-        if not (
-            m is not None
-            and m[0] is state.ess
-            and m[1] == state.ess_received
-            and m[2] is state.signal
-            and m[3] == state.signal_received
-            and m[4] is state.journal_blocking
-            and m[5] is config
+def market_passes(state: GateState, config: Config, now: float, wall: datetime) -> bool:
+    """Whether checks 0-5 pass for every order now (so none needs an override)."""
+    cache = state.verdicts
+    m = cache.market
+    if not (
+        m is not None
+        and m[0] is state.ess
+        and m[1] == state.ess_received
+        and m[2] is state.signal
+        and m[3] == state.signal_received
+        and m[4] is state.journal_blocking
+        and m[5] is config
+    ):
+        cache.market = None
+        if market_blockers(
+            journal_blocking=state.journal_blocking,
+            ess=state.ess,
+            ess_received=state.ess_received,
+            signal=state.signal,
+            signal_received=state.signal_received,
+            config=config,
+            now=now,
+            wall=wall,
         ):
-            self._market = None
-            if market_blockers(
-                journal_blocking=state.journal_blocking,
-                ess=state.ess,
-                ess_received=state.ess_received,
-                signal=state.signal,
-                signal_received=state.signal_received,
-                config=config,
-                now=now,
-                wall=wall,
-            ):
-                return False
-            self._market = (
-                state.ess,
-                state.ess_received,
-                state.signal,
-                state.signal_received,
-                state.journal_blocking,
-                config,
-            )
-            return True
-        # The same state passed before: only time can have changed. The checks' own tests, exactly.
-        if now - state.ess_received > config.ess.max_age_s:
             return False
-        risk = config.risk_v3
-        if now - state.signal_received > risk.max_age_s:
-            return False
-        sig = state.signal
-        if sig is None:
-            return False
-        signal_age = (wall - sig.timestamp).total_seconds()
-        return -risk.max_clock_skew_s <= signal_age <= risk.max_signal_age_s
+        cache.market = (
+            state.ess,
+            state.ess_received,
+            state.signal,
+            state.signal_received,
+            state.journal_blocking,
+            config,
+        )
+        return True
+    # The same state passed before: only time can have changed. The checks' own tests, exactly.
+    if now - state.ess_received > config.ess.max_age_s:
+        return False
+    risk = config.risk_v3
+    if now - state.signal_received > risk.max_age_s:
+        return False
+    sig = state.signal
+    if sig is None:
+        return False
+    signal_age = (wall - sig.timestamp).total_seconds()
+    return -risk.max_clock_skew_s <= signal_age <= risk.max_signal_age_s
 
-    def account_passes(self, account: str, state: GateState, config: Config, now: float) -> bool:
-        """Whether checks 8 (fresh, readable), 12 (baseline known, day and week
-        loss) and 12a (drawdown) pass for any order of `account` now."""
-        book = state.books.get(account)
-        if book is None:
+
+def account_passes(account: str, state: GateState, config: Config, now: float) -> bool:
+    """Whether checks 8 (fresh, readable), 12 (baseline known, day and week
+    loss) and 12a (drawdown) pass for any order of `account` now."""
+    book = state.books.get(account)
+    if book is None:
+        return False
+    accounts = state.verdicts.accounts
+    seen = accounts.get(account)
+    if seen is None or seen[0] is not book or seen[1] is not config:
+        if not _account_state_passes(account, book.state, book.usable, config):
+            accounts.pop(account, None)
             return False
-        seen = self._accounts.get(account)
-        if seen is None or seen[0] is not book or seen[1] is not config:
-            if not _account_state_passes(account, book.state, book.usable, config):
-                self._accounts.pop(account, None)
-                return False
-            self._accounts[account] = (book, config)
-        return not (now - book.received > config.accounts.max_age_s)
+        accounts[account] = (book, config)
+    return not (now - book.received > config.accounts.max_age_s)
 
 
 def _pnl_pct(equity: float, start: float) -> float:
