@@ -321,6 +321,7 @@ class RiskSupervisor:
     def state(self, timeout: float = 1.0) -> dict[str, Any]:
         """Sources, risk level, ESS, accounts against their limits, actors, journal (GET /v1/state)."""
         doc = self.state_reader.document(timeout)
+        doc["alerts"] = self.alerting.status() if self.alerting is not None else {"enabled": False}
         doc["operator_halt"] = self.controls.halt_status()
         doc["overrides"] = {
             state: [asdict(r) for r in self.controls.overrides() if r.state == state]

@@ -119,6 +119,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         expect(banner).to_have_attribute("data-state", "TRADING", timeout=10_000)
         expect(page.locator("#sources tr[data-source='risk_v3']")).to_contain_text("INFO")
         expect(page.locator("[data-account='main_binance']")).to_contain_text("$10,000")
+        expect(page.locator("#alerts-line")).to_have_text("alerting is off ([alerts] enabled = false)")
         page.screenshot(path=shots / "1-trading.png", full_page=True)
         assert errors == [], errors
 

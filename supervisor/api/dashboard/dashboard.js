@@ -147,6 +147,7 @@ function drawState(doc) {
   drawSources(doc.sources || {}, blocking);
   drawAccounts(doc.accounts || {});
   if (changed("overrides", [doc.overrides, doc.operator_halt])) drawOverrides(doc.overrides || {}, doc.operator_halt || {});
+  drawAlerts(doc.alerts || { enabled: false });
 }
 
 function sourceRow(name, s, blocking) {
@@ -262,6 +263,17 @@ function drawOverrides(overrides, halt) {
   $("operator-halt").textContent = halt.active
     ? `operator halt by ${halt.by} since ${fmtTime(halt.since)}: ${halt.reason}`
     : "no operator halt";
+}
+
+function drawAlerts(alerts) {
+  if (!alerts.enabled) {
+    $("alerts-line").textContent = "alerting is off ([alerts] enabled = false)";
+    return;
+  }
+  const firing = alerts.firing.length ? `alerts firing: ${alerts.firing.join(", ")}` : "no alerts firing";
+  const hooks = alerts.webhooks.map((w) =>
+    `${w.name}: ${w.failing ? "FAILING" : "ok"}, ${w.queued} queued, ${w.delivered} delivered${w.dropped ? `, ${w.dropped} dropped` : ""}`);
+  $("alerts-line").textContent = `${firing} · webhooks: ${hooks.join("; ") || "none"}`;
 }
 
 let pending = null; // the action the auth dialog will send

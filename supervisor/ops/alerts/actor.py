@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,8 +136,16 @@ def _account_of(detail: Mapping[str, object]) -> str | None:
 
 
 class AlertsActor(SupervisedActor):
-    def __init__(self, runtime: Runtime, clock: Clock, started: float, senders: list[WebhookSender]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        clock: Clock,
+        started: float,
+        senders: list[WebhookSender],
+        publish: Callable[[tuple[str, ...]], None] | None = None,
+    ) -> None:
         super().__init__()
+        self._publish = publish  # where the keys firing after each tick go (read by /v1/state)
         self._runtime = runtime
         self._clock = clock
         self._book = AlertBook(runtime.config.alerts, started)
@@ -175,6 +183,8 @@ class AlertsActor(SupervisedActor):
                 self._announce(t)
             except Exception as exc:  # noqa: BLE001 - logged; the other transitions still go out
                 self._failed(exc)
+        if self._publish is not None:
+            self._publish(tuple(sorted(self._book.active)))
         for sender in self._senders:
             sender.pump()  # retries whose backoff has passed go now
 
@@ -214,6 +224,28 @@ class Alerting:
         self._pending: pykka.Future[Any] | None = None
         self._timer: Timer | None = None
         self.ticks_skipped = 0
+        self.firing: tuple[str, ...] = ()  # the alert keys firing after the last tick (one reference swap)
+
+    def _published(self, keys: tuple[str, ...]) -> None:
+        self.firing = keys
+
+    def status(self) -> dict[str, Any]:
+        """For /v1/state: what fires and how each webhook fares (plain reads, no actor ask)."""
+        return {
+            "enabled": True,
+            "firing": list(self.firing),
+            "webhooks": [
+                {
+                    "name": s.name,
+                    "format": s.config.format,
+                    "queued": len(s),
+                    "delivered": s.delivered,
+                    "dropped": s.dropped,
+                    "failing": s.failing,
+                }
+                for s in self._senders
+            ],
+        }
 
     @property
     def senders(self) -> list[WebhookSender]:
@@ -224,7 +256,9 @@ class Alerting:
         self._senders = [
             WebhookSender(hook, self._clock, self._report, self._instance).start() for hook in cfg.webhooks.values()
         ]
-        self._ref = AlertsActor.start(self._runtime, self._clock, self._clock.monotonic(), self._senders)
+        self._ref = AlertsActor.start(
+            self._runtime, self._clock, self._clock.monotonic(), self._senders, self._published
+        )
         self._ref.proxy().ping().get(timeout=5)
         self._timer = self._clock.call_every(cfg.interval_s, self._on_timer, "alerts")
         log.info("alerting_started", webhooks=sorted(cfg.webhooks), interval_s=cfg.interval_s)

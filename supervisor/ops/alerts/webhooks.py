@@ -149,6 +149,11 @@ class WebhookSender:
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def failing(self) -> bool:
+        """Whether its last attempt failed (until one is delivered again)."""
+        return self._failing_since is not None
+
     def start(self) -> WebhookSender:
         self._thread.start()
         return self

@@ -284,3 +284,19 @@ def test_a_gate_too_busy_to_answer_never_resolves_a_loss_limit(clock, monkeypatc
                 assert "loss_limit:main:daily" in sup.alerting.settle()
             assert sup.alerting.wait_delivered()
         assert not any(b["state"] == "resolved" for b in hook.bodies)
+
+
+def test_the_state_document_says_what_fires_and_how_each_webhook_fares(clock):
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as off:
+        assert off.state()["alerts"] == {"enabled": False}
+    hook = Receiver()
+    with hook, RiskSupervisor(alert_config({"ops": {"url": hook.url}}), clock=clock, poll_upstreams=False) as sup:
+        step(sup, clock)
+        assert step(sup, clock, ess=True) == ["halt"]
+        assert sup.alerting is not None and sup.alerting.wait_delivered()
+        alerts = sup.state()["alerts"]
+    assert alerts["enabled"] is True and alerts["firing"] == ["halt"]
+    assert alerts["webhooks"] == [
+        {"name": "ops", "format": "json", "queued": 0, "delivered": 1, "dropped": 0, "failing": False}
+    ]
+    assert hook.url not in str(alerts)  # the URL may be a secret
