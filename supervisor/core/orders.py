@@ -12,13 +12,14 @@ cut short.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from supervisor.config import Config
 from supervisor.core.messages import OrderRequest
-from supervisor.core.values import plain_float, plain_str, shorten
+from supervisor.core.values import plain_float, plain_str, shorten, slot_setters
 
 __all__ = ["MAX_NAME_LENGTH", "ORDER_FIELDS", "account_of", "config_symbol", "order_id_of", "validate_order"]
 
@@ -81,8 +82,119 @@ def _positive(fields: dict[Any, Any], key: str) -> float | str:
     return value
 
 
+_new = object.__new__
+_FIELD_ORDER = (
+    "account", "exchange", "strategy_id", "symbol", "side", "quantity", "price", "leverage", "reduce_only",
+    "stop_price", "order_id", "reference_price",
+)  # fmt: skip
+(
+    _o_account, _o_exchange, _o_strategy, _o_symbol, _o_side, _o_quantity, _o_price, _o_leverage, _o_reduce,
+    _o_stop, _o_id, _o_reference,
+) = slot_setters(OrderRequest, *_FIELD_ORDER)  # fmt: skip
+_BIG = 1e300  # a plain int up to this converts to a float exactly enough, and never overflows
+
+
+def _name_ok(text: str) -> bool:
+    return 0 < len(text) <= MAX_NAME_LENGTH and text.isprintable() and text == text.strip()
+
+
+def _number(value: object) -> float:
+    """A plain float or int that is finite and > 0, as a float; else 0.0 (not the fast path's)."""
+    kind = type(value)
+    if kind is float:
+        return value if 0.0 < value < math.inf else 0.0  # type: ignore[return-value,operator]
+    if kind is int:
+        return float(value) if 0 < value < _BIG else 0.0  # type: ignore[arg-type,operator]
+    return 0.0
+
+
+def _plain_order(raw: dict[Any, Any], config: Config) -> OrderRequest | None:
+    """The common case, quickly: a plain dict of plain values that is a valid order.
+    Anything else, including anything invalid, is None: the full reading decides,
+    and names the problem. Where this returns an order, the full reading returns
+    the same one (tests/supervisor/core/test_orders_fast.py)."""
+    if len(raw) > len(_FIELD_ORDER) or not ORDER_FIELDS.issuperset(raw):
+        return None
+    get = raw.get
+    account, exchange, strategy, symbol, side = (
+        get("account"), get("exchange"), get("strategy_id"), get("symbol"), get("side"),
+    )  # fmt: skip
+    if not (
+        type(account) is str
+        and type(exchange) is str
+        and type(strategy) is str
+        and type(symbol) is str
+        and type(side) is str  # before comparing: only a plain str's == is ours
+        and (side == "buy" or side == "sell")
+    ):
+        return None
+    if not (_name_ok(account) and _name_ok(exchange) and _name_ok(strategy) and _name_ok(symbol)):
+        return None
+    if not strategy.isascii():
+        return None
+    quantity, price = _number(get("quantity")), _number(get("price"))
+    if not (quantity and price):
+        return None
+    raw_leverage = get("leverage")
+    leverage = 1.0 if raw_leverage is None else _number(raw_leverage)
+    if leverage < 1.0:
+        return None
+    reduce_only = get("reduce_only")
+    if reduce_only is None:
+        reduce_only = False
+    elif type(reduce_only) is not bool:
+        return None
+    stop = get("stop_price")
+    stop_price = None
+    if stop is not None:
+        stop_price = _number(stop)
+        if not stop_price or ((stop_price >= price) if side == "buy" else (stop_price <= price)):
+            return None
+    order_id = get("order_id")
+    if order_id is not None and not (type(order_id) is str and _name_ok(order_id)):
+        return None
+    ref = get("reference_price")
+    reference = None
+    if ref is not None:
+        reference = _number(ref)
+        if not reference:
+            return None
+    sym = config.symbols.get(symbol)
+    if sym is None:
+        return None
+    notional = quantity * price
+    if notional > config.accounts.max_plausible_usd or quantity < sym.min_qty or notional < sym.min_notional:
+        return None
+    o: OrderRequest = _new(OrderRequest)
+    _o_account(o, account)
+    _o_exchange(o, exchange)
+    _o_strategy(o, strategy)
+    _o_symbol(o, symbol)
+    _o_side(o, side)
+    _o_quantity(o, quantity)
+    _o_price(o, price)
+    _o_leverage(o, leverage)
+    _o_reduce(o, reduce_only)
+    _o_stop(o, stop_price)
+    _o_id(o, order_id or _new_order_id())
+    _o_reference(o, reference)
+    return o
+
+
 def validate_order(raw: Any, config: Config) -> OrderRequest | str:
     """Return a normalised `OrderRequest`, or the text of why it is invalid."""
+    if type(raw) is dict:
+        try:
+            fast = _plain_order(raw, config)
+        except Exception:  # noqa: BLE001 - never here, but a crash is not an answer: the full reading decides
+            fast = None
+        if fast is not None:
+            return fast
+    return _read_order(raw, config)
+
+
+def _read_order(raw: Any, config: Config) -> OrderRequest | str:
+    """The full reading of anything given as an order (`validate_order`)."""
     try:
         fields = _fields(raw)
         if isinstance(fields, str):

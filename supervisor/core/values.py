@@ -10,9 +10,19 @@ for a message in bounded time and length.
 from __future__ import annotations
 
 import math
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
-__all__ = ["plain_float", "plain_str", "shorten"]
+__all__ = ["plain_float", "plain_str", "shorten", "slot_setters"]
+
+SlotSetter = Callable[[object, Any], None]
+
+
+def slot_setters(cls: type, *names: str) -> tuple[SlotSetter, ...]:
+    """The slot descriptors' setters of a slotted (frozen) dataclass, in order: a
+    builder that sets every field through them makes the same object as the
+    generated __init__, without its per-field object.__setattr__."""
+    return tuple(getattr(cls, name).__set__ for name in names)
 
 
 def plain_float(value: object) -> float | None:
