@@ -120,7 +120,10 @@ _e_result, _e_order, _e_reserve, _e_opens, _e_reducing = slot_setters(
 def evaluation_of(
     result: RiskGateResult, order: OrderRequest | None, reserve: float, opens_new: bool, reducing: float
 ) -> Evaluation:
-    """`Evaluation(...)` with every field, built without its generated __init__."""
+    """`Evaluation(...)` with every field, built without its generated __init__
+    (compiled, Evaluation is a native class whose own __init__ is the fast one)."""
+    if COMPILED:
+        return Evaluation(result, order, reserve, opens_new, reducing)
     e: Evaluation = _new(_E)
     _e_result(e, result)
     _e_order(e, order)
