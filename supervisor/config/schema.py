@@ -223,7 +223,7 @@ class WebhookConfig:
     name: str
     url: str = field(repr=False)
     format: str = "json"  # "json": the alert object; "slack": {"text": ...}
-    timeout_s: float = 3.0  # per request
+    timeout_s: float = 3.0  # the whole request (connect, send, the answer's status line and headers)
     max_backoff_s: float = 60.0  # retries wait 1, 2, 4, ... s, capped at this
 
 
