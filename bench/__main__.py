@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import gate_latency, http_api, journal, nautilus, original_design, propagation, scale, throughput
+from bench import compiled, gate_latency, http_api, journal, nautilus, original_design, propagation, scale, throughput
 from bench.common import machine, pct
 from supervisor.logs import configure_logging
 
@@ -165,13 +165,40 @@ def main() -> int:
         "<= 1.05x",
         ratio <= 1.05,
     )
-    # 7. NautilusTrader
+    # 7. NautilusTrader, our pure core (allowed and blocked) and the optional compiled one
+    blocked = gate_latency.bench_pure(args.n, blocked=True)
+    row("7. our pure evaluation, allowed order", f"p50 {pct(pure, 0.5):.2f} µs, p99 {pct(pure, 0.99):.2f} µs")
+    row("7. our pure evaluation, blocked order", f"p50 {pct(blocked, 0.5):.2f} µs, p99 {pct(blocked, 0.99):.2f} µs")
+    built = compiled.run(args.n)
+    if isinstance(built, str):
+        print(f"7. compiled core: skipped ({built})")
+        row("7. compiled core (mypyc, RISKGATE_COMPILE=1)", f"skipped: {built}")
+    else:
+        for kind in ("allowed", "blocked"):
+            row(
+                f"7. compiled core (mypyc), {kind} order",
+                f"p50 {built[kind + '_p50']:.2f} µs, p99 {built[kind + '_p99']:.2f} µs",
+            )
     if nautilus.available():
         nt = nautilus.run()
         row(
             "7. NautilusTrader RiskEngine.execute(SubmitOrder)", f"p50 {nt['p50_us']:.2f} µs, p99 {nt['p99_us']:.2f} µs"
         )
-        row("   beside our pure evaluation", f"{pct(pure, 0.5) / nt['p50_us']:.2f}x its p50")
+        target = nt["p50_us"]
+        row(
+            "   our pure core, allowed / blocked",
+            f"{pct(pure, 0.5) / target:.2f}x / {pct(blocked, 0.5) / target:.2f}x its p50",
+            "<= 1x",
+            max(pct(pure, 0.5), pct(blocked, 0.5)) <= target,
+        )
+        if not isinstance(built, str):
+            worst = max(built["allowed_p50"], built["blocked_p50"])
+            row(
+                "   compiled core, allowed / blocked",
+                f"{built['allowed_p50'] / target:.2f}x / {built['blocked_p50'] / target:.2f}x its p50",
+                "<= 1x",
+                worst <= target,
+            )
     else:
         print("7. NautilusTrader: skipped (nautilus_trader is not installed; pip install nautilus_trader)")
         row("7. NautilusTrader RiskEngine", "skipped: nautilus_trader not installed")

@@ -65,7 +65,8 @@ def positions() -> tuple[Position, ...]:
     return (Position("BTCUSDT", "binance", 0.2, 65_000.0), Position("ETHUSDT", "binance", -1.0, 3_500.0))
 
 
-def bench_pure(n: int) -> list[int]:
+def bench_pure(n: int, blocked: bool = False) -> list[int]:
+    """Pure evaluation of an allowed order, or (`blocked`) of one over the leverage cap."""
     cfg = bench_config(100)
     clock = SystemClock()
     st = GateState()
@@ -75,7 +76,7 @@ def bench_pure(n: int) -> list[int]:
     for i in range(100):
         st.put_account(AccountState(f"acct{i}", 1e9, positions(), 1e9, 1e9), now)
     wall = clock.now()
-    orders = [order(i) for i in range(1000)]
+    orders = [dict(order(i), leverage=4.0) if blocked else order(i) for i in range(1000)]
     samples = []
     perf = time.perf_counter_ns
     for i in range(n):
@@ -83,7 +84,8 @@ def bench_pure(n: int) -> list[int]:
         t0 = perf()
         ev = evaluate_order(o, st, cfg, now, wall)
         samples.append(perf() - t0)
-    assert ev.result.decision == "allow", ev.result
+    want = "LEVERAGE_EXCEEDS_LIMIT" if blocked else "ALL_CHECKS_PASSED"
+    assert ev.result.reason_code.value == want, ev.result
     return samples
 
 

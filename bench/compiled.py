@@ -1,0 +1,78 @@
+"""The optional compiled core (mypyc, `RISKGATE_COMPILE=1`) beside the pure one, in one run.
+
+Both cannot live in one process (a compiled module shadows its .py), so this
+copies the tree to a temporary folder, compiles the modules setup.py names
+there with mypyc, and measures `bench_pure` for an allowed and a blocked order
+in a subprocess whose imports resolve to that copy. Skipped (with the reason)
+when mypyc or a C compiler is missing, or when this tree is itself compiled.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_MEASURE = """
+import json
+from bench.common import pct
+from bench.gate_latency import bench_pure
+from supervisor.core.evaluate import COMPILED
+assert COMPILED, "the copy did not import its compiled modules"
+bench_pure(2000)
+allowed, blocked = bench_pure(N), bench_pure(N, blocked=True)
+print(json.dumps({"allowed_p50": pct(allowed, 0.5), "allowed_p99": pct(allowed, 0.99),
+                  "blocked_p50": pct(blocked, 0.5), "blocked_p99": pct(blocked, 0.99)}))
+"""
+
+
+def _modules() -> list[str]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "COMPILED" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("setup.py names no COMPILED modules")
+
+
+def run(n: int = 20_000) -> dict[str, float] | str:
+    """The compiled core's p50/p99 (µs), or why it was not measured."""
+    from supervisor.core.evaluate import COMPILED
+
+    if COMPILED:
+        return "this tree is compiled already: remove its .so files to compare"
+    mypyc = Path(sys.executable).with_name("mypyc")
+    if not mypyc.exists() or shutil.which("cc") is None:
+        return "mypyc (mypy, the dev extra) or a C compiler is missing"
+    with tempfile.TemporaryDirectory(prefix="riskgate-compiled-") as tmp:
+        copy = Path(tmp)
+        for name in ("supervisor", "actors", "bench"):
+            shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+        (copy / "tests").mkdir()
+        for name in ("__init__.py", "helpers.py"):
+            shutil.copy(ROOT / "tests" / name, copy / "tests" / name)
+        built = subprocess.run(  # our own mypyc, on our own files
+            [str(mypyc), *_modules()], cwd=copy, capture_output=True, text=True, timeout=600, check=False
+        )
+        if built.returncode != 0:
+            return f"mypyc failed: {(built.stderr or built.stdout).strip().splitlines()[-1:]}"
+        measured = subprocess.run(  # this Python, our own code
+            [sys.executable, "-c", f"N = {n}\n{_MEASURE}"],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if measured.returncode != 0:
+            return f"the compiled run failed: {measured.stderr.strip().splitlines()[-1:]}"
+        return dict(json.loads(measured.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":
+    print(run())
