@@ -66,7 +66,7 @@ class Evaluation:
 # object.__setattr__ (the price of frozen), which made building a result and an
 # Evaluation a third of a decision. These set the slots straight through their
 # descriptors, all fields given, positionally: the same objects, about twice as fast.
-# (tests/supervisor/core/test_verdicts.py compares them with the generated __init__.)
+# (tests/supervisor/core/test_result_builders.py compares them with the generated __init__.)
 _new = object.__new__
 _R = RiskGateResult
 _r_decision, _r_reason, _r_code, _r_factor, _r_qty, _r_level, _r_ess, _r_time, _r_oid, _r_ages = slot_setters(
