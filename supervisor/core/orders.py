@@ -113,8 +113,11 @@ def _plain_order(raw: dict[Any, Any], config: Config) -> OrderRequest | None:
     Anything else, including anything invalid, is None: the full reading decides,
     and names the problem. Where this returns an order, the full reading returns
     the same one (tests/supervisor/core/test_orders_fast.py)."""
-    if len(raw) > len(_FIELD_ORDER) or not ORDER_FIELDS.issuperset(raw):
+    if len(raw) > len(_FIELD_ORDER):
         return None
+    for key in raw:  # each key's exact type before it is compared: no key's own __eq__ ever runs
+        if type(key) is not str or key not in ORDER_FIELDS:
+            return None
     get = raw.get
     account, exchange, strategy, symbol, side = (
         get("account"), get("exchange"), get("strategy_id"), get("symbol"), get("side"),

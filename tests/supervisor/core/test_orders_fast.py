@@ -126,3 +126,24 @@ def test_the_quick_reading_agrees_at_every_edge():
         raw = order(**edge)
         fast, full = validate_order(dict(raw), CFG), _read_order(dict(raw), CFG)
         assert _same(fast, full, raw.get("order_id") is not None), (edge, fast, full)
+
+
+def test_a_key_of_a_str_subclass_is_left_to_the_full_reading():
+    """A key whose __eq__ changes its answer must not be read as "price" by one reading only."""
+
+    class Key(str):
+        calls = 0
+
+        def __hash__(self):
+            return hash("price")
+
+        def __eq__(self, other):
+            Key.calls += 1
+            return other == "price" and Key.calls <= 2
+
+    raw = order()
+    del raw["price"]
+    raw[Key("price")] = 100.0
+    assert _plain_order(raw, CFG) is None
+    assert Key.calls == 0  # not even asked
+    assert isinstance(validate_order(raw, CFG), str)
