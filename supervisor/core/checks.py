@@ -456,40 +456,39 @@ def _pnl_pct(now_equity: float, start_equity: float) -> float:
     return (now_equity - start_equity) / start_equity * 100.0
 
 
-def check_baseline_known(o: OrderRequest, c: EvalContext) -> Outcome:
-    unknown = c.book.state.baseline_unknown
-    if unknown and not c.reduces:
+# 11-12a read only the account's state and profile: the `*_denial` functions say
+# what blocks an order that does not reduce a position (core.verdicts asks them too).
+
+
+def baseline_denial(s: AccountState) -> Denial | None:
+    if s.baseline_unknown:
         return Denial(
             RC.BASELINE_UNKNOWN,
-            f"{'/'.join(unknown)} start equity unknown (lost baseline store or clock went back): "
+            f"{'/'.join(s.baseline_unknown)} start equity unknown (lost baseline store or clock went back): "
             "blocked until the period ends or `riskgate baseline set` sets it",
         )
     return None
 
 
-def check_daily_loss(o: OrderRequest, c: EvalContext) -> Outcome:
-    s = c.book.state
+def daily_loss_denial(s: AccountState, p: ProfileConfig) -> Denial | None:
     pct = _pnl_pct(s.equity, s.day_start_equity)
-    limit = c.profile.max_daily_loss_pct
-    if pct <= limit and not c.reduces:
+    limit = p.max_daily_loss_pct
+    if pct <= limit:
         return Denial(RC.DAILY_LOSS_LIMIT, f"daily_pnl_pct={pct:.3f} <= max_daily_loss_pct={limit}")
     return None
 
 
-def check_weekly_loss(o: OrderRequest, c: EvalContext) -> Outcome:
-    s = c.book.state
+def weekly_loss_denial(s: AccountState, p: ProfileConfig) -> Denial | None:
     pct = _pnl_pct(s.equity, s.week_start_equity)
-    limit = c.profile.max_weekly_loss_pct
-    if pct <= limit and not c.reduces:
+    limit = p.max_weekly_loss_pct
+    if pct <= limit:
         return Denial(RC.WEEKLY_LOSS_LIMIT, f"weekly_pnl_pct={pct:.3f} <= max_weekly_loss_pct={limit}")
     return None
 
 
-def check_drawdown(o: OrderRequest, c: EvalContext) -> Outcome:
-    limit = c.profile.max_drawdown_pct
-    s = c.book.state
-    peak = s.peak_equity
-    if limit is None or peak is None or peak <= 0 or c.reduces:
+def drawdown_denial(s: AccountState, p: ProfileConfig) -> Denial | None:
+    limit, peak = p.max_drawdown_pct, s.peak_equity
+    if limit is None or peak is None or peak <= 0:
         return None
     drawdown = (peak - s.equity) / peak * 100.0
     if drawdown > limit:
@@ -497,6 +496,22 @@ def check_drawdown(o: OrderRequest, c: EvalContext) -> Outcome:
             RC.DRAWDOWN_LIMIT, f"equity {drawdown:.3f}% below the week's peak {peak:,.2f} > max_drawdown_pct={limit}"
         )
     return None
+
+
+def check_baseline_known(o: OrderRequest, c: EvalContext) -> Outcome:
+    return None if c.reduces else baseline_denial(c.book.state)
+
+
+def check_daily_loss(o: OrderRequest, c: EvalContext) -> Outcome:
+    return None if c.reduces else daily_loss_denial(c.book.state, c.profile)
+
+
+def check_weekly_loss(o: OrderRequest, c: EvalContext) -> Outcome:
+    return None if c.reduces else weekly_loss_denial(c.book.state, c.profile)
+
+
+def check_drawdown(o: OrderRequest, c: EvalContext) -> Outcome:
+    return None if c.reduces else drawdown_denial(c.book.state, c.profile)
 
 
 def check_cooldown(o: OrderRequest, c: EvalContext) -> Outcome:

@@ -19,13 +19,18 @@ compares both on random states and orders).
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from supervisor.config import Config
-from supervisor.core.checks import market_blockers
+from supervisor.core.checks import (
+    account_denial,
+    baseline_denial,
+    daily_loss_denial,
+    drawdown_denial,
+    market_blockers,
+    weekly_loss_denial,
+)
 from supervisor.core.gate_state import GateState
-from supervisor.core.messages import AccountState
 
 __all__ = ["account_passes", "market_passes"]
 
@@ -78,7 +83,7 @@ def market_passes(state: GateState, config: Config, now: float, wall: datetime) 
 
 
 def account_passes(account: str, state: GateState, config: Config, now: float) -> bool:
-    """Whether checks 8 (fresh, readable), 12 (baseline known, day and week
+    """Whether checks 7 (fresh, readable), 11, 12 (baseline known, day and week
     loss) and 12a (drawdown) pass for any order of `account` now."""
     book = state.books.get(account)
     if book is None:
@@ -86,27 +91,18 @@ def account_passes(account: str, state: GateState, config: Config, now: float) -
     accounts = state.verdicts.accounts
     seen = accounts.get(account)
     if seen is None or seen[0] is not book or seen[1] is not config:
-        if not _account_state_passes(account, book.state, book.usable, config):
+        acct = config.accounts.accounts.get(account)
+        profile = config.profiles.get(acct.capital_profile) if acct is not None else None
+        s = book.state
+        if (
+            profile is None
+            or account_denial(account, s, book.received, book.usable, now, config)
+            or baseline_denial(s)
+            or daily_loss_denial(s, profile)
+            or weekly_loss_denial(s, profile)
+            or drawdown_denial(s, profile)
+        ):
             accounts.pop(account, None)
             return False
         accounts[account] = (book, config)
     return not (now - book.received > config.accounts.max_age_s)
-
-
-def _pnl_pct(equity: float, start: float) -> float:
-    return -math.inf if start <= 0 else (equity - start) / start * 100.0
-
-
-def _account_state_passes(account: str, s: AccountState, usable: bool, config: Config) -> bool:
-    if s.problem is not None or not usable or s.baseline_unknown:
-        return False
-    acct = config.accounts.accounts.get(account)
-    profile = config.profiles.get(acct.capital_profile) if acct is not None else None
-    if profile is None:
-        return False
-    if _pnl_pct(s.equity, s.day_start_equity) <= profile.max_daily_loss_pct:
-        return False
-    if _pnl_pct(s.equity, s.week_start_equity) <= profile.max_weekly_loss_pct:
-        return False
-    limit, peak = profile.max_drawdown_pct, s.peak_equity
-    return limit is None or peak is None or peak <= 0 or not ((peak - s.equity) / peak * 100.0 > limit)
