@@ -10,9 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.sim.simulator import UpstreamSimulator
-from tests.supervisor.test_cli_run import DESK, LogFollower, write_config
+from tests.supervisor.test_cli_run import DESK, riskgate_run, write_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ALICE = "alice-operator-token-for-the-dashboard-0123"
@@ -80,23 +77,8 @@ def served(tmp_path):
         sim.set_account("alt_bybit", 5_000.0, [])
         cfg = tmp_path / "config.toml"
         _config(cfg, sim.url)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.cli", "run", "--config", str(cfg)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            logs = LogFollower(proc)
-            port = int(logs.wait_for("riskgate_running")["api"].rsplit(":", 1)[1])
-            logs.wait_for("riskgate_ready")
-            yield sim, port
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            finally:
-                proc.kill()
+        with riskgate_run(cfg) as (_, _, url):
+            yield sim, int(url.rsplit(":", 1)[1])
 
 
 def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,28 @@ class LogFollower:
         with self._seen:
             assert self._seen.wait_for(lambda: found() is not None, timeout), f"no {event} within {timeout} s"
             return found()  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def riskgate_run(cfg: Path) -> Iterator[tuple[subprocess.Popen, LogFollower, str]]:
+    """`riskgate run --config cfg` as a subprocess, once it is ready: (process, its log, API URL).
+    On leaving, SIGTERM: it must exit 0 within 10 s."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.cli", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        logs = LogFollower(proc)
+        url = logs.wait_for("riskgate_running")["api"]
+        assert url.startswith("http://127.0.0.1:")
+        logs.wait_for("riskgate_ready")
+        yield proc, logs, url
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
 
 
 def test_run_logs_json_health_and_exits_0_on_sigterm(tmp_path):
@@ -342,17 +366,7 @@ def test_run_serves_the_api_reports_ready_and_reloads_on_sighup(tmp_path):
         sim.set_account("alt_bybit", 50_000.0)
         cfg = tmp_path / "config.toml"
         write_config(cfg, sim.url)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.cli", "run", "--config", str(cfg)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            logs = LogFollower(proc)
-            url = logs.wait_for("riskgate_running")["api"]
-            assert url.startswith("http://127.0.0.1:")
-            logs.wait_for("riskgate_ready")
+        with riskgate_run(cfg) as (proc, logs, url):
             assert httpx.get(f"{url}/readyz").status_code == 200
             desk = {"Authorization": f"Bearer {DESK}"}
             order = {
@@ -383,10 +397,6 @@ def test_run_serves_the_api_reports_ready_and_reloads_on_sighup(tmp_path):
                 == "LEVERAGE_EXCEEDS_LIMIT"
             )
             assert "risk_gate_decisions_total" in httpx.get(f"{url}/metrics").text
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            proc.kill()
 
 
 def test_demo_serve_plays_the_day_behind_a_dashboard_and_stops_on_sigint():
