@@ -3,22 +3,15 @@ RISKGATE_COMPILE it compiles nothing (the default install is pure Python)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
+
+from bench.compiled import compiled_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _compiled_list() -> list[str]:
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "COMPILED" for t in node.targets):
-            return list(ast.literal_eval(node.value))
-    raise AssertionError("setup.py has no COMPILED list")
-
-
 def test_the_compiled_modules_are_the_pure_core_and_exist():
-    modules = _compiled_list()
+    modules = compiled_modules()
     assert modules and all(m.startswith("supervisor/core/") for m in modules)
     assert all((ROOT / m).is_file() for m in modules), modules
     assert "supervisor/core/evaluate.py" in modules
