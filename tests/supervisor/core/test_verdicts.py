@@ -13,43 +13,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supervisor.clock import FakeClock
+from supervisor.config import parse_config
 from supervisor.core.checks import CHECKS, check_ess_action, check_journal
 from supervisor.core.evaluate import AFTER_MARKET, ORDER_ONLY, decide, decide_every_check
 from supervisor.core.gate_state import GateState
 from supervisor.core.messages import AccountState, EssSourceStatus, EssState, Position
 from supervisor.core.orders import validate_order
-from tests.helpers import make_config, order, signal
+from tests.helpers import config_dict, make_config, order, signal
 
-CFG = make_config(
-    profiles={
-        "normal": {
-            "max_daily_loss_pct": -2.0,
-            "max_weekly_loss_pct": -7.0,
-            "max_single_trade_risk_pct": 1.0,
-            "max_open_positions": 5,
-            "allowed_leverage": 3.0,
-            "max_order_notional_usd": 1_000_000.0,
-            "blacklist": ["martingale"],
-            "max_drawdown_pct": 5.0,
-            "cooldown_minutes": 10.0,
-        },
-    }
-)
+
+def _config(normal: dict, **sections: dict):
+    """The tests' config with its normal profile changed by `normal`."""
+    data = config_dict(**sections)
+    data["profiles"]["normal"].update(normal)
+    return parse_config(data)
+
+
+CFG = _config({"max_drawdown_pct": 5.0, "cooldown_minutes": 10.0})
 # Limits in another order (ESS outlives Risk v3; a signal may be 2 s old; accounts 5 s), so that each
 # time test of a cached pass is the one that decides somewhere.
-OTHER_CFG = make_config(
+OTHER_CFG = _config(
+    {"max_daily_loss_pct": -1.0},
     ess={"max_age_s": 30.0, "kill_switch_file": "/nonexistent/riskgate-test/KILL"},
     risk_v3={"max_signal_age_s": 2.0, "max_clock_skew_s": 1.0},
     accounts={"max_age_s": 5.0},
-    profiles={
-        "normal": {
-            "max_daily_loss_pct": -1.0,
-            "max_weekly_loss_pct": -7.0,
-            "max_single_trade_risk_pct": 1.0,
-            "max_open_positions": 5,
-            "allowed_leverage": 3.0,
-        }
-    },
 )
 
 # Steps of time that land on, just before and just after the limits (ESS 3 s, Risk v3 10 s, accounts 60 s).
