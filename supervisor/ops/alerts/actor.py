@@ -27,13 +27,12 @@ import pykka
 from actors.base import SupervisedActor
 from actors.gate import GateView
 from supervisor.clock import Clock, Timer
-from supervisor.core.checks import market_blockers
-from supervisor.core.messages import RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.logs import get_logger
 from supervisor.ops.alerts.book import AlertBook
 from supervisor.ops.alerts.rules import AccountFigures, Observation, SourceReading, Transition
 from supervisor.ops.alerts.webhooks import WebhookSender
+from supervisor.ops.state import StateReader
 from supervisor.runtime.wiring import Runtime
 
 __all__ = ["Alerting", "AlertsActor", "Tick"]
@@ -90,7 +89,7 @@ def observe(runtime: Runtime, clock: Clock, view: GateView | None) -> Observatio
     counters = runtime.counters
     ess = current[0] if current is not None else None
     return Observation(
-        unusable=_unusable(runtime, sources, now, clock),
+        unusable=_unusable(runtime, sources, clock),
         monotonic=now,
         wall=clock.now(),
         sources=tuple(sources),
@@ -107,27 +106,15 @@ def observe(runtime: Runtime, clock: Clock, view: GateView | None) -> Observatio
     )
 
 
-def _unusable(runtime: Runtime, sources: list[SourceReading], now: float, clock: Clock) -> tuple[str, ...]:
+def _unusable(runtime: Runtime, sources: list[SourceReading], clock: Clock) -> tuple[str, ...]:
     """What the gate's own check 3 refuses although Risk v3 is fresh by age: a
     signal stamped long ago or in the future (an unreadable ESS source is the
-    `ess_active is None` of the observation)."""
-    latest = runtime.link.latest("risk_v3")
-    current = runtime.board.current
-    fresh = {s.name for s in sources if s.age_s is not None and 0.0 <= s.age_s <= s.max_age_s}
-    out = []
-    for denial in market_blockers(
-        journal_blocking=None,
-        ess=current[0] if current is not None else None,
-        ess_received=current[1] if current is not None else 0.0,
-        signal=latest[0] if latest is not None and isinstance(latest[0], RiskSignal) else None,
-        signal_received=latest[1] if latest is not None else 0.0,
-        config=runtime.config,
-        now=now,
-        wall=clock.now(),
-    ):
-        if denial.code is RC.RISK_STATE_STALE and "risk_v3" in fresh:
-            out.append(f"risk_v3: {denial.reason}")
-    return tuple(out)
+    `ess_active is None` of the observation). The blockers as the state reader
+    finds them: the signal the link last sent, the ESS board."""
+    if not any(s.name == "risk_v3" and s.age_s is not None and 0.0 <= s.age_s <= s.max_age_s for s in sources):
+        return ()
+    blockers = StateReader(runtime, clock, None).blockers()
+    return tuple(f"risk_v3: {d.reason}" for d in blockers if d.code is RC.RISK_STATE_STALE)
 
 
 def _account_of(detail: Mapping[str, object]) -> str | None:
