@@ -239,11 +239,10 @@ def _decide(
         code, reason, decision, factor = scale.code, scale.reason, "scale_down", quantity / order.quantity
     if note is not None:
         code, reason = note.code, f"{note.reason}; {reason}"
-    reducible = ctx.reducible
     return evaluation_of(
         result_of(decision, reason, code, factor, quantity, level, ess_active, wall, oid, ages),
         order,
-        max(0.0, quantity - reducible) * order.price,  # ctx.incremental_notional, inline
-        ctx.position == 0.0 and not ctx.reduces,  # ctx.opens_new(), inline
-        min(quantity, reducible),
+        ctx.incremental_notional(quantity, order.price),
+        ctx.opens_new() and not ctx.reduces,
+        min(quantity, ctx.reducible_qty()),
     )
