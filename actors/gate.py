@@ -14,14 +14,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from actors.base import SupervisedActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_counters import GateCounters
+from supervisor.channels.gate_door import GateDoor
 from supervisor.channels.gate_link import Stamped
 from supervisor.channels.halt_watch import HaltWatch
-from supervisor.channels.inbox import drain_inbox, simple_queue_inbox
+from supervisor.channels.inbox import GateInbox, drain_inbox
 from supervisor.channels.journal_queue import DECISION, JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
@@ -86,8 +87,9 @@ class GateView:
 
 
 class GateActor(SupervisedActor):
-    # A faster mailbox (see supervisor.channels.inbox for what this relies on).
-    _create_actor_inbox = staticmethod(simple_queue_inbox)
+    # A faster mailbox that counts what is queued for the gate (see
+    # supervisor.channels.inbox for what this relies on, gate_door for why).
+    _create_actor_inbox = staticmethod(GateInbox)
 
     def __init__(
         self,
@@ -99,11 +101,15 @@ class GateActor(SupervisedActor):
         journal: JournalQueue | None = None,
         counters: GateCounters | None = None,
         halts: HaltWatch | None = None,
+        door: GateDoor | None = None,
     ) -> None:
         """`state` lets a restarted gate keep its predecessor's reservations and
         rate windows (see `GateState.carry_over`); upstream state is re-fed.
         `retired` is set when supervision replaces this gate (it stopped
-        answering): from then on it approves nothing, whatever is still queued."""
+        answering): from then on it approves nothing, whatever is still queued.
+        `door` lets callers have their order decided on their own thread while
+        nothing is queued here (supervisor.channels.gate_door); whoever runs
+        the gate opens it once the gate has been fed."""
         super().__init__()
         self._retired = retired if retired is not None else threading.Event()
         # Every decision goes to the journal as one tuple of references; the
@@ -131,6 +137,10 @@ class GateActor(SupervisedActor):
             MessageSent: self._on_message_sent,
             ConfigChanged: self._on_config,
         }
+        self._inbox = cast("GateInbox", self.actor_inbox)
+        self._inbox.counted = self._handlers  # what a subclass adds counts too
+        self._door = door if door is not None else GateDoor()
+        self._door.bind(self._inbox, self._on_evaluate)
 
     # -- pykka -------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
@@ -138,9 +148,14 @@ class GateActor(SupervisedActor):
         if handler is None:
             log.warning("gate_unknown_message", message_type=type(message).__name__)
             return None
-        return handler(message)
+        with self._door.lock:  # one decision or state change at a time, here or at the door
+            try:
+                return handler(message)
+            finally:
+                self._inbox.handled()
 
     def release_resources(self) -> None:
+        self._door.shut()
         self._answer_pending("gate stopped")
 
     def _answer_pending(self, why: str) -> None:

@@ -9,6 +9,7 @@ signal, ESS) in the same frozen messages the source actors send.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ import pykka
 from actors.account_tracker import AccountTrackerActor
 from actors.base import Poll
 from actors.gate import GateActor
+from supervisor.channels.gate_door import BUSY
 from supervisor.channels.journal_queue import DECISION, JournalQueue
 from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
@@ -449,9 +451,12 @@ class RiskSupervisor:
     def evaluate(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """Decide one order (an `OrderRequest` or a mapping). Never raises.
 
-        The gate is told the order with a one-shot reply slot and answers on
-        its own thread; no answer within `timeout` (default
-        `gate.evaluate_timeout_s`) is a GATE_UNAVAILABLE block.
+        While nothing is queued for the gate, the gate's decision runs here,
+        on the caller's thread, through its door (holding the gate's lock:
+        supervisor.channels.gate_door); else the order is queued to the gate
+        with a one-shot reply slot, behind what was sent before it. No answer
+        within `timeout` (default `gate.evaluate_timeout_s`) is a
+        GATE_UNAVAILABLE block.
         """
         wait = self._wait_of(timeout)
         if wait is None:
@@ -460,8 +465,14 @@ class RiskSupervisor:
         if gate is None:
             return self._unavailable(order, "not started")
         try:
+            request = self._request(order, None, wait)
+            here = self._runtime.gate_door.decide(request, wait)
+            if here is not None:
+                if here is BUSY:
+                    return self._unavailable(order, f"no answer within {wait}s")
+                return cast("RiskGateResult", here)
             slot: ReplySlot[RiskGateResult] = ReplySlot()
-            gate.tell(self._request(order, slot, wait))
+            gate.tell(dataclasses.replace(request, reply=slot))
             # Wait in slices: if the gate dies with our order queued, say so
             # within a slice instead of at the timeout.
             slices = max(1, math.ceil(wait / _SLICE_S))
@@ -498,7 +509,13 @@ class RiskSupervisor:
             loop.call_soon_threadsafe(deliver, result)
 
         try:
-            gate.tell(self._request(order, reply, wait))
+            request = self._request(order, None, wait)
+            # Decided here when the gate's lock is free at once and nothing is
+            # queued for it (never waiting on the loop's thread); else queued.
+            here = self._runtime.gate_door.decide(request, None)
+            if here is not None:
+                return cast("RiskGateResult", here)
+            gate.tell(dataclasses.replace(request, reply=reply))
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")
         except Exception as exc:

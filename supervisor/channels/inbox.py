@@ -13,22 +13,63 @@ tests/channels/test_inbox.py so that an upgrade that changes it fails there:
 3. `on_stop` / `on_failure` run on the actor's thread before pykka's own
    teardown, which answers the asks still queued (ActorDeadError) but cannot
    answer a tell that carries our own reply callback: `drain_inbox` does.
+4. Every tell and ask, ours and pykka's own (a proxy's call, a stop), goes
+   through the inbox's `put`, on the sender's thread, before `tell` returns:
+   `GateInbox` counts there what is queued for the gate (see
+   supervisor.channels.gate_door for why).
 """
 
 from __future__ import annotations
 
+import _thread
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import pykka
 
-__all__ = ["drain_inbox", "simple_queue_inbox"]
+__all__ = ["GateInbox", "drain_inbox", "simple_queue_inbox"]
 
 
 def simple_queue_inbox() -> queue.SimpleQueue[Any]:
     """A mailbox for `_create_actor_inbox` (point 1)."""
     return queue.SimpleQueue()
+
+
+class GateInbox:
+    """A SimpleQueue inbox that knows how many of the gate's own messages are
+    queued or being handled (`pending`): counted up in `put` on the sender's
+    thread, down by the gate (`handled`) once it has handled one. Only the
+    types in `counted` (the gate's handler table, read at each put) count:
+    pykka's own messages (a proxy's ping, a stop) never reach the gate's
+    handlers, so they would never be counted down."""
+
+    __slots__ = ("_lock", "_queue", "counted", "pending")
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = _thread.allocate_lock()
+        self.counted: Container[type] = ()
+        self.pending = 0
+
+    def put(self, envelope: Any, block: bool = True, timeout: float | None = None) -> None:
+        if type(envelope.message) in self.counted:
+            with self._lock:
+                self.pending += 1
+        self._queue.put(envelope)
+
+    def handled(self) -> None:
+        with self._lock:
+            self.pending -= 1
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self._queue.get(block, timeout)
+
+    def get_nowait(self) -> Any:
+        return self._queue.get_nowait()
+
+    def empty(self) -> bool:
+        return self._queue.empty()
 
 
 def drain_inbox(inbox: Any, answer: Callable[[object], bool], actor: str) -> int:

@@ -22,6 +22,7 @@ from actors.gate import GateActor, GateStatsRequest, GateView, GateViewRequest
 from actors.risk_poller import RiskV3PollerActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_counters import GateCounters
+from supervisor.channels.gate_door import GateDoor
 from supervisor.channels.gate_link import GateLink
 from supervisor.channels.halt_watch import HaltWatch
 from supervisor.channels.journal_queue import JournalQueue
@@ -65,6 +66,7 @@ class Runtime:
         self.supervisor = ActorSupervisor(clock, config.supervision, self.event)
         self._gate_state: GateState | None = None
         self._gate_retired = threading.Event()
+        self.gate_door = GateDoor()  # the running gate's (a restarted gate gets a new one)
 
     # -- wiring -------------------------------------------------------------------
     def _gate_actor(self) -> pykka.ActorRef[GateActor]:
@@ -72,8 +74,18 @@ class Runtime:
         state = GateState() if self._gate_state is None else self._gate_state.carry_over()
         self._gate_state = state
         self._gate_retired = threading.Event()
+        self.gate_door.shut()  # the predecessor's, if it still decides
+        door = self.gate_door = GateDoor()
         return self.gate_actor_class.start(
-            self.config, self.clock, self.board, state, self._gate_retired, self.journal, self.counters, self.halts
+            self.config,
+            self.clock,
+            self.board,
+            state,
+            self._gate_retired,
+            self.journal,
+            self.counters,
+            self.halts,
+            door,
         )
 
     def event(self, kind: str, source: str, account: str | None = None, **detail: Any) -> None:
@@ -84,10 +96,12 @@ class Runtime:
         # The gate stopped answering (or died): whatever it still holds queued, it
         # must not approve once it wakes; its successor is the only one counting.
         self._gate_retired.set()
+        self.gate_door.shut()
         self.link.disconnect()
 
     def _connect_gate(self, ref: pykka.ActorRef[Any]) -> None:
         resent = self.link.connect(ref)  # queued ahead of any evaluation
+        self.gate_door.open()  # those are counted as queued: orders wait for them
         if resent:
             log.info("gate_refed", states=resent)
 
@@ -136,6 +150,7 @@ class Runtime:
         self.supervisor.start(self.specs())
 
     def stop(self) -> None:
+        self.gate_door.shut()
         self.link.disconnect()
         self.supervisor.stop()
         self.halts.stop()

@@ -292,3 +292,31 @@ def test_a_row_the_database_refuses_costs_only_itself(sup):
     assert [e["event"] for e in logs if e["event"] == "journal_record_unwritable"] == ["journal_record_unwritable"]
     assert sup.journal.problem is None and sup.journal.blocking is None
     assert sup.evaluate(order(order_id="later")).decision == "allow"
+
+
+def test_batches_of_every_size_are_written_whole_and_in_order(tmp_path):
+    """Rows go 64 to a statement and the rest one by one: 0, 1, 63, 64, 65 and
+    130 decisions are each written once, none lost at a statement's edge."""
+    clock = FakeClock()
+    cfg = make_config(state={"dir": str(tmp_path / "state")}, gate={"max_orders_per_s": 10**6, "max_repeats": 10**6})
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        feed(sup, equity=10_000_000.0)
+        sent: list[str] = []
+        for size in (0, 1, 63, 64, 65, 130):
+            for i in range(size):
+                sent.append(f"b{size}-{i}")
+                sup.evaluate(order(order_id=sent[-1], quantity=0.1))
+            sup.flush_journal()
+        got = [r["order_id"] for r in reversed(rows(sup))]
+        assert got == sent
+
+
+def test_a_refused_row_inside_a_full_statement_costs_only_itself(sup):
+    feed(sup, equity=10_000_000.0)
+    ids = [f"o{i}" for i in range(70)]
+    for i, oid in enumerate(ids):
+        if i == 10:  # inside the first 64-row statement of events
+            sup.journal.event(sup.clock.now(), "poison", "test", ["not", "text"])  # type: ignore[arg-type]
+        sup.evaluate(order(order_id=oid, quantity=0.1))
+    sup.flush_journal()
+    assert {r["order_id"] for r in rows(sup)} >= set(ids)
