@@ -138,21 +138,31 @@ class GateActor(SupervisedActor):
             ConfigChanged: self._on_config,
         }
         self._inbox = cast("GateInbox", self.actor_inbox)
-        self._inbox.counted = self._handlers  # what a subclass adds counts too
         self._door = door if door is not None else GateDoor()
-        self._door.bind(self._inbox, self._on_evaluate)
+        self._door.bind(self._inbox, self._decide_at_door)
 
     # -- pykka -------------------------------------------------------------
+    def _handle_receive(self, message: Any) -> Any:
+        # Every message the loop takes (ours, a proxy's call, a stop), holding
+        # the door's lock: one decision or state change at a time, here or at
+        # the door (supervisor.channels.inbox, point 4).
+        door = self._door
+        with door.lock:
+            door.suspended = False  # handling again: a raise before did not kill it
+            try:
+                return super()._handle_receive(message)
+            except BaseException:
+                door.suspended = True  # if this kills the gate, nothing passes the door meanwhile
+                raise
+            finally:
+                self._inbox.handled()
+
     def on_receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
         if handler is None:
             log.warning("gate_unknown_message", message_type=type(message).__name__)
             return None
-        with self._door.lock:  # one decision or state change at a time, here or at the door
-            try:
-                return handler(message)
-            finally:
-                self._inbox.handled()
+        return handler(message)
 
     def release_resources(self) -> None:
         self._door.shut()
@@ -175,30 +185,7 @@ class GateActor(SupervisedActor):
 
     # -- evaluation --------------------------------------------------------
     def _on_evaluate(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult | None:
-        order_id = _order_id(msg)
-        try:
-            if self._retired.is_set():
-                # Replaced while these waited: a successor holds the reservations now,
-                # so an approval here would be counted by no one.
-                self._decisions[RC.GATE_UNAVAILABLE] += 1
-                result = block_result(
-                    RC.GATE_UNAVAILABLE, "this gate was replaced by a restarted one", order_id, self._clock.now()
-                )
-            elif msg.deadline is not None and self._clock.monotonic() > msg.deadline:
-                self._decisions[RC.GATE_UNAVAILABLE] += 1
-                result = block_result(
-                    RC.GATE_UNAVAILABLE, "reached the gate after the caller's timeout", order_id, self._clock.now()
-                )
-            else:
-                result = self._evaluate(msg)
-        except Exception as exc:
-            log.exception("gate_internal_error", error=repr(exc))
-            result = block_result(
-                RC.GATE_UNAVAILABLE, f"internal error: {type(exc).__name__}", order_id, self._clock.now()
-            )
-        if result.reason_code is RC.GATE_UNAVAILABLE:
-            order = msg.order if isinstance(msg, EvaluateOrder) else None
-            self._journal.put((DECISION, result, order, _account(msg), None, None, None))
+        result = self._answer(msg)
         reply = msg.reply
         if reply is not None:
             try:
@@ -209,6 +196,42 @@ class GateActor(SupervisedActor):
         if counters is not None:  # after the answer: counting never delays the caller
             self._count(counters, msg, result)
         return None if reply is not None else result
+
+    def _decide_at_door(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult:
+        """A decision on a caller's thread, holding the door's lock (see GateDoor)."""
+        result = self._answer(msg)
+        late = msg.deadline is not None and self._clock.monotonic() > msg.deadline
+        if result.reason_code is not RC.GATE_UNAVAILABLE and (late or self._retired.is_set()):
+            # The caller's timeout passed while it decided, or the gate was replaced
+            # meanwhile (its successor may not count this booking): the answer is no.
+            # What it booked stays booked until it ends or expires (the safe side).
+            why = "decided after the caller's timeout" if late else "this gate was replaced while deciding"
+            result = self._unavailable(msg, why)
+        counters = self._counters
+        if counters is not None:
+            self._count(counters, msg, result)
+        return result
+
+    def _answer(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult:
+        try:
+            if self._retired.is_set():
+                # Replaced while these waited: a successor holds the reservations now,
+                # so an approval here would be counted by no one.
+                return self._unavailable(msg, "this gate was replaced by a restarted one")
+            if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
+                return self._unavailable(msg, "reached the gate after the caller's timeout")
+            return self._evaluate(msg)
+        except Exception as exc:
+            log.exception("gate_internal_error", error=repr(exc))
+            return self._unavailable(msg, f"internal error: {type(exc).__name__}")
+
+    def _unavailable(self, msg: EvaluateOrder | RejectOrder, why: str) -> RiskGateResult:
+        """A GATE_UNAVAILABLE answer, counted and journaled (it books nothing)."""
+        self._decisions[RC.GATE_UNAVAILABLE] += 1
+        result = block_result(RC.GATE_UNAVAILABLE, why, _order_id(msg), self._clock.now())
+        order = msg.order if isinstance(msg, EvaluateOrder) else None
+        self._journal.put((DECISION, result, order, _account(msg), None, None, None))
+        return result
 
     def _count(self, counters: GateCounters, msg: EvaluateOrder | RejectOrder, result: RiskGateResult) -> None:
         # Labels only from configured accounts: a hostile order must not mint series.
@@ -230,8 +253,15 @@ class GateActor(SupervisedActor):
             st.ess, st.ess_received = current
         st.journal_blocking = self._journal.blocking
         if st.reservations:
-            for r in st.expire_reservations(now):
-                log.info("reservation_expired", order_id=r.order_id, account=r.account, notional=r.notional)
+            for r in st.expire_reservations(now):  # logged by the journal: no I/O on the decision path
+                self._journal.event(
+                    self._clock.now(),
+                    "reservation_expired",
+                    "gate",
+                    r.account,
+                    order_id=r.order_id,
+                    notional=r.notional,
+                )
         if isinstance(msg, EvaluateOrder) and msg.config is not None and msg.config is not self._config:
             # Validated against a config that a reload has since replaced: again, against this one.
             valid = validate_order(msg.order, self._config)

@@ -2,8 +2,9 @@
 
 Both cannot live in one process (a compiled module shadows its .py), so this
 copies the tree to a temporary folder, compiles the modules setup.py names
-there with mypyc, and measures `bench_pure` for an allowed and a blocked order
-in a subprocess whose imports resolve to that copy. Skipped (with the reason)
+there with mypyc, and measures there, in a subprocess whose imports resolve to that copy:
+`bench_pure` for an allowed and a blocked order, section 2 (evaluate beside
+a bare ask, on different cores and on one) and section 3 with 4 callers. Skipped (with the reason)
 when mypyc or a C compiler is missing, or when this tree is itself compiled.
 """
 
@@ -20,15 +21,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 _MEASURE = """
-import json
+import json, logging, os, sys
 from bench.common import pct
-from bench.gate_latency import bench_pure
+from bench.gate_latency import bench_messaging, bench_pure
+from bench.throughput import throughput
 from supervisor.core.evaluate import COMPILED
+from supervisor.logs import configure_logging
 assert COMPILED, "the copy did not import its compiled modules"
+configure_logging("console", level=logging.ERROR, stream=sys.stderr)
 bench_pure(2000)
 allowed, blocked = bench_pure(N), bench_pure(N, blocked=True)
-print(json.dumps({"allowed_p50": pct(allowed, 0.5), "allowed_p99": pct(allowed, 0.99),
-                  "blocked_p50": pct(blocked, 0.5), "blocked_p99": pct(blocked, 0.99)}))
+out = {"allowed_p50": pct(allowed, 0.5), "allowed_p99": pct(allowed, 0.99),
+       "blocked_p50": pct(blocked, 0.5), "blocked_p99": pct(blocked, 0.99)}
+cpus = sorted(os.sched_getaffinity(0))
+regimes = []
+if len(cpus) >= 2:
+    os.sched_setaffinity(0, {cpus[1]})
+    regimes.append(("cores", bench_messaging(N, caller={cpus[0]})))
+os.sched_setaffinity(0, {cpus[0]})
+regimes.append(("one", bench_messaging(N, caller={cpus[0]})))
+os.sched_setaffinity(0, set(cpus))
+for name, samples in regimes:
+    out[name + "_evaluate_p50"] = pct(samples["RiskSupervisor.evaluate"], 0.5)
+    out[name + "_ask_p50"] = pct(samples["bare pykka ask (trivial handler)"], 0.5)
+out["throughput_4"], out["backlog_4"] = throughput(4)
+print(json.dumps(out))
 """
 
 

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RESTART_ONLY", "RiskSupervisor"]
 
+_REAL = SystemClock()  # the waits for the gate are in real time, whatever clock is injected
 log = get_logger("riskgate.supervisor")
 _real_monotonic = SystemClock().monotonic  # waiting for readiness is real time, whatever the clock
 
@@ -465,18 +466,22 @@ class RiskSupervisor:
         if gate is None:
             return self._unavailable(order, "not started")
         try:
+            started = _REAL.monotonic()  # real time, as the waits below
             request = self._request(order, None, wait)
             here = self._runtime.gate_door.decide(request, wait)
             if here is not None:
                 if here is BUSY:
                     return self._unavailable(order, f"no answer within {wait}s")
                 return cast("RiskGateResult", here)
+            left = wait - (_REAL.monotonic() - started)  # a wait at the door counts
+            if left <= 0:
+                return self._unavailable(order, f"no answer within {wait}s")
             slot: ReplySlot[RiskGateResult] = ReplySlot()
             gate.tell(dataclasses.replace(request, reply=slot))
             # Wait in slices: if the gate dies with our order queued, say so
             # within a slice instead of at the timeout.
-            slices = max(1, math.ceil(wait / _SLICE_S))
-            result = slot.wait(min(wait, _SLICE_S))
+            slices = max(1, math.ceil(left / _SLICE_S))
+            result = slot.wait(min(left, _SLICE_S))
             while result is None and slices > 1 and gate.is_alive():
                 slices -= 1
                 result = slot.wait(_SLICE_S)

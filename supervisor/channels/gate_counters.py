@@ -1,7 +1,8 @@
 """GateCounters: what the gate counts for the metrics, in plain integers.
 
-Only the gate's thread writes (one dict update and one list increment per
-decision, no locks, no formatting); collectors on other threads read copies
+Only the gate writes, holding its lock (on its own thread, or on a caller's
+at its door: supervisor.channels.gate_door), one dict update and one list
+increment per decision, no formatting; collectors on other threads read copies
 (`dict.copy` and `list.copy` run without releasing the GIL, so a copy is one
 consistent moment). The object outlives gate restarts, so counters never go
 backwards.

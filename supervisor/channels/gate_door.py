@@ -1,27 +1,30 @@
 """GateDoor: the caller's way in to the gate's decision when nothing waits for the gate.
 
 Handing an order to the gate's thread and its answer back costs two thread
-wake-ups, and under the GIL more than the decision itself (docs/benchmarks.md:
-a bare pykka ask is ~10 µs on one core, ~12-100 µs across cores; the decision
-~6 µs). So the gate's decision (`GateActor._on_evaluate`, the same code on the
-same state) also runs on the caller's thread, through this door, when that
-changes nothing an order could see:
+wake-ups, and under the GIL more than the decision itself (docs/benchmarks.md).
+So the gate's decision (the same code on the same state) also runs on the
+caller's thread, through this door, when that changes nothing an order could
+see:
 
-- The gate handles every message holding `lock`, and a caller decides holding
-  it: one decision or one state change at a time, as when only the gate's
-  thread decided.
-- `inbox.pending` counts the gate's messages queued or being handled (counted
-  up on the sender's thread before its `tell` returns). A caller decides here
-  only when it is 0, checked under the lock; else its order is queued behind
-  them. So an order never overtakes state (a signal, a snapshot, a fill, a
-  queued order's booking) told before it, by any thread: what was sent before
-  `evaluate` was called is applied before the order is decided.
-- A stopped or replaced gate shuts its door (`shut`, under the lock: a caller
-  deciding now finishes first), and orders go the queued way, which answers
-  GATE_UNAVAILABLE.
+- The gate handles every message it takes from its inbox holding `lock`
+  (pykka's own ones too: a proxy's call, a stop), and a caller decides
+  holding it: one decision or one state change at a time, as when only the
+  gate's thread decided.
+- `inbox.pending` counts every message put in the gate's inbox and not yet
+  handled (counted up on the sender's thread before its `tell` returns). A
+  caller decides here only when it is 0, checked under the lock; else its
+  order is queued behind them. So an order never overtakes anything told or
+  asked of the gate before `evaluate` was called, by any thread: state, a
+  queued order's booking, a reload, a stop.
+- A gate whose handler raised is `suspended` until it handles another message
+  (a raise from a tell kills it; pykka marks it stopped only afterwards).
+- A stopped or replaced gate shuts its door at once (`shut` never waits: a
+  caller still deciding inside finishes, and the gate's own check after the
+  decision answers it GATE_UNAVAILABLE if the gate was replaced meanwhile or
+  its deadline passed; what it booked stays booked until it expires).
 
-Nothing else changes: the ESS board is read, reservations booked, the journal
-and metrics handed their records exactly as on the gate's thread.
+The decision at the door reads the ESS board, books, and hands the journal and
+the metrics their records exactly as on the gate's thread; it does no I/O.
 """
 
 from __future__ import annotations
@@ -40,13 +43,15 @@ BUSY: Final = "busy"  # the lock was not free within the caller's wait
 
 class GateDoor:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Re-entrant: the gate's own stop (handled holding it) shuts the door.
+        self.lock = threading.RLock()
         self._inbox: GateInbox | None = None
         self._decide: Callable[[EvaluateOrder | RejectOrder], RiskGateResult | None] | None = None
         self._open = False
+        self.suspended = False  # written by the gate's thread, holding the lock
 
     def bind(self, inbox: GateInbox, decide: Callable[[EvaluateOrder | RejectOrder], RiskGateResult | None]) -> None:
-        """The gate's inbox and its decision (called with `reply=None`, it returns the result)."""
+        """The gate's inbox and its decision at the door (returns the result)."""
         self._inbox, self._decide = inbox, decide
 
     def open(self) -> None:
@@ -54,13 +59,9 @@ class GateDoor:
         with self.lock:
             self._open = self._decide is not None
 
-    def shut(self, timeout: float = 1.0) -> None:
-        """No more decisions here. Waits up to `timeout` for one in progress; a
-        gate stuck in a handler holds the lock, and then no caller is inside."""
-        locked = self.lock.acquire(timeout=timeout)
+    def shut(self) -> None:
+        """No more decisions here (never waits; see the module's docstring)."""
         self._open = False
-        if locked:
-            self.lock.release()
 
     @property
     def is_open(self) -> bool:
@@ -81,7 +82,7 @@ class GateDoor:
             return BUSY
         try:
             decide = self._decide
-            if not self._open or decide is None or inbox.pending:
+            if not self._open or self.suspended or decide is None or inbox.pending:
                 return None  # checked again under the lock: a message arrived meanwhile
             return decide(msg)
         finally:

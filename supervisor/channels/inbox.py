@@ -14,16 +14,18 @@ tests/channels/test_inbox.py so that an upgrade that changes it fails there:
    teardown, which answers the asks still queued (ActorDeadError) but cannot
    answer a tell that carries our own reply callback: `drain_inbox` does.
 4. Every tell and ask, ours and pykka's own (a proxy's call, a stop), goes
-   through the inbox's `put`, on the sender's thread, before `tell` returns:
-   `GateInbox` counts there what is queued for the gate (see
-   supervisor.channels.gate_door for why).
+   through the inbox's `put`, on the sender's thread, before `tell` returns;
+   and the actor's loop hands every message it takes from the inbox to
+   `Actor._handle_receive` (which calls `on_receive` for ours), on the actor's
+   thread. `GateInbox` counts up in the first and the gate counts down by
+   overriding the second (see supervisor.channels.gate_door for why).
 """
 
 from __future__ import annotations
 
 import _thread
 import queue
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -37,25 +39,22 @@ def simple_queue_inbox() -> queue.SimpleQueue[Any]:
 
 
 class GateInbox:
-    """A SimpleQueue inbox that knows how many of the gate's own messages are
-    queued or being handled (`pending`): counted up in `put` on the sender's
-    thread, down by the gate (`handled`) once it has handled one. Only the
-    types in `counted` (the gate's handler table, read at each put) count:
-    pykka's own messages (a proxy's ping, a stop) never reach the gate's
-    handlers, so they would never be counted down."""
+    """A SimpleQueue inbox that knows how many messages are queued for the
+    gate or being handled (`pending`): counted up in `put` on the sender's
+    thread, down by the gate (`handled`) once it has handled one (point 4).
+    Every message counts, pykka's own included, so nothing told before an
+    order is ever behind it unnoticed."""
 
-    __slots__ = ("_lock", "_queue", "counted", "pending")
+    __slots__ = ("_lock", "_queue", "pending")
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = _thread.allocate_lock()
-        self.counted: Container[type] = ()
         self.pending = 0
 
     def put(self, envelope: Any, block: bool = True, timeout: float | None = None) -> None:
-        if type(envelope.message) in self.counted:
-            with self._lock:
-                self.pending += 1
+        with self._lock:
+            self.pending += 1
         self._queue.put(envelope)
 
     def handled(self) -> None:

@@ -71,10 +71,19 @@ class Runtime:
     # -- wiring -------------------------------------------------------------------
     def _gate_actor(self) -> pykka.ActorRef[GateActor]:
         # A restarted gate keeps its predecessor's reservations and rate windows.
-        state = GateState() if self._gate_state is None else self._gate_state.carry_over()
+        old = self.gate_door
+        old.shut()
+        # Copied holding the predecessor's lock when it can be had soon, so no decision
+        # at its door is half-booked in the copy (one that books later is answered
+        # GATE_UNAVAILABLE: its gate was retired before this copy).
+        locked = old.lock.acquire(timeout=0.05)
+        try:
+            state = GateState() if self._gate_state is None else self._gate_state.carry_over()
+        finally:
+            if locked:
+                old.lock.release()
         self._gate_state = state
         self._gate_retired = threading.Event()
-        self.gate_door.shut()  # the predecessor's, if it still decides
         door = self.gate_door = GateDoor()
         return self.gate_actor_class.start(
             self.config,

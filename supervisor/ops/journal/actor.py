@@ -52,7 +52,7 @@ _ROW_PROBLEMS = (
     ValueError,
 )
 # Events the gate journals that are also log lines (written here, off the decision path).
-_LOGGED_EVENTS = {"gate_fail_closed": "warning", "gate_recovered": "info"}
+_LOGGED_EVENTS = {"gate_fail_closed": "warning", "gate_recovered": "info", "reservation_expired": "info"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,3 +55,31 @@ def test_queued_envelopes_carry_message_and_reply_to_and_are_drained_before_tear
     assert drained[:2] == ["tell-me", "ask-me"]  # in arrival order
     with pytest.raises(pykka.ActorDeadError):
         asked.get(timeout=5)  # an ask the drain did not answer is failed at once, not left to time out
+
+
+class _Counting(pykka.ThreadingActor):
+    def __init__(self, seen: list[str]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def _handle_receive(self, message: Any) -> Any:
+        self.seen.append(type(message).__name__)
+        return super()._handle_receive(message)
+
+    def on_receive(self, message: Any) -> Any:
+        return message
+
+    def ping(self) -> str:
+        return "pong"
+
+
+def test_every_message_taken_from_the_inbox_passes_handle_receive():
+    """Point 4: tells, asks, a proxy's call and the stop all pass `_handle_receive`
+    on the actor's thread (GateActor counts its queued messages down there)."""
+    seen: list[str] = []
+    ref = _Counting.start(seen)
+    ref.tell("told")
+    assert ref.ask("asked", timeout=5) == "asked"
+    assert ref.proxy().ping().get(timeout=5) == "pong"
+    ref.stop()
+    assert seen == ["str", "str", "ProxyCall", "_ActorStop"]

@@ -320,3 +320,19 @@ def test_a_refused_row_inside_a_full_statement_costs_only_itself(sup):
         sup.evaluate(order(order_id=oid, quantity=0.1))
     sup.flush_journal()
     assert {r["order_id"] for r in rows(sup)} >= set(ids)
+
+
+def test_an_expired_reservation_is_logged_by_the_journal_not_on_the_decision_path(sup, clock):
+    feed(sup)
+    assert sup.evaluate(order(order_id="lapses")).decision == "allow"
+    clock.advance(sup.config.gate.reservation_ttl_s + 1)
+    feed(sup)
+    with capture_logs() as at_decision:
+        assert sup.evaluate(order(order_id="next")).decision == "allow"  # expires "lapses" on the way
+    assert not [e for e in at_decision if e["event"] == "reservation_expired"]
+    with capture_logs() as by_journal:
+        sup.flush_journal()
+    assert [(e["event"], e["account"], e["order_id"]) for e in by_journal if e["event"] == "reservation_expired"] == [
+        ("reservation_expired", "main", "lapses")
+    ]
+    assert [e["kind"] for e in events(sup) if e["kind"] == "reservation_expired"] == ["reservation_expired"]
