@@ -30,15 +30,18 @@ the metrics their records exactly as on the gate's thread; it does no I/O.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Final
 
 from supervisor.channels.inbox import GateInbox
+from supervisor.clock import SystemClock
 from supervisor.core.messages import EvaluateOrder, RejectOrder, RiskGateResult
 
 __all__ = ["BUSY", "GateDoor"]
 
 BUSY: Final = "busy"  # the lock was not free within the caller's wait
+_REAL = SystemClock()  # the caller's wait is real time, whatever clock is injected
 
 
 class GateDoor:
@@ -75,11 +78,18 @@ class GateDoor:
         inbox = self._inbox
         if not self._open or inbox is None or inbox.pending:
             return None
-        if wait is None:
-            if not self.lock.acquire(blocking=False):
+        lock = self.lock
+        if not lock.acquire(blocking=False):
+            if wait is None:
                 return None
-        elif not self.lock.acquire(timeout=wait):
-            return BUSY
+            # Wait for it holding the GIL's turn, not in the lock: a thread that sleeps in
+            # the lock is handed it by the OS while it has no GIL, and then every caller
+            # blocks on every decision (a convoy: ~4x fewer decisions with 4 callers).
+            ends = _REAL.monotonic() + wait
+            while not lock.acquire(blocking=False):
+                if _REAL.monotonic() >= ends:
+                    return BUSY
+                time.sleep(0)  # lets the holder run (releases the GIL)
         try:
             decide = self._decide
             if not self._open or self.suspended or decide is None or inbox.pending:

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 JOURNAL_NAME = "journal.sqlite"
-_ROWS = 64  # rows per INSERT statement (x 31 values: far under SQLite's 32,766 variables)
+_ROWS = 500  # rows per INSERT statement (x 31 values: under SQLite's 32,766 variables)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 

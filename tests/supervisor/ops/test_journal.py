@@ -18,7 +18,7 @@ from supervisor.clock import FakeClock
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.ops.journal import query
 from supervisor.ops.journal.actor import JournalActor
-from supervisor.ops.journal.store import JournalReader, Query, to_us
+from supervisor.ops.journal.store import _ROWS, JournalReader, Query, to_us
 from tests.helpers import make_config, order, signal
 
 
@@ -295,27 +295,33 @@ def test_a_row_the_database_refuses_costs_only_itself(sup):
 
 
 def test_batches_of_every_size_are_written_whole_and_in_order(tmp_path):
-    """Rows go 64 to a statement and the rest one by one: 0, 1, 63, 64, 65 and
-    130 decisions are each written once, none lost at a statement's edge."""
+    """Rows go _ROWS to a statement and the rest one by one: batches of 0, 1,
+    _ROWS - 1, _ROWS, _ROWS + 1 and 2 * _ROWS + 2 decisions are each written
+    once, none lost at a statement's edge."""
     clock = FakeClock()
     cfg = make_config(state={"dir": str(tmp_path / "state")}, gate={"max_orders_per_s": 10**6, "max_repeats": 10**6})
     with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
         feed(sup, equity=10_000_000.0)
         sent: list[str] = []
-        for size in (0, 1, 63, 64, 65, 130):
+        for size in (0, 1, _ROWS - 1, _ROWS, _ROWS + 1, 2 * _ROWS + 2):
             for i in range(size):
                 sent.append(f"b{size}-{i}")
                 sup.evaluate(order(order_id=sent[-1], quantity=0.1))
             sup.flush_journal()
-        got = [r["order_id"] for r in reversed(rows(sup))]
+        sup.flush_journal()
+        db = sqlite3.connect(journal_of(sup))
+        try:
+            got = [oid for (oid,) in db.execute("SELECT order_id FROM decisions ORDER BY seq")]
+        finally:
+            db.close()
         assert got == sent
 
 
 def test_a_refused_row_inside_a_full_statement_costs_only_itself(sup):
     feed(sup, equity=10_000_000.0)
-    ids = [f"o{i}" for i in range(70)]
+    ids = [f"o{i}" for i in range(_ROWS + 6)]
     for i, oid in enumerate(ids):
-        if i == 10:  # inside the first 64-row statement of events
+        if i == 10:  # inside the first full statement
             sup.journal.event(sup.clock.now(), "poison", "test", ["not", "text"])  # type: ignore[arg-type]
         sup.evaluate(order(order_id=oid, quantity=0.1))
     sup.flush_journal()
