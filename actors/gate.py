@@ -200,13 +200,15 @@ class GateActor(SupervisedActor):
     def _decide_at_door(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult:
         """A decision on a caller's thread, holding the door's lock (see GateDoor)."""
         result = self._answer(msg)
-        late = msg.deadline is not None and self._clock.monotonic() > msg.deadline
-        if result.reason_code is not RC.GATE_UNAVAILABLE and (late or self._retired.is_set()):
-            # The caller's timeout passed while it decided, or the gate was replaced
-            # meanwhile (its successor may not count this booking): the answer is no.
-            # What it booked stays booked until it ends or expires (the safe side).
-            why = "decided after the caller's timeout" if late else "this gate was replaced while deciding"
-            result = self._unavailable(msg, why)
+        if (
+            result.reason_code is not RC.GATE_UNAVAILABLE
+            and msg.deadline is not None
+            and self._clock.monotonic() > msg.deadline
+        ):
+            # The caller's timeout passed while it decided: it must hear what it would
+            # have heard from a queued order. What it booked stays booked until it ends
+            # or expires (the safe side).
+            result = self._unavailable(msg, "decided after the caller's timeout")
         counters = self._counters
         if counters is not None:
             self._count(counters, msg, result)
@@ -220,7 +222,13 @@ class GateActor(SupervisedActor):
                 return self._unavailable(msg, "this gate was replaced by a restarted one")
             if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
                 return self._unavailable(msg, "reached the gate after the caller's timeout")
-            return self._evaluate(msg)
+            result = self._evaluate(msg)
+            if self._retired.is_set():
+                # Replaced while deciding (it stalled past its heartbeat): the successor's
+                # copy of the state may lack this booking, so the answer is no. What it
+                # booked here stays in the old state (the safe side).
+                return self._unavailable(msg, "this gate was replaced while deciding")
+            return result
         except Exception as exc:
             log.exception("gate_internal_error", error=repr(exc))
             return self._unavailable(msg, f"internal error: {type(exc).__name__}")
@@ -422,6 +430,8 @@ class GateActor(SupervisedActor):
 
     def _on_config(self, msg: ConfigChanged) -> str:
         old = self._config
+        if msg.config is old:
+            return old.digest  # told twice (a reload during a restart reaches the new gate both ways)
         self._config = msg.config
         self._journal.event(
             self._clock.now(), "config_reloaded", "riskgate", previous=old.digest or None, sha256=msg.config.digest

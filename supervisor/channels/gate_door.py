@@ -21,7 +21,8 @@ see:
 - A stopped or replaced gate shuts its door at once (`shut` never waits: a
   caller still deciding inside finishes, and the gate's own check after the
   decision answers it GATE_UNAVAILABLE if the gate was replaced meanwhile or
-  its deadline passed; what it booked stays booked until it expires).
+  its deadline passed, on the injected clock; what it booked stays booked
+  until it expires).
 
 The decision at the door reads the ESS board, books, and hands the journal and
 the metrics their records exactly as on the gate's thread; it does no I/O.
@@ -46,7 +47,8 @@ _REAL = SystemClock()  # the caller's wait is real time, whatever clock is injec
 
 class GateDoor:
     def __init__(self) -> None:
-        # Re-entrant: the gate's own stop (handled holding it) shuts the door.
+        # Re-entrant, so nothing on the gate's own thread can deadlock it; re-entry never
+        # decides: the gate's thread holds it only while handling a message (pending >= 1).
         self.lock = threading.RLock()
         self._inbox: GateInbox | None = None
         self._decide: Callable[[EvaluateOrder | RejectOrder], RiskGateResult | None] | None = None

@@ -67,6 +67,8 @@ class Runtime:
         self._gate_state: GateState | None = None
         self._gate_retired = threading.Event()
         self.gate_door = GateDoor()  # the running gate's (a restarted gate gets a new one)
+        self._gate_config = config  # what the newest gate was started with
+        self._newest_gate: pykka.ActorRef[Any] | None = None
 
     # -- wiring -------------------------------------------------------------------
     def _gate_actor(self) -> pykka.ActorRef[GateActor]:
@@ -78,15 +80,16 @@ class Runtime:
         # GATE_UNAVAILABLE: its gate was retired before this copy).
         locked = old.lock.acquire(timeout=0.05)
         try:
-            state = GateState() if self._gate_state is None else self._gate_state.carry_over()
+            state = self._carried_over()
         finally:
             if locked:
                 old.lock.release()
         self._gate_state = state
         self._gate_retired = threading.Event()
         door = self.gate_door = GateDoor()
+        self._gate_config = self.config
         return self.gate_actor_class.start(
-            self.config,
+            self._gate_config,
             self.clock,
             self.board,
             state,
@@ -96,6 +99,17 @@ class Runtime:
             self.halts,
             door,
         )
+
+    def _carried_over(self, attempts: int = 5) -> GateState:
+        if self._gate_state is None:
+            return GateState()
+        for attempt in range(attempts):
+            try:
+                return self._gate_state.carry_over()
+            except RuntimeError:  # a stuck predecessor's thread changed a dict mid-copy: copy again
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def event(self, kind: str, source: str, account: str | None = None, **detail: Any) -> None:
         """An event for the journal (never waits)."""
@@ -109,6 +123,10 @@ class Runtime:
         self.link.disconnect()
 
     def _connect_gate(self, ref: pykka.ActorRef[Any]) -> None:
+        self._newest_gate = ref
+        if self._gate_config is not self.config:
+            # A reload landed while this gate started: `reconfigure` told its predecessor.
+            ref.tell(ConfigChanged(self.config))
         resent = self.link.connect(ref)  # queued ahead of any evaluation
         self.gate_door.open()  # those are counted as queued: orders wait for them
         if resent:
@@ -186,11 +204,12 @@ class Runtime:
         tracker, and whatever a restart starts from now on."""
         self.config = config
         message = ConfigChanged(config)
-        for name in ("gate", "account_tracker"):
-            ref = self.supervisor.ref(name)
-            if ref is not None:
-                with contextlib.suppress(pykka.ActorDeadError):  # restarted from self.config
-                    ref.tell(message)
+        # The newest gate too: one starting now is not the supervisor's ref until it
+        # answers its first ping, and `_connect_gate` may have looked at the old config.
+        refs = [self.supervisor.ref("gate"), self._newest_gate, self.supervisor.ref("account_tracker")]
+        for ref in dict.fromkeys(r for r in refs if r is not None):
+            with contextlib.suppress(pykka.ActorDeadError):  # restarted from self.config
+                ref.tell(message)
 
     def gate_view(self, timeout: float = 1.0) -> GateView | None:
         gate = self.supervisor.ref("gate")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from actors.gate import GateStatsRequest
 from supervisor import AccountSnapshot, RiskSupervisor
 from supervisor.channels.gate_door import BUSY, GateDoor
 from supervisor.channels.gate_link import Stamped
+from supervisor.channels.reply import ReplySlot
 from supervisor.core.messages import EvaluateOrder, RejectOrder, RiskGateResult
 from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
@@ -313,3 +315,22 @@ def test_the_gate_handles_nothing_while_a_caller_decides_at_its_door(stalling, c
     caller.join(5)
     assert [r.reason_code for r in answer] == [RC.ALL_CHECKS_PASSED]  # decided on the state before it
     assert stalling.evaluate(order()).reason_code is RC.GLOBAL_RISK_CRITICAL
+
+
+def test_a_gate_replaced_while_its_own_thread_decides_approves_nothing(stalling):
+    """The queued way: the order waits behind a hold, the gate's thread stalls in
+    it, supervision replaces the gate and copies its state; the late booking is
+    in the old state only, so the answer must be no."""
+    release = hold_gate(stalling)
+    slot: ReplySlot[RiskGateResult] = ReplySlot()
+    queued = request(stalling, order_id="stall", quantity=400.0)  # 40,000 of 50,000
+    stalling.gate_ref.tell(dataclasses.replace(queued, reply=slot))  # behind the hold
+    release.set()
+    assert _Stalling.inside.wait(5)  # on the gate's own thread, holding the lock
+    old = stalling.gate_ref
+    stalling._runtime._retire_gate(old)
+    stalling._runtime._gate_actor()
+    _Stalling.go_on.set()
+    answer = slot.wait(5)
+    assert answer is not None
+    assert (answer.reason_code, answer.reason) == (RC.GATE_UNAVAILABLE, "this gate was replaced while deciding")
