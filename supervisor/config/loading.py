@@ -27,6 +27,7 @@ from supervisor.config.schema import (
     COLLAR_POLICIES,
     ESS_CONTRACTS,
     JOURNAL_POLICIES,
+    JOURNAL_WRITERS,
     WARNING_SCALING,
     WEEKDAYS,
     AccountConfig,
@@ -587,6 +588,7 @@ def parse_config(
         on_failure=journal_t.string("on_failure", d_j.on_failure, JOURNAL_POLICIES),
         max_queue=journal_t.number("max_queue", d_j.max_queue, ge=100, integer=True),
         retention_days=journal_t.number("retention_days", d_j.retention_days, gt=0),
+        writer=journal_t.string("writer", d_j.writer, JOURNAL_WRITERS),
     )
     journal_t.finish()
     api = _api(root.table("api"), os.environ if environ is None else environ)

@@ -13,6 +13,7 @@ __all__ = [
     "COLLAR_POLICIES",
     "ESS_CONTRACTS",
     "JOURNAL_POLICIES",
+    "JOURNAL_WRITERS",
     "WARNING_SCALING",
     "WEEKDAYS",
     "AccountConfig",
@@ -157,6 +158,7 @@ class HealthConfig:
 
 
 JOURNAL_POLICIES = ("block", "continue")
+JOURNAL_WRITERS = ("process", "thread")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,7 @@ class JournalConfig:
     on_failure: str = "block"  # the journal cannot write, or its queue is full: "block" or "continue"
     max_queue: int = 100_000  # records waiting to be written
     retention_days: float = 30.0
+    writer: str = "process"  # "process": SQLite in a child process (off the GIL); "thread": in the journal's thread
 
 
 @dataclass(frozen=True, slots=True)

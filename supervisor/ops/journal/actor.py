@@ -30,7 +30,9 @@ from supervisor.channels.journal_queue import DECISION, EVENT, JournalQueue
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.logs import get_logger
-from supervisor.ops.journal.store import JOURNAL_NAME, Connect, JournalWriter, decision_row, event_row, to_us
+from supervisor.ops.journal.sqlite_file import Connect, JournalWriter
+from supervisor.ops.journal.store import JOURNAL_NAME, decision_row, event_row, to_us
+from supervisor.ops.journal.writer_process import ProcessWriter
 
 __all__ = ["Flush", "JournalActor"]
 
@@ -68,7 +70,7 @@ class JournalActor(SupervisedActor):
         self._queue = queue
         self._connect = connect
         self._path = config.state.dir / JOURNAL_NAME
-        self._writer: JournalWriter | None = None
+        self._writer: JournalWriter | ProcessWriter | None = None
         self._logged = 0  # how many records at the head of the queue already had their log line
         self._next_prune = 0.0
 
@@ -94,7 +96,10 @@ class JournalActor(SupervisedActor):
 
     def _open(self) -> bool:
         try:
-            self._writer = JournalWriter(self._path, *([self._connect] if self._connect else []))
+            if self._connect is None and self._config.journal.writer == "process":
+                self._writer = ProcessWriter(self._path)
+            else:
+                self._writer = JournalWriter(self._path, *([self._connect] if self._connect else []))
         except (sqlite3.Error, OSError) as exc:
             self._failed(f"cannot open {self._path}: {type(exc).__name__}: {exc}")
             return False

@@ -1,15 +1,16 @@
 """The journal's SQLite file: every decision with its inputs, and the events that explain them.
 
-`JournalWriter` is used by the journal actor only (one thread); `JournalReader`
-opens the file read-only, so `riskgate journal` works while `riskgate run` is
-writing (WAL). Times are integer microseconds since the Unix epoch, UTC.
+`JournalWriter` (in sqlite_file.py, run by the journal actor's thread or by
+its writer process) writes it; `JournalReader` opens the file read-only, so
+`riskgate journal` works while `riskgate run` is writing (WAL). Times are
+integer microseconds since the Unix epoch, UTC.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from supervisor.core.gate_state import UNITS_PER_USD, AccountBook
 from supervisor.core.messages import OrderRequest, RiskGateResult, RiskSignal
+from supervisor.ops.journal.sqlite_file import DECISION_COLUMNS, JournalWriter, file_identity
 
 __all__ = [
     "DECISION_COLUMNS",
@@ -26,38 +28,14 @@ __all__ = [
     "Query",
     "decision_row",
     "event_row",
+    "file_identity",
     "from_us",
     "to_us",
 ]
 
 JOURNAL_NAME = "journal.sqlite"
-_ROWS = 500  # rows per INSERT statement (x 31 values: under SQLite's 32,766 variables)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-
-DECISION_COLUMNS = (
-    "ts_us", "order_id", "account", "exchange", "strategy_id", "symbol", "side", "quantity", "price",
-    "stop_price", "leverage", "reduce_only", "decision", "reason_code", "reason", "adjusted_quantity",
-    "scale_factor", "risk_level", "signal_ts_us", "ess_active", "ess_age_s", "risk_v3_age_s",
-    "account_age_s", "equity", "day_pnl_pct", "week_pnl_pct", "reserved_usd",
-)  # fmt: skip
-EVENT_COLUMNS = ("ts_us", "kind", "source", "account", "detail")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS decisions (
-    run TEXT NOT NULL, seq INTEGER NOT NULL,
-    {", ".join(DECISION_COLUMNS)},
-    UNIQUE (run, seq));
-CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts_us);
-CREATE INDEX IF NOT EXISTS decisions_account_ts ON decisions (account, ts_us);
-CREATE INDEX IF NOT EXISTS decisions_order ON decisions (order_id);
-CREATE INDEX IF NOT EXISTS decisions_code_ts ON decisions (reason_code, ts_us);
-CREATE TABLE IF NOT EXISTS events (
-    run TEXT NOT NULL, seq INTEGER NOT NULL,
-    {", ".join(EVENT_COLUMNS)},
-    UNIQUE (run, seq));
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us);
-"""
 
 
 def to_us(when: datetime) -> int:
@@ -141,81 +119,6 @@ def event_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
     return (run, seq, to_us(when), kind, _text(source), _text(account), detail_json)
 
 
-Connect = Callable[[Path], sqlite3.Connection]
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path, isolation_level=None, timeout=1.0, check_same_thread=False)
-
-
-class JournalWriter:
-    """Opens (or creates) the journal and writes batches, one transaction each."""
-
-    def __init__(self, path: Path, connect: Connect = _connect) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = connect(path)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a process crash
-            check = self._db.execute("PRAGMA quick_check").fetchone()
-            if check is None or check[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
-            self._db.executescript(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
-        self.identity = _identity(path)
-        # Placeholders only: the column counts are ours, the values are bound.
-        decision_marks = ", ".join("?" * (len(DECISION_COLUMNS) + 2))
-        event_marks = ", ".join("?" * (len(EVENT_COLUMNS) + 2))
-        self._insert_decision = f"INSERT OR IGNORE INTO decisions VALUES ({decision_marks})"  # noqa: S608 - placeholders only
-        self._insert_event = f"INSERT OR IGNORE INTO events VALUES ({event_marks})"  # noqa: S608 - placeholders only
-        # The same, _ROWS rows per statement: SQLite then inserts them with the GIL
-        # released once, not once per row (each time a thread must win it back).
-        self._insert_decisions = self._insert_decision + f", ({decision_marks})" * (_ROWS - 1)
-        self._insert_events = self._insert_event + f", ({event_marks})" * (_ROWS - 1)
-
-    def still_at_its_path(self) -> bool:
-        """False when the file was deleted or replaced under us: what we wrote
-        next would go to an inode no one can read again."""
-        return _identity(self.path) == self.identity
-
-    def write(self, decisions: Sequence[tuple[Any, ...]], events: Sequence[tuple[Any, ...]]) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._insert(self._insert_decision, self._insert_decisions, decisions)
-            self._insert(self._insert_event, self._insert_events, events)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-    def _insert(self, one: str, many: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        full = len(rows) - len(rows) % _ROWS
-        db = self._db
-        for start in range(0, full, _ROWS):
-            db.execute(many, [value for row in rows[start : start + _ROWS] for value in row])
-        if full < len(rows):
-            db.executemany(one, rows[full:])
-
-    def prune(self, before_us: int, limit: int = 1000) -> int:
-        """Delete up to `limit` rows of each table older than `before_us`; how many went."""
-        gone = 0
-        for table in ("decisions", "events"):
-            cur = self._db.execute(
-                f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE ts_us < ? LIMIT ?)",  # noqa: S608 - table names are ours
-                (before_us, limit),
-            )
-            gone += cur.rowcount
-        return gone
-
-    def close(self) -> None:
-        self._db.close()
-
-
 @dataclass(frozen=True, slots=True)
 class Query:
     since_us: int | None = None
@@ -281,11 +184,3 @@ class JournalReader:
             (since_us if since_us is not None else 0, until_us if until_us is not None else 2**62),
         ).fetchall()
         return [dict(row) for row in rows]
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_dev, info.st_ino)

@@ -80,6 +80,8 @@ def test_every_problem_reported_at_once_with_its_path():
         ("risk_v3", "max_age_s", 1.0, "must be > poll_interval_s"),
         ("periods", "weekly_reset_day", "someday", "must be one of"),
         ("health", "interval_s", True, "must be a number"),
+        ("journal", "writer", "fork", "must be one of"),
+        ("journal", "writer", 1, "must be"),
     ],
 )
 def test_single_bad_value_names_its_key(section, key, value, message):
