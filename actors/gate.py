@@ -50,6 +50,10 @@ __all__ = ["AccountView", "GateActor", "GateStatsRequest", "GateView", "GateView
 
 log = get_logger("riskgate.gate")
 
+# Expired reservations go to the journal as one event per this many, or this often.
+_EXPIRED_BATCH = 1000
+_EXPIRED_EVERY_S = 0.1
+
 
 @dataclass(frozen=True, slots=True)
 class GateStatsRequest:
@@ -119,6 +123,8 @@ class GateActor(SupervisedActor):
         self._collar_pending: tuple[Any, Any] | None = None
         self._halts = halts  # told when a halt begins (the guarded clients cancel resting orders)
         self._failing_closed: set[tuple[str, str]] = set()  # (source, account) the gate blocks on now
+        self._expired: list[dict[str, Any]] = []  # reservations expired, not yet journaled
+        self._expired_since = 0.0
         self._config = config
         self._clock = clock
         self._board = ess_board
@@ -166,6 +172,7 @@ class GateActor(SupervisedActor):
 
     def release_resources(self) -> None:
         self._door.shut()
+        self._journal_expired()
         self._answer_pending("gate stopped")
 
     def _answer_pending(self, why: str) -> None:
@@ -261,15 +268,13 @@ class GateActor(SupervisedActor):
             st.ess, st.ess_received = current
         st.journal_blocking = self._journal.blocking
         if st.reservations:
-            for r in st.expire_reservations(now):  # logged by the journal: no I/O on the decision path
-                self._journal.event(
-                    self._clock.now(),
-                    "reservation_expired",
-                    "gate",
-                    r.account,
-                    order_id=r.order_id,
-                    notional=r.notional,
-                )
+            expired = self._expired
+            for r in st.expire_reservations(now):
+                if not expired:
+                    self._expired_since = now
+                expired.append({"account": r.account, "order_id": r.order_id, "notional": r.notional})
+            if expired and (len(expired) >= _EXPIRED_BATCH or now - self._expired_since >= _EXPIRED_EVERY_S):
+                self._journal_expired()
         if isinstance(msg, EvaluateOrder) and msg.config is not None and msg.config is not self._config:
             # Validated against a config that a reload has since replaced: again, against this one.
             valid = validate_order(msg.order, self._config)
@@ -314,6 +319,16 @@ class GateActor(SupervisedActor):
             )
             st.record_approval(order.account, now)
         return result
+
+    def _journal_expired(self) -> None:
+        """The reservations that expired since the last call, as one journal event
+        (when outcomes stop arriving every approval expires: one record each would
+        double the journal's work). The journal logs one line for it."""
+        if self._expired:
+            expired, self._expired = self._expired, []
+            self._journal.event(
+                self._clock.now(), "reservations_expired", "gate", None, count=len(expired), reservations=expired
+            )
 
     def _note_fail_closed(self, code: RC, account: str | None, reason: str) -> None:
         """Journal the moment the gate starts, and stops, blocking for a stale source."""
@@ -439,6 +454,7 @@ class GateActor(SupervisedActor):
         return msg.config.digest
 
     def _on_view(self, _req: GateViewRequest) -> GateView:
+        self._journal_expired()  # asked every second or so: expiries are journaled within that
         st = self._state
         accounts = {
             name: AccountView(
@@ -462,6 +478,7 @@ class GateActor(SupervisedActor):
         )
 
     def _on_stats(self, req: GateStatsRequest) -> dict[str, Any]:
+        self._journal_expired()
         st = self._state
         now = self._clock.monotonic()
         stats = {

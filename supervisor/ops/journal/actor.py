@@ -54,7 +54,7 @@ _ROW_PROBLEMS = (
     ValueError,
 )
 # Events the gate journals that are also log lines (written here, off the decision path).
-_LOGGED_EVENTS = {"gate_fail_closed": "warning", "gate_recovered": "info", "reservation_expired": "info"}
+_LOGGED_EVENTS = {"gate_fail_closed": "warning", "gate_recovered": "info"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +208,15 @@ class JournalActor(SupervisedActor):
         self._logged = max(self._logged, len(batch))
         for record in fresh:
             if record[1] != DECISION:
-                if record[1] == EVENT and record[3] in _LOGGED_EVENTS:
+                if record[1] == EVENT and record[3] == "reservations_expired":
+                    detail = record[6]
+                    log.info(
+                        "reservations_expired",
+                        count=detail.get("count"),
+                        first=[f"{r['account']}/{r['order_id']}" for r in detail.get("reservations", ())[:5]],
+                        effect="no outcome arrived within gate.reservation_ttl_s: their notional is no longer held",
+                    )
+                elif record[1] == EVENT and record[3] in _LOGGED_EVENTS:
                     _, _, _, kind, source, account, detail = record
                     getattr(log, _LOGGED_EVENTS[kind])(kind, source=source, account=account, **detail)
                 continue
