@@ -454,7 +454,7 @@ class GateActor(SupervisedActor):
         return msg.config.digest
 
     def _on_view(self, _req: GateViewRequest) -> GateView:
-        self._journal_expired()  # asked every second or so: expiries are journaled within that
+        self._journal_expired()  # the state API, metrics and alerts ask: expiries are journaled then too
         st = self._state
         accounts = {
             name: AccountView(

@@ -70,11 +70,15 @@ class JournalQueue:
         """Up to n records from the left, left in place."""
         return list(itertools.islice(self._items, n))
 
-    def remove(self, n: int) -> None:
-        """Drop n records from the left (after they were written)."""
-        popleft = self._items.popleft
-        for _ in range(n):
-            popleft()
+    def remove_through(self, seq: int) -> int:
+        """Drop the records from the left up to `seq` (after they were written);
+        how many went (none when another writer removed them already)."""
+        items = self._items
+        gone = 0
+        while items and items[0][0] <= seq:
+            items.popleft()
+            gone += 1
+        return gone
 
     def set_problem(self, problem: str | None) -> None:
         self.problem = problem

@@ -40,7 +40,11 @@ log = get_logger("riskgate.journal")
 _real = SystemClock()  # a flush's time budget is real time, whatever clock drives the ticks
 
 _BATCH = 5_000  # records per transaction
-_BUDGET_S = 0.5  # at most this long per flush, so pings and a stop are answered
+# At most this long per flush, so pings and a stop are answered: checked between
+# batches (one write may take up to the writer process's 60 s timeout; a journal
+# that misses its heartbeat meanwhile gets a successor, and records leave the
+# queue by seq, so the two never remove what the other has not written).
+_BUDGET_S = 0.5
 _PRUNE_EVERY_S = 600.0
 # Errors about a row's values, not the file: the row is dropped, the journal goes on.
 _ROW_PROBLEMS = (
@@ -71,7 +75,7 @@ class JournalActor(SupervisedActor):
         self._connect = connect
         self._path = config.state.dir / JOURNAL_NAME
         self._writer: JournalWriter | ProcessWriter | None = None
-        self._logged = 0  # how many records at the head of the queue already had their log line
+        self._logged_through = 0  # the last seq whose log line was written
         self._next_prune = 0.0
 
     # -- life cycle ----------------------------------------------------------------
@@ -115,7 +119,7 @@ class JournalActor(SupervisedActor):
             batch = q.peek(_BATCH)
             self._log_decisions(batch)
             if not self._config.journal.enabled:
-                self._removed(len(batch))
+                self._removed(batch)
                 continue
             if self._writer is not None and not self._writer.still_at_its_path():
                 # Deleted or moved while open: start a new file at the path, loudly.
@@ -131,16 +135,16 @@ class JournalActor(SupervisedActor):
                 self._writer.write(decisions, events)
             except _ROW_PROBLEMS:  # a row the database refuses (a bug): only that row is dropped
                 if not self._write_one_by_one(batch, decisions, events):
-                    self._failed(f"cannot write {self._path}: no row of the batch could be written")
+                    self._failed(f"cannot write {self._path}: a row alone failed for a reason not its own")
                     self._reopen()
                     return written
             except (sqlite3.Error, OSError) as exc:
                 self._failed(f"cannot write {self._path}: {type(exc).__name__}: {exc}")
                 self._reopen()
                 return written
-            self._removed(len(batch))
-            q.written += len(batch)
-            written += len(batch)
+            gone = self._removed(batch)
+            q.written += gone
+            written += gone
         if q.problem is not None and written:
             log.warning("journal_recovered", path=str(self._path), problem=q.problem, dropped=q.dropped)
             q.event(self._clock.now(), "journal_recovered", "journal", problem=q.problem, dropped=q.dropped)
@@ -154,18 +158,20 @@ class JournalActor(SupervisedActor):
         self, batch: list[tuple[Any, ...]], decisions: list[tuple[Any, ...]], events: list[tuple[Any, ...]]
     ) -> bool:
         """After a batch failed on a row: every row alone, so one bad row costs
-        itself (dropped, logged), never the records behind it. False when no row
-        could be written (then it is the file, not a row: nothing is dropped)."""
+        itself (dropped, logged), never the records behind it. False as soon as
+        a write fails for another reason (the file or the writer, not the row:
+        nothing is dropped, the batch is written again later; the rows written
+        here are then stored once)."""
         assert self._writer is not None  # noqa: S101 - the caller wrote with it
         rows = [(r, True) for r in decisions] + [(r, False) for r in events]
         bad: list[tuple[tuple[Any, ...], Exception]] = []
         for row, is_decision in rows:
             try:
                 self._writer.write([row] if is_decision else [], [] if is_decision else [row])
-            except (*_ROW_PROBLEMS, sqlite3.Error, OSError) as exc:
+            except _ROW_PROBLEMS as exc:
                 bad.append((row, exc))
-        if rows and len(bad) == len(rows):
-            return False
+            except (sqlite3.Error, OSError):
+                return False
         by_seq = {record[0]: record for record in batch}
         for row, error in bad:
             self._skip(by_seq.get(row[1], (row[1],)), error)
@@ -196,16 +202,19 @@ class JournalActor(SupervisedActor):
         self._queue.dropped = self._queue.dropped + 1
         log.error("journal_record_unwritable", seq=record[0], error=f"{type(exc).__name__}: {exc}")
 
-    def _removed(self, n: int) -> None:
-        self._queue.remove(n)
-        self._logged = max(0, self._logged - n)
+    def _removed(self, batch: list[tuple[Any, ...]]) -> int:
+        # By seq, not by count: a journal that stalled past its heartbeat has a
+        # successor on the same queue, and what that one wrote and removed meanwhile
+        # must not make this one remove records nobody wrote.
+        return self._queue.remove_through(batch[-1][0]) if batch else 0
 
     def _log_decisions(self, batch: list[tuple[Any, ...]]) -> None:
         """The `order_decision` line for every block, scale-down and override,
         and the gate's fail-closed transitions, once each (a batch that failed
         to write is peeked again)."""
-        fresh = batch[self._logged :]
-        self._logged = max(self._logged, len(batch))
+        fresh = [record for record in batch if record[0] > self._logged_through]
+        if batch:
+            self._logged_through = max(self._logged_through, batch[-1][0])
         for record in fresh:
             if record[1] != DECISION:
                 if record[1] == EVENT and record[3] == "reservations_expired":

@@ -5,7 +5,8 @@ transaction each. This module imports nothing of riskgate, so that it can
 also run alone as the journal's writer process (`python -I -S sqlite_file.py
 PATH`, started by supervisor.ops.journal.writer_process): it then reads
 requests from stdin and answers on stdout, each a pickled tuple framed by
-`multiprocessing.connection`, until its stdin closes or it is told to close.
+`multiprocessing.connection`, until its stdin closes or it is told to close
+(a request it cannot read is answered as a ValueError; the framing holds).
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ def serve(path: str, requests: Connection, answers: Connection) -> None:
             op, args = requests.recv()
         except (EOFError, OSError):  # the parent is gone
             break
+        except Exception as exc:  # noqa: BLE001 - a request it cannot read (the framing holds): say so
+            answers.send(("err", ("builtins", "ValueError", f"unreadable request: {type(exc).__name__}: {exc}")))
+            continue
         try:
             if op == "open":
                 writer = JournalWriter(Path(path))

@@ -51,9 +51,15 @@ def _pct(equity: float, start: float) -> float | None:
 
 
 def _text(value: str | None) -> str | None:
-    """Text SQLite can store: a lone surrogate (valid in a Python str, not in
-    UTF-8) would fail the whole batch, so it is written escaped (`\\ud800`)."""
-    if value is None or value.isascii():  # O(1) in CPython
+    """Text SQLite can store, as a plain `str`: a subclass (numpy's `str_`, a
+    caller's own) is copied to one, since the writer process may not know its
+    class; a lone surrogate (valid in a Python str, not in UTF-8) would fail
+    the whole batch, so it is written escaped (`\\ud800`)."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        value = str.__str__(value)  # TypeError for a non-str: the record is skipped, logged
+    if value.isascii():  # O(1) in CPython
         return value
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -116,7 +122,7 @@ def event_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
     """(seq, EVENT, when, kind, source, account, detail) as a row."""
     seq, _, when, kind, source, account, detail = record
     detail_json = json.dumps(_jsonable(detail), sort_keys=True)  # ASCII: non-ASCII is escaped
-    return (run, seq, to_us(when), kind, _text(source), _text(account), detail_json)
+    return (run, seq, to_us(when), _text(kind), _text(source), _text(account), detail_json)
 
 
 @dataclass(frozen=True, slots=True)

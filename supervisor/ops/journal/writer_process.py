@@ -6,8 +6,9 @@ from callers that never wait, so at full speed a journal writing in its own
 thread fell behind the gate (docs/benchmarks.md, section 8). With this writer
 the journal's thread only turns records into rows (as before) and sends each
 batch down a pipe; a child process binds and writes them and answers once the
-transaction is committed. Only then are the records removed from the queue, so
-a writer that dies loses nothing: the next one writes that batch again.
+transaction is committed. Only then are the records removed from the queue
+(by seq), so a writer that dies, or takes or answers no batch in time (it is
+killed then), loses nothing: the next one writes that batch again.
 
 The child is a fresh interpreter running supervisor/ops/journal/sqlite_file.py
 alone (`python -I -S`: the standard library only, nothing of the caller's
@@ -15,7 +16,8 @@ program is imported again, no thread or lock of this process is copied).
 
 Errors come back by class name: the sqlite3 errors and the row problems
 (ValueError, TypeError, OverflowError) as themselves, anything else as
-`sqlite3.OperationalError`, as does a writer that died or stopped answering.
+`sqlite3.OperationalError`, as does a writer that died or stopped answering;
+a batch that cannot be pickled here is a ValueError (a row problem).
 """
 
 from __future__ import annotations
@@ -23,13 +25,17 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
+import pickle
+import select
 import sqlite3
+import struct
 import subprocess
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from supervisor.clock import SystemClock
 from supervisor.ops.journal import sqlite_file
 
 __all__ = ["ProcessWriter"]
@@ -37,6 +43,7 @@ __all__ = ["ProcessWriter"]
 _START_TIMEOUT_S = 30.0  # an interpreter start and a quick_check of a large file
 _ANSWER_TIMEOUT_S = 60.0  # a batch takes tens of ms; a disk stuck this long is a failure
 _REBUILT = (ValueError, TypeError, OverflowError, OSError, MemoryError)
+_REAL = SystemClock()  # timeouts are real time, whatever clock drives the journal's ticks
 
 
 class ProcessWriter:
@@ -52,7 +59,8 @@ class ProcessWriter:
         )
         assert self._process.stdin is not None  # noqa: S101 - PIPE above
         assert self._process.stdout is not None  # noqa: S101
-        self._requests = Connection(os.dup(self._process.stdin.fileno()), readable=False)
+        self._requests = os.dup(self._process.stdin.fileno())  # written with a deadline (_send)
+        os.set_blocking(self._requests, False)
         self._answers = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._process.stdin.close()
         self._process.stdout.close()
@@ -78,7 +86,7 @@ class ProcessWriter:
         except sqlite3.Error:
             pass  # it is being closed: whatever it says now changes nothing
         finally:
-            self._requests.close()  # its stdin: it ends if it has not yet
+            os.close(self._requests)  # its stdin: it ends if it has not yet
             self._answers.close()
             try:
                 self._process.wait(5.0)
@@ -88,18 +96,40 @@ class ProcessWriter:
 
     def _call(self, timeout: float, op: str, *args: Any) -> Any:
         try:
-            self._requests.send((op, args))
-            if not self._answers.poll(timeout):
-                with contextlib.suppress(OSError):
-                    self._process.kill()  # stuck: its successor starts clean
-                raise sqlite3.OperationalError(f"journal writer process: no answer to {op} within {timeout}s")
+            request = pickle.dumps((op, args), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # a value that cannot be sent is its row's problem
+            raise ValueError(f"cannot send to the journal writer: {type(exc).__name__}: {exc}") from exc
+        ends = _REAL.monotonic() + timeout
+        try:
+            self._send(struct.pack("!i", len(request)) + request, ends)
+            if not self._answers.poll(max(0.0, ends - _REAL.monotonic())):
+                self._stuck(f"no answer to {op} within {timeout}s")
             status, value = self._answers.recv()
         except (EOFError, OSError) as exc:
-            code = self._process.poll()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(0.5)
+            code = self._process.returncode
             raise sqlite3.OperationalError(f"journal writer process is gone (exit code {code}): {exc!r}") from exc
         if status == "ok":
             return value
         raise _rebuilt(*value)
+
+    def _send(self, data: bytes, ends: float) -> None:
+        """All of `data` down its stdin by `ends` (a stopped child stops reading)."""
+        view = memoryview(data)
+        while view:
+            left = ends - _REAL.monotonic()
+            if left <= 0 or not select.select([], [self._requests], [], left)[1]:
+                self._stuck(f"it took no request for {len(data)} bytes in time")
+            try:
+                view = view[os.write(self._requests, view) :]
+            except BlockingIOError:
+                continue
+
+    def _stuck(self, why: str) -> NoReturn:
+        with contextlib.suppress(OSError):
+            self._process.kill()  # stuck (stopped, hung disk): its successor starts clean
+        raise sqlite3.OperationalError(f"journal writer process: {why}")
 
 
 def _rebuilt(kind: str, name: str, message: str) -> BaseException:

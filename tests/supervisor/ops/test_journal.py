@@ -347,3 +347,70 @@ def test_an_expired_reservation_is_logged_by_the_journal_not_on_the_decision_pat
     assert journaled["account"] is None and journaled["source"] == "gate"
     detail = journaled["detail"] if isinstance(journaled["detail"], dict) else json.loads(journaled["detail"])
     assert detail == {"count": 1, "reservations": [{"account": "main", "order_id": "lapses", "notional": 100.0}]}
+
+
+def test_a_stalled_journal_and_its_successor_never_remove_records_nobody_wrote(tmp_path, clock):
+    """Supervision starts a second journal on the same queue when the first stops
+    answering; when the first wakes, it removes only what it wrote (by seq)."""
+    from supervisor.channels.journal_queue import JournalQueue
+
+    cfg = make_config(state={"dir": str(tmp_path / "state")}, journal={"writer": "thread"})
+    q = JournalQueue(1000, block_when_failing=True)
+    for i in range(10):
+        q.event(clock.now(), "early", "test", None, i=i)
+    first, second = JournalActor(cfg, clock, q), JournalActor(cfg, clock, q)
+    first.open_resources()
+    second.open_resources()
+    try:
+        stale = q.peek(100)  # the first takes a batch, then stalls
+        assert second.flush() == 10  # its successor writes and removes the same ten
+        for i in range(5):
+            q.event(clock.now(), "late", "test", None, i=i)
+        assert first._removed(stale) == 0  # the first wakes: nothing of the five is removed
+        assert len(q) == 5
+        assert second.flush() == 5
+    finally:
+        first.release_resources()
+        second.release_resources()
+    reader = JournalReader(tmp_path / "state" / "journal.sqlite")
+    try:
+        kinds = [e["kind"] for e in reader.events(limit=100)]
+    finally:
+        reader.close()
+    assert sorted(kinds) == ["early"] * 10 + ["late"] * 5
+
+
+class _DyingWriter:
+    """Refuses the row of seq 2 as a row problem, then dies (every write fails)."""
+
+    def __init__(self) -> None:
+        self.dead = False
+
+    def still_at_its_path(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def write(self, decisions, events):
+        rows = [*decisions, *events]
+        if self.dead:
+            raise sqlite3.OperationalError("journal writer process is gone")
+        if any(row[1] == 2 for row in rows):
+            if len(rows) == 1:
+                self.dead = True
+            raise sqlite3.ProgrammingError("Error binding parameter")
+
+
+def test_a_writer_that_dies_while_rows_are_retried_alone_drops_no_good_row(tmp_path, clock):
+    from supervisor.channels.journal_queue import JournalQueue
+
+    cfg = make_config(state={"dir": str(tmp_path / "state")}, journal={"writer": "thread"})
+    q = JournalQueue(1000, block_when_failing=True)
+    for i in range(5):
+        q.event(clock.now(), "e", "test", None, i=i)
+    journal = JournalActor(cfg, clock, q)
+    journal._writer = _DyingWriter()  # type: ignore[assignment]
+    journal.flush()
+    assert q.dropped == 0 and len(q) == 5  # the bad row was seen, but the writer died: all kept
+    assert q.problem is not None

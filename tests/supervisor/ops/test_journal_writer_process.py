@@ -4,6 +4,7 @@ without losing a record."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -108,5 +109,42 @@ def test_a_journal_whose_writer_died_writes_the_batch_again_with_a_new_one(clock
         reader = JournalReader(sup.config.state.dir / "journal.sqlite")
         try:
             assert {r["order_id"] for r in reader.decisions(Query(limit=10))} == {"first", "second"}
+        finally:
+            reader.close()
+
+
+def test_a_writer_that_stops_reading_is_given_up_within_the_timeout(writer, monkeypatch):
+    """A stopped child (SIGSTOP, a hung disk) no longer reads: a batch larger than
+    the pipe must not block the journal past its timeout."""
+    from supervisor.ops.journal import writer_process
+
+    monkeypatch.setattr(writer_process, "_ANSWER_TIMEOUT_S", 0.3)
+    os.kill(writer._process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match=r"in time|no answer"):
+            writer.write([], [event(i, "e" * 200) for i in range(5000)])  # ~1.5 MB: far over a pipe
+        assert writer._process.wait(5) is not None  # killed: a successor starts clean
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(writer._process.pid, signal.SIGCONT)
+
+
+def test_a_value_of_a_class_the_writer_cannot_know_is_stored_as_plain_text(clock):
+    class Local(str):  # defined here: the writer process cannot import it
+        pass
+
+    with RiskSupervisor(make_config(journal={"writer": "process"}), clock=clock, poll_upstreams=False) as sup:
+        sup.journal.event(clock.now(), Local("kind"), Local("source"), Local("main"), note=Local("x"))
+        sup.report_ess_active(False)
+        sup.report_risk_signal(risk_signal("INFO", clock.now()))
+        sup.report_account_snapshot(AccountSnapshot("main", 10_000.0))
+        assert sup.evaluate(order(order_id="after")).decision == "allow"
+        sup.flush_journal()
+        assert sup.journal.problem is None and len(sup.journal) == 0
+        reader = JournalReader(sup.config.state.dir / "journal.sqlite")
+        try:
+            [ev] = [e for e in reader.events(limit=100) if e["kind"] == "kind"]
+            assert (ev["source"], ev["account"]) == ("source", "main")
+            assert [r["order_id"] for r in reader.decisions(Query(limit=10))] == ["after"]
         finally:
             reader.close()
