@@ -26,11 +26,11 @@ import builtins
 import contextlib
 import os
 import pickle
-import select
 import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
@@ -60,7 +60,6 @@ class ProcessWriter:
         assert self._process.stdin is not None  # noqa: S101 - PIPE above
         assert self._process.stdout is not None  # noqa: S101
         self._requests = os.dup(self._process.stdin.fileno())  # written with a deadline (_send)
-        os.set_blocking(self._requests, False)
         self._answers = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._process.stdin.close()
         self._process.stdout.close()
@@ -115,16 +114,26 @@ class ProcessWriter:
         raise _rebuilt(*value)
 
     def _send(self, data: bytes, ends: float) -> None:
-        """All of `data` down its stdin by `ends` (a stopped child stops reading)."""
-        view = memoryview(data)
-        while view:
-            left = ends - _REAL.monotonic()
-            if left <= 0 or not select.select([], [self._requests], [], left)[1]:
-                self._stuck(f"it took no request for {len(data)} bytes in time")
-            try:
+        """All of `data` down its stdin by `ends` (a stopped child stops reading).
+        One blocking write (one GIL release, not one per pipe-full), watched by a
+        timer that kills the child if it is not done by then (the write then fails)."""
+        watchdog = threading.Timer(max(0.0, ends - _REAL.monotonic()), self._kill)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            view = memoryview(data)
+            while view:
                 view = view[os.write(self._requests, view) :]
-            except BlockingIOError:
-                continue
+        except OSError:
+            if not watchdog.is_alive():
+                self._stuck(f"it took no request of {len(data)} bytes in time")
+            raise
+        finally:
+            watchdog.cancel()  # a child it killed after the write ends the answer's wait (EOF)
+
+    def _kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self._process.kill()
 
     def _stuck(self, why: str) -> NoReturn:
         with contextlib.suppress(OSError):
