@@ -70,9 +70,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RESTART_ONLY", "RiskSupervisor"]
 
-_REAL = SystemClock()  # the waits for the gate are in real time, whatever clock is injected
 log = get_logger("riskgate.supervisor")
-_real_monotonic = SystemClock().monotonic  # waiting for readiness is real time, whatever the clock
+_real_monotonic = SystemClock().monotonic  # waits (readiness, the gate's answer) are real time, whatever the clock
 
 _SLICE_S = 0.05
 MAX_EVALUATE_TIMEOUT_S = 60.0
@@ -466,14 +465,14 @@ class RiskSupervisor:
         if gate is None:
             return self._unavailable(order, "not started")
         try:
-            started = _REAL.monotonic()  # real time, as the waits below
+            started = _real_monotonic()  # real time, as the waits below
             request = self._request(order, None, wait)
             here = self._runtime.gate_door.decide(request, wait)
             if here is not None:
                 if here is BUSY:
                     return self._unavailable(order, f"no answer within {wait}s")
                 return cast("RiskGateResult", here)
-            left = wait - (_REAL.monotonic() - started)  # a wait at the door counts
+            left = wait - (_real_monotonic() - started)  # a wait at the door counts
             if left <= 0:
                 return self._unavailable(order, f"no answer within {wait}s")
             slot: ReplySlot[RiskGateResult] = ReplySlot()
