@@ -9,6 +9,7 @@ signal, ESS) in the same frozen messages the source actors send.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import math
 import threading
@@ -243,6 +244,7 @@ class RiskSupervisor:
                 self.stop()
                 raise
         log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
+        atexit.register(self._stop_at_exit)
         if self._api is not None:
             self._api.start()
         if wait_ready is not None and not self.wait_ready(wait_ready):
@@ -251,6 +253,7 @@ class RiskSupervisor:
 
     def stop(self) -> None:
         """Stop the API, polling and supervising, then the actors in reverse order."""
+        atexit.unregister(self._stop_at_exit)
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -263,6 +266,18 @@ class RiskSupervisor:
         self._runtime.stop()
         self._lock.release()
         log.info("supervisor_stopped")
+
+    def _stop_at_exit(self) -> None:
+        """A program that ends without `stop()` (or `with`): its last decisions
+        would die with the journal's daemon thread, unwritten. Stop it here."""
+        gate = self._gate
+        if gate is None or not gate.is_alive():
+            return  # stopped some other way (its actors are gone)
+        log.warning("supervisor_stopped_at_exit", effect="the program ended without stop(): stopping now")
+        try:
+            self.stop()
+        except Exception as exc:  # noqa: BLE001 - the interpreter is ending: say why, do not raise
+            log.error("supervisor_stop_at_exit_failed", error=repr(exc))
 
     def flush_journal(self, timeout: float = 10.0) -> int:
         """Write what the journal holds now and wait for it; how many records were written."""

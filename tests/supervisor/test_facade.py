@@ -449,3 +449,45 @@ def test_evaluations_queued_behind_a_stop_are_answered_at_once(sup):
     stopped.get(timeout=5)
     assert [r.reason_code for r in results] == [RC.GATE_UNAVAILABLE] * 4
     assert sup.evaluate(order()).reason_code is RC.GATE_UNAVAILABLE
+
+
+def test_a_program_that_ends_without_stop_still_journals_its_last_decision(tmp_path):
+    """A careless embedder: start(), evaluate, end of script. The journal's thread
+    is a daemon; without the exit hook the last flush interval was lost."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "careless.py"  # no `if __name__ == "__main__"`, no stop(), no `with`
+    script.write_text(
+        "import sys\n"
+        "from supervisor import AccountSnapshot, RiskSupervisor\n"
+        "from tests.helpers import make_config, order, signal\n"
+        "sup = RiskSupervisor(make_config(state={'dir': sys.argv[1]}), poll_upstreams=False).start()\n"
+        "sup.report_ess_active(False)\n"
+        "sup.report_risk_signal(signal('INFO', sup.clock.now()))\n"
+        "sup.report_account_snapshot(AccountSnapshot('main', 10_000.0))\n"
+        "print(sup.evaluate(order(order_id='last-words')).decision)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    state = tmp_path / "state"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(state)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "allow" in done.stdout.splitlines()
+    assert "supervisor_stopped_at_exit" in done.stdout + done.stderr
+    db = sqlite3.connect(state / "journal.sqlite")
+    try:
+        assert db.execute("SELECT order_id FROM decisions").fetchall() == [("last-words",)]
+    finally:
+        db.close()
