@@ -2,7 +2,7 @@
 
 The gate is a pykka `ThreadingActor`, used through pykka's public API except
 here. What this module relies on (pykka 4.x), each checked by
-tests/channels/test_inbox.py so that an upgrade that changes it fails there:
+tests/supervisor/channels/test_inbox.py so that an upgrade that changes it fails there:
 
 1. `Actor._create_actor_inbox()` is the hook pykka calls to make an actor's
    mailbox, and pykka uses only `put`, `get` and `empty` on what it returns.
