@@ -44,15 +44,8 @@ def main() -> int:
         pct(pure, 0.5) <= 15,
     )
     # 2. evaluate vs bare ask, per regime
-    cpus = sorted(os.sched_getaffinity(0))
-    regimes = []
-    if len(cpus) >= 2:
-        os.sched_setaffinity(0, {cpus[1]})
-        regimes.append(("caller and gate on different cores", gate_latency.bench_messaging(args.n, caller={cpus[0]})))
-    os.sched_setaffinity(0, {cpus[0]})
-    regimes.append(("caller and gate on one core", gate_latency.bench_messaging(args.n, caller={cpus[0]})))
-    os.sched_setaffinity(0, set(cpus))
-    for name, samples in regimes:
+    for key, samples in gate_latency.pinned_regimes(args.n):
+        name = gate_latency.REGIMES[key]
         bare, mine = samples["bare pykka ask (trivial handler)"], samples["RiskSupervisor.evaluate"]
         ratio = pct(mine, 0.5) / pct(bare, 0.5)
         row(
@@ -76,6 +69,7 @@ def main() -> int:
             rate >= 25_000 if n == 4 else None,
         )
     # 4. original design
+    cpus = sorted(os.sched_getaffinity(0))
     for name, pin in (("threads free", None), ("caller and gate on one core", {cpus[0]})):
         if pin:
             os.sched_setaffinity(0, pin)
@@ -184,7 +178,7 @@ def main() -> int:
                 f"7. compiled core (mypyc), {kind} order",
                 f"p50 {built[kind + '_p50']:.2f} µs, p99 {built[kind + '_p99']:.2f} µs",
             )
-        for key, name in (("cores", "caller and gate on different cores"), ("one", "caller and gate on one core")):
+        for key, name in gate_latency.REGIMES.items():
             if key + "_evaluate_p50" in built:
                 mine, bare = built[key + "_evaluate_p50"], built[key + "_ask_p50"]
                 row(

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 _MEASURE = """
-import json, logging, os, sys
+import json, logging, sys
 from bench.common import pct
-from bench.gate_latency import bench_messaging, bench_pure
+from bench.gate_latency import bench_pure, pinned_regimes
 from bench.throughput import throughput
 from supervisor.core.evaluate import COMPILED
 from supervisor.logs import configure_logging
@@ -33,15 +33,7 @@ bench_pure(2000)
 allowed, blocked = bench_pure(N), bench_pure(N, blocked=True)
 out = {"allowed_p50": pct(allowed, 0.5), "allowed_p99": pct(allowed, 0.99),
        "blocked_p50": pct(blocked, 0.5), "blocked_p99": pct(blocked, 0.99)}
-cpus = sorted(os.sched_getaffinity(0))
-regimes = []
-if len(cpus) >= 2:
-    os.sched_setaffinity(0, {cpus[1]})
-    regimes.append(("cores", bench_messaging(N, caller={cpus[0]})))
-os.sched_setaffinity(0, {cpus[0]})
-regimes.append(("one", bench_messaging(N, caller={cpus[0]})))
-os.sched_setaffinity(0, set(cpus))
-for name, samples in regimes:
+for name, samples in pinned_regimes(N):
     out[name + "_evaluate_p50"] = pct(samples["RiskSupervisor.evaluate"], 0.5)
     out[name + "_ask_p50"] = pct(samples["bare pykka ask (trivial handler)"], 0.5)
 out["throughput_4"], out["backlog_4"] = throughput(4)

@@ -172,21 +172,31 @@ def main() -> None:
         f"pure evaluate_order (100 accounts): p50 {pct(pure, 0.5):.2f} µs  p99 {pct(pure, 0.99):.2f} µs"
         "  (target p50 <= 15 µs)"
     )
-    # Where the threads run decides the cost of a hand-off: on this VM a wake-up
-    # across cores costs tens of µs, on the same core a few. Measure each regime
-    # on purpose instead of whatever the scheduler picks.
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) >= 2:
-        os.sched_setaffinity(0, {cpus[1]})  # actors started now inherit the second core
-        report_messaging_pinned(args.n, "caller on one core, actors on another:", caller={cpus[0]})
-    os.sched_setaffinity(0, {cpus[0]})
-    report_messaging_pinned(args.n, "caller and actors on one core:", caller={cpus[0]})
-    os.sched_setaffinity(0, set(cpus))
+    for key, samples in pinned_regimes(args.n):
+        report_messaging(f"{REGIMES[key]}:", samples)
     report_messaging("threads free to move (the scheduler's choice, varies from run to run):", bench_messaging(args.n))
 
 
-def report_messaging_pinned(n: int, title: str, caller: set[int]) -> None:
-    report_messaging(title, bench_messaging(n, caller=caller))
+# Where the threads run decides the cost of a hand-off: on this VM a wake-up
+# across cores costs tens of µs, on the same core a few. Each regime is measured
+# on purpose instead of whatever the scheduler picks.
+REGIMES = {"cores": "caller and gate on different cores", "one": "caller and gate on one core"}
+
+
+def pinned_regimes(n: int) -> list[tuple[str, dict[str, list[int]]]]:
+    """`bench_messaging` with the caller and the actors on different cores (when
+    there are two) and on one core, keyed as in REGIMES."""
+    cpus = sorted(os.sched_getaffinity(0))
+    out = []
+    try:
+        if len(cpus) >= 2:
+            os.sched_setaffinity(0, {cpus[1]})  # actors started now inherit the second core
+            out.append(("cores", bench_messaging(n, caller={cpus[0]})))
+        os.sched_setaffinity(0, {cpus[0]})
+        out.append(("one", bench_messaging(n, caller={cpus[0]})))
+    finally:
+        os.sched_setaffinity(0, set(cpus))
+    return out
 
 
 if __name__ == "__main__":
