@@ -6,8 +6,9 @@ tests/supervisor/channels/test_inbox.py so that an upgrade that changes it fails
 
 1. `Actor._create_actor_inbox()` is the hook pykka calls to make an actor's
    mailbox, and pykka uses only `put`, `get` and `empty` on what it returns.
-   The C-implemented `queue.SimpleQueue` hands an order to the gate's thread
-   several microseconds faster than `queue.Queue`'s Python-level locks.
+   `GateInbox` has only those (and `get_nowait`, for `drain_inbox`) around a
+   C-implemented `queue.SimpleQueue`, which hands a message to the gate's
+   thread several microseconds faster than `queue.Queue`'s Python-level locks.
 2. Queued items are envelopes with `.message` and `.reply_to` (a pykka future
    for an ask, None for a tell), in arrival order.
 3. `on_stop` / `on_failure` run on the actor's thread before pykka's own
@@ -30,12 +31,7 @@ from typing import Any
 
 import pykka
 
-__all__ = ["GateInbox", "drain_inbox", "simple_queue_inbox"]
-
-
-def simple_queue_inbox() -> queue.SimpleQueue[Any]:
-    """A mailbox for `_create_actor_inbox` (point 1)."""
-    return queue.SimpleQueue()
+__all__ = ["GateInbox", "drain_inbox"]
 
 
 class GateInbox:

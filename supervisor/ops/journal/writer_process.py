@@ -136,8 +136,7 @@ class ProcessWriter:
             self._process.kill()
 
     def _stuck(self, why: str) -> NoReturn:
-        with contextlib.suppress(OSError):
-            self._process.kill()  # stuck (stopped, hung disk): its successor starts clean
+        self._kill()  # stuck (stopped, hung disk): its successor starts clean
         raise sqlite3.OperationalError(f"journal writer process: {why}")
 
 

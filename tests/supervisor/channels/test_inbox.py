@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from typing import Any
 
 import pykka
 import pytest
 
-from supervisor.channels.inbox import drain_inbox, simple_queue_inbox
+from supervisor.channels.inbox import GateInbox, drain_inbox
 
 
 class _Probe(pykka.ThreadingActor):
-    _create_actor_inbox = staticmethod(simple_queue_inbox)
+    _create_actor_inbox = staticmethod(GateInbox)
 
     def __init__(self, entered: threading.Event, release: threading.Event, drained: list[object]) -> None:
         super().__init__()
@@ -34,7 +33,7 @@ def test_the_inbox_hook_is_used_and_only_put_get_empty_are_needed():
     entered, release = threading.Event(), threading.Event()
     ref = _Probe.start(entered, release, [])
     try:
-        assert isinstance(ref.actor_inbox, queue.SimpleQueue)
+        assert isinstance(ref.actor_inbox, GateInbox)  # slotted: put, get, get_nowait, empty and no more
         assert ref.ask("ping", timeout=5) == "ping"
     finally:
         release.set()
