@@ -135,12 +135,14 @@ class GateActor(SupervisedActor):
         self._handlers: dict[type, Callable[[Any], Any]] = {
             EvaluateOrder: self._on_evaluate,
             RejectOrder: self._on_evaluate,
-            Stamped: self._on_stamped,  # state, through the GateLink
-            Fill: self._on_fill,
-            OrderOutcome: self._on_outcome,
+            # State and reports: one the gate cannot handle is refused (journaled), never
+            # a crash: a restarted gate would be handed the same report again.
+            Stamped: self._refusing(self._on_stamped),  # state, through the GateLink
+            Fill: self._refusing(self._on_fill),
+            OrderOutcome: self._refusing(self._on_outcome),
             GateStatsRequest: self._on_stats,
             GateViewRequest: self._on_view,
-            MessageSent: self._on_message_sent,
+            MessageSent: self._refusing(self._on_message_sent),
             ConfigChanged: self._on_config,
         }
         self._inbox = cast("GateInbox", self.actor_inbox)
@@ -169,6 +171,18 @@ class GateActor(SupervisedActor):
             log.warning("gate_unknown_message", message_type=type(message).__name__)
             return None
         return handler(message)
+
+    def _refusing(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        def handle(message: Any) -> None:
+            try:
+                handler(message)
+            except Exception as exc:  # noqa: BLE001 - refused and journaled; the gate goes on
+                kind = type(message.message if isinstance(message, Stamped) else message).__name__
+                error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                log.error("gate_message_refused", message_type=kind, error=error)
+                self._journal.event(self._clock.now(), "gate_message_refused", "gate", message_type=kind, error=error)
+
+        return handle
 
     def release_resources(self) -> None:
         self._door.shut()

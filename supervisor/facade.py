@@ -222,6 +222,9 @@ class RiskSupervisor:
                 raise
         self._runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
         try:
+            # Every persisted block before the gate runs: the operator halt on the ESS board
+            # and the running overrides in the gate link, which feeds them to the gate first.
+            self.controls.load()
             self._runtime.start()
         except BaseException:
             if self._api is not None:
@@ -230,7 +233,7 @@ class RiskSupervisor:
             self._lock.release()
             raise
         try:
-            self.controls.start()  # the operator halt and running overrides, from state.dir
+            self.controls.start()  # re-publishes the halt reading on a timer
         except BaseException:
             self.stop()
             raise
@@ -549,7 +552,9 @@ class RiskSupervisor:
     def _tell_gate(self, message: object) -> bool:
         # Through the link: state is remembered, so a (re)started gate is re-fed it.
         if not self._runtime.link.tell(message):
-            log.warning("state_not_delivered_gate_down", message_type=type(message).__name__)
+            if self._gate is not None or not isinstance(message, EssState):
+                # (Before start, the operator halt's reading waits in the link for the gate: no news.)
+                log.warning("state_not_delivered_gate_down", message_type=type(message).__name__)
             return False
         return True
 

@@ -213,12 +213,12 @@ class GateState:
     # -- account books -------------------------------------------------
     def put_account(self, state: AccountState, received: float) -> None:
         old = self.books.get(state.account)
+        if old is not None and not state.refreshed:
+            received = old.received
+        book = AccountBook.from_state(state, received, old)  # first: nothing changes if it raises
         if old is not None:
             for ex, units in old.gross_units_by_exchange.items():
                 self.exchange_gross_units[ex] -= units
-            if not state.refreshed:
-                received = old.received
-        book = AccountBook.from_state(state, received, old)
         totals = self.exchange_gross_units
         for ex, units in book.gross_units_by_exchange.items():
             totals[ex] = totals.get(ex, 0) + units
@@ -269,18 +269,22 @@ class GateState:
 
     def fill(self, account: str, order_id: str, quantity: float) -> Reservation | None:
         """A fill of `quantity`: it closes the reduced position first, then takes
-        its share of the reserved notional (the position now holds it)."""
+        its share of the reserved notional (the position now holds it). A fill
+        beyond what was approved uses the reservation up, no more: whatever a
+        report says, this never raises."""
         r = self.reservations.get((account, order_id))
-        if r is None or not math.isfinite(quantity) or quantity <= 0:
+        if r is None or not 0.0 < quantity < math.inf:
             return r
-        r.filled_qty += quantity
+        if r.quantity > 0:
+            quantity = min(quantity, max(r.quantity - r.filled_qty, 0.0))
         closing = min(quantity, r.reducing_qty)
+        opening = quantity - closing
+        amount = _units_within(opening * r.price, r.units) if opening > 0 and r.units > 0 else 0
+        r.filled_qty += quantity
         if closing > 0:
             r.reducing_qty -= closing
             self._add_reducing(account, r.key, -closing)
-        opening = quantity - closing
-        if opening > 0 and r.units > 0:
-            amount = min(to_units(opening * r.price), r.units)
+        if amount > 0:
             self._take_units(r, amount)
         return r
 
@@ -307,10 +311,12 @@ class GateState:
         r = self.reservations.get((account, order_id))
         if r is None:
             return None
+        if r.quantity > 0 and not filled_quantity <= r.quantity:  # NaN too: no more than was approved
+            filled_quantity = r.quantity
         unreported = filled_quantity - r.filled_qty
         if not math.isfinite(unreported) or unreported <= 1e-12 or r.units <= 0:
             return self.release(account, order_id)
-        keep = min(to_units(unreported * r.price), r.units)
+        keep = _units_within(unreported * r.price, r.units)
         self._take_units(r, r.units - keep)
         if r.reducing_qty > 0:
             self._add_reducing(account, r.key, -r.reducing_qty)
@@ -376,6 +382,12 @@ class GateState:
 
     def record_approval(self, account: str, now: float, window_s: float = 1.0) -> None:
         _append_pruned(self.approvals, account, now, now - window_s)
+
+
+def _units_within(usd: float, held: int) -> int:
+    """`usd` in micro-USD, at most `held` (an infinite or NaN amount is all of it)."""
+    units = usd * UNITS_PER_USD
+    return to_units(usd) if units < held else held
 
 
 def _count_after(times: deque[float] | None, cutoff: float) -> int:

@@ -172,9 +172,10 @@ class OperatorControls:
         self._config = config
 
     # -- life cycle -------------------------------------------------------------------
-    def start(self) -> None:
-        """Read what a previous process left, publish the halt reading, hand the
-        gate the overrides still running, and re-publish on a timer."""
+    def load(self) -> None:
+        """Read what a previous process left, publish the halt reading and hand
+        the gate link the overrides still running. Called before the gate starts:
+        the board and the link hold them, so the gate's first order sees them."""
         with self._lock:
             self._halt = self._read_halt()
             self._publish_halt()  # first: whatever else fails, a halt holds
@@ -183,6 +184,9 @@ class OperatorControls:
             for record in self._overrides.values():
                 if record.state == "active":
                     self._tell_gate(record)
+
+    def start(self) -> None:
+        """Re-publish the halt reading on a timer (`load` first, before the gate starts)."""
         interval = self._config.ess.poll_interval_s
         self._timer = self._clock.call_every(interval, self.tick, "operator-controls")
 

@@ -29,6 +29,8 @@ from supervisor.errors import RiskgateError
 __all__ = [
     "DEFAULT_MAX_PLAUSIBLE_USD",
     "ESS_TIERS",
+    "MAX_PLAUSIBLE_QUANTITY",
+    "MIN_PLAUSIBLE_PRICE",
     "UpstreamError",
     "check_fill",
     "check_outcome",
@@ -54,6 +56,10 @@ RISK_SAFETY_CLEAR = frozenset(("ARMED", "DISABLED", "NORMAL", "CAUTION"))
 RISK_SAFETY_HALT = frozenset(("TRIPPED", "COOLING_DOWN", "CRITICAL"))
 #: Equity, mark prices and position notionals above this are implausible.
 DEFAULT_MAX_PLAUSIBLE_USD = 1e12
+#: A reported quantity above this, or a price below this, is no market's: a report
+#: (fill, outcome) carrying one is refused before it reaches the gate.
+MAX_PLAUSIBLE_QUANTITY = 1e15
+MIN_PLAUSIBLE_PRICE = 1e-12
 _MAX_TEXT = 200  # longest upstream text carried into a reason or a log line
 _MAX_ITEMS = 20  # most issues/warnings carried
 
@@ -307,6 +313,10 @@ def check_fill(fill: Fill, max_plausible_usd: float = DEFAULT_MAX_PLAUSIBLE_USD)
     quantity, price = _finite(fill.quantity, "quantity"), _finite(fill.price, "price")
     if quantity <= 0 or price <= 0:
         raise UpstreamError(f"quantity and price must be > 0, got {quantity} and {price}")
+    if quantity > MAX_PLAUSIBLE_QUANTITY:
+        raise UpstreamError(f"quantity: {quantity:.6g} is implausible (above {MAX_PLAUSIBLE_QUANTITY:.6g})")
+    if price < MIN_PLAUSIBLE_PRICE:
+        raise UpstreamError(f"price: {price:.6g} is implausible (below {MIN_PLAUSIBLE_PRICE:.6g})")
     _plausible(quantity * price, "notional", max_plausible_usd)
     return Fill(
         account=_name(fill.account, "account"),
@@ -327,8 +337,9 @@ def check_outcome(outcome: OrderOutcome) -> OrderOutcome:
     if status not in _OUTCOMES:
         raise UpstreamError(f"status: expected one of {', '.join(sorted(_OUTCOMES))}, got {shorten(outcome.status)}")
     filled = plain_float(outcome.filled_quantity)
-    if filled is None or filled < 0:
-        raise UpstreamError(f"filled_quantity: expected a finite number >= 0, got {shorten(outcome.filled_quantity)}")
+    if filled is None or not 0 <= filled <= MAX_PLAUSIBLE_QUANTITY:
+        got = shorten(outcome.filled_quantity)
+        raise UpstreamError(f"filled_quantity: expected a number in [0, {MAX_PLAUSIBLE_QUANTITY:.6g}], got {got}")
     return OrderOutcome(
         order_id=_name(outcome.order_id, "order_id"),
         status=_OUTCOMES[status],
