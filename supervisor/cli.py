@@ -148,8 +148,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     def reload() -> None:  # SIGHUP: problems are logged (config_reload_refused); nothing changes
-        with contextlib.suppress(ConfigError):
+        try:
             sup.reload(by="SIGHUP")
+        except ConfigError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - a reload that fails in a way not foreseen never ends the process
+            log.error("config_reload_failed", error=f"{type(exc).__name__}: {exc}"[:300], effect="nothing changed")
 
     # Orders block until every source has reported: say when that is, or after
     # _READY_WAIT_S what is still missing.

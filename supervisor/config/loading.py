@@ -67,6 +67,17 @@ class ConfigError(RiskgateError, ValueError):
 
 
 _MISSING = object()
+_MAX_EXACT_INT = 2**53  # the largest integer a float holds exactly
+
+
+def _shown(value: Any) -> str:
+    """A value for a problem's text, bounded (a 400-digit number or a deep list is not echoed whole)."""
+    if isinstance(value, (list, dict)):
+        return f"a {'list' if isinstance(value, list) else 'table'}"
+    if isinstance(value, int) and not isinstance(value, bool) and not -(10**18) < value < 10**18:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class _Table:
@@ -112,25 +123,34 @@ class _Table:
         integer: bool = False,
     ) -> Any:
         value = self.raw(key)
+        fallback = None if default is _MISSING else default
         if value is _MISSING:
             if default is _MISSING:
                 self.problem(key, "is required")
-            return None if default is _MISSING else default
+            return fallback
         kinds = (int,) if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds):
-            self.problem(key, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
-            return None if default is _MISSING else default
+            self.problem(key, f"must be {'an integer' if integer else 'a number'}, got {_shown(value)}")
+            return fallback
+        if isinstance(value, int) and not -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT:
+            # A float cannot hold it (OverflowError), nor a limit mean it: refused by its size.
+            self.problem(key, f"must be at most {_MAX_EXACT_INT} in size, got {_shown(value)}")
+            return fallback
         if not math.isfinite(value):
             self.problem(key, f"must be finite, got {value!r}")
-            return None if default is _MISSING else default
-        for bound, op, broken in (
+            return fallback
+        broken = False
+        for bound, op, fails in (
             (gt, ">", gt is not None and not value > gt),
             (ge, ">=", ge is not None and not value >= ge),
             (lt, "<", lt is not None and not value < lt),
             (le, "<=", le is not None and not value <= le),
         ):
-            if broken:
-                self.problem(key, f"must be {op} {bound}, got {value!r}")
+            if fails:
+                self.problem(key, f"must be {op} {bound}, got {_shown(value)}")
+                broken = True
+        if broken:
+            return fallback
         return value if integer else float(value)
 
     def optional_number(self, key: str, **bounds: Any) -> float | None:
@@ -147,10 +167,10 @@ class _Table:
                 return None
             return default
         if not isinstance(value, str) or not value.strip():
-            self.problem(key, f"must be a non-empty string, got {value!r}")
+            self.problem(key, f"must be a non-empty string, got {_shown(value)}")
             return None if default is _MISSING else default
         if choices is not None and value not in choices:
-            self.problem(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            self.problem(key, f"must be one of {', '.join(choices)}, got {_shown(value)}")
             return None if default is _MISSING else default
         return value
 
@@ -165,7 +185,7 @@ class _Table:
         if value is _MISSING:
             return default
         if not isinstance(value, bool):
-            self.problem(key, f"must be true or false, got {value!r}")
+            self.problem(key, f"must be true or false, got {_shown(value)}")
             return default
         return value
 
@@ -174,7 +194,7 @@ class _Table:
         if value is _MISSING:
             return frozenset()
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(key, f"must be a list of strings, got {value!r}")
+            self.problem(key, f"must be a list of strings, got {_shown(value)}")
             return frozenset()
         return frozenset(value)
 
@@ -655,6 +675,16 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ConfigError([f"not readable TOML: {str(exc).split(';')[0]}"], str(path)) from exc
+    except RecursionError as exc:
+        raise ConfigError(["not readable TOML: arrays or tables nested too deeply"], str(path)) from exc
     resolved = path.resolve()
     digest = hashlib.sha256(raw).hexdigest()
-    return parse_config(data, base_dir=resolved.parent, source=str(path), origin=str(resolved), digest=digest)
+    try:
+        return parse_config(data, base_dir=resolved.parent, source=str(path), origin=str(resolved), digest=digest)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+        # A shape no check above foresaw: still a problem with the file, never a crash.
+        raise ConfigError([f"cannot be read as a configuration: {type(exc).__name__}: {exc}"[:300]], str(path)) from exc

@@ -388,10 +388,18 @@ def test_run_serves_the_api_reports_ready_and_reloads_on_sighup(tmp_path):
                 httpx.post(f"{url}/v1/evaluate", json=order, headers=desk).json()["reason_code"]
                 == "LEVERAGE_EXCEEDS_LIMIT"
             )
+            good = cfg.read_text()
             cfg.write_text("broken = [")
             seen = len(logs.lines)
             proc.send_signal(signal.SIGHUP)
             assert "not valid TOML" in logs.wait_for("config_reload_refused", after=seen)["problems"][0]
+            # A number too large to read (issue 22, item 6): refused, naming the key; the process lives.
+            cfg.write_text(good.replace("max_orders_per_s = 20", "max_orders_per_s = " + "9" * 400, 1))
+            seen = len(logs.lines)
+            proc.send_signal(signal.SIGHUP)
+            problems = logs.wait_for("config_reload_refused", after=seen)["problems"]
+            assert problems[0].startswith("gate.max_orders_per_s:"), problems
+            assert proc.poll() is None
             assert (
                 httpx.post(f"{url}/v1/evaluate", json=order, headers=desk).json()["reason_code"]
                 == "LEVERAGE_EXCEEDS_LIMIT"
