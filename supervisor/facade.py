@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import dataclasses
 import math
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields, is_dataclass
@@ -52,7 +53,7 @@ from supervisor.ops.controls import OperatorControls, OverrideRecord
 from supervisor.ops.health import HealthLog
 from supervisor.ops.journal.actor import Flush, JournalActor
 from supervisor.ops.journal.query import decision_json
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, Query
+from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, JournalUnreadable, Query
 from supervisor.ops.metrics import MetricsRegistry
 from supervisor.ops.state import DecisionRates, StateReader
 from supervisor.runtime.supervision import ActorSpec
@@ -359,14 +360,21 @@ class RiskSupervisor:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Recent decisions from the journal, newest first, as written so far (it
-        flushes every `journal.flush_interval_s`; FileNotFoundError: none yet)."""
-        reader = JournalReader(Path(self.config.state.dir) / JOURNAL_NAME)
+        flushes every `journal.flush_interval_s`; FileNotFoundError: none yet;
+        JournalUnreadable: the file is damaged)."""
+        path = Path(self.config.state.dir) / JOURNAL_NAME
         try:
-            rows = reader.decisions(
-                Query(since_us=since_us, account=account, code=code, decision=decision, limit=limit)
-            )
-        finally:
-            reader.close()
+            reader = JournalReader(path)
+            try:
+                rows = reader.decisions(
+                    Query(since_us=since_us, account=account, code=code, decision=decision, limit=limit)
+                )
+            finally:
+                reader.close()
+        except FileNotFoundError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalUnreadable(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
         return [decision_json(row) for row in rows]
 
     def reload(self, path: str | Path | None = None, by: str = "api") -> dict[str, Any]:

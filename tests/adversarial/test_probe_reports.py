@@ -110,3 +110,26 @@ def test_the_outcomes_endpoint_bounds_filled_quantity_like_an_order(served, desk
         assert r.status_code == 422, (bad, r.text)
         assert "filled_quantity" in r.json()["detail"]
     assert served.evaluate(order()).reason_code is RC.ALL_CHECKS_PASSED
+
+
+# -- item 10: the journal's decisions on a damaged file ----------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_decisions_on_an_unreadable_journal_answer_503_with_the_cause(served, desk, damage):
+    from pathlib import Path
+
+    feed(served)
+    served.evaluate(order())
+    served.flush_journal()
+    path = Path(served.config.state.dir) / "journal.sqlite"
+    for side in ("-wal", "-shm"):  # what the writer has not checkpointed is lost with them
+        Path(f"{path}{side}").unlink(missing_ok=True)
+    if damage == "truncated":
+        with path.open("r+b") as f:
+            f.truncate(300)
+    else:
+        path.write_bytes(b"this is not a database " * 100)
+    r = desk.get("/v1/decisions")
+    assert r.status_code == 503, r.text
+    assert "journal" in r.json()["detail"] and "Traceback" not in r.text

@@ -18,12 +18,14 @@ from typing import Any
 
 from supervisor.core.gate_state import UNITS_PER_USD, AccountBook
 from supervisor.core.messages import OrderRequest, RiskGateResult, RiskSignal
+from supervisor.errors import RiskgateError
 from supervisor.ops.journal.sqlite_file import DECISION_COLUMNS, JournalWriter, file_identity
 
 __all__ = [
     "DECISION_COLUMNS",
     "JOURNAL_NAME",
     "JournalReader",
+    "JournalUnreadable",
     "JournalWriter",
     "Query",
     "decision_row",
@@ -34,6 +36,10 @@ __all__ = [
 ]
 
 JOURNAL_NAME = "journal.sqlite"
+
+
+class JournalUnreadable(RiskgateError):
+    """The journal's file exists but cannot be read (damaged, truncated, not a database)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
