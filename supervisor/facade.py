@@ -53,7 +53,7 @@ from supervisor.ops.controls import OperatorControls, OverrideRecord
 from supervisor.ops.health import HealthLog
 from supervisor.ops.journal.actor import Flush, JournalActor
 from supervisor.ops.journal.query import decision_json
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, JournalUnreadable, Query
+from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, JournalUnreadableError, Query
 from supervisor.ops.metrics import MetricsRegistry
 from supervisor.ops.state import DecisionRates, StateReader
 from supervisor.runtime.supervision import ActorSpec
@@ -361,7 +361,7 @@ class RiskSupervisor:
     ) -> list[dict[str, Any]]:
         """Recent decisions from the journal, newest first, as written so far (it
         flushes every `journal.flush_interval_s`; FileNotFoundError: none yet;
-        JournalUnreadable: the file is damaged)."""
+        JournalUnreadableError: the file is damaged)."""
         path = Path(self.config.state.dir) / JOURNAL_NAME
         try:
             reader = JournalReader(path)
@@ -374,7 +374,7 @@ class RiskSupervisor:
         except FileNotFoundError:
             raise
         except (sqlite3.Error, OSError) as exc:
-            raise JournalUnreadable(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+            raise JournalUnreadableError(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
         return [decision_json(row) for row in rows]
 
     def reload(self, path: str | Path | None = None, by: str = "api") -> dict[str, Any]:

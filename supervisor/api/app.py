@@ -46,7 +46,7 @@ from supervisor.core.reasons import ReasonCode
 from supervisor.core.values import shorten
 from supervisor.ops.controls import ControlError
 from supervisor.ops.journal.query import parse_when
-from supervisor.ops.journal.store import JournalUnreadable, to_us
+from supervisor.ops.journal.store import JournalUnreadableError, to_us
 from supervisor.ops.metrics import CONTENT_TYPE
 from supervisor.sources.upstream import UpstreamError, check_fill, check_outcome, parse_account_snapshot
 
@@ -390,7 +390,7 @@ def build_app(service: GateService) -> FastAPI:
             rows = service.decisions(account=account, code=code, decision=wanted, since_us=since_us, limit=limit)
         except FileNotFoundError:
             rows = []
-        except JournalUnreadable as exc:
+        except JournalUnreadableError as exc:
             return _problem(503, str(exc))
         return _ok(rows)
 

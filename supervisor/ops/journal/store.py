@@ -25,7 +25,7 @@ __all__ = [
     "DECISION_COLUMNS",
     "JOURNAL_NAME",
     "JournalReader",
-    "JournalUnreadable",
+    "JournalUnreadableError",
     "JournalWriter",
     "Query",
     "decision_row",
@@ -38,8 +38,10 @@ __all__ = [
 JOURNAL_NAME = "journal.sqlite"
 
 
-class JournalUnreadable(RiskgateError):
+class JournalUnreadableError(RiskgateError):
     """The journal's file exists but cannot be read (damaged, truncated, not a database)."""
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
