@@ -1,8 +1,10 @@
 """Emergency controls: the operator halt and two-person overrides.
 
-Both are kept in memory, behind one lock, and in `{state.dir}` (JSON files
-replaced atomically), so a restarted process is still halted and its
-approved overrides still run out at the same time.
+Both are kept in memory, behind one lock, and in `{state.dir}`
+(supervisor.ops.control_files: the halt and the live overrides in JSON files
+replaced atomically, ended overrides appended to a history), so a restarted
+process is still halted and its approved overrides still run out at the same
+time. `load` reads them before the gate starts.
 
 - The operator halt is one more ESS source (`operator_halt`) on the board:
   any active source halts, and a resume clears only this one. Its reading is
@@ -13,7 +15,7 @@ approved overrides still run out at the same time.
   proposal not approved within `overrides.approval_timeout_s` expires; an
   approved one lets that account's reduce-only orders through the checks an
   emergency liquidation must pass, until its `ttl_s` (at most
-  `overrides.max_ttl_s`) runs out or it is revoked. The gate gets it as an
+  `overrides.max_ttl_s` when proposed) runs out or it is revoked. The gate gets it as an
   `Override` through the gate link (a restarted gate is re-fed it).
 
 Every action is journaled with the operator, the time and the reason.
@@ -21,15 +23,12 @@ Every action is journaled with the operator, the time and the reason.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import secrets
-import stat
-import tempfile
 import threading
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from collections import deque
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,22 @@ from supervisor.core.messages import EssSourceStatus, EssState, Override
 from supervisor.core.values import shorten
 from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
+from supervisor.ops.control_files import (
+    HISTORY_FILE,
+    LIVE_STATES,
+    OVERRIDES_FILE,
+    OverrideFiles,
+    OverrideRecord,
+    iso,
+    read_small_file,
+    when,
+    write_atomically,
+)
 
 __all__ = [
     "HALT_FILE",
     "HALT_SOURCE",
+    "HISTORY_FILE",
     "OVERRIDES_FILE",
     "ControlError",
     "OperatorControls",
@@ -55,7 +66,6 @@ __all__ = [
 log = get_logger("riskgate.controls")
 
 HALT_FILE = "operator_halt.json"
-OVERRIDES_FILE = "overrides.json"
 HALT_SOURCE = "operator_halt"
 MAX_REASON = 500
 
@@ -67,73 +77,6 @@ class ControlError(RiskgateError):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-
-
-@dataclass(frozen=True, slots=True)
-class OverrideRecord:
-    id: str
-    account: str
-    reason: str
-    ttl_s: float
-    proposed_by: str
-    proposed_at: str  # ISO 8601, UTC
-    state: str  # proposed | active | expired | revoked
-    approved_by: str | None = None
-    approved_at: str | None = None
-    expires_at: str | None = None  # an active one runs out then; a proposal expires unapproved then
-    ended_by: str | None = None
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")
-
-
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _write_atomically(path: Path, body: Any) -> None:
-    """Write a new file (an unpredictable name, created exclusively), fsync,
-    rename over the old (a rename replaces a symlink, never follows it), fsync
-    the folder: a crash leaves the old file or the new one. OSError if not."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(body, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_MAX_FILE = 1_000_000
-
-
-def _read_small_file(path: Path) -> str | None:
-    """A regular file's text (None when absent). Never blocks on a FIFO or a
-    device, never reads more than 1 MB: OSError or ValueError for anything else."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path} is not a regular file")
-        if info.st_size > _MAX_FILE:
-            raise ValueError(f"{path} is larger than {_MAX_FILE} bytes")
-        return os.read(fd, _MAX_FILE + 1).decode("utf-8")
-    finally:
-        os.close(fd)
 
 
 def _text(value: Any, what: str, limit: int = MAX_REASON) -> str:
@@ -165,7 +108,9 @@ class OperatorControls:
         self._lock = threading.RLock()
         self._dir = Path(config.state.dir)
         self._halt: dict[str, Any] = {"active": False}
-        self._overrides: dict[str, OverrideRecord] = {}
+        self._files = OverrideFiles(self._dir)
+        self._overrides: dict[str, OverrideRecord] = {}  # the live ones: proposed and active
+        self._history: deque[OverrideRecord] = deque()  # recent ended ones, oldest first
         self._timer: Timer | None = None
 
     def reconfigure(self, config: Config) -> None:
@@ -179,7 +124,7 @@ class OperatorControls:
         with self._lock:
             self._halt = self._read_halt()
             self._publish_halt()  # first: whatever else fails, a halt holds
-            self._overrides = self._read_overrides()
+            self._overrides, self._history = self._files.load()
             self._sweep()
             for record in self._overrides.values():
                 if record.state == "active":
@@ -204,14 +149,14 @@ class OperatorControls:
     def _read_halt(self) -> dict[str, Any]:
         path = self._dir / HALT_FILE
         try:
-            text = _read_small_file(path)
+            text = read_small_file(path)
             if text is None:
                 return {"active": False}
             body = json.loads(text)
         except (OSError, ValueError) as exc:
             why = f"{path} unreadable ({type(exc).__name__}): treated as halted"
             log.error("operator_halt_unreadable", path=str(path), error=str(exc))
-            return {"active": True, "by": "?", "reason": why, "since": _iso(self._clock.now())}
+            return {"active": True, "by": "?", "reason": why, "since": iso(self._clock.now())}
         if not isinstance(body, dict) or not isinstance(body.get("active"), bool):
             return {"active": True, "by": "?", "reason": f"{path} malformed: treated as halted", "since": None}
         return body
@@ -229,7 +174,7 @@ class OperatorControls:
     def halt(self, reason: Any, by: str) -> dict[str, Any]:
         reason = _text(reason, "reason")
         with self._lock:
-            since = self._halt.get("since") if self._halt.get("active") else _iso(self._clock.now())
+            since = self._halt.get("since") if self._halt.get("active") else iso(self._clock.now())
             self._halt = {"active": True, "by": by, "reason": reason, "since": since}
             self._publish_halt()  # on the board before this returns: the next evaluation is blocked
             self._save_or_say(HALT_FILE, self._halt, "halted now, but the halt could not be saved")
@@ -241,7 +186,7 @@ class OperatorControls:
         reason = _text(reason, "reason")
         with self._lock:
             was = dict(self._halt)
-            resumed = {"active": False, "by": by, "reason": reason, "since": _iso(self._clock.now())}
+            resumed = {"active": False, "by": by, "reason": reason, "since": iso(self._clock.now())}
             # Saved first: a resume that a restart would undo is no resume (still halted).
             self._save_or_say(HALT_FILE, resumed, "not resumed: the resume could not be saved")
             self._halt = resumed
@@ -254,7 +199,7 @@ class OperatorControls:
 
     def _save_or_say(self, name: str, body: Any, what: str) -> None:
         try:
-            _write_atomically(self._dir / name, body)
+            write_atomically(self._dir / name, body)
         except OSError as exc:
             log.error("control_not_saved", file=name, error=f"{type(exc).__name__}: {exc}", effect=what)
             raise ControlError(503, f"{what} ({self._dir / name}: {exc.strerror or exc})") from exc
@@ -264,54 +209,23 @@ class OperatorControls:
             return dict(self._halt)
 
     # -- overrides ----------------------------------------------------------------------
-    def _read_overrides(self) -> dict[str, OverrideRecord]:
-        """What a previous process saved, each record checked as if it were new;
-        anything unreadable or implausible: no override runs (fail closed)."""
-        path = self._dir / OVERRIDES_FILE
+    def _save_live_or_say(self, live: dict[str, OverrideRecord], what: str) -> None:
         try:
-            text = _read_small_file(path)
-            if text is None:
-                return {}
-            records = {}
-            for row in json.loads(text):
-                record = OverrideRecord(**row)
-                self._check_saved(record)
-                records[record.id] = record
-            return records
-        except Exception as exc:  # noqa: BLE001 - any damage: nothing from it is trusted
-            log.error(
-                "overrides_unreadable",
-                path=str(path),
-                error=f"{type(exc).__name__}: {exc}",
-                effect="no override is active",
-            )
-            return {}
+            self._files.save_live(live)
+        except OSError as exc:
+            log.error("control_not_saved", file=OVERRIDES_FILE, error=f"{type(exc).__name__}: {exc}", effect=what)
+            raise ControlError(503, f"{what} ({self._files.live_path}: {exc.strerror or exc})") from exc
 
-    def _check_saved(self, r: OverrideRecord) -> None:
-        if r.state not in ("proposed", "active", "expired", "revoked"):
-            raise ValueError(f"override {r.id}: state {r.state!r}")
-        for name in ("id", "account", "reason", "proposed_by", "proposed_at"):
-            if not isinstance(getattr(r, name), str) or not getattr(r, name):
-                raise ValueError(f"override {r.id}: {name} missing")
-        _when(r.proposed_at)
-        if (
-            isinstance(r.ttl_s, bool)
-            or not isinstance(r.ttl_s, (int, float))
-            or not 0 < r.ttl_s <= self._config.overrides.max_ttl_s
-        ):
-            raise ValueError(f"override {r.id}: ttl_s {r.ttl_s!r} outside (0, overrides.max_ttl_s]")
-        if r.state == "active":
-            if not r.approved_by or r.approved_by.casefold() == r.proposed_by.casefold() or not r.approved_at:
-                raise ValueError(f"override {r.id}: active without a second operator's approval")
-            if r.expires_at is None or abs((_when(r.expires_at) - _when(r.approved_at)).total_seconds() - r.ttl_s) > 1:
-                raise ValueError(f"override {r.id}: its end is not its approval plus its ttl_s")
-
-    def _save(self) -> None:
-        with contextlib.suppress(ControlError):  # an expiry not saved is found again at the next sweep
-            self._save_records_or_say(self._overrides, "expiry not saved")
-
-    def _save_records_or_say(self, records: dict[str, OverrideRecord], what: str) -> None:
-        self._save_or_say(OVERRIDES_FILE, [asdict(r) for r in records.values()], what)
+    def _ended(self, records: list[OverrideRecord]) -> None:
+        """Ended records leave the live set (saved first: they must not come back at a
+        restart) and join the history (appended; the journal has them whatever happens)."""
+        for record in records:
+            self._overrides.pop(record.id, None)
+            self._history.append(record)
+        try:
+            self._files.append_history(records, self._history)
+        except OSError as exc:
+            log.error("overrides_history_not_saved", error=f"{type(exc).__name__}: {exc}", effect="in the journal only")
 
     def _event(self, kind: str, record: OverrideRecord, by: str | None, **detail: Any) -> None:
         self._journal.event(
@@ -330,24 +244,27 @@ class OperatorControls:
     def _tell_gate(self, record: OverrideRecord) -> None:
         left = 0.0
         if record.state == "active" and record.expires_at is not None:
-            left = (_when(record.expires_at) - self._clock.now()).total_seconds()
+            left = (when(record.expires_at) - self._clock.now()).total_seconds()
             left = min(max(0.0, left), record.ttl_s)  # a wall clock set back never lengthens it
         self._link.tell(Override(record.account, record.approved_by or "?", record.reason, left, record.id))
 
     def _sweep(self) -> None:
         """Proposals not approved in time and overrides past their TTL expire (journaled once)."""
         now = self._clock.now()
-        changed = False
+        expired = []
         for record in list(self._overrides.values()):
-            started = _when(record.approved_at or record.proposed_at)
+            started = when(record.approved_at or record.proposed_at)
             # Past its end, or the wall clock is before its start (set back): expired, fail closed.
-            ended = record.expires_at is not None and (_when(record.expires_at) <= now or now < started)
-            if record.state in ("proposed", "active") and ended:
-                self._overrides[record.id] = replace(record, state="expired")
+            if record.expires_at is not None and (when(record.expires_at) <= now or now < started):
+                expired.append(replace(record, state="expired"))
                 self._event("override_expired", record, None, was=record.state)
-                changed = True
-        if changed:
-            self._save()
+        if expired:
+            live = {k: r for k, r in self._overrides.items() if k not in {e.id for e in expired}}
+            try:
+                self._files.save_live(live)
+            except OSError as exc:  # expired here in any case; found again at the next start's sweep
+                log.error("control_not_saved", file=OVERRIDES_FILE, error=f"{type(exc).__name__}: {exc}")
+            self._ended(expired)
 
     def propose(self, account: Any, reason: Any, ttl_s: Any, by: str) -> OverrideRecord:
         if not isinstance(account, str) or account not in self._config.accounts.accounts:
@@ -363,20 +280,22 @@ class OperatorControls:
             reason=reason,
             ttl_s=float(ttl_s),
             proposed_by=by,
-            proposed_at=_iso(now),
+            proposed_at=iso(now),
             state="proposed",
-            expires_at=_iso(now + timedelta(seconds=self._config.overrides.approval_timeout_s)),
+            expires_at=iso(now + timedelta(seconds=self._config.overrides.approval_timeout_s)),
         )
         with self._lock:
             self._sweep()
             saved = {**self._overrides, record.id: record}
-            self._save_records_or_say(saved, "not proposed: the proposal could not be saved")
+            self._save_live_or_say(saved, "not proposed: the proposal could not be saved")
             self._overrides = saved
         self._event("override_proposed", record, by)
         return record
 
     def _get(self, override_id: Any) -> OverrideRecord:
-        record = self._overrides.get(override_id) if isinstance(override_id, str) else None
+        record = None
+        if isinstance(override_id, str):
+            record = self._overrides.get(override_id) or next((r for r in self._history if r.id == override_id), None)
         if record is None:
             raise ControlError(404, f"no override {shorten(override_id)}")
         return record
@@ -399,12 +318,12 @@ class OperatorControls:
                 record,
                 state="active",
                 approved_by=by,
-                approved_at=_iso(now),
-                expires_at=_iso(now + timedelta(seconds=record.ttl_s)),
+                approved_at=iso(now),
+                expires_at=iso(now + timedelta(seconds=record.ttl_s)),
             )
             saved = dict(self._overrides)
             saved[record.id] = record
-            self._save_records_or_say(saved, "not approved: the approval could not be saved")
+            self._save_live_or_say(saved, "not approved: the approval could not be saved")
             self._overrides = saved
             self._tell_gate(record)
         self._event("override_approved", record, by, proposed_by=record.proposed_by)
@@ -414,20 +333,21 @@ class OperatorControls:
         with self._lock:
             self._sweep()
             record = self._get(override_id)
-            if record.state not in ("proposed", "active"):
+            if record.state not in LIVE_STATES:
                 raise ControlError(409, f"override {record.id} is {record.state} already")
             was = record.state
             record = replace(record, state="revoked", ended_by=by)
             if was == "active":
                 self._tell_gate(record)  # first, ttl 0: the gate drops it whatever happens next
-            self._overrides[record.id] = record
-            self._save_records_or_say(
-                self._overrides, "revoked in the running gate, but not saved: a restart would bring it back"
-            )
+            live = {k: r for k, r in self._overrides.items() if k != record.id}
+            try:
+                self._save_live_or_say(live, "revoked in the running gate, but not saved: a restart would bring it back")
+            finally:
+                self._ended([record])
         self._event("override_revoked", record, by, was=was)
         return record
 
     def overrides(self) -> list[OverrideRecord]:
         with self._lock:
             self._sweep()
-            return sorted(self._overrides.values(), key=lambda r: r.proposed_at, reverse=True)
+            return sorted([*self._overrides.values(), *self._history], key=lambda r: r.proposed_at, reverse=True)

@@ -36,6 +36,7 @@ def approved(sup: RiskSupervisor, ttl_s: float = 60.0) -> str:
 
 
 def test_a_revoke_that_cannot_be_saved_still_ends_the_override_in_the_gate(clock, tmp_path, monkeypatch):
+    import supervisor.ops.control_files as control_files
     import supervisor.ops.controls as controls
 
     with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
@@ -46,7 +47,8 @@ def test_a_revoke_that_cannot_be_saved_still_ends_the_override_in_the_gate(clock
         def disk_full(path, body):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(controls, "_write_atomically", disk_full)
+        monkeypatch.setattr(controls, "write_atomically", disk_full)  # the halt file
+        monkeypatch.setattr(control_files, "write_atomically", disk_full)  # the overrides file
         with pytest.raises(ControlError) as refused:
             sup.revoke_override(oid, by="alice")
         assert refused.value.status == 503 and "revoked in the running gate" in refused.value.detail
@@ -60,6 +62,7 @@ def test_a_revoke_that_cannot_be_saved_still_ends_the_override_in_the_gate(clock
 
 
 def test_a_resume_that_cannot_be_saved_leaves_the_halt_on(clock, tmp_path, monkeypatch):
+    import supervisor.ops.control_files as control_files
     import supervisor.ops.controls as controls
 
     with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
@@ -69,7 +72,8 @@ def test_a_resume_that_cannot_be_saved_leaves_the_halt_on(clock, tmp_path, monke
         def disk_full(path, body):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(controls, "_write_atomically", disk_full)
+        monkeypatch.setattr(controls, "write_atomically", disk_full)  # the halt file
+        monkeypatch.setattr(control_files, "write_atomically", disk_full)  # the overrides file
         with pytest.raises(ControlError, match="not resumed") as refused:
             sup.resume(by="bob")
         assert refused.value.status == 503
