@@ -341,7 +341,8 @@ class OperatorControls:
                 self._tell_gate(record)  # first, ttl 0: the gate drops it whatever happens next
             live = {k: r for k, r in self._overrides.items() if k != record.id}
             try:
-                self._save_live_or_say(live, "revoked in the running gate, but not saved: a restart would bring it back")
+                why = "revoked in the running gate, but not saved: a restart would bring it back"
+                self._save_live_or_say(live, why)
             finally:
                 self._ended([record])
         self._event("override_revoked", record, by, was=was)
