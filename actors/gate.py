@@ -26,7 +26,7 @@ from supervisor.channels.inbox import GateInbox, drain_inbox
 from supervisor.channels.journal_queue import DECISION, JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
-from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_reference
+from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference
 from supervisor.core.evaluate import block_result, decide, invalid_order
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import (
@@ -271,7 +271,7 @@ class GateActor(SupervisedActor):
         pending = self._collar_pending
         if pending is not None:
             self._collar_pending = None
-            if collar_reference(pending[0], pending[1], self._state) is None:
+            if collar_reference(pending[0], pending[1], self._state, self._clock.monotonic(), self._config) is None:
                 counters.collar_unreferenced += 1
 
     def _evaluate(self, msg: EvaluateOrder | RejectOrder) -> RiskGateResult:
@@ -422,7 +422,16 @@ class GateActor(SupervisedActor):
         self._state.record_message(msg.account, self._clock.monotonic())
 
     def _on_fill(self, fill: Fill) -> None:
-        self._state.last_price[(fill.symbol, fill.exchange)] = fill.price  # a reference for the price collar
+        config = self._config
+        symbol = config.symbols.get(fill.symbol)
+        if symbol is not None:  # a reference for the price collar, if near a mark riskgate saw
+            self._state.record_fill_price(
+                (fill.symbol, fill.exchange),
+                fill.price,
+                self._clock.monotonic(),
+                config.accounts.max_age_s,
+                collar_pct(symbol, config),
+            )
         if fill.order_id:
             self._state.fill(fill.account, fill.order_id, fill.quantity)
 

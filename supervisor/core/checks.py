@@ -368,24 +368,39 @@ def check_order_size(o: OrderRequest, c: EvalContext) -> Outcome:
     return None
 
 
-def _trusted_reference(o: OrderRequest, book: AccountBook | None, state: GateState) -> float | None:
-    """A price riskgate saw itself: the account snapshot's mark, else the last fill's."""
-    mark = book.marks.get((o.symbol, o.exchange)) if book is not None else None
-    return mark or state.last_price.get((o.symbol, o.exchange))
+def _trusted_reference(
+    o: OrderRequest, book: AccountBook | None, state: GateState, now: float, config: Config
+) -> float | None:
+    """A price riskgate saw itself: the freshest mark any account's snapshot gave
+    for the symbol on that exchange, else this account's own mark, else the last
+    fill's price (within the collar of a mark when it came); each as old as
+    `accounts.max_age_s` at most."""
+    key = (o.symbol, o.exchange)
+    seen = state.reference_price(key, now, config.accounts.max_age_s)
+    if seen is not None:
+        return seen
+    return book.marks.get(key) if book is not None else None
 
 
-def collar_reference(o: OrderRequest, book: AccountBook | None, state: GateState) -> float | None:
-    """The collar's reference price: the account's mark, the last fill's, else the order's own."""
-    return _trusted_reference(o, book, state) or o.reference_price
+def collar_reference(
+    o: OrderRequest, book: AccountBook | None, state: GateState, now: float, config: Config
+) -> float | None:
+    """The collar's reference price: a price riskgate saw, else the order's own claim."""
+    return _trusted_reference(o, book, state, now, config) or o.reference_price
+
+
+def collar_pct(symbol: SymbolConfig, config: Config) -> float:
+    return symbol.collar_pct if symbol.collar_pct is not None else config.gate.collar_pct
 
 
 def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
     """A buy priced far above the reference, or a sell far below it, is a fat
-    finger. The reference: the account snapshot's mark, else the order's
-    reference_price, else the last fill's price for the symbol."""
+    finger. The reference: a price riskgate saw (any account's fresh mark for
+    the symbol, the account's own, a fill's near them), else the order's
+    reference_price; a reference_price far from a price riskgate saw is refused."""
     sym, gate = c.symbol, c.config.gate
-    pct = sym.collar_pct if sym.collar_pct is not None else gate.collar_pct
-    trusted = _trusted_reference(o, c.book, c.state)
+    pct = collar_pct(sym, c.config)
+    trusted = _trusted_reference(o, c.book, c.state, c.now, c.config)
     claimed = o.reference_price
     if trusted is not None and claimed is not None and abs(claimed - trusted) > trusted * pct / 100.0:
         # The caller's reference sizes a market order (its notional, its risk): a claim far

@@ -25,6 +25,7 @@ __all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_unit
 PositionKey = tuple[str, str]  # (symbol, exchange)
 ReservationKey = tuple[str, str]  # (account, order_id): ids are per account
 UNITS_PER_USD = 1_000_000
+_MAX_MARKS = 10_000  # (symbol, exchange) references kept
 
 
 def to_units(usd: float) -> int:
@@ -73,6 +74,11 @@ class AccountBook:
             positions, by_exchange = {}, {}
             units = dict(previous.gross_units_by_exchange) if previous is not None else {}
         positions = {k: q for k, q in positions.items() if q != 0.0}
+        if usable and not state.refreshed:
+            # Positions moved by a fill: a position the fill opened carries the fill's price as
+            # its mark, a price the client reported, not one riskgate read. Not a reference.
+            held = previous.marks if previous is not None else {}
+            marks = {k: m for k, m in marks.items() if k in held}
         return cls(
             state=state,
             received=received,
@@ -143,7 +149,11 @@ class GateState:
     # (account, (symbol, exchange)) -> quantity of the position that orders in flight close
     reducing_by_key: dict[tuple[str, PositionKey], float] = field(default_factory=dict)
     journal_blocking: str | None = None  # why the journal makes new orders block, or None
-    last_price: dict[tuple[str, str], float] = field(default_factory=dict)  # (symbol, exchange) -> last fill price
+    # The collar's references, (symbol, exchange) -> (price, monotonic when received): the
+    # freshest mark of any account's snapshot, and the last fill's price (kept only when it
+    # was within the collar of a mark: a client's word alone never sets a reference).
+    marks: dict[PositionKey, tuple[float, float]] = field(default_factory=dict)
+    last_price: dict[PositionKey, tuple[float, float]] = field(default_factory=dict)
     # Orders decided recently (duplicates): (account, order id) -> when; repeats of one order's terms.
     decided: dict[tuple[str, str], float] = field(default_factory=dict)
     repeats: dict[tuple[str, str, str, float, float], deque[float]] = field(default_factory=dict)
@@ -223,6 +233,36 @@ class GateState:
         for ex, units in book.gross_units_by_exchange.items():
             totals[ex] = totals.get(ex, 0) + units
         self.books[state.account] = book
+        if state.refreshed:
+            marks = self.marks
+            for key, mark in book.marks.items():
+                held = marks.get(key)
+                if held is None or held[1] <= received:
+                    marks[key] = (mark, received)
+            if len(marks) > _MAX_MARKS:  # symbols no account holds any more: the oldest go
+                kept = sorted(marks.items(), key=lambda item: item[1][1])[-_MAX_MARKS // 2 :]
+                self.marks = dict(kept)
+                self.last_price = {k: v for k, v in self.last_price.items() if k in self.marks}
+
+    def reference_price(self, key: PositionKey, now: float, max_age_s: float) -> float | None:
+        """The freshest mark any account's snapshot gave for `key`, else the last
+        fill's price, if received within `max_age_s`; else None."""
+        held = self.marks.get(key)
+        if held is not None and now - held[1] <= max_age_s:
+            return held[0]
+        filled = self.last_price.get(key)
+        if filled is not None and now - filled[1] <= max_age_s:
+            return filled[0]
+        return None
+
+    def record_fill_price(self, key: PositionKey, price: float, now: float, max_age_s: float, pct: float) -> bool:
+        """Keep a fill's price as a reference if it is within `pct` percent of a
+        fresh mark for `key`; whether it was kept."""
+        held = self.marks.get(key)
+        if held is None or now - held[1] > max_age_s or not abs(price - held[0]) <= held[0] * pct / 100.0:
+            return False
+        self.last_price[key] = (price, now)
+        return True
 
     def exchange_in_use(self, exchange: str) -> float:
         """Gross notional of every account's positions on `exchange` plus the

@@ -53,7 +53,7 @@ def test_the_collar_reference_is_the_mark_then_the_orders_reference_then_the_las
     )
     assert decide(order(price=105.0, reference_price=100.0, quantity=0.1), st, CFG, clock).decision == "allow"
     # Neither: the last fill's price.
-    st.last_price[("SOLUSDT", "binance")] = 100.0
+    st.last_price[("SOLUSDT", "binance")] = (100.0, clock.monotonic())
     assert decide(order(price=120.0, quantity=0.1), st, CFG, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
     # The mark wins over a reference the caller got wrong.
     st2 = rich(clock)
@@ -71,7 +71,7 @@ def test_no_reference_at_all_follows_the_policy(clock):
         symbols={"SOLUSDT": {"lot_step": 0.1, "min_qty": 0.1, "collar_missing_reference": "block", "collar_pct": 1.0}}
     )
     assert decide(order(price=100.0, quantity=0.1), st, per_symbol, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
-    st.last_price[("SOLUSDT", "binance")] = 100.0
+    st.last_price[("SOLUSDT", "binance")] = (100.0, clock.monotonic())
     assert decide(order(price=101.0, quantity=0.1), st, per_symbol, clock).decision == "allow"
     assert decide(order(price=101.01, quantity=0.1), st, per_symbol, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
 
@@ -282,7 +282,7 @@ def test_a_reference_price_far_from_the_market_is_refused_both_ways(clock):
 
 def test_the_last_fill_outranks_the_callers_reference(clock):
     st_ = rich(clock, positions=())
-    st_.last_price[("SOLUSDT", "binance")] = 100.0
+    st_.last_price[("SOLUSDT", "binance")] = (100.0, clock.monotonic())
     fat = order(price=1_000.0, reference_price=1_000.0, quantity=0.1)
     assert decide(fat, st_, CFG, clock).reason_code is RC.PRICE_OUT_OF_COLLAR
 
