@@ -318,7 +318,9 @@ class AccountTrackerActor(PolledSourceActor):
                 # Not applied: the account keeps ageing from the last usable snapshot.
                 log.warning("snapshot_not_applied", account=snap.account, why=why)
                 return None
-            self._taken_at[snap.account] = snap.timestamp
+            # A stamp a little ahead (within the skew) counts as now: it must not make the
+            # next honest snapshot look out of order.
+            self._taken_at[snap.account] = min(snap.timestamp, now)
         self._reload_if_changed()
         state = AccountState(
             account=snap.account,

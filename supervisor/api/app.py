@@ -497,6 +497,15 @@ def build_app(service: GateService) -> FastAPI:
         missing_account = unknown_account(name)
         if missing_account is not None:
             return missing_account
+        if not service.config.accounts.takes_pushes(name):
+            service.journal.event(
+                service.clock.now(), "snapshot_push_refused", "api", name, client=request.client and request.client.host
+            )
+            return _problem(
+                403,
+                f"account {name!r} takes its snapshots from accounts.snapshot_url: a pushed one is refused "
+                f"(accounts.{name}.takes_pushes = true accepts both)",
+            )
         if not isinstance(body, dict):
             return _problem(422, f"snapshot: expected a JSON object, got {type(body).__name__}")
         if body.setdefault("account", name) != name:

@@ -301,6 +301,7 @@ def _accounts(
             exchange=exchange,
             capital_profile=profile,
             max_notional_usd=a.optional_number("max_notional_usd", gt=0),
+            takes_pushes=a.boolean("takes_pushes", False),
         )
         a.finish()
     c = AccountsConfig(

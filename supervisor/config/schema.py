@@ -88,6 +88,9 @@ class AccountConfig:
     exchange: str
     capital_profile: str
     max_notional_usd: float | None = None
+    # With accounts.snapshot_url set, the polled snapshots are the account's truth and one
+    # pushed over HTTP is refused, unless this says the account takes pushes too.
+    takes_pushes: bool = False
 
 
 COLLAR_POLICIES = ("allow", "block")
@@ -103,6 +106,15 @@ class AccountsConfig:
     max_plausible_usd: float = 1e12  # equity, marks and position notionals above this are unusable
     max_clock_skew_s: float = 5.0  # a snapshot stamped further in the future is unusable
     accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
+
+    def takes_pushes(self, name: str) -> bool:
+        """Whether a snapshot of `name` pushed over HTTP may be applied: always when
+        nothing is polled; when snapshots are polled, only for an account configured
+        to take pushes. (The program embedding riskgate pushes what it knows.)"""
+        if self.snapshot_url is None:
+            return True
+        account = self.accounts.get(name)
+        return account is not None and account.takes_pushes
 
 
 @dataclass(frozen=True, slots=True)
