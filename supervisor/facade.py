@@ -102,6 +102,8 @@ RESTART_ONLY = (
     "api.host",
     "api.port",
     "api.max_connections",
+    "api.operator_reserve",
+    "api.request_timeout_s",
     "metrics",
     "alerts",
 )

@@ -33,6 +33,8 @@ _JSON = (b"content-type", b"application/json")
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 _MISDIRECTED = b'{"detail":"Host: this API answers only to 127.0.0.1, localhost or [::1] (it listens on loopback)"}'
 _TOO_LARGE = b'{"detail":"body larger than %d bytes"}' % MAX_BODY_BYTES
+_BUSY = b'{"detail":"too many connections (api.max_connections): try again; probes and controls are still served"}'
+_RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/halt", "/v1/resume", "/v1/reload", "/v1/state"})
 
 
 class EvaluateFastPath:
@@ -41,6 +43,8 @@ class EvaluateFastPath:
         self._service = service
         self._keeper = keeper
         self._loopback = service.config.api.host in _LOOPBACK_NAMES or service.config.api.host.startswith("127.")
+        self._max_connections = service.config.api.max_connections
+        self.connections: Callable[[], int] | None = None  # open connections now (set by the server)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,6 +60,10 @@ class EvaluateFastPath:
             elif key == b"host" and self._loopback and not _loopback_host(value.decode("latin-1")):
                 await _answer(send, 421, _MISDIRECTED)
                 return
+        connections = self.connections
+        if connections is not None and connections() > self._max_connections and not _reserved(scope):
+            await _answer(send, 503, _BUSY)  # the room beyond max_connections is kept for operators
+            return
         if scope["path"] != "/v1/evaluate" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -89,6 +97,12 @@ class EvaluateFastPath:
             more = message.get("more_body", False)
         status, payload = await evaluate_body(self._service, b"".join(chunks))
         await _answer(send, status, payload)
+
+
+def _reserved(scope: Scope) -> bool:
+    """Probes and operators' controls: served from the reserve beyond `api.max_connections`."""
+    path: str = scope["path"]
+    return path in _RESERVED_PATHS or path.startswith("/v1/overrides")
 
 
 def _loopback_host(host: str) -> bool:

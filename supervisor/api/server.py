@@ -16,6 +16,7 @@ import uvicorn
 
 from supervisor.api.app import build_app
 from supervisor.api.fast import EvaluateFastPath
+from supervisor.api.protocol import with_request_deadline
 from supervisor.api.service import GateService
 from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
@@ -35,7 +36,10 @@ class ApiServer:
         self.port = port
         app = build_app(service)
         self._app = EvaluateFastPath(app, service, app.state.gatekeeper)
-        self._max_connections = service.config.api.max_connections
+        api = service.config.api
+        self._max_connections = api.max_connections
+        self._reserve = api.operator_reserve
+        self._request_timeout_s = api.request_timeout_s
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -78,10 +82,15 @@ class ApiServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
-            limit_concurrency=self._max_connections,  # beyond it: 503 at once, file descriptors stay bounded
+            # Beyond max_connections only probes and operators' controls are served (the fast
+            # path says 503 to the rest); beyond the reserve too, everything gets 503 at once.
+            limit_concurrency=self._max_connections + self._reserve,
             timeout_keep_alive=5,
+            http=with_request_deadline(self._request_timeout_s),  # idle or half-sent: closed
         )
         self._server = uvicorn.Server(config)
+        state = self._server.server_state
+        self._app.connections = lambda: len(state.connections)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="riskgate-api", daemon=True
         )

@@ -374,6 +374,8 @@ def _api(t: _Table, environ: Mapping[str, str]) -> ApiConfig:
         read_access=t.string("read_access", d.read_access, API_ACCESS),
         execution_access=t.string("execution_access", d.execution_access, API_ACCESS),
         max_connections=t.number("max_connections", d.max_connections, ge=8, le=100_000, integer=True),
+        operator_reserve=t.number("operator_reserve", d.operator_reserve, ge=1, le=10_000, integer=True),
+        request_timeout_s=t.number("request_timeout_s", d.request_timeout_s, gt=0, le=300),
         operators=_principals(t.table("operators"), environ, "operator", seen),
         clients=_principals(t.table("clients"), environ, "client", seen),
     )

@@ -211,7 +211,9 @@ class ApiConfig:
     port: int = 8010
     read_access: str = "open"  # "open" or "token": whether GET endpoints need an operator's or client's token
     execution_access: str = "token"  # "token": orders, fills, outcomes and snapshots need a client's token
-    max_connections: int = 512  # beyond this, new requests get 503 at once (file descriptors stay bounded)
+    max_connections: int = 512  # beyond this, orders and reports get 503 at once (file descriptors stay bounded)
+    operator_reserve: int = 16  # connections beyond max_connections kept for probes and operators' controls
+    request_timeout_s: float = 5.0  # a whole request must arrive within this, or its connection is closed
     operators: Mapping[str, OperatorConfig] = field(default_factory=dict)
     clients: Mapping[str, OperatorConfig] = field(default_factory=dict)
 
