@@ -50,7 +50,7 @@ def closed_by_the_server(sock: socket.socket, within_s: float = 5.0) -> bool:
 
 
 def test_idle_connections_never_lock_operators_out_and_are_closed(crowded):
-    sup, server = crowded
+    _, server = crowded
     idle = idle_connections(server.port, LIMIT)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
