@@ -230,11 +230,33 @@ def _dashboard_files() -> dict[str, bytes]:
     return {name: folder.joinpath(name).read_bytes() for name in _DASHBOARD_TYPES}
 
 
+# The API's documentation page: Swagger UI vendored in the package (docs_ui/VENDORED.md), never a
+# CDN's script in this origin (it could read a token pasted into the Authorize dialog), served
+# under the dashboard's CSP. Redoc is not served (its styles are injected inline).
+_DOCS_TYPES = {
+    "index.html": "text/html; charset=utf-8",
+    "docs.js": "text/javascript; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+}
+_DOCS_SHA256 = {  # swagger-ui-dist@5.35.0, unchanged
+    "swagger-ui-bundle.js": "e6a898692f2d768e807c3ba4626068a69a2c5dd960dd6c76f3e4d3a3de180af2",
+    "swagger-ui.css": "5ed08757e53da3e026d6cbecc61fe5d43585c9560b302d534ad56692519a273d",
+}
+
+
+def _docs_files() -> dict[str, bytes]:
+    folder = resources.files("supervisor.api").joinpath("docs_ui")
+    return {name: folder.joinpath(name).read_bytes() for name in _DOCS_TYPES}
+
+
 def build_app(service: GateService) -> FastAPI:
     app = FastAPI(
         title="riskgate",
         version=__version__,
         summary="Pre-trade risk gate: every order decided allow, block or scale_down, fail-closed.",
+        docs_url=None,  # served below from the package, not from a CDN
+        redoc_url=None,
     )
 
     keeper = Gatekeeper(service)
@@ -278,6 +300,18 @@ def build_app(service: GateService) -> FastAPI:
         if name not in dashboard or name == "index.html":
             return _problem(404, "no such dashboard file")
         return page(name)
+
+    docs = _docs_files()
+
+    @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
+    def docs_index() -> Response:
+        return Response(docs["index.html"], 200, _DASHBOARD_HEADERS, media_type=_DOCS_TYPES["index.html"])
+
+    @app.api_route("/docs/{name}", methods=["GET", "HEAD"], include_in_schema=False)
+    def docs_file(name: str) -> Response:
+        if name not in docs or name == "index.html":
+            return _problem(404, "no such documentation file")
+        return Response(docs[name], 200, _DASHBOARD_HEADERS, media_type=_DOCS_TYPES[name])
 
     # -- probes ---------------------------------------------------------------------------
     @app.get("/healthz", tags=["probes"], summary="the process is alive")
