@@ -34,8 +34,21 @@ _ID_PREFIX = f"rg-{os.getpid():x}-"
 
 def config_symbol(symbol: str) -> str:
     """An exchange-unified symbol in riskgate's terms: "BTC/USDT" and
-    "BTC/USDT:USDT" -> "BTCUSDT" (spot and the linear perpetual share a key)."""
-    return symbol.split(":", 1)[0].replace("/", "")
+    "BTC/USDT:USDT" -> "BTCUSDT" (spot and the linear perpetual share a key).
+    Anything not of exactly that form (another settle currency, an expiry, a
+    second slash, an empty or non-alphanumeric part) comes back as given: no
+    configured symbol has a "/" or ":", so it is not one (INVALID_ORDER)."""
+    base, slash, rest = symbol.partition("/")
+    if not slash:
+        return symbol
+    quote, colon, settle = rest.partition(":")
+    if not (_asset(base) and _asset(quote)) or (colon and settle != quote):
+        return symbol
+    return base + quote
+
+
+def _asset(name: str) -> bool:
+    return name.isascii() and name.isalnum()
 
 
 def _new_order_id() -> str:

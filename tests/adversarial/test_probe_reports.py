@@ -133,3 +133,23 @@ def test_decisions_on_an_unreadable_journal_answer_503_with_the_cause(served, de
     r = desk.get("/v1/decisions")
     assert r.status_code == 503, r.text
     assert "journal" in r.json()["detail"] and "Traceback" not in r.text
+
+
+# -- symbols are read strictly -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "symbol",
+    ["BTC/USDT:FOO", "BTC/US/DT", "BTC/USDT:USDT-251226", "/BTCUSDT", "BTC/", "BTC//USDT", "B TC/USDT",
+     "BTC/USDT:", "BTC/USDT:USDT:USDT", "BTC/USD:BTC", "ＢTC/USDT"],
+)  # fmt: skip
+def test_a_symbol_not_of_the_configured_form_is_invalid(sup_plain, symbol):
+    feed(sup_plain, equity=RICH)
+    r = sup_plain.evaluate(order(symbol=symbol, price=65_000.0, quantity=0.01))
+    assert r.reason_code is RC.INVALID_ORDER and "not configured" in r.reason
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTC/USDT", "BTC/USDT:USDT"])
+def test_the_unified_forms_of_a_configured_symbol_still_read(sup_plain, symbol):
+    feed(sup_plain, equity=RICH)
+    assert sup_plain.evaluate(order(symbol=symbol, price=65_000.0, quantity=0.01)).allowed
