@@ -141,7 +141,7 @@ def test_decisions_on_an_unreadable_journal_answer_503_with_the_cause(served, de
 @pytest.mark.parametrize(
     "symbol",
     ["BTC/USDT:FOO", "BTC/US/DT", "BTC/USDT:USDT-251226", "/BTCUSDT", "BTC/", "BTC//USDT", "B TC/USDT",
-     "BTC/USDT:", "BTC/USDT:USDT:USDT", "BTC/USD:BTC", "ＢTC/USDT"],
+     "BTC/USDT:", "BTC/USDT:USDT:USDT", "BTC/USD:BTC", "\uff22TC/USDT"],
 )  # fmt: skip
 def test_a_symbol_not_of_the_configured_form_is_invalid(sup_plain, symbol):
     feed(sup_plain, equity=RICH)
