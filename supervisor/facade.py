@@ -471,10 +471,12 @@ class RiskSupervisor:
             return RejectOrder(valid, order_id_of(order), account_of(order), reply, now + wait, now)
         return EvaluateOrder(valid, reply, now + wait, now, config)
 
-    def reject(self, order: Any, why: str) -> RiskGateResult:
-        """An INVALID_ORDER block for input that cannot even be read as an order
-        (say, JSON with a key twice), journaled like every other decision."""
-        return self._journaled(block_result(RC.INVALID_ORDER, why, order_id_of(order), self.clock.now()), order)
+    def reject(self, order: Any, why: str, code: RC = RC.INVALID_ORDER) -> RiskGateResult:
+        """A block decided before the gate: INVALID_ORDER for input that cannot even
+        be read as an order (say, JSON with a key twice), CLIENT_NOT_PERMITTED for an
+        API client's order of an account its token is not for. Journaled like every
+        other decision."""
+        return self._journaled(block_result(code, why, order_id_of(order), self.clock.now()), order)
 
     def evaluate(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """Decide one order (an `OrderRequest` or a mapping). Never raises.

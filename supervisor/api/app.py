@@ -41,7 +41,7 @@ from supervisor.api.models import (
 from supervisor.api.service import GateService
 from supervisor.config import ConfigError
 from supervisor.core.messages import AccountState, Fill, OrderOutcome, RiskGateResult
-from supervisor.core.orders import MAX_NAME_LENGTH
+from supervisor.core.orders import MAX_NAME_LENGTH, account_of
 from supervisor.core.reasons import ReasonCode
 from supervisor.core.values import shorten
 from supervisor.ops.controls import ControlError
@@ -55,6 +55,7 @@ __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "evaluate_body", "result_
 MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 1_000
 MAX_DECISIONS = 1_000
+MAX_MESSAGES = 1_000  # cancels or edits in one report
 _MAX_ORDER_KEYS = 20  # an order has 11 fields; far more is junk, refused before it is copied
 
 
@@ -112,7 +113,10 @@ async def _json(request: Request) -> Any:
     return _parse(await _body(request))
 
 
-async def evaluate_body(service: GateService, raw: bytes) -> tuple[int, bytes]:
+Scope = tuple[str, frozenset[str]] | None  # (client, the accounts it may act for), or None: any
+
+
+async def evaluate_body(service: GateService, raw: bytes, scope: Scope = None) -> tuple[int, bytes]:
     """POST /v1/evaluate from its raw body to (status, JSON bytes): shared by the
     FastAPI route and the ASGI fast path in front of it (`supervisor.api.fast`)."""
     try:
@@ -121,12 +125,17 @@ async def evaluate_body(service: GateService, raw: bytes) -> tuple[int, bytes]:
         if error.ambiguous:  # JSON, but which value was meant? An INVALID_ORDER decision.
             return 200, _dumps(result_json(service.reject({}, error.detail)))
         return error.status, _dumps({"detail": error.detail})
-    return 200, _dumps(result_json(await _decide(service, order)))
+    return 200, _dumps(result_json(await _decide(service, order, scope)))
 
 
-async def _decide(service: GateService, order: Any) -> RiskGateResult:
+async def _decide(service: GateService, order: Any, scope: Scope = None) -> RiskGateResult:
     if isinstance(order, dict) and len(order) > _MAX_ORDER_KEYS:
         return service.reject(order, f"an order has at most {_MAX_ORDER_KEYS} fields, got {len(order)}")
+    if scope is not None:
+        account = account_of(order)
+        if account is not None and account not in scope[1]:  # unreadable: validation names it
+            why = f"client {scope[0]} may not trade account {shorten(account, 60)} ([api.clients.{scope[0]}] accounts)"
+            return service.reject(order, why, ReasonCode.CLIENT_NOT_PERMITTED)
     return await service.evaluate_async(order)
 
 
@@ -348,7 +357,7 @@ def build_app(service: GateService) -> FastAPI:
             raw = await _body(request)
         except _BodyError as error:
             return _problem(error.status, error.detail)
-        status, payload = await evaluate_body(service, raw)
+        status, payload = await evaluate_body(service, raw, keeper.scope(request.headers.getlist("authorization")))
         return Response(payload, status_code=status, media_type="application/json")
 
     @app.post(
@@ -374,7 +383,8 @@ def build_app(service: GateService) -> FastAPI:
         if len(orders) > MAX_BATCH:
             return _problem(413, f"at most {MAX_BATCH} orders per batch, got {len(orders)}")
         # Told to the gate in list order (each task runs to its tell before the next starts).
-        results = await asyncio.gather(*(_decide(service, order) for order in orders))
+        scope = keeper.scope(request.headers.getlist("authorization"))
+        results = await asyncio.gather(*(_decide(service, order, scope) for order in orders))
         return _ok([result_json(r) for r in results])
 
     @app.get(
@@ -439,6 +449,18 @@ def build_app(service: GateService) -> FastAPI:
         return refused if refused is not None else _ok(service.decision_rates())
 
     # -- state from the execution side ------------------------------------------------------
+    def not_permitted(request: Request, account: str) -> Response | None:
+        """403 when the client's token is limited to other accounts ([api.clients.NAME] accounts)."""
+        scope = keeper.scope(request.headers.getlist("authorization"))
+        if scope is None or account in scope[1]:
+            return None
+        service.journal.event(
+            service.clock.now(), "client_not_permitted", "api", account, client=scope[0], path=request.url.path[:200]
+        )
+        return _problem(
+            403, f"client {scope[0]} may not report for account {account!r} ([api.clients.{scope[0]}] accounts)"
+        )
+
     def unknown_account(name: object) -> Response | None:
         if not isinstance(name, str) or name not in service.config.accounts.accounts:
             known = ", ".join(sorted(service.config.accounts.accounts)) or "none"
@@ -470,7 +492,7 @@ def build_app(service: GateService) -> FastAPI:
             return got
         if got.get("account") is None:
             return _problem(422, f"{what}: field 'account' is required")
-        return unknown_account(got["account"]) or got
+        return unknown_account(got["account"]) or not_permitted(request, got["account"]) or got
 
     def tracker_answer(state: AccountState | None, what: str) -> Response:
         if state is None:
@@ -519,6 +541,39 @@ def build_app(service: GateService) -> FastAPI:
         return _ok({"delivered": True, "order_id": outcome.order_id, "status": outcome.status}, 202)
 
     @app.post(
+        "/v1/messages",
+        tags=["state"],
+        summary="cancels or edits the client sent: they count toward gate.max_messages_per_s",
+        responses={202: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
+    )
+    async def messages(request: Request) -> Response:
+        body, refused = await body_of(request, "client")
+        if refused is not None:
+            return refused
+        if not isinstance(body, dict):
+            return _problem(422, f"messages: expected a JSON object, got {type(body).__name__}")
+        unknown = sorted(k for k in body if k not in ("account", "kind", "count"))
+        if unknown:
+            return _problem(422, f"messages: unknown field {shorten(unknown[0], 40)} (known: account, kind, count)")
+        kind, count = body.get("kind"), body.get("count", 1)
+        if kind not in ("cancel", "edit"):
+            return _problem(422, f"messages: kind must be cancel or edit, got {shorten(kind)}")
+        if type(count) is not int or not 1 <= count <= MAX_MESSAGES:
+            return _problem(422, f"messages: count must be an integer in 1..{MAX_MESSAGES}, got {shorten(count)}")
+        account = body.get("account")
+        if account is None:
+            return _problem(422, "messages: field 'account' is required")
+        refused = unknown_account(account)
+        if refused is not None or not isinstance(account, str):
+            return refused or _problem(422, "messages: field 'account' must be an account's name")
+        refused = not_permitted(request, account)
+        if refused is not None:
+            return refused
+        if not all(service.report_message(account) for _ in range(count)):
+            return _problem(503, "the gate is not running: the messages were not counted")
+        return _ok({"counted": count, "account": account, "kind": kind}, 202)
+
+    @app.post(
         "/v1/accounts/{name}/snapshot",
         tags=["state"],
         summary="an account's equity and positions (the tracker adds the day/week baselines)",
@@ -528,7 +583,7 @@ def build_app(service: GateService) -> FastAPI:
         body, refused = await body_of(request, "client")
         if refused is not None:
             return refused
-        missing_account = unknown_account(name)
+        missing_account = unknown_account(name) or not_permitted(request, name)
         if missing_account is not None:
             return missing_account
         if not service.config.accounts.takes_pushes(name):

@@ -62,6 +62,19 @@ class Gatekeeper:
                     found = principal.name
         return found
 
+    def scope(self, headers: Sequence[str]) -> tuple[str, frozenset[str]] | None:
+        """(client name, its accounts) when the client whose token the headers carry
+        is limited to some accounts; None when it may act for every account (or
+        execution is open to anyone without a token)."""
+        api = self._service.config.api
+        if not api.scoped:
+            return None
+        name = self.who(headers, "client")
+        principal = api.clients.get(name) if name is not None else None
+        if principal is None or principal.accounts is None:
+            return None
+        return principal.name, principal.accounts
+
     def refused(self, headers: Sequence[str], method: str, path: str, client: str | None) -> None:
         why = "no bearer token" if not headers else "unknown token"
         if len(headers) > 1:

@@ -95,7 +95,7 @@ class EvaluateFastPath:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        status, payload = await evaluate_body(self._service, b"".join(chunks))
+        status, payload = await evaluate_body(self._service, b"".join(chunks), self._keeper.scope(authorization))
         await _answer(send, status, payload)
 
 

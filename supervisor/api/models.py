@@ -16,6 +16,7 @@ __all__ = [
     "BODIES",
     "DecisionOut",
     "FillIn",
+    "MessagesIn",
     "OrderIn",
     "OutcomeIn",
     "PositionIn",
@@ -78,6 +79,12 @@ class OutcomeIn(BaseModel):
     account: str | None = None
 
 
+class MessagesIn(BaseModel):
+    account: str
+    kind: Literal["cancel", "edit"]
+    count: int = Field(1, ge=1, le=1000)
+
+
 class PositionIn(BaseModel):
     symbol: str
     exchange: str
@@ -117,5 +124,6 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/evaluate", "post"): OrderIn,
     ("/v1/fills", "post"): FillIn,
     ("/v1/outcomes", "post"): OutcomeIn,
+    ("/v1/messages", "post"): MessagesIn,
     ("/v1/accounts/{name}/snapshot", "post"): SnapshotIn,
 }

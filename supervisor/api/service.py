@@ -14,6 +14,7 @@ from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.messages import AccountSnapshot, AccountState, Fill, OrderOutcome, RiskGateResult
+from supervisor.core.reasons import ReasonCode
 from supervisor.ops.controls import OperatorControls, OverrideRecord
 from supervisor.ops.metrics import MetricsRegistry
 
@@ -29,7 +30,9 @@ class GateService(Protocol):
 
     async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult: ...
 
-    def reject(self, order: Any, why: str) -> RiskGateResult: ...
+    def reject(self, order: Any, why: str, code: ReasonCode = ReasonCode.INVALID_ORDER) -> RiskGateResult: ...
+
+    def report_message(self, account: str) -> bool: ...
 
     def report_fill(self, fill: Fill, timeout: float = 5.0) -> AccountState | None: ...
 

@@ -324,12 +324,29 @@ _OPERATOR_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
-def _principals(t: _Table, environ: Mapping[str, str], role: str, seen: dict[str, str]) -> dict[str, OperatorConfig]:
-    """`[api.operators.NAME]` or `[api.clients.NAME]`: a token (its SHA-256) per name.
-    `seen` maps each hash to who holds it, across both tables."""
+def _principals(
+    t: _Table, environ: Mapping[str, str], role: str, seen: dict[str, str], accounts: Iterable[str] = ()
+) -> dict[str, OperatorConfig]:
+    """`[api.operators.NAME]` or `[api.clients.NAME]`: a token (its SHA-256) per name, and
+    for a client the `accounts` it may act for (default: all). `seen` maps each hash to
+    who holds it, across both tables."""
     out: dict[str, OperatorConfig] = {}
+    known = sorted(accounts)
     for name in t.subtables():
         o = t.table(name)
+        scope = None
+        if role == "client" and o.raw("accounts") is not _MISSING:
+            listed = o.strings("accounts")
+            unknown = sorted(a for a in listed if a not in known)
+            if not isinstance(o.raw("accounts"), list):
+                pass  # said by strings()
+            elif unknown:
+                o.problem(
+                    "accounts", f"names {unknown[0]!r}, not a configured account" + did_you_mean(unknown[0], known)
+                )
+            elif not listed:
+                o.problem("accounts", "must name at least one account (leave it out for every account)")
+            scope = listed
         if not _OPERATOR_NAME.fullmatch(name):
             t.problem(name, f"a{'n' if role[0] in 'aeiou' else ''} {role} name is 1-64 letters, digits or _.@-")
         digest = o.string("token_sha256", None)
@@ -359,12 +376,12 @@ def _principals(t: _Table, environ: Mapping[str, str], role: str, seen: dict[str
             if digest in seen:
                 t.problem(name, f"has the same token as {seen[digest]}: every operator and client needs its own")
             seen[digest] = f"{role} {name!r}"
-            out[name] = OperatorConfig(name=name, token_sha256=digest)
+            out[name] = OperatorConfig(name=name, token_sha256=digest, accounts=scope)
     t.finish()  # a key that is not a table
     return out
 
 
-def _api(t: _Table, environ: Mapping[str, str]) -> ApiConfig:
+def _api(t: _Table, environ: Mapping[str, str], accounts: Iterable[str]) -> ApiConfig:
     d = ApiConfig()
     seen: dict[str, str] = {}
     c = ApiConfig(
@@ -377,7 +394,7 @@ def _api(t: _Table, environ: Mapping[str, str]) -> ApiConfig:
         operator_reserve=t.number("operator_reserve", d.operator_reserve, ge=1, le=10_000, integer=True),
         request_timeout_s=t.number("request_timeout_s", d.request_timeout_s, gt=0, le=300),
         operators=_principals(t.table("operators"), environ, "operator", seen),
-        clients=_principals(t.table("clients"), environ, "client", seen),
+        clients=_principals(t.table("clients"), environ, "client", seen, accounts),
     )
     t.finish()
     return c
@@ -614,7 +631,7 @@ def parse_config(
         writer=journal_t.string("writer", d_j.writer, JOURNAL_WRITERS),
     )
     journal_t.finish()
-    api = _api(root.table("api"), os.environ if environ is None else environ)
+    api = _api(root.table("api"), os.environ if environ is None else environ, accounts.accounts)
     metrics_t = root.table("metrics")
     metrics = MetricsConfig(enabled=metrics_t.boolean("enabled", MetricsConfig().enabled))
     metrics_t.finish()

@@ -202,6 +202,8 @@ class OperatorConfig:
 
     name: str
     token_sha256: str = field(repr=False)
+    # A client's accounts: it may evaluate and report for these only (None: every account).
+    accounts: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,11 @@ class ApiConfig:
     request_timeout_s: float = 5.0  # a whole request must arrive within this, or its connection is closed
     operators: Mapping[str, OperatorConfig] = field(default_factory=dict)
     clients: Mapping[str, OperatorConfig] = field(default_factory=dict)
+
+    @property
+    def scoped(self) -> bool:
+        """Whether any client is limited to some accounts."""
+        return any(c.accounts is not None for c in self.clients.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -705,6 +705,7 @@ DECIDED_BY: dict[RC, str] = {
     RC.RISK_WARNING_SCALE: "16. Risk v3 WARNING scale-down",
     RC.ALL_CHECKS_PASSED: "17. every check passed",
     RC.GATE_UNAVAILABLE: "the gate did not decide in time (not started, down, or late)",
+    RC.CLIENT_NOT_PERMITTED: "the API: the client's token is not for this account ([api.clients.NAME] accounts)",
 }
 
 #: The source a STALE code blocks on.

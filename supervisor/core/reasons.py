@@ -38,3 +38,4 @@ class ReasonCode(StrEnum):
     # facade level
     GATE_UNAVAILABLE = "GATE_UNAVAILABLE"
     OVERRIDE_APPLIED = "OVERRIDE_APPLIED"
+    CLIENT_NOT_PERMITTED = "CLIENT_NOT_PERMITTED"  # an API client's token is not for that account
