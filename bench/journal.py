@@ -9,6 +9,10 @@
    middle and the end. The orders' outcomes are never reported, so the gate
    holds each allowed order's reservation for `reservation_ttl_s` (30 s): RSS
    grows for the first 30 s whatever the journal does, and must be flat after.
+4. `journal.durability` "batch" beside "commit": evaluate latency of approved
+   orders (p50, p99) and decisions per second, with 1 and 4 caller threads, for
+   a few seconds each (commit: an approval is answered once its record is
+   committed; concurrent callers share commits).
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ from supervisor.core.messages import RiskSignal
 from tests.helpers import config_dict
 
 
-def config(journal_on: bool) -> Any:
+def config(journal_on: bool, durability: str = "batch") -> Any:
     data = config_dict(
         gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0},
         risk_v3={"max_age_s": 3600.0},
         ess={"max_age_s": 3600.0},
         accounts={"max_age_s": 3600.0},
         state={"dir": tempfile.mkdtemp(prefix="riskgate-bench-journal-")},
-        journal={"enabled": journal_on},
+        journal={"enabled": journal_on, "durability": durability},
     )
     for i in range(100):
         data["accounts"][f"acct{i}"] = {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 1e12}
@@ -42,8 +46,8 @@ def config(journal_on: bool) -> Any:
     return parse_config(data)
 
 
-def fed(journal_on: bool = True) -> RiskSupervisor:
-    sup = RiskSupervisor(config(journal_on), poll_upstreams=False).start()
+def fed(journal_on: bool = True, durability: str = "batch") -> RiskSupervisor:
+    sup = RiskSupervisor(config(journal_on, durability), poll_upstreams=False).start()
     sup.report_ess_active(False)
     sup.report_risk_signal(RiskSignal("INFO", sup.clock.now(), ess_action_required=False))
     for i in range(100):
@@ -150,11 +154,48 @@ def sustained(seconds: float = 60.0, callers: int = 4) -> dict[str, float]:
     }
 
 
+def durability(seconds: float = 3.0, callers: int = 1) -> dict[str, dict[str, float]]:
+    """Approved orders only (each waits for its commit under "commit"), `callers` threads."""
+    out: dict[str, dict[str, float]] = {}
+    for mode in ("batch", "commit"):
+        sup = fed(True, mode)
+        stop = threading.Event()
+        samples: list[list[int]] = [[] for _ in range(callers)]
+
+        def caller(
+            k: int, sup: RiskSupervisor = sup, stop: threading.Event = stop, samples: list[list[int]] = samples
+        ) -> None:
+            perf = time.perf_counter_ns
+            mine = samples[k]
+            i = k * 10_000_000
+            while not stop.is_set():
+                t0 = perf()
+                sup.evaluate(order(i))
+                mine.append(perf() - t0)
+                i += 1
+
+        threads = [threading.Thread(target=caller, args=(k,), daemon=True) for k in range(callers)]
+        began = time.monotonic()
+        for t in threads:
+            t.start()
+        stop.wait(seconds)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        elapsed = time.monotonic() - began
+        sup.stop()
+        every = [x for s in samples for x in s]
+        out[mode] = {"rate": len(every) / elapsed, "p50": pct(every, 0.5), "p99": pct(every, 0.99)}
+    return out
+
+
 def main() -> None:
     bva = block_vs_allow(20_000)
     print(f"blocked vs allowed evaluate p50: {bva['block_p50']:.1f} vs {bva['allow_p50']:.1f} µs")
     oo = on_vs_off(20_000)
     print(f"journal on vs off evaluate p50: {oo['on_p50']:.1f} vs {oo['off_p50']:.1f} µs")
+    for callers in (1, 4):
+        print(f"durability, {callers} caller(s):", durability(3.0, callers))
     s = sustained(60.0)
     print(s)
 

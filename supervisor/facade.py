@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import dataclasses
 import math
 import sqlite3
@@ -53,6 +54,7 @@ from supervisor.ops.controls import OperatorControls, OverrideRecord
 from supervisor.ops.health import HealthLog
 from supervisor.ops.journal.actor import Flush, JournalActor
 from supervisor.ops.journal.query import decision_json
+from supervisor.ops.journal.recall import recall_state
 from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, JournalUnreadableError, Query
 from supervisor.ops.metrics import MetricsRegistry
 from supervisor.ops.state import DecisionRates, StateReader
@@ -162,6 +164,8 @@ class RiskSupervisor:
         # off the decision path by its own actor, started first and stopped last.
         j = config.journal
         self.journal = JournalQueue(j.max_queue, block_when_failing=j.enabled and j.on_failure == "block")
+        self._commit = j.durability == "commit"  # approvals answered once their record is committed
+        self.journal.flush_now = self._flush_now
         journal_spec = ActorSpec(
             "journal",
             lambda: self.journal_actor_class.start(config, self.clock, self.journal),
@@ -226,8 +230,10 @@ class RiskSupervisor:
         self._runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
         try:
             # Every persisted block before the gate runs: the operator halt on the ESS board
-            # and the running overrides in the gate link, which feeds them to the gate first.
+            # and the running overrides in the gate link, which feeds them to the gate first;
+            # the orders approved in the last window, from the journal (duplicates, caps).
             self.controls.load()
+            self._recall()
             self._runtime.start()
         except BaseException:
             if self._api is not None:
@@ -256,6 +262,24 @@ class RiskSupervisor:
         if wait_ready is not None and not self.wait_ready(wait_ready):
             log.warning("not_ready", waited_s=wait_ready, missing=self.readiness())
         return self
+
+    def _recall(self) -> None:
+        if not self.config.journal.enabled:
+            log.warning("gate_memory_not_recalled", why="journal.enabled = false: ids approved before this start "
+                        "are not known as duplicates, nor in-flight orders against the caps")  # fmt: skip
+            return
+        try:
+            state, recalled = recall_state(self.config, self.clock)
+        except JournalUnreadableError as exc:
+            # With journal.on_failure = "block" the journal's failure blocks orders anyway.
+            log.error("gate_memory_not_recalled", why=str(exc))
+            self._runtime.event("gate_memory_not_recalled", "journal", why=str(exc)[:300])
+            return
+        self._runtime.seed(state)
+        if recalled:
+            held = len(state.reservations)
+            log.info("gate_memory_recalled", approvals=recalled, reservations=held)
+            self._runtime.event("gate_memory_recalled", "journal", approvals=recalled, reservations=held)
 
     def stop(self) -> None:
         """Stop the API, polling and supervising, then the actors in reverse order."""
@@ -501,7 +525,7 @@ class RiskSupervisor:
             if here is not None:
                 if here is BUSY:
                     return self._unavailable(order, f"no answer within {wait}s")
-                return cast("RiskGateResult", here)
+                return self._committed(cast("RiskGateResult", here), order, started + wait)
             left = wait - (_real_monotonic() - started)  # a wait at the door counts
             if left <= 0:
                 return self._unavailable(order, f"no answer within {wait}s")
@@ -522,7 +546,46 @@ class RiskSupervisor:
         if result is None:
             alive = gate.is_alive()
             return self._unavailable(order, f"no answer within {wait}s" if alive else "gate actor stopped")
+        return self._committed(result, order, started + wait)
+
+    def _committed(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
+        """With journal.durability = "commit", an approval is answered once its record is
+        committed (a block sends nothing to an exchange: it does not wait)."""
+        if not self._commit or result.decision == "block":
+            return result
+        done = threading.Event()
+        if not self.journal.when_committed(self.journal.last_seq, done.set):
+            left = deadline - _real_monotonic()
+            if left <= 0 or not done.wait(left):
+                return self._not_committed(result, order)
         return result
+
+    def _not_committed(self, result: RiskGateResult, order: Any) -> RiskGateResult:
+        # What it booked stays booked until its outcome or its TTL (the safe side).
+        why = f"the journal did not commit the decision within the caller's timeout (order {result.order_id})"
+        return self._journaled(block_result(RC.JOURNAL_UNAVAILABLE, why, result.order_id, self.clock.now()), order)
+
+    async def _committed_async(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
+        if not self._commit or result.decision == "block":
+            return result
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:  # on the journal's thread
+            loop.call_soon_threadsafe(lambda: None if done.done() else done.set_result(None))
+
+        if not self.journal.when_committed(self.journal.last_seq, wake):
+            try:
+                await asyncio.wait_for(done, max(0.0, deadline - _real_monotonic()))
+            except TimeoutError:
+                return self._not_committed(result, order)
+        return result
+
+    def _flush_now(self) -> None:
+        ref = self.actor_ref("journal")
+        if ref is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(Flush())
 
     async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """`evaluate` for asyncio: the loop is never blocked while the gate decides."""
@@ -542,13 +605,14 @@ class RiskSupervisor:
         def reply(result: RiskGateResult) -> None:  # runs on the gate's thread
             loop.call_soon_threadsafe(deliver, result)
 
+        started = _real_monotonic()
         try:
             request = self._request(order, None, wait)
             # Decided here when the gate's lock is free at once and nothing is
             # queued for it (never waiting on the loop's thread); else queued.
             here = self._runtime.gate_door.decide(request, None)
             if here is not None:
-                return cast("RiskGateResult", here)
+                return await self._committed_async(cast("RiskGateResult", here), order, started + wait)
             gate.tell(dataclasses.replace(request, reply=reply))
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")
@@ -556,9 +620,10 @@ class RiskSupervisor:
             log.exception("evaluate_failed", error=repr(exc))
             return self._unavailable(order, type(exc).__name__)
         try:
-            return await asyncio.wait_for(future, wait)
+            result = await asyncio.wait_for(future, wait)
         except TimeoutError:
             return self._unavailable(order, f"no answer within {wait}s")
+        return await self._committed_async(result, order, started + wait)
 
     # -- state from the execution side and the upstreams ---------------------
     def _tell_gate(self, message: object) -> bool:

@@ -12,13 +12,22 @@ The queue is bounded. What happens when it is full, or when the journal
 cannot write, is the journal policy's business (`journal.on_failure`); the
 gate reads `blocking` at the start of every evaluation. Nothing is dropped
 silently: `put` says whether it took the record, and drops are counted.
+
+With `journal.durability = "commit"` a caller whose order was approved waits,
+after the decision, until the journal has committed every record queued up to
+its answer (`when_committed`): the first waiter asks the journal to flush at
+once (`flush_now`), and everyone waiting then rides on that one transaction
+(group commit). The decision itself never waits.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import os
+import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +54,13 @@ class JournalQueue:
         self.source_errors: dict[str, tuple[datetime, str, str]] = {}
         self.problem: str | None = None  # why the journal cannot write now, or None
         self.blocking: str | None = None  # why new orders must block now (the policy's verdict), or None
+        self.last_seq = 0  # the seq of the last record taken
+        self.committed = 0  # every record up to this seq is written (or given up as unwritable)
+        self.flush_now: Callable[[], None] | None = None  # asks the journal to flush at once (commit mode)
+        self._flush_asked = False
+        self._commit_lock = threading.Lock()
+        self._waiters: list[tuple[int, int, Callable[[], None]]] = []  # (seq, tie-break, call) heap
+        self._tickets = itertools.count()
 
     # -- producers (any thread) ---------------------------------------------------
     def put(self, record: tuple[Any, ...]) -> bool:
@@ -53,7 +69,8 @@ class JournalQueue:
             self.dropped = next(self._drops)
             self.blocking = self._verdict(full=True)
             return False
-        self._items.append((next(self._seq), *record))
+        seq = self.last_seq = next(self._seq)
+        self._items.append((seq, *record))
         return True
 
     def event(self, when: datetime, kind: str, source: str = "", account: str | None = None, **detail: Any) -> bool:
@@ -65,7 +82,42 @@ class JournalQueue:
             self.source_errors.pop(source, None)
         return self.put((EVENT, when, kind, source, account, detail))
 
+    def when_committed(self, seq: int, call: Callable[[], None]) -> bool:
+        """True if every record up to `seq` is committed already; else `call()` runs
+        (on the journal's thread) once they are, and a flush is asked for now."""
+        with self._commit_lock:
+            if self.committed >= seq:
+                return True
+            heapq.heappush(self._waiters, (seq, next(self._tickets), call))
+            ask = not self._flush_asked
+            self._flush_asked = True
+        flush = self.flush_now
+        if ask and flush is not None:
+            flush()
+        return False
+
     # -- the journal actor ----------------------------------------------------------
+    def flushing(self) -> None:
+        """A flush begins: records taken from now on need a flush of their own."""
+        with self._commit_lock:
+            self._flush_asked = False
+
+    def waiting(self) -> bool:
+        return bool(self._waiters)
+
+    def mark_committed(self, seq: int) -> None:
+        """Every record up to `seq` is written: wake whoever waited for them."""
+        due: list[Callable[[], None]] = []
+        with self._commit_lock:
+            if seq <= self.committed:
+                return
+            self.committed = seq
+            waiters = self._waiters
+            while waiters and waiters[0][0] <= seq:
+                due.append(heapq.heappop(waiters)[2])
+        for call in due:
+            call()
+
     def peek(self, n: int) -> list[tuple[Any, ...]]:
         """Up to n records from the left, left in place."""
         return list(itertools.islice(self._items, n))

@@ -26,6 +26,7 @@ from supervisor.config.schema import (
     API_ACCESS,
     COLLAR_POLICIES,
     ESS_CONTRACTS,
+    JOURNAL_DURABILITY,
     JOURNAL_POLICIES,
     JOURNAL_WRITERS,
     WARNING_SCALING,
@@ -629,7 +630,10 @@ def parse_config(
         max_queue=journal_t.number("max_queue", d_j.max_queue, ge=100, integer=True),
         retention_days=journal_t.number("retention_days", d_j.retention_days, gt=0),
         writer=journal_t.string("writer", d_j.writer, JOURNAL_WRITERS),
+        durability=journal_t.string("durability", d_j.durability, JOURNAL_DURABILITY),
     )
+    if journal.durability == "commit" and not (journal.enabled and journal.on_failure == "block"):
+        journal_t.problem("durability", 'commit needs journal.enabled = true and journal.on_failure = "block"')
     journal_t.finish()
     api = _api(root.table("api"), os.environ if environ is None else environ, accounts.accounts)
     metrics_t = root.table("metrics")

@@ -12,6 +12,7 @@ __all__ = [
     "API_ACCESS",
     "COLLAR_POLICIES",
     "ESS_CONTRACTS",
+    "JOURNAL_DURABILITY",
     "JOURNAL_POLICIES",
     "JOURNAL_WRITERS",
     "WARNING_SCALING",
@@ -171,6 +172,7 @@ class HealthConfig:
 
 JOURNAL_POLICIES = ("block", "continue")
 JOURNAL_WRITERS = ("process", "thread")
+JOURNAL_DURABILITY = ("batch", "commit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,9 @@ class JournalConfig:
     max_queue: int = 100_000  # records waiting to be written
     retention_days: float = 30.0
     writer: str = "process"  # "process": SQLite in a child process (off the GIL); "thread": in the journal's thread
+    # "batch": records are committed every flush_interval_s (a killed process loses the last interval);
+    # "commit": an approved order's answer waits until its record is committed (group commit).
+    durability: str = "batch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,6 +172,11 @@ class Runtime:
         return specs
 
     # -- life cycle -----------------------------------------------------------------
+    def seed(self, state: GateState) -> None:
+        """What the first gate starts from (the journal's recent approvals), before `start`."""
+        if self._gate_state is None:
+            self._gate_state = state
+
     def start(self) -> None:
         self.halts.start()
         self.supervisor.start(self.specs())

@@ -398,6 +398,7 @@ REACH = {
     RC.RISK_WARNING_SCALE: (lambda s: feed(s, "WARNING"), {"quantity": 1.0}),
     RC.ALL_CHECKS_PASSED: (lambda s: feed(s), {}),
     RC.GATE_UNAVAILABLE: (lambda s: s.gate_ref.stop(), {}),
+    RC.CLIENT_NOT_PERMITTED: None,  # only over HTTP, a scoped client: see tests/adversarial/test_probe_clients.py
     RC.OVERRIDE_APPLIED: (
         lambda s: (
             feed(s, positions=_sol(1.0)),

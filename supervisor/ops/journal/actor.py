@@ -113,6 +113,7 @@ class JournalActor(SupervisedActor):
     def flush(self) -> int:
         """Write what is queued; returns how many records were written."""
         q = self._queue
+        q.flushing()  # before the first peek: what is queued after it asks for another flush
         written = 0
         ends = _real.monotonic() + _BUDGET_S
         while len(q) and _real.monotonic() < ends:
@@ -151,6 +152,8 @@ class JournalActor(SupervisedActor):
             q.set_problem(None)
         elif q.blocking is not None and q.problem is None:
             q.set_problem(None)  # a full queue drained: clear the policy's verdict
+        if len(q) and q.waiting() and q.problem is None:
+            self.actor_ref.tell(Flush())  # out of budget with callers waiting: on at once
         self._prune()
         return written
 
@@ -206,7 +209,11 @@ class JournalActor(SupervisedActor):
         # By seq, not by count: a journal that stalled past its heartbeat has a
         # successor on the same queue, and what that one wrote and removed meanwhile
         # must not make this one remove records nobody wrote.
-        return self._queue.remove_through(batch[-1][0]) if batch else 0
+        if not batch:
+            return 0
+        gone = self._queue.remove_through(batch[-1][0])
+        self._queue.mark_committed(batch[-1][0])  # callers waiting for these may answer now
+        return gone
 
     def _log_decisions(self, batch: list[tuple[Any, ...]]) -> None:
         """The `order_decision` line for every block, scale-down and override,

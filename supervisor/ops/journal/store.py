@@ -181,6 +181,15 @@ class JournalReader:
         rows = self._db.execute(sql, (*args, q.limit)).fetchall()
         return [dict(row) for row in rows]
 
+    def approvals_since(self, since_us: int, limit: int) -> list[dict[str, Any]]:
+        """Approved (allowed or scaled) decisions at or after `since_us`, oldest first."""
+        rows = self._db.execute(
+            "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"
+            " FROM decisions WHERE ts_us >= ? AND decision != 'block' ORDER BY ts_us, seq LIMIT ?",
+            (since_us, limit),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
     def events(
         self, since_us: int | None = None, until_us: int | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:

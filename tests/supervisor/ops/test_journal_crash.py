@@ -1,6 +1,11 @@
-"""kill -9 of a process deciding orders under load: what was decided more than a
-flush interval before the kill is in the journal, the file opens cleanly, and
-a restarted process appends to it."""
+"""kill -9 of a process deciding orders under load: the file opens cleanly, what is
+on disk is every decision up to some point (no hole), a restarted process appends
+to it; with `journal.durability = "commit"` every approval answered before the
+kill is on disk.
+
+With "batch" what is lost is what the journal had not written yet: about a flush
+interval, more when the machine is loaded (a 2-core CI machine running the whole
+suite), so that test holds only the no-hole property, not a time bound."""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import pytest
 
 from supervisor import AccountSnapshot, RiskSupervisor
 from supervisor.ops.journal.store import JournalReader, Query
@@ -18,33 +24,29 @@ from tests.helpers import make_config, order
 from tests.helpers import signal as risk_signal
 
 ROOT = Path(__file__).resolve().parents[3]
-FLUSH_S = 0.1
-# A decision is on disk by the end of the flush after it: one interval, plus the
-# time that flush itself takes on a loaded 2-core machine.
-MARGIN_S = FLUSH_S + 0.3
 
 
-def test_kill_9_under_load_keeps_every_decision_older_than_a_flush(tmp_path):
+@pytest.mark.parametrize("durability", ["batch", "commit"])
+def test_kill_9_under_load_loses_nothing_answered_with_commit_and_leaves_no_hole(tmp_path, durability):
     state = tmp_path / "state"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("journal_driver.py")), str(state)],
+        [sys.executable, str(Path(__file__).with_name("journal_driver.py")), str(state), durability],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=env,
         cwd=ROOT,
     )
-    decided: list[tuple[str, float]] = []
+    decided: list[tuple[str, str]] = []
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # wait on the pipe, not on a clock
-            oid, at = line.split()
-            decided.append((oid, float(at)))
-            if len(decided) >= 3000 and decided[-1][1] - decided[0][1] >= 1.0:
+            oid, _, decision = line.split()
+            decided.append((oid, decision))
+            if len(decided) >= 3000:
                 break
         proc.send_signal(signal.SIGKILL)
-        killed_at = time.monotonic()  # CLOCK_MONOTONIC: the same clock in both processes
     finally:
         proc.kill()
         proc.wait(10)
@@ -60,10 +62,12 @@ def test_kill_9_under_load_keeps_every_decision_older_than_a_flush(tmp_path):
         on_disk = {r["order_id"] for r in reader.decisions(Query(limit=1_000_000))}
     finally:
         reader.close()
-    due = [oid for oid, at in decided if at < killed_at - MARGIN_S]
-    assert len(due) > 1000
-    missing = [oid for oid in due if oid not in on_disk]
-    assert missing == []
+    answered = [oid for oid, _ in decided]
+    kept = [oid in on_disk for oid in answered]
+    assert kept == sorted(kept, reverse=True), "a hole: a later decision on disk, an earlier one not"
+    if durability == "commit":
+        approved = [oid for oid, d in decided if d != "block"]
+        assert len(approved) > 500 and [oid for oid in approved if oid not in on_disk] == []
     # A restarted process appends to the same file.
     cfg = make_config(state={"dir": str(state)})
     with RiskSupervisor(cfg, poll_upstreams=False) as sup:
