@@ -124,6 +124,14 @@ def main() -> int:
         "<= 1.1x",
         ratio <= 1.1,
     )
+    for callers in (1, 4):
+        d = journal.durability(3.0, callers)
+        b, c = d["batch"], d["commit"]
+        row(
+            f"8. durability batch vs commit, approved orders, {callers} caller(s)",
+            f"p50 {b['p50']:.0f} vs {c['p50']:.0f} µs, p99 {b['p99']:.0f} vs {c['p99']:.0f} µs;"
+            f" {b['rate']:,.0f} vs {c['rate']:,.0f}/s",
+        )
     s = journal.sustained(60.0)
     keeps_up = s["backlog_second_half_max"] <= max(2 * s["backlog_first_half_max"], 5_000) and s["dropped"] == 0
     row(

@@ -1,34 +1,19 @@
-"""A served supervisor for the probes that come in over HTTP (FakeClock, state reported, not polled)."""
+"""Fixtures for the probes: `sup` and `http` (a served supervisor and an execution client's
+session, shared with tests/supervisor/api), `sup_plain` (no API), and the journal's events."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from supervisor import RiskSupervisor
 from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader
 from tests.helpers import make_config
-from tests.supervisor.api.conftest import DESK, clients, operators
+from tests.supervisor.api.conftest import http, sup
 
-
-@pytest.fixture
-def served(clock):
-    config = make_config(api={"operators": operators(), "clients": clients()})
-    with RiskSupervisor(config, clock=clock, poll_upstreams=False) as s:
-        s.serve_api(port=0)
-        yield s
-
-
-@pytest.fixture
-def desk(served):
-    """An execution client's HTTP session (the desk's token on every request)."""
-    server = served.api_server
-    assert server is not None
-    with httpx.Client(base_url=server.url, timeout=10.0, headers={"Authorization": f"Bearer {DESK}"}) as client:
-        yield client
+__all__ = ["http", "journal_events", "sup", "sup_plain"]
 
 
 @pytest.fixture

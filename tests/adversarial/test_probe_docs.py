@@ -2,7 +2,7 @@
 
 Code from another origin could read an operator token pasted into the page,
 and the page was blank offline. Swagger UI is now vendored in the package
-(pinned by hash) and served under the dashboard's CSP; Redoc is not served.
+(pinned by hash) and sup under the dashboard's CSP; Redoc is not sup.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from importlib import resources
 from supervisor.api.app import _DOCS_SHA256
 
 
-def test_the_docs_page_loads_only_from_its_own_origin_under_the_csp(desk):
-    page = desk.get("/docs")
+def test_the_docs_page_loads_only_from_its_own_origin_under_the_csp(http):
+    page = http.get("/docs")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp and "'unsafe-inline'" not in csp
@@ -23,17 +23,17 @@ def test_the_docs_page_loads_only_from_its_own_origin_under_the_csp(desk):
     assert sources and all(s.startswith("/docs/") or s == "data:," for s in sources), sources
     assert "<script>" not in page.text  # nothing inline: the CSP would refuse it anyway
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "docs.js"):
-        r = desk.get(f"/docs/{asset}")
+        r = http.get(f"/docs/{asset}")
         assert r.status_code == 200 and r.headers["content-security-policy"] == csp
         assert r.headers["x-content-type-options"] == "nosniff"
-    assert desk.head("/docs").status_code == 200
+    assert http.head("/docs").status_code == 200
 
 
-def test_redoc_and_unknown_files_are_not_served(desk):
-    assert desk.get("/redoc").status_code == 404
-    assert desk.get("/docs/../app.py").status_code == 404
-    assert desk.get("/docs/VENDORED.md").status_code == 404
-    assert desk.get("/docs/LICENSE").status_code == 404
+def test_redoc_and_unknown_files_are_not_served(http):
+    assert http.get("/redoc").status_code == 404
+    assert http.get("/docs/../app.py").status_code == 404
+    assert http.get("/docs/VENDORED.md").status_code == 404
+    assert http.get("/docs/LICENSE").status_code == 404
 
 
 def test_the_vendored_files_are_the_pinned_release():

@@ -43,17 +43,17 @@ def gate_restarts(sup) -> int:
         ),
     ],
 )  # fmt: skip
-def test_an_absurd_report_for_an_order_in_flight_is_refused_and_the_gate_lives(served, desk, path, body):
-    feed(served, equity=RICH)
-    assert served.evaluate(order(order_id="o-1")).decision == "allow"
+def test_an_absurd_report_for_an_order_in_flight_is_refused_and_the_gate_lives(sup, http, path, body):
+    feed(sup, equity=RICH)
+    assert sup.evaluate(order(order_id="o-1")).decision == "allow"
     for _ in range(5):
-        r = post(desk, path, body)
+        r = post(http, path, body)
         assert r.status_code == 422, r.text
         assert "quantity" in r.json()["detail"] or "price" in r.json()["detail"]
-    nxt = served.evaluate(order(order_id="o-2"))
+    nxt = sup.evaluate(order(order_id="o-2"))
     assert nxt.decision == "allow", nxt.reason
-    assert gate_restarts(served) == 0
-    assert served.health()["gate"]["reservations"] == 2  # o-1 still held: nothing was released by the junk
+    assert gate_restarts(sup) == 0
+    assert sup.health()["gate"]["reservations"] == 2  # o-1 still held: nothing was released by the junk
 
 
 def test_the_gates_arithmetic_on_a_booked_order_never_raises():
@@ -101,28 +101,28 @@ def test_a_message_the_gate_cannot_handle_is_refused_and_journaled_not_a_crash_l
     assert "ArithmeticError" in refused[0]["detail"]["error"]
 
 
-def test_the_outcomes_endpoint_bounds_filled_quantity_like_an_order(served, desk):
-    feed(served)
+def test_the_outcomes_endpoint_bounds_filled_quantity_like_an_order(sup, http):
+    feed(sup)
     for bad in (1e300, -1.0, "1", True, float("nan")):
         body = {"order_id": "x", "status": "filled", "filled_quantity": bad, "account": "main"}
-        r = desk.post("/v1/outcomes", content=json.dumps(body, allow_nan=True),
+        r = http.post("/v1/outcomes", content=json.dumps(body, allow_nan=True),
                       headers={"content-type": "application/json"})  # fmt: skip
         assert r.status_code == 422, (bad, r.text)
         assert "filled_quantity" in r.json()["detail"]
-    assert served.evaluate(order()).reason_code is RC.ALL_CHECKS_PASSED
+    assert sup.evaluate(order()).reason_code is RC.ALL_CHECKS_PASSED
 
 
 # -- item 10: the journal's decisions on a damaged file ----------------------------------------
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
-def test_decisions_on_an_unreadable_journal_answer_503_with_the_cause(served, desk, damage):
+def test_decisions_on_an_unreadable_journal_answer_503_with_the_cause(sup, http, damage):
     from pathlib import Path
 
-    feed(served)
-    served.evaluate(order())
-    served.flush_journal()
-    path = Path(served.config.state.dir) / "journal.sqlite"
+    feed(sup)
+    sup.evaluate(order())
+    sup.flush_journal()
+    path = Path(sup.config.state.dir) / "journal.sqlite"
     for side in ("-wal", "-shm"):  # what the writer has not checkpointed is lost with them
         Path(f"{path}{side}").unlink(missing_ok=True)
     if damage == "truncated":
@@ -130,7 +130,7 @@ def test_decisions_on_an_unreadable_journal_answer_503_with_the_cause(served, de
             f.truncate(300)
     else:
         path.write_bytes(b"this is not a database " * 100)
-    r = desk.get("/v1/decisions")
+    r = http.get("/v1/decisions")
     assert r.status_code == 503, r.text
     assert "journal" in r.json()["detail"] and "Traceback" not in r.text
 
