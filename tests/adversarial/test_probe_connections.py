@@ -26,7 +26,7 @@ LIMIT = 8
 @pytest.fixture
 def crowded(clock):
     api = {"operators": operators(), "clients": clients(), "max_connections": LIMIT, "operator_reserve": 4,
-           "request_timeout_s": 1.0}  # fmt: skip
+           "request_timeout_s": 0.5}  # fmt: skip
     with RiskSupervisor(make_config(api=api), clock=clock, poll_upstreams=False) as sup:
         server = sup.serve_api(port=0)
         feed(sup)
