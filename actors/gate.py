@@ -23,7 +23,7 @@ from supervisor.channels.gate_door import GateDoor
 from supervisor.channels.gate_link import Stamped
 from supervisor.channels.halt_watch import HaltWatch
 from supervisor.channels.inbox import GateInbox, drain_inbox
-from supervisor.channels.journal_queue import DECISION, JournalQueue
+from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference
@@ -116,7 +116,7 @@ class GateActor(SupervisedActor):
         the gate opens it once the gate has been fed."""
         super().__init__()
         self._retired = retired if retired is not None else threading.Event()
-        # Every decision goes to the journal as one tuple of references; the
+        # Every decision goes to the journal as one record of references; the
         # journal formats, writes and logs it on its own thread.
         self._journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
         self._counters = counters  # None: metrics off
@@ -259,7 +259,7 @@ class GateActor(SupervisedActor):
         self._decisions[RC.GATE_UNAVAILABLE] += 1
         result = block_result(RC.GATE_UNAVAILABLE, why, _order_id(msg), self._clock.now())
         order = msg.order if isinstance(msg, EvaluateOrder) else None
-        self._journal.put((DECISION, result, order, _account(msg), None, None, None))
+        self._journal.decision(result, order, _account(msg))
         return result
 
     def _count(self, counters: GateCounters, msg: EvaluateOrder | RejectOrder, result: RiskGateResult) -> None:
@@ -307,7 +307,7 @@ class GateActor(SupervisedActor):
         account = _account(msg)
         book = st.books.get(account) if account is not None else None
         reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
-        self._journal.put((DECISION, result, order, account, st.signal, book, reserved))
+        self._journal.decision(result, order, account, st.signal, book, reserved)
         if order is not None and result.decision != "block":
             # Approved orders only: a blocked one sent nothing (its id may come again), and
             # approvals are rate-limited per account, so the memory of them stays bounded.

@@ -27,7 +27,7 @@ from actors.account_tracker import AccountTrackerActor
 from actors.base import Poll
 from actors.gate import GateActor
 from supervisor.channels.gate_door import BUSY
-from supervisor.channels.journal_queue import DECISION, JournalQueue
+from supervisor.channels.journal_queue import JournalQueue
 from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config, ConfigError, load_config
@@ -465,7 +465,7 @@ class RiskSupervisor:
 
     def _journaled(self, result: RiskGateResult, order: Any) -> RiskGateResult:
         """A decision made here, not by the gate, is journaled too."""
-        self.journal.put((DECISION, result, None, account_of(order), None, None, None))
+        self.journal.decision(result, None, account_of(order))
         return result
 
     def _wait_of(self, timeout: object) -> float | None:

@@ -1,8 +1,9 @@
 """The journal's inbox: records appended by any thread, drained by the journal actor.
 
 The gate must never wait for the journal, nor format anything for it: per
-decision it appends one tuple of references to frozen objects (the result,
-the order, the account's book) to a deque, which costs one append. The
+decision it appends one `DecisionRecord` (a named tuple of references to
+frozen objects: the result, the order, the account's book) to a deque, which
+costs one append. The
 journal actor takes records from the left in batches, writes them in one
 transaction (group commit), and only then removes them: a journal that dies
 mid-batch loses nothing, and its successor writes the batch again (rows are
@@ -29,23 +30,49 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["DECISION", "EVENT", "JournalQueue"]
+from supervisor.core.gate_state import AccountBook
+from supervisor.core.messages import OrderRequest, RiskGateResult, RiskSignal
 
-DECISION = "d"
-EVENT = "e"
+__all__ = ["DecisionRecord", "EventRecord", "JournalQueue", "Record"]
+
+
+class DecisionRecord(NamedTuple):
+    """One decision, as the gate (or the facade, for one made before the gate) saw it."""
+
+    seq: int
+    result: RiskGateResult
+    order: OrderRequest | None  # None: no order could be read
+    account: str | None
+    signal: RiskSignal | None = None
+    book: AccountBook | None = None
+    reserved_units: int | None = None  # the account's reserved notional, micro-USD
+
+
+class EventRecord(NamedTuple):
+    """Something that explains decisions: a source failed, ESS changed, an operator acted."""
+
+    seq: int
+    when: datetime
+    kind: str
+    source: str
+    account: str | None
+    detail: dict[str, Any]
+
+
+Record = DecisionRecord | EventRecord
+_new_tuple = tuple.__new__  # a record built without its class's Python-level __new__: this runs per decision
 
 
 class JournalQueue:
-    """Records are tuples: `(seq, DECISION, result, order, account, signal, book, reserved_units)`
-    or `(seq, EVENT, when, kind, source, account, detail)`."""
+    """Records are `DecisionRecord`s and `EventRecord`s, in the order they were taken (by `seq`)."""
 
     def __init__(self, max_records: int, block_when_failing: bool) -> None:
         self.run = f"{os.getpid():x}-{os.urandom(4).hex()}"  # this process's records
         self.max_records = max_records
         self.block_when_failing = block_when_failing
-        self._items: deque[tuple[Any, ...]] = deque()
+        self._items: deque[Record] = deque()
         self._seq = itertools.count(1)
         self._drops = itertools.count(1)
         self.dropped = 0
@@ -63,14 +90,27 @@ class JournalQueue:
         self._tickets = itertools.count()
 
     # -- producers (any thread) ---------------------------------------------------
-    def put(self, record: tuple[Any, ...]) -> bool:
-        """Append a record (without its seq). False when the queue is full."""
+    def _full(self) -> bool:
         if len(self._items) >= self.max_records:
             self.dropped = next(self._drops)
             self.blocking = self._verdict(full=True)
+            return True
+        return False
+
+    def decision(
+        self,
+        result: RiskGateResult,
+        order: OrderRequest | None,
+        account: str | None,
+        signal: RiskSignal | None = None,
+        book: AccountBook | None = None,
+        reserved_units: int | None = None,
+    ) -> bool:
+        """Append a decision's record. False when the queue is full."""
+        if len(self._items) >= self.max_records and self._full():
             return False
         seq = self.last_seq = next(self._seq)
-        self._items.append((seq, *record))
+        self._items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units)))
         return True
 
     def event(self, when: datetime, kind: str, source: str = "", account: str | None = None, **detail: Any) -> bool:
@@ -80,7 +120,11 @@ class JournalQueue:
             self.source_errors[source] = (when, str(detail.get("cause", "")), str(detail.get("detail", "")))
         elif kind == "source_recovered":
             self.source_errors.pop(source, None)
-        return self.put((EVENT, when, kind, source, account, detail))
+        if self._full():
+            return False
+        seq = self.last_seq = next(self._seq)
+        self._items.append(EventRecord(seq, when, kind, source, account, detail))
+        return True
 
     def when_committed(self, seq: int, call: Callable[[], None]) -> bool:
         """True if every record up to `seq` is committed already; else `call()` runs
@@ -118,7 +162,7 @@ class JournalQueue:
         for call in due:
             call()
 
-    def peek(self, n: int) -> list[tuple[Any, ...]]:
+    def peek(self, n: int) -> list[Record]:
         """Up to n records from the left, left in place."""
         return list(itertools.islice(self._items, n))
 
@@ -127,7 +171,7 @@ class JournalQueue:
         how many went (none when another writer removed them already)."""
         items = self._items
         gone = 0
-        while items and items[0][0] <= seq:
+        while items and items[0].seq <= seq:
             items.popleft()
             gone += 1
         return gone

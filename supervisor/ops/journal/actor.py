@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from actors.base import SupervisedActor
-from supervisor.channels.journal_queue import DECISION, EVENT, JournalQueue
+from supervisor.channels.journal_queue import DecisionRecord, EventRecord, JournalQueue, Record
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.logs import get_logger
@@ -158,7 +158,7 @@ class JournalActor(SupervisedActor):
         return written
 
     def _write_one_by_one(
-        self, batch: list[tuple[Any, ...]], decisions: list[tuple[Any, ...]], events: list[tuple[Any, ...]]
+        self, batch: list[Record], decisions: list[tuple[Any, ...]], events: list[tuple[Any, ...]]
     ) -> bool:
         """After a batch failed on a row: every row alone, so one bad row costs
         itself (dropped, logged), never the records behind it. False as soon as
@@ -175,9 +175,8 @@ class JournalActor(SupervisedActor):
                 bad.append((row, exc))
             except (sqlite3.Error, OSError):
                 return False
-        by_seq = {record[0]: record for record in batch}
         for row, error in bad:
-            self._skip(by_seq.get(row[1], (row[1],)), error)
+            self._skip(row[1], error)  # a row's second column is its record's seq
         return True
 
     def _failed(self, problem: str) -> None:
@@ -200,43 +199,44 @@ class JournalActor(SupervisedActor):
                 self._writer.close()
             self._writer = None
 
-    def _skip(self, record: tuple[Any, ...], exc: Exception) -> None:
+    def _skip(self, seq: int, exc: Exception) -> None:
         # A record that cannot become a row is a bug; it must not stop every later one.
         self._queue.dropped = self._queue.dropped + 1
-        log.error("journal_record_unwritable", seq=record[0], error=f"{type(exc).__name__}: {exc}")
+        log.error("journal_record_unwritable", seq=seq, error=f"{type(exc).__name__}: {exc}")
 
-    def _removed(self, batch: list[tuple[Any, ...]]) -> int:
+    def _removed(self, batch: list[Record]) -> int:
         # By seq, not by count: a journal that stalled past its heartbeat has a
         # successor on the same queue, and what that one wrote and removed meanwhile
         # must not make this one remove records nobody wrote.
         if not batch:
             return 0
-        gone = self._queue.remove_through(batch[-1][0])
-        self._queue.mark_committed(batch[-1][0])  # callers waiting for these may answer now
+        gone = self._queue.remove_through(batch[-1].seq)
+        self._queue.mark_committed(batch[-1].seq)  # callers waiting for these may answer now
         return gone
 
-    def _log_decisions(self, batch: list[tuple[Any, ...]]) -> None:
+    def _log_decisions(self, batch: list[Record]) -> None:
         """The `order_decision` line for every block, scale-down and override,
         and the gate's fail-closed transitions, once each (a batch that failed
         to write is peeked again)."""
-        fresh = [record for record in batch if record[0] > self._logged_through]
+        fresh = [record for record in batch if record.seq > self._logged_through]
         if batch:
-            self._logged_through = max(self._logged_through, batch[-1][0])
+            self._logged_through = max(self._logged_through, batch[-1].seq)
         for record in fresh:
-            if record[1] != DECISION:
-                if record[1] == EVENT and record[3] == "reservations_expired":
-                    detail = record[6]
+            if isinstance(record, EventRecord):
+                if record.kind == "reservations_expired":
+                    detail = record.detail
                     log.info(
                         "reservations_expired",
                         count=detail.get("count"),
                         first=[f"{r['account']}/{r['order_id']}" for r in detail.get("reservations", ())[:5]],
                         effect="no outcome arrived within gate.reservation_ttl_s: their notional is no longer held",
                     )
-                elif record[1] == EVENT and record[3] in _LOGGED_EVENTS:
-                    _, _, _, kind, source, account, detail = record
-                    getattr(log, _LOGGED_EVENTS[kind])(kind, source=source, account=account, **detail)
+                elif record.kind in _LOGGED_EVENTS:
+                    getattr(log, _LOGGED_EVENTS[record.kind])(
+                        record.kind, source=record.source, account=record.account, **record.detail
+                    )
                 continue
-            result, order, account = record[2], record[3], record[4]
+            result, order = record.result, record.order
             if result.decision != "allow" or str(result.reason_code) == "OVERRIDE_APPLIED":
                 log.info(
                     "order_decision",
@@ -244,7 +244,7 @@ class JournalActor(SupervisedActor):
                     reason_code=str(result.reason_code),
                     reason=result.reason,
                     order_id=result.order_id,
-                    account=order.account if order is not None else account,
+                    account=order.account if order is not None else record.account,
                     adjusted_quantity=result.adjusted_quantity,
                 )
 
@@ -265,16 +265,16 @@ class JournalActor(SupervisedActor):
 
 
 def _rows(
-    run: str, batch: list[tuple[Any, ...]], skip: Callable[[tuple[Any, ...], Exception], None]
+    run: str, batch: list[Record], skip: Callable[[int, Exception], None]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     decisions: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
     for record in batch:
         try:
-            if record[1] == DECISION:
+            if isinstance(record, DecisionRecord):
                 decisions.append(decision_row(run, record))
             else:
                 events.append(event_row(run, record))
         except Exception as exc:  # noqa: BLE001 - see _skip
-            skip(record, exc)
+            skip(record.seq, exc)
     return decisions, events

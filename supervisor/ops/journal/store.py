@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from supervisor.core.gate_state import UNITS_PER_USD, AccountBook
-from supervisor.core.messages import OrderRequest, RiskGateResult, RiskSignal
+from supervisor.channels.journal_queue import DecisionRecord, EventRecord
+from supervisor.core.gate_state import UNITS_PER_USD
 from supervisor.errors import RiskgateError
 from supervisor.ops.journal.sqlite_file import DECISION_COLUMNS, JournalWriter, file_identity
 
@@ -72,18 +71,15 @@ def _text(value: str | None) -> str | None:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def decision_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
-    """(seq, DECISION, result, order, account, signal, book, reserved_units) as a row."""
-    seq, _, result, order, account, signal, book, reserved_units = record
-    r: RiskGateResult = result
-    o: OrderRequest | None = order
-    sig: RiskSignal | None = signal
-    b: AccountBook | None = book
+def decision_row(run: str, record: DecisionRecord) -> tuple[Any, ...]:
+    """A decision's record as a row of the decisions table."""
+    r, o, sig, b = record.result, record.order, record.signal, record.book
+    account, reserved_units = record.account, record.reserved_units
     ages = r.state_age_s
     state = b.state if b is not None else None
     return (
         run,
-        seq,
+        record.seq,
         to_us(r.timestamp),
         _text(r.order_id),
         _text(o.account if o is not None else account),
@@ -126,11 +122,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def event_row(run: str, record: Sequence[Any]) -> tuple[Any, ...]:
-    """(seq, EVENT, when, kind, source, account, detail) as a row."""
-    seq, _, when, kind, source, account, detail = record
-    detail_json = json.dumps(_jsonable(detail), sort_keys=True)  # ASCII: non-ASCII is escaped
-    return (run, seq, to_us(when), _text(kind), _text(source), _text(account), detail_json)
+def event_row(run: str, record: EventRecord) -> tuple[Any, ...]:
+    """An event's record as a row of the events table."""
+    detail_json = json.dumps(_jsonable(record.detail), sort_keys=True)  # ASCII: non-ASCII is escaped
+    when, kind, source, account = record.when, record.kind, record.source, record.account
+    return (run, record.seq, to_us(when), _text(kind), _text(source), _text(account), detail_json)
 
 
 @dataclass(frozen=True, slots=True)
