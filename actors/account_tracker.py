@@ -303,6 +303,15 @@ class AccountTrackerActor(PolledSourceActor):
             return None
         try:
             snap = check_snapshot(snap, self._config.accounts.max_plausible_usd)
+            exchange = self._config.accounts.accounts[snap.account].exchange
+            for i, p in enumerate(snap.positions):
+                if p.exchange != exchange:
+                    # An account trades on one exchange (fills are held to it too): a position
+                    # elsewhere would count against another exchange's cap and set its marks.
+                    raise UpstreamError(
+                        f"positions[{i}]: on {shorten(p.exchange, 30)}, but account {snap.account!r} trades on"
+                        f" {exchange!r}"
+                    )
             positions = tuple(replace(p, symbol=self._symbol(p.symbol)) for p in snap.positions)
             if len({(p.symbol, p.exchange) for p in positions}) != len(positions):
                 raise UpstreamError("positions: one position given twice under two names of its symbol")

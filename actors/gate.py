@@ -446,15 +446,20 @@ class GateActor(SupervisedActor):
                 return
             account = holders[0]
         st = self._state
-        if outcome.status in ("open", "partially_filled"):
-            st.mark_resting(account, outcome.order_id)  # it lives on at the exchange: no expiry
-            return
         r = st.reservations.get((account, outcome.order_id))
+        if outcome.status in ("open", "partially_filled"):
+            if r is not None and not r.resting:
+                st.mark_resting(account, outcome.order_id)  # it lives on at the exchange: no expiry
+                # Journaled: a restarted process recalls the order as resting (ops.journal.recall).
+                self._journal.event(self._clock.now(), "order_resting", "gate", account, order_id=outcome.order_id)
+            return
         if r is None:
             return
         filled = outcome.filled_quantity
         if outcome.status == "filled" and filled <= 0:
             filled = r.quantity  # "filled" without a quantity: all of it
+        if r.resting:
+            self._journal.event(self._clock.now(), "order_ended", "gate", account, order_id=outcome.order_id)
         st.ended(account, outcome.order_id, filled, self._clock.monotonic(), self._config.gate.reservation_ttl_s)
         log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
 

@@ -270,16 +270,22 @@ class RiskSupervisor:
             return
         try:
             state, recalled = recall_state(self.config, self.clock)
-        except JournalUnreadableError as exc:
-            # With journal.on_failure = "block" the journal's failure blocks orders anyway.
-            log.error("gate_memory_not_recalled", why=str(exc))
-            self._runtime.event("gate_memory_not_recalled", "journal", why=str(exc)[:300])
+        except Exception as exc:  # noqa: BLE001 - never a failed start; said, and journaled
+            # With journal.on_failure = "block" a journal that cannot be used blocks orders anyway.
+            why = f"{type(exc).__name__}: {exc}"[:300]
+            log.error("gate_memory_not_recalled", why=why)
+            self._runtime.event("gate_memory_not_recalled", "journal", why=why)
             return
         self._runtime.seed(state)
-        if recalled:
-            held = len(state.reservations)
-            log.info("gate_memory_recalled", approvals=recalled, reservations=held)
-            self._runtime.event("gate_memory_recalled", "journal", approvals=recalled, reservations=held)
+        if recalled.approvals or recalled.resting or recalled.skipped:
+            figures: dict[str, Any] = {
+                "approvals": recalled.approvals,
+                "resting": recalled.resting,
+                "skipped": recalled.skipped,
+                "reservations": len(state.reservations),
+            }
+            (log.warning if recalled.skipped else log.info)("gate_memory_recalled", **figures)
+            self._runtime.event("gate_memory_recalled", "journal", None, **figures)
 
     def stop(self) -> None:
         """Stop the API, polling and supervising, then the actors in reverse order."""

@@ -685,6 +685,22 @@ def parse_config(
     )
 
 
+_MAX_FILE_BYTES = 1_000_000
+_MAX_DOTS_PER_LINE = 64
+
+
+def _shape_problem(text: str) -> str | None:
+    """Why the text is refused before TOML parsing, or None. tomllib takes time
+    quadratic in a key's depth (`a.a.a...` 50,000 deep: over a minute): a reload
+    must never hang on a file like that."""
+    if len(text) > _MAX_FILE_BYTES:
+        return f"larger than {_MAX_FILE_BYTES:,} characters: not a configuration"
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.count(".") > _MAX_DOTS_PER_LINE and line.split("#", 1)[0].count(".") > _MAX_DOTS_PER_LINE:
+            return f"line {number}: more than {_MAX_DOTS_PER_LINE} dots (a key nested that deep is refused)"
+    return None
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML file. Raises `ConfigError` listing every problem."""
     path = Path(path)
@@ -695,6 +711,9 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"cannot read file: {exc.strerror or exc}"], str(path)) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"not UTF-8 text: {exc.reason} at byte {exc.start}"], str(path)) from exc
+    shape = _shape_problem(text)
+    if shape is not None:
+        raise ConfigError([shape], str(path))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

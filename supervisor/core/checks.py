@@ -368,25 +368,26 @@ def check_order_size(o: OrderRequest, c: EvalContext) -> Outcome:
     return None
 
 
-def _trusted_reference(
+def _trusted_band(
     o: OrderRequest, book: AccountBook | None, state: GateState, now: float, config: Config
-) -> float | None:
-    """A price riskgate saw itself: the freshest mark any account's snapshot gave
-    for the symbol on that exchange, else this account's own mark, else the last
-    fill's price (within the collar of a mark when it came); each as old as
-    `accounts.max_age_s` at most."""
+) -> tuple[float, float] | None:
+    """Prices riskgate saw itself, as (lowest, highest): every account's snapshot mark
+    for the symbol on that exchange within `accounts.max_age_s`, else the last fill's
+    price (kept only near such marks), else this account's own mark."""
     key = (o.symbol, o.exchange)
-    seen = state.reference_price(key, now, config.accounts.max_age_s)
-    if seen is not None:
-        return seen
-    return book.marks.get(key) if book is not None else None
+    band = state.mark_band(key, now, config.accounts.max_age_s)
+    if band is not None:
+        return band
+    mark = book.marks.get(key) if book is not None else None
+    return (mark, mark) if mark is not None else None
 
 
 def collar_reference(
     o: OrderRequest, book: AccountBook | None, state: GateState, now: float, config: Config
 ) -> float | None:
-    """The collar's reference price: a price riskgate saw, else the order's own claim."""
-    return _trusted_reference(o, book, state, now, config) or o.reference_price
+    """A collar reference price if there is one: a price riskgate saw, else the order's own claim."""
+    band = _trusted_band(o, book, state, now, config)
+    return band[0] if band is not None else o.reference_price
 
 
 def collar_pct(symbol: SymbolConfig, config: Config) -> float:
@@ -395,36 +396,39 @@ def collar_pct(symbol: SymbolConfig, config: Config) -> float:
 
 def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
     """A buy priced far above the reference, or a sell far below it, is a fat
-    finger. The reference: a price riskgate saw (any account's fresh mark for
-    the symbol, the account's own, a fill's near them), else the order's
-    reference_price; a reference_price far from a price riskgate saw is refused."""
+    finger. The reference: the prices riskgate saw (every account's fresh mark
+    for the symbol, a fill's near them, the account's own mark), else the order's
+    reference_price; a reference_price far from a price riskgate saw is refused.
+    Marks that disagree hold an order to the stricter side: a buy within the
+    collar above the lowest, a sell within it below the highest."""
     sym, gate = c.symbol, c.config.gate
     pct = collar_pct(sym, c.config)
-    trusted = _trusted_reference(o, c.book, c.state, c.now, c.config)
+    band = _trusted_band(o, c.book, c.state, c.now, c.config)
     claimed = o.reference_price
-    if trusted is not None and claimed is not None and abs(claimed - trusted) > trusted * pct / 100.0:
+    up, down = 1.0 + pct / 100.0, 1.0 - pct / 100.0
+    if band is not None and claimed is not None and not band[1] * down <= claimed <= band[0] * up:
         # The caller's reference sizes a market order (its notional, its risk): a claim far
         # from the market in either direction would shrink every cap, so it is refused.
-        return Denial(
-            RC.PRICE_OUT_OF_COLLAR,
-            f"reference_price {claimed:g} more than {pct:g}% from the market's {trusted:g}",
-        )
-    reference = trusted or claimed
-    if reference is None:
-        policy = sym.collar_missing_reference or gate.collar_missing_reference
-        if policy == "block":
-            return Denial(
-                RC.PRICE_OUT_OF_COLLAR, f"no reference price for {o.symbol} (collar_missing_reference = block)"
-            )
-        return None
+        seen = f"{band[0]:g}" if band[0] == band[1] else f"{band[0]:g}-{band[1]:g}"
+        why = f"reference_price {claimed:g} more than {pct:g}% from the market's {seen}"
+        return Denial(RC.PRICE_OUT_OF_COLLAR, why)
+    if band is None:
+        if claimed is None:
+            policy = sym.collar_missing_reference or gate.collar_missing_reference
+            if policy == "block":
+                return Denial(
+                    RC.PRICE_OUT_OF_COLLAR, f"no reference price for {o.symbol} (collar_missing_reference = block)"
+                )
+            return None
+        band = (claimed, claimed)
     if o.side == "buy":
-        limit = reference * (1.0 + pct / 100.0)
+        limit = band[0] * up
         if o.price > limit:
-            return Denial(RC.PRICE_OUT_OF_COLLAR, f"buy at {o.price:g} > {limit:g} ({pct:g}% above {reference:g})")
+            return Denial(RC.PRICE_OUT_OF_COLLAR, f"buy at {o.price:g} > {limit:g} ({pct:g}% above {band[0]:g})")
     else:
-        limit = reference * (1.0 - pct / 100.0)
+        limit = band[1] * down
         if o.price < limit:
-            return Denial(RC.PRICE_OUT_OF_COLLAR, f"sell at {o.price:g} < {limit:g} ({pct:g}% below {reference:g})")
+            return Denial(RC.PRICE_OUT_OF_COLLAR, f"sell at {o.price:g} < {limit:g} ({pct:g}% below {band[1]:g})")
     return None
 
 

@@ -149,10 +149,10 @@ class GateState:
     # (account, (symbol, exchange)) -> quantity of the position that orders in flight close
     reducing_by_key: dict[tuple[str, PositionKey], float] = field(default_factory=dict)
     journal_blocking: str | None = None  # why the journal makes new orders block, or None
-    # The collar's references, (symbol, exchange) -> (price, monotonic when received): the
-    # freshest mark of any account's snapshot, and the last fill's price (kept only when it
-    # was within the collar of a mark: a client's word alone never sets a reference).
-    marks: dict[PositionKey, tuple[float, float]] = field(default_factory=dict)
+    # The collar's references, (symbol, exchange) -> ...: each account's latest snapshot mark
+    # (account -> (price, monotonic when received)), and the last fill's (price, when), kept
+    # only when it was within the collar of the marks: a client's word alone is no reference.
+    marks: dict[PositionKey, dict[str, tuple[float, float]]] = field(default_factory=dict)
     last_price: dict[PositionKey, tuple[float, float]] = field(default_factory=dict)
     # Orders decided recently (duplicates): (account, order id) -> when; repeats of one order's terms.
     decided: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -233,33 +233,51 @@ class GateState:
         for ex, units in book.gross_units_by_exchange.items():
             totals[ex] = totals.get(ex, 0) + units
         self.books[state.account] = book
-        if state.refreshed:
+        if state.refreshed and book.marks:
             marks = self.marks
             for key, mark in book.marks.items():
-                held = marks.get(key)
-                if held is None or held[1] <= received:
-                    marks[key] = (mark, received)
+                by_account = marks.get(key)
+                if by_account is None:
+                    by_account = marks[key] = {}
+                by_account[state.account] = (mark, received)
             if len(marks) > _MAX_MARKS:  # symbols no account holds any more: the oldest go
-                kept = sorted(marks.items(), key=lambda item: item[1][1])[-_MAX_MARKS // 2 :]
-                self.marks = dict(kept)
+                newest = sorted(marks, key=lambda k: max(at for _, at in marks[k].values()))
+                self.marks = {k: marks[k] for k in newest[-(_MAX_MARKS // 2) :]}
                 self.last_price = {k: v for k, v in self.last_price.items() if k in self.marks}
 
-    def reference_price(self, key: PositionKey, now: float, max_age_s: float) -> float | None:
-        """The freshest mark any account's snapshot gave for `key`, else the last
-        fill's price, if received within `max_age_s`; else None."""
-        held = self.marks.get(key)
-        if held is not None and now - held[1] <= max_age_s:
-            return held[0]
+    def mark_band(self, key: PositionKey, now: float, max_age_s: float) -> tuple[float, float] | None:
+        """(lowest, highest) of the marks accounts' snapshots gave for `key` within
+        `max_age_s`, else the last fill's price as both, else None. Accounts that
+        disagree widen the band, and the collar then holds an order to the stricter
+        side of it: one account's snapshot cannot move another's collar alone."""
+        band = self._snapshot_band(key, now, max_age_s)
+        if band is not None:
+            return band
         filled = self.last_price.get(key)
         if filled is not None and now - filled[1] <= max_age_s:
-            return filled[0]
+            return filled[0], filled[0]
         return None
 
+    def _snapshot_band(self, key: PositionKey, now: float, max_age_s: float) -> tuple[float, float] | None:
+        by_account = self.marks.get(key)
+        if not by_account:
+            return None
+        low = high = 0.0
+        for price, at in by_account.values():
+            if now - at <= max_age_s:
+                if high == 0.0:
+                    low = high = price
+                elif price < low:
+                    low = price
+                elif price > high:
+                    high = price
+        return (low, high) if high > 0.0 else None
+
     def record_fill_price(self, key: PositionKey, price: float, now: float, max_age_s: float, pct: float) -> bool:
-        """Keep a fill's price as a reference if it is within `pct` percent of a
-        fresh mark for `key`; whether it was kept."""
-        held = self.marks.get(key)
-        if held is None or now - held[1] > max_age_s or not abs(price - held[0]) <= held[0] * pct / 100.0:
+        """Keep a fill's price as a reference if it is within `pct` percent of every
+        fresh snapshot mark for `key` (never of another fill's); whether it was kept."""
+        band = self._snapshot_band(key, now, max_age_s)
+        if band is None or not band[1] * (1.0 - pct / 100.0) <= price <= band[0] * (1.0 + pct / 100.0):
             return False
         self.last_price[key] = (price, now)
         return True

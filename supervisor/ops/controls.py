@@ -153,7 +153,7 @@ class OperatorControls:
             if text is None:
                 return {"active": False}
             body = json.loads(text)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
             why = f"{path} unreadable ({type(exc).__name__}): treated as halted"
             log.error("operator_halt_unreadable", path=str(path), error=str(exc))
             return {"active": True, "by": "?", "reason": why, "since": iso(self._clock.now())}

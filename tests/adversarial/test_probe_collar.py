@@ -3,9 +3,10 @@
 An account holding no ETH could sell ETH at 30 with `reference_price: 30` while
 the gate held a mark of 3,000 from another account on the same exchange; and
 any client's fill price became the collar reference for every account, for
-ever. Now any account's fresh mark is the reference (freshest first), a fill's
-price counts only near a mark and expires like other state, and a price the
-fill itself brought in (a new position's "mark") is not a reference.
+ever. Now every account's fresh mark is a reference (marks that disagree hold
+an order to the stricter side), a fill's price counts only near the marks and
+expires like other state, and a price the fill itself brought in (a new
+position's "mark") is not a reference.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def test_a_mark_on_another_exchange_is_not_this_exchanges_reference(sup_plain):
     assert r.reason_code is not RC.PRICE_OUT_OF_COLLAR
 
 
-def test_the_freshest_mark_wins(sup_plain, clock):
+def test_marks_that_disagree_hold_an_order_to_the_stricter_side(sup_plain, clock):
     feed(sup_plain)
     clock.advance(5.0)
     sup_plain.report_ess_active(False)
@@ -50,8 +51,10 @@ def test_the_freshest_mark_wins(sup_plain, clock):
     sup_plain.report_account_snapshot(
         AccountSnapshot("main", 100_000.0, (Position("ETHUSDT", "binance", 0.1, 2_000.0),))
     )
-    assert sup_plain.evaluate(order(price=2_100.0, **ETH)).allowed  # near main's 2,000, far from tiny's older 3,000
+    assert sup_plain.evaluate(order(price=2_100.0, **ETH)).allowed  # a buy: within 10% above the lowest (2,000)
     assert sup_plain.evaluate(order(price=2_300.0, **ETH)).reason_code is RC.PRICE_OUT_OF_COLLAR
+    sell = sup_plain.evaluate(order(side="sell", price=2_500.0, **ETH))  # a sell: within 10% below the highest
+    assert sell.reason_code is RC.PRICE_OUT_OF_COLLAR and "3000" in sell.reason
 
 
 def test_a_fill_price_far_from_the_mark_never_becomes_anyones_reference(sup_plain, clock):
@@ -91,3 +94,16 @@ def test_a_position_a_fill_opened_does_not_make_the_fill_price_a_mark(sup_plain)
     sup_plain.report_fill(Fill("main", "binance", "BTCUSDT", "buy", 0.001, 1.0))  # opens BTC "at 1 USD"
     r = sup_plain.evaluate(order(symbol="BTCUSDT", price=65_000.0, quantity=0.001))
     assert r.reason_code is not RC.PRICE_OUT_OF_COLLAR, r.reason
+
+
+def test_one_accounts_snapshot_cannot_move_another_accounts_collar(sup_plain):
+    """A second probe: a client pushing its own account's snapshot with a far mark let
+    another account buy ETH at 29,000 with the market at 3,000."""
+    feed(sup_plain)
+    far = (Position("ETHUSDT", "binance", 0.0001, 30_000.0),)
+    refused = sup_plain.report_account_snapshot(AccountSnapshot("bold", 100_000.0, far))  # bold trades on bybit
+    assert refused is not None and "trades on 'bybit'" in (refused.problem or "")
+    assert sup_plain.evaluate(order(price=29_000.0, **ETH)).reason_code is RC.PRICE_OUT_OF_COLLAR
+    # On the same exchange (an account that takes pushes): the band widens, the stricter side holds.
+    sup_plain.report_account_snapshot(AccountSnapshot("main", 100_000.0, far))
+    assert sup_plain.evaluate(order(account="tiny", price=29_000.0, **ETH)).reason_code is RC.PRICE_OUT_OF_COLLAR

@@ -114,3 +114,25 @@ def test_a_reload_of_a_malformed_file_changes_nothing_and_says_why(tmp_path, clo
             assert r.status_code == 400, (name, r.text)
             assert "nothing changed" in r.json()["detail"] and r.json()["problems"]
             assert sup.config.digest == digest
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "zz" + ".a" * 20_000 + " = 1\n",
+        "[" + ".".join(["a"] * 50_000) + "]\n",
+        "y = {" + ".".join(["b"] * 20_000) + " = 1}\n",
+    ],
+)
+def test_a_key_nested_thousands_deep_is_refused_at_once_not_parsed_for_minutes(tmp_path, tail):
+    """tomllib is quadratic in a key's depth: 50,000 levels took over a minute (a second probe).
+    The problem named is the shape's: refused before any parsing (parsed, it would be an unknown key)."""
+    path = write(tmp_path, base_text() + tail)
+    with pytest.raises(ConfigError, match="nested that deep"):
+        load_config(path)
+
+
+def test_a_file_over_a_megabyte_is_not_a_configuration(tmp_path):
+    path = write(tmp_path, base_text() + "# " + "x" * 1_000_000 + "\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config(path)

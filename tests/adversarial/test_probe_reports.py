@@ -153,3 +153,27 @@ def test_a_symbol_not_of_the_configured_form_is_invalid(sup_plain, symbol):
 def test_the_unified_forms_of_a_configured_symbol_still_read(sup_plain, symbol):
     feed(sup_plain, equity=RICH)
     assert sup_plain.evaluate(order(symbol=symbol, price=65_000.0, quantity=0.01)).allowed
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["UPDATE decisions SET ts_us = 'zzz'", "UPDATE decisions SET ts_us = 9223372036854775807",
+     "UPDATE decisions SET signal_ts_us = -9223372036854775807"],
+)  # fmt: skip
+def test_decisions_with_a_damaged_row_answer_it_without_its_time_not_a_500(sup, http, sql):
+    import sqlite3
+    from pathlib import Path
+
+    feed(sup)
+    sup.evaluate(order(order_id="d-1"))
+    sup.flush_journal()
+    db = sqlite3.connect(Path(sup.config.state.dir) / "journal.sqlite")
+    try:
+        db.execute(sql)
+        db.commit()
+    finally:
+        db.close()
+    r = http.get("/v1/decisions")
+    assert r.status_code == 200, r.text
+    [row] = [d for d in r.json() if d["order_id"] == "d-1"]
+    assert row["time"] is None or row["signal_time"] is None

@@ -147,3 +147,60 @@ def test_with_commit_durability_an_approval_never_committed_is_a_block(clock, tm
 def test_commit_durability_needs_a_journal_that_blocks_on_failure(tmp_path, journal):
     with pytest.raises(ConfigError, match=r"journal\.durability: commit needs"):
         config(tmp_path, durability="commit", **journal)
+
+
+# -- a second probe: resting orders, and rows the recall must not trust -------------------------
+
+
+def test_an_order_resting_at_the_exchange_still_holds_the_cap_after_a_restart(clock, tmp_path):
+    with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        assert sup.evaluate(order(order_id="r-1", quantity=400.0)).decision == "allow"  # 40,000 of 50,000
+        sup.report_order_outcome(OrderOutcome("r-1", "open", account="main"))  # rests: held until it ends
+    clock.advance(120.0)  # past the TTL and the duplicate window
+    with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        r = sup.evaluate(order(order_id="r-2", quantity=400.0))
+        assert r.reason_code is RC.ACCOUNT_EXPOSURE_LIMIT and r.adjusted_quantity == pytest.approx(100.0), r.reason
+        sup.report_order_outcome(OrderOutcome("r-1", "cancelled", account="main"))
+        sup.report_order_outcome(OrderOutcome("r-2", "cancelled", account="main"))
+    with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        assert sup.evaluate(order(order_id="r-3", quantity=400.0)).decision == "allow"  # it ended: let go
+
+
+def tamper(tmp_path, sql: str) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "state" / JOURNAL_NAME)
+    try:
+        db.execute(sql)
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE decisions SET price = -1e9 WHERE decision = 'allow'",
+        "UPDATE decisions SET adjusted_quantity = -400 WHERE decision = 'allow'",
+        "UPDATE decisions SET ts_us = 'zzz' WHERE decision = 'allow'",
+        "UPDATE decisions SET ts_us = 9223372036854775807 WHERE decision = 'allow'",
+        "UPDATE decisions SET adjusted_quantity = 1e308, price = 1e308 WHERE decision = 'allow'",
+        "UPDATE decisions SET account = 'ghost' WHERE decision = 'allow'",
+        "UPDATE decisions SET side = x'00' WHERE decision = 'allow'",
+    ],
+)
+def test_a_tampered_journal_row_is_skipped_never_booked_and_never_a_failed_start(clock, tmp_path, sql):
+    with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        assert sup.evaluate(order(order_id="t-1", quantity=400.0)).decision == "allow"
+    tamper(tmp_path, sql)
+    with capture_logs() as logs, RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        assert sup.health()["gate"]["reservations"] == 0  # the row was not trusted
+        r = sup.evaluate(order(order_id="t-2", quantity=900.0))  # 90,000 on a 50,000 cap
+        assert r.reason_code is RC.ACCOUNT_EXPOSURE_LIMIT and r.adjusted_quantity <= 500.0, r.reason
+    recalled = [e for e in logs if e["event"] == "gate_memory_recalled"]
+    assert recalled and recalled[0]["skipped"] >= 1

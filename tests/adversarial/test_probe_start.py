@@ -74,3 +74,16 @@ def test_an_active_override_is_in_the_gate_before_its_first_order(clock):
         )  # fmt: skip
         r = sup.evaluate(order(side="sell", quantity=1.0, reduce_only=True))
         assert r.reason_code is RC.OVERRIDE_APPLIED, r.reason
+
+
+def test_a_halt_file_nested_too_deeply_halts_and_never_fails_the_start(clock, tmp_path):
+    from pathlib import Path
+
+    config = make_config()
+    state = Path(config.state.dir)
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "operator_halt.json").write_text("[" * 200_000 + "]" * 200_000)
+    with RiskSupervisor(config, clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        r = sup.evaluate(order())
+        assert r.reason_code.value == "ESS_HALT_ACTIVE" and "unreadable" in r.reason

@@ -41,7 +41,11 @@ def parse_when(text: str, now: datetime) -> datetime:
 
 
 def _time(us: int | None) -> str:
-    return "" if us is None else from_us(us).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if us is None:
+        return ""
+    if _iso_or_none(us) is None:
+        return "?"  # a damaged row's time
+    return from_us(us).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _num(value: float | None) -> str:
@@ -72,10 +76,28 @@ def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip(), file=out)
 
 
+def _iso_or_none(us: Any) -> str | None:
+    """A row's time as ISO 8601, or None when the row holds no readable time (a damaged file)."""
+    if type(us) is not int:
+        return None
+    try:
+        return from_us(us).isoformat()
+    except (OverflowError, ValueError):
+        return None
+
+
+def _detail(text: Any) -> dict[str, Any]:
+    try:
+        detail = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return {"detail_unreadable": True}
+    return detail if isinstance(detail, dict) else {"detail": detail}
+
+
 def decision_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row[k] for k in DECISION_COLUMNS}
-    out["time"] = from_us(row["ts_us"]).isoformat()
-    out["signal_time"] = from_us(row["signal_ts_us"]).isoformat() if row["signal_ts_us"] is not None else None
+    out["time"] = _iso_or_none(row["ts_us"])
+    out["signal_time"] = _iso_or_none(row["signal_ts_us"])
     out["reduce_only"] = None if row["reduce_only"] is None else bool(row["reduce_only"])
     out["ess_active"] = bool(row["ess_active"])
     return out
@@ -120,8 +142,8 @@ def explain(path: Path, order_id: str, fmt: str, out: TextIO | None = None) -> i
         code = row["reason_code"]
         data["decided_by"] = DECIDED_BY.get(ReasonCode(code), "?") if code in ReasonCode.__members__ else "?"
         data["events_in_the_minute_before"] = [
-            {"time": from_us(e["ts_us"]).isoformat(), "kind": e["kind"], "source": e["source"],
-             "account": e["account"], **json.loads(e["detail"])}
+            {"time": _iso_or_none(e["ts_us"]), "kind": e["kind"], "source": e["source"],
+             "account": e["account"], **_detail(e["detail"])}
             for e in reversed(context[row["seq"]])
         ]  # fmt: skip
         if fmt == "json":

@@ -3,29 +3,38 @@
 The gate remembers the orders it approved recently (an id replayed within
 `gate.duplicate_window_s` is a duplicate; the same terms repeated too often
 too) and what each approved order still in flight holds against the caps,
-until its outcome or `gate.reservation_ttl_s`. That memory lived only in the
-process: an id replayed after a restart was allowed again, and a restart
-freed every cap. So before a new gate decides its first order, the approvals
-of the last window are read back from the journal and booked again:
+until its outcome or `gate.reservation_ttl_s`, or for as long as it rests at
+the exchange. That memory lived only in the process: an id replayed after a
+restart was allowed again, and a restart freed every cap. So before a new gate
+decides its first order, it is read back from the journal and booked again:
 
 - each approved (allowed or scaled) order's id and terms, at its original
   time, for the duplicate and repeat checks;
-- each one still within its TTL holds its whole notional (`adjusted_quantity
-  x price`) until its outcome is reported or the TTL ends, counts as opening a
-  position unless it was reduce-only, and a reduce-only one holds the
-  quantity it closes. That is the safe side: the journal does not say how
-  much of it was new exposure.
+- each one still within its TTL, and each one reported resting at the
+  exchange (an `order_resting` event with no `order_ended` after it, within
+  `journal.retention_days`), holds its whole notional (`adjusted_quantity x
+  price`) until its outcome is reported (or, not resting, the TTL ends),
+  counts as opening a position unless it was reduce-only, and a reduce-only
+  one holds the quantity it closes. That is the safe side: the journal does
+  not say how much of it was new exposure or has filled since.
 
+Every row is checked as input from outside (a damaged or edited file): a row
+whose time, names or numbers are not plausible is skipped and counted, never
+booked (a negative price would free the caps) and never a failed start.
 What the journal had not yet written when the old process died (its last
 flush interval, unless `journal.durability = "commit"`) is not recalled.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from supervisor.clock import Clock
 from supervisor.config import Config
@@ -33,14 +42,15 @@ from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import OrderRequest
 from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, JournalUnreadableError, from_us, to_us
 
-__all__ = ["Approval", "recall_state", "recent_approvals"]
+__all__ = ["Approval", "Recalled", "recall_state", "recent_approvals"]
 
 MAX_RECALLED = 1_000_000  # approvals are rate-limited per account: far fewer in any real window
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
 class Approval:
-    """An approved order as the journal has it."""
+    """An approved order as the journal has it, checked."""
 
     when: datetime
     order_id: str
@@ -54,74 +64,139 @@ class Approval:
     reduce_only: bool
 
 
-def recent_approvals(path: Path, since: datetime, limit: int = MAX_RECALLED) -> list[Approval]:
-    """Approved orders journaled since `since`, oldest first. An absent journal has
-    none; one that cannot be read raises `JournalUnreadableError`."""
+@dataclass(frozen=True, slots=True)
+class Recalled:
+    approvals: int  # approvals of the window, booked for duplicates (and caps while in their TTL)
+    resting: int  # orders resting at the exchange, booked until their outcome
+    skipped: int  # rows that were not plausible
+
+
+def _name(value: Any) -> str | None:
+    return value if type(value) is str and 0 < len(value) <= 128 else None
+
+
+def _number(value: Any) -> float | None:
+    if type(value) not in (int, float):
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def approval(row: dict[str, Any], accounts: Iterable[str], max_usd: float) -> Approval | None:
+    """The row as an `Approval`, or None when any of it is not plausible."""
+    ts = row.get("ts_us")
+    names = [_name(row.get(k)) for k in ("order_id", "account", "exchange", "symbol", "side")]
+    quantity, price, adjusted = (_number(row.get(k)) for k in ("quantity", "price", "adjusted_quantity"))
+    if type(ts) is not int or not 0 <= ts < 2**62 or any(n is None for n in names):
+        return None
+    order_id, account, exchange, symbol, side = (n or "" for n in names)
+    if account not in accounts or side not in ("buy", "sell") or row.get("reduce_only") not in (0, 1, None):
+        return None
+    if quantity is None or price is None or adjusted is None or not (quantity > 0 and price > 0 and adjusted >= 0):
+        return None
+    if adjusted > quantity * (1 + 1e-9) or not adjusted * price <= max_usd or not quantity * price <= max_usd:
+        return None
+    return Approval(
+        from_us(ts), order_id, account, exchange, symbol, side, quantity, price, adjusted, bool(row["reduce_only"])
+    )
+
+
+def _read(path: Path, read: Callable[[JournalReader], _T], empty: _T) -> _T:
     try:
         reader = JournalReader(path)
     except FileNotFoundError:
-        return []
+        return empty
     except (sqlite3.Error, OSError) as exc:
         raise JournalUnreadableError(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
     try:
-        rows = reader.approvals_since(to_us(since), limit)
+        return read(reader)
     except (sqlite3.Error, OSError) as exc:
         raise JournalUnreadableError(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
     finally:
         reader.close()
-    out = []
-    for row in rows:
-        if not all(isinstance(row[k], str) and row[k] for k in ("order_id", "account", "exchange", "symbol", "side")):
-            continue  # a decision made before an order could be read: nothing to remember
-        if not all(isinstance(row[k], (int, float)) for k in ("quantity", "price", "adjusted_quantity")):
-            continue
-        out.append(
-            Approval(
-                when=from_us(row["ts_us"]),
-                order_id=row["order_id"],
-                account=row["account"],
-                exchange=row["exchange"],
-                symbol=row["symbol"],
-                side=row["side"],
-                quantity=float(row["quantity"]),
-                price=float(row["price"]),
-                adjusted_quantity=float(row["adjusted_quantity"]),
-                reduce_only=bool(row["reduce_only"]),
-            )
-        )
-    return out
 
 
-def recall_state(config: Config, clock: Clock) -> tuple[GateState, int]:
-    """A gate state holding the journal's recent approvals (see the module doc), and
-    how many were recalled. Raises `JournalUnreadableError`."""
+def recent_approvals(path: Path, since: datetime, limit: int = MAX_RECALLED) -> list[dict[str, Any]]:
+    """Approved orders' rows journaled since `since`, oldest first (unchecked). An absent
+    journal has none; one that cannot be read raises `JournalUnreadableError`."""
+    return _read(path, lambda r: r.approvals_since(to_us(since), limit), [])
+
+
+def _resting(path: Path, since: datetime) -> list[dict[str, Any]]:
+    """The approval rows of orders still resting (their last event `order_resting`)."""
+
+    def read(reader: JournalReader) -> list[dict[str, Any]]:
+        state: dict[tuple[str, str], bool] = {}
+        for event in reader.resting_events_since(to_us(since), MAX_RECALLED):
+            try:
+                order_id = json.loads(event["detail"]).get("order_id")
+            except (TypeError, ValueError, AttributeError, RecursionError):
+                continue
+            if _name(order_id) is not None and _name(event["account"]) is not None:
+                state[(event["account"], order_id)] = event["kind"] == "order_resting"
+        rows = [reader.approval_of(account, oid) for (account, oid), resting in state.items() if resting]
+        return [row for row in rows if row is not None]
+
+    return _read(path, read, [])
+
+
+def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
+    """A gate state holding the journal's recent approvals and resting orders (see the
+    module doc), and what was recalled. Raises `JournalUnreadableError`."""
     gate = config.gate
     now_wall, now = clock.now(), clock.monotonic()
+    path = config.state.dir / JOURNAL_NAME
+    accounts, max_usd = config.accounts.accounts, config.accounts.max_plausible_usd
     window = max(gate.duplicate_window_s, gate.reservation_ttl_s)
-    approvals = recent_approvals(config.state.dir / JOURNAL_NAME, now_wall - timedelta(seconds=window))
+    recent = recent_approvals(path, now_wall - timedelta(seconds=window))
+    resting = _resting(path, now_wall - timedelta(days=config.journal.retention_days))
     st = GateState()
-    for a in approvals:
-        at = now - max(0.0, (now_wall - a.when).total_seconds())  # a wall clock set back: as of now
+    skipped = 0
+
+    def at(a: Approval) -> float:
+        return now - max(0.0, (now_wall - a.when).total_seconds())  # a wall clock set back: as of now
+
+    def book(a: Approval, expires: float, rests: bool) -> None:
+        if st.holds(a.account, a.order_id) or a.adjusted_quantity <= 0:
+            return
+        st.reserve(
+            Reservation(
+                order_id=a.order_id,
+                account=a.account,
+                exchange=a.exchange,
+                key=(a.symbol, a.exchange),
+                notional=a.adjusted_quantity * a.price,
+                opens_new=not a.reduce_only,
+                expires=expires,
+                price=a.price,
+                reducing_qty=a.adjusted_quantity if a.reduce_only else 0.0,
+                quantity=a.adjusted_quantity,
+                resting=rests,
+            )
+        )
+
+    booked_resting = 0
+    for row in resting:
+        a = approval(row, accounts, max_usd)
+        if a is None:
+            skipped += 1
+            continue
+        book(a, now + gate.reservation_ttl_s, rests=True)
+        booked_resting += 1
+    approvals = 0
+    for row in recent:
+        a = approval(row, accounts, max_usd)
+        if a is None:
+            skipped += 1
+            continue
+        approvals += 1
         order = OrderRequest(
             a.account, a.exchange, "", a.symbol, a.side, a.quantity, a.price, order_id=a.order_id,
             reduce_only=a.reduce_only,
         )  # fmt: skip
         if gate.duplicate_window_s > 0:
-            st.record_decided(order, at, gate.duplicate_window_s)
-        expires = at + gate.reservation_ttl_s
-        if expires > now and not st.holds(a.account, a.order_id) and a.adjusted_quantity > 0:
-            st.reserve(
-                Reservation(
-                    order_id=a.order_id,
-                    account=a.account,
-                    exchange=a.exchange,
-                    key=(a.symbol, a.exchange),
-                    notional=a.adjusted_quantity * a.price,
-                    opens_new=not a.reduce_only,
-                    expires=expires,
-                    price=a.price,
-                    reducing_qty=a.adjusted_quantity if a.reduce_only else 0.0,
-                    quantity=a.adjusted_quantity,
-                )
-            )
-    return st, len(approvals)
+            st.record_decided(order, at(a), gate.duplicate_window_s)
+        expires = at(a) + gate.reservation_ttl_s
+        if expires > now:
+            book(a, expires, rests=False)
+    return st, Recalled(approvals, booked_resting, skipped)

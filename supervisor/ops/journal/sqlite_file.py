@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS events (
     {", ".join(EVENT_COLUMNS)},
     UNIQUE (run, seq));
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us);
+CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts_us);
 """
 
 

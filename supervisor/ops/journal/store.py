@@ -177,6 +177,24 @@ class JournalReader:
         rows = self._db.execute(sql, (*args, q.limit)).fetchall()
         return [dict(row) for row in rows]
 
+    def resting_events_since(self, since_us: int, limit: int) -> list[dict[str, Any]]:
+        """`order_resting` and `order_ended` events at or after `since_us`, oldest first."""
+        rows = self._db.execute(
+            "SELECT ts_us, kind, account, detail FROM events WHERE kind IN ('order_resting', 'order_ended')"
+            " AND ts_us >= ? ORDER BY ts_us, seq LIMIT ?",
+            (since_us, limit),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def approval_of(self, account: str, order_id: str) -> dict[str, Any] | None:
+        """The latest approved decision on this account's order id, or None."""
+        row = self._db.execute(
+            "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"
+            " FROM decisions WHERE order_id = ? AND account = ? AND decision != 'block' ORDER BY ts_us DESC LIMIT 1",
+            (order_id, account),
+        ).fetchone()
+        return dict(row) if row is not None else None
+
     def approvals_since(self, since_us: int, limit: int) -> list[dict[str, Any]]:
         """Approved (allowed or scaled) decisions at or after `since_us`, oldest first."""
         rows = self._db.execute(
