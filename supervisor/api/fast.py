@@ -34,6 +34,7 @@ _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 _MISDIRECTED = b'{"detail":"Host: this API answers only to 127.0.0.1, localhost or [::1] (it listens on loopback)"}'
 _TOO_LARGE = b'{"detail":"body larger than %d bytes"}' % MAX_BODY_BYTES
 _BUSY = b'{"detail":"too many connections (api.max_connections): try again; probes and controls are still served"}'
+_CLOSE = {"Connection": "close"}
 _RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/halt", "/v1/resume", "/v1/reload", "/v1/state"})
 
 
@@ -61,9 +62,13 @@ class EvaluateFastPath:
                 await _answer(send, 421, _MISDIRECTED)
                 return
         connections = self.connections
-        if connections is not None and connections() > self._max_connections and not _reserved(scope):
-            await _answer(send, 503, _BUSY)  # the room beyond max_connections is kept for operators
-            return
+        if connections is not None and connections() > self._max_connections:
+            if not _reserved(scope):
+                await _answer(send, 503, _BUSY, _CLOSE)  # the room beyond max_connections is kept for operators
+                return
+            # Served from the reserve, then closed: nobody keeps a reserve slot by asking again and
+            # again on one connection (a probe, or a 401 on an operator's path).
+            send = _closing(send)
         if scope["path"] != "/v1/evaluate" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -113,6 +118,18 @@ def _loopback_host(host: str) -> bool:
         name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     name = name.lower().rstrip(".")
     return name in _LOOPBACK_NAMES or (name.startswith("127.") and name.replace(".", "").isdigit())
+
+
+def _closing(send: Send) -> Send:
+    """`send` with `Connection: close` on the answer (uvicorn then closes the connection)."""
+
+    async def closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", ()) if h[0].lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return closing
 
 
 async def _answer(send: Send, status: int, payload: bytes, extra: dict[str, str] | None = None) -> None:

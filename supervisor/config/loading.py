@@ -397,6 +397,9 @@ def _api(t: _Table, environ: Mapping[str, str], accounts: Iterable[str]) -> ApiC
         operators=_principals(t.table("operators"), environ, "operator", seen),
         clients=_principals(t.table("clients"), environ, "client", seen, accounts),
     )
+    if c.scoped and c.execution_access == "open":
+        # Anyone may act without a token: a client held to some accounts would just leave its token out.
+        t.problem("execution_access", 'must be "token" when a client is held to some accounts (api.clients.*.accounts)')
     t.finish()
     return c
 

@@ -232,7 +232,9 @@ class OverrideFiles:
         records: list[OverrideRecord] = []
         for line in lines[-HISTORY_KEPT:]:
             with contextlib.suppress(Exception):  # a torn last line after a crash: skipped
-                records.append(_record(json.loads(line)))
+                record = _record(json.loads(line))
+                if record.state in ENDED_STATES:  # the history holds ended ones only: nothing in it can run
+                    records.append(record)
         if len(lines) > 2 * HISTORY_KEPT:
             self._prune(records)
         return records

@@ -293,9 +293,14 @@ class OperatorControls:
         return record
 
     def _get(self, override_id: Any) -> OverrideRecord:
+        """A live override (proposed, active), or an ended one from the history (only to say it ended)."""
         record = None
         if isinstance(override_id, str):
-            record = self._overrides.get(override_id) or next((r for r in self._history if r.id == override_id), None)
+            record = self._overrides.get(override_id)
+            if record is None:
+                ended = next((r for r in self._history if r.id == override_id), None)
+                if ended is not None and ended.state not in LIVE_STATES:
+                    record = ended
         if record is None:
             raise ControlError(404, f"no override {shorten(override_id)}")
         return record

@@ -121,3 +121,11 @@ def test_a_scope_naming_an_unknown_account_is_a_config_error():
 def test_an_in_process_decision_is_never_scoped(scoped):
     sup, _ = scoped
     assert sup.evaluate(order(order_id="m-5")).reason_code is RC.ALL_CHECKS_PASSED
+
+
+def test_a_scope_with_open_execution_access_is_a_config_error():
+    """A second probe: with execution open to anyone, a scoped client just left its token out."""
+    from supervisor.config import parse_config
+
+    with pytest.raises(ConfigError, match=r'api\.execution_access: must be "token"'):
+        parse_config(config_dict(api={"clients": clients(), "execution_access": "open"}))

@@ -113,3 +113,23 @@ def test_the_uvicorn_hooks_the_deadline_relies_on_are_there():
     init = inspect.getsource(HttpToolsProtocol.__init__)
     assert "self.loop" in init and "self.transport" in init
     assert "self.server_state" in inspect.getsource(uvicorn.Server.__init__)
+
+
+def test_a_request_served_from_the_reserve_closes_its_connection(crowded):
+    """A second probe: 12 keep-alive connections asking POST /v1/halt without a token (401) kept
+    the operator reserve, and Alice's halt got 503. Served from the reserve means one answer."""
+    _, server = crowded
+    idle = idle_connections(server.port, LIMIT)
+    try:
+        with contextlib.closing(socket.create_connection(("127.0.0.1", server.port), timeout=10)) as s:
+            s.sendall(b"POST /v1/halt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 2\r\n\r\n{}")  # fmt: skip
+            answer = b""
+            s.settimeout(5.0)
+            while chunk := s.recv(4096):
+                answer += chunk
+            head = answer.split(b"\r\n\r\n", 1)[0].lower()
+            assert head.startswith(b"http/1.1 401") and b"connection: close" in head
+    finally:
+        for s in idle:
+            s.close()

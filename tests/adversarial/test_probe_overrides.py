@@ -93,3 +93,25 @@ def test_a_change_appends_to_the_history_and_never_rewrites_it(clock, tmp_path):
         first_inode = history.stat().st_ino
         sup.revoke_override(sup.propose_override("main", "one more", 60.0, by="alice").id, by="bob")
         assert history.stat().st_ino == first_inode  # appended in place, not replaced
+
+
+@pytest.mark.parametrize("state", ["proposed", "active"])
+def test_a_live_looking_record_in_the_history_is_never_approvable_nor_revocable(clock, tmp_path, state):
+    """A second probe: a history line edited to "proposed" could be approved by one operator."""
+    with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        running = approved(sup, ttl_s=600.0)
+    forged = {**ended(1), "id": "forged", "state": state, "proposed_by": "mallory"}
+    if state == "active":
+        forged.update(approved_by="bob", approved_at="2026-01-05T12:00:00Z", expires_at="2026-01-05T12:10:00Z",
+                      ttl_s=600.0)  # fmt: skip
+    with (tmp_path / "state" / HISTORY_FILE).open("a") as f:
+        f.write(json.dumps(forged) + "\n")
+    with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        assert [r.id for r in sup.overrides()] == [running]
+        for act in (sup.approve_override, sup.revoke_override):
+            with pytest.raises(ControlError) as refused:
+                act("forged", by="alice")
+            assert refused.value.status == 404
+        assert sup.evaluate(order(**REDUCE)).reason_code == "OVERRIDE_APPLIED"  # the real one still runs
