@@ -559,6 +559,8 @@ class RiskSupervisor:
         committed (a block sends nothing to an exchange: it does not wait)."""
         if not self._commit or result.decision == "block":
             return result
+        if self.journal.blocking is not None:  # its record may not even be queued (a full queue)
+            return self._not_committed(result, order)
         done = threading.Event()
         if not self.journal.when_committed(self.journal.last_seq, done.set):
             left = deadline - _real_monotonic()
@@ -574,6 +576,8 @@ class RiskSupervisor:
     async def _committed_async(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
         if not self._commit or result.decision == "block":
             return result
+        if self.journal.blocking is not None:
+            return self._not_committed(result, order)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
