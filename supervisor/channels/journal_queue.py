@@ -73,6 +73,10 @@ class JournalQueue:
         self.max_records = max_records
         self.block_when_failing = block_when_failing
         self._items: deque[Record] = deque()
+        # Records are taken on many threads (the gate, API threads, the sources, the controls): a seq
+        # and its place in the queue are given together, so the queue is always in seq order and
+        # "committed up to seq S" means every record up to S was written.
+        self._order = threading.Lock()
         self._seq = itertools.count(1)
         self._drops = itertools.count(1)
         self.dropped = 0
@@ -109,8 +113,9 @@ class JournalQueue:
         """Append a decision's record. False when the queue is full."""
         if len(self._items) >= self.max_records and self._full():
             return False
-        seq = self.last_seq = next(self._seq)
-        self._items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units)))
+        with self._order:  # seq and place in one step: the queue is in seq order, whatever the threads
+            seq = self.last_seq = next(self._seq)
+            self._items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units)))
         return True
 
     def event(self, when: datetime, kind: str, source: str = "", account: str | None = None, **detail: Any) -> bool:
@@ -122,8 +127,9 @@ class JournalQueue:
             self.source_errors.pop(source, None)
         if self._full():
             return False
-        seq = self.last_seq = next(self._seq)
-        self._items.append(EventRecord(seq, when, kind, source, account, detail))
+        with self._order:
+            seq = self.last_seq = next(self._seq)
+            self._items.append(EventRecord(seq, when, kind, source, account, detail))
         return True
 
     def when_committed(self, seq: int, call: Callable[[], None]) -> bool:
@@ -164,16 +170,18 @@ class JournalQueue:
 
     def peek(self, n: int) -> list[Record]:
         """Up to n records from the left, left in place."""
-        return list(itertools.islice(self._items, n))
+        with self._order:  # not while another thread appends (a deque mutated during iteration)
+            return list(itertools.islice(self._items, n))
 
     def remove_through(self, seq: int) -> int:
         """Drop the records from the left up to `seq` (after they were written);
         how many went (none when another writer removed them already)."""
         items = self._items
         gone = 0
-        while items and items[0].seq <= seq:
-            items.popleft()
-            gone += 1
+        with self._order:
+            while items and items[0].seq <= seq:
+                items.popleft()
+                gone += 1
         return gone
 
     def set_problem(self, problem: str | None) -> None:

@@ -233,7 +233,9 @@ class GateState:
         for ex, units in book.gross_units_by_exchange.items():
             totals[ex] = totals.get(ex, 0) + units
         self.books[state.account] = book
-        if state.refreshed and book.marks:
+        if state.refreshed and state.problem is None and book.marks:
+            # Only a usable snapshot's marks: an unusable one is re-sent with the last known positions
+            # (a fill may have opened one at the client's price), which are no market price.
             marks = self.marks
             for key, mark in book.marks.items():
                 by_account = marks.get(key)

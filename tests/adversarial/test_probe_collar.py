@@ -107,3 +107,22 @@ def test_one_accounts_snapshot_cannot_move_another_accounts_collar(sup_plain):
     # On the same exchange (an account that takes pushes): the band widens, the stricter side holds.
     sup_plain.report_account_snapshot(AccountSnapshot("main", 100_000.0, far))
     assert sup_plain.evaluate(order(account="tiny", price=29_000.0, **ETH)).reason_code is RC.PRICE_OUT_OF_COLLAR
+
+
+def test_an_unusable_snapshot_sets_no_mark_and_a_fill_price_never_becomes_one(clock, tmp_path):
+    """A third probe: an unusable snapshot re-sent the account's last positions, one opened by a
+    client's fill at 30 (market ~3,000), as fresh marks; with collar_missing_reference = "block",
+    another account could then sell ETH at 28."""
+    from supervisor import RiskSupervisor
+    from tests.helpers import make_config
+
+    cfg = make_config(gate={"collar_missing_reference": "block", "duplicate_window_s": 0.0})
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        feed(sup, tiny_eth_mark=None)
+        sell = order(side="sell", price=28.0, **{**ETH, "quantity": 100.0})
+        assert sup.evaluate(sell).reason_code is RC.PRICE_OUT_OF_COLLAR
+        sup.report_fill(Fill("tiny", "binance", "ETHUSDT", "buy", 0.01, 30.0))  # opens ETH "at 30"
+        bad = sup.report_account_snapshot(AccountSnapshot("tiny", 1e6, (Position("ETHUSDT", "bybit", 1.0, 3000.0),)))
+        assert bad is not None and bad.problem
+        r = sup.evaluate(sell)
+        assert r.reason_code is RC.PRICE_OUT_OF_COLLAR and "no reference" in r.reason

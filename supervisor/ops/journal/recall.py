@@ -126,15 +126,20 @@ def _resting(path: Path, since: datetime) -> list[dict[str, Any]]:
     """The approval rows of orders still resting (their last event `order_resting`)."""
 
     def read(reader: JournalReader) -> list[dict[str, Any]]:
-        state: dict[tuple[str, str], bool] = {}
-        for event in reader.resting_events_since(to_us(since), MAX_RECALLED):
+        resting: dict[tuple[str, str], None] = {}  # only those resting now: the ended leave at once
+        for event in reader.resting_events_since(to_us(since)):
             try:
                 order_id = json.loads(event["detail"]).get("order_id")
             except (TypeError, ValueError, AttributeError, RecursionError):
                 continue
             if _name(order_id) is not None and _name(event["account"]) is not None:
-                state[(event["account"], order_id)] = event["kind"] == "order_resting"
-        rows = [reader.approval_of(account, oid) for (account, oid), resting in state.items() if resting]
+                if event["kind"] == "order_resting":
+                    resting[(event["account"], order_id)] = None
+                else:
+                    resting.pop((event["account"], order_id), None)
+                if len(resting) > MAX_RECALLED:
+                    raise JournalUnreadableError(f"more than {MAX_RECALLED:,} orders resting: not plausible")
+        rows = [reader.approval_of(account, oid) for account, oid in resting]
         return [row for row in rows if row is not None]
 
     return _read(path, read, [])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,14 +178,15 @@ class JournalReader:
         rows = self._db.execute(sql, (*args, q.limit)).fetchall()
         return [dict(row) for row in rows]
 
-    def resting_events_since(self, since_us: int, limit: int) -> list[dict[str, Any]]:
-        """`order_resting` and `order_ended` events at or after `since_us`, oldest first."""
-        rows = self._db.execute(
-            "SELECT ts_us, kind, account, detail FROM events WHERE kind IN ('order_resting', 'order_ended')"
-            " AND ts_us >= ? ORDER BY ts_us, seq LIMIT ?",
-            (since_us, limit),
-        ).fetchall()
-        return [dict(row) for row in rows]
+    def resting_events_since(self, since_us: int) -> Iterator[sqlite3.Row]:
+        """`order_resting` and `order_ended` events at or after `since_us`, oldest first, streamed."""
+        return iter(
+            self._db.execute(
+                "SELECT ts_us, kind, account, detail FROM events WHERE kind IN ('order_resting', 'order_ended')"
+                " AND ts_us >= ? ORDER BY ts_us, seq",
+                (since_us,),
+            )
+        )
 
     def approval_of(self, account: str, order_id: str) -> dict[str, Any] | None:
         """The latest approved decision on this account's order id, or None."""
