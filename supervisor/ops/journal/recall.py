@@ -156,7 +156,6 @@ def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
     recent = recent_approvals(path, now_wall - timedelta(seconds=window))
     resting = _resting(path, now_wall - timedelta(days=config.journal.retention_days))
     st = GateState()
-    skipped = 0
 
     def at(a: Approval) -> float:
         return now - max(0.0, (now_wall - a.when).total_seconds())  # a wall clock set back: as of now
@@ -180,21 +179,14 @@ def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
             )
         )
 
-    booked_resting = 0
-    for row in resting:
-        a = approval(row, accounts, max_usd)
-        if a is None:
-            skipped += 1
-            continue
+    def checked(rows: list[dict[str, Any]]) -> list[Approval]:
+        return [a for a in (approval(row, accounts, max_usd) for row in rows) if a is not None]
+
+    resting_ok = checked(resting)
+    for a in resting_ok:
         book(a, now + gate.reservation_ttl_s, rests=True)
-        booked_resting += 1
-    approvals = 0
-    for row in recent:
-        a = approval(row, accounts, max_usd)
-        if a is None:
-            skipped += 1
-            continue
-        approvals += 1
+    recent_ok = checked(recent)
+    for a in recent_ok:
         order = OrderRequest(
             a.account, a.exchange, "", a.symbol, a.side, a.quantity, a.price, order_id=a.order_id,
             reduce_only=a.reduce_only,
@@ -204,4 +196,5 @@ def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
         expires = at(a) + gate.reservation_ttl_s
         if expires > now:
             book(a, expires, rests=False)
-    return st, Recalled(approvals, booked_resting, skipped)
+    skipped = len(resting) + len(recent) - len(resting_ok) - len(recent_ok)
+    return st, Recalled(len(recent_ok), len(resting_ok), skipped)
