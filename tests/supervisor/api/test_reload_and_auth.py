@@ -159,7 +159,7 @@ def test_sighup_style_reload_from_python_refuses_like_the_api(sup, cfg_path):
 
 
 def test_the_connection_limit_takes_a_restart(sup, cfg_path):
-    write(cfg_path, ("port = 8010", "port = 8010\nmax_connections = 64"))
+    write(cfg_path, ("max_connections = 512", "max_connections = 64"))
     r = call(sup, "POST", "/v1/reload")
     assert r.status_code == 400
     assert any(p.startswith("api.max_connections: changed; restart required") for p in r.json()["problems"])
