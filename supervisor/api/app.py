@@ -544,7 +544,14 @@ def build_app(service: GateService) -> FastAPI:
         "/v1/messages",
         tags=["state"],
         summary="cancels or edits the client sent: they count toward gate.max_messages_per_s",
-        responses={202: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
+        status_code=202,
+        responses={
+            202: {"model": dict[str, Any]},
+            403: {"model": Problem},
+            404: {"model": Problem},
+            422: {"model": Problem},
+            503: {"model": Problem},
+        },
     )
     async def messages(request: Request) -> Response:
         body, refused = await body_of(request, "client")
@@ -571,6 +578,10 @@ def build_app(service: GateService) -> FastAPI:
             return refused
         if not all(service.report_message(account) for _ in range(count)):
             return _problem(503, "the gate is not running: the messages were not counted")
+        scope = keeper.scope(request.headers.getlist("authorization"))
+        client = scope[0] if scope is not None else keeper.who(request.headers.getlist("authorization"), "client")
+        service.journal.event(service.clock.now(), "messages_reported", "api", account, client=client, message=kind,
+                              count=count)  # fmt: skip
         return _ok({"counted": count, "account": account, "kind": kind}, 202)
 
     @app.post(

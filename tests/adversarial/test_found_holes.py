@@ -337,7 +337,7 @@ def test_a_gate_replaced_while_stalled_approves_nothing_it_had_queued():
     from concurrent.futures import ThreadPoolExecutor
 
     cfg = make_config(
-        supervision={"heartbeat_timeout_s": 0.2, "check_interval_s": 1000.0},
+        supervision={"heartbeat_timeout_s": 1.0, "check_interval_s": 1000.0},  # a loaded CI core starts actors slowly
         gate={"evaluate_timeout_s": 5.0},
         risk_v3={"timeout_s": 0.1},
         ess={"timeout_s": 0.1},

@@ -82,9 +82,11 @@ def test_an_unscoped_client_still_acts_for_every_account(scoped):
 
 
 def test_cancels_reported_over_http_count_toward_the_message_rate(scoped):
-    _, http = scoped
+    sup, http = scoped
     r = post(http, "/v1/messages", {"account": "bold", "kind": "cancel", "count": 3})
     assert r.status_code == 202 and r.json()["counted"] == 3
+    [said] = journal_events(sup, "messages_reported")  # traceable: who said how many
+    assert (said["account"], said["detail"]) == ("bold", {"client": "bold_desk", "message": "cancel", "count": 3})
     blocked = post(http, "/v1/evaluate", BOLD_ORDER).json()
     assert blocked["reason_code"] == "ORDER_RATE_EXCEEDED", blocked
 
