@@ -2,8 +2,7 @@
 
 The gate must never wait for the journal, nor format anything for it: per
 decision it appends one `DecisionRecord` (a named tuple of references to
-frozen objects: the result, the order, the account's book) to a deque, which
-costs one append. The
+frozen objects: the result, the order, the account's book) to a deque. The
 journal actor takes records from the left in batches, writes them in one
 transaction (group commit), and only then removes them: a journal that dies
 mid-batch loses nothing, and its successor writes the batch again (rows are
@@ -12,7 +11,8 @@ unique on (run, seq), so a batch written twice is stored once).
 The queue is bounded. What happens when it is full, or when the journal
 cannot write, is the journal policy's business (`journal.on_failure`); the
 gate reads `blocking` at the start of every evaluation. Nothing is dropped
-silently: `put` says whether it took the record, and drops are counted.
+silently: `decision` and `event` say whether they took the record, and drops
+are counted.
 
 With `journal.durability = "commit"` a caller whose order was approved waits,
 after the decision, until the journal has committed every record queued up to

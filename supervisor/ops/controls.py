@@ -43,6 +43,7 @@ from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
 from supervisor.ops.control_files import (
     HISTORY_FILE,
+    HISTORY_KEPT,
     LIVE_STATES,
     OVERRIDES_FILE,
     OverrideFiles,
@@ -110,7 +111,7 @@ class OperatorControls:
         self._halt: dict[str, Any] = {"active": False}
         self._files = OverrideFiles(self._dir)
         self._overrides: dict[str, OverrideRecord] = {}  # the live ones: proposed and active
-        self._history: deque[OverrideRecord] = deque()  # recent ended ones, oldest first
+        self._history: deque[OverrideRecord] = deque(maxlen=HISTORY_KEPT)  # recent ended ones, oldest first
         self._timer: Timer | None = None
 
     def reconfigure(self, config: Config) -> None:
