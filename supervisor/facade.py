@@ -13,7 +13,6 @@ import atexit
 import contextlib
 import dataclasses
 import math
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields, is_dataclass
@@ -55,7 +54,7 @@ from supervisor.ops.health import HealthLog
 from supervisor.ops.journal.actor import Flush, JournalActor
 from supervisor.ops.journal.query import decision_json
 from supervisor.ops.journal.recall import recall_state
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, JournalUnreadableError, Query
+from supervisor.ops.journal.store import JOURNAL_NAME, Query, read_journal
 from supervisor.ops.metrics import MetricsRegistry
 from supervisor.ops.state import DecisionRates, StateReader
 from supervisor.runtime.supervision import ActorSpec
@@ -394,19 +393,10 @@ class RiskSupervisor:
         """Recent decisions from the journal, newest first, as written so far (it
         flushes every `journal.flush_interval_s`; FileNotFoundError: none yet;
         JournalUnreadableError: the file is damaged)."""
-        path = Path(self.config.state.dir) / JOURNAL_NAME
-        try:
-            reader = JournalReader(path)
-            try:
-                rows = reader.decisions(
-                    Query(since_us=since_us, account=account, code=code, decision=decision, limit=limit)
-                )
-            finally:
-                reader.close()
-        except FileNotFoundError:
-            raise
-        except (sqlite3.Error, OSError) as exc:
-            raise JournalUnreadableError(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+        query = Query(since_us=since_us, account=account, code=code, decision=decision, limit=limit)
+        rows = read_journal(Path(self.config.state.dir) / JOURNAL_NAME, lambda r: r.decisions(query), None)
+        if rows is None:
+            raise FileNotFoundError(f"no journal in {self.config.state.dir}")
         return [decision_json(row) for row in rows]
 
     def reload(self, path: str | Path | None = None, by: str = "api") -> dict[str, Any]:
@@ -554,13 +544,19 @@ class RiskSupervisor:
             return self._unavailable(order, f"no answer within {wait}s" if alive else "gate actor stopped")
         return self._committed(result, order, started + wait)
 
-    def _committed(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
-        """With journal.durability = "commit", an approval is answered once its record is
-        committed (a block sends nothing to an exchange: it does not wait)."""
+    def _without_commit(self, result: RiskGateResult, order: Any) -> RiskGateResult | None:
+        """The answer at once, or None: wait for the journal to commit this decision's record.
+        Only approvals under journal.durability = "commit" wait (a block sends nothing to an
+        exchange); one decided while the journal blocks may not even have a queued record."""
         if not self._commit or result.decision == "block":
             return result
-        if self.journal.blocking is not None:  # its record may not even be queued (a full queue)
-            return self._not_committed(result, order)
+        return self._not_committed(result, order) if self.journal.blocking is not None else None
+
+    def _committed(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
+        """With journal.durability = "commit", an approval is answered once its record is committed."""
+        now = self._without_commit(result, order)
+        if now is not None:
+            return now
         done = threading.Event()
         if not self.journal.when_committed(self.journal.last_seq, done.set):
             left = deadline - _real_monotonic()
@@ -574,10 +570,9 @@ class RiskSupervisor:
         return self._journaled(block_result(RC.JOURNAL_UNAVAILABLE, why, result.order_id, self.clock.now()), order)
 
     async def _committed_async(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
-        if not self._commit or result.decision == "block":
-            return result
-        if self.journal.blocking is not None:
-            return self._not_committed(result, order)
+        now = self._without_commit(result, order)
+        if now is not None:
+            return now
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 

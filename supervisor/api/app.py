@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from datetime import UTC
 from importlib import resources
 from typing import Any
@@ -114,6 +114,18 @@ async def _json(request: Request) -> Any:
 
 
 Scope = tuple[str, frozenset[str]] | None  # (client, the accounts it may act for), or None: any
+
+
+@dataclass(frozen=True, slots=True)
+class _Messages:
+    """POST /v1/messages: cancels or edits a client sent for an account (read as the other reports are)."""
+
+    account: str
+    kind: str
+    count: int = 1
+
+
+Report = Fill | OrderOutcome | _Messages
 
 
 async def evaluate_body(service: GateService, raw: bytes, scope: Scope = None) -> tuple[int, bytes]:
@@ -297,8 +309,8 @@ def build_app(service: GateService) -> FastAPI:
     # -- the dashboard (static; its data comes from the reader endpoints below) ----------------
     dashboard = _dashboard_files()
 
-    def page(name: str) -> Response:
-        return Response(dashboard[name], 200, _DASHBOARD_HEADERS, media_type=_DASHBOARD_TYPES[name])
+    def page(name: str, files: dict[str, bytes] = dashboard, types: dict[str, str] = _DASHBOARD_TYPES) -> Response:
+        return Response(files[name], 200, _DASHBOARD_HEADERS, media_type=types[name])
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> Response:
@@ -314,13 +326,13 @@ def build_app(service: GateService) -> FastAPI:
 
     @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
     def docs_index() -> Response:
-        return Response(docs["index.html"], 200, _DASHBOARD_HEADERS, media_type=_DOCS_TYPES["index.html"])
+        return page("index.html", docs, _DOCS_TYPES)
 
     @app.api_route("/docs/{name}", methods=["GET", "HEAD"], include_in_schema=False)
     def docs_file(name: str) -> Response:
         if name not in docs or name == "index.html":
             return _problem(404, "no such documentation file")
-        return Response(docs[name], 200, _DASHBOARD_HEADERS, media_type=_DOCS_TYPES[name])
+        return page(name, docs, _DOCS_TYPES)
 
     # -- probes ---------------------------------------------------------------------------
     @app.get("/healthz", tags=["probes"], summary="the process is alive")
@@ -467,7 +479,7 @@ def build_app(service: GateService) -> FastAPI:
             return _problem(404, f"account {shorten(name, 60)} is not configured (known: {known})")
         return None
 
-    def fields_of(body: Any, cls: type[Fill] | type[OrderOutcome], what: str) -> dict[str, Any] | Response:
+    def fields_of(body: Any, cls: type[Report], what: str) -> dict[str, Any] | Response:
         if not isinstance(body, dict):
             return _problem(422, f"{what}: expected a JSON object, got {type(body).__name__}")
         known = {f.name for f in fields(cls)}
@@ -480,8 +492,8 @@ def build_app(service: GateService) -> FastAPI:
             return _problem(422, f"{what}: field {missing[0]!r} is required")
         return body
 
-    async def report_of(request: Request, cls: type[Fill] | type[OrderOutcome], what: str) -> dict[str, Any] | Response:
-        """A fill's or outcome's fields from a client, of a configured account. Over
+    async def report_of(request: Request, cls: type[Report], what: str) -> dict[str, Any] | Response:
+        """A fill's, outcome's or messages' fields from a client, of a configured account. Over
         HTTP the account is always required: ids are per account, so a report can
         only ever touch that account's own order."""
         body, refused = await body_of(request, "client")
@@ -554,32 +566,17 @@ def build_app(service: GateService) -> FastAPI:
         },
     )
     async def messages(request: Request) -> Response:
-        body, refused = await body_of(request, "client")
-        if refused is not None:
-            return refused
-        if not isinstance(body, dict):
-            return _problem(422, f"messages: expected a JSON object, got {type(body).__name__}")
-        unknown = sorted(k for k in body if k not in ("account", "kind", "count"))
-        if unknown:
-            return _problem(422, f"messages: unknown field {shorten(unknown[0], 40)} (known: account, kind, count)")
-        kind, count = body.get("kind"), body.get("count", 1)
+        got = await report_of(request, _Messages, "messages")
+        if isinstance(got, Response):
+            return got
+        account, kind, count = got["account"], got["kind"], got.get("count", 1)
         if kind not in ("cancel", "edit"):
             return _problem(422, f"messages: kind must be cancel or edit, got {shorten(kind)}")
         if type(count) is not int or not 1 <= count <= MAX_MESSAGES:
             return _problem(422, f"messages: count must be an integer in 1..{MAX_MESSAGES}, got {shorten(count)}")
-        account = body.get("account")
-        if account is None:
-            return _problem(422, "messages: field 'account' is required")
-        refused = unknown_account(account)
-        if refused is not None or not isinstance(account, str):
-            return refused or _problem(422, "messages: field 'account' must be an account's name")
-        refused = not_permitted(request, account)
-        if refused is not None:
-            return refused
         if not all(service.report_message(account) for _ in range(count)):
             return _problem(503, "the gate is not running: the messages were not counted")
-        scope = keeper.scope(request.headers.getlist("authorization"))
-        client = scope[0] if scope is not None else keeper.who(request.headers.getlist("authorization"), "client")
+        client = keeper.who(request.headers.getlist("authorization"), "client")
         service.journal.event(service.clock.now(), "messages_reported", "api", account, client=client, message=kind,
                               count=count)  # fmt: skip
         return _ok({"counted": count, "account": account, "kind": kind}, 202)

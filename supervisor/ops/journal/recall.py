@@ -29,23 +29,28 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import OrderRequest
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, JournalUnreadableError, from_us, to_us
+from supervisor.ops.journal.store import (
+    JOURNAL_NAME,
+    JournalReader,
+    JournalUnreadableError,
+    from_us,
+    read_journal,
+    to_us,
+)
 
 __all__ = ["Approval", "Recalled", "recall_state", "recent_approvals"]
 
 MAX_RECALLED = 1_000_000  # approvals are rate-limited per account: far fewer in any real window
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +58,8 @@ class Approval:
     """An approved order as the journal has it, checked."""
 
     when: datetime
-    order_id: str
-    account: str
-    exchange: str
-    symbol: str
-    side: str
-    quantity: float
-    price: float
+    order: OrderRequest  # its terms (no strategy: the journal's row is enough for duplicates and caps)
     adjusted_quantity: float
-    reduce_only: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,30 +94,16 @@ def approval(row: dict[str, Any], accounts: Iterable[str], max_usd: float) -> Ap
         return None
     if adjusted > quantity * (1 + 1e-9) or not adjusted * price <= max_usd or not quantity * price <= max_usd:
         return None
-    return Approval(
-        from_us(ts), order_id, account, exchange, symbol, side, quantity, price, adjusted, bool(row["reduce_only"])
+    order = OrderRequest(
+        account, exchange, "", symbol, side, quantity, price, order_id=order_id, reduce_only=bool(row["reduce_only"])
     )
-
-
-def _read(path: Path, read: Callable[[JournalReader], _T], empty: _T) -> _T:
-    try:
-        reader = JournalReader(path)
-    except FileNotFoundError:
-        return empty
-    except (sqlite3.Error, OSError) as exc:
-        raise JournalUnreadableError(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
-    try:
-        return read(reader)
-    except (sqlite3.Error, OSError) as exc:
-        raise JournalUnreadableError(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
-    finally:
-        reader.close()
+    return Approval(from_us(ts), order, adjusted)
 
 
 def recent_approvals(path: Path, since: datetime, limit: int = MAX_RECALLED) -> list[dict[str, Any]]:
     """Approved orders' rows journaled since `since`, oldest first (unchecked). An absent
     journal has none; one that cannot be read raises `JournalUnreadableError`."""
-    return _read(path, lambda r: r.approvals_since(to_us(since), limit), [])
+    return read_journal(path, lambda r: r.approvals_since(to_us(since), limit), [])
 
 
 def _resting(path: Path, since: datetime) -> list[dict[str, Any]]:
@@ -142,7 +126,7 @@ def _resting(path: Path, since: datetime) -> list[dict[str, Any]]:
         rows = [reader.approval_of(account, oid) for account, oid in resting]
         return [row for row in rows if row is not None]
 
-    return _read(path, read, [])
+    return read_journal(path, read, [])
 
 
 def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
@@ -161,19 +145,20 @@ def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
         return now - max(0.0, (now_wall - a.when).total_seconds())  # a wall clock set back: as of now
 
     def book(a: Approval, expires: float, rests: bool) -> None:
-        if st.holds(a.account, a.order_id) or a.adjusted_quantity <= 0:
+        o = a.order
+        if st.holds(o.account, o.order_id or "") or a.adjusted_quantity <= 0:
             return
         st.reserve(
             Reservation(
-                order_id=a.order_id,
-                account=a.account,
-                exchange=a.exchange,
-                key=(a.symbol, a.exchange),
-                notional=a.adjusted_quantity * a.price,
-                opens_new=not a.reduce_only,
+                order_id=o.order_id or "",
+                account=o.account,
+                exchange=o.exchange,
+                key=(o.symbol, o.exchange),
+                notional=a.adjusted_quantity * o.price,
+                opens_new=not o.reduce_only,
                 expires=expires,
-                price=a.price,
-                reducing_qty=a.adjusted_quantity if a.reduce_only else 0.0,
+                price=o.price,
+                reducing_qty=a.adjusted_quantity if o.reduce_only else 0.0,
                 quantity=a.adjusted_quantity,
                 resting=rests,
             )
@@ -187,12 +172,8 @@ def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
         book(a, now + gate.reservation_ttl_s, rests=True)
     recent_ok = checked(recent)
     for a in recent_ok:
-        order = OrderRequest(
-            a.account, a.exchange, "", a.symbol, a.side, a.quantity, a.price, order_id=a.order_id,
-            reduce_only=a.reduce_only,
-        )  # fmt: skip
         if gate.duplicate_window_s > 0:
-            st.record_decided(order, at(a), gate.duplicate_window_s)
+            st.record_decided(a.order, at(a), gate.duplicate_window_s)
         expires = at(a) + gate.reservation_ttl_s
         if expires > now:
             book(a, expires, rests=False)

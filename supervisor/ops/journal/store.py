@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from supervisor.channels.journal_queue import DecisionRecord, EventRecord
 from supervisor.core.gate_state import UNITS_PER_USD
@@ -32,10 +32,12 @@ __all__ = [
     "event_row",
     "file_identity",
     "from_us",
+    "read_journal",
     "to_us",
 ]
 
 JOURNAL_NAME = "journal.sqlite"
+_T = TypeVar("_T")
 
 
 class JournalUnreadableError(RiskgateError):
@@ -139,6 +141,23 @@ class Query:
     code: str | None = None
     decision: str | tuple[str, ...] | None = None  # a tuple: any of them
     limit: int = 100
+
+
+def read_journal(path: Path, read: Callable[[JournalReader], _T], absent: _T) -> _T:
+    """`read(reader)` on the journal at `path`, closed after: `absent` when there is no
+    file; `JournalUnreadableError` when it cannot be read (damaged, not a database)."""
+    try:
+        reader = JournalReader(path)
+    except FileNotFoundError:
+        return absent
+    except (sqlite3.Error, OSError) as exc:
+        raise JournalUnreadableError(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+    try:
+        return read(reader)
+    except (sqlite3.Error, OSError) as exc:
+        raise JournalUnreadableError(f"the journal {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+    finally:
+        reader.close()
 
 
 class JournalReader:
