@@ -135,7 +135,7 @@ def sustained(seconds: float = 60.0, callers: int = 4) -> dict[str, float]:
     rss_end = rss_mb()
     sup.flush_journal(timeout=60)
     written, dropped, left = journal.written, journal.dropped, len(journal)
-    held = len(sup._runtime._gate_state.reservations) if sup._runtime._gate_state else 0
+    held = len(sup._runtime.gate._state.reservations) if sup._runtime.gate._state else 0
     sup.stop()
     half = len(backlog) // 2
     return {

@@ -25,7 +25,6 @@ import pykka
 from actors.account_tracker import AccountTrackerActor
 from actors.base import Poll
 from actors.gate import GateActor
-from supervisor.channels.gate_door import BUSY
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
@@ -47,6 +46,7 @@ from supervisor.core.messages import (
 from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_float, shorten
+from supervisor.gate import BUSY
 from supervisor.logs import get_logger
 from supervisor.ops.alerts import Alerting
 from supervisor.ops.controls import OperatorControls, OverrideRecord
@@ -228,11 +228,11 @@ class RiskSupervisor:
                 raise
         self._runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
         try:
-            # Every persisted block before the gate runs: the operator halt on the ESS board
-            # and the running overrides in the gate link, which feeds them to the gate first;
-            # the orders approved in the last window, from the journal (duplicates, caps).
-            self.controls.load()
+            # Every persisted block before the gate opens: the orders approved in the last
+            # window, from the journal (duplicates, caps), as the gate's state; then the
+            # operator halt on the ESS board and the running overrides, posted to it.
             self._recall()
+            self.controls.load()
             self._runtime.start()
         except BaseException:
             if self._api is not None:
@@ -456,8 +456,8 @@ class RiskSupervisor:
 
     # -- decisions -----------------------------------------------------------
     def _unavailable(self, order: Any, why: str) -> RiskGateResult:
-        result = block_result(RC.GATE_UNAVAILABLE, f"gate unavailable: {why}", order_id_of(order), self.clock.now())
-        return self._journaled(result, order)
+        """Journaled, and counted by the gate like its own decisions."""
+        return self._runtime.gate.unavailable(order_id_of(order), account_of(order), f"gate unavailable: {why}")
 
     def _journaled(self, result: RiskGateResult, order: Any) -> RiskGateResult:
         """A decision made here, not by the gate, is journaled too."""
@@ -501,12 +501,10 @@ class RiskSupervisor:
     def evaluate(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """Decide one order (an `OrderRequest` or a mapping). Never raises.
 
-        While nothing is queued for the gate, the gate's decision runs here,
-        on the caller's thread, through its door (holding the gate's lock:
-        supervisor.channels.gate_door); else the order is queued to the gate
-        with a one-shot reply slot, behind what was sent before it. No answer
-        within `timeout` (default `gate.evaluate_timeout_s`) is a
-        GATE_UNAVAILABLE block.
+        The gate's decision runs here, on the caller's thread, holding the
+        gate's lock (supervisor.gate); while the gate is suspended the order
+        is handed to its actor with a one-shot reply slot. No answer within
+        `timeout` (default `gate.evaluate_timeout_s`) is a GATE_UNAVAILABLE block.
         """
         wait = self._wait_of(timeout)
         if wait is None:
@@ -517,17 +515,17 @@ class RiskSupervisor:
         try:
             started = _real_monotonic()  # real time, as the waits below
             request = self._request(order, None, wait)
-            here = self._runtime.gate_door.decide(request, wait)
+            here = self._runtime.gate.decide(request, wait)
             if here is not None:
                 if here is BUSY:
                     return self._unavailable(order, f"no answer within {wait}s")
                 return self._committed(cast("RiskGateResult", here), order, started + wait)
-            left = wait - (_real_monotonic() - started)  # a wait at the door counts
+            left = wait - (_real_monotonic() - started)
             if left <= 0:
                 return self._unavailable(order, f"no answer within {wait}s")
             slot: ReplySlot[RiskGateResult] = ReplySlot()
             gate.tell(dataclasses.replace(request, reply=slot))
-            # Wait in slices: if the gate dies with our order queued, say so
+            # Wait in slices: if the gate's actor dies with our order queued, say so
             # within a slice instead of at the timeout.
             slices = max(1, math.ceil(left / _SLICE_S))
             result = slot.wait(min(left, _SLICE_S))
@@ -613,9 +611,9 @@ class RiskSupervisor:
         started = _real_monotonic()
         try:
             request = self._request(order, None, wait)
-            # Decided here when the gate's lock is free at once and nothing is
-            # queued for it (never waiting on the loop's thread); else queued.
-            here = self._runtime.gate_door.decide(request, None)
+            # Decided here when the gate's lock is free at once (never waiting on
+            # the loop's thread); else handed to the gate's actor.
+            here = self._runtime.gate.decide(request, None)
             if here is not None:
                 return await self._committed_async(cast("RiskGateResult", here), order, started + wait)
             gate.tell(dataclasses.replace(request, reply=reply))
@@ -632,13 +630,8 @@ class RiskSupervisor:
 
     # -- state from the execution side and the upstreams ---------------------
     def _tell_gate(self, message: object) -> bool:
-        # Through the link: state is remembered, so a (re)started gate is re-fed it.
-        if not self._runtime.link.tell(message):
-            if self._gate is not None or not isinstance(message, EssState):
-                # (Before start, the operator halt's reading waits in the link for the gate: no news.)
-                log.warning("state_not_delivered_gate_down", message_type=type(message).__name__)
-            return False
-        return True
+        # Through the link: stamped, remembered for the health ages, posted to the gate.
+        return self._runtime.link.tell(message)
 
     def report_risk_signal(self, signal: RiskSignal | Mapping[str, Any]) -> bool:
         """Push a Risk v3 signal. A mapping is parsed (`UpstreamError` if unusable)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 from dataclasses import dataclass
@@ -184,21 +185,24 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class GateHold:
-    """A test barrier: the gate signals `held`, then waits for `release` (at
-    most `timeout_s`), so that evaluations can be queued behind it."""
+    """A test barrier: the gate's actor signals `held`, then waits for `release`
+    (at most `timeout_s`) holding the gate's lock (the gate busy deciding:
+    callers wait for it, asyncio callers and posted state queue behind it), or,
+    with `lock=False`, only its own thread (the actor stuck, the gate free)."""
 
     held: threading.Event
     release: threading.Event
     timeout_s: float = 10.0
+    lock: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class GateCrash:
-    """A test message the gate dies of (an exception out of its handler)."""
+    """A test message the gate's actor dies of (an exception out of its handler)."""
 
 
 class HoldableGateActor(GateActor):
-    """The production gate plus `GateHold` and `GateCrash` (installed for every test by conftest)."""
+    """The production gate actor plus `GateHold` and `GateCrash` (installed for every test by conftest)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -209,5 +213,6 @@ class HoldableGateActor(GateActor):
         raise RuntimeError("crashed on purpose by a test")
 
     def _on_hold(self, hold: GateHold) -> None:
-        hold.held.set()
-        hold.release.wait(hold.timeout_s)
+        with self._gate.lock if hold.lock else contextlib.nullcontext():
+            hold.held.set()
+            hold.release.wait(hold.timeout_s)

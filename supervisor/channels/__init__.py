@@ -1,5 +1,7 @@
-"""How state and orders travel to the gate between threads: the `GateLink`
-(state to whichever gate runs), the `EssBoard` (a halt that overtakes queued
-orders), the `ReplySlot` (one answer to one waiting caller) and the gate's
-inbox. Every use of pykka internals lives in `inbox`.
+"""How state, records and answers travel between threads: the `GateLink`
+(state posted to the gate, its latest kept for the health ages), the
+`EssBoard` (a halt every decision reads), the `JournalQueue` (records to the
+journal's writer), the `HaltWatch` (halts to the cancel listeners), the
+`GateCounters` (the gate's counts for the metrics) and the `ReplySlot` (one
+answer to one waiting caller).
 """

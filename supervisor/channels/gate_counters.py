@@ -1,7 +1,7 @@
 """GateCounters: what the gate counts for the metrics, in plain integers.
 
-Only the gate writes, holding its lock (on its own thread, or on a caller's
-at its door: supervisor.channels.gate_door), one dict update and one list
+Only the gate writes, holding its lock (on whichever thread decides:
+supervisor.gate), one dict update and one list
 increment per decision, no formatting; collectors on other threads read copies
 (`dict.copy` and `list.copy` run without releasing the GIL, so a copy is one
 consistent moment). The object outlives gate restarts, so counters never go
@@ -44,12 +44,14 @@ class GateCounters:
         self.latency_sum = 0.0
         self.collar_unreferenced = 0  # orders let through without a reference price for the collar
 
-    def count(self, decision: str, code: str, account: str, latency_s: float) -> None:
+    def count(self, decision: str, code: str, account: str, latency_s: float | None) -> None:
+        """One decision; `latency_s` None: answered without the gate (not in the histogram)."""
         key = (decision, code, account)
         decisions = self.decisions
         decisions[key] = decisions.get(key, 0) + 1
-        self.latency_buckets[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
-        self.latency_sum += latency_s
+        if latency_s is not None:
+            self.latency_buckets[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+            self.latency_sum += latency_s
 
     def snapshot(self) -> tuple[dict[tuple[str, str, str], int], list[int], float]:
         """Copies to read from another thread: decisions, latency buckets (not cumulative), latency sum."""

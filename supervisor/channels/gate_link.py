@@ -1,33 +1,28 @@
 """GateLink: the one wire from every state source to the gate.
 
-Sources and the facade `tell` state through it. It stamps each state with the
-monotonic time it was sent (the gate ages state from that stamp, not from when
-its thread got round to it), forwards it to whichever gate is running now (the
-supervisor swaps it on a restart), and keeps the latest state of each kind, so
-that a restarted gate is re-fed everything, at its original age, before it
-sees an order.
+Sources and the facade `tell` state and reports through it. It stamps each
+state with the monotonic time it was sent (the gate ages state from that
+stamp, not from when it was applied), posts it to the gate (which applies it
+before it next decides: supervisor.gate), and keeps the latest state of each
+kind, whose ages the health log, the state API and the alerts read without
+the gate.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any
-
-import pykka
+from typing import Protocol
 
 from supervisor.clock import Clock
 from supervisor.core.messages import AccountState, EssState, Override, RiskSignal
 
-__all__ = ["GateLink", "Stamped"]
+__all__ = ["GateLink", "StateSink"]
 
 
-@dataclass(frozen=True, slots=True)
-class Stamped:
-    """A state message and the monotonic time it was sent (for a re-feed: first sent)."""
+class StateSink(Protocol):
+    """Where state goes (the `Gate`): never waits."""
 
-    message: object
-    received: float
+    def post(self, message: object, received: float) -> None: ...
 
 
 def _older(message: object, previous: tuple[object, float] | None) -> bool:
@@ -43,51 +38,33 @@ def _cache_key(message: object) -> tuple[str, str] | None:
     if isinstance(message, AccountState):
         return ("account", message.account)
     if isinstance(message, Override):
-        return ("override", message.account)  # a restarted gate is re-fed the running override
+        return ("override", message.account)
     return None
 
 
 class GateLink:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, gate: StateSink) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._gate: pykka.ActorRef[Any] | None = None
+        self._gate = gate
         self._latest: dict[tuple[str, str], tuple[object, float]] = {}
 
     def tell(self, message: object) -> bool:
-        """Send to the running gate; remember it if it is state. False when no gate runs."""
+        """Post to the gate (never waits); remember it if it is state."""
         key = _cache_key(message)
-        with self._lock:
-            if key is not None:
-                previous = self._latest.get(key)
-                # An account state from a fill keeps the age of the snapshot it came from.
-                keep_age = isinstance(message, AccountState) and not message.refreshed
-                sent = previous[1] if keep_age and previous is not None else self._clock.monotonic()
-                if not _older(message, previous):  # a lagging signal is not what a restarted gate is re-fed
-                    self._latest[key] = (message, sent)
-                message = Stamped(message, sent)
-            gate = self._gate
-        if gate is None:
-            return False
-        try:
-            gate.tell(message)
+        if key is None:  # a report (fill, outcome, message sent)
+            self._gate.post(message, self._clock.monotonic())
             return True
-        except pykka.ActorDeadError:
-            return False
-
-    def connect(self, gate: pykka.ActorRef[Any]) -> int:
-        """Re-feed a (new) gate with every remembered state, then route to it.
-        Returns how many states were re-sent."""
-        with self._lock:
-            latest = list(self._latest.values())
-            for message, received in latest:
-                gate.tell(Stamped(message, received))
-            self._gate = gate
-        return len(latest)
-
-    def disconnect(self) -> None:
-        with self._lock:
-            self._gate = None
+        with self._lock:  # remembered and posted in one order
+            sent = self._clock.monotonic()
+            previous = self._latest.get(key)
+            # An account state from a fill keeps the age of the snapshot it came from.
+            if isinstance(message, AccountState) and not message.refreshed and previous is not None:
+                sent = previous[1]
+            if not _older(message, previous):  # a lagging signal is not the latest
+                self._latest[key] = (message, sent)
+            self._gate.post(message, sent)
+        return True
 
     def latest(self, kind: str, name: str = "") -> tuple[object, float] | None:
         """The latest state of a kind and when it was sent (monotonic), or None."""

@@ -1,6 +1,7 @@
-"""The gate's in-memory state, owned by `GateActor` and read by the checks.
+"""The gate's in-memory state, owned by the `Gate` and read by the checks.
 
-Only the gate's thread mutates a `GateState`; the pure checks read it. Account
+Only a holder of the gate's lock mutates a `GateState` (supervisor.gate); the
+pure checks read it. Account
 books keep derived totals (gross notional, open positions) so that an
 evaluation never walks every account.
 
@@ -160,39 +161,6 @@ class GateState:
     _decided_order: deque[tuple[float, tuple[str, str]]] = field(default_factory=deque)
     # Which order-independent checks passed, for which state objects (kept by core.verdicts).
     verdicts: VerdictCache = field(default_factory=VerdictCache)
-
-    def carry_over(self) -> GateState:
-        """A fresh state for a restarted gate: in-flight reservations and order
-        rate windows stay (dropping them could let orders past a cap); upstream
-        and account state do not (they are re-fed, or the gate fails closed);
-        overrides do not (they must be approved again)."""
-        new = GateState()
-        for r in self.reservations.values():
-            new.reserve(
-                Reservation(
-                    r.order_id,
-                    r.account,
-                    r.exchange,
-                    r.key,
-                    r.notional,
-                    r.opens_new,
-                    r.expires,
-                    r.units,
-                    r.price,
-                    r.reducing_qty,
-                    r.quantity,
-                    r.filled_qty,
-                    r.resting,
-                )
-            )
-        new.approvals = {account: deque(q) for account, q in self.approvals.items()}
-        new.messages = {account: deque(q) for account, q in self.messages.items()}
-        # A replayed id or a looping strategy must not slip through a restart.
-        new.decided = dict(self.decided)
-        new._decided_order = deque(self._decided_order)
-        new.repeats = {k: deque(q) for k, q in self.repeats.items()}
-        new.last_price = dict(self.last_price)
-        return new
 
     # -- duplicates ----------------------------------------------------
     def record_decided(self, order: OrderRequest, now: float, window_s: float) -> None:

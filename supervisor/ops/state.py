@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from actors.gate import GateView
 from supervisor.channels.gate_counters import GateCounters
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
 from supervisor.core.checks import Denial, account_denial, market_blockers
 from supervisor.core.messages import RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
+from supervisor.gate import GateView
 from supervisor.runtime.wiring import Runtime
 
 __all__ = ["DecisionRates", "StateReader", "banner"]

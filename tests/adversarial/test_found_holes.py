@@ -103,7 +103,7 @@ def test_implausible_pushed_snapshot_fails_the_account_closed_and_others_keep_th
     assert r.reason_code is RC.ACCOUNT_STATE_STALE and "implausible" in r.reason
     # tiny's last known 100,000 still counts on binance (cap 200,000)
     sup.health()  # an ask: the gate has handled everything before it
-    assert sup._runtime._gate_state.exchange_in_use("binance") == 100_000.0
+    assert sup._runtime.gate._state.exchange_in_use("binance") == 100_000.0
     sup.report_account_snapshot(AccountSnapshot("main", 1e308))
     assert sup.evaluate(order(quantity=0.1)).reason_code is RC.ACCOUNT_STATE_STALE  # equity 1e308 refused
 
@@ -286,7 +286,7 @@ def test_an_adapters_fill_in_any_form_never_frees_the_cap(sup, form):
             guarded.submit_order("SOLUSDT", "buy", 400.0, 100.0)
     tracked = sup.actor_ref("account_tracker").proxy().latest().get(timeout=5)
     in_positions = sum(abs(p.quantity) * p.mark_price for s in tracked if s.account == "main" for p in s.positions)
-    held = sup._runtime._gate_state.reserved_usd("main")
+    held = sup._runtime.gate._state.reserved_usd("main")
     assert in_positions + held >= 50_000 - 1e-6  # what was sent is counted, by a position or as held notional
     assert in_positions <= 50_000 + 1e-6
     assert sup.evaluate(order(quantity=400.0)).decision == "block"  # the cap is used up
@@ -332,9 +332,15 @@ def test_an_unusable_snapshot_stays_failed_closed_across_a_tracker_restart(sup):
     assert sup.evaluate(order()).reason_code is RC.ACCOUNT_STATE_STALE
 
 
-def test_a_gate_replaced_while_stalled_approves_nothing_it_had_queued():
+def test_a_gate_actor_replaced_while_stalled_keeps_every_booking_and_approves_nothing_it_had_queued():
+    """Its actor stalls; callers are decided meanwhile, supervision starts a new owner of
+    the same gate (nothing copied: X's booking still counts against Y), and the order
+    handed to the stalled actor is refused when it wakes."""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
+
+    from supervisor.channels.reply import ReplySlot
+    from supervisor.core.messages import EvaluateOrder
+    from supervisor.core.orders import validate_order
 
     cfg = make_config(
         supervision={"heartbeat_timeout_s": 1.0, "check_interval_s": 1000.0},  # a loaded CI core starts actors slowly
@@ -343,20 +349,23 @@ def test_a_gate_replaced_while_stalled_approves_nothing_it_had_queued():
         ess={"timeout_s": 0.1},
         accounts={"timeout_s": 0.1},
     )
-    with RiskSupervisor(cfg, poll_upstreams=False) as sup:  # real time: the caller's timeout is real
+    with RiskSupervisor(cfg, poll_upstreams=False) as sup:  # real time: the heartbeat's wait is real
         feed(sup, equity=RICH)
         held, release = threading.Event(), threading.Event()
         old = sup.gate_ref
-        old.tell(GateHold(held, release, timeout_s=30))
+        old.tell(GateHold(held, release, timeout_s=30, lock=False))
         assert held.wait(5)
-        with ThreadPoolExecutor(1) as pool:
-            queued = pool.submit(sup.evaluate, order(order_id="X", quantity=400.0), 10.0)
-            sup.check_actors()  # no answer to the ping: given up on, a new gate starts
-            feed(sup, equity=RICH)
-            assert sup.gate_ref is not old
-            assert sup.evaluate(order(order_id="Y", quantity=400.0)).decision == "allow"
-            release.set()  # the old gate wakes up with X still queued
-            assert queued.result(timeout=10).reason_code is RC.GATE_UNAVAILABLE
+        queued: ReplySlot = ReplySlot()
+        valid = validate_order(order(order_id="Q", quantity=100.0), sup.config)
+        old.tell(EvaluateOrder(valid, queued))  # type: ignore[arg-type]
+        assert sup.evaluate(order(order_id="X", quantity=400.0)).decision == "allow"  # 40,000 of 50,000
+        sup.check_actors()  # no answer to the ping: given up on, a new owner starts
+        assert sup.gate_ref is not old
+        y = sup.evaluate(order(order_id="Y", quantity=400.0))
+        assert (y.decision, y.adjusted_quantity) == ("scale_down", 100.0)  # X still counted
+        release.set()  # the old actor wakes up with Q still queued
+        answer = queued.wait(10)
+        assert answer is not None and answer.reason_code is RC.GATE_UNAVAILABLE
 
 
 @pytest.mark.parametrize(("side", "stop"), [("buy", 100.01), ("buy", 100.0), ("sell", 99.99), ("sell", 100.0)])

@@ -109,7 +109,7 @@ def test_with_commit_durability_concurrent_callers_share_commits(clock, tmp_path
     cfg = config(tmp_path, durability="commit", flush_interval_s=10.0)
     with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
         feed(sup)
-        sup._runtime._gate_state  # noqa: B018 - started
+        sup._runtime.gate._state  # noqa: B018 - started
         results: dict[str, str] = {}
 
         def caller(n: int) -> None:

@@ -209,7 +209,7 @@ def test_ask_timeout_gives_gate_unavailable_and_the_late_answer_books_nothing():
 
 
 def test_internal_error_in_gate_blocks_and_gate_survives(sup, monkeypatch):
-    import actors.gate
+    import supervisor.gate
 
     feed(sup)
 
@@ -217,8 +217,8 @@ def test_internal_error_in_gate_blocks_and_gate_survives(sup, monkeypatch):
         raise RuntimeError("bug")
 
     with monkeypatch.context() as m:  # not monkeypatch.undo(): that would also undo conftest's chdir
-        m.setattr(actors.gate, "invalid_order", broken)
-        m.setattr(actors.gate, "decide", broken)
+        m.setattr(supervisor.gate, "invalid_order", broken)
+        m.setattr(supervisor.gate, "decide", broken)
         r = sup.evaluate(order())
         assert (r.decision, r.reason_code) == ("block", RC.GATE_UNAVAILABLE)
     assert sup.evaluate(order()).decision == "allow"

@@ -25,9 +25,9 @@ from typing import Any
 import pykka
 
 from actors.base import SupervisedActor
-from actors.gate import GateView
 from supervisor.clock import Clock, Timer
 from supervisor.core.reasons import ReasonCode as RC
+from supervisor.gate import GateView
 from supervisor.logs import get_logger
 from supervisor.ops.alerts.book import AlertBook
 from supervisor.ops.alerts.rules import AccountFigures, Observation, SourceReading, Transition

@@ -1,6 +1,6 @@
-"""The gate's door: orders decided on the caller's thread never overtake what
-was sent to the gate before them, never decide two at a time, and never pass a
-shut (stopped or replaced) gate."""
+"""The one gate: orders decided on the caller's thread never overtake state
+posted before them, never decide two at a time, never pass a closed gate, and
+a restarted owner keeps every booking (one state, nothing copied)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,14 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import pykka
 import pytest
 
-from actors.gate import GateStatsRequest
 from supervisor import AccountSnapshot, RiskSupervisor
-from supervisor.channels.gate_door import BUSY, GateDoor
-from supervisor.channels.gate_link import Stamped
 from supervisor.channels.reply import ReplySlot
 from supervisor.core.messages import EvaluateOrder, RejectOrder, RiskGateResult
 from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
+from supervisor.gate import BUSY, Gate
 from tests.helpers import GateCrash, GateHold, HoldableGateActor, make_config, order, signal
 
 CONFIG = {"gate": {"max_orders_per_s": 10**6, "max_repeats": 10**6}}
@@ -33,7 +30,6 @@ def feed(sup: RiskSupervisor, equity: float = 10_000.0) -> None:
     sup.report_risk_signal(signal("INFO", sup.clock.now()))
     for name in sup.config.accounts.accounts:
         sup.report_account_snapshot(AccountSnapshot(name, equity))
-    sup._runtime.gate_stats(reset=False)  # an ask: everything told before it is handled
 
 
 @pytest.fixture
@@ -45,7 +41,7 @@ def sup(clock):
 
 @contextlib.contextmanager
 def held_elsewhere(lock: Any) -> Iterator[None]:
-    """`lock` held by another thread (the door's lock is re-entrant for its holder)."""
+    """`lock` held by another thread (the gate's lock is re-entrant for its holder)."""
     taken, done = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -63,9 +59,9 @@ def held_elsewhere(lock: Any) -> Iterator[None]:
         holder.join(5)
 
 
-def hold_gate(sup: RiskSupervisor) -> threading.Event:
+def hold_gate(sup: RiskSupervisor, lock: bool = True) -> threading.Event:
     held, release = threading.Event(), threading.Event()
-    sup.gate_ref.tell(GateHold(held, release))
+    sup.gate_ref.tell(GateHold(held, release, lock=lock))
     assert held.wait(5)
     return release
 
@@ -79,8 +75,8 @@ def evaluate_in_thread(
     return caller, answer
 
 
-def door_of(sup: RiskSupervisor) -> GateDoor:
-    return sup._runtime.gate_door
+def gate_of(sup: RiskSupervisor) -> Gate:
+    return sup._runtime.gate
 
 
 def request(sup: RiskSupervisor, **fields: object) -> EvaluateOrder:
@@ -89,29 +85,33 @@ def request(sup: RiskSupervisor, **fields: object) -> EvaluateOrder:
     return EvaluateOrder(valid, None, sup.clock.monotonic() + 5, sup.clock.monotonic(), sup.config)
 
 
-def test_an_order_is_decided_at_the_door_when_nothing_is_queued(sup):
-    door = door_of(sup)
-    assert door.is_open
-    result = door.decide(request(sup), 1.0)
+def test_an_order_is_decided_on_the_callers_thread(sup):
+    gate = gate_of(sup)
+    assert gate.is_open
+    result = gate.decide(request(sup), 1.0)
     assert isinstance(result, RiskGateResult)
     assert (result.decision, result.reason_code) == ("allow", RC.ALL_CHECKS_PASSED)
     assert sup.health()["gate"]["reservations"] == 1  # booked in the gate's own state
 
 
-def test_an_order_never_overtakes_state_sent_before_it(sup):
-    """The hostile case: CRITICAL is queued behind a busy gate; an order sent
-    after it must be judged with it, not with the INFO the gate still holds."""
-    held, release = threading.Event(), threading.Event()
-    sup.gate_ref.tell(GateHold(held, release))
-    assert held.wait(5)
-    sup.report_risk_signal(signal("CRITICAL", sup.clock.now()))
-    assert door_of(sup).decide(request(sup), 1.0) is None  # queued, not decided here
-    answer: list[RiskGateResult] = []
-    caller = threading.Thread(target=lambda: answer.append(sup.evaluate(order(), timeout=5)))
-    caller.start()
+def test_an_order_never_overtakes_state_posted_before_it(sup):
+    """The hostile case: CRITICAL is posted while the gate is busy (its lock held);
+    an order sent after it must be judged with it, not with the INFO it held."""
+    release = hold_gate(sup)
+    sup.report_risk_signal(signal("CRITICAL", sup.clock.now()))  # never waits for the lock
+    caller, answer = evaluate_in_thread(sup)
     release.set()
     caller.join(5)
     assert [r.reason_code for r in answer] == [RC.GLOBAL_RISK_CRITICAL]
+
+
+def test_state_posted_while_the_gate_is_busy_is_applied_before_any_read(sup):
+    release = hold_gate(sup)
+    sup.report_risk_signal(signal("CRITICAL", sup.clock.now()))
+    assert gate_of(sup).stats(reset=False, timeout=0.01) is None  # busy: the reader gives up, never holds it
+    release.set()
+    stats = gate_of(sup).stats(reset=False)
+    assert stats is not None and stats["risk_level"] == "CRITICAL"
 
 
 def test_the_same_thread_sees_its_own_report_first(sup):
@@ -146,60 +146,53 @@ def test_concurrent_callers_never_pass_a_cap_together(sup):
     assert sup.health()["gate"]["reservations"] == 50
 
 
-def test_a_lock_held_past_the_callers_timeout_is_gate_unavailable(sup):
-    door = door_of(sup)
-    with held_elsewhere(door.lock):
-        assert door.decide(request(sup), 0.01) == BUSY
+def test_a_lock_held_past_the_callers_timeout_is_gate_unavailable_and_counted(sup):
+    gate = gate_of(sup)
+    with held_elsewhere(gate.lock):
+        assert gate.decide(request(sup), 0.01) == BUSY
         r = sup.evaluate(order(), timeout=0.05)
     assert (r.decision, r.reason_code) == ("block", RC.GATE_UNAVAILABLE)
     assert "no answer within 0.05s" in r.reason
+    assert sup.health()["gate"]["decisions"].get("GATE_UNAVAILABLE") == 1  # counted by the next holder
     assert sup.evaluate(order()).decision == "allow"  # and nothing was booked for it
+    assert sup.health()["gate"]["reservations"] == 1
 
 
-def test_a_shut_door_sends_orders_the_queued_way(sup):
-    door = door_of(sup)
-    door.shut()
-    assert door.decide(request(sup), 1.0) is None
-    assert sup.evaluate(order()).decision == "allow"  # answered by the gate's thread
+def test_a_suspended_gate_sends_orders_to_its_actor(sup):
+    gate = gate_of(sup)
+    with pytest.raises(RuntimeError):
+        sup.gate_ref.ask(GateCrash(), timeout=5)  # an ask: the asker gets the error, the actor lives
+    assert not gate.is_open  # suspended until its actor handles something again
+    assert gate.decide(request(sup), 1.0) is None
+    assert sup.evaluate(order()).decision == "allow"  # handed to the actor, which resumes it
+    assert gate.is_open
+    assert isinstance(gate.decide(request(sup), 1.0), RiskGateResult)
 
 
-def test_a_stopped_gate_shuts_its_door(sup):
-    door = door_of(sup)
+def test_a_stopped_actor_closes_the_gate(sup):
+    gate = gate_of(sup)
     sup.gate_ref.stop()
-    assert not door.is_open
+    assert not gate.is_open
     r = sup.evaluate(order())
     assert r.reason_code is RC.GATE_UNAVAILABLE
 
 
-def test_pykka_messages_and_unknown_ones_are_counted_and_handled(sup):
-    door = door_of(sup)
-    assert sup.gate_ref.proxy().ping().get(timeout=5) == "pong"  # a ProxyCall
-    sup.gate_ref.ask("not a gate message", timeout=5)  # logged and dropped by the gate
-    assert door._inbox is not None and door._inbox.pending == 0
-    assert isinstance(door.decide(request(sup), 1.0), RiskGateResult)
-
-
-def test_state_sent_through_a_proxy_is_not_overtaken(sup, clock):
-    release = hold_gate(sup)
-    sup.gate_ref.proxy().on_receive(Stamped(signal("CRITICAL", clock.now()), clock.monotonic()))
-    caller, answer = evaluate_in_thread(sup)
-    release.set()
-    caller.join(5)
-    assert [r.reason_code for r in answer] == [RC.GLOBAL_RISK_CRITICAL]
-    assert door_of(sup)._inbox.pending == 0  # type: ignore[union-attr]
-
-
-def test_an_order_after_a_stop_request_never_passes_the_door(sup):
-    release = hold_gate(sup)
-    stopped = sup.gate_ref.stop(block=False)
-    r = sup.evaluate(order(), timeout=0.2)  # queued behind the stop: answered when the gate goes
-    release.set()
-    stopped.get(timeout=5)
+def test_an_order_after_stop_begins_never_passes(sup):
+    release = hold_gate(sup, lock=False)  # the actor busy: stopping it waits for it
+    stopping = threading.Thread(target=sup.stop)
+    stopping.start()
+    try:
+        while gate_of(sup).is_open:  # the stop closes the gate before it waits for the actors
+            stopping.join(0.001)
+        r = sup.evaluate(order(), timeout=0.2)
+    finally:
+        release.set()
+        stopping.join(10)
     assert r.reason_code is RC.GATE_UNAVAILABLE
 
 
 class _SlowToFail(HoldableGateActor):
-    """A gate whose on_failure waits: pykka marks it stopped before calling it."""
+    """A gate actor whose on_failure waits: pykka marks it stopped before calling it."""
 
     in_failure = threading.Event()
     go_on = threading.Event()
@@ -210,7 +203,7 @@ class _SlowToFail(HoldableGateActor):
         super().on_failure(*exc)
 
 
-def test_a_gate_whose_handler_raised_approves_nothing_before_it_is_gone(clock, monkeypatch):
+def test_a_gate_whose_actor_raised_approves_nothing_before_it_is_gone(clock, monkeypatch):
     from supervisor.runtime.wiring import Runtime
 
     monkeypatch.setattr(Runtime, "gate_actor_class", _SlowToFail)
@@ -227,19 +220,8 @@ def test_a_gate_whose_handler_raised_approves_nothing_before_it_is_gone(clock, m
         assert r.reason_code is RC.GATE_UNAVAILABLE
 
 
-def test_a_handler_that_raises_under_an_ask_leaves_the_gate_deciding(sup):
-    door = door_of(sup)
-    with pytest.raises(RuntimeError):
-        sup.gate_ref.ask(GateCrash(), timeout=5)  # an ask: the asker gets the error, the gate lives
-    assert door._inbox is not None and door._inbox.pending == 0
-    assert door.suspended  # until it handles something again
-    assert sup.evaluate(order()).decision == "allow"  # queued, handled by the gate's thread
-    assert not door.suspended
-    assert isinstance(door.decide(request(sup), 1.0), RiskGateResult)
-
-
-class _Stalling(HoldableGateActor):
-    """A gate whose decision of order id "stall" waits inside (the door's lock held)."""
+class _Stalling(Gate):
+    """A gate whose decision of order id "stall" waits inside (its lock held)."""
 
     inside = threading.Event()
     go_on = threading.Event()
@@ -255,11 +237,9 @@ class _Stalling(HoldableGateActor):
 def stalling(clock, monkeypatch):
     from supervisor.runtime.wiring import Runtime
 
-    monkeypatch.setattr(Runtime, "gate_actor_class", _Stalling)
+    monkeypatch.setattr(Runtime, "gate_class", _Stalling)
     _Stalling.inside.clear()
     _Stalling.go_on.clear()
-    # No supervision check when a test moves the clock: a gate busy at its door misses
-    # its heartbeat and is replaced (a case of its own below).
     cfg = make_config(**CONFIG, supervision={"check_interval_s": 1000.0})
     with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as s:
         feed(s, equity=10_000_000.0)
@@ -270,67 +250,77 @@ def stalling(clock, monkeypatch):
 def test_a_decision_that_ends_after_the_callers_timeout_is_gate_unavailable(stalling, clock):
     caller, answer = evaluate_in_thread(stalling, timeout=1.0, order_id="stall", quantity=10.0)
     assert _Stalling.inside.wait(5)
-    assert stalling._runtime.gate_door._inbox.pending == 0  # type: ignore[union-attr] - so it is at the door
     clock.advance(2.0)  # past the caller's 1 s while it decides (every source still fresh: it would allow)
     _Stalling.go_on.set()
     caller.join(5)
     assert [(r.reason_code, r.reason) for r in answer] == [(RC.GATE_UNAVAILABLE, "decided after the caller's timeout")]
 
 
-def test_a_gate_replaced_while_a_caller_decides_at_its_door_approves_nothing(stalling):
-    """The successor copies the state; a booking made after the copy is counted by
-    no one, so the caller must hear no (else two orders could pass one cap)."""
+def test_an_actor_replaced_while_a_caller_decides_keeps_its_booking(stalling):
+    """The old design copied the state to a successor and had to refuse a booking made
+    after the copy; with one state the booking counts: the next order sees it."""
     caller, answer = evaluate_in_thread(stalling, order_id="stall", quantity=400.0)  # 40,000 of 50,000
     assert _Stalling.inside.wait(5)
     old = stalling.gate_ref
-    stalling._runtime._retire_gate(old)  # what supervision does to a gate that stopped answering
-    stalling._runtime._gate_actor()  # its successor, with the state copied now
+    old.stop(block=False)  # its actor goes (a stop waits for nothing the gate holds)
+    old.actor_stopped.wait(5)
+    stalling.check_actors()  # a new owner
+    assert stalling.gate_ref is not old
     _Stalling.go_on.set()
     caller.join(5)
-    assert [r.reason_code for r in answer] == [RC.GATE_UNAVAILABLE]
+    assert [r.reason_code for r in answer] == [RC.ALL_CHECKS_PASSED]
+    after = stalling.evaluate(order(quantity=400.0))
+    assert (after.decision, after.adjusted_quantity) == ("scale_down", 100.0)  # 10,000 left of the cap
 
 
 def test_evaluate_async_never_waits_for_the_lock_on_the_loop(sup):
-    door = door_of(sup)
+    gate = gate_of(sup)
 
     async def scenario() -> RiskGateResult:
-        with held_elsewhere(door.lock):
+        with held_elsewhere(gate.lock):
             pending = asyncio.ensure_future(sup.evaluate_async(order(), timeout=5))
             for _ in range(3):  # the loop runs on while the lock is taken
                 await asyncio.sleep(0)
             assert not pending.done()
-        return await pending  # the gate's thread takes the queued order once the lock is free
+        return await pending  # the gate's actor decides the order once the lock is free
 
     r = asyncio.run(scenario())
     assert r.decision == "allow"
 
 
-def test_the_gate_handles_nothing_while_a_caller_decides_at_its_door(stalling, clock):
+def test_posted_state_waits_for_a_caller_deciding_and_applies_after_it(stalling, clock):
     caller, answer = evaluate_in_thread(stalling, order_id="stall", quantity=10.0)
     assert _Stalling.inside.wait(5)
-    stalling.report_risk_signal(signal("CRITICAL", clock.now()))  # the gate's thread must wait for the door
-    with pytest.raises(pykka.Timeout):
-        stalling.gate_ref.ask(GateStatsRequest(reset=False), timeout=0.1)
+    stalling.report_risk_signal(signal("CRITICAL", clock.now()))  # posted: never waits for the lock
+    assert gate_of(stalling).view(timeout=0.05) is None
     _Stalling.go_on.set()
     caller.join(5)
     assert [r.reason_code for r in answer] == [RC.ALL_CHECKS_PASSED]  # decided on the state before it
     assert stalling.evaluate(order()).reason_code is RC.GLOBAL_RISK_CRITICAL
 
 
-def test_a_gate_replaced_while_its_own_thread_decides_approves_nothing(stalling):
-    """The queued way: the order waits behind a hold, the gate's thread stalls in
-    it, supervision replaces the gate and copies its state; the late booking is
-    in the old state only, so the answer must be no."""
-    release = hold_gate(stalling)
+def test_an_order_queued_at_a_replaced_actor_is_answered_unavailable(sup):
+    """The actor stalls (outside the gate), supervision gives it up and starts a new
+    owner; an order handed to the old one is refused when it wakes, and the gate
+    decided every caller's order meanwhile."""
+    release = hold_gate(sup, lock=False)
+    old = sup.gate_ref
     slot: ReplySlot[RiskGateResult] = ReplySlot()
-    queued = request(stalling, order_id="stall", quantity=400.0)  # 40,000 of 50,000
-    stalling.gate_ref.tell(dataclasses.replace(queued, reply=slot))  # behind the hold
-    release.set()
-    assert _Stalling.inside.wait(5)  # on the gate's own thread, holding the lock
-    old = stalling.gate_ref
-    stalling._runtime._retire_gate(old)
-    stalling._runtime._gate_actor()
-    _Stalling.go_on.set()
-    answer = slot.wait(5)
-    assert answer is not None
-    assert (answer.reason_code, answer.reason) == (RC.GATE_UNAVAILABLE, "this gate was replaced while deciding")
+    old.tell(dataclasses.replace(request(sup, quantity=400.0), reply=slot))
+    assert sup.evaluate(order(quantity=1.0)).decision == "allow"  # the actor is stuck, the gate is not
+    sup._runtime.gate.close()  # what supervision does to an owner it gives up on
+    new = HoldableGateActor.start(sup._runtime.gate)
+    try:
+        release.set()
+        answer = slot.wait(5)
+        assert answer is not None
+        assert (answer.reason_code, answer.reason) == (RC.GATE_UNAVAILABLE, "this gate's actor was replaced")
+        assert sup.evaluate(order(quantity=1.0)).decision == "allow"  # the new owner's gate
+    finally:
+        new.stop()
+
+
+def test_unknown_messages_are_dropped_and_the_actor_lives(sup):
+    assert sup.gate_ref.proxy().ping().get(timeout=5) == "pong"  # a ProxyCall
+    assert sup.gate_ref.ask("not a gate message", timeout=5) is None
+    assert isinstance(gate_of(sup).decide(request(sup), 1.0), RiskGateResult)

@@ -1,0 +1,566 @@
+"""Gate: the gate's state, its decision, its bookkeeping and its one lock, in plain Python.
+
+Every decision and every change of the gate's state is a call of one of its
+methods, holding `lock`:
+
+- An order is decided on the caller's thread (`decide`). The gate's actor
+  decides only the orders handed to it: an asyncio caller's when the lock is
+  not free at once (the loop never waits for it), and any caller's while the
+  gate is suspended (its actor's handler raised; the actor's next message
+  resumes it).
+- State and reports (`post`: a Risk v3 signal, an ESS state, an account state,
+  an override, a fill, an outcome, a message sent, a reloaded config) never
+  wait for the lock: they are queued here and applied, in the order posted, by
+  whoever holds the lock next, before it reads anything (a decision, a view,
+  the actor's tick), or at once when the lock is free. So an order never
+  overtakes state posted before `evaluate` was called, on any thread.
+- One state for the whole process: a supervision restart gives the gate a new
+  owner (actor); nothing is copied, so no half-changed dict is ever carried
+  over and every booking stays counted. A gate whose owner is stopped or given
+  up on is closed (`close`): every order is GATE_UNAVAILABLE until a new owner
+  opens it.
+
+The decision reads the ESS board (a halt overtakes everything), books, and
+hands the journal and the metrics their records; it does no I/O and no
+formatting beyond the result's own reason.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from supervisor.channels.ess_board import EssBoard
+from supervisor.channels.gate_counters import GateCounters
+from supervisor.channels.halt_watch import HaltWatch
+from supervisor.channels.journal_queue import JournalQueue
+from supervisor.clock import Clock, SystemClock
+from supervisor.config import Config
+from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference
+from supervisor.core.evaluate import block_result, decide, invalid_order
+from supervisor.core.gate_state import GateState, Reservation
+from supervisor.core.messages import (
+    AccountState,
+    ConfigChanged,
+    EssState,
+    EvaluateOrder,
+    Fill,
+    MessageSent,
+    OrderOutcome,
+    Override,
+    RejectOrder,
+    RiskGateResult,
+    RiskSignal,
+)
+from supervisor.core.orders import validate_order
+from supervisor.core.reasons import ReasonCode as RC
+from supervisor.logs import get_logger
+
+__all__ = ["BUSY", "AccountView", "Gate", "GateView"]
+
+log = get_logger("riskgate.gate")
+
+BUSY: Final = "busy"  # the lock was not free within the caller's wait
+_REAL = SystemClock()  # a caller's wait is real time, whatever clock is injected
+
+# Expired reservations go to the journal as one event per this many, or this often.
+_EXPIRED_BATCH = 1000
+_EXPIRED_EVERY_S = 0.1
+
+Request = EvaluateOrder | RejectOrder
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    state: AccountState
+    received: float  # monotonic
+    gross_notional: float
+    open_positions: int
+    reserved_usd: float
+    usable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GateView:
+    """What the gate holds now, as references and plain numbers; formatted by the reader."""
+
+    monotonic: float
+    signal: RiskSignal | None
+    signal_received: float
+    accounts: dict[str, AccountView]
+    reservations: int
+    overrides: dict[str, tuple[str, float]]  # account -> (override id, expiry, monotonic)
+    config_digest: str
+
+
+class _Answered(NamedTuple):
+    """A GATE_UNAVAILABLE answered without the lock: counted by the next holder."""
+
+    code: RC
+    account: str | None
+
+
+class Gate:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        board: EssBoard,
+        journal: JournalQueue | None = None,
+        counters: GateCounters | None = None,
+        halts: HaltWatch | None = None,
+    ) -> None:
+        # Re-entrant, so nothing on a holder's own thread can deadlock it.
+        self.lock = threading.RLock()
+        self._pending: deque[tuple[object, float]] = deque()  # posted, not yet applied (see the docstring)
+        self._open = False
+        self._owner: str | None = None
+        self._config = config
+        self._clock = clock
+        self._board = board
+        # Every decision goes to the journal as one record of references; the
+        # journal formats, writes and logs it on its own thread.
+        self._journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
+        self._counters = counters  # None: metrics off
+        self._halts = halts  # told when a halt begins (the guarded clients cancel resting orders)
+        self._state = GateState()
+        self._decisions: Counter[str] = Counter()
+        self._failing_closed: set[tuple[str, str]] = set()  # (source, account) the gate blocks on now
+        self._expired: list[dict[str, Any]] = []  # reservations expired, not yet journaled
+        self._expired_since = 0.0
+        self._ess_logged: bool | None = None
+        self._older_signal_logged = False
+        # State and reports: one the gate cannot apply is refused (journaled), never a crash.
+        self._appliers: dict[type, Callable[[Any, float], None]] = {
+            RiskSignal: self._on_signal,
+            AccountState: self._on_account,
+            EssState: self._on_ess,
+            Override: self._on_override,
+            Fill: self._on_fill,
+            OrderOutcome: self._on_outcome,
+            MessageSent: self._on_message_sent,
+            ConfigChanged: self._on_config,
+            _Answered: self._on_answered,
+        }
+
+    # -- ownership -------------------------------------------------------------
+    def open(self, owner: str) -> None:
+        """`owner` (the running actor) lets orders in. Never waits for the lock."""
+        self._owner = owner
+        self._open = True
+
+    def close(self, owner: str | None = None) -> None:
+        """No more decisions until an owner opens it again (never waits). With
+        `owner`, only if it is still the owner (a stopping actor that was
+        replaced leaves its successor's gate open); without, the owner is
+        forgotten too (a stop, or an owner given up on)."""
+        if owner is None:
+            self._owner = None
+            self._open = False
+        elif owner == self._owner:
+            self._open = False
+
+    def owned_by(self, owner: str) -> bool:
+        return self._owner == owner
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def seed(self, state: GateState) -> None:
+        """What the gate starts from (the journal's recent approvals), before it opens."""
+        with self.lock:
+            self._state = state
+
+    # -- state and reports -------------------------------------------------------
+    def post(self, message: object, received: float | None = None) -> None:
+        """State or a report, `received` (monotonic; default: now) when it was sent:
+        applied before anything reads the gate's state next; at once if the lock is free."""
+        self._pending.append((message, self._clock.monotonic() if received is None else received))
+        if self.lock.acquire(blocking=False):
+            try:
+                self._apply_pending()
+            finally:
+                self.lock.release()
+
+    def applies(self, message: object) -> bool:
+        """Whether `message` is state or a report the gate takes through `post`."""
+        return type(message) in self._appliers
+
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config: taken up between two decisions (journaled then)."""
+        self.post(ConfigChanged(config))
+
+    def _apply_pending(self) -> None:
+        pending = self._pending
+        while pending:
+            message, received = pending.popleft()
+            applier = self._appliers.get(type(message))
+            if applier is None:
+                log.warning("gate_unknown_message", message_type=type(message).__name__)
+                continue
+            try:
+                applier(message, received)
+            except Exception as exc:  # noqa: BLE001 - refused and journaled; the gate goes on
+                kind = type(message).__name__
+                error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                log.error("gate_message_refused", message_type=kind, error=error)
+                self._journal.event(self._clock.now(), "gate_message_refused", "gate", message_type=kind, error=error)
+
+    def tick(self, timeout: float = 1.0) -> bool:
+        """Apply what is posted and journal what expired (the actor's timer); False if the lock was busy."""
+        if not self.lock.acquire(timeout=timeout):
+            return False
+        try:
+            self._apply_pending()
+            self._journal_expired()
+            return True
+        finally:
+            self.lock.release()
+
+    # -- decisions ------------------------------------------------------------------
+    def decide(self, msg: Request, wait: float | None) -> RiskGateResult | str | None:
+        """The gate's answer, decided on this thread; None: the gate is closed
+        (hand the order to its actor); BUSY: the lock was not free within
+        `wait` seconds (None: do not wait at all, for an event loop)."""
+        if not self._open:
+            return None
+        lock = self.lock
+        if not lock.acquire(blocking=False):
+            if wait is None:
+                return None
+            # Wait for it holding the GIL's turn, not in the lock: a thread that sleeps in
+            # the lock is handed it by the OS while it has no GIL, and then every caller
+            # blocks on every decision (a convoy: ~4x fewer decisions with 4 callers).
+            ends = _REAL.monotonic() + wait
+            while not lock.acquire(blocking=False):
+                if _REAL.monotonic() >= ends:
+                    return BUSY
+                time.sleep(0)  # lets the holder run (releases the GIL)
+        try:
+            if not self.is_open:
+                return None  # closed while this waited
+            if self._pending:
+                self._apply_pending()
+            result = self._answer(msg)
+            if (
+                result.reason_code is not RC.GATE_UNAVAILABLE
+                and msg.deadline is not None
+                and self._clock.monotonic() > msg.deadline
+            ):
+                # The caller's timeout passed while it decided: it hears what a late answer
+                # would have said. What it booked stays booked until it ends or expires.
+                result = self._unavailable(msg, "decided after the caller's timeout")
+            counters = self._counters
+            if counters is not None:
+                self._count(counters, msg, result)
+            return result
+        finally:
+            lock.release()
+
+    def unavailable(self, order_id: str, account: str | None, why: str) -> RiskGateResult:
+        """A GATE_UNAVAILABLE decided without the lock (not started, busy past the
+        caller's timeout, its actor gone): journaled now, counted by the next holder."""
+        result = block_result(RC.GATE_UNAVAILABLE, why, order_id, self._clock.now())
+        self._journal.decision(result, None, account)
+        self.post(_Answered(result.reason_code, account), 0.0)
+        return result
+
+    def _on_answered(self, answered: _Answered, _received: float) -> None:
+        self._decisions[answered.code] += 1
+        if self._counters is not None:
+            self._counters.count("block", answered.code, self._label(answered.account), None)
+
+    def _answer(self, msg: Request) -> RiskGateResult:
+        try:
+            if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
+                return self._unavailable(msg, "reached the gate after the caller's timeout")
+            return self._evaluate(msg)
+        except Exception as exc:
+            log.exception("gate_internal_error", error=repr(exc))
+            return self._unavailable(msg, f"internal error: {type(exc).__name__}")
+
+    def _unavailable(self, msg: Request, why: str) -> RiskGateResult:
+        """A GATE_UNAVAILABLE answer, counted and journaled (it books nothing)."""
+        self._decisions[RC.GATE_UNAVAILABLE] += 1
+        result = block_result(RC.GATE_UNAVAILABLE, why, _order_id(msg), self._clock.now())
+        order = msg.order if isinstance(msg, EvaluateOrder) else None
+        self._journal.decision(result, order, _account(msg))
+        return result
+
+    def _label(self, account: str | None) -> str:
+        # Labels only from configured accounts: a hostile order must not mint series.
+        return account if account is not None and account in self._config.accounts.accounts else "other"
+
+    def _count(self, counters: GateCounters, msg: Request, result: RiskGateResult) -> None:
+        latency = 0.0 if msg.sent is None else self._clock.monotonic() - msg.sent
+        counters.count(result.decision, result.reason_code, self._label(_account(msg)), latency)
+        if isinstance(msg, EvaluateOrder) and result.decision != "block":
+            order = msg.order
+            book = self._state.books.get(order.account)
+            if collar_reference(order, book, self._state, self._clock.monotonic(), self._config) is None:
+                counters.collar_unreferenced += 1
+
+    def _evaluate(self, msg: Request) -> RiskGateResult:
+        st = self._state
+        config = self._config
+        now = self._clock.monotonic()
+        current = self._board.current
+        if current is not None:
+            st.ess, st.ess_received = current
+        st.journal_blocking = self._journal.blocking
+        if st.reservations:
+            self._expire(st, now)
+        if isinstance(msg, EvaluateOrder) and msg.config is not None and msg.config is not config:
+            # Validated against a config that a reload has since replaced: again, against this one.
+            valid = validate_order(msg.order, config)
+            if isinstance(valid, str):
+                msg = RejectOrder(valid, msg.order.order_id or "", msg.order.account, msg.reply, msg.deadline, msg.sent)
+            else:
+                msg = EvaluateOrder(valid, msg.reply, msg.deadline, msg.sent, config)
+        if isinstance(msg, RejectOrder):
+            ev = invalid_order(msg.why, msg.order_id, msg.account, st, config, now, self._clock.now())
+        else:
+            ev = decide(msg.order, st, config, now, self._clock.now())
+        result = ev.result
+        code = result.reason_code
+        self._decisions[code] += 1
+        order = ev.order
+        account = _account(msg)
+        book = st.books.get(account) if account is not None else None
+        reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
+        self._journal.decision(result, order, account, st.signal, book, reserved)
+        if code in STALE_SOURCE or self._failing_closed:
+            self._note_fail_closed(code, account, result.reason)
+        if order is not None and result.decision != "block":
+            # Approved orders only: a blocked one sent nothing (its id may come again), and
+            # approvals are rate-limited per account, so the memory of them stays bounded.
+            st.record_decided(order, now, config.gate.duplicate_window_s)
+            st.reserve(
+                Reservation(
+                    order_id=order.order_id or "",
+                    account=order.account,
+                    exchange=order.exchange,
+                    key=(order.symbol, order.exchange),
+                    notional=ev.reserve_notional,
+                    opens_new=ev.opens_new,
+                    expires=now + config.gate.reservation_ttl_s,
+                    price=order.price,
+                    reducing_qty=ev.reducing_qty,
+                    quantity=result.adjusted_quantity,
+                )
+            )
+            st.record_approval(order.account, now)
+        return result
+
+    def _expire(self, st: GateState, now: float) -> None:
+        expired = self._expired
+        for r in st.expire_reservations(now):
+            if not expired:
+                self._expired_since = now
+            expired.append({"account": r.account, "order_id": r.order_id, "notional": r.notional})
+        if expired and (len(expired) >= _EXPIRED_BATCH or now - self._expired_since >= _EXPIRED_EVERY_S):
+            self._journal_expired()
+
+    def _journal_expired(self) -> None:
+        """The reservations that expired since the last call, as one journal event
+        (when outcomes stop arriving every approval expires: one record each would
+        double the journal's work). The journal logs one line for it."""
+        if self._expired:
+            expired, self._expired = self._expired, []
+            self._journal.event(
+                self._clock.now(), "reservations_expired", "gate", None, count=len(expired), reservations=expired
+            )
+
+    def _note_fail_closed(self, code: RC, account: str | None, reason: str) -> None:
+        """Journal the moment the gate starts, and stops, blocking for a stale source."""
+        stale = STALE_SOURCE.get(code)
+        if stale is not None:
+            key = (stale, account or "") if stale == "account" else (stale, "")
+            if key not in self._failing_closed:
+                self._failing_closed.add(key)
+                self._journal.event(self._clock.now(), "gate_fail_closed", key[0], key[1] or None, reason=reason)
+        for source in FRESH_SOURCES.get(code, ()):
+            key = (source, account or "") if source == "account" else (source, "")
+            if key in self._failing_closed:
+                self._failing_closed.discard(key)
+                self._journal.event(self._clock.now(), "gate_recovered", key[0], key[1] or None)
+
+    # -- applying state (holding the lock) ----------------------------------------------
+    def _on_signal(self, signal: RiskSignal, received: float) -> None:
+        old = self._state.signal
+        if old is not None and signal.timestamp < old.timestamp:
+            # Evaluated before the one we hold (a lagging replica or cache): it
+            # must not replace a newer verdict, say a CRITICAL with an INFO.
+            if not self._older_signal_logged:
+                log.warning(
+                    "risk_v3_signal_older_ignored",
+                    timestamp=signal.timestamp.isoformat(),
+                    held=old.timestamp.isoformat(),
+                    risk_level=signal.risk_level,
+                    held_level=old.risk_level,
+                )
+                self._older_signal_logged = True
+            return
+        self._older_signal_logged = False
+        self._state.signal = signal
+        self._state.signal_received = received
+        if old is None or old.risk_level != signal.risk_level:
+            self._journal.event(
+                self._clock.now(),
+                "risk_level_changed",
+                "risk_v3",
+                risk_level=signal.risk_level,
+                previous=old.risk_level if old else None,
+                signal_timestamp=signal.timestamp,
+                ess_action_required=signal.ess_action_required,
+            )
+            log.info(
+                "risk_level_changed",
+                risk_level=signal.risk_level,
+                previous=old.risk_level if old else None,
+                ess_action_required=signal.ess_action_required,
+            )
+
+    def _on_account(self, state: AccountState, received: float) -> None:
+        self._state.put_account(state, received)
+
+    def _on_ess(self, ess: EssState, _received: float) -> None:
+        # Publishers put the newest ESS state on the board before posting it here
+        # (every decision reads the board); this only journals and logs changes.
+        if ess.active is True and self._ess_logged is not True and self._halts is not None:
+            self._halts.began(ess.reason)  # one queue put: the cancels run on the watch's thread
+        if ess.active != self._ess_logged:
+            self._journal.event(
+                self._clock.now(), "ess_changed", "ess", active=ess.active, previous=self._ess_logged, reason=ess.reason
+            )
+            log.info("gate_ess_state", active=ess.active, previous=self._ess_logged, reason=ess.reason)
+            self._ess_logged = ess.active
+
+    def _on_message_sent(self, msg: MessageSent, _received: float) -> None:
+        self._state.record_message(msg.account, self._clock.monotonic())
+
+    def _on_fill(self, fill: Fill, _received: float) -> None:
+        config = self._config
+        symbol = config.symbols.get(fill.symbol)
+        if symbol is not None:  # a reference for the price collar, if near a mark riskgate saw
+            self._state.record_fill_price(
+                (fill.symbol, fill.exchange),
+                fill.price,
+                self._clock.monotonic(),
+                config.accounts.max_age_s,
+                collar_pct(symbol, config),
+            )
+        if fill.order_id:
+            self._state.fill(fill.account, fill.order_id, fill.quantity)
+
+    def _on_outcome(self, outcome: OrderOutcome, _received: float) -> None:
+        account = outcome.account
+        st = self._state
+        if account is None:
+            # Ids are per account: without one, only an id a single account holds is released.
+            holders = st.accounts_holding(outcome.order_id)
+            if len(holders) != 1:
+                if holders:
+                    log.warning("outcome_ambiguous", order_id=outcome.order_id, accounts=len(holders))
+                return
+            account = holders[0]
+        r = st.reservations.get((account, outcome.order_id))
+        if outcome.status in ("open", "partially_filled"):
+            if r is not None and not r.resting:
+                st.mark_resting(account, outcome.order_id)  # it lives on at the exchange: no expiry
+                # Journaled: a restarted process recalls the order as resting (ops.journal.recall).
+                self._journal.event(self._clock.now(), "order_resting", "gate", account, order_id=outcome.order_id)
+            return
+        if r is None:
+            return
+        filled = outcome.filled_quantity
+        if outcome.status == "filled" and filled <= 0:
+            filled = r.quantity  # "filled" without a quantity: all of it
+        if r.resting:
+            self._journal.event(self._clock.now(), "order_ended", "gate", account, order_id=outcome.order_id)
+        st.ended(account, outcome.order_id, filled, self._clock.monotonic(), self._config.gate.reservation_ttl_s)
+        log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
+
+    def _on_override(self, override: Override, received: float) -> None:
+        # The TTL runs from when it was sent. (Approval, expiry and revocation are
+        # journaled by OperatorControls.)
+        if override.ttl_s > 0:
+            self._state.overrides[override.account] = (override.override_id, received + override.ttl_s)
+        else:
+            self._state.overrides.pop(override.account, None)
+
+    def _on_config(self, msg: ConfigChanged, _received: float) -> None:
+        old = self._config
+        if msg.config is old:
+            return
+        self._config = msg.config
+        self._journal.event(
+            self._clock.now(), "config_reloaded", "riskgate", previous=old.digest or None, sha256=msg.config.digest
+        )
+
+    # -- reading (ops surfaces: a copy under the lock, never held long) ---------------------
+    def view(self, timeout: float = 1.0) -> GateView | None:
+        """What the gate holds now; None if the lock was not free within `timeout`."""
+        if not self.lock.acquire(timeout=timeout):
+            return None
+        try:
+            self._apply_pending()
+            self._journal_expired()  # the state API, metrics and alerts ask: expiries are journaled then too
+            st = self._state
+            accounts = {
+                name: AccountView(
+                    state=book.state,
+                    received=book.received,
+                    gross_notional=book.gross_notional,
+                    open_positions=book.open_count,
+                    reserved_usd=st.reserved_usd(name),
+                    usable=book.usable,
+                )
+                for name, book in st.books.items()
+            }
+            return GateView(
+                monotonic=self._clock.monotonic(),
+                signal=st.signal,
+                signal_received=st.signal_received,
+                accounts=accounts,
+                reservations=len(st.reservations),
+                overrides=dict(st.overrides),
+                config_digest=self._config.digest,
+            )
+        finally:
+            self.lock.release()
+
+    def stats(self, reset: bool, timeout: float = 1.0) -> dict[str, Any] | None:
+        """Decision counts since the last reset, and what the gate holds; None if the lock was busy."""
+        if not self.lock.acquire(timeout=timeout):
+            return None
+        try:
+            self._apply_pending()
+            self._journal_expired()
+            st = self._state
+            now = self._clock.monotonic()
+            stats = {
+                "decisions": {str(code): n for code, n in self._decisions.items()},
+                "reservations": len(st.reservations),
+                "accounts_with_state": len(st.books),
+                "risk_level": st.signal.risk_level if st.signal else None,
+                "risk_v3_age_s": now - st.signal_received if st.signal else None,
+            }
+            if reset:
+                self._decisions.clear()
+            return stats
+        finally:
+            self.lock.release()
+
+
+def _order_id(msg: Request) -> str:
+    return msg.order_id if isinstance(msg, RejectOrder) else msg.order.order_id or ""
+
+
+def _account(msg: Request) -> str | None:
+    return msg.account if isinstance(msg, RejectOrder) else msg.order.account
