@@ -1,22 +1,22 @@
 """What every riskgate actor shares: a `ping()` for heartbeats and a record of
 why it died for the supervisor's health log; and, for the polled sources, the
-`Poll` message and the httpx client they open on start and close on stop."""
+`Poll` handling and the httpx client they open on start and close on stop."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pykka
 
+from actors.messages import Poll
 from supervisor.channels.gate_link import GateLink
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.sources.http import source_client
 
-__all__ = ["Poll", "PolledSourceActor", "SupervisedActor", "take_failure"]
+__all__ = ["PolledSourceActor", "SupervisedActor", "take_failure"]
 
 _failures: dict[str, str] = {}
 _failures_lock = threading.Lock()
@@ -63,11 +63,6 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def release_resources(self) -> None:
         """Close what open_resources opened. Called on stop and on failure."""
-
-
-@dataclass(frozen=True, slots=True)
-class Poll:
-    """Time to poll (sent by the clock's timer)."""
 
 
 class PolledSourceActor(SupervisedActor):

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from actors.base import Poll, SupervisedActor
+from actors.base import SupervisedActor
 from actors.mailbox import drain_mailbox
+from actors.messages import Poll
 from supervisor.core.messages import EvaluateOrder, RejectOrder, RiskGateResult
 from supervisor.gate import BUSY, Gate
 from supervisor.logs import get_logger

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__version__ = "0.2.0"
+from supervisor.version import __version__
 
 if TYPE_CHECKING:
     from supervisor.config import Config, ConfigError, load_config, parse_config

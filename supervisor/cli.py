@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from supervisor import __version__
 from supervisor.config import Config, ConfigError, load_config
 from supervisor.errors import RiskgateError
+from supervisor.version import __version__
 
 __all__ = ["main"]
 
@@ -284,7 +284,7 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
 
 
 def _journal_path(args: argparse.Namespace) -> Path | None:
-    from supervisor.ops.journal.store import JOURNAL_NAME
+    from supervisor.journal.store import JOURNAL_NAME
 
     if args.state_dir:
         folder = Path(args.state_dir)
@@ -299,8 +299,8 @@ def _journal_path(args: argparse.Namespace) -> Path | None:
 def cmd_journal(args: argparse.Namespace) -> int:
     """List decisions (the default), explain one order, or count by code."""
     from supervisor.clock import SystemClock
-    from supervisor.ops.journal import query
-    from supervisor.ops.journal.store import Query, to_us
+    from supervisor.journal import query
+    from supervisor.journal.store import Query, to_us
 
     command = args.journal_command or "list"
     path = _journal_path(args)

@@ -8,7 +8,7 @@
 - `supervisor.sources.baseline_store.StoreError`: the state folder or baseline store cannot be used;
 - `supervisor.runtime.supervision.ActorStartError`: an actor could not start (with its cause);
 - `supervisor.ops.controls.ControlError`: an operator's action refused (its `status` is the HTTP one);
-- `supervisor.ops.journal.store.JournalUnreadableError`: the journal's file cannot be read;
+- `supervisor.journal.store.JournalUnreadableError`: the journal's file cannot be read;
 - `supervisor.api.server.ApiStartError`: the HTTP API cannot listen where it was told to;
 - `supervisor.integrations.execution.OrderBlocked`: the gate blocked an order; nothing was sent.
 

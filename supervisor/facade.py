@@ -23,8 +23,9 @@ import httpx
 import pykka
 
 from actors.account_tracker import AccountTrackerActor
-from actors.base import Poll
 from actors.gate import GateActor
+from actors.journal import JournalActor
+from actors.messages import Flush, Poll
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
@@ -47,14 +48,13 @@ from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_float, shorten
 from supervisor.gate import BUSY
+from supervisor.journal.query import decision_json
+from supervisor.journal.recall import recall_state
+from supervisor.journal.store import JOURNAL_NAME, Query, read_journal
 from supervisor.logs import get_logger
-from supervisor.ops.alerts import Alerting
+from supervisor.ops.alerting import Alerting
 from supervisor.ops.controls import OperatorControls, OverrideRecord
 from supervisor.ops.health import HealthLog
-from supervisor.ops.journal.actor import Flush, JournalActor
-from supervisor.ops.journal.query import decision_json
-from supervisor.ops.journal.recall import recall_state
-from supervisor.ops.journal.store import JOURNAL_NAME, Query, read_journal
 from supervisor.ops.metrics import MetricsRegistry
 from supervisor.ops.state import DecisionRates, StateReader
 from supervisor.runtime.supervision import ActorSpec

@@ -70,6 +70,9 @@ _REAL = SystemClock()  # a caller's wait is real time, whatever clock is injecte
 # Expired reservations go to the journal as one event per this many, or this often.
 _EXPIRED_BATCH = 1000
 _EXPIRED_EVERY_S = 0.1
+# Posted state waiting for the lock beyond this many is dropped (only a gate stuck
+# holding its lock gets there; every order blocks GATE_UNAVAILABLE meanwhile).
+_MAX_PENDING = 100_000
 
 Request = EvaluateOrder | RejectOrder
 
@@ -117,6 +120,7 @@ class Gate:
         # Re-entrant, so nothing on a holder's own thread can deadlock it.
         self.lock = threading.RLock()
         self._pending: deque[tuple[object, float]] = deque()  # posted, not yet applied (see the docstring)
+        self._dropped = 0  # posts refused since the last apply (the pending queue was full)
         self._open = False
         self._owner: str | None = None
         self._config = config
@@ -180,7 +184,13 @@ class Gate:
     def post(self, message: object, received: float | None = None) -> None:
         """State or a report, `received` (monotonic; default: now) when it was sent:
         applied before anything reads the gate's state next; at once if the lock is free."""
-        self._pending.append((message, self._clock.monotonic() if received is None else received))
+        pending = self._pending
+        if len(pending) >= _MAX_PENDING:
+            self._dropped += 1
+            if self._dropped == 1:
+                log.error("gate_state_dropped", pending=len(pending), message_type=type(message).__name__)
+            return
+        pending.append((message, self._clock.monotonic() if received is None else received))
         if self.lock.acquire(blocking=False):
             try:
                 self._apply_pending()
@@ -196,6 +206,9 @@ class Gate:
         self.post(ConfigChanged(config))
 
     def _apply_pending(self) -> None:
+        if self._dropped:
+            self._journal.event(self._clock.now(), "gate_state_dropped", "gate", None, count=self._dropped)
+            self._dropped = 0
         pending = self._pending
         while pending:
             message, received = pending.popleft()
@@ -473,7 +486,7 @@ class Gate:
         if outcome.status in ("open", "partially_filled"):
             if r is not None and not r.resting:
                 st.mark_resting(account, outcome.order_id)  # it lives on at the exchange: no expiry
-                # Journaled: a restarted process recalls the order as resting (ops.journal.recall).
+                # Journaled: a restarted process recalls the order as resting (supervisor.journal.recall).
                 self._journal.event(self._clock.now(), "order_resting", "gate", account, order_id=outcome.order_id)
             return
         if r is None:

@@ -28,7 +28,6 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from supervisor import __version__
 from supervisor.api.auth import Gatekeeper, Role, is_json
 from supervisor.api.models import (
     BODIES,
@@ -44,11 +43,12 @@ from supervisor.core.messages import AccountState, Fill, OrderOutcome, RiskGateR
 from supervisor.core.orders import MAX_NAME_LENGTH, account_of
 from supervisor.core.reasons import ReasonCode
 from supervisor.core.values import shorten
+from supervisor.journal.query import parse_when
+from supervisor.journal.store import JournalUnreadableError, to_us
 from supervisor.ops.controls import ControlError
-from supervisor.ops.journal.query import parse_when
-from supervisor.ops.journal.store import JournalUnreadableError, to_us
 from supervisor.ops.metrics import CONTENT_TYPE
 from supervisor.sources.upstream import UpstreamError, check_fill, check_outcome, parse_account_snapshot
+from supervisor.version import __version__
 
 __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "evaluate_body", "result_json"]
 

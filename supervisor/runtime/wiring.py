@@ -15,9 +15,9 @@ import httpx
 import pykka
 
 from actors.account_tracker import AccountTrackerActor
-from actors.base import Poll
 from actors.ess_watcher import EssWatcherActor
 from actors.gate import GateActor
+from actors.messages import Poll
 from actors.risk_poller import RiskV3PollerActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_counters import GateCounters

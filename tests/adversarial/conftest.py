@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from supervisor import RiskSupervisor
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader
+from supervisor.journal.store import JOURNAL_NAME, JournalReader
 from tests.helpers import make_config
 from tests.supervisor.api.conftest import http, sup
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from actors.journal import JournalActor
 from supervisor import AccountSnapshot, OrderOutcome, RiskSupervisor
 from supervisor.config import ConfigError
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.ops.journal.actor import JournalActor
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader, Query
+from supervisor.journal.store import JOURNAL_NAME, JournalReader, Query
 from tests.helpers import make_config, order, signal
 
 RICH = 10_000_000.0

@@ -71,7 +71,7 @@ def test_refused_tokens_are_journaled_but_a_flood_is_counted_not_queued(sup, clo
     clock.advance(1.0)
     raw_post(sup, "/v1/evaluate", order(), {"content-type": "application/json"})
     sup.flush_journal()
-    from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader
+    from supervisor.journal.store import JOURNAL_NAME, JournalReader
 
     reader = JournalReader(sup.config.state.dir / JOURNAL_NAME)
     try:

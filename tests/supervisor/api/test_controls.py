@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from supervisor import AccountSnapshot, Position, RiskSupervisor
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader
+from supervisor.journal.store import JOURNAL_NAME, JournalReader
 from tests.helpers import make_config, order, signal
 from tests.supervisor.api.conftest import ALICE, BOB, DESK, clients, operators
 

@@ -11,7 +11,7 @@ import pytest
 from supervisor import AccountSnapshot, RiskSupervisor, load_config
 from supervisor.core.messages import EvaluateOrder
 from supervisor.core.orders import validate_order
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader
+from supervisor.journal.store import JOURNAL_NAME, JournalReader
 from tests.helpers import signal
 from tests.supervisor.api.conftest import ALICE, DESK, clients, operators
 

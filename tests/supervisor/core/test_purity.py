@@ -45,7 +45,45 @@ FORBIDDEN = {
     "supervisor/config": ("supervisor.core", "supervisor.channels", "supervisor.sources", "actors", "pykka"),
     "supervisor/channels": ("supervisor.sources", "actors", "supervisor.runtime", "supervisor.facade", "httpx"),
     "supervisor/sources": ("supervisor.channels", "actors", "supervisor.runtime", "supervisor.facade", "pykka"),
-    "actors": ("supervisor.runtime", "supervisor.facade", "supervisor.cli", "supervisor.ops", "supervisor.sim"),
+    # The one gate: state, decision and lock, below every actor and above the channels.
+    "supervisor/gate.py": (
+        "pykka",
+        "httpx",
+        "sqlite3",
+        "actors",
+        "supervisor.sources",
+        "supervisor.journal",
+        "supervisor.alerts",
+        "supervisor.runtime",
+        "supervisor.facade",
+        "supervisor.ops",
+        "supervisor.api",
+    ),
+    # The journal on disk and the alert rules: below the actors that run them.
+    "supervisor/journal": (
+        "actors",
+        "pykka",
+        "supervisor.gate",
+        "supervisor.runtime",
+        "supervisor.facade",
+        "supervisor.ops",
+    ),
+    "supervisor/alerts": (
+        "actors",
+        "pykka",
+        "supervisor.gate",
+        "supervisor.runtime",
+        "supervisor.facade",
+        "supervisor.ops",
+    ),
+    "actors": (
+        "supervisor.runtime",
+        "supervisor.facade",
+        "supervisor.cli",
+        "supervisor.ops",
+        "supervisor.sim",
+        "supervisor.api",
+    ),
     "supervisor/runtime": ("supervisor.facade", "supervisor.cli", "supervisor.ops", "supervisor.sim"),
     "supervisor/integrations": ("actors", "supervisor.runtime", "supervisor.facade", "supervisor.cli"),
     "supervisor/ops": ("supervisor.facade", "supervisor.cli", "supervisor.api", "supervisor.sim", "fastapi", "uvicorn"),
@@ -66,10 +104,36 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_a_layer_never_imports_from_above(layer):
+    where = ROOT / layer
     offenders = [
         f"{path.relative_to(ROOT)} imports {name}"
-        for path in sorted((ROOT / layer).rglob("*.py"))
+        for path in ([where] if where.is_file() else sorted(where.rglob("*.py")))
         for name in _imports(path)
         if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[layer])
+    ]
+    assert offenders == []
+
+
+def test_nothing_below_the_facade_imports_the_package_root():
+    """`supervisor/__init__` names the facade (its public API): a module below the
+    facade that imported it would climb back up (the version lives in supervisor.version)."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "supervisor").rglob("*.py"))
+        if path.name != "__init__.py" and path.name not in ("cli.py", "facade.py")
+        for name in _imports(path)
+        if name == "supervisor"
+    ]
+    assert offenders == []
+
+
+def test_every_actor_class_lives_under_actors():
+    """The design card's place for them: a pykka actor anywhere else is a layer mixed up."""
+    offenders = [
+        f"{path.relative_to(ROOT)}: {node.name}"
+        for path in sorted((ROOT / "supervisor").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base).endswith(("Actor", "ThreadingActor")) for base in node.bases)
     ]
     assert offenders == []

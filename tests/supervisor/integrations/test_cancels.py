@@ -8,7 +8,7 @@ import pytest
 
 from supervisor import AccountSnapshot, GuardedAdapter, GuardedExchange, OrderBlocked, RiskSupervisor
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader
+from supervisor.journal.store import JOURNAL_NAME, JournalReader
 from tests.helpers import make_config, signal
 
 

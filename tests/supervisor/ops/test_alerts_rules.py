@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.alerts.book import AlertBook
+from supervisor.alerts.rules import AccountFigures, Observation, SourceReading, Transition
 from supervisor.clock import FakeClock
 from supervisor.config import AlertsConfig
-from supervisor.ops.alerts.book import AlertBook
-from supervisor.ops.alerts.rules import AccountFigures, Observation, SourceReading, Transition
 
 ROOT = Path(__file__).resolve().parents[3]
 CFG = AlertsConfig(
@@ -236,7 +236,7 @@ def test_an_unknown_ess_reading_fails_closed(book, clock):
 
 @pytest.mark.parametrize("module", ["rules.py", "book.py"])
 def test_the_rules_and_the_book_are_pure(module):
-    tree = ast.parse((ROOT / "supervisor" / "ops" / "alerts" / module).read_text())
+    tree = ast.parse((ROOT / "supervisor" / "alerts" / module).read_text())
     imported = {
         n.module if isinstance(n, ast.ImportFrom) else a.name
         for n in ast.walk(tree)
@@ -244,4 +244,4 @@ def test_the_rules_and_the_book_are_pure(module):
         for a in (n.names if isinstance(n, ast.Import) else [n])
     }
     allowed = {"__future__", "math", "collections", "collections.abc", "dataclasses", "datetime", "typing"}
-    assert imported - allowed <= {"supervisor.config", "supervisor.ops.alerts.rules"}
+    assert imported - allowed <= {"supervisor.config", "supervisor.alerts.rules"}

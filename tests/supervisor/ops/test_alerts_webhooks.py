@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from supervisor import AccountSnapshot, RiskSupervisor
+from supervisor.alerts.webhooks import backoff_s
 from supervisor.clock import FakeClock
 from supervisor.config import ConfigError, load_config
-from supervisor.ops.alerts.webhooks import backoff_s
-from supervisor.ops.journal.store import JOURNAL_NAME, JournalReader
+from supervisor.journal.store import JOURNAL_NAME, JournalReader
 from tests.helpers import make_config, signal
 from tests.supervisor.ops.webhook_receiver import Receiver
 
@@ -146,9 +146,9 @@ def test_alerts_are_restart_only_on_reload(clock, tmp_path):
 
 
 def test_a_full_outbox_drops_new_messages_and_says_so_once(clock):
+    from supervisor.alerts.rules import Alert, Transition
+    from supervisor.alerts.webhooks import WebhookSender
     from supervisor.config import WebhookConfig
-    from supervisor.ops.alerts.rules import Alert, Transition
-    from supervisor.ops.alerts.webhooks import WebhookSender
 
     reports: list[tuple[str, str, dict]] = []
     with Receiver(hang=True) as stuck:

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from actors.journal import JournalActor
 from supervisor import AccountSnapshot, Position, RiskSupervisor
 from supervisor.clock import FakeClock
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.ops.journal import query
-from supervisor.ops.journal.actor import JournalActor
-from supervisor.ops.journal.sqlite_file import ROWS_PER_INSERT as _ROWS
-from supervisor.ops.journal.store import JournalReader, Query, to_us
+from supervisor.journal import query
+from supervisor.journal.sqlite_file import ROWS_PER_INSERT as _ROWS
+from supervisor.journal.store import JournalReader, Query, to_us
 from tests.helpers import make_config, order, signal
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from supervisor import AccountSnapshot, RiskSupervisor
-from supervisor.ops.journal.store import JournalReader, Query
+from supervisor.journal.store import JournalReader, Query
 from tests.helpers import make_config, order
 from tests.helpers import signal as risk_signal
 

@@ -14,9 +14,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from supervisor import AccountSnapshot, RiskSupervisor
-from supervisor.ops.journal.sqlite_file import DECISION_COLUMNS, JournalWriter
-from supervisor.ops.journal.store import JournalReader, Query
-from supervisor.ops.journal.writer_process import ProcessWriter
+from supervisor.journal.sqlite_file import DECISION_COLUMNS, JournalWriter
+from supervisor.journal.store import JournalReader, Query
+from supervisor.journal.writer_process import ProcessWriter
 from tests.helpers import make_config, order
 from tests.helpers import signal as risk_signal
 
@@ -116,7 +116,7 @@ def test_a_journal_whose_writer_died_writes_the_batch_again_with_a_new_one(clock
 def test_a_writer_that_stops_reading_is_given_up_within_the_timeout(writer, monkeypatch):
     """A stopped child (SIGSTOP, a hung disk) no longer reads: a batch larger than
     the pipe must not block the journal past its timeout."""
-    from supervisor.ops.journal import writer_process
+    from supervisor.journal import writer_process
 
     monkeypatch.setattr(writer_process, "_ANSWER_TIMEOUT_S", 0.3)
     os.kill(writer._process.pid, signal.SIGSTOP)

@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import actors.risk_poller
-from actors.base import Poll
+from actors.messages import Poll
 from supervisor import AccountSnapshot, Fill, RiskSupervisor
 from supervisor.core.messages import RiskGateResult
 from supervisor.core.reasons import ReasonCode as RC

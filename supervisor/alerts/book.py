@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from supervisor.alerts.rules import DROP_WINDOW_S, Alert, Observation, Transition, Windows, evaluate_rules
 from supervisor.config import AlertsConfig
-from supervisor.ops.alerts.rules import DROP_WINDOW_S, Alert, Observation, Transition, Windows, evaluate_rules
 
 __all__ = ["RATE_WINDOW_S", "RESTART_WINDOW_S", "AlertBook"]
 

@@ -3,7 +3,7 @@
 `JournalWriter` creates the journal's tables and writes batches, one
 transaction each. This module imports nothing of riskgate, so that it can
 also run alone as the journal's writer process (`python -I -S sqlite_file.py
-PATH`, started by supervisor.ops.journal.writer_process): it then reads
+PATH`, started by supervisor.journal.writer_process): it then reads
 requests from stdin and answers on stdout, each a pickled tuple framed by
 `multiprocessing.connection`, until its stdin closes or it is told to close
 (a request it cannot read is answered as a ValueError; the framing holds).

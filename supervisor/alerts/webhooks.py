@@ -33,9 +33,9 @@ from typing import Any
 
 import httpx
 
+from supervisor.alerts.rules import Transition
 from supervisor.clock import Clock
 from supervisor.config import WebhookConfig
-from supervisor.ops.alerts.rules import Transition
 
 __all__ = ["MAX_OUTBOX", "Delivery", "WebhookSender", "backoff_s", "json_body", "render", "slack_body"]
 

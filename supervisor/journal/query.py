@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from supervisor.core.checks import DECIDED_BY
 from supervisor.core.reasons import ReasonCode
-from supervisor.ops.journal.store import DECISION_COLUMNS, JournalReader, Query, from_us, to_us
+from supervisor.journal.store import DECISION_COLUMNS, JournalReader, Query, from_us, to_us
 
 __all__ = ["decision_json", "explain", "list_decisions", "parse_when", "stats"]
 

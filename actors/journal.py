@@ -21,20 +21,20 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from actors.base import SupervisedActor
+from actors.messages import Flush
 from supervisor.channels.journal_queue import DecisionRecord, EventRecord, JournalQueue, Record
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
+from supervisor.journal.sqlite_file import Connect, JournalWriter
+from supervisor.journal.store import JOURNAL_NAME, decision_row, event_row, to_us
+from supervisor.journal.writer_process import ProcessWriter
 from supervisor.logs import get_logger
-from supervisor.ops.journal.sqlite_file import Connect, JournalWriter
-from supervisor.ops.journal.store import JOURNAL_NAME, decision_row, event_row, to_us
-from supervisor.ops.journal.writer_process import ProcessWriter
 
-__all__ = ["Flush", "JournalActor"]
+__all__ = ["JournalActor"]
 
 log = get_logger("riskgate.journal")
 _real = SystemClock()  # a flush's time budget is real time, whatever clock drives the ticks
@@ -59,11 +59,6 @@ _ROW_PROBLEMS = (
 )
 # Events the gate journals that are also log lines (written here, off the decision path).
 _LOGGED_EVENTS = {"gate_fail_closed": "warning", "gate_recovered": "info"}
-
-
-@dataclass(frozen=True, slots=True)
-class Flush:
-    """Write what is queued (sent every `journal.flush_interval_s`)."""
 
 
 class JournalActor(SupervisedActor):

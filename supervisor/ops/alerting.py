@@ -1,50 +1,39 @@
-"""AlertsActor: looks at the running gate every `alerts.interval_s` and tells people.
+"""Alerting: the alerts actor (actors.alerts), its webhook workers and its timer.
 
-On each `Tick` it gathers an `Observation` from outside the decision path
-(source ages from the gate link and the ESS board, the supervisor's rows, the
+`observe` gathers what the actor looks at, from outside the decision path:
+source ages from the gate link and the ESS board, the supervisor's rows, the
 journal's figures, the `GateCounters` the gate already keeps, and one
-`GateView` ask with a short timeout for the accounts' PnL), runs the
-`AlertBook`, and for each transition journals it (`alert_firing`,
-`alert_resolved`), logs it and queues it for every webhook. The gate does
-nothing new for alerting.
-
-`Alerting` is the start/stop pair the facade holds: it starts the actor and
-the webhook workers, and sends a `Tick` on the injected clock (skipping a
-tick while the previous one is still running, so ticks never pile up).
+`GateView` read with a short timeout for the accounts' PnL. `Alerting` is the
+start/stop pair the facade holds: it starts the actor and the webhook workers,
+and sends a `Tick` on the injected clock (skipping a tick while the previous
+one is still running, so ticks never pile up).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pykka
 
-from actors.base import SupervisedActor
+from actors.alerts import AlertsActor
+from actors.messages import Tick
+from supervisor.alerts.rules import AccountFigures, Observation, SourceReading
+from supervisor.alerts.webhooks import WebhookSender
 from supervisor.clock import Clock, Timer
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.gate import GateView
 from supervisor.logs import get_logger
-from supervisor.ops.alerts.book import AlertBook
-from supervisor.ops.alerts.rules import AccountFigures, Observation, SourceReading, Transition
-from supervisor.ops.alerts.webhooks import WebhookSender
 from supervisor.ops.state import StateReader
 from supervisor.runtime.wiring import Runtime
 
-__all__ = ["Alerting", "AlertsActor", "Tick"]
+__all__ = ["Alerting", "observe"]
 
 log = get_logger("riskgate.alerts")
 
 VIEW_TIMEOUT_S = 0.5  # the accounts' figures: one gate ask per tick, never a long wait
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """Time to look (sent every `alerts.interval_s`)."""
 
 
 def _pct(equity: float, start: float) -> float | None:
@@ -117,88 +106,6 @@ def _unusable(runtime: Runtime, sources: list[SourceReading], clock: Clock) -> t
     return tuple(f"risk_v3: {d.reason}" for d in blockers if d.code is RC.RISK_STATE_STALE)
 
 
-def _account_of(detail: Mapping[str, object]) -> str | None:
-    account = detail.get("account")
-    return account if isinstance(account, str) else None
-
-
-class AlertsActor(SupervisedActor):
-    def __init__(
-        self,
-        runtime: Runtime,
-        clock: Clock,
-        started: float,
-        senders: list[WebhookSender],
-        publish: Callable[[tuple[str, ...]], None] | None = None,
-    ) -> None:
-        super().__init__()
-        self._publish = publish  # where the keys firing after each tick go (read by /v1/state)
-        self._runtime = runtime
-        self._clock = clock
-        self._book = AlertBook(runtime.config.alerts, started)
-        self._senders = senders
-        self._failing: str | None = None  # the last tick's error, logged once until a tick succeeds
-        self._last_view: GateView | None = None
-
-    def on_receive(self, message: object) -> object:
-        if isinstance(message, Tick):
-            self._tick()
-        return None
-
-    def active(self) -> list[str]:
-        """The keys of the alerts firing now."""
-        return sorted(self._book.active)
-
-    def _tick(self) -> None:
-        transitions: list[Transition] = []
-        try:
-            view = self._runtime.gate_view(VIEW_TIMEOUT_S)
-            if view is None:
-                # A gate too busy to answer (or restarting) shows no accounts: that is not
-                # "no loss limit reached". The last figures stand until it answers again.
-                view = self._last_view
-            self._last_view = view
-            transitions = self._book.update(observe(self._runtime, self._clock, view))
-        except Exception as exc:  # noqa: BLE001 - a bad look must not stop the next one (logged)
-            self._failed(exc)
-        else:
-            if self._failing is not None:
-                log.info("alerts_tick_recovered")
-            self._failing = None
-        for t in transitions:  # each on its own: the book has moved on, none may be lost to another
-            try:
-                self._announce(t)
-            except Exception as exc:  # noqa: BLE001 - logged; the other transitions still go out
-                self._failed(exc)
-        if self._publish is not None:
-            self._publish(tuple(sorted(self._book.active)))
-        for sender in self._senders:
-            sender.pump()  # retries whose backoff has passed go now
-
-    def _failed(self, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"
-        if error != self._failing:  # once until it changes or a tick succeeds
-            log.error("alerts_tick_failed", error=error, exc_info=exc)
-        self._failing = error
-
-    def _announce(self, t: Transition) -> None:
-        a = t.alert
-        kind = f"alert_{t.state}"
-        fields: dict[str, Any] = {
-            "key": a.key,
-            "rule": a.rule,
-            "severity": a.severity,
-            "summary": a.summary,
-            **{f"detail_{k}": v for k, v in a.detail.items() if not (isinstance(v, float) and not math.isfinite(v))},
-        }
-        if t.state == "resolved":
-            fields["duration_s"] = round(t.duration_s, 3)
-        self._runtime.journal.event(t.at, kind, "alerts", _account_of(a.detail), **fields)
-        (log.warning if t.state == "firing" else log.info)(kind, **fields)
-        for sender in self._senders:
-            sender.offer(t)
-
-
 class Alerting:
     """The alerting actor, its webhook workers and its timer: `start()` / `stop()`."""
 
@@ -244,7 +151,7 @@ class Alerting:
             WebhookSender(hook, self._clock, self._report, self._instance).start() for hook in cfg.webhooks.values()
         ]
         self._ref = AlertsActor.start(
-            self._runtime, self._clock, self._clock.monotonic(), self._senders, self._published
+            cfg, self._observer(), self._runtime.journal, self._clock.monotonic(), self._senders, self._published
         )
         self._ref.proxy().ping().get(timeout=5)
         self._timer = self._clock.call_every(cfg.interval_s, self._on_timer, "alerts")
@@ -269,6 +176,21 @@ class Alerting:
         for sender in self._senders:
             sender.stop()
         self._senders = []
+
+    def _observer(self) -> Callable[[], Observation]:
+        """What the actor looks at each tick: the gate's view (or, while the gate is too
+        busy to answer or restarting, the last one: no accounts is not "no loss limit
+        reached"), its sources, the supervisor's rows, the journal and the counters."""
+        last: list[GateView | None] = [None]
+
+        def look() -> Observation:
+            view = self._runtime.gate_view(VIEW_TIMEOUT_S)
+            if view is None:
+                view = last[0]
+            last[0] = view
+            return observe(self._runtime, self._clock, view)
+
+        return look
 
     def _on_timer(self) -> None:
         self.tick()

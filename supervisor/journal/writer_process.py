@@ -10,7 +10,7 @@ transaction is committed. Only then are the records removed from the queue
 (by seq), so a writer that dies, or takes or answers no batch in time (it is
 killed then), loses nothing: the next one writes that batch again.
 
-The child is a fresh interpreter running supervisor/ops/journal/sqlite_file.py
+The child is a fresh interpreter running supervisor/journal/sqlite_file.py
 alone (`python -I -S`: the standard library only, nothing of the caller's
 program is imported again, no thread or lock of this process is copied).
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from supervisor.clock import SystemClock
-from supervisor.ops.journal import sqlite_file
+from supervisor.journal import sqlite_file
 
 __all__ = ["ProcessWriter"]
 

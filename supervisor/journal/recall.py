@@ -39,7 +39,7 @@ from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import OrderRequest
-from supervisor.ops.journal.store import (
+from supervisor.journal.store import (
     JOURNAL_NAME,
     JournalReader,
     JournalUnreadableError,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from supervisor.channels.journal_queue import DecisionRecord, EventRecord
 from supervisor.core.gate_state import UNITS_PER_USD
 from supervisor.errors import RiskgateError
-from supervisor.ops.journal.sqlite_file import DECISION_COLUMNS, JournalWriter, file_identity
+from supervisor.journal.sqlite_file import DECISION_COLUMNS, JournalWriter, file_identity
 
 __all__ = [
     "DECISION_COLUMNS",
