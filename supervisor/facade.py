@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import dataclasses
 import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,12 +22,10 @@ import pykka
 
 from actors.account_tracker import AccountTrackerActor
 from actors.gate import GateActor
-from actors.journal import JournalActor
-from actors.messages import Flush, Poll
-from supervisor.channels.journal_queue import JournalQueue
+from actors.messages import Poll
 from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
-from supervisor.config import Config, ConfigError, load_config
+from supervisor.config import Config
 from supervisor.core.evaluate import block_result
 from supervisor.core.messages import (
     AccountSnapshot,
@@ -49,17 +45,9 @@ from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_float, shorten
 from supervisor.gate import BUSY
 from supervisor.journal.query import decision_json
-from supervisor.journal.recall import recall_state
 from supervisor.journal.store import JOURNAL_NAME, Query, read_journal
 from supervisor.logs import get_logger
-from supervisor.ops.alerting import Alerting
-from supervisor.ops.controls import OperatorControls, OverrideRecord
-from supervisor.ops.health import HealthLog
-from supervisor.ops.metrics import MetricsRegistry
-from supervisor.ops.state import DecisionRates, StateReader
-from supervisor.runtime.supervision import ActorSpec
-from supervisor.runtime.wiring import Runtime
-from supervisor.sources.baseline_store import StateLock
+from supervisor.ops.controls import OverrideRecord
 from supervisor.sources.upstream import (
     UpstreamError,
     check_outcome,
@@ -67,59 +55,18 @@ from supervisor.sources.upstream import (
     parse_account_snapshot,
     parse_risk_signal,
 )
+from supervisor.system import System
 
 if TYPE_CHECKING:
     from supervisor.api.server import ApiServer
 
-__all__ = ["RESTART_ONLY", "RiskSupervisor"]
+__all__ = ["RiskSupervisor"]
 
 log = get_logger("riskgate.supervisor")
 _real_monotonic = SystemClock().monotonic  # waits (readiness, the gate's answer) are real time, whatever the clock
 
 _SLICE_S = 0.05
 MAX_EVALUATE_TIMEOUT_S = 60.0
-
-# Sections (or keys) a reload cannot change: they shape running actors, files
-# and sockets. A reload that changes one is refused; a restart applies it.
-RESTART_ONLY = (
-    "risk_v3.url",
-    "risk_v3.poll_interval_s",
-    "risk_v3.timeout_s",
-    "ess.url",
-    "ess.kill_switch_file",
-    "ess.poll_interval_s",
-    "ess.timeout_s",
-    "ess.contract",
-    "ess.path",
-    "accounts.snapshot_url",
-    "accounts.poll_interval_s",
-    "accounts.timeout_s",
-    "periods",
-    "state",
-    "health",
-    "supervision",
-    "journal",
-    "api.enabled",
-    "api.host",
-    "api.port",
-    "api.max_connections",
-    "api.operator_reserve",
-    "api.request_timeout_s",
-    "metrics",
-    "alerts",
-)
-
-
-def _changed(old: object, new: object, prefix: str) -> list[str]:
-    """Dotted keys whose values differ (dataclasses and mappings walked)."""
-    if old == new:
-        return []
-    if is_dataclass(old) and not isinstance(old, type) and type(old) is type(new):
-        names = [f.name for f in fields(old)]
-        return [k for n in names for k in _changed(getattr(old, n), getattr(new, n), f"{prefix}.{n}")]
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        return [k for key in sorted({*old, *new}) for k in _changed(old.get(key), new.get(key), f"{prefix}.{key}")]
-    return [prefix]
 
 
 class RiskSupervisor:
@@ -142,9 +89,6 @@ class RiskSupervisor:
     `serve_api()` for the HTTP API (docs/http-api.md).
     """
 
-    # Which journal actor to run: tests put a subclass with test-only messages here.
-    journal_actor_class: type[JournalActor] = JournalActor
-
     def __init__(
         self,
         config: Config,
@@ -157,37 +101,22 @@ class RiskSupervisor:
         """`poll_upstreams=False` starts only the gate and the account tracker:
         every state then comes through the `report_*` methods. `api=True`
         serves the HTTP API at `[api] host:port` from `start()` (see `serve_api`)."""
-        self.config = config
         self.clock: Clock = clock or SystemClock()
-        # The journal: every decision and the events that explain them, written
-        # off the decision path by its own actor, started first and stopped last.
-        j = config.journal
-        self.journal = JournalQueue(j.max_queue, block_when_failing=j.enabled and j.on_failure == "block")
-        self._commit = j.durability == "commit"  # approvals answered once their record is committed
-        self.journal.flush_now = self._flush_now
-        journal_spec = ActorSpec(
-            "journal",
-            lambda: self.journal_actor_class.start(config, self.clock, self.journal),
-            poll=Flush,
-            poll_interval_s=j.flush_interval_s,
-        )
-        self._runtime = Runtime(config, self.clock, http_transport, poll_upstreams, self.journal, [journal_spec])
-        self._lock = StateLock(config.state.dir)
+        # Every part, built in dependency order (supervisor.system); this is the handle on it.
+        self._system = System(config, self.clock, http_transport, poll_upstreams, self, api)
+        self._runtime = self._system.runtime
+        self.journal = self._system.journal
+        self.state_reader = self._system.state_reader
+        self.metrics = self._system.metrics
+        self.controls = self._system.controls
+        self.alerting = self._system.alerting
         self.ess_board = self._runtime.board
-        self._timeout = config.gate.evaluate_timeout_s
-        counters = self._runtime.counters
-        self._rates = DecisionRates(counters, self.clock) if counters is not None else None
-        self.state_reader = StateReader(self._runtime, self.clock, self._rates)
-        self._health = HealthLog(self._runtime, self.clock, config.health.interval_s, self.state_reader.readiness)
-        self.metrics = MetricsRegistry(self.state_reader, counters)
-        self.controls = OperatorControls(
-            config, self.clock, self._runtime.board, self._runtime.link, self.journal, self.report_ess_state
-        )
-        # Alerts to people (docs/operations.md#alerts): watches from outside the decision path.
-        self.alerting = Alerting(self._runtime, self.clock) if config.alerts.enabled else None
-        self._want_api = api
-        self._api: ApiServer | None = None
-        self._reload_lock = threading.Lock()
+        self._commit = config.journal.durability == "commit"  # approvals answered once their record is committed
+
+    @property
+    def config(self) -> Config:
+        """The running configuration (a reload swaps it)."""
+        return self._system.config
 
     @property
     def _gate(self) -> pykka.ActorRef[GateActor] | None:
@@ -203,104 +132,29 @@ class RiskSupervisor:
         return self._gate
 
     def actor_ref(self, name: str) -> pykka.ActorRef[Any] | None:
-        """A running actor by name: gate, account_tracker, risk_v3_poller, ess_watcher."""
+        """A running actor by name: journal, gate, account_tracker, risk_v3_poller, ess_watcher."""
         return self._runtime.supervisor.ref(name)
 
     # -- life cycle ----------------------------------------------------------
     def start(self, wait_ready: float | None = None) -> RiskSupervisor:
-        """Start the actors in dependency order (the gate first), ping each, poll
-        every source once and then at the configured intervals; from then on
-        dead actors are restarted and health is logged every `health.interval_s`.
-        With `wait_ready` (seconds), wait that long at most for `wait_ready()`;
-        still not ready, it logs `not_ready` with what is missing and returns
-        (orders block until the state arrives)."""
-        if self._gate is not None:
-            if wait_ready is not None:
-                self.wait_ready(wait_ready)
-            return self
-        self._lock.acquire()  # StoreError: another riskgate uses this state folder
-        if self._want_api and self._api is None:
-            try:  # the port first: a taken one fails the start before any actor runs
-                self._api = self._new_api_server(None, None).bind()
-            except BaseException:
-                self._api = None
-                self._lock.release()
-                raise
-        self._runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
-        try:
-            # Every persisted block before the gate opens: the orders approved in the last
-            # window, from the journal (duplicates, caps), as the gate's state; then the
-            # operator halt on the ESS board and the running overrides, posted to it.
-            self._recall()
-            self.controls.load()
-            self._runtime.start()
-        except BaseException:
-            if self._api is not None:
-                self._api.stop()  # only bound: closes the socket
-                self._api = None
-            self._lock.release()
-            raise
-        try:
-            self.controls.start()  # re-publishes the halt reading on a timer
-        except BaseException:
-            self.stop()
-            raise
-        self._health.start()
-        if self._rates is not None:
-            self._rates.start()
-        if self.alerting is not None:
-            try:
-                self.alerting.start()
-            except BaseException:
-                self.stop()
-                raise
-        log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
-        atexit.register(self._stop_at_exit)
-        if self._api is not None:
-            self._api.start()
+        """Start every part in dependency order (the journal, the gate's owner, the
+        tracker, the pollers, then the controls, health, alerts and API), ping each
+        actor, poll every source once and then at the configured intervals; from
+        then on dead actors are restarted and health is logged every
+        `health.interval_s`. With `wait_ready` (seconds), wait that long at most
+        for `wait_ready()`; still not ready, it logs `not_ready` with what is
+        missing and returns (orders block until the state arrives)."""
+        if self._gate is None:
+            self._system.start()  # StoreError: another riskgate uses this state folder
+            atexit.register(self._stop_at_exit)
         if wait_ready is not None and not self.wait_ready(wait_ready):
             log.warning("not_ready", waited_s=wait_ready, missing=self.readiness())
         return self
 
-    def _recall(self) -> None:
-        if not self.config.journal.enabled:
-            log.warning("gate_memory_not_recalled", why="journal.enabled = false: ids approved before this start "
-                        "are not known as duplicates, nor in-flight orders against the caps")  # fmt: skip
-            return
-        try:
-            state, recalled = recall_state(self.config, self.clock)
-        except Exception as exc:  # noqa: BLE001 - never a failed start; said, and journaled
-            # With journal.on_failure = "block" a journal that cannot be used blocks orders anyway.
-            why = f"{type(exc).__name__}: {exc}"[:300]
-            log.error("gate_memory_not_recalled", why=why)
-            self._runtime.event("gate_memory_not_recalled", "journal", why=why)
-            return
-        self._runtime.seed(state)
-        if recalled.approvals or recalled.resting or recalled.skipped:
-            figures: dict[str, Any] = {
-                "approvals": recalled.approvals,
-                "resting": recalled.resting,
-                "skipped": recalled.skipped,
-                "reservations": len(state.reservations),
-            }
-            (log.warning if recalled.skipped else log.info)("gate_memory_recalled", **figures)
-            self._runtime.event("gate_memory_recalled", "journal", None, **figures)
-
     def stop(self) -> None:
-        """Stop the API, polling and supervising, then the actors in reverse order."""
+        """Stop everything that started, in reverse order (the API first, the journal last)."""
         atexit.unregister(self._stop_at_exit)
-        if self._api is not None:
-            self._api.stop()
-            self._api = None
-        if self.alerting is not None:
-            self.alerting.stop()
-        if self._rates is not None:
-            self._rates.stop()
-        self.controls.stop()
-        self._health.stop()
-        self._runtime.stop()
-        self._lock.release()
-        log.info("supervisor_stopped")
+        self._system.stop()
 
     def _stop_at_exit(self) -> None:
         """A program that ends without `stop()` (or `with`): its last decisions
@@ -316,8 +170,7 @@ class RiskSupervisor:
 
     def flush_journal(self, timeout: float = 10.0) -> int:
         """Write what the journal holds now and wait for it; how many records were written."""
-        ref = self.actor_ref("journal")
-        return 0 if ref is None else cast("int", ref.ask(Flush(), timeout=timeout))
+        return self._system.flush_journal(timeout)
 
     def check_actors(self) -> None:
         """Run one supervision round now (heartbeats, restarts)."""
@@ -325,7 +178,7 @@ class RiskSupervisor:
 
     def log_health(self) -> None:
         """Emit the health events now (also done every `health.interval_s`)."""
-        self._health.log_now()
+        self._system.health_log.log_now()
 
     def poll_now(self, timeout: float = 10.0) -> dict[str, Any]:
         """Ask every source to poll once and wait for it; returns what each got."""
@@ -371,15 +224,9 @@ class RiskSupervisor:
         return self.state_reader.rates_document()
 
     def state(self, timeout: float = 1.0) -> dict[str, Any]:
-        """Sources, risk level, ESS, accounts against their limits, actors, journal (GET /v1/state)."""
-        doc = self.state_reader.document(timeout)
-        doc["alerts"] = self.alerting.status() if self.alerting is not None else {"enabled": False}
-        doc["operator_halt"] = self.controls.halt_status()
-        doc["overrides"] = {
-            state: [asdict(r) for r in self.controls.overrides() if r.state == state]
-            for state in ("active", "proposed")
-        }
-        return doc
+        """Sources, risk level, ESS, accounts against their limits, actors, journal,
+        alerts, the operator halt and the overrides (GET /v1/state)."""
+        return self._system.state(timeout)
 
     def decisions(
         self,
@@ -404,49 +251,17 @@ class RiskSupervisor:
         validate it, and swap it in: the gate takes it between two evaluations.
         `ConfigError` lists every problem, including restart-only keys that
         changed; then nothing changes."""
-        with self._reload_lock:
-            origin = Path(path) if path is not None else Path(self.config.origin)
-            old = self.config
-            try:
-                new = load_config(origin)
-            except ConfigError as exc:
-                self._runtime.event("config_reload_refused", "riskgate", by=by, problems=exc.problems)
-                log.warning("config_reload_refused", by=by, problems=exc.problems)
-                raise
-            changed = _changed(old, new, "")
-            changed = [k[1:] for k in changed if k not in (".origin", ".digest")]
-            frozen = [k for k in changed if any(k == r or k.startswith(r + ".") for r in RESTART_ONLY)]
-            if frozen:
-                problems = [f"{k}: changed; restart required to apply it (nothing was reloaded)" for k in frozen]
-                self._runtime.event("config_reload_refused", "riskgate", by=by, problems=problems)
-                log.warning("config_reload_refused", by=by, problems=problems)
-                raise ConfigError(problems, str(origin))
-            # The gate first: an order validated with the old config after this
-            # point is validated again by the gate against the new one.
-            self._runtime.reconfigure(new)
-            self.controls.reconfigure(new)
-            self.config = new
-            self._timeout = new.gate.evaluate_timeout_s
-            self._runtime.event("config_reload", "riskgate", by=by, sha256=new.digest, changed=changed)
-            log.info("config_reloaded", by=by, sha256=new.digest, changed=changed)
-            return {"sha256": new.digest, "origin": new.origin, "changed": changed}
+        new, changed = self._system.reload(path, by)
+        return {"sha256": new.digest, "origin": new.origin, "changed": changed}
 
     def serve_api(self, host: str | None = None, port: int | None = None) -> ApiServer:
         """Serve the HTTP API (docs/http-api.md) on its own thread; `port=0`
         picks a free port (see `.port`). Stopped by `stop()`."""
-        if self._api is None:
-            self._api = self._new_api_server(host, port)
-        return self._api.start()
-
-    def _new_api_server(self, host: str | None, port: int | None) -> ApiServer:
-        from supervisor.api.server import ApiServer  # imported when used: uvicorn loads only then
-
-        api = self.config.api
-        return ApiServer(self, api.host if host is None else host, api.port if port is None else port)
+        return self._system.serve_api(host, port)
 
     @property
     def api_server(self) -> ApiServer | None:
-        return self._api
+        return self._system.api
 
     def __enter__(self) -> RiskSupervisor:
         return self.start()
@@ -469,7 +284,7 @@ class RiskSupervisor:
         Checked before anything is sent: a NaN or endless timeout must not book
         a reservation the caller never hears of."""
         if timeout is None:
-            return self._timeout
+            return self.config.gate.evaluate_timeout_s
         wait = plain_float(timeout)
         if wait is None or not 0 < wait <= MAX_EVALUATE_TIMEOUT_S:
             return None
@@ -584,12 +399,6 @@ class RiskSupervisor:
                 return self._not_committed(result, order)
         return result
 
-    def _flush_now(self) -> None:
-        ref = self.actor_ref("journal")
-        if ref is not None:
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(Flush())
-
     async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """`evaluate` for asyncio: the loop is never blocked while the gate decides."""
         wait = self._wait_of(timeout)
@@ -640,13 +449,12 @@ class RiskSupervisor:
 
     def report_ess_state(self, state: EssState) -> bool:
         """Publish ESS readings (one per source in `state.sources`): on the board
-        first (so queued orders see them), then as an ordered message. A reading
+        first (every decision reads it), then posted to the gate. A reading
         replaces only its own source's: a clear from one source never lifts
         another's halt. Its `active` is recomputed from the readings."""
         if not isinstance(state, EssState):
             raise UpstreamError(f"ESS state: expected an EssState, got {type(state).__name__}")
-        combined = self.ess_board.publish(state, self.clock.monotonic())
-        return self._tell_gate(combined)
+        return self._runtime.publish_ess(state)
 
     def report_ess_active(self, active: bool | None, reason: str = "", source: str = "manual") -> bool:
         return self.report_ess_state(EssState.combine((EssSourceStatus(source, active, reason),)))
@@ -729,18 +537,4 @@ class RiskSupervisor:
     def health(self, timeout: float = 1.0) -> dict[str, Any]:
         """Each actor's row (alive, restarts, last_error, state_age_s), the gate's
         decision counts since the last health log, and the ESS state."""
-        out: dict[str, Any] = {row["actor"]: row for row in self._runtime.supervisor.rows()}
-        stats = self._runtime.gate_stats(reset=False, timeout=timeout)
-        if "gate" in out:
-            if stats is None:
-                out["gate"]["alive"] = False
-            else:
-                out["gate"].update(stats)
-        missing = self.readiness()
-        out["readiness"] = {"ready": not missing, "missing": missing}
-        current = self.ess_board.current
-        out["ess"] = {
-            "active": current[0].active if current else None,
-            "age_s": self.clock.monotonic() - current[1] if current else None,
-        }
-        return out
+        return self._system.health(timeout)

@@ -22,7 +22,9 @@ __all__ = ["GateService"]
 
 
 class GateService(Protocol):
-    config: Config
+    @property
+    def config(self) -> Config: ...
+
     journal: JournalQueue
     metrics: MetricsRegistry
 

@@ -27,7 +27,7 @@ from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.gate_state import GateState
-from supervisor.core.messages import ConfigChanged
+from supervisor.core.messages import ConfigChanged, EssState
 from supervisor.gate import Gate, GateView
 from supervisor.logs import get_logger
 from supervisor.runtime.supervision import ActorSpec, ActorSupervisor
@@ -141,6 +141,13 @@ class Runtime:
             "ess": self._ess_age(),
             "oldest_account": self._oldest_account_age(),
         }
+
+    def publish_ess(self, state: EssState) -> bool:
+        """ESS readings (one per source in `state.sources`): on the board first (every
+        decision reads it), then posted as state. A reading replaces only its own
+        source's: a clear from one source never lifts another's halt."""
+        combined = self.board.publish(state, self.clock.monotonic())
+        return self.link.tell(combined)
 
     def reconfigure(self, config: Config) -> None:
         """Swap a reloaded config in: the gate (between two decisions), the

@@ -21,6 +21,7 @@ from supervisor import AccountSnapshot, OrderOutcome, RiskSupervisor
 from supervisor.config import ConfigError
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.journal.store import JOURNAL_NAME, JournalReader, Query
+from supervisor.system import System
 from tests.helpers import make_config, order, signal
 
 RICH = 10_000_000.0
@@ -133,7 +134,7 @@ class NeverFlushes(JournalActor):
 
 
 def test_with_commit_durability_an_approval_never_committed_is_a_block(clock, tmp_path, monkeypatch):
-    monkeypatch.setattr(RiskSupervisor, "journal_actor_class", NeverFlushes)
+    monkeypatch.setattr(System, "journal_actor_class", NeverFlushes)
     cfg = config(tmp_path, durability="commit", flush_interval_s=10.0)
     with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
         feed(sup)

@@ -20,6 +20,7 @@ from supervisor.core.reasons import ReasonCode as RC
 from supervisor.journal import query
 from supervisor.journal.sqlite_file import ROWS_PER_INSERT as _ROWS
 from supervisor.journal.store import JournalReader, Query, to_us
+from supervisor.system import System
 from tests.helpers import make_config, order, signal
 
 
@@ -186,7 +187,7 @@ def test_a_journal_that_cannot_write_applies_the_policy_and_recovery_is_logged_o
         cfg.state.dir.mkdir(parents=True)
         (cfg.state.dir / "journal.sqlite").write_bytes(b"not a database at all" * 50)
     else:
-        monkeypatch.setattr(RiskSupervisor, "journal_actor_class", _journal_class(
+        monkeypatch.setattr(System, "journal_actor_class", _journal_class(
             _full_disk if how == "disk_full" else _read_only))  # fmt: skip
     with capture_logs() as logs, RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
         feed(sup)
@@ -201,7 +202,7 @@ def test_a_journal_that_cannot_write_applies_the_policy_and_recovery_is_logged_o
         health = sup._runtime.journal
         assert health.problem is not None and len(health) > 0  # nothing dropped silently: still queued
         # Recovery: the operator frees the disk / moves the bad file away.
-        monkeypatch.setattr(RiskSupervisor, "journal_actor_class", JournalActor)
+        monkeypatch.setattr(System, "journal_actor_class", JournalActor)
         sup.actor_ref("journal").stop()
         if how == "corrupt":
             (cfg.state.dir / "journal.sqlite").rename(cfg.state.dir / "journal.sqlite.bad")
@@ -223,7 +224,7 @@ def test_a_journal_that_cannot_write_applies_the_policy_and_recovery_is_logged_o
 def test_a_full_queue_blocks_under_the_block_policy_and_drops_are_counted(monkeypatch, tmp_path):
     clock = FakeClock()
     cfg = make_config(state={"dir": str(tmp_path / "state")}, journal={"max_queue": 100})
-    monkeypatch.setattr(RiskSupervisor, "journal_actor_class", _journal_class(_read_only))
+    monkeypatch.setattr(System, "journal_actor_class", _journal_class(_read_only))
     with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
         feed(sup)
         for i in range(150):
@@ -234,7 +235,7 @@ def test_a_full_queue_blocks_under_the_block_policy_and_drops_are_counted(monkey
 
 
 def test_the_journal_killed_loses_no_decision(monkeypatch, clock):
-    monkeypatch.setattr(RiskSupervisor, "journal_actor_class", CrashableJournal)
+    monkeypatch.setattr(System, "journal_actor_class", CrashableJournal)
     with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
         feed(sup)
         for i in range(50):
