@@ -37,7 +37,7 @@ from supervisor.api.models import (
     ReadyOut,
     ReloadOut,
 )
-from supervisor.api.service import GateService
+from supervisor.api.service import Basics, Decider, GateService, Operator, Reader, Reporter
 from supervisor.config import ConfigError
 from supervisor.core.messages import AccountState, Fill, OrderOutcome, RiskGateResult
 from supervisor.core.orders import MAX_NAME_LENGTH, account_of
@@ -128,7 +128,7 @@ class _Messages:
 Report = Fill | OrderOutcome | _Messages
 
 
-async def evaluate_body(service: GateService, raw: bytes, scope: Scope = None) -> tuple[int, bytes]:
+async def evaluate_body(service: Decider, raw: bytes, scope: Scope = None) -> tuple[int, bytes]:
     """POST /v1/evaluate from its raw body to (status, JSON bytes): shared by the
     FastAPI route and the ASGI fast path in front of it (`supervisor.api.fast`)."""
     try:
@@ -140,7 +140,7 @@ async def evaluate_body(service: GateService, raw: bytes, scope: Scope = None) -
     return 200, _dumps(result_json(await _decide(service, order, scope)))
 
 
-async def _decide(service: GateService, order: Any, scope: Scope = None) -> RiskGateResult:
+async def _decide(service: Decider, order: Any, scope: Scope = None) -> RiskGateResult:
     if isinstance(order, dict) and len(order) > _MAX_ORDER_KEYS:
         return service.reject(order, f"an order has at most {_MAX_ORDER_KEYS} fields, got {len(order)}")
     if scope is not None:
@@ -159,7 +159,7 @@ _UNAUTHORIZED = {
 
 
 def refusal(
-    service: GateService,
+    service: Basics,
     keeper: Gatekeeper,
     role: Role,
     method: str,
@@ -271,23 +271,18 @@ def _docs_files() -> dict[str, bytes]:
     return {name: folder.joinpath(name).read_bytes() for name in _DOCS_TYPES}
 
 
-def build_app(service: GateService) -> FastAPI:
-    app = FastAPI(
-        title="riskgate",
-        version=__version__,
-        summary="Pre-trade risk gate: every order decided allow, block or scale_down, fail-closed.",
-        docs_url=None,  # served below from the package, not from a CDN
-        redoc_url=None,
-    )
+class _Http:
+    """What every route shares: the token check and the JSON body reader."""
 
-    keeper = Gatekeeper(service)
-    app.state.gatekeeper = keeper  # the fast path checks tokens the same way
+    def __init__(self, service: Basics, keeper: Gatekeeper) -> None:
+        self.keeper = keeper
+        self._service = service
 
-    def guard(request: Request, role: Role, body: bool = False) -> Response | None:
+    def guard(self, request: Request, role: Role, body: bool = False) -> Response | None:
         """A refusal (401, 415) for this request, or None to go on."""
         status, payload, headers = refusal(
-            service,
-            keeper,
+            self._service,
+            self.keeper,
             role,
             request.method,
             request.url.path,
@@ -297,8 +292,8 @@ def build_app(service: GateService) -> FastAPI:
         ) or (0, b"", {})
         return Response(payload, status, headers, media_type="application/json") if status else None
 
-    async def body_of(request: Request, role: Role) -> tuple[Any, Response | None]:
-        refused = guard(request, role, body=True)
+    async def body_of(self, request: Request, role: Role) -> tuple[Any, Response | None]:
+        refused = self.guard(request, role, body=True)
         if refused is not None:
             return None, refused
         try:
@@ -306,6 +301,31 @@ def build_app(service: GateService) -> FastAPI:
         except _BodyError as exc:
             return None, _problem(exc.status, exc.detail)
 
+
+def build_app(service: GateService) -> FastAPI:
+    """The API: each group of routes is handed only the part of the service it uses."""
+    app = FastAPI(
+        title="riskgate",
+        version=__version__,
+        summary="Pre-trade risk gate: every order decided allow, block or scale_down, fail-closed.",
+        docs_url=None,  # served below from the package, not from a CDN
+        redoc_url=None,
+    )
+    keeper = Gatekeeper(service)
+    app.state.gatekeeper = keeper  # the fast path checks tokens the same way
+    http = _Http(service, keeper)
+    _page_routes(app)
+    _probe_routes(app, service)
+    _decision_routes(app, http, service)
+    _journal_routes(app, http, service)
+    _report_routes(app, http, service)
+    _reader_routes(app, http, service)
+    _control_routes(app, http, service)
+    _document_bodies(app)
+    return app
+
+
+def _page_routes(app: FastAPI) -> None:
     # -- the dashboard (static; its data comes from the reader endpoints below) ----------------
     dashboard = _dashboard_files()
 
@@ -334,6 +354,8 @@ def build_app(service: GateService) -> FastAPI:
             return _problem(404, "no such documentation file")
         return page(name, docs, _DOCS_TYPES)
 
+
+def _probe_routes(app: FastAPI, service: Reader) -> None:
     # -- probes ---------------------------------------------------------------------------
     @app.get("/healthz", tags=["probes"], summary="the process is alive")
     async def healthz() -> dict[str, str]:  # on the event loop: never queued behind slow reads
@@ -353,6 +375,8 @@ def build_app(service: GateService) -> FastAPI:
         missing = service.readiness()
         return _ok({"ready": not missing, "missing": missing}, 503 if missing else 200)
 
+
+def _decision_routes(app: FastAPI, http: _Http, service: Decider) -> None:
     # -- decisions ------------------------------------------------------------------------
     @app.post(
         "/v1/evaluate",
@@ -362,14 +386,14 @@ def build_app(service: GateService) -> FastAPI:
     )
     async def evaluate(request: Request) -> Response:
         # Normally answered by the ASGI fast path in front of FastAPI (same code, fewer layers).
-        refused = guard(request, "client", body=True)
+        refused = http.guard(request, "client", body=True)
         if refused is not None:
             return refused
         try:
             raw = await _body(request)
         except _BodyError as error:
             return _problem(error.status, error.detail)
-        status, payload = await evaluate_body(service, raw, keeper.scope(request.headers.getlist("authorization")))
+        status, payload = await evaluate_body(service, raw, http.keeper.scope(request.headers.getlist("authorization")))
         return Response(payload, status_code=status, media_type="application/json")
 
     @app.post(
@@ -387,7 +411,7 @@ def build_app(service: GateService) -> FastAPI:
         },
     )
     async def evaluate_batch(request: Request) -> Response:
-        orders, refused = await body_of(request, "client")
+        orders, refused = await http.body_of(request, "client")
         if refused is not None:
             return refused
         if not isinstance(orders, list):
@@ -395,10 +419,12 @@ def build_app(service: GateService) -> FastAPI:
         if len(orders) > MAX_BATCH:
             return _problem(413, f"at most {MAX_BATCH} orders per batch, got {len(orders)}")
         # Told to the gate in list order (each task runs to its tell before the next starts).
-        scope = keeper.scope(request.headers.getlist("authorization"))
+        scope = http.keeper.scope(request.headers.getlist("authorization"))
         results = await asyncio.gather(*(_decide(service, order, scope) for order in orders))
         return _ok([result_json(r) for r in results])
 
+
+def _journal_routes(app: FastAPI, http: _Http, service: Reader) -> None:
     @app.get(
         "/v1/decisions",
         tags=["decisions"],
@@ -418,7 +444,9 @@ def build_app(service: GateService) -> FastAPI:
         since: str | None = None,
         limit: int = 100,
     ) -> Response:
-        refused = guard(request, "reader") or _query_refused(request, ("account", "code", "decision", "since", "limit"))
+        refused = http.guard(request, "reader") or _query_refused(
+            request, ("account", "code", "decision", "since", "limit")
+        )
         if refused is not None:
             return refused
         if not 1 <= limit <= MAX_DECISIONS:
@@ -457,13 +485,15 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, **_DOCS_401},
     )
     def decision_rates(request: Request) -> Response:
-        refused = guard(request, "reader") or _query_refused(request, ())
+        refused = http.guard(request, "reader") or _query_refused(request, ())
         return refused if refused is not None else _ok(service.decision_rates())
 
+
+def _report_routes(app: FastAPI, http: _Http, service: Reporter) -> None:
     # -- state from the execution side ------------------------------------------------------
     def not_permitted(request: Request, account: str) -> Response | None:
         """403 when the client's token is limited to other accounts ([api.clients.NAME] accounts)."""
-        scope = keeper.scope(request.headers.getlist("authorization"))
+        scope = http.keeper.scope(request.headers.getlist("authorization"))
         if scope is None or account in scope[1]:
             return None
         service.journal.event(
@@ -496,7 +526,7 @@ def build_app(service: GateService) -> FastAPI:
         """A fill's, outcome's or messages' fields from a client, of a configured account. Over
         HTTP the account is always required: ids are per account, so a report can
         only ever touch that account's own order."""
-        body, refused = await body_of(request, "client")
+        body, refused = await http.body_of(request, "client")
         if refused is not None:
             return refused
         got = fields_of(body, cls, what)
@@ -576,7 +606,7 @@ def build_app(service: GateService) -> FastAPI:
             return _problem(422, f"messages: count must be an integer in 1..{MAX_MESSAGES}, got {shorten(count)}")
         if not all(service.report_message(account) for _ in range(count)):
             return _problem(503, "the gate is not running: the messages were not counted")
-        client = keeper.who(request.headers.getlist("authorization"), "client")
+        client = http.keeper.who(request.headers.getlist("authorization"), "client")
         service.journal.event(service.clock.now(), "messages_reported", "api", account, client=client, message=kind,
                               count=count)  # fmt: skip
         return _ok({"counted": count, "account": account, "kind": kind}, 202)
@@ -588,7 +618,7 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
     )
     async def snapshot(name: str, request: Request) -> Response:
-        body, refused = await body_of(request, "client")
+        body, refused = await http.body_of(request, "client")
         if refused is not None:
             return refused
         missing_account = unknown_account(name) or not_permitted(request, name)
@@ -616,6 +646,8 @@ def build_app(service: GateService) -> FastAPI:
             return _problem(422, f"snapshot: {exc}")
         return tracker_answer(await run_in_threadpool(service.report_account_snapshot, parsed), "snapshot")
 
+
+def _reader_routes(app: FastAPI, http: _Http, service: Reader) -> None:
     # -- what the gate knows ---------------------------------------------------------------
     @app.get(
         "/v1/state",
@@ -624,16 +656,18 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, **_DOCS_401},
     )
     def state(request: Request) -> Response:
-        refused = guard(request, "reader") or _query_refused(request, ())
+        refused = http.guard(request, "reader") or _query_refused(request, ())
         return refused if refused is not None else _ok(service.state())
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus text exposition", responses=_DOCS_401)
     def metrics(request: Request) -> Response:
-        refused = guard(request, "reader")
+        refused = http.guard(request, "reader")
         if refused is not None:
             return refused
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
+
+def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
     # -- control ------------------------------------------------------------------------------
     @app.post(
         "/v1/reload",
@@ -642,10 +676,10 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": ReloadOut}, 400: {"model": Problems}, **_DOCS_401},
     )
     def reload(request: Request) -> Response:
-        refused = guard(request, "operator")
+        refused = http.guard(request, "operator")
         if refused is not None:
             return refused
-        who = keeper.who(request.headers.getlist("authorization"), "operator") or "?"
+        who = http.keeper.who(request.headers.getlist("authorization"), "operator") or "?"
         try:
             return _ok(service.reload(by=who))
         except ConfigError as exc:
@@ -655,7 +689,7 @@ def build_app(service: GateService) -> FastAPI:
 
     # -- emergency controls (an operator's token; journaled with who and why) ----------------
     def operator_of(request: Request) -> str:
-        return keeper.who(request.headers.getlist("authorization"), "operator") or "?"
+        return http.keeper.who(request.headers.getlist("authorization"), "operator") or "?"
 
     async def controlled(action: Callable[[], Any], status: int = 200) -> Response:
         try:
@@ -667,7 +701,7 @@ def build_app(service: GateService) -> FastAPI:
     async def control_body(
         request: Request, known: tuple[str, ...], empty_ok: bool = False
     ) -> tuple[dict[str, Any], Response | None]:
-        refused = guard(request, "operator", body=True)
+        refused = http.guard(request, "operator", body=True)
         if refused is not None:
             return {}, refused
         try:
@@ -708,12 +742,12 @@ def build_app(service: GateService) -> FastAPI:
 
     @app.get("/v1/halt", tags=["control"], summary="the operator halt", responses=_DOCS_401)
     def halt_status(request: Request) -> Response:
-        refused = guard(request, "reader")
+        refused = http.guard(request, "reader")
         return refused if refused is not None else _ok(service.controls.halt_status())
 
     @app.get("/v1/overrides", tags=["control"], summary="overrides: proposed, active, ended", responses=_DOCS_401)
     def overrides(request: Request) -> Response:
-        refused = guard(request, "reader")
+        refused = http.guard(request, "reader")
         return refused if refused is not None else _ok([asdict(r) for r in service.overrides()])
 
     @app.post(
@@ -746,7 +780,7 @@ def build_app(service: GateService) -> FastAPI:
         },
     )
     async def approve(override_id: str, request: Request) -> Response:
-        refused = guard(request, "operator")
+        refused = http.guard(request, "operator")
         if refused is not None:
             return refused
         return await controlled(lambda: service.approve_override(override_id, operator_of(request)))
@@ -758,13 +792,10 @@ def build_app(service: GateService) -> FastAPI:
         responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 409: {"model": Problem}, **_DOCS_401},
     )
     async def revoke(override_id: str, request: Request) -> Response:
-        refused = guard(request, "operator")
+        refused = http.guard(request, "operator")
         if refused is not None:
             return refused
         return await controlled(lambda: service.revoke_override(override_id, operator_of(request)))
-
-    _document_bodies(app)
-    return app
 
 
 def _document_bodies(app: FastAPI) -> None:

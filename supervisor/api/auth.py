@@ -20,7 +20,7 @@ import hmac
 from collections.abc import Sequence
 from typing import Literal
 
-from supervisor.api.service import GateService
+from supervisor.api.service import Basics
 
 __all__ = ["Gatekeeper", "Role", "is_json"]
 
@@ -38,7 +38,7 @@ def is_json(content_type: str | None) -> bool:
 
 
 class Gatekeeper:
-    def __init__(self, service: GateService) -> None:
+    def __init__(self, service: Basics) -> None:
         self._service = service
         self._window = -1
         self._journaled = 0

@@ -19,7 +19,7 @@ from typing import Any
 
 from supervisor.api.app import MAX_BODY_BYTES, evaluate_body, refusal
 from supervisor.api.auth import Gatekeeper
-from supervisor.api.service import GateService
+from supervisor.api.service import Decider
 
 __all__ = ["EvaluateFastPath"]
 
@@ -39,7 +39,7 @@ _RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/halt", "/v1
 
 
 class EvaluateFastPath:
-    def __init__(self, app: ASGIApp, service: GateService, keeper: Gatekeeper) -> None:
+    def __init__(self, app: ASGIApp, service: Decider, keeper: Gatekeeper) -> None:
         self.app = app
         self._service = service
         self._keeper = keeper

@@ -1,7 +1,12 @@
-"""What the HTTP API needs of the gate: the facade's surface, as a protocol.
+"""What the HTTP API needs of riskgate, as narrow protocols.
 
 The API sits below the facade (the facade starts it and hands itself in), so
-it names what it uses here instead of importing `RiskSupervisor`.
+it names what it uses here instead of importing `RiskSupervisor`; and each
+group of routes names only its part: the token check and events (`Basics`),
+deciding orders (`Decider`), reports from the execution side (`Reporter`),
+reading state, decisions and metrics (`Reader`), and steering it: halts,
+overrides, reloads (`Operator`). `GateService` is all of them, what the
+server is handed.
 """
 
 from __future__ import annotations
@@ -18,22 +23,26 @@ from supervisor.core.reasons import ReasonCode
 from supervisor.ops.controls import OperatorControls, OverrideRecord
 from supervisor.ops.metrics import MetricsRegistry
 
-__all__ = ["GateService"]
+__all__ = ["Basics", "Decider", "GateService", "Operator", "Reader", "Reporter"]
 
 
-class GateService(Protocol):
+class Basics(Protocol):
+    """The running config, the clock, and the journal for the API's own events."""
+
     @property
     def config(self) -> Config: ...
 
     journal: JournalQueue
-    metrics: MetricsRegistry
-
     clock: Clock
 
+
+class Decider(Basics, Protocol):
     async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult: ...
 
     def reject(self, order: Any, why: str, code: ReasonCode = ReasonCode.INVALID_ORDER) -> RiskGateResult: ...
 
+
+class Reporter(Basics, Protocol):
     def report_message(self, account: str) -> bool: ...
 
     def report_fill(self, fill: Fill, timeout: float = 5.0) -> AccountState | None: ...
@@ -44,13 +53,17 @@ class GateService(Protocol):
         self, snapshot: AccountSnapshot | Mapping[str, Any], timeout: float = 5.0
     ) -> AccountState | None: ...
 
+    def tracker_alive(self) -> bool: ...
+
+
+class Reader(Basics, Protocol):
+    metrics: MetricsRegistry
+
     def state(self, timeout: float = 1.0) -> dict[str, Any]: ...
 
     def decision_rates(self) -> dict[str, Any]: ...
 
     def readiness(self) -> list[str]: ...
-
-    def tracker_alive(self) -> bool: ...
 
     def decisions(
         self,
@@ -61,6 +74,10 @@ class GateService(Protocol):
         since_us: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]: ...
+
+
+class Operator(Basics, Protocol):
+    controls: OperatorControls
 
     def reload(self, path: str | Path | None = None, by: str = "api") -> dict[str, Any]: ...
 
@@ -76,5 +93,6 @@ class GateService(Protocol):
 
     def overrides(self) -> list[OverrideRecord]: ...
 
-    @property
-    def controls(self) -> OperatorControls: ...
+
+class GateService(Decider, Reporter, Reader, Operator, Protocol):
+    """Everything above: what the API server is handed (the facade)."""
