@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from supervisor.config import Config
@@ -23,9 +23,6 @@ from supervisor.core.values import plain_float, plain_str, shorten, slot_setters
 
 __all__ = ["MAX_NAME_LENGTH", "ORDER_FIELDS", "account_of", "config_symbol", "order_id_of", "validate_order"]
 
-ORDER_FIELDS = frozenset(OrderRequest.__dataclass_fields__)
-_REQUIRED = ("account", "exchange", "strategy_id", "symbol", "side", "quantity", "price")
-_NAMES = ("account", "exchange", "strategy_id", "symbol")
 #: Longest account, exchange, strategy, symbol or order id accepted.
 MAX_NAME_LENGTH = 128
 _ids = itertools.count(1)
@@ -80,224 +77,180 @@ def account_of(raw: Any) -> str | None:
     return _read(raw, "account")
 
 
-def _fields(raw: Any) -> dict[Any, Any] | str:
-    if isinstance(raw, OrderRequest):
-        return {name: getattr(raw, name) for name in ORDER_FIELDS}
-    if isinstance(raw, Mapping):
-        return dict(raw)
-    return f"order must be an OrderRequest or a mapping, got {type(raw).__name__}"
+_INF = math.inf
+_BIG = 1e300  # a plain int below this converts to a float exactly enough, and never overflows
 
 
-def _positive(fields: dict[Any, Any], key: str) -> float | str:
-    value = plain_float(fields[key])
-    if value is None or value <= 0:
-        return f"{key} must be a finite number > 0, got {shorten(fields[key])}"
+class _InvalidError(Exception):
+    """Why a field, or the whole order, is invalid (raised only for invalid input)."""
+
+
+# -- one reader per kind of field: the value as its plain type, or _InvalidError ---------------------
+def _name(value: object, key: str) -> str:
+    text = value if type(value) is str else plain_str(value)
+    if text and len(text) <= MAX_NAME_LENGTH and text.isprintable() and text == text.strip():
+        return text  # the common case, in one test
+    if not text:
+        raise _InvalidError(f"{key} must be a non-empty string, got {shorten(value)}")
+    if len(text) > MAX_NAME_LENGTH:
+        raise _InvalidError(f"{key} longer than {MAX_NAME_LENGTH} characters: {shorten(text, 30)}")
+    raise _InvalidError(f"{key} must be printable text without surrounding spaces, got {shorten(text, 30)}")
+
+
+def _ascii_name(value: object, key: str) -> str:
+    text = _name(value, key)
+    if not text.isascii():
+        # Strategy lists are matched by name: a look-alike letter must not slip past a blacklist.
+        raise _InvalidError(f"{key} must be ASCII, got {shorten(text, 30)}")
+    return text
+
+
+def _side(value: object, key: str) -> str:
+    if type(value) is str and (value == "buy" or value == "sell"):  # before comparing: only a plain str's == is ours
+        return value
+    text = plain_str(value)
+    side = text.lower() if text is not None else None
+    if side not in ("buy", "sell"):
+        raise _InvalidError(f"{key} must be buy or sell, got {shorten(value)}")
+    return side
+
+
+def _positive(value: object, key: str) -> float:
+    kind = type(value)
+    if kind is float and 0.0 < value < _INF:  # type: ignore[operator]
+        return value  # type: ignore[return-value]
+    if kind is int and 0 < value < _BIG:  # type: ignore[operator]
+        return float(value)  # type: ignore[arg-type]
+    number = plain_float(value)
+    if number is None or number <= 0:
+        raise _InvalidError(f"{key} must be a finite number > 0, got {shorten(value)}")
+    return number
+
+
+def _leverage(value: object, key: str) -> float:
+    number = plain_float(value)
+    if number is None or number < 1:
+        raise _InvalidError(f"{key} must be a finite number >= 1, got {shorten(value)}")
+    return number
+
+
+def _flag(value: object, key: str) -> bool:
+    if type(value) is not bool:
+        raise _InvalidError(f"{key} must be true or false, got {shorten(value)}")
     return value
 
 
-_new = object.__new__
-_FIELD_ORDER = (
-    "account", "exchange", "strategy_id", "symbol", "side", "quantity", "price", "leverage", "reduce_only",
-    "stop_price", "order_id", "reference_price",
-)  # fmt: skip
-(
-    _o_account, _o_exchange, _o_strategy, _o_symbol, _o_side, _o_quantity, _o_price, _o_leverage, _o_reduce,
-    _o_stop, _o_id, _o_reference,
-) = slot_setters(OrderRequest, *_FIELD_ORDER)  # fmt: skip
-_BIG = 1e300  # a plain int up to this converts to a float exactly enough, and never overflows
+def _order_id(value: object, key: str) -> str:
+    text = value if type(value) is str else plain_str(value)
+    if text and len(text) <= MAX_NAME_LENGTH and text.isprintable() and text == text.strip():
+        return text
+    raise _InvalidError(f"{key} must be printable text of 1 to {MAX_NAME_LENGTH} characters")
 
 
-def _name_ok(text: str) -> bool:
-    return 0 < len(text) <= MAX_NAME_LENGTH and text.isprintable() and text == text.strip()
+_REQUIRED_FIELD = object()  # a field's default when it must be given
+
+#: The order, field by field: its name, its reader, and its value when absent (or
+#: `_REQUIRED_FIELD`). The only description of an order's fields: `validate_order`
+#: reads every order through it, in this order (the first problem found is the one
+#: named), then checks the order as a whole (`_check_whole`).
+ORDER_TABLE: tuple[tuple[str, Callable[[object, str], Any], object], ...] = (
+    ("account", _name, _REQUIRED_FIELD),
+    ("exchange", _name, _REQUIRED_FIELD),
+    ("strategy_id", _ascii_name, _REQUIRED_FIELD),
+    ("symbol", _name, _REQUIRED_FIELD),
+    ("side", _side, _REQUIRED_FIELD),
+    ("quantity", _positive, _REQUIRED_FIELD),
+    ("price", _positive, _REQUIRED_FIELD),
+    ("leverage", _leverage, 1.0),
+    ("reduce_only", _flag, False),
+    ("stop_price", _positive, None),
+    ("order_id", _order_id, None),
+    ("reference_price", _positive, None),
+)
+_NAMES_IN_ORDER = tuple(name for name, _, _ in ORDER_TABLE)
+ORDER_FIELDS = frozenset(_NAMES_IN_ORDER)
+_REQUIRED = tuple(name for name, _, default in ORDER_TABLE if default is _REQUIRED_FIELD)
+# What the reader walks: each field with its reader, its default and its slot's setter.
+_PLAN = tuple(
+    (name, read, default, put)
+    for (name, read, default), put in zip(ORDER_TABLE, slot_setters(OrderRequest, *_NAMES_IN_ORDER), strict=True)
+)
+_SET_SYMBOL, _SET_ID = slot_setters(OrderRequest, "symbol", "order_id")
+_BUILD = OrderRequest.__new__
 
 
-def _number(value: object) -> float:
-    """A plain float or int that is finite and > 0, as a float; else 0.0 (not the fast path's)."""
-    kind = type(value)
-    if kind is float:
-        return value if 0.0 < value < math.inf else 0.0  # type: ignore[return-value,operator]
-    if kind is int:
-        return float(value) if 0 < value < _BIG else 0.0  # type: ignore[arg-type,operator]
-    return 0.0
-
-
-def _plain_order(raw: dict[Any, Any], config: Config) -> OrderRequest | None:
-    """The common case, quickly: a plain dict of plain values that is a valid order.
-    Anything else, including anything invalid, is None: the full reading decides,
-    and names the problem. Where this returns an order, the full reading returns
-    the same one (tests/supervisor/core/test_orders_fast.py)."""
-    if len(raw) > len(_FIELD_ORDER):
-        return None
-    for key in raw:  # each key's exact type before it is compared: no key's own __eq__ ever runs
+def _fields(raw: Any) -> Mapping[str, Any]:
+    """The order's fields, each read once from here on. Keys must be plain `str`s
+    of known fields: no key's own `__eq__` or `__hash__` is ever asked."""
+    if type(raw) is dict:
+        fields: Mapping[Any, Any] = raw  # a plain dict's get() runs no caller code
+    elif isinstance(raw, OrderRequest):
+        return {name: getattr(raw, name) for name in _NAMES_IN_ORDER}
+    elif isinstance(raw, Mapping):
+        fields = dict(raw)  # one copy: a mapping that changes between reads is judged on this one
+    else:
+        raise _InvalidError(f"order must be an OrderRequest or a mapping, got {type(raw).__name__}")
+    for key in fields:
         if type(key) is not str or key not in ORDER_FIELDS:
-            return None
-    get = raw.get
-    account, exchange, strategy, symbol, side = (
-        get("account"), get("exchange"), get("strategy_id"), get("symbol"), get("side"),
-    )  # fmt: skip
-    if not (
-        type(account) is str
-        and type(exchange) is str
-        and type(strategy) is str
-        and type(symbol) is str
-        and type(side) is str  # before comparing: only a plain str's == is ours
-        and (side == "buy" or side == "sell")
-    ):
-        return None
-    if not (_name_ok(account) and _name_ok(exchange) and _name_ok(strategy) and _name_ok(symbol)):
-        return None
-    if not strategy.isascii():
-        return None
-    quantity, price = _number(get("quantity")), _number(get("price"))
-    if not (quantity and price):
-        return None
-    raw_leverage = get("leverage")
-    leverage = 1.0 if raw_leverage is None else _number(raw_leverage)
-    if leverage < 1.0:
-        return None
-    reduce_only = get("reduce_only")
-    if reduce_only is None:
-        reduce_only = False
-    elif type(reduce_only) is not bool:
-        return None
-    stop = get("stop_price")
-    stop_price = None
-    if stop is not None:
-        stop_price = _number(stop)
-        if not stop_price or ((stop_price >= price) if side == "buy" else (stop_price <= price)):
-            return None
-    order_id = get("order_id")
-    if order_id is not None and not (type(order_id) is str and _name_ok(order_id)):
-        return None
-    ref = get("reference_price")
-    reference = None
-    if ref is not None:
-        reference = _number(ref)
-        if not reference:
-            return None
-    sym = config.symbols.get(symbol)
-    if sym is None:
-        return None
-    notional = quantity * price
-    if notional > config.accounts.max_plausible_usd or quantity < sym.min_qty or notional < sym.min_notional:
-        return None
-    o: OrderRequest = _new(OrderRequest)
-    _o_account(o, account)
-    _o_exchange(o, exchange)
-    _o_strategy(o, strategy)
-    _o_symbol(o, symbol)
-    _o_side(o, side)
-    _o_quantity(o, quantity)
-    _o_price(o, price)
-    _o_leverage(o, leverage)
-    _o_reduce(o, reduce_only)
-    _o_stop(o, stop_price)
-    _o_id(o, order_id or _new_order_id())
-    _o_reference(o, reference)
-    return o
+            unknown = [k for k in fields if type(k) is not str or k not in ORDER_FIELDS]
+            shown = ", ".join(shorten(k, 30) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise _InvalidError(f"unknown field(s): {shown}")
+    return fields
 
 
 def validate_order(raw: Any, config: Config) -> OrderRequest | str:
-    """Return a normalised `OrderRequest`, or the text of why it is invalid."""
-    if type(raw) is dict:
-        try:
-            fast = _plain_order(raw, config)
-        except Exception:  # noqa: BLE001 - never here, but a crash is not an answer: the full reading decides
-            fast = None
-        if fast is not None:
-            return fast
-    return _read_order(raw, config)
-
-
-def _read_order(raw: Any, config: Config) -> OrderRequest | str:
-    """The full reading of anything given as an order (`validate_order`)."""
+    """A normalised `OrderRequest`, or the text of why `raw` is not a valid order.
+    Never raises."""
     try:
-        fields = _fields(raw)
-        if isinstance(fields, str):
-            return fields
-        unknown = [k for k in fields if k not in ORDER_FIELDS]
-        if unknown:
-            shown = ", ".join(shorten(k, 30) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            return f"unknown field(s): {shown}"
-        missing = [k for k in _REQUIRED if fields.get(k) is None]
-        if missing:
-            return f"missing field(s): {', '.join(missing)}"
-        names: dict[str, str] = {}
-        for key in _NAMES:
-            text = plain_str(fields[key])
-            if not text:
-                return f"{key} must be a non-empty string, got {shorten(fields[key])}"
-            if len(text) > MAX_NAME_LENGTH:
-                return f"{key} longer than {MAX_NAME_LENGTH} characters: {shorten(text, 30)}"
-            if not _clean(text):
-                return f"{key} must be printable text without surrounding spaces, got {shorten(text, 30)}"
-            names[key] = text
-        if not names["strategy_id"].isascii():
-            # Strategy lists are matched by name: a look-alike letter must not slip past a blacklist.
-            return f"strategy_id must be ASCII, got {shorten(names['strategy_id'], 30)}"
-        side = plain_str(fields["side"])
-        side = side.lower() if side is not None else None
-        if side not in ("buy", "sell"):
-            return f"side must be buy or sell, got {shorten(fields['side'])}"
-        quantity = _positive(fields, "quantity")
-        if isinstance(quantity, str):
-            return quantity
-        price = _positive(fields, "price")
-        if isinstance(price, str):
-            return price
-        raw_leverage = fields.get("leverage")
-        leverage = 1.0 if raw_leverage is None else plain_float(raw_leverage)
-        if leverage is None or leverage < 1:
-            return f"leverage must be a finite number >= 1, got {shorten(raw_leverage)}"
-        reduce_only = fields.get("reduce_only")
-        if reduce_only is None:
-            reduce_only = False
-        if type(reduce_only) is not bool:
-            return f"reduce_only must be true or false, got {shorten(reduce_only)}"
-        stop_price = fields.get("stop_price")
-        if stop_price is not None:
-            stop_price = _positive(fields, "stop_price")
-            if isinstance(stop_price, str):
-                return stop_price
-            if (stop_price >= price) if side == "buy" else (stop_price <= price):
-                where = "below" if side == "buy" else "above"
-                return f"stop_price {stop_price} must be {where} price {price} for a {side}: the risk is measured to it"
-        order_id = fields.get("order_id")
-        if order_id is not None:
-            order_id = plain_str(order_id)
-            if not order_id or len(order_id) > MAX_NAME_LENGTH or not _clean(order_id):
-                return f"order_id must be printable text of 1 to {MAX_NAME_LENGTH} characters"
-        reference = fields.get("reference_price")
-        if reference is not None:
-            reference = _positive(fields, "reference_price")
-            if isinstance(reference, str):
-                return reference
-        symbol = config.symbols.get(names["symbol"])
-        if symbol is None:
-            names["symbol"] = config_symbol(names["symbol"])  # "BTC/USDT", "BTC/USDT:USDT"
-            symbol = config.symbols.get(names["symbol"])
-        if symbol is None:
-            return f"symbol {shorten(fields['symbol'], 30)} is not configured (no lot size known)"
-        notional = quantity * price
-        if notional > config.accounts.max_plausible_usd:
-            return f"notional {notional:.6g} above max_plausible_usd {config.accounts.max_plausible_usd:.6g}"
-        if quantity < symbol.min_qty:
-            return f"quantity {quantity} below the symbol's min_qty {symbol.min_qty}"
-        if notional < symbol.min_notional:
-            return f"notional {notional:.8g} below the symbol's min_notional {symbol.min_notional}"
-        return OrderRequest(
-            account=names["account"],
-            exchange=names["exchange"],
-            strategy_id=names["strategy_id"],
-            symbol=names["symbol"],
-            side=side,
-            quantity=quantity,
-            price=price,
-            leverage=leverage,
-            reduce_only=reduce_only,
-            stop_price=stop_price,
-            order_id=order_id or _new_order_id(),
-            reference_price=reference,
-        )
+        return _read_order(raw, config)
+    except _InvalidError as why:
+        return str(why)
     except Exception as exc:  # noqa: BLE001 - malformed input is an answer, not a crash
         return f"order could not be read: {type(exc).__name__}"
+
+
+def _read_order(raw: Any, config: Config) -> OrderRequest:
+    fields = _fields(raw)
+    get = fields.get
+    order: OrderRequest = _BUILD(OrderRequest)
+    try:
+        for name, read, default, put in _PLAN:
+            value = get(name)  # each field read once
+            if value is None:
+                if default is _REQUIRED_FIELD:
+                    raise _InvalidError(name)
+                put(order, default)
+            else:
+                put(order, read(value, name))
+    except _InvalidError:
+        missing = [k for k in _REQUIRED if get(k) is None]
+        if missing:  # named before any other problem
+            raise _InvalidError(f"missing field(s): {', '.join(missing)}") from None
+        raise
+    _check_whole(order, config, get("symbol"))
+    return order
+
+
+def _check_whole(order: OrderRequest, config: Config, given_symbol: object) -> None:
+    """The rules across fields: the stop on the right side of the price, the symbol
+    configured (an exchange-unified one made riskgate's), the notional within
+    bounds; a fresh order id when none was given."""
+    side, quantity, price, stop = order.side, order.quantity, order.price, order.stop_price
+    if stop is not None and ((stop >= price) if side == "buy" else (stop <= price)):
+        where = "below" if side == "buy" else "above"
+        raise _InvalidError(f"stop_price {stop} must be {where} price {price} for a {side}: the risk is measured to it")
+    symbol = config.symbols.get(order.symbol)
+    if symbol is None:
+        _SET_SYMBOL(order, config_symbol(order.symbol))  # "BTC/USDT", "BTC/USDT:USDT"
+        symbol = config.symbols.get(order.symbol)
+    if symbol is None:
+        raise _InvalidError(f"symbol {shorten(given_symbol, 30)} is not configured (no lot size known)")
+    notional = quantity * price
+    if notional > config.accounts.max_plausible_usd:
+        raise _InvalidError(f"notional {notional:.6g} above max_plausible_usd {config.accounts.max_plausible_usd:.6g}")
+    if quantity < symbol.min_qty:
+        raise _InvalidError(f"quantity {quantity} below the symbol's min_qty {symbol.min_qty}")
+    if notional < symbol.min_notional:
+        raise _InvalidError(f"notional {notional:.8g} below the symbol's min_notional {symbol.min_notional}")
+    if order.order_id is None:
+        _SET_ID(order, _new_order_id())

@@ -1,17 +1,21 @@
-"""validate_order's quick reading of a plain dict agrees with the full reading: where
-it accepts an order, the full reading makes the same one; everything else it leaves
-to the full reading (which names the problem)."""
+"""One table describes an order's fields (supervisor.core.orders.ORDER_TABLE) and one
+reader reads every order through it. It agrees with the two readers it replaced (the
+full one kept as an oracle in order_oracle.py): the same order where one is valid,
+a refusal where not, with the same reason wherever the order has one fault."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
+from types import MappingProxyType
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor.core.orders import _plain_order, _read_order, validate_order
+from supervisor.core.messages import OrderRequest
+from supervisor.core.orders import ORDER_FIELDS, ORDER_TABLE, validate_order
 from tests.helpers import make_config, order
+from tests.supervisor.core.order_oracle import read_order
 
 CFG = make_config()
 
@@ -56,31 +60,52 @@ def orders(draw):
     return o
 
 
-def _same(a, b, had_id: bool):
+def _same(a, b, had_id: bool, exact_reason: bool = True):
     if isinstance(a, str) or isinstance(b, str):
-        return a == b
+        return a == b if exact_reason else isinstance(a, str) and isinstance(b, str)
     return a == b if had_id else replace(a, order_id=None) == replace(b, order_id=None)
+
+
+def _one_fault_reason(reason: object) -> bool:
+    """Reasons the old reader gave before reading any field (so never a second fault's)."""
+    return isinstance(reason, str) and reason.startswith(("missing field", "unknown field", "order must be"))
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(orders())
-def test_the_quick_reading_agrees_with_the_full_one(raw):
-    fast, full = validate_order(dict(raw), CFG), _read_order(dict(raw), CFG)
-    assert _same(fast, full, raw.get("order_id") is not None), (raw, fast, full)
+def test_the_table_reader_agrees_with_the_old_full_reader(raw):
+    new, old = validate_order(dict(raw), CFG), read_order(dict(raw), CFG)
+    # With several faults the first in table order is named; the old reader checked the
+    # stop against the price before reading the order id and the reference.
+    assert _same(new, old, raw.get("order_id") is not None, exact_reason=_one_fault_reason(old)), (raw, new, old)
 
 
-def test_the_quick_reading_takes_the_common_orders_and_leaves_the_rest():
-    assert _plain_order(order(), CFG) is not None
-    assert _plain_order(order(price=100, quantity=1), CFG) is not None  # JSON integers
-    for odd in (
-        {"side": "BUY"},  # the full reading lower-cases it
-        {"symbol": "SOL/USDT"},  # the full reading unifies it
-        {"quantity": math.nan},
-        {"leverage": True},
-        {"reduce_only": 1},
-    ):
-        assert _plain_order(order(**odd), CFG) is None, odd
+@settings(max_examples=300, deadline=None)
+@given(orders())
+def test_a_dict_a_read_only_mapping_and_an_order_are_read_alike(raw):
+    as_dict = validate_order(dict(raw), CFG)
+    assert _same(validate_order(MappingProxyType(dict(raw)), CFG), as_dict, raw.get("order_id") is not None)
+    if isinstance(as_dict, OrderRequest):
+        assert validate_order(as_dict, CFG) == as_dict
+
+
+def test_the_table_names_every_field_of_an_order_once_with_its_default():
+    names = [name for name, _, _ in ORDER_TABLE]
+    assert sorted(names) == sorted(OrderRequest.__dataclass_fields__) and len(set(names)) == len(names)
+    assert frozenset(names) == ORDER_FIELDS
+    for name, _, default in ORDER_TABLE:
+        field = OrderRequest.__dataclass_fields__[name]
+        if field.default is not field.default_factory:  # has a default: the table's is the message's
+            assert default == field.default, name
+
+
+def test_common_orders_are_read_and_odd_ones_normalised():
+    assert isinstance(validate_order(order(), CFG), OrderRequest)
+    assert validate_order(order(price=100, quantity=1), CFG).price == 100.0  # type: ignore[union-attr] - JSON integers
     assert validate_order(order(side="BUY"), CFG).side == "buy"  # type: ignore[union-attr]
+    assert validate_order(order(symbol="SOL/USDT"), CFG).symbol == "SOLUSDT"  # type: ignore[union-attr]
+    for odd in ({"quantity": math.nan}, {"leverage": True}, {"reduce_only": 1}):
+        assert isinstance(validate_order(order(**odd), CFG), str), odd
 
 
 # Each next to a limit of the full reading: the quick one must agree on every one.
@@ -121,15 +146,15 @@ EDGES = [
 ]
 
 
-def test_the_quick_reading_agrees_at_every_edge():
+def test_the_table_reader_agrees_at_every_edge_to_the_reason():
     for edge in EDGES:
         raw = order(**edge)
-        fast, full = validate_order(dict(raw), CFG), _read_order(dict(raw), CFG)
-        assert _same(fast, full, raw.get("order_id") is not None), (edge, fast, full)
+        new, old = validate_order(dict(raw), CFG), read_order(dict(raw), CFG)
+        assert _same(new, old, raw.get("order_id") is not None), (edge, new, old)
 
 
-def test_a_key_of_a_str_subclass_is_left_to_the_full_reading():
-    """A key whose __eq__ changes its answer must not be read as "price" by one reading only."""
+def test_a_key_of_a_str_subclass_is_an_unknown_field_and_never_asked():
+    """A key whose __eq__ changes its answer must not be read as "price" at all."""
 
     class Key(str):
         calls = 0
@@ -144,6 +169,6 @@ def test_a_key_of_a_str_subclass_is_left_to_the_full_reading():
     raw = order()
     del raw["price"]
     raw[Key("price")] = 100.0
-    assert _plain_order(raw, CFG) is None
+    reason = validate_order(raw, CFG)
+    assert isinstance(reason, str) and reason.startswith("unknown field(s)")
     assert Key.calls == 0  # not even asked
-    assert isinstance(validate_order(raw, CFG), str)
