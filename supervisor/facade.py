@@ -13,6 +13,7 @@ import atexit
 import dataclasses
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 __all__ = ["RiskSupervisor"]
 
 log = get_logger("riskgate.supervisor")
-_real_monotonic = SystemClock().monotonic  # waits (readiness, the gate's answer) are real time, whatever the clock
+_real_monotonic = time.monotonic  # waits (readiness, the gate's answer) are real time, whatever the clock
 
 _SLICE_S = 0.05
 MAX_EVALUATE_TIMEOUT_S = 60.0
@@ -101,6 +102,7 @@ class RiskSupervisor:
         """`poll_upstreams=False` starts only the gate and the account tracker:
         every state then comes through the `report_*` methods. `api=True`
         serves the HTTP API at `[api] host:port` from `start()` (see `serve_api`)."""
+        self.config = config  # the running configuration (a reload swaps it)
         self.clock: Clock = clock or SystemClock()
         # Every part, built in dependency order (supervisor.system); this is the handle on it.
         self._system = System(config, self.clock, http_transport, poll_upstreams, self, api)
@@ -111,12 +113,8 @@ class RiskSupervisor:
         self.controls = self._system.controls
         self.alerting = self._system.alerting
         self.ess_board = self._runtime.board
+        self._reload_lock = threading.Lock()
         self._commit = config.journal.durability == "commit"  # approvals answered once their record is committed
-
-    @property
-    def config(self) -> Config:
-        """The running configuration (a reload swaps it)."""
-        return self._system.config
 
     @property
     def _gate(self) -> pykka.ActorRef[GateActor] | None:
@@ -251,7 +249,9 @@ class RiskSupervisor:
         validate it, and swap it in: the gate takes it between two evaluations.
         `ConfigError` lists every problem, including restart-only keys that
         changed; then nothing changes."""
-        new, changed = self._system.reload(path, by)
+        with self._reload_lock:  # the facade's config swapped in the order the reloads were
+            new, changed = self._system.reload(path, by)
+            self.config = new
         return {"sha256": new.digest, "origin": new.origin, "changed": changed}
 
     def serve_api(self, host: str | None = None, port: int | None = None) -> ApiServer:
@@ -324,9 +324,6 @@ class RiskSupervisor:
         wait = self._wait_of(timeout)
         if wait is None:
             return self._bad_timeout(order, timeout)
-        gate = self._gate
-        if gate is None:
-            return self._unavailable(order, "not started")
         try:
             started = _real_monotonic()  # real time, as the waits below
             request = self._request(order, None, wait)
@@ -335,6 +332,9 @@ class RiskSupervisor:
                 if here is BUSY:
                     return self._unavailable(order, f"no answer within {wait}s")
                 return self._committed(cast("RiskGateResult", here), order, started + wait)
+            gate = self._gate  # the gate is closed: its actor, if one runs, takes the order
+            if gate is None:
+                return self._unavailable(order, "not started")
             left = wait - (_real_monotonic() - started)
             if left <= 0:
                 return self._unavailable(order, f"no answer within {wait}s")
@@ -404,9 +404,6 @@ class RiskSupervisor:
         wait = self._wait_of(timeout)
         if wait is None:
             return self._bad_timeout(order, timeout)
-        gate = self._gate
-        if gate is None:
-            return self._unavailable(order, "not started")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[RiskGateResult] = loop.create_future()
 
@@ -425,6 +422,9 @@ class RiskSupervisor:
             here = self._runtime.gate.decide(request, None)
             if here is not None:
                 return await self._committed_async(cast("RiskGateResult", here), order, started + wait)
+            gate = self._gate
+            if gate is None:
+                return self._unavailable(order, "not started")
             gate.tell(dataclasses.replace(request, reply=reply))
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")

@@ -29,9 +29,7 @@ __all__ = ["Basics", "Decider", "GateService", "Operator", "Reader", "Reporter"]
 class Basics(Protocol):
     """The running config, the clock, and the journal for the API's own events."""
 
-    @property
-    def config(self) -> Config: ...
-
+    config: Config
     journal: JournalQueue
     clock: Clock
 
