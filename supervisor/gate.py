@@ -100,6 +100,13 @@ class GateView:
     config_digest: str
 
 
+class Posted(NamedTuple):
+    """State or a report posted to the gate, and when it was sent (monotonic)."""
+
+    message: object
+    received: float
+
+
 class _Answered(NamedTuple):
     """A GATE_UNAVAILABLE answered without the lock: counted by the next holder."""
 
@@ -119,7 +126,7 @@ class Gate:
     ) -> None:
         # Re-entrant, so nothing on a holder's own thread can deadlock it.
         self.lock = threading.RLock()
-        self._pending: deque[tuple[object, float]] = deque()  # posted, not yet applied (see the docstring)
+        self._pending: deque[Posted] = deque()  # posted, not yet applied (see the docstring)
         self._dropped = 0  # posts refused since the last apply (the pending queue was full)
         self._open = False
         self._owner: str | None = None
@@ -190,7 +197,7 @@ class Gate:
             if self._dropped == 1:
                 log.error("gate_state_dropped", pending=len(pending), message_type=type(message).__name__)
             return
-        pending.append((message, self._clock.monotonic() if received is None else received))
+        pending.append(Posted(message, self._clock.monotonic() if received is None else received))
         if self.lock.acquire(blocking=False):
             try:
                 self._apply_pending()

@@ -287,8 +287,8 @@ class System:
         out["readiness"] = {"ready": not missing, "missing": missing}
         current = self.runtime.board.current
         out["ess"] = {
-            "active": current[0].active if current else None,
-            "age_s": self.clock.monotonic() - current[1] if current else None,
+            "active": current.state.active if current else None,
+            "age_s": self.clock.monotonic() - current.received if current else None,
         }
         return out
 

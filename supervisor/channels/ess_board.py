@@ -1,10 +1,8 @@
 """The ESS board: the latest ESS state, readable by the gate without a message.
 
-Evaluations wait in the gate's mailbox in arrival order. A halt sent as just
-another message would be read only after every evaluation queued before it.
-So ESS readings are published here first and then told to the gate; the gate
-reads the board at the start of every evaluation, so a halt reaches orders
-already waiting in its queue.
+ESS readings are published here first and then posted to the gate; the gate
+reads the board at the start of every decision, so a halt reaches every order
+decided after it was published, whatever else is still waiting to be applied.
 
 The board keeps each source's latest reading (the watcher's HTTP endpoint and
 kill-switch file, a host's pushed status, ...) and combines them: any source
@@ -17,10 +15,18 @@ source has reported, the board holds no state and orders block as stale.
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 from supervisor.core.messages import EssSourceStatus, EssState
 
-__all__ = ["EssBoard"]
+__all__ = ["EssBoard", "EssReading"]
+
+
+class EssReading(NamedTuple):
+    """The combined ESS state and when it was read (monotonic: its oldest source's)."""
+
+    state: EssState
+    received: float
 
 
 class EssBoard:
@@ -30,7 +36,7 @@ class EssBoard:
         self._auxiliary = auxiliary
         self._lock = threading.Lock()
         self._sources: dict[str, tuple[EssSourceStatus, float]] = {}
-        self._current: tuple[EssState, float] | None = None
+        self._current: EssReading | None = None
         self._active_since: float | None = None
 
     def publish(self, state: EssState, received: float) -> EssState:
@@ -44,7 +50,7 @@ class EssBoard:
             oldest = min(at for _, at in self._sources.values())
             if all(name in self._auxiliary for name in self._sources):
                 return combined  # not ESS yet: nothing on the board
-            self._current = (combined, oldest)  # one reference swap: the gate reads it without the lock
+            self._current = EssReading(combined, oldest)  # one reference swap: the gate reads it without the lock
             if not combined.active:
                 self._active_since = None
             elif self._active_since is None:
@@ -52,7 +58,7 @@ class EssBoard:
         return combined
 
     @property
-    def current(self) -> tuple[EssState, float] | None:
+    def current(self) -> EssReading | None:
         return self._current
 
     @property

@@ -11,12 +11,12 @@ the gate.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from supervisor.clock import Clock
 from supervisor.core.messages import AccountState, EssState, Override, RiskSignal
 
-__all__ = ["GateLink", "StateSink"]
+__all__ = ["GateLink", "Latest", "StateSink"]
 
 
 class StateSink(Protocol):
@@ -25,8 +25,15 @@ class StateSink(Protocol):
     def post(self, message: object, received: float) -> None: ...
 
 
-def _older(message: object, previous: tuple[object, float] | None) -> bool:
-    held = previous[0] if previous is not None else None
+class Latest(NamedTuple):
+    """The latest state of a kind and when it was sent (monotonic)."""
+
+    message: object
+    sent: float
+
+
+def _older(message: object, previous: Latest | None) -> bool:
+    held = previous.message if previous is not None else None
     return isinstance(message, RiskSignal) and isinstance(held, RiskSignal) and message.timestamp < held.timestamp
 
 
@@ -47,7 +54,7 @@ class GateLink:
         self._clock = clock
         self._lock = threading.Lock()
         self._gate = gate
-        self._latest: dict[tuple[str, str], tuple[object, float]] = {}
+        self._latest: dict[tuple[str, str], Latest] = {}
 
     def tell(self, message: object) -> bool:
         """Post to the gate (never waits); remember it if it is state."""
@@ -60,13 +67,13 @@ class GateLink:
             previous = self._latest.get(key)
             # An account state from a fill keeps the age of the snapshot it came from.
             if isinstance(message, AccountState) and not message.refreshed and previous is not None:
-                sent = previous[1]
+                sent = previous.sent
             if not _older(message, previous):  # a lagging signal is not the latest
-                self._latest[key] = (message, sent)
+                self._latest[key] = Latest(message, sent)
             self._gate.post(message, sent)
         return True
 
-    def latest(self, kind: str, name: str = "") -> tuple[object, float] | None:
+    def latest(self, kind: str, name: str = "") -> Latest | None:
         """The latest state of a kind and when it was sent (monotonic), or None."""
         with self._lock:
             return self._latest.get((kind, name))
@@ -77,7 +84,7 @@ class GateLink:
             entry = self._latest.get((kind, name))
         if entry is None:
             return None
-        return (self._clock.monotonic() if now is None else now) - entry[1]
+        return (self._clock.monotonic() if now is None else now) - entry.sent
 
     def account_ages(self) -> dict[str, float]:
         now = self._clock.monotonic()

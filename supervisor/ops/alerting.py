@@ -47,7 +47,7 @@ def observe(runtime: Runtime, clock: Clock, view: GateView | None) -> Observatio
     current = runtime.board.current
     sources = [
         SourceReading("risk_v3", runtime.link.age("risk_v3", now=now), cfg.risk_v3.max_age_s),
-        SourceReading("ess", None if current is None else now - current[1], cfg.ess.max_age_s),
+        SourceReading("ess", None if current is None else now - current.received, cfg.ess.max_age_s),
     ]
     sources += [
         SourceReading(f"account:{name}", runtime.link.age("account", name, now=now), cfg.accounts.max_age_s)
@@ -76,7 +76,7 @@ def observe(runtime: Runtime, clock: Clock, view: GateView | None) -> Observatio
             )
     journal = runtime.journal
     counters = runtime.counters
-    ess = current[0] if current is not None else None
+    ess = current.state if current is not None else None
     return Observation(
         unusable=_unusable(runtime, sources, clock),
         monotonic=now,

@@ -126,7 +126,7 @@ class StateReader:
         errors = dict(rt.journal.source_errors)
         risk_age = rt.link.age("risk_v3", now=now)
         current = rt.board.current
-        ess_age = None if current is None else now - current[1]
+        ess_age = None if current is None else now - current.received
         ess_errors = {s: e for s, e in errors.items() if s.startswith("ess")}
 
         def last_error(found: tuple[datetime, str, str] | None) -> dict[str, str] | None:
@@ -164,7 +164,7 @@ class StateReader:
 
     def ess_active(self) -> bool | None:
         current = self._runtime.board.current
-        return None if current is None else current[0].active
+        return None if current is None else current.state.active
 
     def actor_rows(self) -> list[dict[str, Any]]:
         return self._runtime.supervisor.rows()
@@ -213,13 +213,13 @@ class StateReader:
         rt = self._runtime
         if received is None:
             latest = rt.link.latest("risk_v3")
-            signal = latest[0] if latest is not None and isinstance(latest[0], RiskSignal) else None
-            received = latest[1] if latest is not None else 0.0
+            signal = latest.message if latest is not None and isinstance(latest.message, RiskSignal) else None
+            received = latest.sent if latest is not None else 0.0
         current = rt.board.current
         return market_blockers(
             journal_blocking=rt.journal.blocking,
-            ess=current[0] if current is not None else None,
-            ess_received=current[1] if current is not None else 0.0,
+            ess=current.state if current is not None else None,
+            ess_received=current.received if current is not None else 0.0,
             signal=signal,
             signal_received=received,
             config=self.config,
@@ -270,7 +270,7 @@ class StateReader:
             overall_risk_score=signal.overall_risk_score if signal else None,
         )
         current = rt.board.current
-        ess = current[0] if current else None
+        ess = current.state if current else None
         since = rt.board.active_since
         wall = self._clock.now()
         sources["ess"].update(

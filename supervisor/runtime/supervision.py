@@ -13,7 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pykka
 
@@ -51,6 +51,13 @@ class ActorSpec:
     state_age: Callable[[], Any] | None = None
 
 
+class _PendingPoll(NamedTuple):
+    """The poll an actor has not answered yet (at most one waits in its mailbox)."""
+
+    ref: pykka.ActorRef[Any]
+    answer: pykka.Future[Any]
+
+
 @dataclass(slots=True)
 class _Slot:
     spec: ActorSpec
@@ -62,7 +69,7 @@ class _Slot:
     next_attempt: float = 0.0
     dead: bool = False
     timers: list[Timer] = field(default_factory=list)
-    poll_pending: tuple[pykka.ActorRef[Any], pykka.Future[Any]] | None = None
+    poll_pending: _PendingPoll | None = None
     polls_skipped: int = 0
 
 
@@ -131,14 +138,14 @@ class ActorSupervisor:
             # slow, ticks are skipped rather than queued (a queue of polls would
             # delay pings and a stop by one fetch deadline each).
             pending = slot.poll_pending
-            if pending is not None and pending[0] is ref and not _done(pending[1]):
+            if pending is not None and pending.ref is ref and not _done(pending.answer):
                 slot.polls_skipped += 1
                 return
             make = slot.spec.poll
             if make is None:
                 return
             with contextlib.suppress(pykka.ActorDeadError):  # dead: the next check restarts it
-                slot.poll_pending = (ref, ref.ask(make(), block=False))
+                slot.poll_pending = _PendingPoll(ref, ref.ask(make(), block=False))
 
         return tick
 

@@ -128,7 +128,7 @@ class Runtime:
     # -- health -----------------------------------------------------------------------
     def _ess_age(self) -> float | None:
         current = self.board.current
-        return None if current is None else round(self.clock.monotonic() - current[1], 3)
+        return None if current is None else round(self.clock.monotonic() - current.received, 3)
 
     def _oldest_account_age(self) -> float | None:
         ages = self.link.account_ages()
