@@ -176,6 +176,7 @@ __all__ = [
     "config_dict",
     "decide",
     "ess",
+    "feed",
     "fresh_state",
     "make_config",
     "order",
@@ -216,3 +217,13 @@ class HoldableGateActor(GateActor):
         with self._gate.lock if hold.lock else contextlib.nullcontext():
             hold.held.set()
             hold.release.wait(hold.timeout_s)
+
+
+def feed(sup: Any, equity: float = 10_000.0) -> None:
+    """Every source fresh: ESS clear, Risk v3 INFO, a snapshot of `equity` for each configured account."""
+    from supervisor.core.messages import AccountSnapshot
+
+    sup.report_ess_active(False)
+    sup.report_risk_signal(signal("INFO", sup.clock.now()))
+    for name in sup.config.accounts.accounts:
+        sup.report_account_snapshot(AccountSnapshot(name, equity))

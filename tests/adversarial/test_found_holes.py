@@ -18,16 +18,9 @@ from supervisor import AccountSnapshot, Fill, OrderOutcome, Position, RiskSuperv
 from supervisor.core.gate_state import GateState
 from supervisor.core.reasons import ReasonCode as RC
 from tests.adversarial.hostile import LyingFloat, LyingStr, RaisingBool
-from tests.helpers import GateHold, account_state, make_config, order, signal
+from tests.helpers import GateHold, account_state, feed, make_config, order, signal
 
 RICH = 10_000_000.0
-
-
-def feed(sup: RiskSupervisor, equity: float = 10_000.0) -> None:
-    sup.report_ess_active(False)
-    sup.report_risk_signal(signal("INFO", sup.clock.now()))
-    for name in sup.config.accounts.accounts:
-        sup.report_account_snapshot(AccountSnapshot(name, equity))
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from supervisor import RiskSupervisor
 from supervisor.config import ConfigError
 from supervisor.core.reasons import ReasonCode as RC
 from tests.adversarial.conftest import journal_events
-from tests.helpers import config_dict, make_config, order
-from tests.supervisor.api.conftest import DESK, feed, operators
+from tests.helpers import config_dict, feed, make_config, order
+from tests.supervisor.api.conftest import DESK, operators
 
 BOLD_DESK = "bold-desk-token-0123456789abcdef"
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from supervisor import RiskSupervisor
-from tests.helpers import make_config, order
-from tests.supervisor.api.conftest import ALICE, DESK, clients, feed, operators
+from tests.helpers import feed, make_config, order
+from tests.supervisor.api.conftest import ALICE, DESK, clients, operators
 
 LIMIT = 8
 

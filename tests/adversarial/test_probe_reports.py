@@ -17,8 +17,7 @@ from supervisor import Fill, OrderOutcome
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.reasons import ReasonCode as RC
 from tests.adversarial.conftest import journal_events
-from tests.helpers import order
-from tests.supervisor.api.conftest import feed
+from tests.helpers import feed, order
 
 RICH = 10_000_000.0
 

@@ -11,8 +11,7 @@ import threading
 
 from supervisor import RiskSupervisor
 from supervisor.ops.controls import OperatorControls
-from tests.helpers import make_config, order
-from tests.supervisor.api.conftest import feed
+from tests.helpers import feed, make_config, order
 
 
 def test_no_order_is_allowed_while_the_persisted_halt_is_still_being_read(clock, monkeypatch):

@@ -20,16 +20,9 @@ from supervisor.core.messages import EvaluateOrder, RejectOrder, RiskGateResult
 from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.gate import BUSY, Gate
-from tests.helpers import GateCrash, GateHold, HoldableGateActor, make_config, order, signal
+from tests.helpers import GateCrash, GateHold, HoldableGateActor, feed, make_config, order, signal
 
 CONFIG = {"gate": {"max_orders_per_s": 10**6, "max_repeats": 10**6}}
-
-
-def feed(sup: RiskSupervisor, equity: float = 10_000.0) -> None:
-    sup.report_ess_active(False)
-    sup.report_risk_signal(signal("INFO", sup.clock.now()))
-    for name in sup.config.accounts.accounts:
-        sup.report_account_snapshot(AccountSnapshot(name, equity))
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import hashlib
 import httpx
 import pytest
 
-from supervisor import AccountSnapshot, RiskSupervisor
-from tests.helpers import make_config, signal
+from supervisor import RiskSupervisor
+from tests.helpers import make_config
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdef01"
@@ -25,13 +25,6 @@ def operators() -> dict:
 
 def clients() -> dict:
     return _hashed(desk=DESK)
-
-
-def feed(sup: RiskSupervisor, equity: float = 10_000.0) -> None:
-    sup.report_ess_active(False)
-    sup.report_risk_signal(signal("INFO", sup.clock.now()))
-    for name in sup.config.accounts.accounts:
-        sup.report_account_snapshot(AccountSnapshot(name, equity))
 
 
 @pytest.fixture

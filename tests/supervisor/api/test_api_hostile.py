@@ -9,8 +9,8 @@ import pytest
 
 from supervisor import RiskSupervisor
 from supervisor.api.server import ApiStartError
-from tests.helpers import make_config, order
-from tests.supervisor.api.conftest import ALICE, DESK, clients, feed, operators
+from tests.helpers import feed, make_config, order
+from tests.supervisor.api.conftest import ALICE, DESK, clients, operators
 
 FILL = {"account": "main", "exchange": "binance", "symbol": "SOLUSDT", "side": "buy", "quantity": 1, "price": 100}
 WRITES = [

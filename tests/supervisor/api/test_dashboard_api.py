@@ -12,8 +12,8 @@ from supervisor import AccountSnapshot, RiskSupervisor
 from supervisor.core.checks import market_blockers
 from supervisor.core.messages import EssSourceStatus, EssState, RiskSignal
 from supervisor.ops.state import banner
-from tests.helpers import make_config, order, signal
-from tests.supervisor.api.conftest import clients, feed, operators
+from tests.helpers import feed, make_config, order, signal
+from tests.supervisor.api.conftest import clients, operators
 
 
 def post(http: httpx.Client, path: str, body: object) -> httpx.Response:

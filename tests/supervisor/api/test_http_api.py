@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor import RiskSupervisor
 from supervisor.api.app import MAX_BATCH, MAX_BODY_BYTES
-from tests.helpers import make_config, order
-from tests.supervisor.api.conftest import ALICE, DESK, clients, feed, operators
+from tests.helpers import feed, make_config, order
+from tests.supervisor.api.conftest import ALICE, DESK, clients, operators
 
 
 def post(http: httpx.Client, path: str, body: object, **kw) -> httpx.Response:

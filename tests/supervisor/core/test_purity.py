@@ -26,6 +26,8 @@ def test_importing_the_core_loads_no_framework_no_io_no_threads():
     assert out.stdout.strip() == ""
 
 
+_BELOW_ACTORS = ("actors", "pykka", "supervisor.gate", "supervisor.runtime", "supervisor.facade", "supervisor.ops")
+
 # Each layer, and what it must never import (directly, by name, anywhere in its files).
 FORBIDDEN = {
     "supervisor/core": (
@@ -60,22 +62,8 @@ FORBIDDEN = {
         "supervisor.api",
     ),
     # The journal on disk and the alert rules: below the actors that run them.
-    "supervisor/journal": (
-        "actors",
-        "pykka",
-        "supervisor.gate",
-        "supervisor.runtime",
-        "supervisor.facade",
-        "supervisor.ops",
-    ),
-    "supervisor/alerts": (
-        "actors",
-        "pykka",
-        "supervisor.gate",
-        "supervisor.runtime",
-        "supervisor.facade",
-        "supervisor.ops",
-    ),
+    "supervisor/journal": _BELOW_ACTORS,
+    "supervisor/alerts": _BELOW_ACTORS,
     "actors": (
         "supervisor.runtime",
         "supervisor.facade",
