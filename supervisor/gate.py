@@ -124,8 +124,9 @@ class Gate:
         counters: GateCounters | None = None,
         halts: HaltWatch | None = None,
     ) -> None:
-        # Re-entrant, so nothing on a holder's own thread can deadlock it.
-        self.lock = threading.RLock()
+        # Never taken with an endless wait (decisions spin up to their timeout, readers
+        # give up after theirs, posts only try), so no thread can deadlock on it.
+        self.lock = threading.Lock()
         self._pending: deque[Posted] = deque()  # posted, not yet applied (see the docstring)
         self._dropped = 0  # posts refused since the last apply (the pending queue was full)
         self._open = False
@@ -202,7 +203,21 @@ class Gate:
             try:
                 self._apply_pending()
             finally:
-                self.lock.release()
+                self._release()
+
+    def _release(self) -> None:
+        """Release the lock, then apply what was posted while it was held (a halt's
+        cancels, a level change's journal event do not wait for the next decision).
+        A post that found the lock taken is seen here: it was appended before its
+        own try for the lock failed, so before this release; one appended after
+        this check finds the lock free and applies itself."""
+        lock, pending = self.lock, self._pending
+        lock.release()
+        while pending and lock.acquire(blocking=False):
+            try:
+                self._apply_pending()
+            finally:
+                lock.release()
 
     def applies(self, message: object) -> bool:
         """Whether `message` is state or a report the gate takes through `post`."""
@@ -240,7 +255,7 @@ class Gate:
             self._journal_expired()
             return True
         finally:
-            self.lock.release()
+            self._release()
 
     # -- decisions ------------------------------------------------------------------
     def decide(self, msg: Request, wait: float | None) -> RiskGateResult | str | None:
@@ -280,7 +295,7 @@ class Gate:
                 self._count(counters, msg, result)
             return result
         finally:
-            lock.release()
+            self._release()
 
     def unavailable(self, order_id: str, account: str | None, why: str) -> RiskGateResult:
         """A GATE_UNAVAILABLE decided without the lock (not started, busy past the
@@ -553,7 +568,7 @@ class Gate:
                 config_digest=self._config.digest,
             )
         finally:
-            self.lock.release()
+            self._release()
 
     def stats(self, reset: bool, timeout: float = 1.0) -> dict[str, Any] | None:
         """Decision counts since the last reset, and what the gate holds; None if the lock was busy."""
@@ -575,7 +590,7 @@ class Gate:
                 self._decisions.clear()
             return stats
         finally:
-            self.lock.release()
+            self._release()
 
 
 def _order_id(msg: Request) -> str:

@@ -317,3 +317,18 @@ def test_unknown_messages_are_dropped_and_the_actor_lives(sup):
     assert sup.gate_ref.proxy().ping().get(timeout=5) == "pong"  # a ProxyCall
     assert sup.gate_ref.ask("not a gate message", timeout=5) is None
     assert isinstance(gate_of(sup).decide(request(sup), 1.0), RiskGateResult)
+
+
+def test_a_halt_posted_while_a_caller_decides_is_applied_when_it_releases(stalling):
+    """Its side effects (the cancel-on-halt listeners) do not wait for the next decision."""
+    called = threading.Event()
+    stalling.on_halt(lambda _reason: called.set())
+    caller, answer = evaluate_in_thread(stalling, order_id="stall", quantity=10.0)
+    assert _Stalling.inside.wait(5)
+    stalling.report_ess_active(True, "desk halt")  # the lock is held: posted, not applied
+    assert not called.is_set()
+    _Stalling.go_on.set()
+    caller.join(5)
+    assert stalling.settle_halt_listeners(5) and called.is_set()  # no other decision, view or tick needed
+    # (The stalled decision itself read the ESS board after its stall: the halt reached it.)
+    assert [r.reason_code for r in answer] == [RC.ESS_HALT_ACTIVE]
