@@ -47,13 +47,12 @@ class GateActor(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         gate = self._gate
-        if not gate.owned_by(self.actor_urn):
-            # Replaced (it stopped answering, and woke up): its successor owns the gate.
+        # Open again if a handler raised under an ask before (this actor lives on), unless
+        # a stop has begun; not the owner: replaced (it stopped answering, and woke up).
+        if not gate.resume(self.actor_urn):
             if isinstance(message, (EvaluateOrder, RejectOrder)):
                 return self._reply(message, self._refused(message, "this gate's actor was replaced"))
             return None
-        if not gate.is_open:
-            gate.open(self.actor_urn)  # a handler raised under an ask before: this actor lives on
         handler = self._handlers.get(type(message))
         if handler is None:
             if gate.applies(message):  # state told to the actor: posted like any other

@@ -70,8 +70,9 @@ _REAL = SystemClock()  # a caller's wait is real time, whatever clock is injecte
 # Expired reservations go to the journal as one event per this many, or this often.
 _EXPIRED_BATCH = 1000
 _EXPIRED_EVERY_S = 0.1
-# Posted state waiting for the lock beyond this many is dropped (only a gate stuck
-# holding its lock gets there; every order blocks GATE_UNAVAILABLE meanwhile).
+# Posts waiting for the lock beyond this many are refused (only a lock held that long
+# gets there; every order waits meanwhile) and the latest state of every kind is
+# applied again instead (see `post`).
 _MAX_PENDING = 100_000
 
 Request = EvaluateOrder | RejectOrder
@@ -123,13 +124,19 @@ class Gate:
         journal: JournalQueue | None = None,
         counters: GateCounters | None = None,
         halts: HaltWatch | None = None,
+        resync: Callable[[], list[Posted]] | None = None,
     ) -> None:
+        """`resync` gives the latest state of every kind (and the running config): what
+        the gate applies again after posts were refused because too many waited."""
         # Never taken with an endless wait (decisions spin up to their timeout, readers
         # give up after theirs, posts only try), so no thread can deadlock on it.
         self.lock = threading.Lock()
         self._pending: deque[Posted] = deque()  # posted, not yet applied (see the docstring)
-        self._dropped = 0  # posts refused since the last apply (the pending queue was full)
+        self._lost = 0  # posts refused since the last apply (the pending queue was full)
+        self._resync = resync  # the latest state of every kind and the running config, after a loss
+        self._owning = threading.Lock()  # open, close, shut: one at a time
         self._open = False
+        self._shut = False
         self._owner: str | None = None
         self._config = config
         self._clock = clock
@@ -159,22 +166,47 @@ class Gate:
             _Answered: self._on_answered,
         }
 
-    # -- ownership -------------------------------------------------------------
+    # -- ownership (a small lock of its own: never the gate's) -------------------------
     def open(self, owner: str) -> None:
-        """`owner` (the running actor) lets orders in. Never waits for the lock."""
-        self._owner = owner
-        self._open = True
+        """`owner` (the running actor) lets orders in, unless the gate is shut
+        (a stop has begun: no actor starting meanwhile can undo it)."""
+        with self._owning:
+            if not self._shut:
+                self._owner = owner
+                self._open = True
+
+    def resume(self, owner: str) -> bool:
+        """Open again for `owner` if it still owns the gate (its handler raised under
+        an ask: it lives on) and no stop has begun; False when it is not the owner."""
+        with self._owning:
+            if self._owner != owner:
+                return False
+            if not self._shut:
+                self._open = True
+            return True
 
     def close(self, owner: str | None = None) -> None:
-        """No more decisions until an owner opens it again (never waits). With
-        `owner`, only if it is still the owner (a stopping actor that was
-        replaced leaves its successor's gate open); without, the owner is
-        forgotten too (a stop, or an owner given up on)."""
-        if owner is None:
+        """No more decisions until an owner opens it again. With `owner`, only if it
+        is still the owner (a stopping actor that was replaced leaves its successor's
+        gate open); without, the owner is forgotten too (an owner given up on)."""
+        with self._owning:
+            if owner is None:
+                self._owner = None
+                self._open = False
+            elif owner == self._owner:
+                self._open = False
+
+    def shut(self) -> None:
+        """Closed until `arm()`: what a stop does first."""
+        with self._owning:
+            self._shut = True
             self._owner = None
             self._open = False
-        elif owner == self._owner:
-            self._open = False
+
+    def arm(self) -> None:
+        """An owner may open it again (what a start does first)."""
+        with self._owning:
+            self._shut = False
 
     def owned_by(self, owner: str) -> bool:
         return self._owner == owner
@@ -194,9 +226,12 @@ class Gate:
         applied before anything reads the gate's state next; at once if the lock is free."""
         pending = self._pending
         if len(pending) >= _MAX_PENDING:
-            self._dropped += 1
-            if self._dropped == 1:
-                log.error("gate_state_dropped", pending=len(pending), message_type=type(message).__name__)
+            # Only a lock held that long gets here (every order waits meanwhile). What is
+            # refused is not lost for good: the holder applies the latest of every kind
+            # again before anything reads the state (`_apply_pending`).
+            self._lost += 1
+            if self._lost == 1:
+                log.error("gate_state_refused", pending=len(pending), message_type=type(message).__name__)
             return
         pending.append(Posted(message, self._clock.monotonic() if received is None else received))
         if self.lock.acquire(blocking=False):
@@ -204,6 +239,22 @@ class Gate:
                 self._apply_pending()
             finally:
                 self._release()
+
+    def _take(self, wait: float) -> bool:
+        """The lock within `wait` seconds (real time), waiting for it holding the GIL's
+        turn, not in the lock: a thread that sleeps in the lock is handed it by the OS
+        while it has no GIL, and then every caller blocks on every decision (a convoy:
+        ~4x fewer decisions with 4 callers), while one that sleeps in it among callers
+        that spin may never get it (a reader starved). Every taker spins alike."""
+        lock = self.lock
+        if lock.acquire(blocking=False):
+            return True
+        ends = _REAL.monotonic() + wait
+        while not lock.acquire(blocking=False):
+            if _REAL.monotonic() >= ends:
+                return False
+            time.sleep(0)  # lets the holder run (releases the GIL)
+        return True
 
     def _release(self) -> None:
         """Release the lock, then apply what was posted while it was held (a halt's
@@ -228,27 +279,35 @@ class Gate:
         self.post(ConfigChanged(config))
 
     def _apply_pending(self) -> None:
-        if self._dropped:
-            self._journal.event(self._clock.now(), "gate_state_dropped", "gate", None, count=self._dropped)
-            self._dropped = 0
         pending = self._pending
         while pending:
-            message, received = pending.popleft()
-            applier = self._appliers.get(type(message))
-            if applier is None:
-                log.warning("gate_unknown_message", message_type=type(message).__name__)
-                continue
-            try:
-                applier(message, received)
-            except Exception as exc:  # noqa: BLE001 - refused and journaled; the gate goes on
-                kind = type(message).__name__
-                error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                log.error("gate_message_refused", message_type=kind, error=error)
-                self._journal.event(self._clock.now(), "gate_message_refused", "gate", message_type=kind, error=error)
+            self._apply(*pending.popleft())
+        if self._lost:
+            lost, self._lost = self._lost, 0
+            latest = self._resync() if self._resync is not None else []
+            for posted in latest:  # the newest of each kind: whatever was refused is superseded
+                self._apply(*posted)
+            self._journal.event(
+                self._clock.now(), "gate_state_resynced", "gate", None, refused=lost, applied=len(latest)
+            )
+            log.warning("gate_state_resynced", refused=lost, applied=len(latest))
+
+    def _apply(self, message: object, received: float) -> None:
+        applier = self._appliers.get(type(message))
+        if applier is None:
+            log.warning("gate_unknown_message", message_type=type(message).__name__)
+            return
+        try:
+            applier(message, received)
+        except Exception as exc:  # noqa: BLE001 - refused and journaled; the gate goes on
+            kind = type(message).__name__
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            log.error("gate_message_refused", message_type=kind, error=error)
+            self._journal.event(self._clock.now(), "gate_message_refused", "gate", message_type=kind, error=error)
 
     def tick(self, timeout: float = 1.0) -> bool:
         """Apply what is posted and journal what expired (the actor's timer); False if the lock was busy."""
-        if not self.lock.acquire(timeout=timeout):
+        if not self._take(timeout):
             return False
         try:
             self._apply_pending()
@@ -264,18 +323,8 @@ class Gate:
         `wait` seconds (None: do not wait at all, for an event loop)."""
         if not self._open:
             return None
-        lock = self.lock
-        if not lock.acquire(blocking=False):
-            if wait is None:
-                return None
-            # Wait for it holding the GIL's turn, not in the lock: a thread that sleeps in
-            # the lock is handed it by the OS while it has no GIL, and then every caller
-            # blocks on every decision (a convoy: ~4x fewer decisions with 4 callers).
-            ends = _REAL.monotonic() + wait
-            while not lock.acquire(blocking=False):
-                if _REAL.monotonic() >= ends:
-                    return BUSY
-                time.sleep(0)  # lets the holder run (releases the GIL)
+        if not self.lock.acquire(blocking=False) and (wait is None or not self._take(wait)):
+            return None if wait is None else BUSY
         try:
             if not self.is_open:
                 return None  # closed while this waited
@@ -541,7 +590,7 @@ class Gate:
     # -- reading (ops surfaces: a copy under the lock, never held long) ---------------------
     def view(self, timeout: float = 1.0) -> GateView | None:
         """What the gate holds now; None if the lock was not free within `timeout`."""
-        if not self.lock.acquire(timeout=timeout):
+        if not self._take(timeout):
             return None
         try:
             self._apply_pending()
@@ -572,7 +621,7 @@ class Gate:
 
     def stats(self, reset: bool, timeout: float = 1.0) -> dict[str, Any] | None:
         """Decision counts since the last reset, and what the gate holds; None if the lock was busy."""
-        if not self.lock.acquire(timeout=timeout):
+        if not self._take(timeout):
             return None
         try:
             self._apply_pending()

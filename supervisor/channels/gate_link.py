@@ -91,6 +91,11 @@ class GateLink:
         with self._lock:
             return {name: now - received for (kind, name), (_, received) in self._latest.items() if kind == "account"}
 
+    def snapshot(self) -> list[Latest]:
+        """The latest state of every kind, in the order first sent."""
+        with self._lock:
+            return list(self._latest.values())
+
     def latest_accounts(self) -> list[AccountState]:
         with self._lock:
             return [m for m, _ in self._latest.values() if isinstance(m, AccountState)]

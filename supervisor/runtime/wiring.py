@@ -28,7 +28,7 @@ from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.gate_state import GateState
 from supervisor.core.messages import ConfigChanged, EssState
-from supervisor.gate import Gate, GateView
+from supervisor.gate import Gate, GateView, Posted
 from supervisor.logs import get_logger
 from supervisor.runtime.supervision import ActorSpec, ActorSupervisor
 
@@ -62,7 +62,7 @@ class Runtime:
         self.board = EssBoard()
         self.counters = GateCounters() if config.metrics.enabled else None
         self.halts = HaltWatch()
-        self.gate = self.gate_class(config, clock, self.board, self.journal, self.counters, self.halts)
+        self.gate = self.gate_class(config, clock, self.board, self.journal, self.counters, self.halts, self._resync)
         self.link = GateLink(clock, self.gate)
         self.supervisor = ActorSupervisor(clock, config.supervision, self.event)
 
@@ -116,12 +116,18 @@ class Runtime:
         """What the gate starts from (the journal's recent approvals), before `start`."""
         self.gate.seed(state)
 
+    def _resync(self) -> list[Posted]:
+        """The latest state of every kind and the running config (the gate's resync)."""
+        now = self.clock.monotonic()
+        return [*(Posted(m, sent) for m, sent in self.link.snapshot()), Posted(ConfigChanged(self.config), now)]
+
     def start(self) -> None:
+        self.gate.arm()
         self.halts.start()
         self.supervisor.start(self.specs())
 
     def stop(self) -> None:
-        self.gate.close()  # first: no order passes while the rest stops
+        self.gate.shut()  # first: no order passes while the rest stops, whatever restarts meanwhile
         self.supervisor.stop()
         self.halts.stop()
 

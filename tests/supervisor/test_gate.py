@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from supervisor import AccountSnapshot, RiskSupervisor
+from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.reply import ReplySlot
 from supervisor.core.messages import EvaluateOrder, RejectOrder, RiskGateResult
 from supervisor.core.orders import validate_order
@@ -332,3 +333,95 @@ def test_a_halt_posted_while_a_caller_decides_is_applied_when_it_releases(stalli
     assert stalling.settle_halt_listeners(5) and called.is_set()  # no other decision, view or tick needed
     # (The stalled decision itself read the ESS board after its stall: the halt reached it.)
     assert [r.reason_code for r in answer] == [RC.ESS_HALT_ACTIVE]
+
+
+def test_readers_are_not_starved_by_callers_deciding_flat_out(sup):
+    """A reader waits for the lock the way callers do (spinning on the GIL's turn):
+    one that slept in the lock could lose it to the spinners at every release."""
+    sup.report_account_snapshot(AccountSnapshot("main", 1e12))
+    stop = threading.Event()
+
+    def caller() -> None:
+        while not stop.is_set():
+            sup.evaluate(order(quantity=0.1), timeout=5)
+
+    callers = [threading.Thread(target=caller) for _ in range(4)]
+    for t in callers:
+        t.start()
+    try:
+        views = [gate_of(sup).view(timeout=1.0) for _ in range(30)]
+        stats = [gate_of(sup).stats(reset=False, timeout=1.0) for _ in range(30)]
+    finally:
+        stop.set()
+        for t in callers:
+            t.join(10)
+    assert all(v is not None for v in views) and all(s is not None for s in stats)
+
+
+def test_a_stop_begun_is_never_undone_by_an_actor_starting_or_resuming(clock):
+    gate = Gate(make_config(), clock, EssBoard())
+    gate.open("actor-1")
+    gate.shut()  # what stop() does first
+    gate.open("actor-2")  # a restart that was under way
+    assert not gate.is_open
+    assert not gate.resume("actor-1") and not gate.is_open  # a message in flight at the old owner
+    gate.arm()  # a start
+    gate.open("actor-3")
+    assert gate.is_open and gate.owned_by("actor-3")
+    gate.close("actor-1")  # a stopping actor that was replaced leaves its successor's gate open
+    assert gate.is_open
+
+
+def test_a_stop_under_way_while_the_gate_restarts_lets_nothing_through(sup):
+    old = sup.gate_ref
+    old.tell(GateCrash())
+    old.actor_stopped.wait(5)
+    sup._runtime.gate.shut()  # a stop begins (its first step) before supervision restarts the actor
+    sup.check_actors()  # the restarted owner opens the gate: refused, the stop has begun
+    assert sup.gate_ref is not old and sup.gate_ref.is_alive()
+    assert sup.evaluate(order(), timeout=0.5).reason_code is RC.GATE_UNAVAILABLE
+
+
+def test_posts_refused_when_too_many_wait_are_superseded_by_the_latest_state(sup, monkeypatch, clock):
+    """The newest state must not be what is lost: a stricter config and a CRITICAL
+    reported while the queue is full are applied before the next decision."""
+    import supervisor.gate
+    from supervisor.config import parse_config
+    from tests.helpers import config_dict
+
+    sup.report_account_snapshot(AccountSnapshot("main", 10_000_000.0))  # no other limit in the way
+    monkeypatch.setattr(supervisor.gate, "_MAX_PENDING", 20)
+    stricter = config_dict(**CONFIG)
+    stricter["accounts"]["main"]["max_notional_usd"] = 1_000.0
+    gate = gate_of(sup)
+    with held_elsewhere(gate.lock):  # a lock held that long
+        for _ in range(50):
+            sup.report_message("tiny")
+        sup._runtime.reconfigure(parse_config(stricter))
+        sup.report_risk_signal(signal("CRITICAL", clock.now()))
+    assert sup.evaluate(order(quantity=0.1)).reason_code is RC.GLOBAL_RISK_CRITICAL
+    sup.report_risk_signal(signal("INFO", clock.now()))
+    r = sup.evaluate(order(quantity=20.0))  # 2,000 USD against the reloaded 1,000 cap
+    assert r.decision != "allow" and r.reason_code is RC.ACCOUNT_EXPOSURE_LIMIT
+
+
+def test_deciders_are_not_starved_by_readers(sup):
+    """Readers and deciders wait for the lock alike (spinning on the GIL's turn): two
+    readers that slept in the lock handed it to each other and starved the callers."""
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            sup.report_message("tiny")
+            gate_of(sup).view(1.0)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        answers = [sup.evaluate(order(quantity=0.1), timeout=1.0) for _ in range(10)]
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(10)
+    assert [r.reason_code for r in answers].count(RC.GATE_UNAVAILABLE) == 0
