@@ -1,10 +1,10 @@
 """Gate latency, side by side in one run (not part of the test suite).
 
 1. Pure evaluation of one order (all checks, 100 configured accounts): p50/p99.
-2. `RiskSupervisor.evaluate` (a message to GateActor answered through a reply
-   slot) beside a bare pykka ask to an actor with a trivial handler, and beside
-   the same bare ask on GateActor's SimpleQueue inbox, interleaved in rounds;
-   once with threads free to move between cores, once all pinned to one core.
+2. `RiskSupervisor.evaluate` (decided on the caller's thread, holding the gate's
+   lock: supervisor/gate.py) beside a bare pykka ask to an actor with a trivial
+   handler, and beside the same bare ask on a C SimpleQueue inbox, interleaved in
+   rounds; once with threads free to move between cores, once all pinned to one core.
 
 Run: .venv/bin/python -m bench.gate_latency [--n 20000]
 """
@@ -97,8 +97,8 @@ class Trivial(pykka.ThreadingActor):
 
 
 class TrivialSimpleInbox(Trivial):
-    """The same, on the C SimpleQueue inbox that GateActor uses: the messaging
-    floor of our gate, to separate inbox cost from evaluation cost."""
+    """The same, on a C SimpleQueue inbox: the messaging floor of an actor hand-off
+    with the cheapest queue, to separate inbox cost from evaluation cost."""
 
     @staticmethod
     def _create_actor_inbox():
