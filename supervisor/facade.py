@@ -8,10 +8,7 @@ signal, ESS) in the same frozen messages the source actors send.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import dataclasses
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,27 +21,20 @@ import pykka
 from actors.account_tracker import AccountTrackerActor
 from actors.gate import GateActor
 from actors.messages import Poll
-from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
-from supervisor.core.evaluate import block_result
 from supervisor.core.messages import (
     AccountSnapshot,
     AccountState,
     EssSourceStatus,
     EssState,
-    EvaluateOrder,
     Fill,
     MessageSent,
     OrderOutcome,
-    RejectOrder,
     RiskGateResult,
     RiskSignal,
 )
-from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.core.values import plain_float, shorten
-from supervisor.gate import BUSY
 from supervisor.journal.query import decision_json
 from supervisor.journal.store import JOURNAL_NAME, Query, read_journal
 from supervisor.logs import get_logger
@@ -64,10 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["RiskSupervisor"]
 
 log = get_logger("riskgate.supervisor")
-_real_monotonic = time.monotonic  # waits (readiness, the gate's answer) are real time, whatever the clock
-
-_SLICE_S = 0.05
-MAX_EVALUATE_TIMEOUT_S = 60.0
+_real_monotonic = time.monotonic  # waiting for readiness is real time, whatever the clock
 
 
 class RiskSupervisor:
@@ -107,6 +94,7 @@ class RiskSupervisor:
         # Every part, built in dependency order (supervisor.system); this is the handle on it.
         self._system = System(config, self.clock, http_transport, poll_upstreams, self, api)
         self._runtime = self._system.runtime
+        self._decider = self._system.decider
         self.journal = self._system.journal
         self.state_reader = self._system.state_reader
         self.metrics = self._system.metrics
@@ -114,7 +102,6 @@ class RiskSupervisor:
         self.alerting = self._system.alerting
         self.ess_board = self._runtime.board
         self._reload_lock = threading.Lock()
-        self._commit = config.journal.durability == "commit"  # approvals answered once their record is committed
 
     @property
     def _gate(self) -> pykka.ActorRef[GateActor] | None:
@@ -269,173 +256,27 @@ class RiskSupervisor:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- decisions -----------------------------------------------------------
-    def _unavailable(self, order: Any, why: str) -> RiskGateResult:
-        """Journaled, and counted by the gate like its own decisions."""
-        return self._runtime.gate.unavailable(order_id_of(order), account_of(order), f"gate unavailable: {why}")
+    # -- decisions (supervisor.deciding) ------------------------------------------
+    def evaluate(self, order: Any, timeout: float | None = None) -> RiskGateResult:
+        """Decide one order (an `OrderRequest` or a mapping). Never raises.
 
-    def _journaled(self, result: RiskGateResult, order: Any) -> RiskGateResult:
-        """A decision made here, not by the gate, is journaled too."""
-        self.journal.decision(result, None, account_of(order))
-        return result
+        The gate's decision runs here, on the caller's thread, holding the
+        gate's lock (supervisor.gate); while the gate is suspended the order
+        is handed to its actor. No answer within `timeout` (default
+        `gate.evaluate_timeout_s`, at most 60 s) is a GATE_UNAVAILABLE block.
+        """
+        return self._decider.evaluate(order, timeout)
 
-    def _wait_of(self, timeout: object) -> float | None:
-        """The caller's timeout in seconds, or None when it is not a usable one.
-        Checked before anything is sent: a NaN or endless timeout must not book
-        a reservation the caller never hears of."""
-        if timeout is None:
-            return self.config.gate.evaluate_timeout_s
-        wait = plain_float(timeout)
-        if wait is None or not 0 < wait <= MAX_EVALUATE_TIMEOUT_S:
-            return None
-        return wait
-
-    def _bad_timeout(self, order: Any, timeout: object) -> RiskGateResult:
-        why = f"timeout must be a number of seconds in (0, {MAX_EVALUATE_TIMEOUT_S:g}], got {shorten(timeout)}"
-        return self._journaled(block_result(RC.INVALID_ORDER, why, order_id_of(order), self.clock.now()), order)
-
-    def _request(self, order: Any, reply: Any, wait: float) -> EvaluateOrder | RejectOrder:
-        # Validation is pure and needs only the config: done here, on the
-        # caller's thread, it keeps the gate's (serial) work short. The order is
-        # read once, here; the gate gets the clean copy, or only why it is
-        # invalid (and answers INVALID_ORDER with its state).
-        config = self.config
-        valid = validate_order(order, config)
-        now = self.clock.monotonic()
-        if isinstance(valid, str):
-            return RejectOrder(valid, order_id_of(order), account_of(order), reply, now + wait, now)
-        return EvaluateOrder(valid, reply, now + wait, now, config)
+    async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult:
+        """`evaluate` for asyncio: the loop is never blocked while the gate decides."""
+        return await self._decider.evaluate_async(order, timeout)
 
     def reject(self, order: Any, why: str, code: RC = RC.INVALID_ORDER) -> RiskGateResult:
         """A block decided before the gate: INVALID_ORDER for input that cannot even
         be read as an order (say, JSON with a key twice), CLIENT_NOT_PERMITTED for an
         API client's order of an account its token is not for. Journaled like every
         other decision."""
-        return self._journaled(block_result(code, why, order_id_of(order), self.clock.now()), order)
-
-    def evaluate(self, order: Any, timeout: float | None = None) -> RiskGateResult:
-        """Decide one order (an `OrderRequest` or a mapping). Never raises.
-
-        The gate's decision runs here, on the caller's thread, holding the
-        gate's lock (supervisor.gate); while the gate is suspended the order
-        is handed to its actor with a one-shot reply slot. No answer within
-        `timeout` (default `gate.evaluate_timeout_s`) is a GATE_UNAVAILABLE block.
-        """
-        wait = self._wait_of(timeout)
-        if wait is None:
-            return self._bad_timeout(order, timeout)
-        try:
-            started = _real_monotonic()  # real time, as the waits below
-            request = self._request(order, None, wait)
-            here = self._runtime.gate.decide(request, wait)
-            if here is not None:
-                if here is BUSY:
-                    return self._unavailable(order, f"no answer within {wait}s")
-                return self._committed(cast("RiskGateResult", here), order, started + wait)
-            gate = self._gate  # the gate is closed: its actor, if one runs, takes the order
-            if gate is None:
-                return self._unavailable(order, "not started")
-            left = wait - (_real_monotonic() - started)
-            if left <= 0:
-                return self._unavailable(order, f"no answer within {wait}s")
-            slot: ReplySlot[RiskGateResult] = ReplySlot()
-            gate.tell(dataclasses.replace(request, reply=slot))
-            # Wait in slices: if the gate's actor dies with our order queued, say so
-            # within a slice instead of at the timeout.
-            slices = max(1, math.ceil(left / _SLICE_S))
-            result = slot.wait(min(left, _SLICE_S))
-            while result is None and slices > 1 and gate.is_alive():
-                slices -= 1
-                result = slot.wait(_SLICE_S)
-        except pykka.ActorDeadError:
-            return self._unavailable(order, "gate actor is not running")
-        except Exception as exc:
-            log.exception("evaluate_failed", error=repr(exc))
-            return self._unavailable(order, type(exc).__name__)
-        if result is None:
-            alive = gate.is_alive()
-            return self._unavailable(order, f"no answer within {wait}s" if alive else "gate actor stopped")
-        return self._committed(result, order, started + wait)
-
-    def _without_commit(self, result: RiskGateResult, order: Any) -> RiskGateResult | None:
-        """The answer at once, or None: wait for the journal to commit this decision's record.
-        Only approvals under journal.durability = "commit" wait (a block sends nothing to an
-        exchange); one decided while the journal blocks may not even have a queued record."""
-        if not self._commit or result.decision == "block":
-            return result
-        return self._not_committed(result, order) if self.journal.blocking is not None else None
-
-    def _committed(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
-        """With journal.durability = "commit", an approval is answered once its record is committed."""
-        now = self._without_commit(result, order)
-        if now is not None:
-            return now
-        done = threading.Event()
-        if not self.journal.when_committed(self.journal.last_seq, done.set):
-            left = deadline - _real_monotonic()
-            if left <= 0 or not done.wait(left):
-                return self._not_committed(result, order)
-        return result
-
-    def _not_committed(self, result: RiskGateResult, order: Any) -> RiskGateResult:
-        # What it booked stays booked until its outcome or its TTL (the safe side).
-        why = f"the journal did not commit the decision within the caller's timeout (order {result.order_id})"
-        return self._journaled(block_result(RC.JOURNAL_UNAVAILABLE, why, result.order_id, self.clock.now()), order)
-
-    async def _committed_async(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
-        now = self._without_commit(result, order)
-        if now is not None:
-            return now
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:  # on the journal's thread
-            loop.call_soon_threadsafe(lambda: None if done.done() else done.set_result(None))
-
-        if not self.journal.when_committed(self.journal.last_seq, wake):
-            try:
-                await asyncio.wait_for(done, max(0.0, deadline - _real_monotonic()))
-            except TimeoutError:
-                return self._not_committed(result, order)
-        return result
-
-    async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult:
-        """`evaluate` for asyncio: the loop is never blocked while the gate decides."""
-        wait = self._wait_of(timeout)
-        if wait is None:
-            return self._bad_timeout(order, timeout)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[RiskGateResult] = loop.create_future()
-
-        def deliver(result: RiskGateResult) -> None:
-            if not future.done():
-                future.set_result(result)
-
-        def reply(result: RiskGateResult) -> None:  # runs on the gate's thread
-            loop.call_soon_threadsafe(deliver, result)
-
-        started = _real_monotonic()
-        try:
-            request = self._request(order, None, wait)
-            # Decided here when the gate's lock is free at once (never waiting on
-            # the loop's thread); else handed to the gate's actor.
-            here = self._runtime.gate.decide(request, None)
-            if here is not None:
-                return await self._committed_async(cast("RiskGateResult", here), order, started + wait)
-            gate = self._gate
-            if gate is None:
-                return self._unavailable(order, "not started")
-            gate.tell(dataclasses.replace(request, reply=reply))
-        except pykka.ActorDeadError:
-            return self._unavailable(order, "gate actor is not running")
-        except Exception as exc:
-            log.exception("evaluate_failed", error=repr(exc))
-            return self._unavailable(order, type(exc).__name__)
-        try:
-            result = await asyncio.wait_for(future, wait)
-        except TimeoutError:
-            return self._unavailable(order, f"no answer within {wait}s")
-        return await self._committed_async(result, order, started + wait)
+        return self._decider.reject(order, why, code)
 
     # -- state from the execution side and the upstreams ---------------------
     def _tell_gate(self, message: object) -> bool:

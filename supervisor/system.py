@@ -28,6 +28,7 @@ from actors.messages import Flush
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config, ConfigError, load_config
+from supervisor.deciding import GateDecider
 from supervisor.gate import Gate
 from supervisor.journal.recall import recall_state
 from supervisor.logs import get_logger
@@ -132,6 +133,8 @@ class System:
         )
         self.runtime = Runtime(config, clock, transport, poll_upstreams, self.journal, [journal_spec])
         self.gate: Gate = self.runtime.gate
+        # What answers orders, for the facade and the API alike.
+        self.decider = GateDecider(config, clock, self.gate, self.journal, lambda: self.runtime.supervisor.ref("gate"))
         self.state_lock = StateLock(config.state.dir)
         counters = self.runtime.counters
         self.rates = DecisionRates(counters, clock) if counters is not None else None
@@ -227,7 +230,8 @@ class System:
         from supervisor.api.server import ApiServer  # imported when used: uvicorn loads only then
 
         api = self.config.api
-        return ApiServer(self._service, api.host if host is None else host, api.port if port is None else port)
+        host, port = api.host if host is None else host, api.port if port is None else port
+        return ApiServer(self._service, host, port, self.decider)
 
     def _bind_api(self) -> None:
         self.api = self.new_api_server(None, None).bind()
@@ -315,6 +319,7 @@ class System:
             # The gate first: an order validated with the old config after this
             # point is validated again by the gate against the new one.
             self.runtime.reconfigure(new)
+            self.decider.config = new  # after the gate: an order validated with the old one is validated again there
             self.controls.reconfigure(new)
             self.config = new
             self.runtime.event("config_reload", "riskgate", by=by, sha256=new.digest, changed=changed)

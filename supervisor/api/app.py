@@ -302,8 +302,9 @@ class _Http:
             return None, _problem(exc.status, exc.detail)
 
 
-def build_app(service: GateService) -> FastAPI:
-    """The API: each group of routes is handed only the part of the service it uses."""
+def build_app(service: GateService, decider: Decider | None = None) -> FastAPI:
+    """The API: each group of routes is handed only the part of the service it uses;
+    orders go to `decider` (default: `service`)."""
     app = FastAPI(
         title="riskgate",
         version=__version__,
@@ -316,7 +317,7 @@ def build_app(service: GateService) -> FastAPI:
     http = _Http(service, keeper)
     _page_routes(app)
     _probe_routes(app, service)
-    _decision_routes(app, http, service)
+    _decision_routes(app, http, decider or service)
     _journal_routes(app, http, service)
     _report_routes(app, http, service)
     _reader_routes(app, http, service)

@@ -17,7 +17,7 @@ import uvicorn
 from supervisor.api.app import build_app
 from supervisor.api.fast import EvaluateFastPath
 from supervisor.api.protocol import with_request_deadline
-from supervisor.api.service import GateService
+from supervisor.api.service import Decider, GateService
 from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
 
@@ -31,11 +31,13 @@ class ApiStartError(RiskgateError):
 
 
 class ApiServer:
-    def __init__(self, service: GateService, host: str, port: int) -> None:
+    def __init__(self, service: GateService, host: str, port: int, decider: Decider | None = None) -> None:
+        """`decider` answers the orders (default: `service`): the composition root hands
+        the API what answers orders directly, so an order's path skips the facade."""
         self.host = host
         self.port = port
-        app = build_app(service)
-        self._app = EvaluateFastPath(app, service, app.state.gatekeeper)
+        app = build_app(service, decider)
+        self._app = EvaluateFastPath(app, decider or service, app.state.gatekeeper)
         api = service.config.api
         self._max_connections = api.max_connections
         self._reserve = api.operator_reserve

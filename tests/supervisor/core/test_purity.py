@@ -61,6 +61,15 @@ FORBIDDEN = {
         "supervisor.ops",
         "supervisor.api",
     ),
+    # What answers orders: the gate's decision, below the runtime and everything that uses it.
+    "supervisor/deciding.py": (
+        "actors",
+        "supervisor.runtime",
+        "supervisor.system",
+        "supervisor.facade",
+        "supervisor.ops",
+        "supervisor.api",
+    ),
     # The journal on disk and the alert rules: below the actors that run them.
     "supervisor/journal": _BELOW_ACTORS,
     "supervisor/alerts": _BELOW_ACTORS,
