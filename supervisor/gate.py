@@ -12,13 +12,15 @@ methods, holding `lock`:
   an override, a fill, an outcome, a message sent, a reloaded config) never
   wait for the lock: they are queued here and applied, in the order posted, by
   whoever holds the lock next, before it reads anything (a decision, a view,
-  the actor's tick), or at once when the lock is free. So an order never
-  overtakes state posted before `evaluate` was called, on any thread.
+  the actor's tick), or at once when the lock is free, or by the holder as it
+  releases it. So an order never overtakes state posted before `evaluate` was
+  called, on any thread. Every taker waits for the lock the same way, spinning
+  on the GIL's turn up to its own timeout: nobody waits for it without end.
 - One state for the whole process: a supervision restart gives the gate a new
   owner (actor); nothing is copied, so no half-changed dict is ever carried
   over and every booking stays counted. A gate whose owner is stopped or given
   up on is closed (`close`): every order is GATE_UNAVAILABLE until a new owner
-  opens it.
+  opens it; a stop shuts it (`shut`) so that nothing starting meanwhile can.
 
 The decision reads the ESS board (a halt overtakes everything), books, and
 hands the journal and the metrics their records; it does no I/O and no
@@ -38,7 +40,7 @@ from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_counters import GateCounters
 from supervisor.channels.halt_watch import HaltWatch
 from supervisor.channels.journal_queue import JournalQueue
-from supervisor.clock import Clock, SystemClock
+from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference
 from supervisor.core.evaluate import block_result, decide, invalid_order
@@ -60,12 +62,12 @@ from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.logs import get_logger
 
-__all__ = ["BUSY", "AccountView", "Gate", "GateView"]
+__all__ = ["BUSY", "AccountView", "Gate", "GateView", "Posted"]
 
 log = get_logger("riskgate.gate")
 
 BUSY: Final = "busy"  # the lock was not free within the caller's wait
-_REAL = SystemClock()  # a caller's wait is real time, whatever clock is injected
+_real_monotonic = time.monotonic  # a caller's wait is real time, whatever clock is injected
 
 # Expired reservations go to the journal as one event per this many, or this often.
 _EXPIRED_BATCH = 1000
@@ -249,9 +251,9 @@ class Gate:
         lock = self.lock
         if lock.acquire(blocking=False):
             return True
-        ends = _REAL.monotonic() + wait
+        ends = _real_monotonic() + wait
         while not lock.acquire(blocking=False):
-            if _REAL.monotonic() >= ends:
+            if _real_monotonic() >= ends:
                 return False
             time.sleep(0)  # lets the holder run (releases the GIL)
         return True
