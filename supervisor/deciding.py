@@ -121,47 +121,53 @@ class GateDecider:
             if here is not None:
                 if here is BUSY:
                     return self._unavailable(order, f"no answer within {wait}s")
-                return self._committed(cast("RiskGateResult", here), order, started + wait)
+                return self._committed(cast("RiskGateResult", here), order, started + wait, self._gate.decided_seq())
             gate = self._gate_actor()  # the gate is closed: its actor, if one runs, takes the order
             if gate is None:
                 return self._unavailable(order, "not started")
             left = wait - (_real_monotonic() - started)
             if left <= 0:
                 return self._unavailable(order, f"no answer within {wait}s")
-            slot: ReplySlot[RiskGateResult] = ReplySlot()
-            gate.tell(dataclasses.replace(request, reply=slot))
+            slot: ReplySlot[tuple[RiskGateResult, int]] = ReplySlot()
+            decided_seq = self._gate.decided_seq
+
+            def reply(result: RiskGateResult) -> None:  # on the gate actor's thread, right after it decided
+                slot((result, decided_seq()))
+
+            gate.tell(dataclasses.replace(request, reply=reply))
             # Wait in slices: if the gate's actor dies with our order queued, say so
             # within a slice instead of at the timeout.
             slices = max(1, math.ceil(left / _SLICE_S))
-            result = slot.wait(min(left, _SLICE_S))
-            while result is None and slices > 1 and gate.is_alive():
+            answer = slot.wait(min(left, _SLICE_S))
+            while answer is None and slices > 1 and gate.is_alive():
                 slices -= 1
-                result = slot.wait(_SLICE_S)
+                answer = slot.wait(_SLICE_S)
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")
         except Exception as exc:
             log.exception("evaluate_failed", error=repr(exc))
             return self._unavailable(order, type(exc).__name__)
-        if result is None:
+        if answer is None:
             alive = gate.is_alive()
             return self._unavailable(order, f"no answer within {wait}s" if alive else "gate actor stopped")
-        return self._committed(result, order, started + wait)
+        return self._committed(answer[0], order, started + wait, answer[1])
 
-    def _without_commit(self, result: RiskGateResult, order: Any) -> RiskGateResult | None:
-        """The answer at once, or None: wait for the journal to commit this decision's record.
-        Only approvals under journal.durability = "commit" wait (a block sends nothing to an
-        exchange); one decided while the journal blocks may not even have a queued record."""
+    def _without_commit(self, result: RiskGateResult, order: Any, seq: int) -> RiskGateResult | None:
+        """The answer at once, or None: wait for the journal to commit record `seq`. Only
+        approvals under journal.durability = "commit" wait (a block sends nothing to an
+        exchange); one whose record was not even queued (seq 0: the queue was full) is
+        not committed, whatever the journal says by the time it is asked."""
         if not self._commit or result.decision == "block":
             return result
-        return self._not_committed(result, order) if self.journal.blocking is not None else None
+        return self._not_committed(result, order) if seq <= 0 else None
 
-    def _committed(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
+    def _committed(self, result: RiskGateResult, order: Any, deadline: float, seq: int) -> RiskGateResult:
         """With journal.durability = "commit", an approval is answered once its record is committed."""
-        now = self._without_commit(result, order)
+        now = self._without_commit(result, order, seq)
         if now is not None:
             return now
         done = threading.Event()
-        if not self.journal.when_committed(self.journal.last_seq, done.set):
+        if not self.journal.when_committed(seq, done.set):
             left = deadline - _real_monotonic()
             if left <= 0 or not done.wait(left):
                 return self._not_committed(result, order)
@@ -172,17 +178,18 @@ class GateDecider:
         why = f"the journal did not commit the decision within the caller's timeout (order {result.order_id})"
         return self._journaled(block_result(RC.JOURNAL_UNAVAILABLE, why, result.order_id, self.clock.now()), order)
 
-    async def _committed_async(self, result: RiskGateResult, order: Any, deadline: float) -> RiskGateResult:
-        now = self._without_commit(result, order)
+    async def _committed_async(self, result: RiskGateResult, order: Any, deadline: float, seq: int) -> RiskGateResult:
+        now = self._without_commit(result, order, seq)
         if now is not None:
             return now
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
         def wake() -> None:  # on the journal's thread
-            loop.call_soon_threadsafe(lambda: None if done.done() else done.set_result(None))
+            if not loop.is_closed():  # a caller gone with its loop: nobody to wake
+                loop.call_soon_threadsafe(lambda: None if done.done() else done.set_result(None))
 
-        if not self.journal.when_committed(self.journal.last_seq, wake):
+        if not self.journal.when_committed(seq, wake):
             try:
                 await asyncio.wait_for(done, max(0.0, deadline - _real_monotonic()))
             except TimeoutError:
@@ -195,14 +202,16 @@ class GateDecider:
         if wait is None:
             return self._bad_timeout(order, timeout)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[RiskGateResult] = loop.create_future()
+        future: asyncio.Future[tuple[RiskGateResult, int]] = loop.create_future()
 
-        def deliver(result: RiskGateResult) -> None:
+        def deliver(result: RiskGateResult, seq: int) -> None:
             if not future.done():
-                future.set_result(result)
+                future.set_result((result, seq))
 
-        def reply(result: RiskGateResult) -> None:  # runs on the gate's thread
-            loop.call_soon_threadsafe(deliver, result)
+        decided_seq = self._gate.decided_seq
+
+        def reply(result: RiskGateResult) -> None:  # on the gate actor's thread, right after it decided
+            loop.call_soon_threadsafe(deliver, result, decided_seq())
 
         started = _real_monotonic()
         try:
@@ -211,7 +220,8 @@ class GateDecider:
             # the loop's thread); else handed to the gate's actor.
             here = self._gate.decide(request, None)
             if here is not None:
-                return await self._committed_async(cast("RiskGateResult", here), order, started + wait)
+                seq = self._gate.decided_seq()
+                return await self._committed_async(cast("RiskGateResult", here), order, started + wait, seq)
             gate = self._gate_actor()
             if gate is None:
                 return self._unavailable(order, "not started")
@@ -222,7 +232,7 @@ class GateDecider:
             log.exception("evaluate_failed", error=repr(exc))
             return self._unavailable(order, type(exc).__name__)
         try:
-            result = await asyncio.wait_for(future, wait)
+            result, seq = await asyncio.wait_for(future, wait)
         except TimeoutError:
             return self._unavailable(order, f"no answer within {wait}s")
-        return await self._committed_async(result, order, started + wait)
+        return await self._committed_async(result, order, started + wait, seq)

@@ -78,6 +78,8 @@ _EXPIRED_EVERY_S = 0.1
 _MAX_PENDING = 100_000
 
 Request = EvaluateOrder | RejectOrder
+# State: the latest of each kind supersedes the earlier (what a resync applies again).
+_STATE_KINDS = frozenset({RiskSignal, AccountState, EssState, Override, ConfigChanged})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,8 @@ class Gate:
         # give up after theirs, posts only try), so no thread can deadlock on it.
         self.lock = threading.Lock()
         self._pending: deque[Posted] = deque()  # posted, not yet applied (see the docstring)
-        self._lost = 0  # posts refused since the last apply (the pending queue was full)
+        self._lost = 0  # state posts refused since the last apply (the pending queue was full)
+        self._reports_refused = 0  # report posts refused: reservations and rates unknown until a start
         self._resync = resync  # the latest state of every kind and the running config, after a loss
         self._owning = threading.Lock()  # open, close, shut: one at a time
         self._open = False
@@ -149,6 +152,10 @@ class Gate:
         self._counters = counters  # None: metrics off
         self._halts = halts  # told when a halt begins (the guarded clients cancel resting orders)
         self._state = GateState()
+        # With journal.durability = "commit" the caller waits for its decision's record:
+        # the seq of the last one this thread took (a restart-only setting).
+        self._track_seq = config.journal.durability == "commit"
+        self._seqs = threading.local()
         self._decisions: Counter[str] = Counter()
         self._failing_closed: set[tuple[str, str]] = set()  # (source, account) the gate blocks on now
         self._expired: list[dict[str, Any]] = []  # reservations expired, not yet journaled
@@ -205,6 +212,15 @@ class Gate:
             self._owner = None
             self._open = False
 
+    def quiesce(self, timeout: float) -> bool:
+        """Wait (up to `timeout` s) until no decision is under way: after `shut`, one
+        that had the lock finishes and hands the journal its record before the journal
+        stops. False if the lock stayed held (that decision then answers GATE_UNAVAILABLE)."""
+        if not self._take(timeout):
+            return False
+        self._release()
+        return True
+
     def arm(self) -> None:
         """An owner may open it again (what a start does first)."""
         with self._owning:
@@ -221,6 +237,7 @@ class Gate:
         """What the gate starts from (the journal's recent approvals), before it opens."""
         with self.lock:
             self._state = state
+            self._reports_refused = 0  # what was refused is in the journal the state was recalled from
 
     # -- state and reports -------------------------------------------------------
     def post(self, message: object, received: float | None = None) -> None:
@@ -228,12 +245,20 @@ class Gate:
         applied before anything reads the gate's state next; at once if the lock is free."""
         pending = self._pending
         if len(pending) >= _MAX_PENDING:
-            # Only a lock held that long gets here (every order waits meanwhile). What is
-            # refused is not lost for good: the holder applies the latest of every kind
-            # again before anything reads the state (`_apply_pending`).
-            self._lost += 1
-            if self._lost == 1:
-                log.error("gate_state_refused", pending=len(pending), message_type=type(message).__name__)
+            # Only a lock held that long gets here (every order waits meanwhile). Refused
+            # state is not lost for good: the holder applies the latest of every kind
+            # again before anything reads the state (`_apply_pending`). A refused report
+            # (a fill, an outcome, a message sent) has no latest to apply: the gate no
+            # longer knows its reservations and rates, and blocks until a start recalls them.
+            if type(message) in _STATE_KINDS:
+                self._lost += 1
+                if self._lost == 1:
+                    log.error("gate_state_refused", pending=len(pending), message_type=type(message).__name__)
+            else:
+                self._reports_refused += 1
+                if self._reports_refused == 1:
+                    log.error("gate_report_refused", pending=len(pending), message_type=type(message).__name__,
+                              effect="every order blocks GATE_UNAVAILABLE until riskgate restarts")  # fmt: skip
             return
         pending.append(Posted(message, self._clock.monotonic() if received is None else received))
         if self.lock.acquire(blocking=False):
@@ -330,9 +355,13 @@ class Gate:
         try:
             if not self.is_open:
                 return None  # closed while this waited
-            if self._pending:
+            if self._pending or self._lost:
                 self._apply_pending()
             result = self._answer(msg)
+            if self._shut and result.decision != "block":
+                # A stop began while it decided: its record may miss the journal's last
+                # flush, so the order must not be sent. What it booked goes with the process.
+                result = self._unavailable(msg, "riskgate stopped while this order was decided")
             if (
                 result.reason_code is not RC.GATE_UNAVAILABLE
                 and msg.deadline is not None
@@ -347,6 +376,11 @@ class Gate:
             return result
         finally:
             self._release()
+
+    def decided_seq(self) -> int:
+        """The journal seq of the last decision this thread made (0: its record was not
+        queued, the queue being full); kept with journal.durability = "commit" only."""
+        return int(getattr(self._seqs, "seq", 0))
 
     def unavailable(self, order_id: str, account: str | None, why: str) -> RiskGateResult:
         """A GATE_UNAVAILABLE decided without the lock (not started, busy past the
@@ -365,6 +399,10 @@ class Gate:
         try:
             if msg.deadline is not None and self._clock.monotonic() > msg.deadline:
                 return self._unavailable(msg, "reached the gate after the caller's timeout")
+            if self._reports_refused:
+                return self._unavailable(msg, f"{self._reports_refused} reports (fills, outcomes, messages) were "
+                                         "refused while the gate was held: its reservations and rates are unknown "
+                                         "until riskgate restarts")  # fmt: skip
             return self._evaluate(msg)
         except Exception as exc:
             log.exception("gate_internal_error", error=repr(exc))
@@ -419,7 +457,9 @@ class Gate:
         account = _account(msg)
         book = st.books.get(account) if account is not None else None
         reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
-        self._journal.decision(result, order, account, st.signal, book, reserved)
+        seq = self._journal.decision(result, order, account, st.signal, book, reserved)
+        if self._track_seq:
+            self._seqs.seq = seq
         if code in STALE_SOURCE or self._failing_closed:
             self._note_fail_closed(code, account, result.reason)
         if order is not None and result.decision != "block":

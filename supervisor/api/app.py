@@ -14,7 +14,6 @@ with `api.read_access = "token"` the read endpoints do too. Probes
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
@@ -419,9 +418,10 @@ def _decision_routes(app: FastAPI, http: _Http, service: Decider) -> None:
             return _problem(422, f"body must be a JSON list of orders, got {type(orders).__name__}")
         if len(orders) > MAX_BATCH:
             return _problem(413, f"at most {MAX_BATCH} orders per batch, got {len(orders)}")
-        # Told to the gate in list order (each task runs to its tell before the next starts).
+        # Decided in list order: each order's answer before the next is asked (a later one
+        # must never be decided first because an earlier one waited for the gate).
         scope = http.keeper.scope(request.headers.getlist("authorization"))
-        results = await asyncio.gather(*(_decide(service, order, scope) for order in orders))
+        results = [await _decide(service, order, scope) for order in orders]
         return _ok([result_json(r) for r in results])
 
 

@@ -34,6 +34,9 @@ from typing import Any, NamedTuple
 
 from supervisor.core.gate_state import AccountBook
 from supervisor.core.messages import OrderRequest, RiskGateResult, RiskSignal
+from supervisor.logs import get_logger
+
+log = get_logger("riskgate.journal")
 
 __all__ = ["DecisionRecord", "EventRecord", "JournalQueue", "Record"]
 
@@ -110,11 +113,11 @@ class JournalQueue:
         signal: RiskSignal | None = None,
         book: AccountBook | None = None,
         reserved_units: int | None = None,
-    ) -> bool:
-        """Append a decision's record. False when the queue is full."""
+    ) -> int:
+        """Append a decision's record; its seq (0 when the queue is full: not queued)."""
         items = self._items
         if len(items) >= self.max_records and self._full():
-            return False
+            return 0
         # Seq and place in one step: the queue is in seq order, whatever the threads. (acquire and
         # release, not `with`: this runs per decision, and the context manager costs twice as much.)
         self._take()
@@ -123,7 +126,7 @@ class JournalQueue:
             items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units)))
         finally:
             self._give()
-        return True
+        return seq
 
     def event(self, when: datetime, kind: str, source: str = "", account: str | None = None, **detail: Any) -> bool:
         """An event that explains decisions (a source failed, ESS changed, ...).
@@ -173,7 +176,10 @@ class JournalQueue:
             while waiters and waiters[0][0] <= seq:
                 due.append(heapq.heappop(waiters)[2])
         for call in due:
-            call()
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - one waiter gone (its loop closed) must not stop the journal
+                log.warning("commit_waiter_failed", error=repr(exc))
 
     def peek(self, n: int) -> list[Record]:
         """Up to n records from the left, left in place."""

@@ -259,6 +259,9 @@ class OperatorControls:
             if record.expires_at is not None and (when(record.expires_at) <= now or now < started):
                 expired.append(replace(record, state="expired"))
                 self._event("override_expired", record, None, was=record.state)
+        for record in expired:
+            if self._overrides.get(record.id, record).state == "active":  # not a proposal: the gate holds it
+                self._tell_gate(record)  # ended here: ended at the gate too (a wall clock set back)
         if expired:
             live = {k: r for k, r in self._overrides.items() if k not in {e.id for e in expired}}
             try:

@@ -128,6 +128,8 @@ class Runtime:
 
     def stop(self) -> None:
         self.gate.shut()  # first: no order passes while the rest stops, whatever restarts meanwhile
+        if not self.gate.quiesce(min(5.0, self.config.gate.evaluate_timeout_s)):
+            log.warning("gate_busy_at_stop", effect="the decision under way answers GATE_UNAVAILABLE")
         self.supervisor.stop()
         self.halts.stop()
 

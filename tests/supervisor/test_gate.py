@@ -396,7 +396,7 @@ def test_posts_refused_when_too_many_wait_are_superseded_by_the_latest_state(sup
     gate = gate_of(sup)
     with held_elsewhere(gate.lock):  # a lock held that long
         for _ in range(50):
-            sup.report_message("tiny")
+            sup.report_risk_signal(signal("INFO", clock.now()))  # state: the latest supersedes it
         sup._runtime.reconfigure(parse_config(stricter))
         sup.report_risk_signal(signal("CRITICAL", clock.now()))
     assert sup.evaluate(order(quantity=0.1)).reason_code is RC.GLOBAL_RISK_CRITICAL
