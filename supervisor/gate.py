@@ -250,7 +250,10 @@ class Gate:
             # again before anything reads the state (`_apply_pending`). A refused report
             # (a fill, an outcome, a message sent) has no latest to apply: the gate no
             # longer knows its reservations and rates, and blocks until a start recalls them.
-            if type(message) in _STATE_KINDS:
+            kind = type(message)
+            if kind is _Answered:
+                return  # a count for the metrics only: nothing the gate decides on
+            if kind in _STATE_KINDS:
                 self._lost += 1
                 if self._lost == 1:
                     log.error("gate_state_refused", pending=len(pending), message_type=type(message).__name__)
@@ -291,7 +294,7 @@ class Gate:
         this check finds the lock free and applies itself."""
         lock, pending = self.lock, self._pending
         lock.release()
-        while pending and lock.acquire(blocking=False):
+        while (pending or self._lost) and lock.acquire(blocking=False):
             try:
                 self._apply_pending()
             finally:
