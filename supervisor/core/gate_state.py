@@ -155,6 +155,9 @@ class GateState:
     # only when it was within the collar of the marks: a client's word alone is no reference.
     marks: dict[PositionKey, dict[str, tuple[float, float]]] = field(default_factory=dict)
     last_price: dict[PositionKey, tuple[float, float]] = field(default_factory=dict)
+    # The band of fresh marks per key, kept until its oldest mark ages out or a mark arrives:
+    # (low, high, valid until (monotonic), the max age it was computed for).
+    _bands: dict[PositionKey, tuple[float, float, float, float]] = field(default_factory=dict)
     # Orders decided recently (duplicates): (account, order id) -> when; repeats of one order's terms.
     decided: dict[tuple[str, str], float] = field(default_factory=dict)
     repeats: dict[tuple[str, str, str, float, float], deque[float]] = field(default_factory=dict)
@@ -204,16 +207,18 @@ class GateState:
         if state.refreshed and state.problem is None and book.marks:
             # Only a usable snapshot's marks: an unusable one is re-sent with the last known positions
             # (a fill may have opened one at the client's price), which are no market price.
-            marks = self.marks
+            marks, bands = self.marks, self._bands
             for key, mark in book.marks.items():
                 by_account = marks.get(key)
                 if by_account is None:
                     by_account = marks[key] = {}
                 by_account[state.account] = (mark, received)
+                bands.pop(key, None)  # a new mark: the band is computed again when asked
             if len(marks) > _MAX_MARKS:  # symbols no account holds any more: the oldest go
                 newest = sorted(marks, key=lambda k: max(at for _, at in marks[k].values()))
                 self.marks = {k: marks[k] for k in newest[-(_MAX_MARKS // 2) :]}
                 self.last_price = {k: v for k, v in self.last_price.items() if k in self.marks}
+                self._bands = {}
 
     def mark_band(self, key: PositionKey, now: float, max_age_s: float) -> tuple[float, float] | None:
         """(lowest, highest) of the marks accounts' snapshots gave for `key` within
@@ -229,19 +234,32 @@ class GateState:
         return None
 
     def _snapshot_band(self, key: PositionKey, now: float, max_age_s: float) -> tuple[float, float] | None:
+        """The band of the fresh snapshot marks for `key`. Computed over every account
+        holding the symbol, then kept until its oldest mark ages out or a snapshot for
+        `key` arrives (a mark that aged out never comes back without one): per decision
+        it is one lookup, whatever the number of accounts."""
+        cached = self._bands.get(key)
+        if cached is not None and now < cached[2] and cached[3] == max_age_s:
+            return cached[0], cached[1]
         by_account = self.marks.get(key)
         if not by_account:
             return None
         low = high = 0.0
+        until = math.inf
         for price, at in by_account.values():
             if now - at <= max_age_s:
+                if at + max_age_s < until:
+                    until = at + max_age_s
                 if high == 0.0:
                     low = high = price
                 elif price < low:
                     low = price
                 elif price > high:
                     high = price
-        return (low, high) if high > 0.0 else None
+        if high <= 0.0:
+            return None
+        self._bands[key] = (low, high, until, max_age_s)
+        return low, high
 
     def record_fill_price(self, key: PositionKey, price: float, now: float, max_age_s: float, pct: float) -> bool:
         """Keep a fill's price as a reference if it is within `pct` percent of every
