@@ -43,6 +43,27 @@ _SLICE_S = 0.05
 MAX_EVALUATE_TIMEOUT_S = 60.0
 
 
+class _LoopReply:
+    """The reply of an order an asyncio caller handed to the gate's actor: delivered on
+    the caller's loop with its journal seq. `gone` once the caller stopped waiting
+    (cancelled, timed out): the gate then answers it without deciding it."""
+
+    __slots__ = ("_deliver", "_loop", "_seq", "gone")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[RiskGateResult, int], None],
+        seq: Callable[[], int],
+    ) -> None:
+        self._loop, self._deliver, self._seq = loop, deliver, seq
+        self.gone = False
+
+    def __call__(self, result: RiskGateResult) -> None:  # on the gate actor's thread, right after it decided
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._deliver, result, self._seq())
+
+
 class GateDecider:
     def __init__(
         self,
@@ -208,10 +229,7 @@ class GateDecider:
             if not future.done():
                 future.set_result((result, seq))
 
-        decided_seq = self._gate.decided_seq
-
-        def reply(result: RiskGateResult) -> None:  # on the gate actor's thread, right after it decided
-            loop.call_soon_threadsafe(deliver, result, decided_seq())
+        reply = _LoopReply(loop, deliver, self._gate.decided_seq)
 
         started = _real_monotonic()
         try:
@@ -234,5 +252,9 @@ class GateDecider:
         try:
             result, seq = await asyncio.wait_for(future, wait)
         except TimeoutError:
+            reply.gone = True
             return self._unavailable(order, f"no answer within {wait}s")
+        except asyncio.CancelledError:
+            reply.gone = True  # not decided yet: it never will be (nothing booked that no one hears of)
+            raise
         return await self._committed_async(result, order, started + wait, seq)

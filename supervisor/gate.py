@@ -360,6 +360,9 @@ class Gate:
                 return None  # closed while this waited
             if self._pending or self._lost:
                 self._apply_pending()
+            if msg.reply is not None and getattr(msg.reply, "gone", False):
+                # Handed to the actor by a caller that has stopped waiting: nothing to book.
+                return self._unavailable(msg, "the caller stopped waiting before the gate decided")
             result = self._answer(msg)
             if self._shut and result.decision != "block":
                 # A stop began while it decided: its record may miss the journal's last
