@@ -13,13 +13,26 @@ from supervisor.journal.store import JOURNAL_NAME, JournalReader
 from tests.helpers import make_config
 from tests.supervisor.api.conftest import http, sup
 
-__all__ = ["http", "journal_events", "sup", "sup_plain"]
+__all__ = ["http", "journal_events", "sup", "sup_plain", "sup_unlimited"]
 
 
 @pytest.fixture
 def sup_plain(clock):
     """A supervisor without the API (state reported, not polled)."""
     with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as s:
+        yield s
+
+
+@pytest.fixture
+def sup_unlimited(clock):
+    """No API, every source fed, no order-rate or repeat limit in the way, no supervision
+    check when a test moves the clock."""
+    from tests.helpers import feed
+
+    gate = {"max_orders_per_s": 10**6, "max_repeats": 10**6}
+    with RiskSupervisor(make_config(gate=gate, supervision={"check_interval_s": 1000.0}), clock=clock,
+                        poll_upstreams=False) as s:  # fmt: skip
+        feed(s)
         yield s
 
 

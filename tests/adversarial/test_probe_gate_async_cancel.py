@@ -8,19 +8,14 @@ import threading
 
 import pytest
 
-from supervisor import AccountSnapshot, RiskSupervisor
-from tests.helpers import GateHold, feed, make_config, order
-
-CONFIG = {"gate": {"max_orders_per_s": 10**6, "max_repeats": 10**6}}
+from supervisor import AccountSnapshot
+from tests.helpers import GateHold, order
 
 
 @pytest.fixture
-def sup(clock):
-    cfg = make_config(**CONFIG, supervision={"check_interval_s": 1000.0})
-    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as s:
-        feed(s)
-        s.report_account_snapshot(AccountSnapshot("main", 10_000_000.0))
-        yield s
+def sup(sup_unlimited):
+    sup_unlimited.report_account_snapshot(AccountSnapshot("main", 10_000_000.0))
+    return sup_unlimited
 
 
 def test_a_cancelled_async_caller_books_nothing_no_one_hears_of(sup):

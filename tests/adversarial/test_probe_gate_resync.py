@@ -9,19 +9,14 @@ from collections import deque
 import pytest
 
 import supervisor.gate
-from supervisor import AccountSnapshot, RiskSupervisor
+from supervisor import AccountSnapshot
 from supervisor.core.reasons import ReasonCode as RC
-from tests.helpers import feed, make_config, order, signal
-
-CONFIG = {"gate": {"max_orders_per_s": 10**6, "max_repeats": 10**6}}
+from tests.helpers import feed, order, signal
 
 
 @pytest.fixture
-def sup(clock):
-    cfg = make_config(**CONFIG, supervision={"check_interval_s": 1000.0})
-    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as s:
-        feed(s)
-        yield s
+def sup(sup_unlimited):
+    return sup_unlimited
 
 
 class _PausingDeque(deque):
