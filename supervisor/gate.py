@@ -559,7 +559,7 @@ class Gate:
             )
 
     def _on_account(self, state: AccountState, received: float) -> None:
-        self._state.put_account(state, received)
+        self._state.put_account(state, received, self._config.symbols)
 
     def _on_ess(self, ess: EssState, _received: float) -> None:
         # Publishers put the newest ESS state on the board before posting it here

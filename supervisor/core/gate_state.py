@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +193,9 @@ class GateState:
         return _count_after(self.repeats.get(terms), now - window_s)
 
     # -- account books -------------------------------------------------
-    def put_account(self, state: AccountState, received: float) -> None:
+    def put_account(self, state: AccountState, received: float, symbols: Container[str] | None = None) -> None:
+        """The account's new state. Its snapshot's marks become collar references for the
+        `symbols` given (the configured ones: no order names another), for all if None."""
         old = self.books.get(state.account)
         if old is not None and not state.refreshed:
             received = old.received
@@ -209,6 +212,8 @@ class GateState:
             # (a fill may have opened one at the client's price), which are no market price.
             marks, bands = self.marks, self._bands
             for key, mark in book.marks.items():
+                if symbols is not None and key[0] not in symbols:
+                    continue  # a symbol no order can name: a snapshot of dust must not crowd out real marks
                 by_account = marks.get(key)
                 if by_account is None:
                     by_account = marks[key] = {}
