@@ -129,8 +129,7 @@ class RiskSupervisor:
         `health.interval_s`. With `wait_ready` (seconds), wait that long at most
         for `wait_ready()`; still not ready, it logs `not_ready` with what is
         missing and returns (orders block until the state arrives)."""
-        if self._gate is None:
-            self._system.start()  # StoreError: another riskgate uses this state folder
+        if self._system.start():  # StoreError: another riskgate uses this state folder
             atexit.register(self._stop_at_exit)
         if wait_ready is not None and not self.wait_ready(wait_ready):
             log.warning("not_ready", waited_s=wait_ready, missing=self.readiness())

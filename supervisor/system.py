@@ -149,6 +149,7 @@ class System:
         self._want_api = api
         self.api: ApiServer | None = None
         self._started: list[_Part] = []
+        self._life = threading.RLock()  # start and stop, one at a time (re-entrant: serve_api from a part)
         self._reload_lock = threading.Lock()
 
     # -- life cycle ------------------------------------------------------------------
@@ -177,26 +178,37 @@ class System:
             parts.append(_Part("api", self._serve_api, self._stop_api))
         return parts
 
-    def start(self) -> None:
-        """Start every part in order; one that fails stops those started, in reverse, and raises."""
-        for part in self._parts():
-            try:
-                part.start()
-            except BaseException:
-                self.stop()
-                raise
-            self._started.append(part)
-        log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
+    def start(self) -> bool:
+        """Start every part in order; one that fails is stopped too (it may have started
+        some of itself), then those started, in reverse, and the error is raised. One
+        start or stop at a time; a start while started does nothing (False)."""
+        with self._life:
+            if self._started:
+                return False
+            for part in self._parts():
+                try:
+                    part.start()
+                except BaseException:
+                    self._started.append(part)  # what it started of itself stops with the rest
+                    self._stop_started()
+                    raise
+                self._started.append(part)
+            log.info("supervisor_started", accounts=len(self.config.accounts.accounts))
+            return True
 
     def stop(self) -> None:
         """Stop what started, in reverse order (each stop on its own: one that raises is logged)."""
+        with self._life:
+            self._stop_started()
+        log.info("supervisor_stopped")
+
+    def _stop_started(self) -> None:
         while self._started:
             part = self._started.pop()
             try:
                 part.stop()
             except Exception as exc:  # noqa: BLE001 - the other parts still stop
                 log.error("part_stop_failed", part=part.name, error=repr(exc))
-        log.info("supervisor_stopped")
 
     def _config_loaded(self) -> None:
         self.runtime.event("config_loaded", "riskgate", origin=self.config.origin, sha256=self.config.digest or None)
@@ -247,10 +259,11 @@ class System:
 
     def serve_api(self, host: str | None = None, port: int | None = None) -> ApiServer:
         """Serve the HTTP API now (stopped by `stop()`); `port=0` picks a free port."""
-        if self.api is None:
-            self.api = self.new_api_server(host, port)
-            self._started.append(_Part("api", _nothing, self._stop_api))
-        return self.api.start()
+        with self._life:
+            if self.api is None:
+                self.api = self.new_api_server(host, port)
+                self._started.append(_Part("api", _nothing, self._stop_api))
+            return self.api.start()
 
     # -- the journal ---------------------------------------------------------------------
     def _flush_now(self) -> None:

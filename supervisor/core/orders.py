@@ -55,7 +55,9 @@ def _new_order_id() -> str:
 def _read(raw: Any, key: str) -> str | None:
     try:
         value = raw.get(key) if isinstance(raw, Mapping) else getattr(raw, key, None)
-    except Exception:  # noqa: BLE001 - a hostile mapping must not break the gate
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - a hostile mapping must not break the gate
         return None
     text = plain_str(value)
     return text if text and len(text) <= MAX_NAME_LENGTH and _clean(text) else None
@@ -184,9 +186,9 @@ def _fields(raw: Any) -> Mapping[str, Any]:
     of known fields: no key's own `__eq__` or `__hash__` is ever asked."""
     if type(raw) is dict:
         fields: Mapping[Any, Any] = raw  # a plain dict's get() runs no caller code
-    elif isinstance(raw, OrderRequest):
+    elif type(raw) is OrderRequest:  # exactly: isinstance() believes a `__class__`, a subclass has its own code
         return {name: getattr(raw, name) for name in _NAMES_IN_ORDER}
-    elif isinstance(raw, Mapping):
+    elif issubclass(type(raw), Mapping):  # its type, not its claimed `__class__`
         fields = dict(raw)  # one copy: a mapping that changes between reads is judged on this one
     else:
         raise _InvalidError(f"order must be an OrderRequest or a mapping, got {type(raw).__name__}")
@@ -205,7 +207,9 @@ def validate_order(raw: Any, config: Config) -> OrderRequest | str:
         return _read_order(raw, config)
     except _InvalidError as why:
         return str(why)
-    except Exception as exc:  # noqa: BLE001 - malformed input is an answer, not a crash
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - malformed input (even a hostile BaseException) is an answer
         return f"order could not be read: {type(exc).__name__}"
 
 
