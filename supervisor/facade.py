@@ -278,14 +278,11 @@ class RiskSupervisor:
         return self._decider.reject(order, why, code)
 
     # -- state from the execution side and the upstreams ---------------------
-    def _tell_gate(self, message: object) -> bool:
-        # Through the link: stamped, remembered for the health ages, posted to the gate.
-        return self._runtime.link.tell(message)
-
     def report_risk_signal(self, signal: RiskSignal | Mapping[str, Any]) -> bool:
         """Push a Risk v3 signal. A mapping is parsed (`UpstreamError` if unusable)."""
         signal = check_signal(signal) if isinstance(signal, RiskSignal) else parse_risk_signal(signal)
-        return self._tell_gate(signal)
+        self._runtime.link.tell(signal)  # stamped, remembered for the health ages, posted to the gate
+        return True
 
     def report_ess_state(self, state: EssState) -> bool:
         """Publish ESS readings (one per source in `state.sources`): on the board
@@ -294,7 +291,8 @@ class RiskSupervisor:
         another's halt. Its `active` is recomputed from the readings."""
         if not isinstance(state, EssState):
             raise UpstreamError(f"ESS state: expected an EssState, got {type(state).__name__}")
-        return self._runtime.publish_ess(state)
+        self._runtime.publish_ess(state)
+        return True
 
     def report_ess_active(self, active: bool | None, reason: str = "", source: str = "manual") -> bool:
         return self.report_ess_state(EssState.combine((EssSourceStatus(source, active, reason),)))
@@ -315,7 +313,10 @@ class RiskSupervisor:
     def report_message(self, account: str) -> bool:
         """A cancel or edit sent for `account` (the guarded clients report theirs):
         it counts toward `gate.max_messages_per_s`."""
-        return isinstance(account, str) and self._tell_gate(MessageSent(account))
+        named = isinstance(account, str)  # anything else (an untyped caller's value) is refused
+        if named:
+            self._runtime.link.tell(MessageSent(account))
+        return named
 
     def report_order_outcome(self, outcome: OrderOutcome) -> bool:
         """Push an order's final outcome: its reservation is released. An
@@ -325,7 +326,8 @@ class RiskSupervisor:
         except UpstreamError as exc:
             log.warning("outcome_refused", error=str(exc))
             return False
-        return self._tell_gate(outcome)
+        self._runtime.link.tell(outcome)
+        return True
 
     # -- emergency controls (docs/http-api.md; two operators for an override) ------------
     def on_halt(self, listener: Callable[[str], None]) -> None:

@@ -56,12 +56,12 @@ class GateLink:
         self._gate = gate
         self._latest: dict[tuple[str, str], Latest] = {}
 
-    def tell(self, message: object) -> bool:
+    def tell(self, message: object) -> None:
         """Post to the gate (never waits); remember it if it is state."""
         key = _cache_key(message)
         if key is None:  # a report (fill, outcome, message sent)
             self._gate.post(message, self._clock.monotonic())
-            return True
+            return
         with self._lock:  # remembered and posted in one order
             sent = self._clock.monotonic()
             previous = self._latest.get(key)
@@ -71,7 +71,6 @@ class GateLink:
             if not _older(message, previous):  # a lagging signal is not the latest
                 self._latest[key] = Latest(message, sent)
             self._gate.post(message, sent)
-        return True
 
     def latest(self, kind: str, name: str = "") -> Latest | None:
         """The latest state of a kind and when it was sent (monotonic), or None."""

@@ -150,12 +150,12 @@ class Runtime:
             "oldest_account": self._oldest_account_age(),
         }
 
-    def publish_ess(self, state: EssState) -> bool:
+    def publish_ess(self, state: EssState) -> None:
         """ESS readings (one per source in `state.sources`): on the board first (every
         decision reads it), then posted as state. A reading replaces only its own
         source's: a clear from one source never lifts another's halt."""
         combined = self.board.publish(state, self.clock.monotonic())
-        return self.link.tell(combined)
+        self.link.tell(combined)
 
     def reconfigure(self, config: Config) -> None:
         """Swap a reloaded config in: the gate (between two decisions), the
