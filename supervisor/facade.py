@@ -89,7 +89,6 @@ class RiskSupervisor:
         """`poll_upstreams=False` starts only the gate and the account tracker:
         every state then comes through the `report_*` methods. `api=True`
         serves the HTTP API at `[api] host:port` from `start()` (see `serve_api`)."""
-        self.config = config  # the running configuration (a reload swaps it)
         self.clock: Clock = clock or SystemClock()
         # Every part, built in dependency order (supervisor.system); this is the handle on it.
         self._system = System(config, self.clock, http_transport, poll_upstreams, self, api)
@@ -101,7 +100,11 @@ class RiskSupervisor:
         self.controls = self._system.controls
         self.alerting = self._system.alerting
         self.ess_board = self._runtime.board
-        self._reload_lock = threading.Lock()
+
+    @property
+    def config(self) -> Config:
+        """The running configuration (a reload swaps it)."""
+        return self._system.config
 
     @property
     def _gate(self) -> pykka.ActorRef[GateActor] | None:
@@ -235,9 +238,7 @@ class RiskSupervisor:
         validate it, and swap it in: the gate takes it between two evaluations.
         `ConfigError` lists every problem, including restart-only keys that
         changed; then nothing changes."""
-        with self._reload_lock:  # the facade's config swapped in the order the reloads were
-            new, changed = self._system.reload(path, by)
-            self.config = new
+        new, changed = self._system.reload(path, by)
         return {"sha256": new.digest, "origin": new.origin, "changed": changed}
 
     def serve_api(self, host: str | None = None, port: int | None = None) -> ApiServer:

@@ -311,7 +311,7 @@ def build_app(service: GateService, decider: Decider | None = None) -> FastAPI:
         docs_url=None,  # served below from the package, not from a CDN
         redoc_url=None,
     )
-    keeper = Gatekeeper(service)
+    keeper = Gatekeeper(decider or service)  # on every order's path: the part that answers orders
     app.state.gatekeeper = keeper  # the fast path checks tokens the same way
     http = _Http(service, keeper)
     _page_routes(app)

@@ -29,7 +29,9 @@ __all__ = ["Basics", "Decider", "GateService", "Operator", "Reader", "Reporter"]
 class Basics(Protocol):
     """The running config, the clock, and the journal for the API's own events."""
 
-    config: Config
+    @property
+    def config(self) -> Config: ...
+
     journal: JournalQueue
     clock: Clock
 
