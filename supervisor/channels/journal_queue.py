@@ -89,7 +89,6 @@ class JournalQueue:
         self.source_errors: dict[str, tuple[datetime, str, str]] = {}
         self.problem: str | None = None  # why the journal cannot write now, or None
         self.blocking: str | None = None  # why new orders must block now (the policy's verdict), or None
-        self.last_seq = 0  # the seq of the last record taken
         self.committed = 0  # every record up to this seq is written (or given up as unwritable)
         self.flush_now: Callable[[], None] | None = None  # asks the journal to flush at once (commit mode)
         self._flush_asked = False
@@ -122,7 +121,7 @@ class JournalQueue:
         # release, not `with`: this runs per decision, and the context manager costs twice as much.)
         self._take()
         try:
-            seq = self.last_seq = next(self._seq)
+            seq = next(self._seq)
             items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units)))
         finally:
             self._give()
@@ -138,7 +137,7 @@ class JournalQueue:
         if self._full():
             return False
         with self._order:
-            seq = self.last_seq = next(self._seq)
+            seq = next(self._seq)
             self._items.append(EventRecord(seq, when, kind, source, account, detail))
         return True
 
