@@ -226,9 +226,6 @@ class Gate:
         with self._owning:
             self._shut = False
 
-    def owned_by(self, owner: str) -> bool:
-        return self._owner == owner
-
     @property
     def is_open(self) -> bool:
         return self._open
