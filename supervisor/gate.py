@@ -42,27 +42,31 @@ from supervisor.channels.halt_watch import HaltWatch
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
+from supervisor.core.budget import cap_keys
 from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference
 from supervisor.core.evaluate import block_result, decide, invalid_order
-from supervisor.core.gate_state import GateState, Reservation
+from supervisor.core.gate_state import UNITS_PER_USD, GateState, Reservation
 from supervisor.core.messages import (
     AccountState,
     ConfigChanged,
     EssState,
     EvaluateOrder,
     Fill,
+    LeaseHeld,
     MessageSent,
     OrderOutcome,
+    OrderRequest,
     Override,
     RejectOrder,
     RiskGateResult,
     RiskSignal,
+    SharedState,
 )
 from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.logs import get_logger
 
-__all__ = ["BUSY", "AccountView", "Gate", "GateView", "Posted"]
+__all__ = ["BUSY", "AccountView", "BudgetUsage", "Gate", "GateView", "Posted"]
 
 log = get_logger("riskgate.gate")
 
@@ -79,7 +83,7 @@ _MAX_PENDING = 100_000
 
 Request = EvaluateOrder | RejectOrder
 # State: the latest of each kind supersedes the earlier (what a resync applies again).
-_STATE_KINDS = frozenset({RiskSignal, AccountState, EssState, Override, ConfigChanged})
+_STATE_KINDS = frozenset({RiskSignal, AccountState, EssState, Override, ConfigChanged, SharedState})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,16 @@ class GateView:
     reservations: int
     overrides: dict[str, tuple[str, float]]  # account -> (override id, expiry, monotonic)
     config_digest: str
+
+
+class BudgetUsage(NamedTuple):
+    """One cap as the gate holds it (micro-USD): see `Gate.budget_usage`."""
+
+    positions_units: int
+    reserved_units: int
+    approved_units: int  # cumulative
+    refused_units: int  # cumulative
+    lease: LeaseHeld | None
 
 
 class Posted(NamedTuple):
@@ -151,6 +165,8 @@ class Gate:
         self._journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
         self._counters = counters  # None: metrics off
         self._halts = halts  # told when a halt begins (the guarded clients cancel resting orders)
+        # Several instances: called (never waits) when an order found too little budget leased.
+        self.on_budget_short: Callable[[], None] | None = None
         self._state = GateState()
         # With journal.durability = "commit" the caller waits for its decision's record:
         # the seq of the last one this thread took (a restart-only setting).
@@ -172,6 +188,7 @@ class Gate:
             OrderOutcome: self._on_outcome,
             MessageSent: self._on_message_sent,
             ConfigChanged: self._on_config,
+            SharedState: self._on_shared,
             _Answered: self._on_answered,
         }
 
@@ -484,7 +501,20 @@ class Gate:
                 )
             )
             st.record_approval(order.account, now)
+            if config.store.shared:
+                self._count_budget(st.budget_approved, order, ev.reserve_notional)
+        elif code is RC.BUDGET_UNAVAILABLE and order is not None:
+            self._count_budget(st.budget_refused, order, order.quantity * order.price)
+            if self.on_budget_short is not None:
+                self.on_budget_short()
         return result
+
+    @staticmethod
+    def _count_budget(counts: dict[tuple[str, str], int], order: OrderRequest, usd: float) -> None:
+        """What the lease keeper reads as demand: units approved, or refused for want of budget."""
+        units = round(usd * UNITS_PER_USD) if 0.0 < usd < 1e15 else 0
+        for key in (("exchange", order.exchange), ("account", order.account)):
+            counts[key] = counts.get(key, 0) + units
 
     def _expire(self, st: GateState, now: float) -> None:
         expired = self._expired
@@ -632,7 +662,40 @@ class Gate:
             self._clock.now(), "config_reloaded", "riskgate", previous=old.digest or None, sha256=msg.config.digest
         )
 
+    def _on_shared(self, msg: SharedState, _received: float) -> None:
+        st = self._state
+        if msg.confirmed_at >= st.shared_confirmed:  # a round that ended late never turns time back
+            st.shared_confirmed = msg.confirmed_at
+            st.leases = dict(msg.leases)
+
     # -- reading (ops surfaces: a copy under the lock, never held long) ---------------------
+    def budget_usage(self, timeout: float = 1.0) -> dict[tuple[str, str], BudgetUsage] | None:
+        """Per cap the config sets: positions, in flight, approved and refused so far (the
+        lease keeper's demand) and the lease held; None if the lock was not free in time."""
+        if not self._take(timeout):
+            return None
+        try:
+            self._apply_pending()
+            st = self._state
+            now = self._clock.monotonic()
+            if st.reservations:
+                self._expire(st, now)
+            out: dict[tuple[str, str], BudgetUsage] = {}
+            for key in cap_keys(self._config):
+                kind, name = key
+                if kind == "exchange":
+                    positions = st.exchange_gross_units.get(name, 0)
+                    reserved = st.reserved_units_by_exchange.get(name, 0)
+                else:
+                    book = st.books.get(name)
+                    positions = sum(book.gross_units_by_exchange.values()) if book is not None else 0
+                    reserved = st.reserved_units_by_account.get(name, 0)
+                out[key] = BudgetUsage(positions, reserved, st.budget_approved.get(key, 0),
+                                       st.budget_refused.get(key, 0), st.leases.get(key))  # fmt: skip
+            return out
+        finally:
+            self._release()
+
     def view(self, timeout: float = 1.0) -> GateView | None:
         """What the gate holds now; None if the lock was not free within `timeout`."""
         if not self._take(timeout):

@@ -37,6 +37,7 @@ from supervisor.ops.controls import OperatorControls
 from supervisor.ops.health import HealthLog
 from supervisor.ops.metrics import MetricsRegistry
 from supervisor.ops.state import DecisionRates, StateReader
+from supervisor.runtime.shared import SharedParts
 from supervisor.runtime.supervision import ActorSpec
 from supervisor.runtime.wiring import Runtime
 from supervisor.sources.baseline_store import StateLock
@@ -66,6 +67,8 @@ RESTART_ONLY = (
     "accounts.timeout_s",
     "periods",
     "state",
+    "store",
+    "instance",
     "health",
     "supervision",
     "journal",
@@ -143,6 +146,11 @@ class System:
         self.metrics = MetricsRegistry(self.state_reader, counters)
         self.controls = OperatorControls(config, clock, self.runtime.board, self.runtime.link, self.journal,
                                          self.runtime.publish_ess)  # fmt: skip
+        # Several instances (store.backend = "postgresql", docs/scale-out.md): the shared store's
+        # keeper (rounds: heartbeat, leases, the shared halt), its listener and the journal's shipper.
+        self.shared: SharedParts | None = None
+        if config.store.shared:
+            self.shared = SharedParts(self)
         # Alerts to people (docs/operations.md#alerts): watches from outside the decision path.
         self.alerting = Alerting(self.runtime, clock) if config.alerts.enabled else None
         self._service = service
@@ -161,6 +169,12 @@ class System:
             parts.append(_Part("api socket", self._bind_api, self._stop_api))
         parts += [
             _Part("config event", self._config_loaded, _nothing),
+        ]
+        if self.shared is not None:
+            # Before the gate opens: this instance's name taken (a second process with it refuses
+            # to start), the schema checked; stopped after the actors: the leases go back last.
+            parts.append(_Part("shared store", self.shared.start, self.shared.stop))
+        parts += [
             # Every persisted block before the gate opens: the orders approved in the last
             # window, from the journal (duplicates, caps), as the gate's state; then the
             # operator halt on the ESS board and the running overrides, posted to it.
@@ -284,6 +298,7 @@ class System:
         doc = self.state_reader.document(timeout)
         doc["alerts"] = self.alerting.status() if self.alerting is not None else {"enabled": False}
         doc["operator_halt"] = self.controls.halt_status()
+        doc["store"] = self.shared.keeper.describe() if self.shared is not None else {"backend": "sqlite"}
         doc["overrides"] = {
             state: [asdict(r) for r in self.controls.overrides() if r.state == state]
             for state in ("active", "proposed")
@@ -334,6 +349,8 @@ class System:
             self.runtime.reconfigure(new)
             self.decider.config = new  # after the gate: an order validated with the old one is validated again there
             self.controls.reconfigure(new)
+            if self.shared is not None:
+                self.shared.keeper.reconfigure(new)  # the caps it leases
             self.config = new
             self.runtime.event("config_reload", "riskgate", by=by, sha256=new.digest, changed=changed)
             log.info("config_reloaded", by=by, sha256=new.digest, changed=changed)

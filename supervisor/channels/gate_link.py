@@ -14,7 +14,7 @@ import threading
 from typing import NamedTuple, Protocol
 
 from supervisor.clock import Clock
-from supervisor.core.messages import AccountState, EssState, Override, RiskSignal
+from supervisor.core.messages import AccountState, EssState, Override, RiskSignal, SharedState
 
 __all__ = ["GateLink", "Latest", "StateSink"]
 
@@ -46,6 +46,8 @@ def _cache_key(message: object) -> tuple[str, str] | None:
         return ("account", message.account)
     if isinstance(message, Override):
         return ("override", message.account)
+    if isinstance(message, SharedState):
+        return ("shared", "")
     return None
 
 

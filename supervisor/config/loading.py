@@ -14,6 +14,7 @@ import hashlib
 import math
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -29,6 +30,7 @@ from supervisor.config.schema import (
     JOURNAL_DURABILITY,
     JOURNAL_POLICIES,
     JOURNAL_WRITERS,
+    STORE_BACKENDS,
     WARNING_SCALING,
     WEEKDAYS,
     AccountConfig,
@@ -40,6 +42,7 @@ from supervisor.config.schema import (
     ExchangeConfig,
     GateConfig,
     HealthConfig,
+    InstanceConfig,
     JournalConfig,
     MetricsConfig,
     OperatorConfig,
@@ -48,6 +51,7 @@ from supervisor.config.schema import (
     ProfileConfig,
     RiskV3Config,
     StateConfig,
+    StoreConfig,
     SupervisionConfig,
     SymbolConfig,
     WebhookConfig,
@@ -511,6 +515,67 @@ def _folded(names: frozenset[str]) -> frozenset[str]:
     return frozenset(n.strip().casefold() for n in names)
 
 
+_INSTANCE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_DSN_KEYWORD = re.compile(r"\s*[a-z_]+\s*=")
+
+
+def _store(t: _Table, environ: Mapping[str, str]) -> StoreConfig:
+    """`[store]`: backend, `dsn` or `dsn_env` (postgresql only, exactly one), the round's timing
+    and the leases'. A DSN may hold a password: a problem never echoes it."""
+    t.secret = True
+    d = StoreConfig()
+    backend = t.string("backend", d.backend, STORE_BACKENDS)
+    dsn = t.string("dsn", None)
+    env = t.string("dsn_env", None)
+    if dsn is not None and env is not None:
+        t.problem("dsn_env", "give dsn or dsn_env, not both")
+        dsn = None
+    elif env is not None:
+        dsn = environ.get(env)
+        if dsn is None or not dsn.strip():
+            t.problem("dsn_env", f"environment variable {env} is not set (or empty)")
+            dsn = None
+    if backend == "postgresql" and dsn is None and t.raw("dsn") is _MISSING and t.raw("dsn_env") is _MISSING:
+        t.problem("dsn", 'is required with backend = "postgresql" (or dsn_env: an environment variable holding it)')
+    if dsn is not None and not (dsn.startswith(("postgresql://", "postgres://")) or _DSN_KEYWORD.match(dsn)):
+        t.problem("dsn_env" if env is not None else "dsn",
+                  "must be a postgresql:// URL or libpq key=value pairs (host=... dbname=...)")  # fmt: skip
+        dsn = None
+    if backend == "sqlite" and (dsn is not None or env is not None):
+        t.problem("backend", 'dsn is set but backend is "sqlite": set backend = "postgresql" to share state')
+    store = StoreConfig(
+        backend=backend,
+        dsn=dsn,
+        pool_size=t.number("pool_size", d.pool_size, ge=1, le=64, integer=True),
+        poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0, le=60),
+        timeout_s=t.number("timeout_s", d.timeout_s, gt=0, le=60),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=3600),
+        lease_ttl_s=t.number("lease_ttl_s", d.lease_ttl_s, gt=0, le=3600),
+        lease_slice_pct=t.number("lease_slice_pct", d.lease_slice_pct, gt=0, le=100),
+    )
+    t.finish()
+    if isinstance(store.poll_interval_s, float) and isinstance(store.max_age_s, float):
+        if store.max_age_s <= store.poll_interval_s:
+            t.problem("max_age_s", f"must be > store.poll_interval_s ({store.poll_interval_s}), got {store.max_age_s}")
+        if isinstance(store.lease_ttl_s, float) and store.lease_ttl_s < 2 * store.poll_interval_s:
+            t.problem("lease_ttl_s", f"must be >= 2 x store.poll_interval_s ({store.poll_interval_s}), "
+                      f"got {store.lease_ttl_s}")  # fmt: skip
+    return store
+
+
+def _instance(t: _Table, environ: Mapping[str, str]) -> InstanceConfig:
+    """`[instance] name`: unique per desk (the host name by default)."""
+    name = t.string("name", None)
+    t.finish()
+    if name is None:
+        name = environ.get("RISKGATE_INSTANCE") or socket.gethostname() or "riskgate"
+        if not _INSTANCE_NAME.fullmatch(name):  # a host name with other characters: made usable
+            name = re.sub(r"[^A-Za-z0-9_.-]", "-", name)[:64] or "riskgate"
+    elif not _INSTANCE_NAME.fullmatch(name):
+        t.problem("name", f"must be 1-64 letters, digits or _.-, got {_shown(name)}")
+    return InstanceConfig(name=name)
+
+
 def _profiles(t: _Table) -> dict[str, ProfileConfig]:
     out: dict[str, ProfileConfig] = {}
     for name in t.subtables():
@@ -612,6 +677,9 @@ def parse_config(
     state_t = root.table("state")
     state_dir = Path(state_t.string("dir", "state"))
     state_t.finish()
+    env = os.environ if environ is None else environ
+    store = _store(root.table("store"), env)
+    instance = _instance(root.table("instance"), env)
     health_t = root.table("health")
     health = HealthConfig(interval_s=health_t.number("interval_s", HealthConfig().interval_s, gt=0))
     health_t.finish()
@@ -655,10 +723,22 @@ def parse_config(
     # still be answered within heartbeat_timeout_s, or a slow upstream gets its
     # (healthy) poller restarted again and again.
     beat = supervision.heartbeat_timeout_s
-    for section, timeout in (("risk_v3", risk_v3.timeout_s), ("ess", ess.timeout_s), ("accounts", accounts.timeout_s)):
+    timeouts: tuple[tuple[str, float], ...] = (
+        ("risk_v3", risk_v3.timeout_s),
+        ("ess", ess.timeout_s),
+        ("accounts", accounts.timeout_s),
+    )
+    if store.shared:
+        timeouts += (("store", store.timeout_s),)
+    for section, timeout in timeouts:
         if isinstance(timeout, float) and isinstance(beat, float) and timeout >= beat:
             problems.append(f"{section}.timeout_s: must be < supervision.heartbeat_timeout_s ({beat}), got {timeout}")
 
+    if store.shared and isinstance(store.lease_ttl_s, float) and store.lease_ttl_s < gate.reservation_ttl_s:
+        # A killed instance's leases come back after their TTL: by then what it approved and
+        # never heard of again has expired too (its orders no longer count anywhere).
+        problems.append(f"store.lease_ttl_s: must be >= gate.reservation_ttl_s ({gate.reservation_ttl_s}), "
+                        f"got {store.lease_ttl_s}")  # fmt: skip
     if base_dir is not None and not state_dir.is_absolute():
         state_dir = base_dir / state_dir
     if ess.kill_switch_file and base_dir is not None and not Path(ess.kill_switch_file).is_absolute():
@@ -676,6 +756,8 @@ def parse_config(
         symbols=symbols,
         periods=periods,
         state=StateConfig(dir=state_dir),
+        store=store,
+        instance=instance,
         health=health,
         supervision=supervision,
         journal=journal,

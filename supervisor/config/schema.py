@@ -15,6 +15,7 @@ __all__ = [
     "JOURNAL_DURABILITY",
     "JOURNAL_POLICIES",
     "JOURNAL_WRITERS",
+    "STORE_BACKENDS",
     "WARNING_SCALING",
     "WEEKDAYS",
     "AccountConfig",
@@ -26,6 +27,7 @@ __all__ = [
     "ExchangeConfig",
     "GateConfig",
     "HealthConfig",
+    "InstanceConfig",
     "JournalConfig",
     "MetricsConfig",
     "OperatorConfig",
@@ -34,6 +36,7 @@ __all__ = [
     "ProfileConfig",
     "RiskV3Config",
     "StateConfig",
+    "StoreConfig",
     "SupervisionConfig",
     "SymbolConfig",
     "WebhookConfig",
@@ -165,6 +168,34 @@ class StateConfig:
     dir: Path = Path("state")
 
 
+STORE_BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where state shared by several instances lives (docs/scale-out.md). "sqlite": nothing is
+    shared (one instance, its state folder); "postgresql": the journal, the operator halt, the
+    instances and the caps' leased budgets are shared through the database at `dsn`."""
+
+    backend: str = "sqlite"
+    dsn: str | None = field(default=None, repr=False)  # may hold a password: never shown
+    pool_size: int = 4  # connections for writes (controls, journal shipping); LISTEN has its own
+    poll_interval_s: float = 0.5  # each round: heartbeat, leases renewed, shared halt read (LISTEN wakes it sooner)
+    timeout_s: float = 1.0  # a round's deadline (connect, statements): then its connection is cut
+    max_age_s: float = 3.0  # shared state not confirmed within this: opening orders block (SHARED_STATE_STALE)
+    lease_ttl_s: float = 30.0  # a lease not renewed within this expires (here first, then in the database)
+    lease_slice_pct: float = 10.0  # each instance asks for at least this share of each cap beyond what it holds
+
+    @property
+    def shared(self) -> bool:
+        return self.backend == "postgresql"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceConfig:
+    name: str = ""  # unique per desk; "" until loaded: the host name
+
+
 @dataclass(frozen=True, slots=True)
 class HealthConfig:
     interval_s: float = 30.0
@@ -280,6 +311,8 @@ class Config:
     symbols: Mapping[str, SymbolConfig] = field(default_factory=dict)
     periods: PeriodsConfig = PeriodsConfig()
     state: StateConfig = StateConfig()
+    store: StoreConfig = StoreConfig()
+    instance: InstanceConfig = InstanceConfig()
     health: HealthConfig = HealthConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     journal: JournalConfig = JournalConfig()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from supervisor.config import AccountConfig, Config, GateConfig, ProfileConfig, SymbolConfig
-from supervisor.core.gate_state import AccountBook, GateState
+from supervisor.core.budget import room_units
+from supervisor.core.gate_state import UNITS_PER_USD, AccountBook, GateState
 from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import shorten
@@ -345,6 +346,19 @@ def check_account_fresh(o: OrderRequest, c: EvalContext) -> Outcome:
     return account_denial(o.account, c.book.state, c.book.received, c.book.usable, c.now, c.config)
 
 
+def check_shared_state(o: OrderRequest, c: EvalContext) -> Outcome:
+    """Several instances: an opening order needs the shared halt state confirmed within
+    store.max_age_s (unknown is not "not halted"); a reducing one passes."""
+    store = c.config.store
+    if not store.shared or c.reduces:
+        return None
+    age = c.now - c.state.shared_confirmed
+    if age <= store.max_age_s:
+        return None
+    shown = f"{age:.1f} s ago" if age != math.inf else "never"
+    return Denial(RC.SHARED_STATE_STALE, f"shared state confirmed {shown} > store.max_age_s={store.max_age_s}")
+
+
 def check_reduce_only(o: OrderRequest, c: EvalContext) -> Outcome:
     if o.reduce_only and not c.reduces:
         return Denial(
@@ -605,7 +619,36 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
         if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
             tightest = out
+    if c.config.store.shared:
+        # Several instances: each cap is spent only within the slice this instance leases.
+        if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
+            key = ("exchange", o.exchange)
+            room = room_units(st.leases.get(key), st.exchange_gross_units.get(o.exchange, 0),
+                              st.reserved_units_by_exchange.get(o.exchange, 0), c.now)  # fmt: skip
+            out = _budget(o, c, room, "exchange")
+            if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
+                tightest = out
+        if cap is not None:
+            positions = sum(c.book.gross_units_by_exchange.values())
+            room = room_units(st.leases.get(("account", o.account)), positions,
+                              st.reserved_units_by_account.get(o.account, 0), c.now)  # fmt: skip
+            out = _budget(o, c, room, "account")
+            if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
+                tightest = out
     return tightest
+
+
+def _budget(o: OrderRequest, c: EvalContext, room: int, what: str) -> Scale | None:
+    max_qty = c.reducible_qty() + room / UNITS_PER_USD / o.price
+    if o.quantity <= max_qty:
+        return None
+    added = c.incremental_notional(o.quantity, o.price)
+    return Scale(
+        RC.BUDGET_UNAVAILABLE,
+        max_qty,
+        f"{what} cap: notional {added:.2f} > {room / UNITS_PER_USD:.2f} left of this instance's lease"
+        f" (max_qty={max_qty:.8g})",
+    )
 
 
 def _warning_factor(sig: RiskSignal, gate: GateConfig) -> float:
@@ -655,6 +698,7 @@ CHECKS: tuple[Check, ...] = (
     check_account_known,
     check_duplicate_order,
     check_account_fresh,
+    check_shared_state,
     check_reduce_only,
     check_order_size,
     check_price_collar,
@@ -706,6 +750,8 @@ DECIDED_BY: dict[RC, str] = {
     RC.SINGLE_TRADE_RISK: "14. single-trade risk",
     RC.EXCHANGE_EXPOSURE_LIMIT: "15. exchange exposure cap",
     RC.ACCOUNT_EXPOSURE_LIMIT: "15. account exposure cap",
+    RC.SHARED_STATE_STALE: "7c. several instances: the shared halt state confirmed within store.max_age_s",
+    RC.BUDGET_UNAVAILABLE: "15a. several instances: within the cap's budget this instance leases",
     RC.RISK_WARNING_SCALE: "16. Risk v3 WARNING scale-down",
     RC.ALL_CHECKS_PASSED: "17. every check passed",
     RC.GATE_UNAVAILABLE: "the gate did not decide in time (not started, down, or late)",
@@ -734,6 +780,8 @@ _AFTER_ACCOUNT = (
     RC.SINGLE_TRADE_RISK,
     RC.EXCHANGE_EXPOSURE_LIMIT,
     RC.ACCOUNT_EXPOSURE_LIMIT,
+    RC.SHARED_STATE_STALE,
+    RC.BUDGET_UNAVAILABLE,
     RC.RISK_WARNING_SCALE,
     RC.ALL_CHECKS_PASSED,
 )

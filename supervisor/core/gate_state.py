@@ -20,7 +20,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskSignal
+from supervisor.core.messages import AccountState, EssState, LeaseHeld, OrderRequest, RiskSignal
 
 __all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_units"]
 
@@ -165,6 +165,13 @@ class GateState:
     _decided_order: deque[tuple[float, tuple[str, str]]] = field(default_factory=deque)
     # Which order-independent checks passed, for which state objects (kept by core.verdicts).
     verdicts: VerdictCache = field(default_factory=VerdictCache)
+    # Several instances (store.backend = "postgresql", core.budget): when the shared halt
+    # state was last confirmed (monotonic), the caps' leases held, and per cap the units
+    # approved and refused for want of budget (cumulative: the lease keeper's demand).
+    shared_confirmed: float = -math.inf
+    leases: dict[tuple[str, str], LeaseHeld] = field(default_factory=dict)
+    budget_approved: dict[tuple[str, str], int] = field(default_factory=dict)
+    budget_refused: dict[tuple[str, str], int] = field(default_factory=dict)
 
     # -- duplicates ----------------------------------------------------
     def record_decided(self, order: OrderRequest, now: float, window_s: float) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "EssState",
     "EvaluateOrder",
     "Fill",
+    "LeaseHeld",
     "MessageSent",
     "OrderOutcome",
     "OrderRequest",
@@ -30,6 +31,7 @@ __all__ = [
     "RejectOrder",
     "RiskGateResult",
     "RiskSignal",
+    "SharedState",
 ]
 
 Decision = Literal["allow", "block", "scale_down"]
@@ -252,3 +254,25 @@ class ConfigChanged:
     up between two messages (restart-only keys are refused before it is sent)."""
 
     config: Config
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHeld:
+    """A slice of one cap this instance may spend (docs/scale-out.md): `units` (micro-USD)
+    granted when the cap's positions were `base_units`, usable until `valid_until`
+    (monotonic: counted from when the lease was asked, so it ends here before the
+    database gives it back)."""
+
+    units: int
+    base_units: int
+    valid_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class SharedState:
+    """One round with the shared store: the shared halt state was confirmed as of
+    `confirmed_at` (monotonic, when the round began) and these leases are held, by
+    cap (("exchange", NAME) or ("account", NAME))."""
+
+    confirmed_at: float
+    leases: Mapping[tuple[str, str], LeaseHeld]

@@ -53,6 +53,8 @@ from supervisor.ops.control_files import (
     when,
     write_atomically,
 )
+from supervisor.shared.db import SharedStoreError
+from supervisor.shared.store import HaltRow, SharedStore
 
 __all__ = [
     "HALT_FILE",
@@ -113,6 +115,14 @@ class OperatorControls:
         self._overrides: dict[str, OverrideRecord] = {}  # the live ones: proposed and active
         self._history: deque[OverrideRecord] = deque(maxlen=HISTORY_KEPT)  # recent ended ones, oldest first
         self._timer: Timer | None = None
+        # Several instances (store.backend = "postgresql"): the halt is the database's; one made
+        # here while the store did not answer is pushed there by the next round (`adopt_shared`).
+        self._shared: SharedStore | None = None
+        self._unshared = False
+
+    def share_through(self, store: SharedStore) -> None:
+        """Halts and resumes go through the shared store (before `load`)."""
+        self._shared = store
 
     def reconfigure(self, config: Config) -> None:
         self._config = config
@@ -179,15 +189,65 @@ class OperatorControls:
             self._halt = {"active": True, "by": by, "reason": reason, "since": since}
             self._publish_halt()  # on the board before this returns: the next evaluation is blocked
             self._save_or_say(HALT_FILE, self._halt, "halted now, but the halt could not be saved")
+            unshared = self._share_halt()
         self._journal.event(self._clock.now(), "operator_halt", HALT_SOURCE, by=by, reason=reason)
         log.warning("operator_halt", by=by, reason=reason)
+        if unshared is not None:
+            raise ControlError(503, f"halted on this instance only ({self._config.instance.name}): the shared store "
+                               f"did not take it ({unshared}); it is shared as soon as the store answers, and "
+                               "every other instance blocks opening orders meanwhile (SHARED_STATE_STALE)")  # fmt: skip
         return dict(self._halt)
+
+    def _share_halt(self) -> str | None:
+        """Write this instance's halt to the shared store; why not (then kept to push), or None."""
+        if self._shared is None:
+            return None
+        h = self._halt
+        try:
+            self._shared.set_halt(bool(h.get("active")), str(h.get("by")), str(h.get("reason")), h.get("since"))
+        except SharedStoreError as exc:
+            self._unshared = True
+            log.error("operator_halt_not_shared", error=str(exc))
+            return str(exc)
+        self._unshared = False
+        return None
+
+    def adopt_shared(self, row: HaltRow) -> None:
+        """The shared halt as a round read it: this instance's halt from now on (a halt made
+        here that the store did not take yet is pushed first: a halt is never lost)."""
+        with self._lock:
+            if self._unshared and self._halt.get("active"):
+                if self._share_halt() is not None:
+                    return  # still not shared: the local halt holds
+                return  # shared now: the next round reads it back
+            shared = {"active": row.active, "by": row.by, "reason": row.reason, "since": row.since}
+            if not row.active and row.by is None:
+                shared = {"active": False}  # never halted since the schema was made
+            current = {k: self._halt.get(k) for k in ("active", "by", "reason", "since")}
+            if {k: shared.get(k) for k in current} == current:
+                return
+            self._halt = shared
+            self._publish_halt()
+            try:
+                write_atomically(self._dir / HALT_FILE, shared)
+            except OSError as exc:
+                log.error("control_not_saved", file=HALT_FILE, error=str(exc), effect="the shared halt holds here")
+        kind = "operator_halt" if row.active else "operator_resume"
+        self._journal.event(self._clock.now(), kind, HALT_SOURCE, by=row.by, reason=row.reason, through=row.instance)
+        log.warning(kind, by=row.by, reason=row.reason, through=row.instance)
 
     def resume(self, by: str, reason: Any = "resumed") -> dict[str, Any]:
         reason = _text(reason, "reason")
         with self._lock:
             was = dict(self._halt)
             resumed = {"active": False, "by": by, "reason": reason, "since": iso(self._clock.now())}
+            if self._shared is not None:
+                # The database's halt is every instance's: a resume it did not take is no resume.
+                try:
+                    self._shared.set_halt(False, by, reason, resumed["since"])
+                except SharedStoreError as exc:
+                    raise ControlError(503, f"not resumed: the shared store did not take it ({exc})") from exc
+                self._unshared = False
             # Saved first: a resume that a restart would undo is no resume (still halted).
             self._save_or_say(HALT_FILE, resumed, "not resumed: the resume could not be saved")
             self._halt = resumed

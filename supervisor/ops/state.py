@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,6 +115,8 @@ class StateReader:
         self._runtime = runtime
         self._clock = clock
         self._rates = rates
+        # Several instances: the keeper's last round, (confirmed age, error), set by the system.
+        self.shared_status: Callable[[], tuple[float | None, str | None]] | None = None
 
     @property
     def config(self) -> Config:
@@ -148,6 +150,14 @@ class StateReader:
                 "last_error": last_error(ess_errors.get("ess_http")),
             },
         }
+        if self.shared_status is not None:
+            age, error = self.shared_status()
+            out["store"] = {
+                "fresh": age is not None and age <= cfg.store.max_age_s,
+                "age_s": _round(age),
+                "max_age_s": cfg.store.max_age_s,
+                "last_error": None if error is None else {"since": None, "cause": "store", "detail": error},
+            }
         for name in cfg.accounts.accounts:
             age = rt.link.age("account", name, now=now)
             out[f"account:{name}"] = {
@@ -416,6 +426,12 @@ def banner(
             found.append(("HALTED", halts or [_cause("ess", denial.reason, since=since, kind="halt")]))
         else:  # GLOBAL_RISK_CRITICAL, RISK_V3_ESS_ACTION_REQUIRED
             found.append(("HALTED", [_cause("risk_v3", f"{denial.reason}: only reduce-only orders pass", kind="halt")]))
+    store = sources.get("store")
+    if store is not None and not store["fresh"]:
+        age = store["age_s"]
+        shown = "never confirmed" if age is None else f"not confirmed for {age:.1f} s"
+        detail = f"store: shared state {shown}: opening orders block (SHARED_STATE_STALE)"
+        found.append(("FAIL-CLOSED", [_cause("store", detail)]))
     state, causes = found[0] if found else ("TRADING", [])
     also = [cause for _, rest in found[1:] for cause in rest]
     blocked = sorted((accounts_blocked or {}).items())

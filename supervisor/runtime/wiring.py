@@ -59,6 +59,7 @@ class Runtime:
         self.poll_upstreams = poll_upstreams
         self.journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
         self.first = list(first)
+        self.later: list[ActorSpec] = []  # started after the sources (the shared store's keeper and shipper)
         self.board = EssBoard()
         self.counters = GateCounters() if config.metrics.enabled else None
         self.halts = HaltWatch()
@@ -109,7 +110,7 @@ class Runtime:
                     state_age=self._ess_age,
                 ),
             ]
-        return specs
+        return specs + self.later
 
     # -- life cycle -----------------------------------------------------------------
     def seed(self, state: GateState) -> None:

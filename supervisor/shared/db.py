@@ -1,0 +1,98 @@
+"""Connections to the shared PostgreSQL store, each bounded by a deadline.
+
+psycopg is an optional dependency (`pip install 'riskgate[postgresql]'`): it is
+imported only here, only when the postgresql backend is used. Every
+connection is in autocommit mode, named after its instance, with a server-side
+statement timeout; `deadline` also cuts the connection's socket from another
+thread when the call outlives its time, so a server (or a proxy in front of
+it) that accepts and then never answers blocks nobody for longer than that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from supervisor.errors import RiskgateError
+
+__all__ = ["SchemaError", "SharedStoreError", "connect", "deadline", "psycopg_module"]
+
+
+class SharedStoreError(RiskgateError):
+    """The shared store cannot be used now (named cause): what needs it fails closed."""
+
+
+class SchemaError(SharedStoreError):
+    """The database's schema is missing, older or newer than this riskgate's."""
+
+
+def psycopg_module() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise SharedStoreError(
+            "store.backend = \"postgresql\" needs psycopg: pip install 'riskgate[postgresql]'"
+        ) from exc
+    return psycopg
+
+
+def connect(dsn: str, timeout_s: float, name: str) -> Any:
+    """An autocommit connection, or `SharedStoreError` saying why not (never the DSN:
+    it may hold a password)."""
+    psycopg = psycopg_module()
+    statement_ms = max(1, int(timeout_s * 1000))
+    try:
+        with deadline(None, timeout_s + 1.0):
+            return psycopg.connect(
+                dsn,
+                autocommit=True,
+                connect_timeout=max(2, math.ceil(timeout_s)),  # libpq's least
+                application_name=f"riskgate:{name}"[:63],
+                options=f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+            )
+    except psycopg.Error as exc:
+        raise SharedStoreError(f"cannot connect to the shared store: {_said(exc)}") from exc
+
+
+def _said(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def said(exc: BaseException) -> str:
+    """An error as one short line (psycopg's messages span several)."""
+    return _said(exc)
+
+
+@contextlib.contextmanager
+def deadline(conn: Any, seconds: float) -> Iterator[None]:
+    """Run the block; past `seconds`, cut `conn`'s socket (its call then fails at once).
+    With `conn` None (a connect in progress) nothing can be cut: libpq's own
+    connect_timeout bounds it."""
+    if conn is None:
+        yield
+        return
+    done = threading.Event()
+
+    def cut() -> None:
+        if done.wait(seconds):
+            return
+        with contextlib.suppress(Exception):
+            fd = conn.pgconn.socket
+            sock = socket.socket(fileno=os.dup(fd))
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.close()
+
+    watcher = threading.Thread(target=cut, name="shared-store-deadline", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()

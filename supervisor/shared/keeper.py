@@ -1,0 +1,235 @@
+"""StoreKeeper: this instance's side of the shared store, one round at a time.
+
+A round (its actor's Poll, every `store.poll_interval_s`, sooner when LISTEN
+hears a control change or the gate runs short of budget):
+
+1. reads from the gate, per cap, the positions, what is in flight and what was
+   approved or refused since the last round (the demand);
+2. asks for every cap's lease: what is in flight plus a slice, the larger of
+   `store.lease_slice_pct` of the cap and twice the last round's demand
+   (`plan`). A lease it shrinks is shrunk here first, before the database
+   hears of it, so an answer lost on the way never leaves more spendable here
+   than the database counts;
+3. heartbeats, renews the leases and reads the shared halt and every
+   instance, in one transaction;
+4. hands the shared halt to the operator controls (on the ESS board before
+   anything else), then the leases and the time the round began to the gate
+   (`SharedState`): the gate blocks opening orders when that time is older than
+   `store.max_age_s` (SHARED_STATE_STALE) and spends each lease until it began
+   + `lease_ttl_s`, so it ends here before the database gives it back.
+
+A round that fails changes nothing here: the gate's confirmation ages and its
+leases run out on their own. So budget moves to where the orders are: an idle
+instance's next round asks for its slice only, a busy one's for twice what it
+spent; an idle one holds at most its slice beyond one renewal period.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from supervisor.clock import Clock
+from supervisor.config import Config
+from supervisor.core.budget import CapKey, cap_keys, cap_name
+from supervisor.core.gate_state import to_units
+from supervisor.core.messages import LeaseHeld, SharedState
+from supervisor.logs import get_logger
+from supervisor.shared.db import SharedStoreError
+from supervisor.shared.store import HaltRow, LeaseAsk, Round, SharedStore
+
+__all__ = ["KeeperStatus", "StoreKeeper", "Usage", "plan"]
+
+log = get_logger("riskgate.shared")
+
+
+class Usage(Protocol):
+    """One cap as the gate holds it (supervisor.gate.BudgetUsage)."""
+
+    @property
+    def positions_units(self) -> int: ...
+    @property
+    def reserved_units(self) -> int: ...
+    @property
+    def approved_units(self) -> int: ...
+    @property
+    def refused_units(self) -> int: ...
+    @property
+    def lease(self) -> LeaseHeld | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperStatus:
+    """The last round as ops surfaces show it (never read from the database on request)."""
+
+    ok: bool
+    confirmed_age_s: float | None
+    error: str | None
+    last: Round | None
+    held: Mapping[CapKey, LeaseHeld]
+
+
+def plan(
+    caps: Mapping[CapKey, float],
+    usage: Mapping[CapKey, Usage],
+    demand: Mapping[CapKey, int],
+    slice_pct: float,
+) -> tuple[list[LeaseAsk], dict[CapKey, LeaseHeld]]:
+    """The leases to ask for, and the leases to hold while asking (each held one
+    shrunk to what is asked, never grown: growth waits for the database's word)."""
+    asks: list[LeaseAsk] = []
+    meanwhile: dict[CapKey, LeaseHeld] = {}
+    for key, cap_usd in caps.items():
+        u = usage.get(key)
+        if u is None:
+            continue
+        cap_units = to_units(cap_usd)
+        slice_units = max(int(cap_units * slice_pct / 100.0), 2 * max(0, demand.get(key, 0)))
+        want = min(cap_units, u.reserved_units + slice_units)
+        old = u.lease
+        kept = min(old.units, want) if old is not None else 0
+        asks.append(LeaseAsk(cap_name(key), cap_units, u.positions_units, max(u.reserved_units, kept), want))
+        if old is not None:
+            base = min(old.base_units, u.positions_units)
+            meanwhile[key] = LeaseHeld(kept, base, old.valid_until)
+    return asks, meanwhile
+
+
+class StoreKeeper:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        store: SharedStore,
+        usage: Callable[[float], Mapping[CapKey, Usage] | None],
+        tell: Callable[[object], None],
+        apply_halt: Callable[[HaltRow], None],
+        ready: Callable[[], bool],
+        event: Callable[..., None],
+    ) -> None:
+        """`usage(timeout)` reads the gate's caps (None: its lock was busy); `tell` posts to
+        the gate (the gate link); `apply_halt` puts the shared halt on the ESS board;
+        `ready` says whether this instance is ready; `event` journals."""
+        self._config = config
+        self._clock = clock
+        self._store = store
+        self._usage = usage
+        self._tell = tell
+        self._apply_halt = apply_halt
+        self._ready = ready
+        self._event = event
+        self._lock = threading.Lock()  # one round at a time
+        self._last_counts: dict[CapKey, int] = {}
+        self._held: dict[CapKey, LeaseHeld] = {}
+        self._confirmed: float | None = None
+        self._last: Round | None = None
+        self._error: str | None = None
+        self._failing = False
+        self.woken = False  # a wake-up is on its way (set by whoever asks for it)
+
+    def reconfigure(self, config: Config) -> None:
+        self._config = config
+
+    def round(self) -> bool:
+        """One round; False if it failed (said once per outage, journaled)."""
+        with self._lock:
+            self.woken = False
+            return self._round()
+
+    def _round(self) -> bool:
+        config = self._config
+        store_cfg = config.store
+        started = self._clock.monotonic()
+        usage = self._usage(store_cfg.timeout_s)
+        if usage is None:
+            return self._failed("the gate's lock was busy: no usage read")
+        caps = cap_keys(config)
+        counts = {k: u.approved_units + u.refused_units for k, u in usage.items()}
+        demand = {k: n - self._last_counts.get(k, n) for k, n in counts.items()}
+        asks, meanwhile = plan(caps, usage, demand, store_cfg.lease_slice_pct)
+        if any(meanwhile.get(k) != u.lease for k, u in usage.items() if u.lease is not None):
+            # Shrunk here before the database hears of it (see the module's docstring).
+            self._tell(SharedState(self._confirmed if self._confirmed is not None else -1e18, meanwhile))
+            self._held = dict(meanwhile)
+        try:
+            result = self._store.round(asks, self._ready())
+        except SharedStoreError as exc:
+            return self._failed(str(exc))
+        self._last_counts = counts
+        by_name = {cap_name(k): k for k in caps}
+        valid_until = started + store_cfg.lease_ttl_s
+        held: dict[CapKey, LeaseHeld] = {}
+        for ask in asks:
+            key = by_name[ask.cap]
+            held[key] = LeaseHeld(result.granted.get(ask.cap, 0), ask.positions_units, valid_until)
+        self._apply_halt(result.halt)  # on the board before the gate hears the state is confirmed
+        self._tell(SharedState(started, held))
+        self._held = held
+        self._confirmed = started
+        self._last = result
+        if self._failing:
+            self._failing = False
+            log.info("shared_store_recovered")
+            self._event("shared_store_recovered", "store")
+        self._error = None
+        return True
+
+    def _failed(self, why: str) -> bool:
+        self._error = why
+        if not self._failing:
+            self._failing = True
+            log.error("shared_store_failed", error=why)
+            self._event("shared_store_failed", "store", error=why[:300])
+        return False
+
+    def status(self) -> KeeperStatus:
+        confirmed = self._confirmed
+        age = None if confirmed is None else self._clock.monotonic() - confirmed
+        return KeeperStatus(self._error is None and confirmed is not None, age, self._error, self._last,
+                            dict(self._held))  # fmt: skip
+
+    def leave(self) -> None:
+        """Return every lease and mark this instance stopped (its stop)."""
+        with self._lock:
+            try:
+                self._store.leave()
+            except SharedStoreError as exc:
+                log.warning("shared_store_leave_failed", error=str(exc), effect="leases return after their TTL")
+
+    def describe(self) -> dict[str, Any]:
+        """For /v1/state and `riskgate instances`: every instance, its heartbeat age,
+        its leases and ready state, as of the last round."""
+        st = self.status()
+        last = st.last
+        ttl = self._config.store.lease_ttl_s
+        instances: list[dict[str, Any]] = []
+        if last is not None:
+            leases: dict[str, dict[str, float]] = {}
+            for lease in last.leases:
+                leases.setdefault(lease.instance, {})[lease.cap] = lease.units / 1_000_000
+            for row in last.instances:
+                age = row.heartbeat_age_s + (st.confirmed_age_s or 0.0)
+                state = "stopped" if row.stopped else "gone" if age > ttl else "ready" if row.ready else "not ready"
+                instances.append({
+                    "name": row.name, "host": row.host, "pid": row.pid, "version": row.version,
+                    "heartbeat_age_s": round(age, 3), "state": state, "leases_usd": leases.get(row.name, {}),
+                    "this": row.name == self._config.instance.name,
+                })  # fmt: skip
+        return {
+            "backend": "postgresql",
+            "instance": self._config.instance.name,
+            "confirmed": st.ok,
+            "confirmed_age_s": None if st.confirmed_age_s is None else round(st.confirmed_age_s, 3),
+            "max_age_s": self._config.store.max_age_s,
+            "error": st.error,
+            "shared_halt": None if last is None else _halt_doc(last.halt),
+            "leases_usd": {cap_name(k): lease.units / 1_000_000 for k, lease in st.held.items()},
+            "instances": instances,
+        }
+
+
+def _halt_doc(halt: HaltRow) -> dict[str, Any]:
+    return {"active": halt.active, "by": halt.by, "reason": halt.reason, "since": halt.since,
+            "through": halt.instance}  # fmt: skip

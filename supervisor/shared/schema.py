@@ -1,0 +1,155 @@
+"""The shared store's schema, versioned: `riskgate db migrate` applies what is missing;
+`riskgate run` refuses a database whose schema it does not know (none yet, or newer).
+
+Amounts are integer micro-USD (`UNITS_PER_USD`), as in the gate. The leases'
+arithmetic runs in one server-side function (`riskgate_lease`) under the
+cap's row lock: one statement per round, atomic, whatever instances race. A
+lease never holds more than its cap (CHECK), nor less than nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.journal.sqlite_file import DECISION_COLUMNS, EVENT_COLUMNS
+from supervisor.shared.db import SchemaError
+
+__all__ = ["HALT_CHANNEL", "MIGRATIONS", "SCHEMA_VERSION", "migrate", "require_current", "schema_version"]
+
+HALT_CHANNEL = "riskgate_controls"  # NOTIFY'd on every halt, resume (any instance LISTENs)
+
+_TEXT = {"order_id", "account", "exchange", "strategy_id", "symbol", "side", "decision", "reason_code", "reason",
+         "risk_level", "kind", "source", "detail"}  # fmt: skip
+_BIGINT = {"ts_us", "signal_ts_us", "reduce_only", "ess_active"}
+
+
+def _column(name: str) -> str:
+    kind = "TEXT" if name in _TEXT else "BIGINT" if name in _BIGINT else "DOUBLE PRECISION"
+    return f"{name} {kind}"
+
+
+# Column names and types are ours (DECISION_COLUMNS, EVENT_COLUMNS): nothing is interpolated from outside.
+_V1 = f"""
+CREATE TABLE instances (
+    name TEXT PRIMARY KEY,
+    run TEXT NOT NULL,
+    host TEXT NOT NULL, pid INTEGER NOT NULL, version TEXT NOT NULL, api TEXT,
+    started_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL,
+    ready BOOLEAN NOT NULL DEFAULT FALSE, stopped BOOLEAN NOT NULL DEFAULT FALSE);
+CREATE TABLE budgets (
+    cap TEXT PRIMARY KEY,
+    cap_units BIGINT NOT NULL CHECK (cap_units >= 0),
+    positions_units BIGINT NOT NULL DEFAULT 0,
+    updated_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE leases (
+    cap TEXT NOT NULL REFERENCES budgets (cap),
+    instance TEXT NOT NULL,
+    units BIGINT NOT NULL,
+    cap_units BIGINT NOT NULL,
+    base_units BIGINT NOT NULL,
+    granted_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (cap, instance),
+    CHECK (units >= 0 AND units <= cap_units));
+CREATE TABLE operator_halt (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    active BOOLEAN NOT NULL,
+    by_name TEXT, reason TEXT, since TEXT,
+    instance TEXT, changed_at TIMESTAMPTZ NOT NULL);
+INSERT INTO operator_halt (id, active, changed_at) VALUES (1, FALSE, now());
+CREATE TABLE decisions (
+    instance TEXT NOT NULL, run TEXT NOT NULL, seq BIGINT NOT NULL,
+    {", ".join(_column(c) for c in DECISION_COLUMNS)},
+    UNIQUE (instance, run, seq));
+CREATE INDEX decisions_ts ON decisions (ts_us);
+CREATE INDEX decisions_account_ts ON decisions (account, ts_us);
+CREATE INDEX decisions_order ON decisions (order_id);
+CREATE TABLE events (
+    instance TEXT NOT NULL, run TEXT NOT NULL, seq BIGINT NOT NULL,
+    {", ".join(_column(c) for c in EVENT_COLUMNS)},
+    UNIQUE (instance, run, seq));
+CREATE INDEX events_ts ON events (ts_us);
+CREATE TABLE journal_shipped (
+    instance TEXT NOT NULL, tbl TEXT NOT NULL, identity TEXT NOT NULL, last_rowid BIGINT NOT NULL,
+    PRIMARY KEY (instance, tbl));
+
+-- One cap's lease for one instance, atomically under the cap's row lock: the
+-- grant fits the cap beside the positions and every other live lease, and is
+-- never less than what the instance already has in flight (p_floor).
+CREATE FUNCTION riskgate_lease(p_cap TEXT, p_instance TEXT, p_cap_units BIGINT, p_positions BIGINT,
+                               p_base BIGINT, p_floor BIGINT, p_want BIGINT, p_ttl_ms BIGINT)
+RETURNS TABLE (cap TEXT, granted BIGINT, others BIGINT) LANGUAGE plpgsql AS $$
+DECLARE
+    v_others BIGINT;
+    v_grant BIGINT;
+BEGIN
+    INSERT INTO budgets AS b (cap, cap_units, positions_units, updated_at)
+        VALUES (p_cap, p_cap_units, p_positions, clock_timestamp())
+        ON CONFLICT ON CONSTRAINT budgets_pkey DO NOTHING;
+    UPDATE budgets AS b SET cap_units = p_cap_units, positions_units = p_positions, updated_at = clock_timestamp()
+        WHERE b.cap = p_cap;  -- takes the cap's row lock until commit
+    SELECT COALESCE(SUM(l.units), 0) INTO v_others FROM leases AS l
+        WHERE l.cap = p_cap AND l.instance <> p_instance AND l.expires_at > clock_timestamp();
+    v_grant := GREATEST(LEAST(p_want, p_cap_units - p_positions - v_others), p_floor, 0);
+    v_grant := LEAST(v_grant, p_cap_units);
+    INSERT INTO leases AS l (cap, instance, units, cap_units, base_units, granted_at, expires_at)
+        VALUES (p_cap, p_instance, v_grant, p_cap_units, p_base, clock_timestamp(),
+                clock_timestamp() + p_ttl_ms * INTERVAL '1 millisecond')
+        ON CONFLICT ON CONSTRAINT leases_pkey DO UPDATE SET
+            units = EXCLUDED.units, cap_units = EXCLUDED.cap_units, base_units = EXCLUDED.base_units,
+            granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at;
+    RETURN QUERY SELECT p_cap, v_grant, v_others;
+END $$;
+"""  # noqa: S608 - see above
+
+#: (version, SQL): applied in order, each in its own transaction.
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_LOCK_KEY = 0x72_69_73_6B  # pg_advisory_xact_lock: one migration at a time
+
+
+def schema_version(conn: Any) -> int | None:
+    """The database's schema version, or None when riskgate never migrated it."""
+    row = conn.execute("SELECT to_regclass('riskgate_schema') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    found = conn.execute("SELECT max(version) FROM riskgate_schema").fetchone()
+    return int(found[0]) if found and found[0] is not None else None
+
+
+def require_current(conn: Any) -> int:
+    """The schema version if this riskgate knows it; `SchemaError` naming what to do otherwise."""
+    version = schema_version(conn)
+    if version is None:
+        raise SchemaError("the database has no riskgate schema: run `riskgate db migrate` first")
+    if version > SCHEMA_VERSION:
+        raise SchemaError(f"the database's schema is version {version}, newer than this riskgate knows "
+                          f"({SCHEMA_VERSION}): upgrade riskgate")  # fmt: skip
+    if version < SCHEMA_VERSION:
+        raise SchemaError(f"the database's schema is version {version}; this riskgate needs {SCHEMA_VERSION}: "
+                          "run `riskgate db migrate`")  # fmt: skip
+    return version
+
+
+def migrate(conn: Any) -> tuple[int | None, int]:
+    """Apply every migration the database lacks; (version before, version after)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS riskgate_schema (version INTEGER PRIMARY KEY,"
+            " migrated_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        before = schema_version(conn)
+        if before is not None and before > SCHEMA_VERSION:
+            raise SchemaError(f"the database's schema is version {before}, newer than this riskgate knows "
+                              f"({SCHEMA_VERSION}): nothing was changed")  # fmt: skip
+    for version, sql in MIGRATIONS:
+        if before is not None and version <= before:
+            continue
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            if (schema_version(conn) or 0) >= version:  # another migrate got there first
+                continue
+            conn.execute(sql)
+            conn.execute("INSERT INTO riskgate_schema (version) VALUES (%s)", (version,))
+    return before, SCHEMA_VERSION

@@ -1,0 +1,299 @@
+"""SharedStore: one instance's statements against the shared PostgreSQL store.
+
+Each method is one transaction on a connection of its own kind (the keeper's
+rounds, the journal's shipping, the controls' writes each hold one), bounded
+by `store.timeout_s` (supervisor.shared.db.deadline). A method that fails
+raises `SharedStoreError` and drops its connection; the next call connects
+again. Nothing here runs on the decision path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from supervisor.shared.db import SharedStoreError, connect, deadline, psycopg_module, said
+from supervisor.shared.schema import HALT_CHANNEL, require_current
+
+__all__ = ["HaltRow", "InstanceRow", "LeaseAsk", "LeaseRow", "Round", "SharedStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseAsk:
+    """One cap's lease asked for in a round (micro-USD)."""
+
+    cap: str
+    cap_units: int
+    positions_units: int
+    floor_units: int  # never granted less (what is in flight, or the lease kept)
+    want_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class HaltRow:
+    active: bool
+    by: str | None
+    reason: str | None
+    since: str | None
+    instance: str | None
+    changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    cap: str
+    instance: str
+    units: int
+    expires_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    name: str
+    host: str
+    pid: int
+    version: str
+    api: str | None
+    started_at: datetime
+    heartbeat_age_s: float
+    ready: bool
+    stopped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """What one round found: the grants (cap -> units), the shared halt, every instance and lease."""
+
+    granted: dict[str, int]
+    halt: HaltRow
+    instances: list[InstanceRow]
+    leases: list[LeaseRow]
+
+
+class _Link:
+    """One connection, opened when first needed, dropped after a failure."""
+
+    def __init__(self, store: SharedStore, role: str) -> None:
+        self._store = store
+        self._role = role
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def run(self, work: Any) -> Any:
+        """`work(conn)` in one transaction, within the deadline."""
+        store = self._store
+        psycopg = psycopg_module()
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = connect(store.dsn, store.timeout_s, f"{store.instance}/{self._role}")
+                conn = self._conn
+                with deadline(conn, store.timeout_s), conn.transaction():
+                    return work(conn)
+            except psycopg.Error as exc:
+                self._drop()
+                raise SharedStoreError(f"shared store ({self._role}): {said(exc)}") from exc
+            except SharedStoreError:
+                self._drop()
+                raise
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close: gone either way
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+class SharedStore:
+    def __init__(self, dsn: str, instance: str, run: str, timeout_s: float, lease_ttl_s: float) -> None:
+        self.dsn = dsn
+        self.instance = instance
+        self.run = run
+        self.timeout_s = timeout_s
+        self.lease_ttl_s = lease_ttl_s
+        self._rounds = _Link(self, "keeper")
+        self._writes = _Link(self, "controls")
+        self._shipping = _Link(self, "journal")
+
+    # -- life --------------------------------------------------------------------------
+    def claim(self, version: str, api: str | None) -> None:
+        """Check the schema and take this instance's name: refused (SharedStoreError) when
+        another live process holds it (heartbeat within the lease TTL and not stopped)."""
+
+        def work(conn: Any) -> None:
+            require_current(conn)
+            row = conn.execute(
+                "INSERT INTO instances AS i (name, run, host, pid, version, api, started_at, heartbeat_at, ready,"
+                " stopped) VALUES (%s, %s, %s, %s, %s, %s, clock_timestamp(), clock_timestamp(), FALSE, FALSE)"
+                " ON CONFLICT (name) DO UPDATE SET run = EXCLUDED.run, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+                " version = EXCLUDED.version, api = EXCLUDED.api, started_at = EXCLUDED.started_at,"
+                " heartbeat_at = EXCLUDED.heartbeat_at, ready = FALSE, stopped = FALSE"
+                " WHERE i.stopped OR i.run = EXCLUDED.run"
+                " OR i.heartbeat_at < clock_timestamp() - %s * INTERVAL '1 second'"
+                " RETURNING run",
+                (self.instance, self.run, socket.gethostname(), os.getpid(), version, api, self.lease_ttl_s),
+            ).fetchone()
+            if row is None:
+                held = conn.execute(
+                    "SELECT host, pid, EXTRACT(EPOCH FROM clock_timestamp() - heartbeat_at) FROM instances"
+                    " WHERE name = %s",
+                    (self.instance,),
+                ).fetchone()
+                host, pid, age = held if held else ("?", "?", 0.0)
+                raise SharedStoreError(
+                    f"instance name {self.instance!r} is in use by pid {pid} on {host} (heartbeat {float(age):.1f} s"
+                    " ago): give each instance its own [instance] name"
+                )
+
+        self._rounds.run(work)
+
+    def round(self, asks: Sequence[LeaseAsk], ready: bool) -> Round:
+        """Heartbeat, every lease renewed (or returned: caps not asked for), the shared
+        halt and every instance and lease read: one transaction."""
+        ttl_ms = int(self.lease_ttl_s * 1000)
+
+        def work(conn: Any) -> Round:
+            beat = conn.execute(
+                "UPDATE instances SET heartbeat_at = clock_timestamp(), ready = %s, stopped = FALSE"
+                " WHERE name = %s AND run = %s",
+                (ready, self.instance, self.run),
+            )
+            if beat.rowcount != 1:
+                raise SharedStoreError(f"instance name {self.instance!r} was taken over (silent past lease_ttl_s)")
+            caps = [a.cap for a in asks]
+            conn.execute("DELETE FROM leases WHERE instance = %s AND NOT (cap = ANY(%s))", (self.instance, caps))
+            granted: dict[str, int] = {}
+            if asks:
+                rows = conn.execute(
+                    "SELECT l.cap, l.granted FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
+                    " %s::bigint[]) WITH ORDINALITY AS a(cap, cap_units, positions, floor_units, want, n)"
+                    " CROSS JOIN LATERAL riskgate_lease(a.cap, %s, a.cap_units, a.positions, a.positions,"
+                    " a.floor_units, a.want, %s) AS l ORDER BY a.n",
+                    (caps, [a.cap_units for a in asks], [a.positions_units for a in asks],
+                     [a.floor_units for a in asks], [a.want_units for a in asks], self.instance, ttl_ms),
+                ).fetchall()  # fmt: skip
+                granted = {str(cap): int(units) for cap, units in rows}
+            return Round(granted, _halt(conn), _instances(conn), _leases(conn))
+
+        result: Round = self._rounds.run(work)
+        return result
+
+    def leave(self) -> None:
+        """At stop: every lease returned, the instance marked stopped."""
+
+        def work(conn: Any) -> None:
+            conn.execute("DELETE FROM leases WHERE instance = %s", (self.instance,))
+            conn.execute(
+                "UPDATE instances SET stopped = TRUE, ready = FALSE WHERE name = %s AND run = %s",
+                (self.instance, self.run),
+            )
+
+        try:
+            self._rounds.run(work)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for link in (self._rounds, self._writes, self._shipping):
+            link.close()
+
+    # -- the operator halt ----------------------------------------------------------------
+    def set_halt(self, active: bool, by: str, reason: str, since: str | None) -> HaltRow:
+        """Write the shared halt and tell every instance (NOTIFY, delivered at commit)."""
+
+        def work(conn: Any) -> HaltRow:
+            conn.execute(
+                "UPDATE operator_halt SET active = %s, by_name = %s, reason = %s, since = %s, instance = %s,"
+                " changed_at = clock_timestamp() WHERE id = 1",
+                (active, by, reason, since, self.instance),
+            )
+            conn.execute(f"NOTIFY {HALT_CHANNEL}")
+            return _halt(conn)
+
+        row: HaltRow = self._writes.run(work)
+        return row
+
+    def halt(self) -> HaltRow:
+        row: HaltRow = self._writes.run(_halt)
+        return row
+
+    # -- the journal --------------------------------------------------------------------------
+    def shipped_mark(self, table: str) -> tuple[str, int] | None:
+        def work(conn: Any) -> tuple[str, int] | None:
+            row = conn.execute(
+                "SELECT identity, last_rowid FROM journal_shipped WHERE instance = %s AND tbl = %s",
+                (self.instance, table),
+            ).fetchone()
+            return (str(row[0]), int(row[1])) if row else None
+
+        mark: tuple[str, int] | None = self._shipping.run(work)
+        return mark
+
+    def ship(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], identity: str, last: int) -> None:
+        """Rows of the local journal's `table` (each `(run, seq, *columns)`), tagged with this
+        instance, and the mark of how far shipping got: one transaction (a row shipped twice
+        is kept once)."""
+        names = ", ".join(("instance", "run", "seq", *columns))
+        marks = ", ".join(["%s"] * (len(columns) + 3))
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608 - our names
+
+        def work(conn: Any) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(sql, [(self.instance, *row) for row in rows])
+            conn.execute(
+                "INSERT INTO journal_shipped (instance, tbl, identity, last_rowid) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (instance, tbl) DO UPDATE SET identity = EXCLUDED.identity,"
+                " last_rowid = EXCLUDED.last_rowid",
+                (self.instance, table, identity, last),
+            )
+
+        self._shipping.run(work)
+
+
+def _halt(conn: Any) -> HaltRow:
+    row = conn.execute(
+        "SELECT active, by_name, reason, since, instance, changed_at FROM operator_halt WHERE id = 1"
+    ).fetchone()
+    if row is None:
+        raise SharedStoreError("the operator_halt row is missing: run `riskgate db migrate`")
+    return HaltRow(bool(row[0]), row[1], row[2], row[3], row[4], row[5])
+
+
+def _instances(conn: Any) -> list[InstanceRow]:
+    rows = conn.execute(
+        "SELECT name, host, pid, version, api, started_at, EXTRACT(EPOCH FROM clock_timestamp() - heartbeat_at),"
+        " ready, stopped FROM instances ORDER BY name"
+    ).fetchall()
+    return [InstanceRow(r[0], r[1], int(r[2]), r[3], r[4], r[5], float(r[6]), bool(r[7]), bool(r[8])) for r in rows]
+
+
+def _leases(conn: Any) -> list[LeaseRow]:
+    rows = conn.execute(
+        "SELECT cap, instance, units, EXTRACT(EPOCH FROM expires_at - clock_timestamp()) FROM leases"
+        " WHERE expires_at > clock_timestamp() ORDER BY cap, instance"
+    ).fetchall()
+    return [LeaseRow(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
+
+
+def read_instances(dsn: str, timeout_s: float) -> tuple[list[InstanceRow], list[LeaseRow], HaltRow]:
+    """For `riskgate instances`: every instance, every live lease, the shared halt."""
+    conn = connect(dsn, timeout_s, "cli")
+    psycopg = psycopg_module()
+    try:
+        with deadline(conn, timeout_s):
+            require_current(conn)
+            return _instances(conn), _leases(conn), _halt(conn)
+    except psycopg.Error as exc:
+        raise SharedStoreError(f"shared store: {said(exc)}") from exc
+    finally:
+        conn.close()
