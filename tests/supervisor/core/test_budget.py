@@ -35,6 +35,11 @@ def lease(usd, base_usd=0.0, until=math.inf):
     return LeaseHeld(round(usd * USD), round(base_usd * USD), until)
 
 
+def rich(clock, *positions):
+    """State for an account whose equity leaves single-trade risk out of the way."""
+    return fresh_state(clock, account_state(equity=1_000_000.0, positions=positions))
+
+
 def both(usd, **kw):
     return {("exchange", "binance"): lease(usd, **kw), ("account", "main"): lease(usd, **kw)}
 
@@ -58,7 +63,7 @@ def test_an_expired_lease_is_no_lease(clock):
 
 def test_an_order_beyond_the_lease_scales_to_it(clock):
     cfg = shared_config()
-    st_ = confirmed(fresh_state(clock), clock, both(250.0))
+    st_ = confirmed(rich(clock), clock, both(250.0))
     r = decide(order(quantity=5.0), st_, cfg, clock)  # 500 USD asked, 250 leased
     assert (r.decision, r.reason_code, r.adjusted_quantity) == ("scale_down", RC.BUDGET_UNAVAILABLE, 2.5)
 
@@ -66,7 +71,7 @@ def test_an_order_beyond_the_lease_scales_to_it(clock):
 def test_the_tighter_of_exchange_and_account_leases_decides(clock):
     cfg = shared_config()
     leases = {("exchange", "binance"): lease(1000.0), ("account", "main"): lease(150.0)}
-    st_ = confirmed(fresh_state(clock), clock, leases)
+    st_ = confirmed(rich(clock), clock, leases)
     r = decide(order(quantity=5.0), st_, cfg, clock)
     assert (r.reason_code, r.adjusted_quantity) == (RC.BUDGET_UNAVAILABLE, 1.5)
 
