@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from supervisor.config import Config, ConfigError, load_config
 from supervisor.errors import RiskgateError
@@ -50,6 +51,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if cfg is None:
         return 2
     print(_summary(args.path, cfg))
+    if cfg.store.shared:
+        from supervisor.cli_shared import describe_store
+
+        usable, line = describe_store(cfg)
+        print(line)
+        return 0 if usable else 1
     return 0
 
 
@@ -283,7 +290,8 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _journal_path(args: argparse.Namespace) -> Path | None:
+def _journal_path(args: argparse.Namespace) -> Path | Callable[[], Any] | None:
+    """This state folder's journal file, or (postgresql backend, no --local) every instance's."""
     from supervisor.journal.store import JOURNAL_NAME
 
     if args.state_dir:
@@ -293,7 +301,13 @@ def _journal_path(args: argparse.Namespace) -> Path | None:
             return None
         return folder / JOURNAL_NAME
     cfg = _load(args.config)
-    return None if cfg is None else cfg.state.dir / JOURNAL_NAME
+    if cfg is None:
+        return None
+    if cfg.store.shared and not args.local:
+        from supervisor.cli_shared import shared_journal
+
+        return shared_journal(cfg)
+    return cfg.state.dir / JOURNAL_NAME
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
@@ -341,6 +355,9 @@ def cmd_journal(args: argparse.Namespace) -> int:
         return 1
     except sqlite3.Error as exc:
         print(f"riskgate journal: cannot read {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except RiskgateError as exc:  # the shared store: not reachable, no schema
+        print(f"riskgate journal: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -529,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--until", help="before this time (ISO 8601, UTC) or span back")
         p.add_argument("--json", action="store_true", help="one JSON object per line, for tools")
         p.add_argument("--csv", action="store_true", help="CSV with a header, for tools (list only)")
+        local_help = "with store.backend = \"postgresql\": only this instance's file, not every instance's"
+        p.add_argument("--local", action="store_true", help=local_help)
 
     where(p)
     p.add_argument("--account", help="only this account")
@@ -568,8 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=["json", "console"], default="console", help="log line format")
     p.set_defaults(func=cmd_simulate_upstream)
     from supervisor.cli_control import add_control_commands
+    from supervisor.cli_shared import add_shared_commands
 
     add_control_commands(command, _Help)
+    add_shared_commands(command, _Help)
     return parser
 
 

@@ -99,6 +99,7 @@ class RiskSupervisor:
         self.metrics = self._system.metrics
         self.controls = self._system.controls
         self.alerting = self._system.alerting
+        self.shared = self._system.shared  # several instances (store.backend = "postgresql"), else None
         self.ess_board = self._runtime.board
 
     @property

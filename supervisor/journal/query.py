@@ -20,7 +20,16 @@ from supervisor.core.checks import DECIDED_BY
 from supervisor.core.reasons import ReasonCode
 from supervisor.journal.store import DECISION_COLUMNS, JournalReader, Query, from_us, to_us
 
-__all__ = ["decision_json", "explain", "list_decisions", "parse_when", "stats"]
+__all__ = ["Source", "decision_json", "explain", "list_decisions", "parse_when", "stats"]
+
+#: Where the journal is read from: this instance's file, or a reader of every instance's
+#: journal in the shared store (supervisor.shared.journal_reader), opened when asked.
+Source = Path | Callable[[], Any]
+
+
+def _open(source: Source) -> Any:
+    return JournalReader(source) if isinstance(source, Path) else source()
+
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -68,8 +77,11 @@ _TABLE: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
 
 
 def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
-    cells = [[get(r) for _, get in _TABLE] for r in rows]
-    heads = [name for name, _ in _TABLE]
+    table = _TABLE
+    if rows and "instance" in rows[0]:  # every instance's journal: which one decided
+        table = (table[0], ("instance", lambda r: r["instance"] or ""), *table[1:])
+    cells = [[get(r) for _, get in table] for r in rows]
+    heads = [name for name, _ in table]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(heads)]
     print("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip(), file=out)
     for c in cells:
@@ -96,6 +108,8 @@ def _detail(text: Any) -> dict[str, Any]:
 
 def decision_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row[k] for k in DECISION_COLUMNS}
+    if "instance" in row:
+        out["instance"] = row["instance"]
     out["time"] = _iso_or_none(row["ts_us"])
     out["signal_time"] = _iso_or_none(row["signal_ts_us"])
     out["reduce_only"] = None if row["reduce_only"] is None else bool(row["reduce_only"])
@@ -103,9 +117,9 @@ def decision_json(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def list_decisions(path: Path, query: Query, fmt: str, out: TextIO | None = None) -> int:
+def list_decisions(path: Source, query: Query, fmt: str, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up now: sys.stdout may have been replaced since import
-    reader = JournalReader(path)
+    reader = _open(path)
     try:
         rows = reader.decisions(query)
     finally:
@@ -124,15 +138,15 @@ def list_decisions(path: Path, query: Query, fmt: str, out: TextIO | None = None
     return len(rows)
 
 
-def explain(path: Path, order_id: str, fmt: str, out: TextIO | None = None) -> int:
+def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up now: sys.stdout may have been replaced since import
     """Every decision on `order_id` with all its inputs, the check that decided
     it, and the events of the minute before. Returns how many decisions."""
-    reader = JournalReader(path)
+    reader = _open(path)
     try:
         rows = reader.decisions(Query(order_id=order_id, limit=20))
         context = {
-            row["seq"]: reader.events(since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10)
+            id(row): reader.events(since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10)
             for row in rows
         }
     finally:
@@ -144,12 +158,13 @@ def explain(path: Path, order_id: str, fmt: str, out: TextIO | None = None) -> i
         data["events_in_the_minute_before"] = [
             {"time": _iso_or_none(e["ts_us"]), "kind": e["kind"], "source": e["source"],
              "account": e["account"], **_detail(e["detail"])}
-            for e in reversed(context[row["seq"]])
+            for e in reversed(context[id(row)])
         ]  # fmt: skip
         if fmt == "json":
             print(json.dumps(data), file=out)
             continue
-        print(f"order {order_id}: {data['decision']} {code} at {data['time']}", file=out)
+        through = f" by instance {data['instance']}" if "instance" in data else ""
+        print(f"order {order_id}: {data['decision']} {code} at {data['time']}{through}", file=out)
         print(f"  decided by: {data['decided_by']}", file=out)
         print(f"  reason: {row['reason']}", file=out)
         for key in DECISION_COLUMNS[1:]:
@@ -160,13 +175,14 @@ def explain(path: Path, order_id: str, fmt: str, out: TextIO | None = None) -> i
             detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "kind", "source", "account"))
             print(f"  event {e['time']} {e['kind']} {e['source']} {e['account'] or ''} {detail}".rstrip(), file=out)
     if not rows:
-        print(f"riskgate journal: no decision on order {order_id!r} in {path}", file=sys.stderr)
+        where = path if isinstance(path, Path) else "the shared store"
+        print(f"riskgate journal: no decision on order {order_id!r} in {where}", file=sys.stderr)
     return len(rows)
 
 
-def stats(path: Path, since: datetime | None, until: datetime | None, fmt: str, out: TextIO | None = None) -> int:
+def stats(path: Source, since: datetime | None, until: datetime | None, fmt: str, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up now: sys.stdout may have been replaced since import
-    reader = JournalReader(path)
+    reader = _open(path)
     try:
         rows = reader.stats(to_us(since) if since else None, to_us(until) if until else None)
     finally:

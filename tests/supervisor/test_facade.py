@@ -398,6 +398,8 @@ REACH = {
     RC.RISK_WARNING_SCALE: (lambda s: feed(s, "WARNING"), {"quantity": 1.0}),
     RC.ALL_CHECKS_PASSED: (lambda s: feed(s), {}),
     RC.GATE_UNAVAILABLE: (lambda s: s.gate_ref.stop(), {}),
+    RC.SHARED_STATE_STALE: None,  # several instances, a real PostgreSQL: tests/supervisor/shared/test_instances.py
+    RC.BUDGET_UNAVAILABLE: None,  # likewise (and tests/supervisor/core/test_budget.py, pure)
     RC.CLIENT_NOT_PERMITTED: None,  # only over HTTP, a scoped client: see tests/adversarial/test_probe_clients.py
     RC.OVERRIDE_APPLIED: (
         lambda s: (
