@@ -107,7 +107,8 @@ class Desk(RuleBasedStateMachine):
         inst = data.draw(st.sampled_from(self.live))
         oid = f"o{next(self.ids)}"
         raw = {"order_id": oid, "account": account, "exchange": "binance", "strategy_id": "trend_v2",
-               "symbol": "SOLUSDT", "side": "buy", "quantity": quantity / 10, "price": PRICE, "leverage": 1.0}  # fmt: skip
+               "symbol": "SOLUSDT", "side": "buy", "quantity": quantity / 10, "price": PRICE,
+               "leverage": 1.0}  # fmt: skip
         valid = validate_order(raw, self.cfg)
         assert not isinstance(valid, str), valid
         result = inst.gate.decide(EvaluateOrder(valid, config=self.cfg), wait=5.0)
