@@ -21,6 +21,7 @@ from supervisor.ops.state import RISK_LEVELS, StateReader
 __all__ = ["CONTENT_TYPE", "GateCollector", "MetricsRegistry"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_MAX_INSTANCES = 64  # series per desk: more instances than this are not shown one by one
 
 _SEED_COUNTERS = (
     ("allow", "risk_gate_allows", "Orders allowed unchanged."),
@@ -38,6 +39,7 @@ class GateCollector(Collector):
         yield from self._decisions()
         yield from self._sources()
         yield from self._accounts()
+        yield from self._instances()
 
     def _decisions(self) -> Iterator[Metric]:
         if self._counters is None:
@@ -145,6 +147,35 @@ class GateCollector(Collector):
         yield reserved
         yield pnl
         yield equity
+
+    def _instances(self) -> Iterator[Metric]:
+        """Several instances (store.backend = "postgresql"): each one's state and heartbeat, and
+        the budget each leases per cap, as of this instance's last round (no query per scrape)."""
+        describe = self._reader.shared_describe
+        if describe is None:
+            return
+        doc = describe()
+        states = GaugeMetricFamily(
+            "risk_gate_instances", "Instances sharing the store, by state (ready, not ready, stopped, gone).",
+            labels=("state",),
+        )  # fmt: skip
+        beat = GaugeMetricFamily(
+            "risk_gate_instance_heartbeat_age_seconds", "Age of each instance's heartbeat.", labels=("instance",)
+        )
+        leases = GaugeMetricFamily(
+            "risk_gate_lease_usd", "Budget each instance leases of each cap.", labels=("instance", "cap")
+        )
+        counts = dict.fromkeys(("ready", "not ready", "stopped", "gone"), 0)
+        for row in doc["instances"][:_MAX_INSTANCES]:
+            counts[row["state"]] = counts.get(row["state"], 0) + 1
+            beat.add_metric((row["name"],), row["heartbeat_age_s"])
+            for cap, usd in sorted(row["leases_usd"].items()):
+                leases.add_metric((row["name"], cap), usd)
+        for state, n in counts.items():
+            states.add_metric((state,), n)
+        yield states
+        yield beat
+        yield leases
 
 
 class MetricsRegistry:

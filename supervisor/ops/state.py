@@ -117,6 +117,7 @@ class StateReader:
         self._rates = rates
         # Several instances: the keeper's last round, (confirmed age, error), set by the system.
         self.shared_status: Callable[[], tuple[float | None, str | None]] | None = None
+        self.shared_describe: Callable[[], dict[str, Any]] | None = None  # instances, leases, the shared halt
 
     @property
     def config(self) -> Config:

@@ -58,6 +58,7 @@ class SharedParts:
         self.shipper = JournalShipper(config.state.dir / JOURNAL_NAME, self.store)
         system.controls.share_through(self.store)
         system.state_reader.shared_status = self._status
+        system.state_reader.shared_describe = self.keeper.describe
         system.gate.on_budget_short = self.wake
         runtime.later += [
             ActorSpec(

@@ -21,7 +21,7 @@ from supervisor.errors import RiskgateError
 
 __all__ = ["LocalServer", "LocalServerError", "find_binaries", "missing_reason"]
 
-_SEARCH = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
+_DEBIAN = Path("/usr/lib/postgresql")  # Debian: /usr/lib/postgresql/N/bin, off the PATH
 
 
 class LocalServerError(RiskgateError):
@@ -33,9 +33,10 @@ def find_binaries() -> Path | None:
     found = shutil.which("initdb")
     if found is not None and shutil.which("pg_ctl") is not None:
         return Path(found).resolve().parent
-    for folder in _SEARCH:
-        if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
-            return Path(folder)
+    versions = sorted(_DEBIAN.glob("*/bin"), key=lambda p: p.parent.name.zfill(4), reverse=True)
+    for folder in versions:  # the newest first
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
     return None
 
 

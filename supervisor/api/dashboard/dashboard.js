@@ -146,6 +146,7 @@ function drawState(doc) {
   const blocking = new Set([...banner.causes, ...(banner.also || [])].filter((c) => c.kind === "fail_closed").map((c) => c.source));
   drawSources(doc.sources || {}, blocking);
   drawAccounts(doc.accounts || {});
+  drawInstances(doc.store || { backend: "sqlite" });
   if (changed("overrides", [doc.overrides, doc.operator_halt])) drawOverrides(doc.overrides || {}, doc.operator_halt || {});
   drawAlerts(doc.alerts || { enabled: false });
 }
@@ -185,6 +186,24 @@ function drawSources(sources, blocking) {
     el("td", { text: "" }),
     el("td", { class: "reason", text: stale.length ? `stale or missing: ${stale.join(", ")}` : "" })));
   $("sources").tBodies[0].replaceChildren(...rows);
+}
+
+function drawInstances(store) {
+  // Several instances (store.backend = "postgresql"): each one's state, heartbeat and leases.
+  $("instances-section").hidden = store.backend !== "postgresql";
+  if (store.backend !== "postgresql") return;
+  const rows = (store.instances || []).map((i) => {
+    const ok = i.state === "ready";
+    const leases = Object.entries(i.leases_usd || {}).map(([cap, v]) => `${cap} ${fmtUsd(v)}`).join(", ") || "none";
+    return el("tr", { class: ok ? "" : "stale", "data-instance": i.name },
+      el("th", { scope: "row", text: i.this ? `${i.name} (this one)` : i.name }),
+      el("td", {}, el("span", { class: ok ? "pill ok" : "pill bad", text: i.state })),
+      el("td", { class: "num", text: fmtAge(i.heartbeat_age_s) }),
+      el("td", { text: `${i.host} (pid ${i.pid})` }),
+      el("td", { class: "reason", text: leases }));
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "note", text: store.error || "no round with the store yet" })));
+  $("instances").tBodies[0].replaceChildren(...rows);
 }
 
 // -- accounts ---------------------------------------------------------------------------------------

@@ -174,3 +174,13 @@ def test_account_snapshot_positions_count_against_the_lease(pair):
     a.shared.keeper.round()
     r = a.evaluate(order(order_id="big", quantity=5.0))
     assert r.decision != "allow" and r.adjusted_quantity <= 1.0 + 1e-9
+
+
+def test_metrics_show_the_instances_and_their_leases(pair):
+    a, b = (fed(s) for s in pair)
+    for sup in (a, b, a):
+        sup.shared.keeper.round()
+    text = a.metrics.exposition().decode()
+    assert 'risk_gate_instances{state="ready"} 2.0' in text
+    assert 'risk_gate_lease_usd{cap="exchange:binance",instance="b"}' in text
+    assert 'risk_gate_source_up{source="store"} 1.0' in text
