@@ -40,7 +40,7 @@ from supervisor.logs import get_logger
 from supervisor.shared.db import SharedStoreError
 from supervisor.shared.store import HaltRow, LeaseAsk, Round, SharedStore
 
-__all__ = ["KeeperStatus", "StoreKeeper", "Usage", "plan"]
+__all__ = ["MAX_UNITS", "KeeperStatus", "StoreKeeper", "Usage", "plan"]
 
 log = get_logger("riskgate.shared")
 
@@ -71,6 +71,12 @@ class KeeperStatus:
     held: Mapping[CapKey, LeaseHeld]
 
 
+# The database holds amounts as BIGINT micro-USD: a cap (or positions) beyond this many
+# units counts as this many (a cap of 1e15 USD, "no cap" in practice, is 4.6e12 USD here:
+# stricter, never looser).
+MAX_UNITS = 2**62
+
+
 def plan(
     caps: Mapping[CapKey, float],
     usage: Mapping[CapKey, Usage],
@@ -85,14 +91,16 @@ def plan(
         u = usage.get(key)
         if u is None:
             continue
-        cap_units = to_units(cap_usd)
+        cap_units = min(to_units(cap_usd), MAX_UNITS)
+        positions = min(u.positions_units, MAX_UNITS)
+        reserved = min(u.reserved_units, MAX_UNITS)
         slice_units = max(int(cap_units * slice_pct / 100.0), 2 * max(0, demand.get(key, 0)))
-        want = min(cap_units, u.reserved_units + slice_units)
+        want = min(cap_units, reserved + slice_units)
         old = u.lease
         kept = min(old.units, want) if old is not None else 0
-        asks.append(LeaseAsk(cap_name(key), cap_units, u.positions_units, max(u.reserved_units, kept), want))
+        asks.append(LeaseAsk(cap_name(key), cap_units, positions, min(max(reserved, kept), cap_units), want))
         if old is not None:
-            base = min(old.base_units, u.positions_units)
+            base = min(old.base_units, positions)
             meanwhile[key] = LeaseHeld(kept, base, old.valid_until)
     return asks, meanwhile
 

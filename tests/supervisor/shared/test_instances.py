@@ -184,3 +184,18 @@ def test_metrics_show_the_instances_and_their_leases(pair):
     assert 'risk_gate_instances{state="ready"} 2.0' in text
     assert 'risk_gate_lease_usd{cap="exchange:binance",instance="b"}' in text
     assert 'risk_gate_source_up{source="store"} 1.0' in text
+
+
+def test_a_cap_beyond_what_the_database_holds_counts_as_its_largest(migrated_dsn, tmp_path, clock):
+    # Found by the benchmark: a cap of 1e15 USD is 1e21 micro-USD, beyond BIGINT: every round
+    # failed (closed, but for good). Now it counts as MAX_UNITS: stricter, never looser.
+    cfg = make_config(
+        store={"backend": "postgresql", "dsn": migrated_dsn},
+        instance={"name": "huge"},
+        state={"dir": str(tmp_path / "huge")},
+        exchanges={"binance": {"max_notional_usd": 1e15}, "bybit": {}},
+    )
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        fed(sup)
+        assert sup.shared.keeper.round(), sup.shared.keeper.status().error
+        assert sup.evaluate(order(order_id="h1", quantity=1.0)).decision == "allow"
