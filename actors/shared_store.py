@@ -33,5 +33,10 @@ class JournalShipperActor(SupervisedActor):
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Poll):
-            return self._shipper.ship()
+            sent = self._shipper.ship()
+            if self._shipper.behind:
+                # A backlog (after an outage, under load): the next batch after whatever waits
+                # (a ping), so that a long catch-up never looks like a stuck actor.
+                self.actor_ref.tell(Poll())
+            return sent
         return None

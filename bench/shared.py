@@ -47,14 +47,25 @@ def _port() -> int:
 def shared_config(dsn: str, name: str, cap_usd: float = 1e15, slice_pct: float = 100.0, **store: Any):
     base = bench_config(100)
     data = config_dict(
-        gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0, "max_repeats": 10**9,
-              "reservation_ttl_s": TTL_S},  # fmt: skip
+        gate={
+            "max_orders_per_s": 10**9,
+            "evaluate_timeout_s": 5.0,
+            "max_repeats": 10**9,
+            "reservation_ttl_s": TTL_S,
+        },
         risk_v3={"max_age_s": 3600.0},
         ess={"max_age_s": 3600.0},
         accounts={"max_age_s": 3600.0},
         state={"dir": tempfile.mkdtemp(prefix=f"riskgate-bench-{name}-")},
-        store={"backend": "postgresql", "dsn": dsn, "lease_slice_pct": slice_pct, "poll_interval_s": POLL_S,
-               "lease_ttl_s": TTL_S, "max_age_s": 3.0, **store},  # fmt: skip
+        store={
+            "backend": "postgresql",
+            "dsn": dsn,
+            "lease_slice_pct": slice_pct,
+            "poll_interval_s": POLL_S,
+            "lease_ttl_s": TTL_S,
+            "max_age_s": 3.0,
+            **store,
+        },
         instance={"name": name},
     )
     data["accounts"].update({n: {"exchange": a.exchange, "capital_profile": a.capital_profile,
@@ -100,9 +111,17 @@ def latency(dsn: str, n: int, rounds: int = 10) -> dict[str, float]:
     return {f"{k}_{q}": pct(v, p) for k, v in samples.items() for q, p in (("p50", 0.5), ("p99", 0.99))}
 
 
-_WORKER = """
+_QUIET = (
+    "import logging; from supervisor.logs import configure_logging; "
+    "configure_logging('console', level=logging.ERROR, stream=sys.stderr)"
+)
+_WORKER = (
+    """
 import json, sys, time
 sys.path.insert(0, {root!r})
+"""
+    + _QUIET
+    + """
 from bench.shared import shared_config, _confirmed
 from bench.gate_latency import fed_supervisor, order
 sup = fed_supervisor(shared_config({dsn!r}, {name!r}))
@@ -116,6 +135,7 @@ while time.perf_counter() < end:
 print(json.dumps({{"n": n, "seconds": {seconds}}}), flush=True)
 sup.stop()
 """
+)
 
 
 def _workers(dsn: str, names: list[str], seconds: float) -> float:
@@ -126,7 +146,8 @@ def _workers(dsn: str, names: list[str], seconds: float) -> float:
         for name in names
     ]  # fmt: skip
     for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ready"
     for p in procs:  # all start together
         assert p.stdin is not None
         p.stdin.write("go\n")
@@ -182,6 +203,7 @@ def budget_return(dsn: str) -> dict[str, float]:
     holder = f"""
 import sys, time
 sys.path.insert(0, {root!r})
+{_QUIET}
 from bench.shared import shared_config, _confirmed
 from bench.gate_latency import fed_supervisor
 sup = fed_supervisor(shared_config({dsn!r}, "holder", cap_usd={cap}, slice_pct=100.0))
@@ -191,7 +213,8 @@ time.sleep(3600)
 """
     proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)  # fmt: skip
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
     b = fed_supervisor(shared_config(dsn, "survivor", cap_usd=cap, slice_pct=100.0))
     _confirmed(b)
     big = dict(order(0), account="acct1", quantity=round(cap * 0.9 / 65_000.0, 3), order_id="big")
@@ -234,4 +257,9 @@ def run(n: int) -> dict[str, Any] | str:
 
 
 if __name__ == "__main__":
+    import logging
+
+    from supervisor.logs import configure_logging
+
+    configure_logging("console", level=logging.ERROR, stream=sys.stderr)
     print(json.dumps(run(20_000), indent=1))

@@ -100,6 +100,48 @@ BEGIN
             granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at;
     RETURN QUERY SELECT p_cap, v_grant, v_others;
 END $$;
+
+-- One round of one instance, in one statement (so no lock is held while the client
+-- is slow): heartbeat (refused when another run took the name), leases of caps no
+-- longer asked for returned, every asked lease granted (caps in the order given:
+-- every instance locks them in the same order), and what the instance shows: the
+-- shared halt, every instance, every live lease.
+CREATE FUNCTION riskgate_round(p_instance TEXT, p_run TEXT, p_ready BOOLEAN, p_caps TEXT[],
+                               p_cap_units BIGINT[], p_positions BIGINT[], p_floor BIGINT[],
+                               p_want BIGINT[], p_ttl_ms BIGINT)
+RETURNS JSONB LANGUAGE plpgsql AS $$
+DECLARE
+    v_granted JSONB;
+BEGIN
+    UPDATE instances SET heartbeat_at = clock_timestamp(), ready = p_ready, stopped = FALSE
+        WHERE name = p_instance AND run = p_run;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'instance name % was taken over (silent past lease_ttl_s)', p_instance
+            USING ERRCODE = 'RG001';
+    END IF;
+    DELETE FROM leases AS l WHERE l.instance = p_instance AND NOT (l.cap = ANY(p_caps));
+    SELECT COALESCE(jsonb_object_agg(g.cap, g.granted), '{{}}'::jsonb) INTO v_granted
+        FROM unnest(p_caps, p_cap_units, p_positions, p_floor, p_want) WITH ORDINALITY
+            AS a(cap, cap_units, positions, floor_units, want, n)
+        CROSS JOIN LATERAL riskgate_lease(a.cap, p_instance, a.cap_units, a.positions, a.positions,
+                                          a.floor_units, a.want, p_ttl_ms) AS g;
+    RETURN jsonb_build_object(
+        'granted', v_granted,
+        'halt', (SELECT jsonb_build_object('active', h.active, 'by', h.by_name, 'reason', h.reason,
+                                           'since', h.since, 'instance', h.instance, 'changed_at', h.changed_at)
+                 FROM operator_halt AS h WHERE h.id = 1),
+        'instances', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                          'name', i.name, 'host', i.host, 'pid', i.pid, 'version', i.version, 'api', i.api,
+                          'started_at', i.started_at,
+                          'heartbeat_age_s', EXTRACT(EPOCH FROM clock_timestamp() - i.heartbeat_at),
+                          'ready', i.ready, 'stopped', i.stopped) ORDER BY i.name), '[]'::jsonb)
+                      FROM instances AS i),
+        'leases', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                       'cap', l.cap, 'instance', l.instance, 'units', l.units,
+                       'expires_in_s', EXTRACT(EPOCH FROM l.expires_at - clock_timestamp()))
+                       ORDER BY l.cap, l.instance), '[]'::jsonb)
+                   FROM leases AS l WHERE l.expires_at > clock_timestamp()));
+END $$;
 """  # noqa: S608 - see above
 
 #: (version, SQL): applied in order, each in its own transaction.

@@ -28,7 +28,7 @@ _TABLES = (("decisions", DECISION_COLUMNS), ("events", EVENT_COLUMNS))
 
 
 class JournalShipper:
-    def __init__(self, path: Path, store: SharedStore, batch: int = 5000) -> None:
+    def __init__(self, path: Path, store: SharedStore, batch: int = 2000) -> None:
         self._path = path
         self._store = store
         self._batch = batch
@@ -49,6 +49,7 @@ class JournalShipper:
         except sqlite3.Error:
             return 0
         sent = 0
+        self.behind = 0
         try:
             for table, columns in _TABLES:
                 sent += self._ship_table(db, table, columns, ident)
@@ -87,5 +88,6 @@ class JournalShipper:
         new_last = int(rows[-1][0])
         self._store.ship(table, columns, [row[1:] for row in rows], ident, new_last)
         self._marks[table] = (ident, new_last)
-        self.behind = len(rows) if len(rows) >= self._batch else 0
+        if len(rows) >= self._batch:
+            self.behind += len(rows)  # more to ship: the actor asks again at once
         return len(rows)

@@ -85,8 +85,9 @@ class _Link:
         self._conn: Any = None
         self._lock = threading.Lock()
 
-    def run(self, work: Any) -> Any:
-        """`work(conn)` in one transaction, within the deadline."""
+    def run(self, work: Any, transaction: bool = True) -> Any:
+        """`work(conn)` in one transaction (or, `transaction=False`, as the autocommit
+        statements it runs), within the deadline."""
         store = self._store
         psycopg = psycopg_module()
         with self._lock:
@@ -94,9 +95,13 @@ class _Link:
                 if self._conn is None or self._conn.closed:
                     self._conn = connect(store.dsn, store.timeout_s, f"{store.instance}/{self._role}")
                 conn = self._conn
-                with deadline(conn, store.timeout_s), conn.transaction():
+                with deadline(conn, store.timeout_s), conn.transaction() if transaction else contextlib.nullcontext():
                     return work(conn)
             except psycopg.Error as exc:
+                if getattr(exc, "sqlstate", None) == "RG001":  # the name was taken over: said plainly
+                    self._drop()
+                    raise SharedStoreError(f"instance name {store.instance!r} was taken over "
+                                           "(silent past lease_ttl_s)") from exc  # fmt: skip
                 self._drop()
                 raise SharedStoreError(f"shared store ({self._role}): {said(exc)}") from exc
             except SharedStoreError:
@@ -159,33 +164,23 @@ class SharedStore:
 
     def round(self, asks: Sequence[LeaseAsk], ready: bool) -> Round:
         """Heartbeat, every lease renewed (or returned: caps not asked for), the shared
-        halt and every instance and lease read: one transaction."""
+        halt and every instance and lease read: one statement (`riskgate_round`), so no
+        lock is held in the database while this process is slow to read the answer."""
         ttl_ms = int(self.lease_ttl_s * 1000)
 
         def work(conn: Any) -> Round:
-            beat = conn.execute(
-                "UPDATE instances SET heartbeat_at = clock_timestamp(), ready = %s, stopped = FALSE"
-                " WHERE name = %s AND run = %s",
-                (ready, self.instance, self.run),
-            )
-            if beat.rowcount != 1:
-                raise SharedStoreError(f"instance name {self.instance!r} was taken over (silent past lease_ttl_s)")
-            caps = [a.cap for a in asks]
-            conn.execute("DELETE FROM leases WHERE instance = %s AND NOT (cap = ANY(%s))", (self.instance, caps))
-            granted: dict[str, int] = {}
-            if asks:
-                rows = conn.execute(
-                    "SELECT l.cap, l.granted FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-                    " %s::bigint[]) WITH ORDINALITY AS a(cap, cap_units, positions, floor_units, want, n)"
-                    " CROSS JOIN LATERAL riskgate_lease(a.cap, %s, a.cap_units, a.positions, a.positions,"
-                    " a.floor_units, a.want, %s) AS l ORDER BY a.n",
-                    (caps, [a.cap_units for a in asks], [a.positions_units for a in asks],
-                     [a.floor_units for a in asks], [a.want_units for a in asks], self.instance, ttl_ms),
-                ).fetchall()  # fmt: skip
-                granted = {str(cap): int(units) for cap, units in rows}
-            return Round(granted, _halt(conn), _instances(conn), _leases(conn))
+            row = conn.execute(
+                "SELECT riskgate_round(%s, %s, %s, %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
+                " %s::bigint[], %s)",
+                (self.instance, self.run, ready, [a.cap for a in asks], [a.cap_units for a in asks],
+                 [a.positions_units for a in asks], [a.floor_units for a in asks], [a.want_units for a in asks],
+                 ttl_ms),
+            ).fetchone()  # fmt: skip
+            if row is None or not isinstance(row[0], dict):
+                raise SharedStoreError("riskgate_round answered nothing readable")
+            return _round_of(row[0])
 
-        result: Round = self._rounds.run(work)
+        result: Round = self._rounds.run(work, transaction=False)
         return result
 
     def leave(self) -> None:
@@ -241,23 +236,54 @@ class SharedStore:
 
     def ship(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], identity: str, last: int) -> None:
         """Rows of the local journal's `table` (each `(run, seq, *columns)`), tagged with this
-        instance, and the mark of how far shipping got: one transaction (a row shipped twice
-        is kept once)."""
+        instance, and the mark of how far shipping got: one transaction, rows by COPY (a row
+        shipped twice is kept once)."""
         names = ", ".join(("instance", "run", "seq", *columns))
-        marks = ", ".join(["%s"] * (len(columns) + 3))
-        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608 - our names
+        staging = f"riskgate_ship_{table}"
+        instance = self.instance
 
         def work(conn: Any) -> None:
-            with conn.cursor() as cur:
-                cur.executemany(sql, [(self.instance, *row) for row in rows])
+            # Our names only (DECISION_COLUMNS, EVENT_COLUMNS, the two table names): nothing from outside.
+            conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS")
+            with conn.cursor() as cur, cur.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((instance, *row))
+            conn.execute(f"INSERT INTO {table} SELECT * FROM {staging} ON CONFLICT DO NOTHING")  # noqa: S608 - ours
             conn.execute(
                 "INSERT INTO journal_shipped (instance, tbl, identity, last_rowid) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (instance, tbl) DO UPDATE SET identity = EXCLUDED.identity,"
                 " last_rowid = EXCLUDED.last_rowid",
-                (self.instance, table, identity, last),
+                (instance, table, identity, last),
             )
 
         self._shipping.run(work)
+
+
+def _round_of(doc: dict[str, Any]) -> Round:
+    """A round's answer (riskgate_round's JSON) as records; SharedStoreError if its shape is wrong."""
+    try:
+        h = doc["halt"]
+        halt = HaltRow(bool(h["active"]), h["by"], h["reason"], h["since"], h["instance"],
+                       datetime.fromisoformat(h["changed_at"]))  # fmt: skip
+        instances = [
+            InstanceRow(
+                i["name"],
+                i["host"],
+                int(i["pid"]),
+                i["version"],
+                i["api"],
+                datetime.fromisoformat(i["started_at"]),
+                float(i["heartbeat_age_s"]),
+                bool(i["ready"]),
+                bool(i["stopped"]),
+            )
+            for i in doc["instances"]
+        ]
+        leases = [LeaseRow(x["cap"], x["instance"], int(x["units"]), float(x["expires_in_s"])) for x in doc["leases"]]
+        granted = {str(cap): int(units) for cap, units in doc["granted"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SharedStoreError(f"riskgate_round's answer is not readable: {type(exc).__name__}: {exc}") from exc
+    return Round(granted, halt, instances, leases)
 
 
 def _halt(conn: Any) -> HaltRow:
