@@ -150,6 +150,8 @@ class Gate:
         # give up after theirs, posts only try), so no thread can deadlock on it.
         self.lock = threading.Lock()
         self._pending: deque[Posted] = deque()  # posted, not yet applied (see the docstring)
+        self._turns_wanted = 0  # readers waiting for the lock (see `_take_turn`); deciders only read it
+        self._turns_lock = threading.Lock()
         self._lost = 0  # state posts refused since the last apply (the pending queue was full)
         self._reports_refused = 0  # report posts refused: reservations and rates unknown until a start
         self._resync = resync  # the latest state of every kind and the running config, after a loss
@@ -300,6 +302,20 @@ class Gate:
             time.sleep(0)  # lets the holder run (releases the GIL)
         return True
 
+    def _take_turn(self, wait: float) -> bool:
+        """`_take` for a reader (a tick, a view, the lease keeper's usage): a caller deciding
+        flat out on its own thread would otherwise take the lock again at every release
+        before the reader's thread next holds the GIL (seen: a lease keeper kept from the
+        lock until its round failed, and its instance's orders then blocked as stale).
+        While one waits, each decision first yields the GIL once (a flag read otherwise)."""
+        with self._turns_lock:
+            self._turns_wanted += 1
+        try:
+            return self._take(wait)
+        finally:
+            with self._turns_lock:
+                self._turns_wanted -= 1
+
     def _release(self) -> None:
         """Release the lock, then apply what was posted while it was held (a halt's
         cancels, a level change's journal event do not wait for the next decision).
@@ -351,7 +367,7 @@ class Gate:
 
     def tick(self, timeout: float = 1.0) -> bool:
         """Apply what is posted and journal what expired (the actor's timer); False if the lock was busy."""
-        if not self._take(timeout):
+        if not self._take_turn(timeout):
             return False
         try:
             self._apply_pending()
@@ -367,6 +383,8 @@ class Gate:
         `wait` seconds (None: do not wait at all, for an event loop)."""
         if not self._open:
             return None
+        if self._turns_wanted:
+            time.sleep(0)  # a reader (the keeper, the state API, a tick) waits: its turn first
         if not self.lock.acquire(blocking=False) and (wait is None or not self._take(wait)):
             return None if wait is None else BUSY
         try:
@@ -672,7 +690,7 @@ class Gate:
     def budget_usage(self, timeout: float = 1.0) -> dict[tuple[str, str], BudgetUsage] | None:
         """Per cap the config sets: positions, in flight, approved and refused so far (the
         lease keeper's demand) and the lease held; None if the lock was not free in time."""
-        if not self._take(timeout):
+        if not self._take_turn(timeout):
             return None
         try:
             self._apply_pending()
@@ -698,7 +716,7 @@ class Gate:
 
     def view(self, timeout: float = 1.0) -> GateView | None:
         """What the gate holds now; None if the lock was not free within `timeout`."""
-        if not self._take(timeout):
+        if not self._take_turn(timeout):
             return None
         try:
             self._apply_pending()
@@ -729,7 +747,7 @@ class Gate:
 
     def stats(self, reset: bool, timeout: float = 1.0) -> dict[str, Any] | None:
         """Decision counts since the last reset, and what the gate holds; None if the lock was busy."""
-        if not self._take(timeout):
+        if not self._take_turn(timeout):
             return None
         try:
             self._apply_pending()

@@ -425,3 +425,31 @@ def test_deciders_are_not_starved_by_readers(sup):
         for t in readers:
             t.join(10)
     assert [r.reason_code for r in answers].count(RC.GATE_UNAVAILABLE) == 0
+
+
+def test_a_reader_gets_its_turn_while_one_caller_decides_flat_out_on_its_own_thread(sup):
+    """Seen in the shared-store benchmark: one caller looping on evaluate kept the lease
+    keeper's usage read from the lock until its round failed. Readers now ask for a turn
+    and each decision yields the GIL once while one waits."""
+    sup.report_account_snapshot(AccountSnapshot("main", 1e12))
+    gate = gate_of(sup)
+    got: list[bool] = []
+    done, deciding = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        deciding.wait(10)
+        for _ in range(20):
+            got.append(gate.budget_usage(timeout=0.5) is not None)
+            got.append(gate.view(timeout=0.5) is not None)
+        done.set()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    n = 0
+    while not done.is_set():  # this thread decides flat out, never sleeping
+        sup.evaluate(order(quantity=0.1, order_id=f"f{n}"), timeout=5)
+        n += 1
+        if n == 100:
+            deciding.set()
+    t.join(10)
+    assert got == [True] * 40 and n > 100
