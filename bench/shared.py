@@ -129,16 +129,16 @@ _confirmed(sup)
 orders = [order(i) for i in range(1000)]
 print("ready", flush=True)
 sys.stdin.readline()
-n, end = 0, time.perf_counter() + {seconds}
+n, allowed, end = 0, 0, time.perf_counter() + {seconds}
 while time.perf_counter() < end:
-    sup.evaluate(orders[n % 1000]); n += 1
-print(json.dumps({{"n": n, "seconds": {seconds}}}), flush=True)
+    allowed += sup.evaluate(orders[n % 1000]).decision == "allow"; n += 1
+print(json.dumps({{"n": n, "allowed": allowed, "seconds": {seconds}}}), flush=True)
 sup.stop()
 """
 )
 
 
-def _workers(dsn: str, names: list[str], seconds: float) -> float:
+def _workers(dsn: str, names: list[str], seconds: float) -> tuple[float, float]:
     root = str(Path(__file__).resolve().parents[1])
     procs = [
         subprocess.Popen([sys.executable, "-c", _WORKER.format(root=root, dsn=dsn, name=name, seconds=seconds)],
@@ -152,20 +152,21 @@ def _workers(dsn: str, names: list[str], seconds: float) -> float:
         assert p.stdin is not None
         p.stdin.write("go\n")
         p.stdin.flush()
-    total = 0.0
+    total, allowed = 0.0, 0.0
     for p in procs:
         assert p.stdout is not None
         out = json.loads(p.stdout.readline())
         total += out["n"] / out["seconds"]
+        allowed += out["allowed"] / out["seconds"]
         p.wait(30)
-    return total
+    return total, allowed
 
 
 def throughput(dsn: str, seconds: float = 3.0) -> dict[str, float]:
     """2: one instance's decisions/s alone, then two instances' sum, each a process of its own."""
-    one = _workers(dsn, ["solo"], seconds)
-    two = _workers(dsn, ["pair-a", "pair-b"], seconds)
-    return {"one": one, "two": two}
+    one, one_allowed = _workers(dsn, ["solo"], seconds)
+    two, two_allowed = _workers(dsn, ["pair-a", "pair-b"], seconds)
+    return {"one": one, "two": two, "one_allowed": one_allowed, "two_allowed": two_allowed}
 
 
 def halt_propagation(dsn: str, tries: int = 50) -> list[float]:
@@ -180,16 +181,18 @@ def halt_propagation(dsn: str, tries: int = 50) -> list[float]:
         for _ in range(tries):
             t0 = time.perf_counter()
             a.halt("bench", by="bench")
-            while True:
+            while True:  # an order every millisecond (a loop that never sleeps starves every other thread)
                 seq += 1
                 if b.evaluate(order(seq)).reason_code.value == "ESS_HALT_ACTIVE":
                     break
+                time.sleep(0.001)
             taken.append((time.perf_counter() - t0) * 1000)
             a.resume(by="bench")
             while True:
                 seq += 1
                 if b.evaluate(order(seq)).decision == "allow":
                     break
+                time.sleep(0.001)
     finally:
         a.stop()
         b.stop()
