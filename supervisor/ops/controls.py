@@ -27,7 +27,7 @@ import json
 import secrets
 import threading
 from collections import deque
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,13 +48,14 @@ from supervisor.ops.control_files import (
     OVERRIDES_FILE,
     OverrideFiles,
     OverrideRecord,
+    check_saved,
     iso,
     read_small_file,
     when,
     write_atomically,
 )
 from supervisor.shared.db import SharedStoreError
-from supervisor.shared.store import HaltRow, SharedStore
+from supervisor.shared.store import HaltRow, OverrideConflictError, Round, SharedStore
 
 __all__ = [
     "HALT_FILE",
@@ -68,6 +69,7 @@ __all__ = [
 
 log = get_logger("riskgate.controls")
 
+_RECORD_FIELDS = tuple(f.name for f in fields(OverrideRecord))
 HALT_FILE = "operator_halt.json"
 HALT_SOURCE = "operator_halt"
 MAX_REASON = 500
@@ -136,6 +138,10 @@ class OperatorControls:
             self._halt = self._read_halt()
             self._publish_halt()  # first: whatever else fails, a halt holds
             self._overrides, self._history = self._files.load()
+            if self._shared is not None:
+                # The store's overrides are every instance's (the first round brings them): a file
+                # of this instance's own from before must not let anything through meanwhile.
+                self._overrides = {}
             self._sweep()
             for record in self._overrides.values():
                 if record.state == "active":
@@ -212,7 +218,12 @@ class OperatorControls:
         self._unshared = False
         return None
 
-    def adopt_shared(self, row: HaltRow) -> None:
+    def adopt_shared(self, found: Round) -> None:
+        """What a round read: the shared halt (on the ESS board first) and the live overrides."""
+        self._adopt_halt(found.halt)
+        self._adopt_overrides(found.overrides)
+
+    def _adopt_halt(self, row: HaltRow) -> None:
         """The shared halt as a round read it: this instance's halt from now on (a halt made
         here that the store did not take yet is pushed first: a halt is never lost)."""
         with self._lock:
@@ -351,10 +362,62 @@ class OperatorControls:
         with self._lock:
             self._sweep()
             saved = {**self._overrides, record.id: record}
-            self._save_live_or_say(saved, "not proposed: the proposal could not be saved")
+            if self._shared is not None:
+                self._share_override(record, None, "not proposed")
+            else:
+                self._save_live_or_say(saved, "not proposed: the proposal could not be saved")
             self._overrides = saved
         self._event("override_proposed", record, by)
         return record
+
+    def _share_override(self, record: OverrideRecord, was: str | None, what: str) -> None:
+        """Write the change to the shared store (every instance's overrides): refused as the
+        store says (409: changed through another instance), 503 when it does not answer."""
+        if self._shared is None:
+            return
+        try:
+            self._shared.put_override(asdict(record), was, iso(self._clock.now()))
+        except OverrideConflictError as exc:
+            raise ControlError(exc.status, f"{what}: {exc}") from exc
+        except SharedStoreError as exc:
+            raise ControlError(503, f"{what}: the shared store did not take it ({exc})") from exc
+
+    def _adopt_overrides(self, records: list[dict[str, Any]]) -> None:
+        """The live overrides of every instance, as the round read them: this instance's
+        from now on. One that ended elsewhere (revoked, run out) ends here too, at the gate first."""
+        shared: dict[str, OverrideRecord] = {}
+        for raw in records:
+            try:
+                record = OverrideRecord(**{k: raw[k] for k in _RECORD_FIELDS if k in raw})
+                check_saved(record)
+            except (TypeError, ValueError, KeyError) as exc:  # not one riskgate wrote: never lets anything through
+                log.error("shared_override_unreadable", error=str(exc)[:200])
+                continue
+            if record.state in LIVE_STATES and record.account in self._config.accounts.accounts:
+                shared[record.id] = record
+        with self._lock:
+            ended = [r for k, r in self._overrides.items() if k not in shared]
+            changed = [r for k, r in shared.items() if self._overrides.get(k) != r]
+            if not ended and not changed:
+                return
+            self._overrides = shared
+            for record in changed:
+                if record.state == "active":
+                    self._tell_gate(record)
+            gone = []
+            for record in ended:
+                out = replace(record, state="expired" if self._past(record) else "revoked")
+                if record.state == "active":
+                    self._tell_gate(out)  # ttl 0: the gate drops it
+                gone.append(out)
+            if gone:
+                self._ended(gone)
+        for record in changed:
+            self._journal.event(self._clock.now(), "override_shared", "operator", record.account,
+                                override_id=record.id, state=record.state)  # fmt: skip
+
+    def _past(self, record: OverrideRecord) -> bool:
+        return record.expires_at is not None and when(record.expires_at) <= self._clock.now()
 
     def _get(self, override_id: Any) -> OverrideRecord:
         """A live override (proposed, active), or an ended one from the history (only to say it ended)."""
@@ -365,9 +428,27 @@ class OperatorControls:
                 ended = next((r for r in self._history if r.id == override_id), None)
                 if ended is not None and ended.state not in LIVE_STATES:
                     record = ended
+        if record is None and self._shared is not None and isinstance(override_id, str) and len(override_id) <= 64:
+            record = self._shared_record(override_id)  # proposed through another instance since the last round
         if record is None:
             raise ControlError(404, f"no override {shorten(override_id)}")
         return record
+
+    def _shared_record(self, override_id: str) -> OverrideRecord | None:
+        if self._shared is None:
+            return None
+        try:
+            raw = self._shared.override(override_id)
+        except SharedStoreError as exc:
+            raise ControlError(503, f"the shared store did not answer ({exc})") from exc
+        if raw is None:
+            return None
+        try:
+            record = OverrideRecord(**{k: raw[k] for k in _RECORD_FIELDS if k in raw})
+            check_saved(record)
+        except (TypeError, ValueError, KeyError):
+            return None
+        return record if record.account in self._config.accounts.accounts else None
 
     def approve(self, override_id: Any, by: str) -> OverrideRecord:
         with self._lock:
@@ -392,7 +473,10 @@ class OperatorControls:
             )
             saved = dict(self._overrides)
             saved[record.id] = record
-            self._save_live_or_say(saved, "not approved: the approval could not be saved")
+            if self._shared is not None:
+                self._share_override(record, "proposed", "not approved")
+            else:
+                self._save_live_or_say(saved, "not approved: the approval could not be saved")
             self._overrides = saved
             self._tell_gate(record)
         self._event("override_approved", record, by, proposed_by=record.proposed_by)
@@ -408,6 +492,8 @@ class OperatorControls:
             record = replace(record, state="revoked", ended_by=by)
             if was == "active":
                 self._tell_gate(record)  # first, ttl 0: the gate drops it whatever happens next
+            if self._shared is not None:
+                self._share_override(record, was, "revoked here, but not for every instance")
             live = {k: r for k, r in self._overrides.items() if k != record.id}
             try:
                 why = "revoked in the running gate, but not saved: a restart would bring it back"

@@ -50,7 +50,7 @@ class SharedParts:
             self.store,
             usage=system.gate.budget_usage,
             tell=runtime.link.tell,
-            apply_halt=system.controls.adopt_shared,
+            adopt=system.controls.adopt_shared,
             ready=lambda: not [m for m in system.state_reader.readiness() if not m.startswith("store:")],
             event=runtime.event,
         )

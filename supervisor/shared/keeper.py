@@ -97,11 +97,16 @@ def plan(
         slice_units = max(int(cap_units * slice_pct / 100.0), 2 * max(0, demand.get(key, 0)))
         want = min(cap_units, reserved + slice_units)
         old = u.lease
-        kept = min(old.units, want) if old is not None else 0
-        asks.append(LeaseAsk(cap_name(key), cap_units, positions, min(max(reserved, kept), cap_units), want))
+        kept = 0
         if old is not None:
-            base = min(old.base_units, positions)
-            meanwhile[key] = LeaseHeld(kept, base, old.valid_until)
+            # What the old lease still allows, counted from the positions now (their growth since
+            # its grant was spent): never more, whatever the database answers, or whether it does.
+            # (Keeping the old lease's units on a new base gave that growth back: found by
+            # tests/supervisor/shared/test_invariant.py.)
+            grown = positions - old.base_units
+            kept = min(max(0, old.units - (grown if grown > 0 else 0)), want)
+            meanwhile[key] = LeaseHeld(kept, positions, old.valid_until)
+        asks.append(LeaseAsk(cap_name(key), cap_units, positions, min(max(reserved, kept), cap_units), want))
     return asks, meanwhile
 
 
@@ -113,19 +118,20 @@ class StoreKeeper:
         store: SharedStore,
         usage: Callable[[float], Mapping[CapKey, Usage] | None],
         tell: Callable[[object], None],
-        apply_halt: Callable[[HaltRow], None],
+        adopt: Callable[[Round], None],
         ready: Callable[[], bool],
         event: Callable[..., None],
     ) -> None:
         """`usage(timeout)` reads the gate's caps (None: its lock was busy); `tell` posts to
         the gate (the gate link); `apply_halt` puts the shared halt on the ESS board;
-        `ready` says whether this instance is ready; `event` journals."""
+        `adopt` takes up what the round read that the operator controls hold (the shared halt:
+        on the ESS board; the overrides); `ready` says whether this instance is ready; `event` journals."""
         self._config = config
         self._clock = clock
         self._store = store
         self._usage = usage
         self._tell = tell
-        self._apply_halt = apply_halt
+        self._adopt = adopt
         self._ready = ready
         self._event = event
         self._lock = threading.Lock()  # one round at a time
@@ -172,7 +178,7 @@ class StoreKeeper:
         for ask in asks:
             key = by_name[ask.cap]
             held[key] = LeaseHeld(result.granted.get(ask.cap, 0), ask.positions_units, valid_until)
-        self._apply_halt(result.halt)  # on the board before the gate hears the state is confirmed
+        self._adopt(result)  # the halt on the board before the gate hears the state is confirmed
         self._tell(SharedState(started, held))
         self._held = held
         self._confirmed = started

@@ -69,6 +69,15 @@ CREATE TABLE events (
     {", ".join(_column(c) for c in EVENT_COLUMNS)},
     UNIQUE (instance, run, seq));
 CREATE INDEX events_ts ON events (ts_us);
+CREATE TABLE overrides (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('proposed', 'active', 'expired', 'revoked')),
+    expires_at TIMESTAMPTZ NOT NULL,
+    record JSONB NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL);
+-- One running override per account, whichever instance approved it: the second line.
+CREATE UNIQUE INDEX overrides_one_active ON overrides (account) WHERE state = 'active';
 CREATE TABLE journal_shipped (
     instance TEXT NOT NULL, tbl TEXT NOT NULL, identity TEXT NOT NULL, last_rowid BIGINT NOT NULL,
     PRIMARY KEY (instance, tbl));
@@ -136,6 +145,8 @@ BEGIN
                           'heartbeat_age_s', EXTRACT(EPOCH FROM clock_timestamp() - i.heartbeat_at),
                           'ready', i.ready, 'stopped', i.stopped) ORDER BY i.name), '[]'::jsonb)
                       FROM instances AS i),
+        'overrides', (SELECT COALESCE(jsonb_agg(o.record ORDER BY o.id), '[]'::jsonb) FROM overrides AS o
+                      WHERE o.state IN ('proposed', 'active')),
         'leases', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
                        'cap', l.cap, 'instance', l.instance, 'units', l.units,
                        'expires_in_s', EXTRACT(EPOCH FROM l.expires_at - clock_timestamp()))

@@ -21,7 +21,7 @@ from typing import Any
 from supervisor.shared.db import SharedStoreError, connect, deadline, psycopg_module, said
 from supervisor.shared.schema import HALT_CHANNEL, require_current
 
-__all__ = ["HaltRow", "InstanceRow", "LeaseAsk", "LeaseRow", "Round", "SharedStore"]
+__all__ = ["HaltRow", "InstanceRow", "LeaseAsk", "LeaseRow", "OverrideConflictError", "Round", "SharedStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +68,23 @@ class InstanceRow:
 
 @dataclass(frozen=True, slots=True)
 class Round:
-    """What one round found: the grants (cap -> units), the shared halt, every instance and lease."""
+    """What one round found: the grants (cap -> units), the shared halt, every instance and
+    lease, and the live overrides (proposed or active, as their records' fields)."""
 
     granted: dict[str, int]
     halt: HaltRow
     instances: list[InstanceRow]
     leases: list[LeaseRow]
+    overrides: list[dict[str, Any]]
+
+
+class OverrideConflictError(SharedStoreError):
+    """The override changed meanwhile (through another instance), or the account already has
+    a running one: `status` is the HTTP status that says so."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
 
 
 class _Link:
@@ -222,6 +233,58 @@ class SharedStore:
         row: HaltRow = self._writes.run(_halt)
         return row
 
+    # -- overrides ------------------------------------------------------------------------------
+    def put_override(self, record: dict[str, Any], was: str | None, now: str) -> None:
+        """Write an override's record: a new proposal (`was` None), or a change of one whose state
+        is still `was` (else OverrideConflictError 409: it changed through another instance).
+        First, every live one past its end by this instance's clock `now` (ISO 8601) is marked
+        expired (each instance's own sweep ends them locally by its clock); a second running one
+        for the account is OverrideConflictError 409. Every instance hears of it (NOTIFY)."""
+        psycopg = psycopg_module()
+        from psycopg.types.json import Jsonb
+
+        def work(conn: Any) -> None:
+            args = (record["account"], record["state"], record["expires_at"], Jsonb(record))
+            conn.execute(
+                "UPDATE overrides SET state = 'expired', updated_at = clock_timestamp()"
+                " WHERE state IN ('proposed', 'active') AND expires_at <= %s",
+                (now,),
+            )
+            if was is None:
+                conn.execute(
+                    "INSERT INTO overrides (account, state, expires_at, record, updated_at, id)"
+                    " VALUES (%s, %s, %s, %s, clock_timestamp(), %s)",
+                    (*args, record["id"]),
+                )
+            else:
+                changed = conn.execute(
+                    "UPDATE overrides SET account = %s, state = %s, expires_at = %s, record = %s,"
+                    " updated_at = clock_timestamp() WHERE id = %s AND state = %s",
+                    (*args, record["id"], was),
+                )
+                if changed.rowcount != 1:
+                    why = f"override {record['id']} is no longer {was} (changed through another instance, or ran out)"
+                    raise OverrideConflictError(409, why)
+            conn.execute(f"NOTIFY {HALT_CHANNEL}")
+
+        try:
+            self._writes.run(work)
+        except SharedStoreError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                raise OverrideConflictError(409, f"account {record['account']} already has a running override "
+                                       "(approved through another instance): revoke it first") from exc  # fmt: skip
+            raise
+
+    def override(self, override_id: str) -> dict[str, Any] | None:
+        """One override's record as the store has it (any state), or None."""
+
+        def work(conn: Any) -> dict[str, Any] | None:
+            row = conn.execute("SELECT record FROM overrides WHERE id = %s", (override_id,)).fetchone()
+            return dict(row[0]) if row and isinstance(row[0], dict) else None
+
+        found: dict[str, Any] | None = self._writes.run(work)
+        return found
+
     # -- the journal --------------------------------------------------------------------------
     def shipped_mark(self, table: str) -> tuple[str, int] | None:
         def work(conn: Any) -> tuple[str, int] | None:
@@ -281,9 +344,10 @@ def _round_of(doc: dict[str, Any]) -> Round:
         ]
         leases = [LeaseRow(x["cap"], x["instance"], int(x["units"]), float(x["expires_in_s"])) for x in doc["leases"]]
         granted = {str(cap): int(units) for cap, units in doc["granted"].items()}
+        overrides = [dict(o) for o in doc["overrides"]]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SharedStoreError(f"riskgate_round's answer is not readable: {type(exc).__name__}: {exc}") from exc
-    return Round(granted, halt, instances, leases)
+    return Round(granted, halt, instances, leases, overrides)
 
 
 def _halt(conn: Any) -> HaltRow:

@@ -199,3 +199,34 @@ def test_a_cap_beyond_what_the_database_holds_counts_as_its_largest(migrated_dsn
         fed(sup)
         assert sup.shared.keeper.round(), sup.shared.keeper.status().error
         assert sup.evaluate(order(order_id="h1", quantity=1.0)).decision == "allow"
+
+
+def test_an_override_proposed_through_one_instance_is_approved_through_the_other(pair):
+    from supervisor.core.messages import Position
+    from supervisor.ops.controls import ControlError
+
+    a, b = (fed(s) for s in pair)
+    for sup in pair:
+        sup.report_account_snapshot(AccountSnapshot("main", RICH, (Position("SOLUSDT", "binance", 2.0, 100.0),)))
+        sup.shared.keeper.round()
+    a.halt("venue incident", by="alice")
+    b.shared.keeper.round()
+    flatten = {"side": "sell", "reduce_only": True, "quantity": 1.0}
+    assert b.evaluate(order(order_id="f0", **flatten)).reason_code is RC.ESS_HALT_ACTIVE
+    proposal = a.propose_override("main", "flatten during the incident", 60.0, by="alice")
+    with pytest.raises(ControlError, match="another operator"):
+        b.approve_override(proposal.id, by="alice")  # the same person, through another instance
+    approved = b.approve_override(proposal.id, by="bob")  # b never saw a round since the proposal
+    assert approved.state == "active"
+    assert b.evaluate(order(order_id="f1", **flatten)).reason_code is RC.OVERRIDE_APPLIED
+    a.shared.keeper.round()  # a takes up the approval made through b
+    assert a.evaluate(order(order_id="f2", **flatten)).reason_code is RC.OVERRIDE_APPLIED
+    second = a.propose_override("main", "again", 60.0, by="carol")
+    with pytest.raises(ControlError, match=r"already has (a running|active) override"):
+        b.approve_override(second.id, by="dave")
+    a.revoke_override(proposal.id, by="alice")
+    b.shared.keeper.round()  # revoked through a: ended at b's gate too
+    assert b.evaluate(order(order_id="f3", **flatten)).reason_code is RC.ESS_HALT_ACTIVE
+    with pytest.raises(ControlError) as conflict:
+        b.approve_override(proposal.id, by="bob")
+    assert conflict.value.status == 409

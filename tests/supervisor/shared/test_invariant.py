@@ -64,7 +64,7 @@ class Instance:
         self.keeper = StoreKeeper(
             cfg, clock, self.store, usage=self.gate.budget_usage,
             tell=lambda m: self.gate.post(m, clock.monotonic()),
-            apply_halt=lambda row: None, ready=lambda: True, event=lambda *a, **k: None,
+            adopt=lambda found: None, ready=lambda: True, event=lambda *a, **k: None,
         )  # fmt: skip
         self.in_flight: dict[str, tuple[str, float]] = {}  # order id -> (account, quantity approved)
 

@@ -178,3 +178,25 @@ def test_connect_errors_never_show_the_dsn():
     with pytest.raises(SharedStoreError) as caught:
         connect("host=127.0.0.1 port=1 user=u password=hunter2 dbname=d", 1.0, "test")
     assert "hunter2" not in str(caught.value)
+
+
+def test_the_store_keeps_one_running_override_per_account_whoever_approves(migrated_dsn):
+    from supervisor.shared.store import OverrideConflictError
+
+    a = store(migrated_dsn, "a")
+    base = {"account": "main", "reason": "r", "ttl_s": 60.0, "proposed_by": "alice",
+            "proposed_at": "2030-01-01T00:00:00Z", "ended_by": None}  # fmt: skip
+    now = "2030-01-01T00:00:01Z"
+    for n in ("o1", "o2"):
+        a.put_override({**base, "id": n, "state": "proposed", "expires_at": "2030-01-01T00:05:00Z",
+                        "approved_by": None, "approved_at": None}, None, now)  # fmt: skip
+    active = {**base, "state": "active", "approved_by": "bob", "approved_at": now, "expires_at": "2030-01-01T00:01:01Z"}
+    a.put_override({**active, "id": "o1"}, "proposed", now)
+    with pytest.raises(OverrideConflictError, match="already has a running override"):
+        a.put_override({**active, "id": "o2"}, "proposed", now)
+    with pytest.raises(OverrideConflictError, match="no longer proposed"):
+        a.put_override({**active, "id": "o1"}, "proposed", now)  # approved already (through another instance)
+    # Past o1's end by the approver's clock: o1 is marked expired first, o2 may run.
+    a.put_override({**active, "id": "o2", "expires_at": "2030-01-01T00:03:00Z"}, "proposed", "2030-01-01T00:02:00Z")
+    assert a.override("o1")["state"] == "active"  # the record keeps what was written; the row says expired
+    a.close()
