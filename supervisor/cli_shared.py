@@ -113,6 +113,7 @@ def cmd_db_local(args: argparse.Namespace) -> int:
 
 def cmd_instances(args: argparse.Namespace) -> int:
     from supervisor.shared.db import SharedStoreError
+    from supervisor.shared.keeper import instance_state
     from supervisor.shared.store import read_instances
 
     cfg = _load(args.config, "instances")
@@ -129,7 +130,7 @@ def cmd_instances(args: argparse.Namespace) -> int:
         held.setdefault(lease.instance, {})[lease.cap] = lease.units / 1_000_000
     rows: list[dict[str, Any]] = []
     for i in instances:
-        state = "stopped" if i.stopped else "gone" if i.heartbeat_age_s > ttl else "ready" if i.ready else "not ready"
+        state = instance_state(i.stopped, i.ready, i.heartbeat_age_s, cfg.store.max_age_s, ttl)
         rows.append({"name": i.name, "host": i.host, "pid": i.pid, "version": i.version, "api": i.api,
                      "heartbeat_age_s": round(i.heartbeat_age_s, 3), "state": state,
                      "leases_usd": held.get(i.name, {})})  # fmt: skip

@@ -156,7 +156,7 @@ class GateCollector(Collector):
             return
         doc = describe()
         states = GaugeMetricFamily(
-            "risk_gate_instances", "Instances sharing the store, by state (ready, not ready, stopped, gone).",
+            "risk_gate_instances", "Instances sharing the store, by state (ready, not ready, silent, stopped, gone).",
             labels=("state",),
         )  # fmt: skip
         beat = GaugeMetricFamily(
@@ -165,7 +165,7 @@ class GateCollector(Collector):
         leases = GaugeMetricFamily(
             "risk_gate_lease_usd", "Budget each instance leases of each cap.", labels=("instance", "cap")
         )
-        counts = dict.fromkeys(("ready", "not ready", "stopped", "gone"), 0)
+        counts = dict.fromkeys(("ready", "not ready", "silent", "stopped", "gone"), 0)
         for row in doc["instances"][:_MAX_INSTANCES]:
             counts[row["state"]] = counts.get(row["state"], 0) + 1
             beat.add_metric((row["name"],), row["heartbeat_age_s"])

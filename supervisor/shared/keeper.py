@@ -40,7 +40,7 @@ from supervisor.logs import get_logger
 from supervisor.shared.db import SharedStoreError
 from supervisor.shared.store import HaltRow, LeaseAsk, Round, SharedStore
 
-__all__ = ["MAX_UNITS", "KeeperStatus", "StoreKeeper", "Usage", "plan"]
+__all__ = ["MAX_UNITS", "KeeperStatus", "StoreKeeper", "Usage", "instance_state", "plan"]
 
 log = get_logger("riskgate.shared")
 
@@ -225,7 +225,7 @@ class StoreKeeper:
                 leases.setdefault(lease.instance, {})[lease.cap] = lease.units / 1_000_000
             for row in last.instances:
                 age = row.heartbeat_age_s + (st.confirmed_age_s or 0.0)
-                state = "stopped" if row.stopped else "gone" if age > ttl else "ready" if row.ready else "not ready"
+                state = instance_state(row.stopped, row.ready, age, self._config.store.max_age_s, ttl)
                 instances.append({
                     "name": row.name, "host": row.host, "pid": row.pid, "version": row.version,
                     "heartbeat_age_s": round(age, 3), "state": state, "leases_usd": leases.get(row.name, {}),
@@ -242,6 +242,18 @@ class StoreKeeper:
             "leases_usd": {cap_name(k): lease.units / 1_000_000 for k, lease in st.held.items()},
             "instances": instances,
         }
+
+
+def instance_state(stopped: bool, ready: bool, age: float, max_age_s: float, ttl_s: float) -> str:
+    """stopped (it said so), gone (silent past the lease TTL: its leases are back), silent (no
+    heartbeat within store.max_age_s: its own orders block by now), else ready or not ready."""
+    if stopped:
+        return "stopped"
+    if age > ttl_s:
+        return "gone"
+    if age > max_age_s:
+        return "silent"
+    return "ready" if ready else "not ready"
 
 
 def _halt_doc(halt: HaltRow) -> dict[str, Any]:
