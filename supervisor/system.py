@@ -150,7 +150,7 @@ class System:
         # keeper (rounds: heartbeat, leases, the shared halt), its listener and the journal's shipper.
         self.shared: SharedParts | None = None
         if config.store.shared:
-            self.shared = SharedParts(self)
+            self.shared = SharedParts(config, clock, self.runtime, self.controls, self.state_reader)
         # Alerts to people (docs/operations.md#alerts): watches from outside the decision path.
         self.alerting = Alerting(self.runtime, clock) if config.alerts.enabled else None
         self._service = service

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
@@ -27,7 +28,27 @@ from supervisor.shared.store import SharedStore
 from supervisor.version import __version__
 
 if TYPE_CHECKING:
-    from supervisor.system import System
+    from supervisor.clock import Clock
+    from supervisor.config import Config
+    from supervisor.runtime.wiring import Runtime
+    from supervisor.shared.store import Round
+
+
+class Controls(Protocol):
+    """The operator controls (supervisor.ops.controls), as far as the shared store needs them."""
+
+    def share_through(self, store: SharedStore) -> None: ...
+    def adopt_shared(self, found: Round) -> None: ...
+
+
+class Reader(Protocol):
+    """The state reader (supervisor.ops.state), as far as the shared store feeds it."""
+
+    shared_status: Callable[[], tuple[float | None, str | None]] | None
+    shared_describe: Callable[[], dict[str, Any]] | None
+
+    def readiness(self) -> list[str]: ...
+
 
 __all__ = ["SharedParts"]
 
@@ -35,31 +56,31 @@ _SHIP_EVERY_S = 1.0
 
 
 class SharedParts:
-    def __init__(self, system: System) -> None:
-        config = system.config
+    def __init__(self, config: Config, clock: Clock, runtime: Runtime, controls: Controls, reader: Reader) -> None:
         store_cfg = config.store
         if store_cfg.dsn is None:  # the config's loader refuses this; a Config built in code may not
             raise ValueError('store.backend = "postgresql" needs store.dsn')
-        self._system = system
-        runtime = system.runtime
+        self._config = config
+        self._runtime = runtime
+        gate = runtime.gate
         run = f"{os.getpid():x}-{os.urandom(4).hex()}"
         self.store = SharedStore(store_cfg.dsn, config.instance.name, run, store_cfg.timeout_s, store_cfg.lease_ttl_s)
         self.keeper = StoreKeeper(
             config,
-            system.clock,
+            clock,
             self.store,
-            usage=system.gate.budget_usage,
+            usage=gate.budget_usage,
             tell=runtime.link.tell,
-            adopt=system.controls.adopt_shared,
-            ready=lambda: not [m for m in system.state_reader.readiness() if not m.startswith("store:")],
+            adopt=controls.adopt_shared,
+            ready=lambda: not [m for m in reader.readiness() if not m.startswith("store:")],
             event=runtime.event,
         )
         self.listener = ControlListener(store_cfg.dsn, config.instance.name, store_cfg.timeout_s, self.wake)
         self.shipper = JournalShipper(config.state.dir / JOURNAL_NAME, self.store)
-        system.controls.share_through(self.store)
-        system.state_reader.shared_status = self._status
-        system.state_reader.shared_describe = self.keeper.describe
-        system.gate.on_budget_short = self.wake
+        controls.share_through(self.store)
+        reader.shared_status = self._status
+        reader.shared_describe = self.keeper.describe
+        gate.on_budget_short = self.wake
         runtime.later += [
             ActorSpec(
                 "store_keeper",
@@ -88,13 +109,13 @@ class SharedParts:
         if self.keeper.woken:
             return
         self.keeper.woken = True
-        ref = self._system.runtime.supervisor.ref("store_keeper")
+        ref = self._runtime.supervisor.ref("store_keeper")
         if ref is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 ref.tell(Poll())
 
     def start(self) -> None:
-        api = self._system.config.api
+        api = self._config.api
         self.store.claim(__version__, f"http://{api.host}:{api.port}" if api.enabled else None)
         self.listener.start()
 

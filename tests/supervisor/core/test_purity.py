@@ -34,6 +34,8 @@ FORBIDDEN = {
         "pykka",
         "httpx",
         "sqlite3",
+        "psycopg",
+        "supervisor.shared",
         "actors",
         "supervisor.channels",
         "supervisor.sources",
@@ -71,8 +73,10 @@ FORBIDDEN = {
         "supervisor.api",
     ),
     # The journal on disk and the alert rules: below the actors that run them.
-    "supervisor/journal": _BELOW_ACTORS,
+    "supervisor/journal": (*_BELOW_ACTORS, "supervisor.shared", "psycopg"),
     "supervisor/alerts": _BELOW_ACTORS,
+    # Several instances' shared store: below the actors that run its rounds and the parts that use it.
+    "supervisor/shared": (*_BELOW_ACTORS, "supervisor.api", "supervisor.system", "supervisor.cli", "fastapi"),
     "actors": (
         "supervisor.runtime",
         "supervisor.facade",
