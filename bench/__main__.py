@@ -13,7 +13,18 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import compiled, gate_latency, http_api, journal, nautilus, original_design, propagation, scale, throughput
+from bench import (
+    compiled,
+    gate_latency,
+    http_api,
+    journal,
+    nautilus,
+    original_design,
+    propagation,
+    scale,
+    shared,
+    throughput,
+)
 from bench.common import machine, pct
 from supervisor.logs import configure_logging
 
@@ -172,6 +183,43 @@ def main() -> int:
         "<= 1.05x",
         ratio <= 1.05,
     )
+    # 10. several instances on one PostgreSQL (docs/scale-out.md)
+    several = shared.run(args.n)
+    if isinstance(several, str):
+        row("10. several instances (PostgreSQL)", f"skipped: {several}")
+    else:
+        lat = several["latency"]
+        ratio = lat["postgresql_p50"] / lat["sqlite_p50"]
+        row(
+            "10. evaluate p50, postgresql vs sqlite backend (one core)",
+            f"{lat['postgresql_p50']:.1f} vs {lat['sqlite_p50']:.1f} µs = {ratio:.2f}x; p99 "
+            f"{lat['postgresql_p99']:.1f} vs {lat['sqlite_p99']:.1f} µs",
+            "<= 1.1x",
+            ratio <= 1.1,
+        )
+        tp = several["throughput"]
+        ratio = tp["two"] / tp["one"]
+        row(
+            "10. decisions/s, 2 instances (processes) on one cap vs 1",
+            f"{tp['two']:,.0f} vs {tp['one']:,.0f}/s = {ratio:.2f}x (allowed: {tp['two_allowed']:,.0f} vs "
+            f"{tp['one_allowed']:,.0f}/s)",
+            ">= 1.7x",
+            ratio >= 1.7,
+        )
+        halt = several["halt_ms"]
+        row(
+            "10. halt through instance A -> first block on B (50 tries)",
+            f"mean {sum(halt) / len(halt):.0f} ms, max {max(halt):.0f} ms",
+            "max <= 1000 ms",
+            max(halt) <= 1000,
+        )
+        b = several["budget"]
+        row(
+            "10. instance killed holding the cap -> survivor uses it",
+            f"{b['seconds']:.2f} s (lease TTL {b['ttl_s']:g} s, rounds every {b['renewal_s']:g} s)",
+            "<= TTL + one round",
+            b["seconds"] <= b["ttl_s"] + b["renewal_s"] + 0.05,
+        )
     # 7. NautilusTrader, our pure core (allowed and blocked) and the optional compiled one
     blocked = gate_latency.bench_pure(args.n, blocked=True)
     row("7. our pure evaluation, allowed order", f"p50 {pct(pure, 0.5):.2f} µs, p99 {pct(pure, 0.99):.2f} µs")

@@ -676,6 +676,11 @@ class Gate:
         if msg.config is old:
             return
         self._config = msg.config
+        if msg.config.store.shared and self._state.leases:
+            # A cap may have changed: no lease is spent until the next round grants one against it.
+            self._state.leases = {}
+            if self.on_budget_short is not None:
+                self.on_budget_short()
         self._journal.event(
             self._clock.now(), "config_reloaded", "riskgate", previous=old.digest or None, sha256=msg.config.digest
         )
@@ -686,6 +691,21 @@ class Gate:
             st.shared_confirmed = msg.confirmed_at
             st.leases = dict(msg.leases)
 
+    def budget_round(self, timeout: float, planner: Callable[[dict[tuple[str, str], BudgetUsage]], Any]) -> Any:
+        """The lease keeper's start of a round, under the lock: `planner(usage)` returns
+        (what to ask for, the leases to hold meanwhile); those are held at once, before any
+        other order is decided (an order between a read and a later shrink could spend a lease
+        the database is about to give to another instance). None if the lock was busy."""
+        if not self._take_turn(timeout):
+            return None
+        try:
+            self._apply_pending()
+            asks, meanwhile = planner(self._usage())
+            self._state.leases.update(meanwhile)
+            return asks
+        finally:
+            self._release()
+
     # -- reading (ops surfaces: a copy under the lock, never held long) ---------------------
     def budget_usage(self, timeout: float = 1.0) -> dict[tuple[str, str], BudgetUsage] | None:
         """Per cap the config sets: positions, in flight, approved and refused so far (the
@@ -694,25 +714,28 @@ class Gate:
             return None
         try:
             self._apply_pending()
-            st = self._state
-            now = self._clock.monotonic()
-            if st.reservations:
-                self._expire(st, now)
-            out: dict[tuple[str, str], BudgetUsage] = {}
-            for key in cap_keys(self._config):
-                kind, name = key
-                if kind == "exchange":
-                    positions = st.exchange_gross_units.get(name, 0)
-                    reserved = st.reserved_units_by_exchange.get(name, 0)
-                else:
-                    book = st.books.get(name)
-                    positions = sum(book.gross_units_by_exchange.values()) if book is not None else 0
-                    reserved = st.reserved_units_by_account.get(name, 0)
-                out[key] = BudgetUsage(positions, reserved, st.budget_approved.get(key, 0),
-                                       st.budget_refused.get(key, 0), st.leases.get(key))  # fmt: skip
-            return out
+            return self._usage()
         finally:
             self._release()
+
+    def _usage(self) -> dict[tuple[str, str], BudgetUsage]:
+        st = self._state
+        now = self._clock.monotonic()
+        if st.reservations:
+            self._expire(st, now)
+        out: dict[tuple[str, str], BudgetUsage] = {}
+        for key in cap_keys(self._config):
+            kind, name = key
+            if kind == "exchange":
+                positions = st.exchange_gross_units.get(name, 0)
+                reserved = st.reserved_units_by_exchange.get(name, 0)
+            else:
+                book = st.books.get(name)
+                positions = sum(book.gross_units_by_exchange.values()) if book is not None else 0
+                reserved = st.reserved_units_by_account.get(name, 0)
+            out[key] = BudgetUsage(positions, reserved, st.budget_approved.get(key, 0),
+                                   st.budget_refused.get(key, 0), st.leases.get(key))  # fmt: skip
+        return out
 
     def view(self, timeout: float = 1.0) -> GateView | None:
         """What the gate holds now; None if the lock was not free within `timeout`."""

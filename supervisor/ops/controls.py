@@ -23,12 +23,13 @@ Every action is journaled with the operator, the time and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
 from collections import deque
 from dataclasses import asdict, fields, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,7 @@ class OperatorControls:
         # here while the store did not answer is pushed there by the next round (`adopt_shared`).
         self._shared: SharedStore | None = None
         self._unshared = False
+        self._halt_changed: datetime | None = None  # the shared row's time of the latest halt seen or made here
 
     def share_through(self, store: SharedStore) -> None:
         """Halts and resumes go through the shared store (before `load`)."""
@@ -137,6 +139,8 @@ class OperatorControls:
         with self._lock:
             self._halt = self._read_halt()
             self._publish_halt()  # first: whatever else fails, a halt holds
+            # A halt the store did not take before a restart is still to be pushed to it.
+            self._unshared = self._shared is not None and bool(self._halt.get("unshared"))
             self._overrides, self._history = self._files.load()
             if self._shared is not None:
                 # The store's overrides are every instance's (the first round brings them): a file
@@ -196,12 +200,16 @@ class OperatorControls:
             self._publish_halt()  # on the board before this returns: the next evaluation is blocked
             self._save_or_say(HALT_FILE, self._halt, "halted now, but the halt could not be saved")
             unshared = self._share_halt()
+            if unshared is not None:  # kept with the halt: a restart pushes it too
+                self._halt = {**self._halt, "unshared": True}
+                self._save_or_say(HALT_FILE, self._halt, "halted now, but the halt could not be saved")
         self._journal.event(self._clock.now(), "operator_halt", HALT_SOURCE, by=by, reason=reason)
         log.warning("operator_halt", by=by, reason=reason)
         if unshared is not None:
             raise ControlError(503, f"halted on this instance only ({self._config.instance.name}): the shared store "
-                               f"did not take it ({unshared}); it is shared as soon as the store answers, and "
-                               "every other instance blocks opening orders meanwhile (SHARED_STATE_STALE)")  # fmt: skip
+                               f"did not take it ({unshared}); it is pushed there as soon as this instance reaches "
+                               "it. Other instances that reach the store do not know of it: halt them too, or "
+                               "halt through an instance that reaches the store")  # fmt: skip
         return dict(self._halt)
 
     def _share_halt(self) -> str | None:
@@ -210,12 +218,17 @@ class OperatorControls:
             return None
         h = self._halt
         try:
-            self._shared.set_halt(bool(h.get("active")), str(h.get("by")), str(h.get("reason")), h.get("since"))
+            row = self._shared.set_halt(bool(h.get("active")), str(h.get("by")), str(h.get("reason")), h.get("since"))
         except SharedStoreError as exc:
             self._unshared = True
             log.error("operator_halt_not_shared", error=str(exc))
             return str(exc)
         self._unshared = False
+        self._halt_changed = row.changed_at
+        if h.get("unshared"):
+            self._halt = {k: v for k, v in h.items() if k != "unshared"}
+            with contextlib.suppress(OSError):  # shared now: the file says so at the next write at the latest
+                write_atomically(self._dir / HALT_FILE, self._halt)
         return None
 
     def adopt_shared(self, found: Round) -> None:
@@ -231,6 +244,9 @@ class OperatorControls:
                 if self._share_halt() is not None:
                     return  # still not shared: the local halt holds
                 return  # shared now: the next round reads it back
+            if self._halt_changed is not None and row.changed_at <= self._halt_changed:
+                return  # read before a halt or resume made here since: never undoes it (found by a probe)
+            self._halt_changed = row.changed_at
             shared = {"active": row.active, "by": row.by, "reason": row.reason, "since": row.since}
             if not row.active and row.by is None:
                 shared = {"active": False}  # never halted since the schema was made
@@ -255,10 +271,11 @@ class OperatorControls:
             if self._shared is not None:
                 # The database's halt is every instance's: a resume it did not take is no resume.
                 try:
-                    self._shared.set_halt(False, by, reason, resumed["since"])
+                    row = self._shared.set_halt(False, by, reason, resumed["since"])
                 except SharedStoreError as exc:
                     raise ControlError(503, f"not resumed: the shared store did not take it ({exc})") from exc
                 self._unshared = False
+                self._halt_changed = row.changed_at
             # Saved first: a resume that a restart would undo is no resume (still halted).
             self._save_or_say(HALT_FILE, resumed, "not resumed: the resume could not be saved")
             self._halt = resumed

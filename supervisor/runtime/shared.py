@@ -69,7 +69,7 @@ class SharedParts:
             config,
             clock,
             self.store,
-            usage=gate.budget_usage,
+            usage=gate.budget_round,
             tell=runtime.link.tell,
             adopt=controls.adopt_shared,
             ready=lambda: not [m for m in reader.readiness() if not m.startswith("store:")],
@@ -121,7 +121,11 @@ class SharedParts:
 
     def stop(self) -> None:
         self.listener.stop()
-        self.keeper.leave()
+        usage = self._runtime.gate.budget_usage(timeout=1.0)  # the gate is shut: what is in flight stays
+        in_flight = {} if usage is None else {k: u.reserved_units for k, u in usage.items()}
+        if usage is None:  # not read: keep every lease until its TTL rather than return one in use
+            return
+        self.keeper.leave(in_flight)
 
     def describe(self) -> dict[str, Any]:
         return self.keeper.describe()

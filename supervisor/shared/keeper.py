@@ -116,13 +116,14 @@ class StoreKeeper:
         config: Config,
         clock: Clock,
         store: SharedStore,
-        usage: Callable[[float], Mapping[CapKey, Usage] | None],
+        usage: Callable[[float, Callable[[Mapping[CapKey, Usage]], Any]], Any],
         tell: Callable[[object], None],
         adopt: Callable[[Round], None],
         ready: Callable[[], bool],
         event: Callable[..., None],
     ) -> None:
-        """`usage(timeout)` reads the gate's caps (None: its lock was busy); `tell` posts to
+        """`usage(timeout, planner)` runs `planner` on the gate's caps under its lock and holds
+        the leases it returns at once (Gate.budget_round; None: the lock was busy); `tell` posts to
         the gate (the gate link); `apply_halt` puts the shared halt on the ESS board;
         `adopt` takes up what the round read that the operator controls hold (the shared halt:
         on the ESS board; the overrides); `ready` says whether this instance is ready; `event` journals."""
@@ -156,17 +157,19 @@ class StoreKeeper:
         config = self._config
         store_cfg = config.store
         started = self._clock.monotonic()
-        usage = self._usage(store_cfg.timeout_s)
-        if usage is None:
-            return self._failed("the gate's lock was busy: no usage read")
         caps = cap_keys(config)
-        counts = {k: u.approved_units + u.refused_units for k, u in usage.items()}
-        demand = {k: n - self._last_counts.get(k, n) for k, n in counts.items()}
-        asks, meanwhile = plan(caps, usage, demand, store_cfg.lease_slice_pct)
-        if any(meanwhile.get(k) != u.lease for k, u in usage.items() if u.lease is not None):
-            # Shrunk here before the database hears of it (see the module's docstring).
-            self._tell(SharedState(self._confirmed if self._confirmed is not None else -1e18, meanwhile))
+
+        def planner(usage: Mapping[CapKey, Usage]) -> tuple[tuple[list[LeaseAsk], dict[CapKey, int]], Any]:
+            counts = {k: u.approved_units + u.refused_units for k, u in usage.items()}
+            demand = {k: n - self._last_counts.get(k, n) for k, n in counts.items()}
+            asks, meanwhile = plan(caps, usage, demand, store_cfg.lease_slice_pct)
             self._held = dict(meanwhile)
+            return (asks, counts), meanwhile  # held by the gate before it decides anything else
+
+        planned = self._usage(store_cfg.timeout_s, planner)
+        if planned is None:
+            return self._failed("the gate's lock was busy: no usage read")
+        asks, counts = planned
         try:
             result = self._store.round(asks, self._ready())
         except SharedStoreError as exc:
@@ -177,7 +180,9 @@ class StoreKeeper:
         held: dict[CapKey, LeaseHeld] = {}
         for ask in asks:
             key = by_name[ask.cap]
-            held[key] = LeaseHeld(result.granted.get(ask.cap, 0), ask.positions_units, valid_until)
+            # Never more than was asked for, whatever the database answers (a replaced function).
+            granted = max(0, min(result.granted.get(ask.cap, 0), ask.want_units, ask.cap_units))
+            held[key] = LeaseHeld(granted, ask.positions_units, valid_until)
         self._adopt(result)  # the halt on the board before the gate hears the state is confirmed
         self._tell(SharedState(started, held))
         self._held = held
@@ -204,11 +209,14 @@ class StoreKeeper:
         return KeeperStatus(self._error is None and confirmed is not None, age, self._error, self._last,
                             dict(self._held))  # fmt: skip
 
-    def leave(self) -> None:
-        """Return every lease and mark this instance stopped (its stop)."""
+    def leave(self, in_flight: Mapping[CapKey, int]) -> None:
+        """Return every lease but what this instance's orders still hold in flight (it may be
+        filled yet: kept for gate.reservation_ttl_s, as the gate itself would have), and mark
+        this instance stopped (its stop)."""
+        keep = {cap_name(k): max(0, n) for k, n in in_flight.items() if n > 0}
         with self._lock:
             try:
-                self._store.leave()
+                self._store.leave(keep, self._config.gate.reservation_ttl_s)
             except SharedStoreError as exc:
                 log.warning("shared_store_leave_failed", error=str(exc), effect="leases return after their TTL")
 

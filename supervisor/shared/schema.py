@@ -122,6 +122,10 @@ RETURNS JSONB LANGUAGE plpgsql AS $$
 DECLARE
     v_granted JSONB;
 BEGIN
+    IF (SELECT max(version) FROM riskgate_schema) IS DISTINCT FROM 1 THEN
+        RAISE EXCEPTION 'the schema is no longer version 1: this riskgate stops sharing (restart it)'
+            USING ERRCODE = 'RG002';
+    END IF;
     UPDATE instances SET heartbeat_at = clock_timestamp(), ready = p_ready, stopped = FALSE
         WHERE name = p_instance AND run = p_run;
     IF NOT FOUND THEN

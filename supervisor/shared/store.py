@@ -194,11 +194,19 @@ class SharedStore:
         result: Round = self._rounds.run(work, transaction=False)
         return result
 
-    def leave(self) -> None:
-        """At stop: every lease returned, the instance marked stopped."""
+    def leave(self, keep: dict[str, int], keep_s: float) -> None:
+        """At stop: every lease returned but `keep` (cap -> units still in flight, held for
+        `keep_s` more at most), the instance marked stopped."""
 
         def work(conn: Any) -> None:
-            conn.execute("DELETE FROM leases WHERE instance = %s", (self.instance,))
+            caps = list(keep)
+            conn.execute("DELETE FROM leases WHERE instance = %s AND NOT (cap = ANY(%s))", (self.instance, caps))
+            conn.execute(
+                "UPDATE leases AS l SET units = LEAST(l.units, k.units),"
+                " expires_at = LEAST(l.expires_at, clock_timestamp() + %s * INTERVAL '1 second')"
+                " FROM unnest(%s::text[], %s::bigint[]) AS k(cap, units) WHERE l.instance = %s AND l.cap = k.cap",
+                (keep_s, caps, [keep[c] for c in caps], self.instance),
+            )
             conn.execute(
                 "UPDATE instances SET stopped = TRUE, ready = FALSE WHERE name = %s AND run = %s",
                 (self.instance, self.run),

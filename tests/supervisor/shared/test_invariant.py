@@ -62,7 +62,7 @@ class Instance:
         self.store = SharedStore(dsn, name, f"run-{name}", 1.0, cfg.store.lease_ttl_s)
         self.store.claim("test", None)
         self.keeper = StoreKeeper(
-            cfg, clock, self.store, usage=self.gate.budget_usage,
+            cfg, clock, self.store, usage=self.gate.budget_round,
             tell=lambda m: self.gate.post(m, clock.monotonic()),
             adopt=lambda found: None, ready=lambda: True, event=lambda *a, **k: None,
         )  # fmt: skip

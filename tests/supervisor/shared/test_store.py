@@ -49,7 +49,7 @@ def test_a_live_instance_name_cannot_be_taken_a_stopped_one_can(migrated_dsn):
     a.claim("test", None)
     with pytest.raises(SharedStoreError, match="instance name 'a' is in use by pid"):
         store(migrated_dsn, "a", run="other").claim("test", None)
-    a.leave()
+    a.leave({}, 0.0)
     again = store(migrated_dsn, "a", run="other")
     again.claim("test", None)  # stopped: free to take
     with pytest.raises(SharedStoreError, match="taken over"):

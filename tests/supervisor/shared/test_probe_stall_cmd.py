@@ -1,0 +1,119 @@
+"""Probe: a connection that completes its handshake and then never answers (a proxy that
+stalls once it sees a given statement): `db migrate` and LISTEN have no client deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+import time
+
+import psycopg.conninfo as ci
+
+from supervisor.shared.db import connect
+
+
+class StallOn:
+    """Forwards until a client packet contains `needle`, then forwards nothing more."""
+
+    def __init__(self, target, needle: bytes):
+        self.target, self.needle = target, needle
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stalled = threading.Event()
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self):
+        self.closed.set()
+        self.listener.close()
+
+    def _serve(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ, None)
+        while not self.closed.is_set():
+            try:
+                events = sel.select(0.1)
+            except (OSError, ValueError):
+                return
+            for key, _ in events:
+                if key.data is None:
+                    try:
+                        c, _ = self.listener.accept()
+                    except OSError:
+                        return
+                    u = socket.create_connection(self.target)
+                    sel.register(c, selectors.EVENT_READ, (u, True))
+                    sel.register(u, selectors.EVENT_READ, (c, False))
+                    continue
+                src = key.fileobj
+                dst, from_client = key.data
+                try:
+                    data = src.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(src)
+                    continue
+                if from_client and self.needle in data:
+                    self.stalled.set()
+                if not self.stalled.is_set():
+                    with contextlib.suppress(OSError):
+                        dst.sendall(data)
+
+
+def _run_bounded(fn, seconds):
+    box = {}
+
+    def go():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    t = threading.Thread(target=go, daemon=True)
+    began = time.monotonic()
+    t.start()
+    t.join(seconds)
+    return (not t.is_alive()), time.monotonic() - began, box
+
+
+def test_db_migrate_is_bounded_when_the_server_stops_answering(pg_dsn, pg_server):
+    from supervisor.shared.schema import migrate
+
+    dbname = ci.conninfo_to_dict(pg_dsn)["dbname"]
+    proxy = StallOn(("127.0.0.1", pg_server.port), b"pg_advisory_xact_lock")
+    try:
+        dsn = pg_server.tcp_dsn(dbname, proxy.port)
+
+        def cmd():  # what cmd_db_migrate does
+            conn = connect(dsn, 5.0, "migrate")
+            try:
+                return migrate(conn)
+            finally:
+                conn.close()
+
+        done, took, _box = _run_bounded(cmd, 20.0)
+        assert proxy.stalled.is_set()
+        assert done, f"`riskgate db migrate` still waiting after {took:.1f} s (timeout_s 5)"
+    finally:
+        proxy.close()
+
+
+def test_listen_is_bounded_when_the_server_stops_answering(migrated_dsn, pg_server):
+    from supervisor.shared.listener import ControlListener
+
+    dbname = ci.conninfo_to_dict(migrated_dsn)["dbname"]
+    proxy = StallOn(("127.0.0.1", pg_server.port), b"LISTEN")
+    try:
+        heard = []
+        listener = ControlListener(pg_server.tcp_dsn(dbname, proxy.port), "a", 0.5, lambda: heard.append(1))
+        listener.start()
+        time.sleep(1.0)
+        assert proxy.stalled.is_set()
+        thread = listener._thread
+        listener.stop()  # joins for timeout_s + 2 s
+        assert thread is not None and not thread.is_alive(), "the LISTEN thread hangs on a stalled connection"
+    finally:
+        proxy.close()
