@@ -17,6 +17,12 @@ __all__ = ["add_shared_commands", "describe_store", "shared_journal"]
 _CONFIG_HELP = "configuration file (TOML)"
 
 
+def _shown(value: object) -> str:
+    """Text from the database, safe on a terminal: control characters as '?'."""
+    text = "" if value is None else str(value)
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def _load(path: str, what: str) -> Config | None:
     try:
         cfg = load_config(path)
@@ -76,14 +82,24 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     cfg = _load(args.config, "db migrate")
     if cfg is None:
         return 2
+    import psycopg
+
+    from supervisor.shared.db import deadline, said
+
     try:
         conn = connect(cfg.store.dsn or "", max(cfg.store.timeout_s, 5.0), "migrate")
         try:
-            before, after = migrate(conn)
+            # A server that stops answering is cut, never a hang; the DDL itself takes well under a second.
+            with deadline(conn, max(10.0, 10 * cfg.store.timeout_s)):
+                before, after = migrate(conn)
         finally:
             conn.close()
     except SharedStoreError as exc:
         print(f"riskgate db migrate: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.Error as exc:
+        print(f"riskgate db migrate: nothing or part changed (each version is one transaction): {said(exc)}",
+              file=sys.stderr)  # fmt: skip
         return 1
     if before == after:
         print(f"schema version {after}: up to date, nothing to do")
@@ -142,9 +158,10 @@ def cmd_instances(args: argparse.Namespace) -> int:
     print(f"{'instance':<20} {'state':<10} {'heartbeat':>10}  {'host':<16} {'pid':>7}  leases (USD)")
     for r in rows:
         leases_text = ", ".join(f"{cap} {usd:,.2f}" for cap, usd in sorted(held.get(r["name"], {}).items())) or "-"
-        print(f"{r['name']:<20} {r['state']:<10} {r['heartbeat_age_s']:>9.1f}s  {r['host']:<16} {r['pid']:>7}  "
-              f"{leases_text}")  # fmt: skip
+        print(f"{_shown(r['name']):<20} {r['state']:<10} {r['heartbeat_age_s']:>9.1f}s  {_shown(r['host']):<16} "
+              f"{r['pid']:>7}  {_shown(leases_text)}")  # fmt: skip
     shown = f"HALTED by {halt.by} since {halt.since}: {halt.reason}" if halt.active else "not halted"
+    shown = _shown(shown)
     print(f"operator halt (every instance): {shown}")
     return 0
 

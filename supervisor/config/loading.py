@@ -541,6 +541,10 @@ def _store(t: _Table, environ: Mapping[str, str]) -> StoreConfig:
         t.problem("dsn_env" if env is not None else "dsn",
                   "must be a postgresql:// URL or libpq key=value pairs (host=... dbname=...)")  # fmt: skip
         dsn = None
+    if dsn is not None and _dsn_unreadable(dsn):
+        t.problem("dsn_env" if env is not None else "dsn",
+                  "cannot be read as a libpq connection string (not shown: it may hold a password)")  # fmt: skip
+        dsn = None
     if backend == "sqlite" and (dsn is not None or env is not None):
         t.problem("backend", 'dsn is set but backend is "sqlite": set backend = "postgresql" to share state')
     store = StoreConfig(
@@ -561,6 +565,20 @@ def _store(t: _Table, environ: Mapping[str, str]) -> StoreConfig:
             t.problem("lease_ttl_s", f"must be >= 2 x store.poll_interval_s ({store.poll_interval_s}), "
                       f"got {store.lease_ttl_s}")  # fmt: skip
     return store
+
+
+def _dsn_unreadable(dsn: str) -> bool:
+    """True when libpq would refuse to parse the DSN (psycopg installed); False when it parses
+    or psycopg is not installed (the backend then says what to install)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return False
+    try:
+        conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - any refusal: the DSN is unusable
+        return True
+    return False
 
 
 def _instance(t: _Table, environ: Mapping[str, str]) -> InstanceConfig:

@@ -68,10 +68,10 @@ _TABLE: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("side", lambda r: r["side"] or ""),
     ("qty", lambda r: _num(r["quantity"])),
     ("price", lambda r: _num(r["price"])),
-    ("decision", lambda r: r["decision"]),
-    ("code", lambda r: r["reason_code"]),
+    ("decision", lambda r: r["decision"] or ""),
+    ("code", lambda r: r["reason_code"] or ""),
     ("sent", lambda r: _num(r["adjusted_quantity"])),
-    ("order_id", lambda r: r["order_id"]),
+    ("order_id", lambda r: r["order_id"] or ""),
     ("reason", lambda r: (r["reason"] or "")[:70]),
 )
 
@@ -128,7 +128,8 @@ def list_decisions(path: Source, query: Query, fmt: str, out: TextIO | None = No
         for row in rows:
             print(json.dumps(decision_json(row)), file=out)
     elif fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=["time", *DECISION_COLUMNS, "signal_time"])
+        extra = ["instance"] if rows and "instance" in rows[0] else []  # every instance's journal
+        writer = csv.DictWriter(out, fieldnames=["time", *extra, *DECISION_COLUMNS, "signal_time"])
         writer.writeheader()
         for row in rows:
             writer.writerow(decision_json(row))

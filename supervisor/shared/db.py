@@ -55,6 +55,11 @@ def connect(dsn: str, timeout_s: float, name: str) -> Any:
                 application_name=f"riskgate:{name}"[:63],
                 options=f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
             )
+    except psycopg.ProgrammingError as exc:  # the DSN does not parse: libpq quotes the part it choked on
+        raise SharedStoreError(
+            "cannot connect to the shared store: the DSN cannot be read as a libpq connection string"
+            " (not shown: it may hold a password)"
+        ) from exc
     except psycopg.Error as exc:
         raise SharedStoreError(f"cannot connect to the shared store: {_said(exc)}") from exc
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 
 from supervisor.logs import get_logger
-from supervisor.shared.db import SharedStoreError, connect, psycopg_module, said
+from supervisor.shared.db import SharedStoreError, connect, deadline, psycopg_module, said
 from supervisor.shared.schema import HALT_CHANNEL
 
 __all__ = ["ControlListener"]
 
 log = get_logger("riskgate.shared")
+
+_CHECK_EVERY_S = 5.0  # the listening connection is asked to answer this often
 
 
 class ControlListener:
@@ -50,15 +53,22 @@ class ControlListener:
             conn = None
             try:
                 conn = connect(self._dsn, self._timeout_s, f"{self._instance}/listen")
-                conn.execute(f"LISTEN {HALT_CHANNEL}")
+                with deadline(conn, self._timeout_s):
+                    conn.execute(f"LISTEN {HALT_CHANNEL}")
                 self.listening.set()
                 if failing:
                     log.info("shared_store_listening_again")
                     failing = False
                 self._heard()  # whatever was missed while not listening
+                checked = time.monotonic()
                 while not self._stop.is_set():
                     for _ in conn.notifies(timeout=0.5, stop_after=1):
                         self._heard()
+                    if time.monotonic() - checked >= _CHECK_EVERY_S:
+                        # A connection that stopped answering hears nothing, silently: asked, within a deadline.
+                        with deadline(conn, self._timeout_s):
+                            conn.execute("SELECT 1")
+                        checked = time.monotonic()
             except (SharedStoreError, psycopg.Error) as exc:
                 self.listening.clear()
                 if not failing:

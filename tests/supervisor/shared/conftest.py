@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +37,9 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer 
     why = missing_reason()
     if why is not None:
         pytest.skip(f"no throwaway PostgreSQL: {why}")
-    folder = Path(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's own temp folder: each new pytest session on the machine makes that 0700
+    # again, and a server whose files the postgres user cannot reach any more dies.
+    folder = Path(tempfile.mkdtemp(prefix="riskgate-test-pg-"))
     server = LocalServer(folder, _free_port(), tcp=True)
     try:
         server.start()
@@ -43,6 +47,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer 
         pytest.skip(f"no throwaway PostgreSQL: {exc}")
     yield server
     server.stop("immediate")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _admin_dsn(server: LocalServer | str) -> str:

@@ -11,8 +11,6 @@ import time
 
 import psycopg.conninfo as ci
 
-from supervisor.shared.db import connect
-
 
 class StallOn:
     """Forwards until a client packet contains `needle`, then forwards nothing more."""
@@ -79,24 +77,21 @@ def _run_bounded(fn, seconds):
     return (not t.is_alive()), time.monotonic() - began, box
 
 
-def test_db_migrate_is_bounded_when_the_server_stops_answering(pg_dsn, pg_server):
-    from supervisor.shared.schema import migrate
+def test_db_migrate_is_bounded_when_the_server_stops_answering(pg_dsn, pg_server, tmp_path):
+    import argparse
+
+    from supervisor.cli_shared import cmd_db_migrate
+    from tests.supervisor.shared.test_processes import config_text
 
     dbname = ci.conninfo_to_dict(pg_dsn)["dbname"]
     proxy = StallOn(("127.0.0.1", pg_server.port), b"pg_advisory_xact_lock")
     try:
-        dsn = pg_server.tcp_dsn(dbname, proxy.port)
-
-        def cmd():  # what cmd_db_migrate does
-            conn = connect(dsn, 5.0, "migrate")
-            try:
-                return migrate(conn)
-            finally:
-                conn.close()
-
-        done, took, _box = _run_bounded(cmd, 20.0)
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(config_text("http://127.0.0.1:1", pg_server.tcp_dsn(dbname, proxy.port), "m", tmp_path))
+        done, took, box = _run_bounded(lambda: cmd_db_migrate(argparse.Namespace(config=str(cfg))), 20.0)
         assert proxy.stalled.is_set()
-        assert done, f"`riskgate db migrate` still waiting after {took:.1f} s (timeout_s 5)"
+        assert done, f"`riskgate db migrate` still waiting after {took:.1f} s (timeout_s 0.5)"
+        assert box.get("value") == 1, box  # refused, said, exit 1
     finally:
         proxy.close()
 

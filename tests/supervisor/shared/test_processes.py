@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,12 +181,14 @@ def own_server(tmp_path: Path) -> Iterator[LocalServer]:
     why = missing_reason()
     if why is not None:
         pytest.skip(f"no throwaway PostgreSQL: {why}")
-    server = LocalServer(tmp_path / "pg", _free_port()).start()
+    folder = Path(tempfile.mkdtemp(prefix="riskgate-test-pg-"))  # not under pytest's temp folder (see conftest)
+    server = LocalServer(folder, _free_port()).start()
     conn = connect(server.dsn(), 5.0, "test")
     migrate(conn)
     conn.close()
     yield server
     server.stop("immediate")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_server_stopped_hard_fails_every_instance_closed_and_they_recover(sim, own_server, tmp_path):
