@@ -181,17 +181,15 @@ def halt_propagation(dsn: str, tries: int = 50) -> list[float]:
         for _ in range(tries):
             t0 = time.perf_counter()
             a.halt("bench", by="bench")
-            while True:  # an order every millisecond (a loop that never sleeps starves every other thread)
-                seq += 1
-                if b.evaluate(order(seq)).reason_code.value == "ESS_HALT_ACTIVE":
-                    break
+            # B's board, looked at every millisecond: the next order B decides reads it (a loop of
+            # orders in this process would time B's threads, not the halt's way to B).
+            while not b.controls.halt_status().get("active"):
                 time.sleep(0.001)
             taken.append((time.perf_counter() - t0) * 1000)
+            seq += 1
+            assert b.evaluate(order(seq)).reason_code.value == "ESS_HALT_ACTIVE"
             a.resume(by="bench")
-            while True:
-                seq += 1
-                if b.evaluate(order(seq)).decision == "allow":
-                    break
+            while b.controls.halt_status().get("active"):
                 time.sleep(0.001)
     finally:
         a.stop()

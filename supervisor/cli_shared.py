@@ -90,7 +90,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
         conn = connect(cfg.store.dsn or "", max(cfg.store.timeout_s, 5.0), "migrate")
         try:
             # A server that stops answering is cut, never a hang; the DDL itself takes well under a second.
-            with deadline(conn, max(10.0, 10 * cfg.store.timeout_s)):
+            with deadline(conn, max(5.0, 10 * cfg.store.timeout_s)):
                 before, after = migrate(conn)
         finally:
             conn.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 
 from supervisor.logs import get_logger
@@ -22,7 +21,7 @@ __all__ = ["ControlListener"]
 
 log = get_logger("riskgate.shared")
 
-_CHECK_EVERY_S = 5.0  # the listening connection is asked to answer this often
+_CHECK_EVERY_WAITS = 10  # the listening connection is asked to answer every this many waits (0.5 s each, at most)
 
 
 class ControlListener:
@@ -60,15 +59,16 @@ class ControlListener:
                     log.info("shared_store_listening_again")
                     failing = False
                 self._heard()  # whatever was missed while not listening
-                checked = time.monotonic()
+                waits = 0
                 while not self._stop.is_set():
                     for _ in conn.notifies(timeout=0.5, stop_after=1):
                         self._heard()
-                    if time.monotonic() - checked >= _CHECK_EVERY_S:
+                    waits += 1
+                    if waits >= _CHECK_EVERY_WAITS:
                         # A connection that stopped answering hears nothing, silently: asked, within a deadline.
                         with deadline(conn, self._timeout_s):
                             conn.execute("SELECT 1")
-                        checked = time.monotonic()
+                        waits = 0
             except (SharedStoreError, psycopg.Error) as exc:
                 self.listening.clear()
                 if not failing:
