@@ -198,8 +198,9 @@ def halt_propagation(dsn: str, tries: int = 50) -> list[float]:
 
 
 def budget_return(dsn: str) -> dict[str, float]:
-    """4: A (a process) leases the whole cap and is killed; seconds until B can use it."""
-    cap = 100_000.0
+    """4: A (a process) leases the whole cap and is killed; seconds until B can use it. The bench's
+    accounts hold 1.65M USD of positions on the exchange: 350,000 USD of the cap is left to lease."""
+    cap = 2_000_000.0
     root = str(Path(__file__).resolve().parents[1])
     holder = f"""
 import sys, time
@@ -218,7 +219,7 @@ time.sleep(3600)
     assert proc.stdout.readline().strip() == "ready"
     b = fed_supervisor(shared_config(dsn, "survivor", cap_usd=cap, slice_pct=100.0))
     _confirmed(b)
-    big = dict(order(0), account="acct1", quantity=round(cap * 0.9 / 65_000.0, 3), order_id="big")
+    big = dict(order(0), account="acct1", quantity=4.6, order_id="big")  # 299,000 USD
     assert b.evaluate(dict(big, order_id="before")).reason_code.value == "BUDGET_UNAVAILABLE"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
