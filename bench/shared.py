@@ -124,15 +124,16 @@ sys.path.insert(0, {root!r})
     + """
 from bench.shared import shared_config, _confirmed
 from bench.gate_latency import fed_supervisor, order
-sup = fed_supervisor(shared_config({dsn!r}, {name!r}))
+sup = fed_supervisor(shared_config({dsn!r}, {name!r}, slice_pct=50.0))  # each may lease half the cap
 _confirmed(sup)
 orders = [order(i) for i in range(1000)]
 print("ready", flush=True)
 sys.stdin.readline()
-n, allowed, end = 0, 0, time.perf_counter() + {seconds}
+n, allowed, codes, end = 0, 0, {{}}, time.perf_counter() + {seconds}
 while time.perf_counter() < end:
-    allowed += sup.evaluate(orders[n % 1000]).decision == "allow"; n += 1
-print(json.dumps({{"n": n, "allowed": allowed, "seconds": {seconds}}}), flush=True)
+    r = sup.evaluate(orders[n % 1000]); n += 1
+    allowed += r.decision == "allow"; codes[r.reason_code.value] = codes.get(r.reason_code.value, 0) + 1
+print(json.dumps({{"n": n, "allowed": allowed, "seconds": {seconds}, "codes": codes}}), flush=True)
 sup.stop()
 """
 )
@@ -158,6 +159,7 @@ def _workers(dsn: str, names: list[str], seconds: float) -> tuple[float, float]:
         out = json.loads(p.stdout.readline())
         total += out["n"] / out["seconds"]
         allowed += out["allowed"] / out["seconds"]
+        print(f"   {out['n'] / out['seconds']:,.0f}/s: {out['codes']}", file=sys.stderr)
         p.wait(30)
     return total, allowed
 
