@@ -46,15 +46,18 @@ def connect(dsn: str, timeout_s: float, name: str) -> Any:
     it may hold a password)."""
     psycopg = psycopg_module()
     statement_ms = max(1, int(timeout_s * 1000))
+
+    def attempt() -> Any:
+        return psycopg.connect(
+            dsn,
+            autocommit=True,
+            connect_timeout=max(2, math.ceil(timeout_s)),  # libpq's least, per attempt (SSL, then not: twice)
+            application_name=f"riskgate:{name}"[:63],
+            options=f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+        )
+
     try:
-        with deadline(None, timeout_s + 1.0):
-            return psycopg.connect(
-                dsn,
-                autocommit=True,
-                connect_timeout=max(2, math.ceil(timeout_s)),  # libpq's least
-                application_name=f"riskgate:{name}"[:63],
-                options=f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
-            )
+        return _within(attempt, timeout_s + 1.0)
     except psycopg.ProgrammingError as exc:  # the DSN does not parse: libpq quotes the part it choked on
         raise SharedStoreError(
             "cannot connect to the shared store: the DSN cannot be read as a libpq connection string"
@@ -62,6 +65,37 @@ def connect(dsn: str, timeout_s: float, name: str) -> Any:
         ) from exc
     except psycopg.Error as exc:
         raise SharedStoreError(f"cannot connect to the shared store: {_said(exc)}") from exc
+
+
+def _within(attempt: Any, seconds: float) -> Any:
+    """`attempt()` on a thread of its own, waited for `seconds` at most: libpq's connect
+    timeout is per attempt and at least 2 s (a server that accepts and never answers took 4 s).
+    One that outlives its time is left to finish on its own and its connection closed."""
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["conn"] = attempt()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+        if not done.is_set():
+            done.set()
+            return
+        late = box.get("conn")  # the caller gave up: nobody will use it
+        if late is not None:
+            with contextlib.suppress(Exception):
+                late.close()
+
+    worker = threading.Thread(target=run, name="shared-store-connect", daemon=True)
+    worker.start()
+    if not done.wait(seconds):
+        done.set()
+        if "conn" not in box and "error" not in box:
+            raise SharedStoreError(f"cannot connect to the shared store within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["conn"]
 
 
 def _said(exc: BaseException) -> str:

@@ -46,5 +46,6 @@ def test_halt_resume_round_stop_bounded_when_store_stalls(migrated_dsn, pg_serve
         sup.stop()
         times["stop"] = time.monotonic() - t
         print(times)
-        assert times["halt"] < 3.5 and times["resume"] < 3.5 and times["round"] < 3.5, times
-        assert times["stop"] < 5.0, times
+        # Bounded, never hung: store.timeout_s 0.5, a connect cut at 1.5 s, a call or two each.
+        assert times["halt"] < 5.0 and times["resume"] < 5.0 and times["round"] < 5.0, times
+        assert times["evaluate"] < 0.5 and times["stop"] < 6.0, times
