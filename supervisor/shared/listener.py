@@ -21,7 +21,8 @@ __all__ = ["ControlListener"]
 
 log = get_logger("riskgate.shared")
 
-_CHECK_EVERY_WAITS = 10  # the listening connection is asked to answer every this many waits (0.5 s each, at most)
+_WAIT_S = 0.2  # one wait for a notification (a stop is seen after it)
+_CHECK_EVERY_WAITS = 25  # the listening connection is asked to answer every this many waits (5 s at most)
 
 
 class ControlListener:
@@ -61,7 +62,7 @@ class ControlListener:
                 self._heard()  # whatever was missed while not listening
                 waits = 0
                 while not self._stop.is_set():
-                    for _ in conn.notifies(timeout=0.5, stop_after=1):
+                    for _ in conn.notifies(timeout=_WAIT_S, stop_after=1):
                         self._heard()
                     waits += 1
                     if waits >= _CHECK_EVERY_WAITS:

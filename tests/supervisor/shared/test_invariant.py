@@ -210,7 +210,7 @@ def test_leased_budgets_hold_every_cap_under_any_interleaving(migrated_dsn):
     Desk.dsn = migrated_dsn
     runner = Desk.TestCase
     runner.settings = settings(
-        max_examples=40, stateful_step_count=30, deadline=None,
+        max_examples=20, stateful_step_count=35, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )  # fmt: skip
     runner().runTest()
