@@ -28,6 +28,7 @@ __all__ = [
     "JournalUnreadableError",
     "JournalWriter",
     "Query",
+    "decision_filters",
     "decision_row",
     "event_row",
     "file_identity",
@@ -143,6 +144,28 @@ class Query:
     limit: int = 100
 
 
+def decision_filters(q: Query, mark: str) -> tuple[list[str], list[Any]]:
+    """The WHERE terms of a decisions query and their bound values, with `mark` as the
+    placeholder ("?" for SQLite, "%s" for PostgreSQL); "any of" is spelled out term by term."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, op, value in (
+        ("ts_us", ">=", q.since_us),
+        ("ts_us", "<", q.until_us),
+        ("account", "=", q.account),
+        ("order_id", "=", q.order_id),
+        ("reason_code", "=", q.code),
+        ("decision", "=", q.decision),
+    ):
+        if isinstance(value, tuple):
+            where.append(f"{column} IN ({', '.join([mark] * len(value))})")
+            args.extend(value)
+        elif value is not None:
+            where.append(f"{column} {op} {mark}")
+            args.append(value)
+    return where, args
+
+
 def read_journal(path: Path, read: Callable[[JournalReader], _T], absent: _T) -> _T:
     """`read(reader)` on the journal at `path`, closed after: `absent` when there is no
     file; `JournalUnreadableError` when it cannot be read (damaged, not a database)."""
@@ -175,23 +198,8 @@ class JournalReader:
 
     def decisions(self, q: Query) -> list[dict[str, Any]]:
         """Matching decisions, newest first."""
-        where: list[str] = []
-        args: list[Any] = []
-        for column, op, value in (
-            ("ts_us", ">=", q.since_us),
-            ("ts_us", "<", q.until_us),
-            ("account", "=", q.account),
-            ("order_id", "=", q.order_id),
-            ("reason_code", "=", q.code),
-            ("decision", "=", q.decision),
-        ):
-            if isinstance(value, tuple):
-                where.append(f"{column} IN ({', '.join('?' * len(value))})")
-                args.extend(value)
-            elif value is not None:
-                where.append(f"{column} {op} ?")
-                args.append(value)
-        # Column names and operators come from the tuple above; every value is bound.
+        where, args = decision_filters(q, "?")
+        # Column names and operators come from decision_filters; every value is bound.
         sql = "SELECT * FROM decisions" + (f" WHERE {' AND '.join(where)}" if where else "")  # noqa: S608 - see above
         sql += " ORDER BY ts_us DESC, seq DESC LIMIT ?"
         rows = self._db.execute(sql, (*args, q.limit)).fetchall()

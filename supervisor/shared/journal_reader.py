@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.journal.store import Query
+from supervisor.journal.store import Query, decision_filters
 from supervisor.shared.db import SharedStoreError, connect, deadline, psycopg_module, said
 from supervisor.shared.schema import require_current
 
@@ -41,23 +41,8 @@ class SharedJournalReader:
 
     def decisions(self, q: Query) -> list[dict[str, Any]]:
         """Matching decisions of every instance, newest first."""
-        where: list[str] = []
-        args: list[Any] = []
-        for column, op, value in (
-            ("ts_us", ">=", q.since_us),
-            ("ts_us", "<", q.until_us),
-            ("account", "=", q.account),
-            ("order_id", "=", q.order_id),
-            ("reason_code", "=", q.code),
-            ("decision", "=", q.decision),
-        ):
-            if isinstance(value, tuple):
-                where.append(f"{column} = ANY(%s)")
-                args.append(list(value))
-            elif value is not None:
-                where.append(f"{column} {op} %s")
-                args.append(value)
-        # Column names and operators come from the tuple above; every value is bound.
+        where, args = decision_filters(q, "%s")
+        # Column names and operators come from decision_filters; every value is bound.
         sql = "SELECT * FROM decisions" + (f" WHERE {' AND '.join(where)}" if where else "")  # noqa: S608 - see above
         sql += " ORDER BY ts_us DESC, instance, seq DESC LIMIT %s"
         return self._rows(sql, (*args, q.limit))

@@ -69,6 +69,13 @@ class Instance:
         self.in_flight: dict[str, tuple[str, float]] = {}  # order id -> (account, quantity approved)
 
 
+def ask_tiny(inst: Instance, cfg, oid: str, qty: float):  # type: ignore[no-untyped-def]
+    """A buy of `qty` SOL for account "tiny" (no account cap), decided by `inst`'s gate."""
+    raw = {"order_id": oid, "account": "tiny", "exchange": "binance", "strategy_id": "trend_v2",
+           "symbol": "SOLUSDT", "side": "buy", "quantity": qty, "price": PRICE, "leverage": 1.0}  # fmt: skip
+    return inst.gate.decide(EvaluateOrder(validate_order(raw, cfg), config=cfg), wait=5.0)
+
+
 class Desk(RuleBasedStateMachine):
     """Instances on one database; the exchange is the model: positions per account."""
 

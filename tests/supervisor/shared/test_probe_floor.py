@@ -4,9 +4,8 @@ fill both instances keep their full leases re-based on the new positions."""
 from __future__ import annotations
 
 from supervisor.clock import FakeClock
-from supervisor.core.messages import AccountState, EvaluateOrder, Fill, OrderOutcome, Position
-from supervisor.core.orders import validate_order
-from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance, config
+from supervisor.core.messages import AccountState, Fill, OrderOutcome, Position
+from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance, ask_tiny, config
 
 
 def _snap(inst, clock, qty):
@@ -15,19 +14,7 @@ def _snap(inst, clock, qty):
         inst.gate.post(AccountState(acct, RICH, held if acct == "tiny" else (), RICH, RICH), clock.monotonic())
 
 
-def _ask(inst, cfg, oid, qty):
-    raw = {
-        "order_id": oid,
-        "account": "tiny",
-        "exchange": "binance",
-        "strategy_id": "trend_v2",
-        "symbol": "SOLUSDT",
-        "side": "buy",
-        "quantity": qty,
-        "price": PRICE,
-        "leverage": 1.0,
-    }
-    return inst.gate.decide(EvaluateOrder(validate_order(raw, cfg), config=cfg), wait=5.0)
+_ask = ask_tiny
 
 
 def test_exchange_cap_exceeded_after_fill_and_rounds(migrated_dsn):

@@ -4,11 +4,10 @@ the gate spends the old (larger) lease; the grant's floor is the stale in-flight
 from __future__ import annotations
 
 from supervisor.clock import FakeClock
-from supervisor.core.messages import AccountState, EvaluateOrder
-from supervisor.core.orders import validate_order
+from supervisor.core.messages import AccountState
 from supervisor.shared.keeper import StoreKeeper
 from tests.helpers import make_config
-from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance
+from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance, ask_tiny
 
 
 def cfg_of(dsn):
@@ -23,19 +22,7 @@ def cfg_of(dsn):
     )
 
 
-def _ask(inst, cfg, oid, qty):
-    raw = {
-        "order_id": oid,
-        "account": "tiny",
-        "exchange": "binance",
-        "strategy_id": "trend_v2",
-        "symbol": "SOLUSDT",
-        "side": "buy",
-        "quantity": qty,
-        "price": PRICE,
-        "leverage": 1.0,
-    }
-    return inst.gate.decide(EvaluateOrder(validate_order(raw, cfg), config=cfg), wait=5.0)
+_ask = ask_tiny
 
 
 def test_order_between_usage_read_and_shrink(migrated_dsn):

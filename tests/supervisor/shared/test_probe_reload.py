@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 from supervisor.clock import FakeClock
-from supervisor.core.messages import AccountState, ConfigChanged, EvaluateOrder
-from supervisor.core.orders import validate_order
+from supervisor.core.messages import AccountState, ConfigChanged
 from tests.helpers import make_config
-from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance, config
+from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance, ask_tiny, config
 
-
-def _ask(inst, cfg, oid, qty):
-    raw = {
-        "order_id": oid,
-        "account": "tiny",
-        "exchange": "binance",
-        "strategy_id": "trend_v2",
-        "symbol": "SOLUSDT",
-        "side": "buy",
-        "quantity": qty,
-        "price": PRICE,
-        "leverage": 1.0,
-    }
-    return inst.gate.decide(EvaluateOrder(validate_order(raw, cfg), config=cfg), wait=5.0)
+_ask = ask_tiny
 
 
 def test_lowered_cap_exceeded_in_aggregate(migrated_dsn):
