@@ -519,7 +519,7 @@ class Gate:
                 )
             )
             st.record_approval(order.account, now)
-            if config.store.shared:
+            if config.store.backend == "postgresql":
                 self._count_budget(st.budget_approved, order, ev.reserve_notional)
         elif code is RC.BUDGET_UNAVAILABLE and order is not None:
             self._count_budget(st.budget_refused, order, order.quantity * order.price)
@@ -731,7 +731,7 @@ class Gate:
                 reserved = st.reserved_units_by_exchange.get(name, 0)
             else:
                 book = st.books.get(name)
-                positions = sum(book.gross_units_by_exchange.values()) if book is not None else 0
+                positions = book.gross_units if book is not None else 0
                 reserved = st.reserved_units_by_account.get(name, 0)
             out[key] = BudgetUsage(positions, reserved, st.budget_approved.get(key, 0),
                                    st.budget_refused.get(key, 0), st.leases.get(key))  # fmt: skip

@@ -350,7 +350,7 @@ def check_shared_state(o: OrderRequest, c: EvalContext) -> Outcome:
     """Several instances: an opening order needs the shared halt state confirmed within
     store.max_age_s (unknown is not "not halted"); a reducing one passes."""
     store = c.config.store
-    if not store.shared or c.reduces:
+    if store.backend != "postgresql" or c.reduces:
         return None
     age = c.now - c.state.shared_confirmed
     if age <= store.max_age_s:
@@ -619,29 +619,29 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
         if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
             tightest = out
-    if c.config.store.shared:
+    if c.config.store.backend == "postgresql":
         # Several instances: each cap is spent only within the slice this instance leases.
+        # (The pass is the common case: nothing is built for it.)
+        leases, price, free, qty = st.leases, o.price, c.reducible, o.quantity
         if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
-            key = ("exchange", o.exchange)
-            room = room_units(st.leases.get(key), st.exchange_gross_units.get(o.exchange, 0),
+            room = room_units(leases.get(("exchange", o.exchange)), st.exchange_gross_units.get(o.exchange, 0),
                               st.reserved_units_by_exchange.get(o.exchange, 0), c.now)  # fmt: skip
-            out = _budget(o, c, room, "exchange")
-            if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
-                tightest = out
+            if qty > free + room / UNITS_PER_USD / price:
+                out = _budget(o, c, room, "exchange")
+                if tightest is None or out.max_quantity < tightest.max_quantity:
+                    tightest = out
         if cap is not None:
-            positions = sum(c.book.gross_units_by_exchange.values())
-            room = room_units(st.leases.get(("account", o.account)), positions,
+            room = room_units(leases.get(("account", o.account)), c.book.gross_units,
                               st.reserved_units_by_account.get(o.account, 0), c.now)  # fmt: skip
-            out = _budget(o, c, room, "account")
-            if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
-                tightest = out
+            if qty > free + room / UNITS_PER_USD / price:
+                out = _budget(o, c, room, "account")
+                if tightest is None or out.max_quantity < tightest.max_quantity:
+                    tightest = out
     return tightest
 
 
-def _budget(o: OrderRequest, c: EvalContext, room: int, what: str) -> Scale | None:
+def _budget(o: OrderRequest, c: EvalContext, room: int, what: str) -> Scale:
     max_qty = c.reducible_qty() + room / UNITS_PER_USD / o.price
-    if o.quantity <= max_qty:
-        return None
     added = c.incremental_notional(o.quantity, o.price)
     return Scale(
         RC.BUDGET_UNAVAILABLE,

@@ -51,6 +51,7 @@ class AccountBook:
     open_count: int
     usable: bool  # every number finite, marks > 0: otherwise the account fails closed
     marks: dict[PositionKey, float] = field(default_factory=dict)  # the snapshot's mark per position (the collar)
+    gross_units: int = 0  # the sum of gross_units_by_exchange (an account cap's positions)
 
     @classmethod
     def from_state(cls, state: AccountState, received: float, previous: AccountBook | None = None) -> AccountBook:
@@ -90,6 +91,7 @@ class AccountBook:
             open_count=len(positions),
             usable=usable,
             marks=marks if usable else {},
+            gross_units=sum(units.values()),
         )
 
 
