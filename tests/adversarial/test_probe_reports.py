@@ -13,6 +13,7 @@ import json
 
 import pytest
 
+from actors.messages import Poll
 from supervisor import Fill, OrderOutcome
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.reasons import ReasonCode as RC
@@ -92,6 +93,7 @@ def test_a_message_the_gate_cannot_handle_is_refused_and_journaled_not_a_crash_l
     monkeypatch.setattr(GateState, "fill", broken)
     for _ in range(3):
         sup.gate_ref.tell(Fill("main", "binance", "SOLUSDT", "buy", 1.0, 100.0, "o-1"))
+    sup.gate_ref.ask(Poll(), timeout=5)  # after the three in the actor's mailbox: each was handled
     assert sup.evaluate(order(order_id="o-2")).decision == "allow"
     assert gate_restarts(sup) == 0
     refused = journal_events(sup, "gate_message_refused")
