@@ -689,7 +689,9 @@ class Gate:
         st = self._state
         if msg.confirmed_at >= st.shared_confirmed:  # a round that ended late never turns time back
             st.shared_confirmed = msg.confirmed_at
-            st.leases = dict(msg.leases)
+            # Leases asked under a config a reload has since replaced are not spent (a cap may
+            # have been lowered): the next round asks again under this one.
+            st.leases = dict(msg.leases) if msg.config is None or msg.config is self._config else {}
 
     def budget_round(self, timeout: float, planner: Callable[[dict[tuple[str, str], BudgetUsage]], Any]) -> Any:
         """The lease keeper's start of a round, under the lock: `planner(usage)` returns

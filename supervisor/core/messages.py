@@ -276,3 +276,4 @@ class SharedState:
 
     confirmed_at: float
     leases: Mapping[tuple[str, str], LeaseHeld]
+    config: Config | None = None  # the config the leases were asked under: another one's are not spent

@@ -184,7 +184,7 @@ class StoreKeeper:
             granted = max(0, min(result.granted.get(ask.cap, 0), ask.want_units, ask.cap_units))
             held[key] = LeaseHeld(granted, ask.positions_units, valid_until)
         self._adopt(result)  # the halt on the board before the gate hears the state is confirmed
-        self._tell(SharedState(started, held))
+        self._tell(SharedState(started, held, config))
         self._held = held
         self._confirmed = started
         self._last = result

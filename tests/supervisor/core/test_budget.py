@@ -173,3 +173,31 @@ def test_instance_name_is_checked_and_defaults_to_the_host():
     with pytest.raises(ConfigError, match=r"instance\.name: must be 1-64 letters"):
         make_config(instance={"name": "no spaces please"})
     assert make_config(instance={"name": "host-a.1"}).instance.name == "host-a.1"
+
+
+def test_leases_asked_under_a_replaced_config_are_not_spent(clock):
+    """A round that began before a reload lowered a cap must not install leases sized for the
+    old cap (the gate drops them: the next round asks under the new config)."""
+    from supervisor.channels.ess_board import EssBoard
+    from supervisor.core.messages import ConfigChanged, EssSourceStatus, EssState, SharedState
+    from supervisor.core.orders import validate_order
+    from supervisor.gate import Gate
+    from tests.helpers import signal
+
+    old, new = shared_config(), shared_config(exchanges={"binance": {"max_notional_usd": 400.0}})
+    board = EssBoard()
+    board.publish(EssState.combine((EssSourceStatus("t", False, "clear"),)), clock.monotonic())
+    gate = Gate(old, clock, board)
+    gate.open("t")
+    gate.post(signal("INFO", clock.now()), clock.monotonic())
+    gate.post(account_state(equity=1_000_000.0), clock.monotonic())
+    gate.post(ConfigChanged(new), clock.monotonic())  # the reload
+    gate.post(SharedState(clock.monotonic(), both(1000.0), old), clock.monotonic())  # a round from before it
+    valid = validate_order(order(quantity=1.0), new)
+    from supervisor.core.messages import EvaluateOrder
+
+    r = gate.decide(EvaluateOrder(valid, config=new), wait=1.0)
+    assert r.reason_code is RC.BUDGET_UNAVAILABLE
+    gate.post(SharedState(clock.monotonic(), both(300.0), new), clock.monotonic())  # the next round
+    r = gate.decide(EvaluateOrder(validate_order(order(quantity=1.0, order_id="n2"), new), config=new), wait=1.0)
+    assert r.decision == "allow"
