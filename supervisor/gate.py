@@ -49,6 +49,7 @@ from supervisor.core.gate_state import UNITS_PER_USD, GateState, Reservation
 from supervisor.core.messages import (
     AccountState,
     ConfigChanged,
+    DecidedElsewhere,
     EssState,
     EvaluateOrder,
     Fill,
@@ -80,6 +81,7 @@ _EXPIRED_EVERY_S = 0.1
 # gets there; every order waits meanwhile) and the latest state of every kind is
 # applied again instead (see `post`).
 _MAX_PENDING = 100_000
+_MAX_OUTBOX = 1_000_000  # ids approved here and not yet handed to the lease keeper (several instances)
 
 Request = EvaluateOrder | RejectOrder
 # State: the latest of each kind supersedes the earlier (what a resync applies again).
@@ -191,6 +193,7 @@ class Gate:
             MessageSent: self._on_message_sent,
             ConfigChanged: self._on_config,
             SharedState: self._on_shared,
+            DecidedElsewhere: self._on_decided_elsewhere,
             _Answered: self._on_answered,
         }
 
@@ -521,6 +524,8 @@ class Gate:
             st.record_approval(order.account, now)
             if config.store.backend == "postgresql":
                 self._count_budget(st.budget_approved, order, ev.reserve_notional)
+                if len(st.decided_outbox) < _MAX_OUTBOX:  # beyond: the keeper is gone; ids stay known here
+                    st.decided_outbox.append((order.account, order.order_id or ""))
         elif code is RC.BUDGET_UNAVAILABLE and order is not None:
             self._count_budget(st.budget_refused, order, order.quantity * order.price)
             if self.on_budget_short is not None:
@@ -685,6 +690,13 @@ class Gate:
             self._clock.now(), "config_reloaded", "riskgate", previous=old.digest or None, sha256=msg.config.digest
         )
 
+    def _on_decided_elsewhere(self, msg: DecidedElsewhere, received: float) -> None:
+        window = self._config.gate.duplicate_window_s
+        if window > 0:
+            st = self._state
+            for key in msg.orders:
+                st.record_decided_elsewhere(key, received, window)
+
     def _on_shared(self, msg: SharedState, _received: float) -> None:
         st = self._state
         if msg.confirmed_at >= st.shared_confirmed:  # a round that ended late never turns time back
@@ -693,8 +705,11 @@ class Gate:
             # have been lowered): the next round asks again under this one.
             st.leases = dict(msg.leases) if msg.config is None or msg.config is self._config else {}
 
-    def budget_round(self, timeout: float, planner: Callable[[dict[tuple[str, str], BudgetUsage]], Any]) -> Any:
-        """The lease keeper's start of a round, under the lock: `planner(usage)` returns
+    def budget_round(
+        self, timeout: float, planner: Callable[[dict[tuple[str, str], BudgetUsage], list[tuple[str, str]]], Any]
+    ) -> Any:
+        """The lease keeper's start of a round, under the lock: `planner(usage, approved ids since
+        the last round)` returns
         (what to ask for, the leases to hold meanwhile); those are held at once, before any
         other order is decided (an order between a read and a later shrink could spend a lease
         the database is about to give to another instance). None if the lock was busy."""
@@ -702,8 +717,10 @@ class Gate:
             return None
         try:
             self._apply_pending()
-            asks, meanwhile = planner(self._usage())
-            self._state.leases.update(meanwhile)
+            st = self._state
+            outbox, st.decided_outbox = st.decided_outbox, []
+            asks, meanwhile = planner(self._usage(), outbox)
+            st.leases.update(meanwhile)
             return asks
         finally:
             self._release()

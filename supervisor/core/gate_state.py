@@ -174,6 +174,8 @@ class GateState:
     leases: dict[tuple[str, str], LeaseHeld] = field(default_factory=dict)
     budget_approved: dict[tuple[str, str], int] = field(default_factory=dict)
     budget_refused: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (account, order id) approved here since the keeper's last round: shared with the others.
+    decided_outbox: list[tuple[str, str]] = field(default_factory=list)
 
     # -- duplicates ----------------------------------------------------
     def record_decided(self, order: OrderRequest, now: float, window_s: float) -> None:
@@ -192,6 +194,17 @@ class GateState:
         )
         if len(self.repeats) > 4 * len(order_q) + 1024:  # prune terms nobody repeats
             self.repeats = {k: q for k, q in self.repeats.items() if q and q[-1] > cutoff}
+
+    def record_decided_elsewhere(self, key: tuple[str, str], now: float, window_s: float) -> None:
+        """An order id another instance approved (several instances): a duplicate here too."""
+        cutoff = now - window_s
+        order_q = self._decided_order
+        while order_q and order_q[0][0] <= cutoff:
+            _, old = order_q.popleft()
+            if self.decided.get(old, now) <= cutoff:
+                del self.decided[old]
+        self.decided[key] = now
+        order_q.append((now, key))
 
     def decided_within(self, account: str, order_id: str, now: float, window_s: float) -> bool:
         when = self.decided.get((account, order_id))

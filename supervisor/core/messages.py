@@ -18,6 +18,7 @@ __all__ = [
     "AccountSnapshot",
     "AccountState",
     "ConfigChanged",
+    "DecidedElsewhere",
     "EssSourceStatus",
     "EssState",
     "EvaluateOrder",
@@ -277,3 +278,11 @@ class SharedState:
     confirmed_at: float
     leases: Mapping[tuple[str, str], LeaseHeld]
     config: Config | None = None  # the config the leases were asked under: another one's are not spent
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedElsewhere:
+    """Order ids other instances approved since the last round (several instances): each
+    blocks here as DUPLICATE_ORDER for gate.duplicate_window_s from when it arrives."""
+
+    orders: tuple[tuple[str, str], ...]  # (account, order id)

@@ -35,7 +35,7 @@ from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.budget import CapKey, cap_keys, cap_name
 from supervisor.core.gate_state import to_units
-from supervisor.core.messages import LeaseHeld, SharedState
+from supervisor.core.messages import DecidedElsewhere, LeaseHeld, SharedState
 from supervisor.logs import get_logger
 from supervisor.shared.db import SharedStoreError
 from supervisor.shared.store import HaltRow, LeaseAsk, Round, SharedStore
@@ -75,6 +75,7 @@ class KeeperStatus:
 # units counts as this many (a cap of 1e15 USD, "no cap" in practice, is 4.6e12 USD here:
 # stricter, never looser).
 MAX_UNITS = 2**62
+_MAX_UNSENT = 1_000_000  # order ids kept for the store while it does not answer
 
 
 def plan(
@@ -116,7 +117,7 @@ class StoreKeeper:
         config: Config,
         clock: Clock,
         store: SharedStore,
-        usage: Callable[[float, Callable[[Mapping[CapKey, Usage]], Any]], Any],
+        usage: Callable[[float, Callable[[Mapping[CapKey, Usage], list[tuple[str, str]]], Any]], Any],
         tell: Callable[[object], None],
         adopt: Callable[[Round], None],
         ready: Callable[[], bool],
@@ -143,6 +144,10 @@ class StoreKeeper:
         self._error: str | None = None
         self._failing = False
         self.woken = False  # a wake-up is on its way (set by whoever asks for it)
+        # Order ids approved here not yet in the store (kept until a round takes them), and how
+        # far this instance has seen the others' (the store's sequence).
+        self._unsent: list[tuple[str, str]] = []
+        self._seen = 0
 
     def reconfigure(self, config: Config) -> None:
         self._config = config
@@ -159,7 +164,11 @@ class StoreKeeper:
         started = self._clock.monotonic()
         caps = cap_keys(config)
 
-        def planner(usage: Mapping[CapKey, Usage]) -> tuple[tuple[list[LeaseAsk], dict[CapKey, int]], Any]:
+        def planner(
+            usage: Mapping[CapKey, Usage], approved: list[tuple[str, str]]
+        ) -> tuple[tuple[list[LeaseAsk], dict[CapKey, int]], Any]:
+            if len(self._unsent) < _MAX_UNSENT:
+                self._unsent.extend(approved)
             counts = {k: u.approved_units + u.refused_units for k, u in usage.items()}
             demand = {k: n - self._last_counts.get(k, n) for k, n in counts.items()}
             asks, meanwhile = plan(caps, usage, demand, store_cfg.lease_slice_pct)
@@ -171,9 +180,13 @@ class StoreKeeper:
             return self._failed("the gate's lock was busy: no usage read")
         asks, counts = planned
         try:
-            result = self._store.round(asks, self._ready())
+            result = self._store.round(asks, self._ready(), self._unsent, self._seen, config.gate.duplicate_window_s)
         except SharedStoreError as exc:
             return self._failed(str(exc))
+        self._unsent = []
+        self._seen = max(self._seen, result.decided_upto)
+        if result.decided:  # before the leases: a replay through this instance blocks from now on
+            self._tell(DecidedElsewhere(tuple(result.decided)))
         self._last_counts = counts
         by_name = {cap_name(k): k for k in caps}
         valid_until = started + store_cfg.lease_ttl_s

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +76,8 @@ class Round:
     instances: list[InstanceRow]
     leases: list[LeaseRow]
     overrides: list[dict[str, Any]]
+    decided: list[tuple[str, str]] = field(default_factory=list)  # ids other instances approved
+    decided_upto: int = 0  # how far this instance has now seen them
 
 
 class OverrideConflictError(SharedStoreError):
@@ -173,7 +175,14 @@ class SharedStore:
 
         self._rounds.run(work)
 
-    def round(self, asks: Sequence[LeaseAsk], ready: bool) -> Round:
+    def round(
+        self,
+        asks: Sequence[LeaseAsk],
+        ready: bool,
+        decided: Sequence[tuple[str, str]] = (),
+        seen: int = 0,
+        window_s: float = 60.0,
+    ) -> Round:
         """Heartbeat, every lease renewed (or returned: caps not asked for), the shared
         halt and every instance and lease read: one statement (`riskgate_round`), so no
         lock is held in the database while this process is slow to read the answer."""
@@ -182,10 +191,10 @@ class SharedStore:
         def work(conn: Any) -> Round:
             row = conn.execute(
                 "SELECT riskgate_round(%s, %s, %s, %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-                " %s::bigint[], %s)",
+                " %s::bigint[], %s, %s::text[], %s::text[], %s, %s)",
                 (self.instance, self.run, ready, [a.cap for a in asks], [a.cap_units for a in asks],
                  [a.positions_units for a in asks], [a.floor_units for a in asks], [a.want_units for a in asks],
-                 ttl_ms),
+                 ttl_ms, [d[0] for d in decided], [d[1] for d in decided], seen, window_s),
             ).fetchone()  # fmt: skip
             if row is None or not isinstance(row[0], dict):
                 raise SharedStoreError("riskgate_round answered nothing readable")
@@ -353,9 +362,11 @@ def _round_of(doc: dict[str, Any]) -> Round:
         leases = [LeaseRow(x["cap"], x["instance"], int(x["units"]), float(x["expires_in_s"])) for x in doc["leases"]]
         granted = {str(cap): int(units) for cap, units in doc["granted"].items()}
         overrides = [dict(o) for o in doc["overrides"]]
+        decided = [(str(a), str(o)) for a, o in doc["decided"]]
+        upto = int(doc["decided_upto"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SharedStoreError(f"riskgate_round's answer is not readable: {type(exc).__name__}: {exc}") from exc
-    return Round(granted, halt, instances, leases, overrides)
+    return Round(granted, halt, instances, leases, overrides, decided, upto)
 
 
 def _halt(conn: Any) -> HaltRow:

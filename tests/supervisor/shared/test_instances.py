@@ -5,6 +5,8 @@ listed with their leases."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from supervisor.core.messages import AccountSnapshot, OrderOutcome
@@ -233,3 +235,29 @@ def test_an_override_proposed_through_one_instance_is_approved_through_the_other
     with pytest.raises(ControlError) as conflict:
         b.approve_override(proposal.id, by="bob")
     assert conflict.value.status == 409
+
+
+def test_an_order_id_approved_through_one_instance_is_a_duplicate_through_the_other(migrated_dsn, tmp_path, clock):
+    started = []
+    for name in ("a", "b"):
+        cfg = instance_config(migrated_dsn, name, tmp_path)
+        cfg = dataclasses.replace(cfg, gate=dataclasses.replace(cfg.gate, duplicate_window_s=60.0))
+        sup = RiskSupervisor(cfg, clock=clock, poll_upstreams=False)
+        sup.start()
+        started.append(fed(sup))
+    a, b = started
+    try:
+        for sup in (a, b):
+            sup.shared.keeper.round()
+        assert a.evaluate(order(order_id="dup-1", quantity=0.1)).decision == "allow"
+        a.shared.keeper.round()  # a's approved ids go to the store
+        b.shared.keeper.round()  # b learns of them
+        r = b.evaluate(order(order_id="dup-1", quantity=0.1))  # the same id replayed through b
+        assert r.reason_code is RC.DUPLICATE_ORDER, r.reason
+        assert b.evaluate(order(order_id="dup-2", quantity=0.1)).decision == "allow"
+        b.shared.keeper.round()
+        a.shared.keeper.round()
+        assert a.evaluate(order(order_id="dup-2", quantity=0.1)).reason_code is RC.DUPLICATE_ORDER
+    finally:
+        for sup in started:
+            sup.stop()

@@ -17,8 +17,8 @@ def test_halt_landing_during_a_round_is_undone_by_the_round(migrated_dsn, tmp_pa
         store = a.shared.store
         real = store.round
 
-        def round_then_halt(asks, ready):
-            result = real(asks, ready)  # read: not halted
+        def round_then_halt(*args):
+            result = real(*args)  # read: not halted
             a.halt("venue outage", by="alice")  # the operator's halt commits meanwhile (API thread)
             return result
 
