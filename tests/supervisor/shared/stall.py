@@ -10,11 +10,16 @@ from typing import Any
 
 
 class StallingProxy:
-    def __init__(self, target: tuple[str, int]) -> None:
+    """`stall()` stops it forwarding; with `stall_on`, so does the first client packet holding
+    those bytes (a statement: the server never sees it, the client never hears back)."""
+
+    def __init__(self, target: tuple[str, int], stall_on: bytes | None = None) -> None:
         self._target = target
+        self._stall_on = stall_on
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._stalled = threading.Event()
+        self.stalled = self._stalled
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -30,6 +35,12 @@ class StallingProxy:
             with contextlib.suppress(OSError):
                 s.close()
         self._thread.join(5)
+
+    def start(self) -> StallingProxy:
+        return self.__enter__()
+
+    def close(self) -> None:
+        self.__exit__()
 
     def stall(self) -> None:
         """From now on nothing is forwarded either way (the connections stay open)."""
@@ -51,8 +62,8 @@ class StallingProxy:
                         return
                     upstream = socket.create_connection(self._target)
                     self._sockets += [client, upstream]
-                    sel.register(client, selectors.EVENT_READ, upstream)
-                    sel.register(upstream, selectors.EVENT_READ, client)
+                    sel.register(client, selectors.EVENT_READ, (upstream, True))
+                    sel.register(upstream, selectors.EVENT_READ, (client, False))
                     continue
                 src: socket.socket = key.fileobj  # type: ignore[assignment]
                 try:
@@ -62,6 +73,9 @@ class StallingProxy:
                 if not data:
                     sel.unregister(src)
                     continue
+                dst, from_client = key.data
+                if from_client and self._stall_on is not None and self._stall_on in data:
+                    self._stalled.set()
                 if not self._stalled.is_set():
                     with contextlib.suppress(OSError):
-                        key.data.sendall(data)
+                        dst.sendall(data)

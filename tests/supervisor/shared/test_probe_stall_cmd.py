@@ -3,62 +3,12 @@ stalls once it sees a given statement): `db migrate` and LISTEN have no client d
 
 from __future__ import annotations
 
-import contextlib
-import selectors
-import socket
 import threading
 import time
 
 import psycopg.conninfo as ci
 
-
-class StallOn:
-    """Forwards until a client packet contains `needle`, then forwards nothing more."""
-
-    def __init__(self, target, needle: bytes):
-        self.target, self.needle = target, needle
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.stalled = threading.Event()
-        self.closed = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def close(self):
-        self.closed.set()
-        self.listener.close()
-
-    def _serve(self):
-        sel = selectors.DefaultSelector()
-        sel.register(self.listener, selectors.EVENT_READ, None)
-        while not self.closed.is_set():
-            try:
-                events = sel.select(0.1)
-            except (OSError, ValueError):
-                return
-            for key, _ in events:
-                if key.data is None:
-                    try:
-                        c, _ = self.listener.accept()
-                    except OSError:
-                        return
-                    u = socket.create_connection(self.target)
-                    sel.register(c, selectors.EVENT_READ, (u, True))
-                    sel.register(u, selectors.EVENT_READ, (c, False))
-                    continue
-                src = key.fileobj
-                dst, from_client = key.data
-                try:
-                    data = src.recv(65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    sel.unregister(src)
-                    continue
-                if from_client and self.needle in data:
-                    self.stalled.set()
-                if not self.stalled.is_set():
-                    with contextlib.suppress(OSError):
-                        dst.sendall(data)
+from tests.supervisor.shared.stall import StallingProxy
 
 
 def _run_bounded(fn, seconds):
@@ -84,7 +34,7 @@ def test_db_migrate_is_bounded_when_the_server_stops_answering(pg_dsn, pg_server
     from tests.supervisor.shared.test_processes import config_text
 
     dbname = ci.conninfo_to_dict(pg_dsn)["dbname"]
-    proxy = StallOn(("127.0.0.1", pg_server.port), b"pg_advisory_xact_lock")
+    proxy = StallingProxy(("127.0.0.1", pg_server.port), stall_on=b"pg_advisory_xact_lock").start()
     try:
         cfg = tmp_path / "c.toml"
         cfg.write_text(config_text("http://127.0.0.1:1", pg_server.tcp_dsn(dbname, proxy.port), "m", tmp_path))
@@ -100,7 +50,7 @@ def test_listen_is_bounded_when_the_server_stops_answering(migrated_dsn, pg_serv
     from supervisor.shared.listener import ControlListener
 
     dbname = ci.conninfo_to_dict(migrated_dsn)["dbname"]
-    proxy = StallOn(("127.0.0.1", pg_server.port), b"LISTEN")
+    proxy = StallingProxy(("127.0.0.1", pg_server.port), stall_on=b"LISTEN").start()
     try:
         heard = []
         listener = ControlListener(pg_server.tcp_dsn(dbname, proxy.port), "a", 0.5, lambda: heard.append(1))
