@@ -76,6 +76,7 @@ class KeeperStatus:
 # stricter, never looser).
 MAX_UNITS = 2**62
 _MAX_UNSENT = 1_000_000  # order ids kept for the store while it does not answer
+_CATCH_UP_ROUNDS = 20  # reads of 100,000 ids each before a round gives up confirming
 
 
 def plan(
@@ -147,7 +148,7 @@ class StoreKeeper:
         # Order ids approved here not yet in the store (kept until a round takes them), and how
         # far this instance has seen the others' (the store's sequence).
         self._unsent: list[tuple[str, str]] = []
-        self._seen = 0
+        self._seen = 0.0  # the store's clock, epoch seconds: the others' ids read up to then
 
     def reconfigure(self, config: Config) -> None:
         self._config = config
@@ -184,9 +185,18 @@ class StoreKeeper:
         except SharedStoreError as exc:
             return self._failed(str(exc))
         self._unsent = []
-        self._seen = max(self._seen, result.decided_upto)
-        if result.decided:  # before the leases: a replay through this instance blocks from now on
-            self._tell(DecidedElsewhere(tuple(result.decided)))
+        for _ in range(_CATCH_UP_ROUNDS):
+            self._seen = result.decided_upto  # the store's clock: never a row's (a row far ahead would blind)
+            if result.decided:  # before the leases: a replay through this instance blocks from now on
+                self._tell(DecidedElsewhere(tuple(result.decided)))
+            if not result.decided_more:
+                break
+            try:  # more ids waiting than one round reads: read on before confirming anything
+                result = self._store.round(asks, self._ready(), (), self._seen, config.gate.duplicate_window_s, 0.0)
+            except SharedStoreError as exc:
+                return self._failed(str(exc))
+        else:
+            return self._failed("still reading the other instances' order ids: not confirmed yet")
         self._last_counts = counts
         by_name = {cap_name(k): k for k in caps}
         valid_until = started + store_cfg.lease_ttl_s

@@ -79,10 +79,11 @@ CREATE TABLE overrides (
 -- One running override per account, whichever instance approved it: the second line.
 CREATE UNIQUE INDEX overrides_one_active ON overrides (account) WHERE state = 'active';
 CREATE TABLE decided_orders (
-    n BIGSERIAL PRIMARY KEY,
-    account TEXT NOT NULL, order_id TEXT NOT NULL, instance TEXT NOT NULL,
-    decided_at TIMESTAMPTZ NOT NULL);
+    account TEXT NOT NULL, order_id TEXT NOT NULL, instance TEXT NOT NULL, run TEXT NOT NULL,
+    decided_at TIMESTAMPTZ NOT NULL,
+    keep_until TIMESTAMPTZ NOT NULL);  -- the inserting instance's duplicate window
 CREATE INDEX decided_orders_at ON decided_orders (decided_at);
+CREATE INDEX decided_orders_keep ON decided_orders (keep_until);
 CREATE TABLE journal_shipped (
     instance TEXT NOT NULL, tbl TEXT NOT NULL, identity TEXT NOT NULL, last_rowid BIGINT NOT NULL,
     PRIMARY KEY (instance, tbl));
@@ -123,12 +124,15 @@ END $$;
 CREATE FUNCTION riskgate_round(p_instance TEXT, p_run TEXT, p_ready BOOLEAN, p_caps TEXT[],
                                p_cap_units BIGINT[], p_positions BIGINT[], p_floor BIGINT[],
                                p_want BIGINT[], p_ttl_ms BIGINT,
-                               p_accounts TEXT[], p_order_ids TEXT[], p_seen BIGINT, p_window_s DOUBLE PRECISION)
+                               p_accounts TEXT[], p_order_ids TEXT[], p_since DOUBLE PRECISION,
+                               p_window_s DOUBLE PRECISION, p_overlap_s DOUBLE PRECISION)
 RETURNS JSONB LANGUAGE plpgsql AS $$
 DECLARE
     v_granted JSONB;
     v_decided JSONB;
-    v_upto BIGINT;
+    v_count BIGINT;
+    v_last TIMESTAMPTZ;
+    v_now TIMESTAMPTZ := clock_timestamp();
 BEGIN
     IF (SELECT max(version) FROM riskgate_schema) IS DISTINCT FROM 1 THEN
         RAISE EXCEPTION 'the schema is no longer version 1: this riskgate stops sharing (restart it)'
@@ -141,15 +145,21 @@ BEGIN
             USING ERRCODE = 'RG001';
     END IF;
     DELETE FROM leases AS l WHERE l.instance = p_instance AND NOT (l.cap = ANY(p_caps));
-    -- Order ids approved here since the last round, for the others' duplicate checks; what the
-    -- others approved since this instance last looked (at most 100,000 a round), the old pruned.
-    INSERT INTO decided_orders (account, order_id, instance, decided_at)
-        SELECT a, o, p_instance, clock_timestamp() FROM unnest(p_accounts, p_order_ids) AS d(a, o);
-    DELETE FROM decided_orders WHERE decided_at < clock_timestamp() - p_window_s * INTERVAL '1 second';
-    SELECT COALESCE(jsonb_agg(jsonb_build_array(d.account, d.order_id) ORDER BY d.n)
-                    FILTER (WHERE d.instance <> p_instance), '[]'::jsonb), max(d.n)
-        INTO v_decided, v_upto
-        FROM (SELECT * FROM decided_orders WHERE n > p_seen ORDER BY n LIMIT 100000) AS d;
+    -- Order ids approved here since the last round, for the others' duplicate checks, kept for this
+    -- instance's window; what every other run approved since this one last looked, read again over
+    -- an overlap (a row's time is when it was inserted, and its round may commit up to a statement
+    -- timeout later: a cursor on insertion order loses rows committed out of order). At most
+    -- 100,000 a round: 'more' says the rest waits for the next round (the state is not confirmed).
+    INSERT INTO decided_orders (account, order_id, instance, run, decided_at, keep_until)
+        SELECT a, o, p_instance, p_run, v_now, v_now + p_window_s * INTERVAL '1 second'
+        FROM unnest(p_accounts, p_order_ids) AS d(a, o);
+    DELETE FROM decided_orders WHERE keep_until < v_now;
+    SELECT COALESCE(jsonb_agg(jsonb_build_array(d.account, d.order_id) ORDER BY d.decided_at), '[]'::jsonb),
+           count(*), max(d.decided_at)
+        INTO v_decided, v_count, v_last
+        FROM (SELECT * FROM decided_orders
+              WHERE run <> p_run AND decided_at > to_timestamp(p_since) - p_overlap_s * INTERVAL '1 second'
+              ORDER BY decided_at LIMIT 100000) AS d;
     SELECT COALESCE(jsonb_object_agg(g.cap, g.granted), '{{}}'::jsonb) INTO v_granted
         FROM unnest(p_caps, p_cap_units, p_positions, p_floor, p_want) WITH ORDINALITY
             AS a(cap, cap_units, positions, floor_units, want, n)
@@ -158,7 +168,8 @@ BEGIN
     RETURN jsonb_build_object(
         'granted', v_granted,
         'decided', v_decided,
-        'decided_upto', COALESCE(v_upto, p_seen),
+        'decided_more', v_count >= 100000,
+        'decided_upto', EXTRACT(EPOCH FROM CASE WHEN v_count >= 100000 THEN v_last ELSE v_now END),
         'halt', (SELECT jsonb_build_object('active', h.active, 'by', h.by_name, 'reason', h.reason,
                                            'since', h.since, 'instance', h.instance, 'changed_at', h.changed_at)
                  FROM operator_halt AS h WHERE h.id = 1),

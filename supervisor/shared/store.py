@@ -76,8 +76,9 @@ class Round:
     instances: list[InstanceRow]
     leases: list[LeaseRow]
     overrides: list[dict[str, Any]]
-    decided: list[tuple[str, str]] = field(default_factory=list)  # ids other instances approved
-    decided_upto: int = 0  # how far this instance has now seen them
+    decided: list[tuple[str, str]] = field(default_factory=list)  # ids other runs approved
+    decided_upto: float = 0.0  # up to when (the store's clock, epoch seconds) they were read
+    decided_more: bool = False  # more were waiting than one round reads
 
 
 class OverrideConflictError(SharedStoreError):
@@ -180,8 +181,9 @@ class SharedStore:
         asks: Sequence[LeaseAsk],
         ready: bool,
         decided: Sequence[tuple[str, str]] = (),
-        seen: int = 0,
+        since: float = 0.0,
         window_s: float = 60.0,
+        overlap_s: float | None = None,
     ) -> Round:
         """Heartbeat, every lease renewed (or returned: caps not asked for), the shared
         halt and every instance and lease read: one statement (`riskgate_round`), so no
@@ -191,10 +193,11 @@ class SharedStore:
         def work(conn: Any) -> Round:
             row = conn.execute(
                 "SELECT riskgate_round(%s, %s, %s, %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-                " %s::bigint[], %s, %s::text[], %s::text[], %s, %s)",
+                " %s::bigint[], %s, %s::text[], %s::text[], %s, %s, %s)",
                 (self.instance, self.run, ready, [a.cap for a in asks], [a.cap_units for a in asks],
                  [a.positions_units for a in asks], [a.floor_units for a in asks], [a.want_units for a in asks],
-                 ttl_ms, [d[0] for d in decided], [d[1] for d in decided], seen, window_s),
+                 ttl_ms, [d[0] for d in decided], [d[1] for d in decided], since, window_s,
+                 2 * self.timeout_s + 1.0 if overlap_s is None else overlap_s),
             ).fetchone()  # fmt: skip
             if row is None or not isinstance(row[0], dict):
                 raise SharedStoreError("riskgate_round answered nothing readable")
@@ -363,10 +366,11 @@ def _round_of(doc: dict[str, Any]) -> Round:
         granted = {str(cap): int(units) for cap, units in doc["granted"].items()}
         overrides = [dict(o) for o in doc["overrides"]]
         decided = [(str(a), str(o)) for a, o in doc["decided"]]
-        upto = int(doc["decided_upto"])
+        upto = float(doc["decided_upto"])
+        more = bool(doc["decided_more"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SharedStoreError(f"riskgate_round's answer is not readable: {type(exc).__name__}: {exc}") from exc
-    return Round(granted, halt, instances, leases, overrides, decided, upto)
+    return Round(granted, halt, instances, leases, overrides, decided, upto, more)
 
 
 def _halt(conn: Any) -> HaltRow:

@@ -23,17 +23,19 @@ def test_a_grant_beyond_what_was_asked_is_not_trusted(migrated_dsn, tmp_path, cl
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
         conn.execute(
             "ALTER FUNCTION riskgate_round(text, text, boolean, text[], bigint[], bigint[], bigint[],"
-            " bigint[], bigint, text[], text[], bigint, double precision) RENAME TO riskgate_round_real"
+            " bigint[], bigint, text[], text[], double precision, double precision, double precision)"
+            " RENAME TO riskgate_round_real"
         )
         conn.execute("""
 CREATE FUNCTION riskgate_round(p_instance TEXT, p_run TEXT, p_ready BOOLEAN, p_caps TEXT[],
     p_cap_units BIGINT[], p_positions BIGINT[], p_floor BIGINT[], p_want BIGINT[], p_ttl_ms BIGINT,
-    p_accounts TEXT[], p_order_ids TEXT[], p_seen BIGINT, p_window_s DOUBLE PRECISION)
+    p_accounts TEXT[], p_order_ids TEXT[], p_since DOUBLE PRECISION, p_window_s DOUBLE PRECISION,
+    p_overlap_s DOUBLE PRECISION)
 RETURNS JSONB LANGUAGE plpgsql AS $$
 DECLARE v JSONB;
 BEGIN
   v := riskgate_round_real(p_instance, p_run, p_ready, p_caps, p_cap_units, p_positions, p_floor, p_want, p_ttl_ms,
-                           p_accounts, p_order_ids, p_seen, p_window_s);
+                           p_accounts, p_order_ids, p_since, p_window_s, p_overlap_s);
   SELECT jsonb_set(v, '{granted}', COALESCE(jsonb_object_agg(c, u), '{}'::jsonb)) INTO v
     FROM unnest(p_caps, p_cap_units) AS t(c, u);
   RETURN v;
