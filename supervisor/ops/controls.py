@@ -29,7 +29,7 @@ import secrets
 import threading
 from collections import deque
 from dataclasses import asdict, fields, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,7 @@ class OperatorControls:
         # here while the store did not answer is pushed there by the next round (`adopt_shared`).
         self._shared: SharedStore | None = None
         self._unshared = False
-        self._halt_changed: datetime | None = None  # the shared row's time of the latest halt seen or made here
+        self._halt_version: int | None = None  # the shared row's version of the latest halt seen or made here
 
     def share_through(self, store: SharedStore) -> None:
         """Halts and resumes go through the shared store (before `load`)."""
@@ -139,8 +139,12 @@ class OperatorControls:
         with self._lock:
             self._halt = self._read_halt()
             self._publish_halt()  # first: whatever else fails, a halt holds
-            # A halt the store did not take before a restart is still to be pushed to it.
-            self._unshared = self._shared is not None and bool(self._halt.get("unshared"))
+            # A halt the store did not take before a restart is still to be pushed to it; so is one
+            # never shared at all (made before this instance shared its state, or a new database).
+            if self._shared is not None and self._halt.get("active"):
+                self._unshared = bool(self._halt.get("unshared")) or "shared_version" not in self._halt
+            version = self._halt.get("shared_version")
+            self._halt_version = version if type(version) is int else None
             self._overrides, self._history = self._files.load()
             if self._shared is not None:
                 # The store's overrides are every instance's (the first round brings them): a file
@@ -224,11 +228,10 @@ class OperatorControls:
             log.error("operator_halt_not_shared", error=str(exc))
             return str(exc)
         self._unshared = False
-        self._halt_changed = row.changed_at
-        if h.get("unshared"):
-            self._halt = {k: v for k, v in h.items() if k != "unshared"}
-            with contextlib.suppress(OSError):  # shared now: the file says so at the next write at the latest
-                write_atomically(self._dir / HALT_FILE, self._halt)
+        self._halt_version = row.version
+        self._halt = {**{k: v for k, v in h.items() if k != "unshared"}, "shared_version": row.version}
+        with contextlib.suppress(OSError):  # shared now: the file says so (at the next write at the latest)
+            write_atomically(self._dir / HALT_FILE, self._halt)
         return None
 
     def adopt_shared(self, found: Round) -> None:
@@ -244,12 +247,13 @@ class OperatorControls:
                 if self._share_halt() is not None:
                     return  # still not shared: the local halt holds
                 return  # shared now: the next round reads it back
-            if self._halt_changed is not None and row.changed_at <= self._halt_changed:
+            if self._halt_version is not None and row.version <= self._halt_version:
                 return  # read before a halt or resume made here since: never undoes it (found by a probe)
-            self._halt_changed = row.changed_at
-            shared = {"active": row.active, "by": row.by, "reason": row.reason, "since": row.since}
+            self._halt_version = row.version
+            shared = {"active": row.active, "by": row.by, "reason": row.reason, "since": row.since,
+                      "shared_version": row.version}  # fmt: skip
             if not row.active and row.by is None:
-                shared = {"active": False}  # never halted since the schema was made
+                shared = {"active": False, "shared_version": row.version}  # never halted since the schema was made
             current = {k: self._halt.get(k) for k in ("active", "by", "reason", "since")}
             if {k: shared.get(k) for k in current} == current:
                 return
@@ -267,7 +271,7 @@ class OperatorControls:
         reason = _text(reason, "reason")
         with self._lock:
             was = dict(self._halt)
-            resumed = {"active": False, "by": by, "reason": reason, "since": iso(self._clock.now())}
+            resumed: dict[str, Any] = {"active": False, "by": by, "reason": reason, "since": iso(self._clock.now())}
             if self._shared is not None:
                 # The database's halt is every instance's: a resume it did not take is no resume.
                 try:
@@ -275,7 +279,8 @@ class OperatorControls:
                 except SharedStoreError as exc:
                     raise ControlError(503, f"not resumed: the shared store did not take it ({exc})") from exc
                 self._unshared = False
-                self._halt_changed = row.changed_at
+                self._halt_version = row.version
+                resumed["shared_version"] = row.version
             # Saved first: a resume that a restart would undo is no resume (still halted).
             self._save_or_say(HALT_FILE, resumed, "not resumed: the resume could not be saved")
             self._halt = resumed

@@ -55,7 +55,8 @@ CREATE TABLE operator_halt (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     active BOOLEAN NOT NULL,
     by_name TEXT, reason TEXT, since TEXT,
-    instance TEXT, changed_at TIMESTAMPTZ NOT NULL);
+    instance TEXT, changed_at TIMESTAMPTZ NOT NULL,
+    version BIGINT NOT NULL DEFAULT 0);  -- +1 on every write: what orders them (never a clock)
 INSERT INTO operator_halt (id, active, changed_at) VALUES (1, FALSE, now());
 CREATE TABLE decisions (
     instance TEXT NOT NULL, run TEXT NOT NULL, seq BIGINT NOT NULL,
@@ -171,7 +172,8 @@ BEGIN
         'decided_more', v_count >= 100000,
         'decided_upto', EXTRACT(EPOCH FROM CASE WHEN v_count >= 100000 THEN v_last ELSE v_now END),
         'halt', (SELECT jsonb_build_object('active', h.active, 'by', h.by_name, 'reason', h.reason,
-                                           'since', h.since, 'instance', h.instance, 'changed_at', h.changed_at)
+                                           'since', h.since, 'instance', h.instance, 'changed_at', h.changed_at,
+                                           'version', h.version)
                  FROM operator_halt AS h WHERE h.id = 1),
         'instances', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
                           'name', i.name, 'host', i.host, 'pid', i.pid, 'version', i.version, 'api', i.api,

@@ -43,6 +43,7 @@ class HaltRow:
     since: str | None
     instance: str | None
     changed_at: datetime
+    version: int = 0  # +1 on every write: orders halts and resumes (a clock may step back)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +241,7 @@ class SharedStore:
         def work(conn: Any) -> HaltRow:
             conn.execute(
                 "UPDATE operator_halt SET active = %s, by_name = %s, reason = %s, since = %s, instance = %s,"
-                " changed_at = clock_timestamp() WHERE id = 1",
+                " changed_at = clock_timestamp(), version = version + 1 WHERE id = 1",
                 (active, by, reason, since, self.instance),
             )
             conn.execute(f"NOTIFY {HALT_CHANNEL}")
@@ -347,7 +348,7 @@ def _round_of(doc: dict[str, Any]) -> Round:
     try:
         h = doc["halt"]
         halt = HaltRow(bool(h["active"]), h["by"], h["reason"], h["since"], h["instance"],
-                       datetime.fromisoformat(h["changed_at"]))  # fmt: skip
+                       datetime.fromisoformat(h["changed_at"]), int(h["version"]))  # fmt: skip
         instances = [
             InstanceRow(
                 i["name"],
@@ -375,11 +376,11 @@ def _round_of(doc: dict[str, Any]) -> Round:
 
 def _halt(conn: Any) -> HaltRow:
     row = conn.execute(
-        "SELECT active, by_name, reason, since, instance, changed_at FROM operator_halt WHERE id = 1"
+        "SELECT active, by_name, reason, since, instance, changed_at, version FROM operator_halt WHERE id = 1"
     ).fetchone()
     if row is None:
         raise SharedStoreError("the operator_halt row is missing: run `riskgate db migrate`")
-    return HaltRow(bool(row[0]), row[1], row[2], row[3], row[4], row[5])
+    return HaltRow(bool(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6]))
 
 
 def _instances(conn: Any) -> list[InstanceRow]:
