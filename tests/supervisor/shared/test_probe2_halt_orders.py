@@ -18,6 +18,7 @@ def test_stale_rounds_in_every_order(migrated_dsn, tmp_path, clock):
         feed(sups[name], equity=RICH)
     a, b = sups["a"], sups["b"]
     try:
+
         def read(sup):
             return sup.shared.store.round([], True, (), 10**12, 60.0)  # a round's read, adopted later
 
