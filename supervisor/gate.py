@@ -116,7 +116,6 @@ class BudgetUsage(NamedTuple):
 
     positions_units: int
     reserved_units: int
-    approved_units: int  # cumulative
     refused_units: int  # cumulative
     lease: LeaseHeld | None
 
@@ -507,25 +506,24 @@ class Gate:
             # Approved orders only: a blocked one sent nothing (its id may come again), and
             # approvals are rate-limited per account, so the memory of them stays bounded.
             st.record_decided(order, now, config.gate.duplicate_window_s)
-            st.reserve(
-                Reservation(
-                    order_id=order.order_id or "",
-                    account=order.account,
-                    exchange=order.exchange,
-                    key=(order.symbol, order.exchange),
-                    notional=ev.reserve_notional,
-                    opens_new=ev.opens_new,
-                    expires=now + config.gate.reservation_ttl_s,
-                    price=order.price,
-                    reducing_qty=ev.reducing_qty,
-                    quantity=result.adjusted_quantity,
-                )
+            booked = Reservation(
+                order_id=order.order_id or "",
+                account=order.account,
+                exchange=order.exchange,
+                key=(order.symbol, order.exchange),
+                notional=ev.reserve_notional,
+                opens_new=ev.opens_new,
+                expires=now + config.gate.reservation_ttl_s,
+                price=order.price,
+                reducing_qty=ev.reducing_qty,
+                quantity=result.adjusted_quantity,
             )
+            st.reserve(booked)
             st.record_approval(order.account, now)
-            if config.store.backend == "postgresql":
-                self._count_budget(st.budget_approved, order, ev.reserve_notional)
-                if len(st.decided_outbox) < _MAX_OUTBOX:  # beyond: the keeper is gone; ids stay known here
-                    st.decided_outbox.append((order.account, order.order_id or ""))
+            if config.store.backend == "postgresql" and len(st.decided_outbox) < _MAX_OUTBOX:
+                # The keeper's demand and the id the other instances learn (beyond the bound the
+                # keeper is gone: the id stays known here, the demand is the slice).
+                st.decided_outbox.append((order.account, booked.order_id, order.exchange, booked.units))
         elif code is RC.BUDGET_UNAVAILABLE and order is not None:
             self._count_budget(st.budget_refused, order, order.quantity * order.price)
             if self.on_budget_short is not None:
@@ -706,10 +704,12 @@ class Gate:
             st.leases = dict(msg.leases) if msg.config is None or msg.config is self._config else {}
 
     def budget_round(
-        self, timeout: float, planner: Callable[[dict[tuple[str, str], BudgetUsage], list[tuple[str, str]]], Any]
+        self,
+        timeout: float,
+        planner: Callable[[dict[tuple[str, str], BudgetUsage], list[tuple[str, str, str, int]]], Any],
     ) -> Any:
-        """The lease keeper's start of a round, under the lock: `planner(usage, approved ids since
-        the last round)` returns
+        """The lease keeper's start of a round, under the lock: `planner(usage, the approvals since
+        the last round: (account, order id, exchange, units))` returns
         (what to ask for, the leases to hold meanwhile); those are held at once, before any
         other order is decided (an order between a read and a later shrink could spend a lease
         the database is about to give to another instance). None if the lock was busy."""
@@ -752,8 +752,7 @@ class Gate:
                 book = st.books.get(name)
                 positions = book.gross_units if book is not None else 0
                 reserved = st.reserved_units_by_account.get(name, 0)
-            out[key] = BudgetUsage(positions, reserved, st.budget_approved.get(key, 0),
-                                   st.budget_refused.get(key, 0), st.leases.get(key))  # fmt: skip
+            out[key] = BudgetUsage(positions, reserved, st.budget_refused.get(key, 0), st.leases.get(key))
         return out
 
     def view(self, timeout: float = 1.0) -> GateView | None:

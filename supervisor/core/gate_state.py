@@ -168,14 +168,13 @@ class GateState:
     # Which order-independent checks passed, for which state objects (kept by core.verdicts).
     verdicts: VerdictCache = field(default_factory=VerdictCache)
     # Several instances (store.backend = "postgresql", core.budget): when the shared halt
-    # state was last confirmed (monotonic), the caps' leases held, and per cap the units
-    # approved and refused for want of budget (cumulative: the lease keeper's demand).
+    # state was last confirmed (monotonic), the caps' leases held, per cap the units refused
+    # for want of budget (cumulative), and the approvals since the lease keeper's last round
+    # (account, order id, exchange, units reserved): its demand, and the ids the others learn.
     shared_confirmed: float = -math.inf
     leases: dict[tuple[str, str], LeaseHeld] = field(default_factory=dict)
-    budget_approved: dict[tuple[str, str], int] = field(default_factory=dict)
     budget_refused: dict[tuple[str, str], int] = field(default_factory=dict)
-    # (account, order id) approved here since the keeper's last round: shared with the others.
-    decided_outbox: list[tuple[str, str]] = field(default_factory=list)
+    decided_outbox: list[tuple[str, str, str, int]] = field(default_factory=list)
 
     # -- duplicates ----------------------------------------------------
     def record_decided(self, order: OrderRequest, now: float, window_s: float) -> None:

@@ -53,8 +53,6 @@ class Usage(Protocol):
     @property
     def reserved_units(self) -> int: ...
     @property
-    def approved_units(self) -> int: ...
-    @property
     def refused_units(self) -> int: ...
     @property
     def lease(self) -> LeaseHeld | None: ...
@@ -118,7 +116,7 @@ class StoreKeeper:
         config: Config,
         clock: Clock,
         store: SharedStore,
-        usage: Callable[[float, Callable[[Mapping[CapKey, Usage], list[tuple[str, str]]], Any]], Any],
+        usage: Callable[[float, Callable[[Mapping[CapKey, Usage], list[tuple[str, str, str, int]]], Any]], Any],
         tell: Callable[[object], None],
         adopt: Callable[[Round], None],
         ready: Callable[[], bool],
@@ -166,12 +164,16 @@ class StoreKeeper:
         caps = cap_keys(config)
 
         def planner(
-            usage: Mapping[CapKey, Usage], approved: list[tuple[str, str]]
+            usage: Mapping[CapKey, Usage], approved: list[tuple[str, str, str, int]]
         ) -> tuple[tuple[list[LeaseAsk], dict[CapKey, int]], Any]:
-            if len(self._unsent) < _MAX_UNSENT:
-                self._unsent.extend(approved)
-            counts = {k: u.approved_units + u.refused_units for k, u in usage.items()}
-            demand = {k: n - self._last_counts.get(k, n) for k, n in counts.items()}
+            spent: dict[CapKey, int] = {}
+            for account, order_id, exchange, units in approved:
+                if len(self._unsent) < _MAX_UNSENT:
+                    self._unsent.append((account, order_id))
+                for key in (("exchange", exchange), ("account", account)):
+                    spent[key] = spent.get(key, 0) + units
+            counts = {k: u.refused_units for k, u in usage.items()}
+            demand = {k: spent.get(k, 0) + n - self._last_counts.get(k, n) for k, n in counts.items()}
             asks, meanwhile = plan(caps, usage, demand, store_cfg.lease_slice_pct)
             self._held = dict(meanwhile)
             return (asks, counts), meanwhile  # held by the gate before it decides anything else
