@@ -3,16 +3,19 @@
 A round (its actor's Poll, every `store.poll_interval_s`, sooner when LISTEN
 hears a control change or the gate runs short of budget):
 
-1. reads from the gate, per cap, the positions, what is in flight and what was
-   approved or refused since the last round (the demand);
-2. asks for every cap's lease: what is in flight plus a slice, the larger of
+1. reads from the gate, under its lock, per cap, the positions and what is in
+   flight, and the approvals (and refusals for want of budget) since the last
+   round: the demand, and the order ids the other instances are to learn;
+2. plans every cap's lease: what is in flight plus a slice, the larger of
    `store.lease_slice_pct` of the cap and twice the last round's demand
-   (`plan`). A lease it shrinks is shrunk here first, before the database
-   hears of it, so an answer lost on the way never leaves more spendable here
-   than the database counts;
-3. heartbeats, renews the leases and reads the shared halt and every
-   instance, in one transaction;
-4. hands the shared halt to the operator controls (on the ESS board before
+   (`plan`). A lease it shrinks is shrunk in the gate in that same step, before
+   the database hears of it, so an answer lost on the way never leaves more
+   spendable here than the database counts;
+3. heartbeats, renews the leases, sends this instance's approved ids and reads
+   the others', the shared halt, the overrides and every instance: one
+   statement (`riskgate_round`);
+4. hands the others' ids to the gate (duplicates from now on), the shared halt
+   and overrides to the operator controls (the halt on the ESS board before
    anything else), then the leases and the time the round began to the gate
    (`SharedState`): the gate blocks opening orders when that time is older than
    `store.max_age_s` (SHARED_STATE_STALE) and spends each lease until it began
@@ -124,7 +127,7 @@ class StoreKeeper:
     ) -> None:
         """`usage(timeout, planner)` runs `planner` on the gate's caps under its lock and holds
         the leases it returns at once (Gate.budget_round; None: the lock was busy); `tell` posts to
-        the gate (the gate link); `apply_halt` puts the shared halt on the ESS board;
+        the gate (the gate link);
         `adopt` takes up what the round read that the operator controls hold (the shared halt:
         on the ESS board; the overrides); `ready` says whether this instance is ready; `event` journals."""
         self._config = config
