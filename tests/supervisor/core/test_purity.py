@@ -138,3 +138,11 @@ def test_every_actor_class_lives_under_actors():
         and any(ast.unparse(base).endswith(("Actor", "ThreadingActor")) for base in node.bases)
     ]
     assert offenders == []
+
+
+def test_every_package_folder_has_an_init():
+    """setuptools' find (pyproject's packages.find) leaves out a folder without __init__.py: a
+    built wheel would lack it and every import of it fail (supervisor/shared once had none)."""
+    folders = {p.parent for pkg in ("supervisor", "actors") for p in (ROOT / pkg).rglob("*.py")}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists())
+    assert missing == []
