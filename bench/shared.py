@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -217,8 +218,16 @@ time.sleep(3600)
 """
     proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)  # fmt: skip
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        return _survive(dsn, cap, proc)
+    finally:
+        if proc.poll() is None:  # a benchmark interrupted: the holder never outlives it
+            proc.kill()
+
+
+def _survive(dsn: str, cap: float, proc: subprocess.Popen[str]) -> dict[str, float]:
     b = fed_supervisor(shared_config(dsn, "survivor", cap_usd=cap, slice_pct=100.0))
     _confirmed(b)
     big = dict(order(0), account="acct1", quantity=4.6, order_id="big")  # 299,000 USD
@@ -258,6 +267,7 @@ def run(n: int) -> dict[str, Any] | str:
         return out
     finally:
         server.stop("immediate")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
