@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 
 import psycopg
 
@@ -16,6 +15,7 @@ from supervisor.core.reasons import ReasonCode as RC
 from supervisor.facade import RiskSupervisor
 from tests.helpers import feed, order
 from tests.supervisor.shared.test_instances import RICH, instance_config
+from tests.supervisor.shared.test_processes import until
 
 
 def _waiting_on_lock(dsn: str, n: int) -> bool:
@@ -45,13 +45,10 @@ def test_an_id_committed_late_is_never_seen_by_a_concurrent_round(migrated_dsn, 
         blocker.execute("SELECT * FROM budgets WHERE cap = 'exchange:binance' FOR UPDATE")
         ta = threading.Thread(target=a.shared.keeper.round)
         ta.start()  # a inserts dup-a (n = k), then waits for the lock
-        deadline = time.monotonic() + 5
-        while not _waiting_on_lock(migrated_dsn, 1) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        until(lambda: _waiting_on_lock(migrated_dsn, 1), 5.0)  # each ask a round trip, no sleep
         tb = threading.Thread(target=b.shared.keeper.round)
         tb.start()  # b inserts own-b (n = k + 1), reads n > seen: sees its own row only, waits
-        while not _waiting_on_lock(migrated_dsn, 2) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        until(lambda: _waiting_on_lock(migrated_dsn, 2), 5.0)
         blocker.rollback()
         blocker.close()
         ta.join(10)
