@@ -550,7 +550,6 @@ def _store(t: _Table, environ: Mapping[str, str]) -> StoreConfig:
     store = StoreConfig(
         backend=backend,
         dsn=dsn,
-        pool_size=t.number("pool_size", d.pool_size, ge=1, le=64, integer=True),
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0, le=60),
         timeout_s=t.number("timeout_s", d.timeout_s, gt=0, le=60),
         max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=3600),

@@ -179,7 +179,6 @@ class StoreConfig:
 
     backend: str = "sqlite"
     dsn: str | None = field(default=None, repr=False)  # may hold a password: never shown
-    pool_size: int = 4  # connections for writes (controls, journal shipping); LISTEN has its own
     poll_interval_s: float = 0.5  # each round: heartbeat, leases renewed, shared halt read (LISTEN wakes it sooner)
     timeout_s: float = 1.0  # a round's deadline (connect, statements): then its connection is cut
     max_age_s: float = 3.0  # shared state not confirmed within this: opening orders block (SHARED_STATE_STALE)

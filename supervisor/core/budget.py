@@ -15,8 +15,6 @@ No lease, or one past its `valid_until`: nothing to spend (BUDGET_UNAVAILABLE).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from supervisor.config import Config
 from supervisor.core.messages import LeaseHeld
 
@@ -48,8 +46,3 @@ def room_units(lease: LeaseHeld | None, positions_units: int, reserved_units: in
         return 0
     grown = positions_units - lease.base_units
     return max(0, lease.units - reserved_units - (grown if grown > 0 else 0))
-
-
-def held(leases: Mapping[CapKey, LeaseHeld], now: float) -> dict[CapKey, int]:
-    """The units of every lease still valid."""
-    return {k: lease.units for k, lease in leases.items() if now < lease.valid_until}

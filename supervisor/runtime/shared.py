@@ -126,6 +126,3 @@ class SharedParts:
         if usage is None:  # not read: keep every lease until its TTL rather than return one in use
             return
         self.keeper.leave(in_flight)
-
-    def describe(self) -> dict[str, Any]:
-        return self.keeper.describe()

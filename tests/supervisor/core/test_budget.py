@@ -152,7 +152,7 @@ def test_room_never_lets_spending_pass_the_lease(units, base, positions, reserve
     ({**SHARED, "lease_ttl_s": 5.0}, "store.lease_ttl_s: must be >= gate.reservation_ttl_s"),
     ({**SHARED, "max_age_s": 0.1}, "store.max_age_s: must be > store.poll_interval_s"),
     ({**SHARED, "timeout_s": 5.0}, "store.timeout_s: must be < supervision.heartbeat_timeout_s"),
-    ({**SHARED, "pool_size": 0}, "store.pool_size: must be >= 1"),
+    ({**SHARED, "pool_size": 0}, "store.pool_size: unknown key"),  # each role holds one connection: no pool
 ])  # fmt: skip
 def test_store_config_problems_are_named(problem):
     from supervisor.config import ConfigError
