@@ -13,6 +13,15 @@ A baseline is unknown, and the account's opening orders block as
 BASELINE_UNKNOWN until its period ends or an operator sets it, when the store
 of an initialised state folder was lost, or when the wall clock went back
 behind a period already begun and no baseline of the real period is on record.
+
+With several instances (store.backend = "postgresql") the baselines, the
+week's peak, the loss limits' trip times and the last equity are shared
+(`BaselineShare`): each one set here is offered to the shared store (at once
+for a period's baseline and a trip, at the next poll for a peak), the row that
+holds there is the one used, and each poll takes up what other instances (or an
+operator) wrote. A baseline taken from this instance's first equity counts as
+unknown until the store confirmed it: another instance may hold the real one.
+The local store stays the cache a restart reads before the shared one answers.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from supervisor.core.orders import config_symbol
 from supervisor.core.periods import PERIODS, period_start
 from supervisor.core.values import plain_str, shorten
 from supervisor.logs import get_logger
-from supervisor.sources.baseline_store import Baseline, BaselineStore, open_store
+from supervisor.sources.baseline_store import Baseline, BaselineShare, BaselineStore, open_store
 from supervisor.sources.http import FailureLog, FetchError, fetch_json
 from supervisor.sources.upstream import UpstreamError, check_fill, check_snapshot, parse_account_snapshot
 
@@ -52,10 +61,19 @@ class AccountTrackerActor(PolledSourceActor):
         gate: GateLink,
         transport: httpx.BaseTransport | None = None,
         journal: JournalQueue | None = None,
+        share: BaselineShare | None = None,
     ) -> None:
         super().__init__(clock, gate, transport, journal)
         self._config = config
         self._store: BaselineStore | None = None
+        self._share = share
+        self._outbox: dict[tuple[str, str, datetime], Baseline] = {}  # rows not yet taken by the shared store
+        self._unconfirmed: set[tuple[str, str]] = set()  # (account, period) whose row the store has not confirmed
+        self._share_failing = False  # a shared call failed this poll: the next poll tries again
+        self._share_down = False  # said once per outage
+        self._equities_taken = False  # the shared last equities read once
+        self._resend: set[str] = set()  # accounts whose baselines the shared store changed
+        self._equity_out: dict[str, tuple[float, datetime]] = {}  # last equities not yet shared
         self._latest: dict[str, AccountState] = {}
         self._last_equity: dict[str, float] = {}
         self._baselines: dict[tuple[str, str], Baseline] = {}  # the latest of each (account, period)
@@ -81,6 +99,12 @@ class AccountTrackerActor(PolledSourceActor):
         self._problems = {s.account: s.problem for s in self._latest.values() if s.problem is not None}
         if self._baselines:
             log.info("baselines_loaded", path=str(self._store.path), count=len(self._baselines))
+        if self._share is not None:
+            # Ours offered (a first start on the shared store uploads them), then everyone's taken up.
+            for (account, period), b in self._baselines.items():
+                self._outbox[(account, period, b.period_start)] = b
+                self._unconfirmed.add((account, period))
+            self._sync(now)
         if self._config.accounts.snapshot_url:
             self.open_client(self._config.accounts.timeout_s)
 
@@ -94,6 +118,8 @@ class AccountTrackerActor(PolledSourceActor):
 
     def release_resources(self) -> None:
         super().release_resources()
+        if self._share is not None:
+            self._share.close()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -115,6 +141,8 @@ class AccountTrackerActor(PolledSourceActor):
         """Take up baselines an operator set; then fetch every configured
         account's snapshot once (when polling). Returns how many were usable."""
         self._reload_if_changed()
+        if self._share is not None:
+            self._sync(self._clock.now())
         if self._client is None:
             return 0
         good = 0
@@ -158,10 +186,95 @@ class AccountTrackerActor(PolledSourceActor):
         return period_start(period, now, self._config.periods)
 
     def _set(self, account: str, period: str, baseline: Baseline, now: datetime) -> Baseline:
+        """Keep `baseline` (and offer it to the shared store); the one that holds."""
         self._baselines[(account, period)] = baseline
         if self._store is not None:
             self._store.put(account, period, baseline, now)
-        return baseline
+        if self._share is not None:
+            self._outbox[(account, period, baseline.period_start)] = baseline
+            self._unconfirmed.add((account, period))
+            if period != "peak" and not self._share_failing:  # a peak waits for the poll: it moves often
+                self._offer(now)
+        return self._baselines[(account, period)]
+
+    # -- the shared store (several instances) --------------------------------------------------
+    def _sync(self, now: datetime) -> None:
+        """Offer what is waiting, take up what others wrote, share the last equities; then
+        send the accounts whose baselines changed. A failure is logged once and retried at
+        the next poll (meanwhile a first-equity baseline of ours counts as unknown)."""
+        if self._share is None:
+            return
+        self._share_failing = False
+        self._offer(now)
+        if self._share_failing:
+            return
+        try:
+            rows = self._share.changes()
+            if not self._equities_taken:  # once: a later equity another instance saw than ours
+                mine = self._store.last_equity_times() if self._store is not None else {}
+                for account, (equity, at) in self._share.last_equities().items():
+                    held = mine.get(account)
+                    known = account in self._config.accounts.accounts and math.isfinite(equity)
+                    if known and (held is None or at > held[1]):
+                        self._last_equity[account] = equity
+                self._equities_taken = True
+            self._share.save_last_equities(dict(self._equity_out))
+            self._equity_out.clear()
+        except Exception as exc:  # noqa: BLE001 - the store unreachable or odd: fail closed, try again
+            self._shared_failed(exc)
+            return
+        if self._share_down:
+            self._share_down = False
+            log.warning("shared_baselines_recovered")
+            self.event("shared_baselines_recovered", "accounts")
+        for account, period, b in rows:
+            self._adopt(account, period, b, now)
+        todo, self._resend = self._resend, set()
+        for account in sorted(todo):
+            last = self._latest.get(account)
+            if last is not None:
+                self._send(replace(last, refreshed=False), now)
+
+    def _offer(self, now: datetime) -> None:
+        if self._share is None or not self._outbox:
+            return
+        offered = [(account, period, b) for (account, period, _start), b in sorted(self._outbox.items())]
+        try:
+            held = self._share.merge(offered, now)
+        except Exception as exc:  # noqa: BLE001 - see _sync
+            self._shared_failed(exc)
+            return
+        self._outbox.clear()
+        self._unconfirmed.difference_update((account, period) for account, period, _b in offered)
+        for account, period, b in held:
+            self._adopt(account, period, b, now)
+
+    def _adopt(self, account: str, period: str, b: Baseline, now: datetime) -> None:
+        """Take up a row the shared store holds: the current period's, or a newer one this
+        instance has not reached yet (never one ahead of this instance's clock)."""
+        if account not in self._config.accounts.accounts:
+            return
+        key = (account, period)
+        held = self._baselines.get(key)
+        kind = "week" if period in ("week", "peak", "week_trip") else "day"
+        if b.period_start > self._period_start(kind, now) or (held is not None and b.period_start < held.period_start):
+            return
+        if held == b:
+            return
+        self._baselines[key] = b
+        if self._store is not None:
+            self._store.put(account, period, b, now)
+        self._resend.add(account)
+        if b.source.startswith("operator:") and (held is None or held.source != b.source or held.equity != b.equity):
+            self.event("baseline_taken_up", "operator", account, period=period, equity=b.equity, set_by=b.source)
+            log.warning("baseline_taken_up", account=account, period=period, equity=b.equity, set_by=b.source)
+
+    def _shared_failed(self, exc: Exception) -> None:
+        self._share_failing = True
+        if not self._share_down:
+            self._share_down = True
+            log.error("shared_baselines_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
+            self.event("shared_baselines_unavailable", "accounts", error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _baseline(self, period: str, account: str, now: datetime, equity: float) -> Baseline:
         start = self._period_start(period, now)
@@ -227,7 +340,11 @@ class AccountTrackerActor(PolledSourceActor):
     def _with_baselines(self, state: AccountState, now: datetime) -> AccountState:
         day = self._baseline("day", state.account, now, state.equity)
         week = self._baseline("week", state.account, now, state.equity)
-        unknown = tuple(p for p, b in (("day", day), ("week", week)) if b.equity is None)
+        unknown = tuple(
+            p
+            for p, b in (("day", day), ("week", week))
+            if b.equity is None or (b.source == "first_equity" and (state.account, p) in self._unconfirmed)
+        )
         day_start = state.equity if day.equity is None else day.equity
         week_start = state.equity if week.equity is None else week.equity
         return replace(
@@ -271,10 +388,10 @@ class AccountTrackerActor(PolledSourceActor):
             if held is not None and held.period_start == baseline.period_start and held.equity is not None:
                 tripped = datetime.fromtimestamp(held.equity, UTC)
             elif start > 0 and (state.equity - start) / start * 100.0 <= limit:
-                tripped = now
-                self._set(
+                held = self._set(
                     state.account, f"{period}_trip", Baseline(baseline.period_start, now.timestamp(), "tripped"), now
                 )
+                tripped = datetime.fromtimestamp(held.equity, UTC) if held.equity is not None else now
                 self.event("loss_limit_tripped", "accounts", state.account, period=period, equity=state.equity)
             if tripped is not None:
                 end = tripped + timedelta(minutes=profile.cooldown_minutes)
@@ -343,6 +460,8 @@ class AccountTrackerActor(PolledSourceActor):
         self._last_equity[snap.account] = snap.equity
         if self._store is not None:
             self._store.save_last_equity(snap.account, snap.equity, now)
+        if self._share is not None:
+            self._equity_out[snap.account] = (snap.equity, now)
         return state
 
     def _timeliness(self, snap: AccountSnapshot, taken: datetime, now: datetime) -> str | None:

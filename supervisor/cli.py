@@ -209,6 +209,14 @@ def _print_problems(exc: ConfigError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
+def _baseline_store(cfg: Config) -> Any:
+    """A shared store's statements for an operator's command (store.backend = "postgresql")."""
+    from supervisor.shared.store import SharedStore
+
+    return SharedStore(cfg.store.dsn or "", f"{cfg.instance.name}/cli", "cli", cfg.store.timeout_s,
+                       cfg.store.lease_ttl_s)  # fmt: skip
+
+
 def cmd_baseline_set(args: argparse.Namespace) -> int:
     """An operator sets an account's day (and week) start equity for the current period."""
     import getpass
@@ -217,6 +225,8 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
     from supervisor.clock import SystemClock
     from supervisor.core.periods import period_start
     from supervisor.logs import standalone_json_logger
+    from supervisor.shared.baselines import operator_set_shared
+    from supervisor.shared.db import SharedStoreError
     from supervisor.sources.baseline_store import StoreError, operator_set
 
     cfg = _load(args.config)
@@ -240,8 +250,19 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
     starts = {p: period_start(p, now, cfg.periods) for p in ("day", "week")}
     by = args.by or getpass.getuser()
     try:
-        operator_set(cfg.state.dir, args.account, equities, starts, by, now)
-    except StoreError as exc:
+        if cfg.store.shared:  # every instance's tracker takes it up from the shared store
+            held = operator_set_shared(_baseline_store(cfg), args.account, equities, starts, by, now)
+            later = [
+                f"{p} ({b.source})" for _a, p, b in held if b.source != f"operator:{by}" or b.equity != equities[p]
+            ]
+            if later:
+                print(
+                    f"riskgate baseline set: a later operator's baseline holds for {', '.join(later)}", file=sys.stderr
+                )
+                return 1
+        else:
+            operator_set(cfg.state.dir, args.account, equities, starts, by, now)
+    except (StoreError, SharedStoreError) as exc:
         print(f"riskgate baseline set: {exc}", file=sys.stderr)
         return 1
     standalone_json_logger().warning(
@@ -250,7 +271,7 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
         by=by,
         **{f"{p}_start_equity": v for p, v in equities.items()},
         **{f"{p}_start": starts[p].isoformat() for p in equities},
-        state_dir=str(cfg.state.dir),
+        state_dir="shared store" if cfg.store.shared else str(cfg.state.dir),
     )
     for period, value in equities.items():
         print(f"{args.account}: {period} starting {starts[period]:%Y-%m-%d %H:%M} UTC: start equity {value:,.2f}")
@@ -261,6 +282,8 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:
+    from supervisor.shared.baselines import read_shared
+    from supervisor.shared.db import SharedStoreError
     from supervisor.sources.baseline_store import STORE_NAME, Baseline, StoreError, read_baselines
 
     cfg = _load(args.config)
@@ -270,12 +293,14 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
         _unknown_account(cfg, args.account, "baseline show")
         return 2
     rows: dict[tuple[str, str], Baseline] = {}
-    if (cfg.state.dir / STORE_NAME).exists():  # no store yet: every account shows "none yet"
-        try:
+    try:
+        if cfg.store.shared:
+            rows = read_shared(_baseline_store(cfg))
+        elif (cfg.state.dir / STORE_NAME).exists():  # no store yet: every account shows "none yet"
             rows = read_baselines(cfg.state.dir)
-        except StoreError as exc:
-            print(f"riskgate baseline show: {exc}", file=sys.stderr)
-            return 1
+    except (StoreError, SharedStoreError) as exc:
+        print(f"riskgate baseline show: {exc}", file=sys.stderr)
+        return 1
     print(f"{'account':<20} {'period':<6} {'period start (UTC)':<20} {'start equity':>16}  source")
     for account in cfg.accounts.accounts:
         if args.account and account != args.account:

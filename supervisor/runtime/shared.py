@@ -2,8 +2,8 @@
 
 Built by the composition root (supervisor.system) from its parts: the store
 (one instance's statements), the keeper (rounds: heartbeat, leases, the shared
-halt) and its actor, the listener that wakes it on a control change, and the
-journal's shipper and its actor. `start` claims this instance's name (and
+halt) and its actor, the listener that wakes it on a control change, the
+journal's shipper and its actor, and the account tracker's shared baselines. `start` claims this instance's name (and
 checks the schema) before the gate opens; the actors join the runtime's
 supervised ones; `stop` returns the leases after the actors have stopped.
 """
@@ -21,6 +21,7 @@ from actors.messages import Poll
 from actors.shared_store import JournalShipperActor, StoreKeeperActor
 from supervisor.journal.store import JOURNAL_NAME
 from supervisor.runtime.supervision import ActorSpec
+from supervisor.shared.baselines import SharedBaselines
 from supervisor.shared.keeper import StoreKeeper
 from supervisor.shared.listener import ControlListener
 from supervisor.shared.shipping import JournalShipper
@@ -77,6 +78,9 @@ class SharedParts:
         )
         self.listener = ControlListener(store_cfg.dsn, config.instance.name, store_cfg.timeout_s, self.wake)
         self.shipper = JournalShipper(config.state.dir / JOURNAL_NAME, self.store)
+        runtime.baseline_share = lambda: SharedBaselines(
+            SharedStore(store_cfg.dsn or "", config.instance.name, run, store_cfg.timeout_s, store_cfg.lease_ttl_s)
+        )
         controls.share_through(self.store)
         reader.shared_status = self._status
         reader.shared_describe = self.keeper.describe

@@ -8,7 +8,7 @@ tracker, then the pollers), which it hands to the `ActorSupervisor`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ from supervisor.core.messages import ConfigChanged, EssState
 from supervisor.gate import Gate, GateView, Posted
 from supervisor.logs import get_logger
 from supervisor.runtime.supervision import ActorSpec, ActorSupervisor
+from supervisor.sources.baseline_store import BaselineShare
 
 __all__ = ["Runtime"]
 
@@ -60,6 +61,8 @@ class Runtime:
         self.journal = journal if journal is not None else JournalQueue(1, block_when_failing=False)
         self.first = list(first)
         self.later: list[ActorSpec] = []  # started after the sources (the shared store's keeper and shipper)
+        # Several instances: each (re)started account tracker shares its baselines through one of these.
+        self.baseline_share: Callable[[], BaselineShare] | None = None
         self.board = EssBoard()
         self.counters = GateCounters() if config.metrics.enabled else None
         self.halts = HaltWatch()
@@ -87,7 +90,9 @@ class Runtime:
             ),
             ActorSpec(
                 "account_tracker",
-                lambda: AccountTrackerActor.start(self.config, clock, link, transport, journal),
+                lambda: AccountTrackerActor.start(
+                    self.config, clock, link, transport, journal, self.baseline_share() if self.baseline_share else None
+                ),
                 poll=Poll,  # polls snapshots when snapshot_url is set; takes up operator-set baselines
                 poll_interval_s=cfg.accounts.poll_interval_s,
                 state_age=self._oldest_account_age,

@@ -28,6 +28,88 @@ def _column(name: str) -> str:
     return f"{name} {kind}"
 
 
+def _round(version: int) -> str:
+    """The round function as schema `version` has it: a round refuses to run on a schema
+    migrated under a running riskgate (each version replaces it with its own number)."""
+    return _ROUND.replace("{version}", str(version))
+
+
+_ROUND = """
+-- One round of one instance, in one statement (so no lock is held while the client
+-- is slow): heartbeat (refused when another run took the name), leases of caps no
+-- longer asked for returned, every asked lease granted (caps in the order given:
+-- every instance locks them in the same order), and what the instance shows: the
+-- shared halt, every instance, every live lease.
+CREATE OR REPLACE FUNCTION riskgate_round(p_instance TEXT, p_run TEXT, p_ready BOOLEAN, p_caps TEXT[],
+                               p_cap_units BIGINT[], p_positions BIGINT[], p_floor BIGINT[],
+                               p_want BIGINT[], p_ttl_ms BIGINT,
+                               p_accounts TEXT[], p_order_ids TEXT[], p_since DOUBLE PRECISION,
+                               p_window_s DOUBLE PRECISION, p_overlap_s DOUBLE PRECISION)
+RETURNS JSONB LANGUAGE plpgsql AS $$
+DECLARE
+    v_granted JSONB;
+    v_decided JSONB;
+    v_count BIGINT;
+    v_last TIMESTAMPTZ;
+    v_now TIMESTAMPTZ := clock_timestamp();
+BEGIN
+    IF (SELECT max(version) FROM riskgate_schema) IS DISTINCT FROM {version} THEN
+        RAISE EXCEPTION 'the schema is no longer version {version}: this riskgate stops sharing (restart it)'
+            USING ERRCODE = 'RG002';
+    END IF;
+    UPDATE instances SET heartbeat_at = clock_timestamp(), ready = p_ready, stopped = FALSE
+        WHERE name = p_instance AND run = p_run;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'instance name % was taken over (silent past lease_ttl_s)', p_instance
+            USING ERRCODE = 'RG001';
+    END IF;
+    DELETE FROM leases AS l WHERE l.instance = p_instance AND NOT (l.cap = ANY(p_caps));
+    -- Order ids approved here since the last round, for the others' duplicate checks, kept for this
+    -- instance's window; what every other run approved since this one last looked, read again over
+    -- an overlap (a row's time is when it was inserted, and its round may commit up to a statement
+    -- timeout later: a cursor on insertion order loses rows committed out of order). At most
+    -- 100,000 a round: 'more' says the rest waits for the next round (the state is not confirmed).
+    INSERT INTO decided_orders (account, order_id, instance, run, decided_at, keep_until)
+        SELECT a, o, p_instance, p_run, v_now, v_now + p_window_s * INTERVAL '1 second'
+        FROM unnest(p_accounts, p_order_ids) AS d(a, o);
+    DELETE FROM decided_orders WHERE keep_until < v_now;
+    SELECT COALESCE(jsonb_agg(jsonb_build_array(d.account, d.order_id) ORDER BY d.decided_at), '[]'::jsonb),
+           count(*), max(d.decided_at)
+        INTO v_decided, v_count, v_last
+        FROM (SELECT * FROM decided_orders
+              WHERE run <> p_run AND decided_at > to_timestamp(p_since) - p_overlap_s * INTERVAL '1 second'
+              ORDER BY decided_at LIMIT 100000) AS d;
+    SELECT COALESCE(jsonb_object_agg(g.cap, g.granted), '{}'::jsonb) INTO v_granted
+        FROM unnest(p_caps, p_cap_units, p_positions, p_floor, p_want) WITH ORDINALITY
+            AS a(cap, cap_units, positions, floor_units, want, n)
+        CROSS JOIN LATERAL riskgate_lease(a.cap, p_instance, a.cap_units, a.positions, a.positions,
+                                          a.floor_units, a.want, p_ttl_ms) AS g;
+    RETURN jsonb_build_object(
+        'granted', v_granted,
+        'decided', v_decided,
+        'decided_more', v_count >= 100000,
+        'decided_upto', EXTRACT(EPOCH FROM CASE WHEN v_count >= 100000 THEN v_last ELSE v_now END),
+        'halt', (SELECT jsonb_build_object('active', h.active, 'by', h.by_name, 'reason', h.reason,
+                                           'since', h.since, 'instance', h.instance, 'changed_at', h.changed_at,
+                                           'version', h.version)
+                 FROM operator_halt AS h WHERE h.id = 1),
+        'instances', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                          'name', i.name, 'host', i.host, 'pid', i.pid, 'version', i.version, 'api', i.api,
+                          'started_at', i.started_at,
+                          'heartbeat_age_s', EXTRACT(EPOCH FROM clock_timestamp() - i.heartbeat_at),
+                          'ready', i.ready, 'stopped', i.stopped) ORDER BY i.name), '[]'::jsonb)
+                      FROM instances AS i),
+        'overrides', (SELECT COALESCE(jsonb_agg(o.record ORDER BY o.id), '[]'::jsonb) FROM overrides AS o
+                      WHERE o.state IN ('proposed', 'active')),
+        'leases', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                       'cap', l.cap, 'instance', l.instance, 'units', l.units,
+                       'expires_in_s', EXTRACT(EPOCH FROM l.expires_at - clock_timestamp()))
+                       ORDER BY l.cap, l.instance), '[]'::jsonb)
+                   FROM leases AS l WHERE l.expires_at > clock_timestamp()));
+END $$;
+"""
+
+
 # Column names and types are ours (DECISION_COLUMNS, EVENT_COLUMNS): nothing is interpolated from outside.
 _V1 = f"""
 CREATE TABLE instances (
@@ -117,82 +199,76 @@ BEGIN
     RETURN QUERY SELECT p_cap, v_grant, v_others;
 END $$;
 
--- One round of one instance, in one statement (so no lock is held while the client
--- is slow): heartbeat (refused when another run took the name), leases of caps no
--- longer asked for returned, every asked lease granted (caps in the order given:
--- every instance locks them in the same order), and what the instance shows: the
--- shared halt, every instance, every live lease.
-CREATE FUNCTION riskgate_round(p_instance TEXT, p_run TEXT, p_ready BOOLEAN, p_caps TEXT[],
-                               p_cap_units BIGINT[], p_positions BIGINT[], p_floor BIGINT[],
-                               p_want BIGINT[], p_ttl_ms BIGINT,
-                               p_accounts TEXT[], p_order_ids TEXT[], p_since DOUBLE PRECISION,
-                               p_window_s DOUBLE PRECISION, p_overlap_s DOUBLE PRECISION)
-RETURNS JSONB LANGUAGE plpgsql AS $$
-DECLARE
-    v_granted JSONB;
-    v_decided JSONB;
-    v_count BIGINT;
-    v_last TIMESTAMPTZ;
-    v_now TIMESTAMPTZ := clock_timestamp();
-BEGIN
-    IF (SELECT max(version) FROM riskgate_schema) IS DISTINCT FROM 1 THEN
-        RAISE EXCEPTION 'the schema is no longer version 1: this riskgate stops sharing (restart it)'
-            USING ERRCODE = 'RG002';
-    END IF;
-    UPDATE instances SET heartbeat_at = clock_timestamp(), ready = p_ready, stopped = FALSE
-        WHERE name = p_instance AND run = p_run;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'instance name % was taken over (silent past lease_ttl_s)', p_instance
-            USING ERRCODE = 'RG001';
-    END IF;
-    DELETE FROM leases AS l WHERE l.instance = p_instance AND NOT (l.cap = ANY(p_caps));
-    -- Order ids approved here since the last round, for the others' duplicate checks, kept for this
-    -- instance's window; what every other run approved since this one last looked, read again over
-    -- an overlap (a row's time is when it was inserted, and its round may commit up to a statement
-    -- timeout later: a cursor on insertion order loses rows committed out of order). At most
-    -- 100,000 a round: 'more' says the rest waits for the next round (the state is not confirmed).
-    INSERT INTO decided_orders (account, order_id, instance, run, decided_at, keep_until)
-        SELECT a, o, p_instance, p_run, v_now, v_now + p_window_s * INTERVAL '1 second'
-        FROM unnest(p_accounts, p_order_ids) AS d(a, o);
-    DELETE FROM decided_orders WHERE keep_until < v_now;
-    SELECT COALESCE(jsonb_agg(jsonb_build_array(d.account, d.order_id) ORDER BY d.decided_at), '[]'::jsonb),
-           count(*), max(d.decided_at)
-        INTO v_decided, v_count, v_last
-        FROM (SELECT * FROM decided_orders
-              WHERE run <> p_run AND decided_at > to_timestamp(p_since) - p_overlap_s * INTERVAL '1 second'
-              ORDER BY decided_at LIMIT 100000) AS d;
-    SELECT COALESCE(jsonb_object_agg(g.cap, g.granted), '{{}}'::jsonb) INTO v_granted
-        FROM unnest(p_caps, p_cap_units, p_positions, p_floor, p_want) WITH ORDINALITY
-            AS a(cap, cap_units, positions, floor_units, want, n)
-        CROSS JOIN LATERAL riskgate_lease(a.cap, p_instance, a.cap_units, a.positions, a.positions,
-                                          a.floor_units, a.want, p_ttl_ms) AS g;
-    RETURN jsonb_build_object(
-        'granted', v_granted,
-        'decided', v_decided,
-        'decided_more', v_count >= 100000,
-        'decided_upto', EXTRACT(EPOCH FROM CASE WHEN v_count >= 100000 THEN v_last ELSE v_now END),
-        'halt', (SELECT jsonb_build_object('active', h.active, 'by', h.by_name, 'reason', h.reason,
-                                           'since', h.since, 'instance', h.instance, 'changed_at', h.changed_at,
-                                           'version', h.version)
-                 FROM operator_halt AS h WHERE h.id = 1),
-        'instances', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                          'name', i.name, 'host', i.host, 'pid', i.pid, 'version', i.version, 'api', i.api,
-                          'started_at', i.started_at,
-                          'heartbeat_age_s', EXTRACT(EPOCH FROM clock_timestamp() - i.heartbeat_at),
-                          'ready', i.ready, 'stopped', i.stopped) ORDER BY i.name), '[]'::jsonb)
-                      FROM instances AS i),
-        'overrides', (SELECT COALESCE(jsonb_agg(o.record ORDER BY o.id), '[]'::jsonb) FROM overrides AS o
-                      WHERE o.state IN ('proposed', 'active')),
-        'leases', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                       'cap', l.cap, 'instance', l.instance, 'units', l.units,
-                       'expires_in_s', EXTRACT(EPOCH FROM l.expires_at - clock_timestamp()))
-                       ORDER BY l.cap, l.instance), '[]'::jsonb)
-                   FROM leases AS l WHERE l.expires_at > clock_timestamp()));
-END $$;
+{_round(1)}
 """  # noqa: S608 - see above
 
+# Version 2: the account tracker's baselines, shared (day/week start equity, the week's peak,
+# the loss limits' trip times) and each account's last equity. A row is changed only by a
+# value that wins over it (riskgate_baseline_wins: an operator's latest word; a known
+# baseline over an unknown one, one taken before the period over one taken in it, the
+# higher of two alike: losses counted from the higher; the higher peak; the earlier trip),
+# so instances that race converge on one value whatever their order. `xid` is the writing
+# transaction: a reader asks for rows whose xid is at least the oldest transaction still
+# running when it last read (pg_snapshot_xmin), so a write that commits late is never missed.
+_V2 = f"""
+{_round(2)}
+CREATE TABLE baselines (
+    account TEXT NOT NULL, period TEXT NOT NULL, period_start TIMESTAMPTZ NOT NULL,
+    equity DOUBLE PRECISION,  -- NULL: unknown for the period (a trip: the epoch seconds it tripped)
+    source TEXT NOT NULL, instance TEXT NOT NULL, set_at TIMESTAMPTZ NOT NULL,
+    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    PRIMARY KEY (account, period, period_start),
+    CHECK (equity IS NULL OR equity <> 'NaN'::float8 AND abs(equity) <> 'Infinity'::float8));
+CREATE INDEX baselines_xid ON baselines (xid);
+CREATE TABLE last_equity (
+    account TEXT PRIMARY KEY, equity DOUBLE PRECISION NOT NULL, at TIMESTAMPTZ NOT NULL, instance TEXT NOT NULL);
+
+CREATE FUNCTION riskgate_baseline_rank(p_equity DOUBLE PRECISION, p_source TEXT) RETURNS INTEGER
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_equity IS NULL THEN 0 WHEN p_source = 'first_equity' THEN 1
+                WHEN p_source LIKE 'operator:%' THEN 3 ELSE 2 END $$;
+
+CREATE FUNCTION riskgate_baseline_wins(p_period TEXT, n_equity DOUBLE PRECISION, n_source TEXT,
+    n_at TIMESTAMPTZ, o_equity DOUBLE PRECISION, o_source TEXT, o_at TIMESTAMPTZ) RETURNS BOOLEAN
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT COALESCE(CASE
+        WHEN p_period = 'peak' THEN n_equity > COALESCE(o_equity, '-Infinity'::float8)
+        WHEN p_period LIKE '%\\_trip' THEN n_equity < COALESCE(o_equity, 'Infinity'::float8)
+        WHEN riskgate_baseline_rank(n_equity, n_source) <> riskgate_baseline_rank(o_equity, o_source)
+            THEN riskgate_baseline_rank(n_equity, n_source) > riskgate_baseline_rank(o_equity, o_source)
+        WHEN n_source LIKE 'operator:%' THEN n_at > o_at
+        ELSE n_equity > o_equity END, FALSE) $$;
+
+-- Each row offered is kept where it wins; answered: the row that holds, for each one offered.
+CREATE FUNCTION riskgate_baselines_merge(p_instance TEXT, p_rows JSONB) RETURNS JSONB
+LANGUAGE plpgsql AS $$
+DECLARE
+    r RECORD;
+    answer JSONB := '[]'::jsonb;
+BEGIN
+    FOR r IN SELECT * FROM jsonb_to_recordset(p_rows) AS x(account TEXT, period TEXT, period_start TIMESTAMPTZ,
+                 equity DOUBLE PRECISION, source TEXT, set_at TIMESTAMPTZ)
+             ORDER BY account, period, period_start  -- one lock order for every instance: no deadlock
+    LOOP
+        INSERT INTO baselines AS b (account, period, period_start, equity, source, instance, set_at)
+        VALUES (r.account, r.period, r.period_start, r.equity, r.source, p_instance, r.set_at)
+        ON CONFLICT (account, period, period_start) DO UPDATE
+            SET equity = EXCLUDED.equity, source = EXCLUDED.source, instance = EXCLUDED.instance,
+                set_at = EXCLUDED.set_at, xid = pg_current_xact_id()
+            WHERE riskgate_baseline_wins(b.period, EXCLUDED.equity, EXCLUDED.source, EXCLUDED.set_at,
+                                         b.equity, b.source, b.set_at);
+        answer := answer || (SELECT jsonb_build_object('account', b.account, 'period', b.period,
+                                 'period_start', EXTRACT(EPOCH FROM b.period_start), 'equity', b.equity,
+                                 'source', b.source, 'instance', b.instance)
+                             FROM baselines AS b WHERE b.account = r.account AND b.period = r.period
+                             AND b.period_start = r.period_start);
+    END LOOP;
+    RETURN answer;
+END $$;
+"""  # noqa: S608 - no value from outside: the round function's text and our own names
+
 #: (version, SQL): applied in order, each in its own transaction.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOCK_KEY = 0x72_69_73_6B  # pg_advisory_xact_lock: one migration at a time
 

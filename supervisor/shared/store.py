@@ -144,6 +144,7 @@ class SharedStore:
         self._rounds = _Link(self, "keeper")
         self._writes = _Link(self, "controls")
         self._shipping = _Link(self, "journal")
+        self._baselines = _Link(self, "baselines")
 
     # -- life --------------------------------------------------------------------------
     def claim(self, version: str, api: str | None) -> None:
@@ -231,7 +232,7 @@ class SharedStore:
             self.close()
 
     def close(self) -> None:
-        for link in (self._rounds, self._writes, self._shipping):
+        for link in (self._rounds, self._writes, self._shipping, self._baselines):
             link.close()
 
     # -- the operator halt ----------------------------------------------------------------
@@ -306,6 +307,63 @@ class SharedStore:
         found: dict[str, Any] | None = self._writes.run(work)
         return found
 
+    # -- the account tracker's baselines --------------------------------------------------------
+    def check_schema(self) -> None:
+        """`SchemaError` naming what to do when the database's schema is not this riskgate's."""
+        self._baselines.run(require_current, transaction=False)
+
+    def merge_baselines(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Offer baseline rows (`account, period, period_start, equity, source, set_at`; times
+        ISO 8601): each is kept where it wins over the one held (riskgate_baseline_wins). The
+        answer is the row that holds for each one offered (`period_start` in epoch seconds)."""
+        from psycopg.types.json import Jsonb
+
+        def work(conn: Any) -> list[dict[str, Any]]:
+            row = conn.execute("SELECT riskgate_baselines_merge(%s, %s)", (self.instance, Jsonb(list(rows)))).fetchone()
+            return list(row[0]) if row and isinstance(row[0], list) else []
+
+        held: list[dict[str, Any]] = self._baselines.run(work, transaction=False)
+        return held
+
+    def baseline_changes(self, mark: str | None) -> tuple[list[dict[str, Any]], str]:
+        """Baseline rows written since `mark` (None: the latest of each account and period),
+        and the mark to ask from next time: the oldest transaction still running now, so a
+        row whose writer commits after this read is read next time."""
+
+        def work(conn: Any) -> tuple[list[dict[str, Any]], str]:
+            args: tuple[Any, ...] = () if mark is None else (mark,)
+            got = conn.execute(_LATEST_BASELINES if mark is None else _BASELINES_SINCE, args).fetchone()
+            if got is None:
+                raise SharedStoreError("baseline changes: no answer")
+            return list(got[1]), str(got[0])
+
+        found: tuple[list[dict[str, Any]], str] = self._baselines.run(work, transaction=False)
+        return found
+
+    def last_equities(self) -> dict[str, tuple[float, datetime]]:
+        """Each account's last equity seen by any instance, and when."""
+
+        def work(conn: Any) -> dict[str, tuple[float, datetime]]:
+            return {str(a): (float(e), at) for a, e, at in conn.execute("SELECT account, equity, at FROM last_equity")}
+
+        found: dict[str, tuple[float, datetime]] = self._baselines.run(work, transaction=False)
+        return found
+
+    def save_last_equities(self, items: dict[str, tuple[float, datetime]]) -> None:
+        """Each account's last equity seen here: kept where later than the one held."""
+        names = sorted(items)
+
+        def work(conn: Any) -> None:
+            conn.execute(
+                "INSERT INTO last_equity AS l (account, equity, at, instance)"
+                " SELECT a, e, t, %s FROM unnest(%s::text[], %s::float8[], %s::timestamptz[]) AS x(a, e, t)"
+                " ON CONFLICT (account) DO UPDATE SET equity = EXCLUDED.equity, at = EXCLUDED.at,"
+                " instance = EXCLUDED.instance WHERE EXCLUDED.at > l.at",
+                (self.instance, names, [items[n][0] for n in names], [items[n][1] for n in names]),
+            )
+
+        self._baselines.run(work, transaction=False)
+
     # -- the journal --------------------------------------------------------------------------
     def shipped_mark(self, table: str) -> tuple[str, int] | None:
         def work(conn: Any) -> tuple[str, int] | None:
@@ -341,6 +399,23 @@ class SharedStore:
             )
 
         self._shipping.run(work)
+
+
+# The oldest transaction still running, and the rows (the latest of each account and period,
+# or those written by a transaction at least as new as the mark), in one snapshot.
+_LATEST_BASELINES = (
+    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, (SELECT COALESCE(jsonb_agg(jsonb_build_object("
+    "'account', b.account, 'period', b.period, 'period_start', EXTRACT(EPOCH FROM b.period_start),"
+    " 'equity', b.equity, 'source', b.source, 'instance', b.instance)), '[]'::jsonb)"
+    " FROM (SELECT DISTINCT ON (account, period) * FROM baselines"
+    " ORDER BY account, period, period_start DESC) AS b)"
+)
+_BASELINES_SINCE = (
+    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, (SELECT COALESCE(jsonb_agg(jsonb_build_object("
+    "'account', b.account, 'period', b.period, 'period_start', EXTRACT(EPOCH FROM b.period_start),"
+    " 'equity', b.equity, 'source', b.source, 'instance', b.instance) ORDER BY b.xid), '[]'::jsonb)"
+    " FROM baselines AS b WHERE b.xid >= %s::xid8)"
+)
 
 
 def _round_of(doc: dict[str, Any]) -> Round:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from supervisor.errors import RiskgateError
 
@@ -30,6 +32,7 @@ __all__ = [
     "MARKER_NAME",
     "STORE_NAME",
     "Baseline",
+    "BaselineShare",
     "BaselineStore",
     "StateLock",
     "StoreError",
@@ -63,6 +66,24 @@ class Baseline:
     period_start: datetime
     equity: float | None  # None: unknown for this period
     source: str  # last_equity | first_equity | operator:NAME | store_lost | clock_went_back | migrated
+
+
+class BaselineShare(Protocol):
+    """Baselines shared by several instances (store.backend = "postgresql": supervisor.shared.baselines).
+    Rows are (account, period, baseline); period is day, week, peak, day_trip or week_trip. Each
+    call may raise (the store unreachable): the caller keeps its own rows and fails closed."""
+
+    def merge(self, rows: Sequence[tuple[str, str, Baseline]], at: datetime) -> list[tuple[str, str, Baseline]]:
+        """Offer rows; the rows that hold for them (another instance's may win)."""
+        ...
+
+    def changes(self) -> list[tuple[str, str, Baseline]]:
+        """Rows written since the last call (the first: the latest of each account and period)."""
+        ...
+
+    def last_equities(self) -> dict[str, tuple[float, datetime]]: ...
+    def save_last_equities(self, items: dict[str, tuple[float, datetime]]) -> None: ...
+    def close(self) -> None: ...
 
 
 class BaselineStore:
@@ -138,6 +159,10 @@ class BaselineStore:
 
     def last_equity(self) -> dict[str, float]:
         return dict(self._db.execute("SELECT account, equity FROM last_equity").fetchall())
+
+    def last_equity_times(self) -> dict[str, tuple[float, datetime]]:
+        rows = self._db.execute("SELECT account, equity, at FROM last_equity").fetchall()
+        return {a: (e, _time(at)) for a, e, at in rows}
 
     def save_last_equity(self, account: str, equity: float, at: datetime) -> None:
         self._db.execute("INSERT OR REPLACE INTO last_equity VALUES (?, ?, ?)", (account, equity, at.isoformat()))

@@ -6,6 +6,7 @@ import psycopg
 
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.facade import RiskSupervisor
+from supervisor.shared.schema import SCHEMA_VERSION
 from tests.helpers import feed, order
 from tests.supervisor.shared.test_instances import RICH, instance_config
 
@@ -71,13 +72,13 @@ def test_operator_halt_row_deleted_fails_closed(migrated_dsn, tmp_path, clock):
 
 
 def test_schema_version_changed_while_running(migrated_dsn, tmp_path, clock):
-    """A newer riskgate's migration (version 2) lands while this one runs: `run` refuses
+    """A newer riskgate's migration (the next version) lands while this one runs: `run` refuses
     such a schema at start, but a running instance keeps using it."""
     a = _sup(migrated_dsn, "a", tmp_path, clock)
     try:
         assert a.shared.keeper.round()
         with psycopg.connect(migrated_dsn, autocommit=True) as conn:
-            conn.execute("INSERT INTO riskgate_schema (version) VALUES (2)")
+            conn.execute("INSERT INTO riskgate_schema (version) VALUES (%s)", (SCHEMA_VERSION + 1,))
         ok = a.shared.keeper.round()
         assert not ok, "a round against a schema this riskgate does not know succeeded"
     finally:

@@ -200,3 +200,23 @@ def test_the_store_keeps_one_running_override_per_account_whoever_approves(migra
     a.put_override({**active, "id": "o2", "expires_at": "2030-01-01T00:03:00Z"}, "proposed", "2030-01-01T00:02:00Z")
     assert a.override("o1")["state"] == "active"  # the record keeps what was written; the row says expired
     a.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place(pg_dsn):
+    from supervisor.shared.schema import MIGRATIONS
+
+    conn = connect(pg_dsn, 5.0, "test")
+    try:
+        with conn.transaction():  # what the first release of the schema made
+            conn.execute("CREATE TABLE riskgate_schema (version INTEGER PRIMARY KEY,"
+                         " migrated_at TIMESTAMPTZ NOT NULL DEFAULT now())")  # fmt: skip
+            conn.execute(MIGRATIONS[0][1])
+            conn.execute("INSERT INTO riskgate_schema (version) VALUES (1)")
+        conn.execute("INSERT INTO budgets VALUES ('binance', 5, 0, now())")
+        with pytest.raises(SchemaError, match="needs 2: run `riskgate db migrate`"):
+            require_current(conn)
+        assert migrate(conn) == (1, SCHEMA_VERSION)
+        assert conn.execute("SELECT cap_units FROM budgets").fetchone() == (5,)  # kept
+        assert conn.execute("SELECT count(*) FROM baselines").fetchone() == (0,)
+    finally:
+        conn.close()
