@@ -206,6 +206,14 @@ def main() -> int:
             ">= 1.7x",
             ratio >= 1.7,
         )
+        tp = several["throughput_no_journal"]
+        ratio = tp["two"] / tp["one"]
+        row(
+            "10. the same without the journal's writer process (one process per instance)",
+            f"{tp['two']:,.0f} vs {tp['one']:,.0f}/s = {ratio:.2f}x",
+            ">= 1.7x",
+            ratio >= 1.7,
+        )
         halt = several["halt_ms"]
         row(
             "10. halt through instance A -> first block on B (50 tries)",

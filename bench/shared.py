@@ -125,7 +125,11 @@ sys.path.insert(0, {root!r})
     + """
 from bench.shared import shared_config, _confirmed
 from bench.gate_latency import fed_supervisor, order
-sup = fed_supervisor(shared_config({dsn!r}, {name!r}, slice_pct=50.0))  # each may lease half the cap
+cfg = shared_config({dsn!r}, {name!r}, slice_pct=50.0)  # each may lease half the cap
+if not {journal!r}:
+    import dataclasses
+    cfg = dataclasses.replace(cfg, journal=dataclasses.replace(cfg.journal, enabled=False))
+sup = fed_supervisor(cfg)
 _confirmed(sup)
 orders = [order(i) for i in range(1000)]
 print("ready", flush=True)
@@ -140,10 +144,10 @@ sup.stop()
 )
 
 
-def _workers(dsn: str, names: list[str], seconds: float) -> tuple[float, float]:
+def _workers(dsn: str, names: list[str], seconds: float, journal: bool = True) -> tuple[float, float]:
     root = str(Path(__file__).resolve().parents[1])
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER.format(root=root, dsn=dsn, name=name, seconds=seconds)],
+        subprocess.Popen([sys.executable, "-c", _WORKER.format(root=root, dsn=dsn, name=name, seconds=seconds, journal=journal)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         for name in names
     ]  # fmt: skip
@@ -165,10 +169,11 @@ def _workers(dsn: str, names: list[str], seconds: float) -> tuple[float, float]:
     return total, allowed
 
 
-def throughput(dsn: str, seconds: float = 3.0) -> dict[str, float]:
-    """2: one instance's decisions/s alone, then two instances' sum, each a process of its own."""
-    one, one_allowed = _workers(dsn, ["solo"], seconds)
-    two, two_allowed = _workers(dsn, ["pair-a", "pair-b"], seconds)
+def throughput(dsn: str, seconds: float = 3.0, journal: bool = True) -> dict[str, float]:
+    """2: one instance's decisions/s alone, then two instances' sum, each a process of its own
+    (`journal=False`: without the journal's writer process, one process per instance)."""
+    one, one_allowed = _workers(dsn, ["solo"], seconds, journal)
+    two, two_allowed = _workers(dsn, ["pair-a", "pair-b"], seconds, journal)
     return {"one": one, "two": two, "one_allowed": one_allowed, "two_allowed": two_allowed}
 
 
@@ -262,6 +267,7 @@ def run(n: int) -> dict[str, Any] | str:
         conn.close()
         out: dict[str, Any] = {"latency": latency(dsn, n)}
         out["throughput"] = throughput(dsn)
+        out["throughput_no_journal"] = throughput(dsn, journal=False)
         out["halt_ms"] = halt_propagation(dsn)
         out["budget"] = budget_return(dsn)
         return out
