@@ -34,6 +34,7 @@ import httpx
 from cachetools import LRUCache
 
 from actors.base import PolledSourceActor
+from actors.messages import ClearCooldown
 from supervisor.channels.gate_link import GateLink
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock, SystemClock
@@ -129,6 +130,8 @@ class AccountTrackerActor(PolledSourceActor):
             return self._on_snapshot(message)
         if isinstance(message, Fill):
             return self._on_fill(message)
+        if isinstance(message, ClearCooldown):
+            return self._clear_cooldown(message)
         if isinstance(message, ConfigChanged):
             # Accounts added or removed, plausibility bounds: restart-only keys never change here.
             self._config = message.config
@@ -256,7 +259,7 @@ class AccountTrackerActor(PolledSourceActor):
             return
         key = (account, period)
         held = self._baselines.get(key)
-        kind = "week" if period in ("week", "peak", "week_trip") else "day"
+        kind = "day" if period in ("day", "day_trip") else "week"  # peak, week_trip, cooldown_clear: the week's
         if b.period_start > self._period_start(kind, now) or (held is not None and b.period_start < held.period_start):
             return
         if held == b:
@@ -347,13 +350,15 @@ class AccountTrackerActor(PolledSourceActor):
         )
         day_start = state.equity if day.equity is None else day.equity
         week_start = state.equity if week.equity is None else week.equity
+        trips, until = self._trips(state, ((day, day_start), (week, week_start)), now)
         return replace(
             state,
             day_start_equity=day_start,
             week_start_equity=week_start,
             baseline_unknown=unknown,
             peak_equity=self._peak(state, week.period_start, week_start, now),
-            cooldown_until=self._cooldown(state, ((day, day_start), (week, week_start)), now),
+            cooldown_until=until,
+            trips=trips,
         )
 
     def _peak(self, state: AccountState, week_start: datetime, opening: float, now: datetime) -> float | None:
@@ -369,15 +374,19 @@ class AccountTrackerActor(PolledSourceActor):
         self._set(state.account, "peak", Baseline(week_start, peak, "equity_peak"), now)
         return peak
 
-    def _cooldown(
+    def _trips(
         self, state: AccountState, periods: tuple[tuple[Baseline, float], ...], now: datetime
-    ) -> datetime | None:
-        """Until when new positions stay blocked: `cooldown_minutes` after the day's
-        or week's loss limit tripped, within that period (kept with the baselines)."""
+    ) -> tuple[tuple[tuple[str, datetime], ...], datetime | None]:
+        """When the day's and week's loss limits tripped in their current periods (kept with the
+        baselines), and until when new positions stay blocked: `cooldown_minutes` after the
+        latest trip, unless an operator cleared the cooldown after it."""
         account = self._config.accounts.accounts.get(state.account)
         profile = self._config.profiles.get(account.capital_profile) if account is not None else None
-        if profile is None or profile.cooldown_minutes is None or not math.isfinite(state.equity):
-            return None
+        if profile is None or not math.isfinite(state.equity):
+            return (), None
+        cleared = self._baselines.get((state.account, "cooldown_clear"))
+        cleared_at = cleared.equity if cleared is not None and cleared.equity is not None else None
+        trips: list[tuple[str, datetime]] = []
         until = None
         for (period, limit), (baseline, start) in zip(
             (("day", profile.max_daily_loss_pct), ("week", profile.max_weekly_loss_pct)), periods, strict=True
@@ -393,10 +402,30 @@ class AccountTrackerActor(PolledSourceActor):
                 )
                 tripped = datetime.fromtimestamp(held.equity, UTC) if held.equity is not None else now
                 self.event("loss_limit_tripped", "accounts", state.account, period=period, equity=state.equity)
-            if tripped is not None:
+            if tripped is None:
+                continue
+            trips.append((period, tripped))
+            if profile.cooldown_minutes is not None and (cleared_at is None or cleared_at < tripped.timestamp()):
                 end = tripped + timedelta(minutes=profile.cooldown_minutes)
                 until = end if until is None or end > until else until
-        return until
+        return tuple(trips), until
+
+    def _clear_cooldown(self, message: ClearCooldown) -> dict[str, object]:
+        """Record an operator's clear of the account's cooldown; the account's new state."""
+        last = self._latest.get(message.account)
+        if message.account not in self._config.accounts.accounts or last is None:
+            return {"cleared": False, "why": f"no state for account {message.account!r} yet"}
+        if last.cooldown_until is None or last.cooldown_until <= self._clock.now():
+            return {"cleared": False, "why": "no cooldown holds for this account"}
+        now = self._clock.now()
+        week = self._period_start("week", now)
+        self._set(message.account, "cooldown_clear", Baseline(week, now.timestamp(), f"operator:{message.by}"), now)
+        self.event("lockout_cleared", "operator", message.account, code="LOSS_COOLDOWN", by=message.by,
+                   reason=message.reason, was_until=last.cooldown_until.isoformat())  # fmt: skip
+        log.warning("lockout_cleared", account=message.account, by=message.by, reason=message.reason)
+        state = self._send(replace(last, refreshed=False), now)
+        until = state.cooldown_until.isoformat() if state.cooldown_until is not None else None
+        return {"cleared": True, "was_until": last.cooldown_until.isoformat(), "cooldown_until": until}
 
     def _send(self, state: AccountState, now: datetime) -> AccountState:
         state = self._with_baselines(state, now)

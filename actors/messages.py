@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Flush", "Poll", "Tick"]
+__all__ = ["ClearCooldown", "Flush", "Poll", "Tick"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +21,13 @@ class Flush:
 @dataclass(frozen=True, slots=True)
 class Tick:
     """Time for the alerts to look (sent every `alerts.interval_s`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearCooldown:
+    """An operator lifts an account's cooldown (`riskgate lockouts clear`): the account tracker
+    records the clear (shared with other instances) and sends the account's state again."""
+
+    account: str
+    by: str
+    reason: str

@@ -147,7 +147,8 @@ sup.stop()
 def _workers(dsn: str, names: list[str], seconds: float, journal: bool = True) -> tuple[float, float]:
     root = str(Path(__file__).resolve().parents[1])
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER.format(root=root, dsn=dsn, name=name, seconds=seconds, journal=journal)],
+        subprocess.Popen([sys.executable, "-c", _WORKER.format(root=root, dsn=dsn, name=name, seconds=seconds,
+                                                                journal=journal)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         for name in names
     ]  # fmt: skip

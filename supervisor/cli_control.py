@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 __all__ = ["add_control_commands"]
 
@@ -120,6 +121,27 @@ def add_control_commands(
     p = command("status", "readiness, the operator halt and the overrides of a running riskgate")
     where(p)
     p.set_defaults(func=_status)
+
+    p = command("lockouts", "accounts a lockout holds (loss limit, drawdown, cooldown, unknown baseline); clear one")
+    lsub = p.add_subparsers(dest="lockouts_command", required=True, metavar="ACTION")
+    o = lsub.add_parser(
+        "list", help="every locked account: code, cause, since, until, what lifts it", formatter_class=formatter
+    )
+    where(o)
+    o.set_defaults(func=lambda a: _call(a, "GET", "/v1/lockouts", needs_token=False))
+    o = lsub.add_parser(
+        "clear",
+        help="lift an account's cooldown (an operator's token; journaled)",
+        description="Lift ACCOUNT's cooldown after a loss limit tripped. The other lockouts hold while their "
+        "cause does (the loss beyond the limit, an unknown baseline: `riskgate baseline set`). With "
+        "[overrides] lockout_clear_two_person = true, a second operator runs the same command to confirm.",
+        formatter_class=formatter,
+    )
+    o.add_argument("account")
+    o.add_argument("--reason", required=True, help="why: journaled")
+    where(o)
+    o.set_defaults(func=lambda a: _call(a, "POST", f"/v1/lockouts/{quote(a.account, safe='')}/clear",
+                                        {"reason": a.reason}))  # fmt: skip
 
     p = command("override", "two-person emergency overrides: propose, approve (another operator), list, revoke")
     osub = p.add_subparsers(dest="override_command", required=True, metavar="ACTION")

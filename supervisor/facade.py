@@ -20,7 +20,7 @@ import pykka
 
 from actors.account_tracker import AccountTrackerActor
 from actors.gate import GateActor
-from actors.messages import Poll
+from actors.messages import ClearCooldown, Poll
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.core.messages import (
@@ -38,7 +38,7 @@ from supervisor.core.reasons import ReasonCode as RC
 from supervisor.journal.query import decision_json
 from supervisor.journal.store import JOURNAL_NAME, Query, read_journal
 from supervisor.logs import get_logger
-from supervisor.ops.controls import OverrideRecord
+from supervisor.ops.controls import ControlError, OverrideRecord
 from supervisor.sources.upstream import (
     UpstreamError,
     check_outcome,
@@ -365,6 +365,26 @@ class RiskSupervisor:
 
     def overrides(self) -> list[OverrideRecord]:
         return self.controls.overrides()
+
+    def lockouts(self) -> dict[str, list[dict[str, Any]]]:
+        """Every locked account's lockouts (code, cause, since, until, left_s, lifts), from /v1/state."""
+        accounts = self.state()["accounts"]
+        return {name: row["lockouts"] for name, row in accounts.items() if row.get("lockouts")}
+
+    def clear_lockout(self, account: str, reason: str, by: str) -> dict[str, Any]:
+        """An operator lifts an account's cooldown (journaled; two operators with
+        `overrides.lockout_clear_two_person`). `ControlError` when there is none to lift."""
+
+        def clear(name: str, why: str) -> dict[str, Any]:
+            tracker = self._tracker
+            if tracker is None:
+                raise ControlError(503, "the account tracker is not running")
+            try:
+                return cast("dict[str, Any]", tracker.ask(ClearCooldown(name, by, why), timeout=5.0))
+            except (pykka.ActorDeadError, pykka.Timeout) as exc:
+                raise ControlError(503, f"the account tracker did not answer: {type(exc).__name__}") from exc
+
+        return self.controls.clear_lockout(account, reason, by, clear)
 
     def _ask_tracker(self, message: object, timeout: float) -> AccountState | None:
         tracker = self._tracker

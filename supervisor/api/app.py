@@ -795,6 +795,39 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
             return refused
         return await controlled(lambda: service.revoke_override(override_id, operator_of(request)))
 
+    # -- lockouts -----------------------------------------------------------------------------
+    @app.get(
+        "/v1/lockouts",
+        tags=["control"],
+        summary="the locked accounts: each lockout's code, cause, since, until and what lifts it",
+        responses=_DOCS_401,
+    )
+    async def lockouts(request: Request) -> Response:
+        refused = http.guard(request, "reader")
+        if refused is not None:
+            return refused
+        return _ok(await run_in_threadpool(service.lockouts))
+
+    @app.post(
+        "/v1/lockouts/{account}/clear",
+        tags=["control"],
+        summary="lift an account's cooldown (journaled; a second operator confirms it if the config says so)",
+        responses={
+            200: {"model": dict[str, Any]},
+            403: {"model": Problem},
+            404: {"model": Problem},
+            409: {"model": Problem},
+            422: {"model": Problem},
+            **_DOCS_401,
+        },
+    )
+    async def clear_lockout(account: str, request: Request) -> Response:
+        body, refused = await control_body(request, ("reason",))
+        if refused is not None:
+            return refused
+        by = operator_of(request)
+        return await controlled(lambda: service.clear_lockout(account, body.get("reason"), by))  # type: ignore[arg-type]
+
 
 def _document_bodies(app: FastAPI) -> None:
     """Bodies are read by hand (see the module doc); the schema still names them."""

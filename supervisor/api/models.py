@@ -16,14 +16,18 @@ __all__ = [
     "BODIES",
     "DecisionOut",
     "FillIn",
+    "HaltIn",
+    "LockoutClearIn",
     "MessagesIn",
     "OrderIn",
     "OutcomeIn",
+    "OverrideIn",
     "PositionIn",
     "Problem",
     "Problems",
     "ReadyOut",
     "ReloadOut",
+    "ResumeIn",
     "SnapshotIn",
 ]
 
@@ -99,6 +103,29 @@ class SnapshotIn(BaseModel):
     timestamp: str | None = Field(None, description="ISO 8601 with a zone; a future one beyond the skew is refused")
 
 
+class HaltIn(BaseModel):
+    reason: str = Field(description="why: journaled with the operator's name (printable text, at most 500 characters)")
+    mode: str = Field(
+        "all",
+        description='"all" (default): every order blocks; "reduce_only": orders that grow a position block'
+        " (REDUCE_ONLY_MODE), reducing ones pass",
+    )
+
+
+class ResumeIn(BaseModel):
+    reason: str = Field("resumed", description="why: journaled")
+
+
+class OverrideIn(BaseModel):
+    account: str
+    reason: str
+    ttl_s: float = Field(description="seconds it lasts once approved, at most overrides.max_ttl_s")
+
+
+class LockoutClearIn(BaseModel):
+    reason: str = Field(description="why: journaled with the operator's name")
+
+
 class ReadyOut(BaseModel):
     ready: bool
     missing: list[str]
@@ -126,4 +153,8 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/outcomes", "post"): OutcomeIn,
     ("/v1/messages", "post"): MessagesIn,
     ("/v1/accounts/{name}/snapshot", "post"): SnapshotIn,
+    ("/v1/halt", "post"): HaltIn,
+    ("/v1/resume", "post"): ResumeIn,
+    ("/v1/overrides", "post"): OverrideIn,
+    ("/v1/lockouts/{account}/clear", "post"): LockoutClearIn,
 }

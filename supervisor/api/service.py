@@ -93,6 +93,10 @@ class Operator(Basics, Protocol):
 
     def overrides(self) -> list[OverrideRecord]: ...
 
+    def lockouts(self) -> dict[str, list[dict[str, Any]]]: ...
+
+    def clear_lockout(self, account: str, reason: str, by: str) -> dict[str, Any]: ...
+
 
 class GateService(Decider, Reporter, Reader, Operator, Protocol):
     """Everything above: what the API server is handed (the facade)."""

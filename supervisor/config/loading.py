@@ -732,6 +732,7 @@ def parse_config(
     overrides = OverridesConfig(
         approval_timeout_s=overrides_t.number("approval_timeout_s", d_o.approval_timeout_s, gt=0, le=86_400),
         max_ttl_s=overrides_t.number("max_ttl_s", d_o.max_ttl_s, gt=0, le=86_400),
+        lockout_clear_two_person=overrides_t.boolean("lockout_clear_two_person", d_o.lockout_clear_two_person),
     )
     overrides_t.finish()
     alerts = _alerts(root.table("alerts"), os.environ if environ is None else environ)

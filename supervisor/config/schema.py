@@ -264,6 +264,8 @@ class ApiConfig:
 class OverridesConfig:
     approval_timeout_s: float = 300.0  # a proposal not approved by a second operator within this expires
     max_ttl_s: float = 900.0  # the longest an approved override may last
+    # `riskgate lockouts clear` takes a second operator's word (within approval_timeout_s) too
+    lockout_clear_two_person: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,6 +162,8 @@ class AccountState:
     # after a loss limit tripped (the tracker keeps both, persisted).
     peak_equity: float | None = None
     cooldown_until: datetime | None = None
+    # When the day's or week's loss limit tripped in the current period (("day", when), ...).
+    trips: tuple[tuple[str, datetime], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

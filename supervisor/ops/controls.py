@@ -28,6 +28,7 @@ import json
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from datetime import timedelta
 from pathlib import Path
@@ -123,6 +124,7 @@ class OperatorControls:
         self._shared: SharedStore | None = None
         self._unshared = False
         self._halt_version: int | None = None  # the shared row's version of the latest halt seen or made here
+        self._clear_asked: dict[str, tuple[str, str, float]] = {}  # account -> (by, why, monotonic): two-person
 
     def share_through(self, store: SharedStore) -> None:
         """Halts and resumes go through the shared store (before `load`)."""
@@ -524,6 +526,37 @@ class OperatorControls:
                 self._ended([record])
         self._event("override_revoked", record, by, was=was)
         return record
+
+    # -- lockouts ---------------------------------------------------------------------------------
+    def clear_lockout(
+        self, account: Any, reason: Any, by: str, clear: Callable[[str, str], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """An operator lifts an account's cooldown (the one lockout an operator's word ends:
+        the others hold while their cause does). With `overrides.lockout_clear_two_person`
+        the first operator's request waits for a second, different one's within
+        `overrides.approval_timeout_s`. `clear(account, why)` does it (the account tracker).
+        Journaled; `ControlError` 404 / 422 / 403 / 409 naming why not."""
+        if not isinstance(account, str) or account not in self._config.accounts.accounts:
+            raise ControlError(404, f"account {shorten(account, 40)!r} is not configured")
+        why = _text(reason, "reason")
+        if self._config.overrides.lockout_clear_two_person:
+            now = self._clock.monotonic()
+            asked = self._clear_asked.get(account)
+            if asked is None or now - asked[2] > self._config.overrides.approval_timeout_s:
+                self._clear_asked[account] = (by, why, now)
+                self._journal.event(
+                    self._clock.now(), "lockout_clear_requested", "operator", account, by=by, reason=why
+                )
+                log.warning("lockout_clear_requested", account=account, by=by, reason=why)
+                return {"account": account, "cleared": False, "state": "awaiting_second_operator", "requested_by": by}
+            if asked[0] == by:
+                raise ControlError(403, f"the clear of {account} was asked by {by}: another operator confirms it")
+            del self._clear_asked[account]
+            why = f"{asked[1]} (asked by {asked[0]}, confirmed by {by})"
+        done = clear(account, why)
+        if not done.get("cleared"):
+            raise ControlError(409, f"{account}: {done.get('why', 'nothing to clear')}")
+        return {"account": account, "state": "cleared", "by": by, **done}
 
     def overrides(self) -> list[OverrideRecord]:
         with self._lock:

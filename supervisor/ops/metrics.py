@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from supervisor.channels.gate_counters import LATENCY_BUCKETS_S, GateCounters
+from supervisor.core.lockouts import account_lockouts
 from supervisor.ops.state import RISK_LEVELS, StateReader
 
 __all__ = ["CONTENT_TYPE", "GateCollector", "MetricsRegistry"]
@@ -137,8 +138,26 @@ class GateCollector(Collector):
         equity = GaugeMetricFamily(
             "risk_gate_equity_usd", "Account equity from the latest snapshot.", labels=("account",)
         )
+        locked = GaugeMetricFamily(
+            "risk_gate_account_lockout",
+            "1 for each lockout holding an account (new risk blocked until it lifts), by its code.",
+            labels=("account", "code"),
+        )
+        left = GaugeMetricFamily(
+            "risk_gate_account_lockout_seconds_left",
+            "Seconds until the lockout lifts by itself at the latest (absent: only an operator lifts it).",
+            labels=("account", "code"),
+        )
         if view is not None:
+            cfg = self._reader.config
+            wall = self._reader.wall()
             for name, acct in sorted(view.accounts.items()):
+                account = cfg.accounts.accounts.get(name)
+                profile = cfg.profiles.get(account.capital_profile) if account is not None else None
+                for lock in account_lockouts(acct.state, profile, cfg.periods, wall) if profile is not None else ():
+                    locked.add_metric((name, lock.code.value), 1.0)
+                    if lock.until is not None:
+                        left.add_metric((name, lock.code.value), max(0.0, (lock.until - wall).total_seconds()))
                 reserved.add_metric((name,), acct.reserved_usd)
                 equity.add_metric((name,), acct.state.equity)
                 for period, start in (("day", acct.state.day_start_equity), ("week", acct.state.week_start_equity)):
@@ -147,6 +166,8 @@ class GateCollector(Collector):
         yield reserved
         yield pnl
         yield equity
+        yield locked
+        yield left
 
     def _instances(self) -> Iterator[Metric]:
         """Several instances (store.backend = "postgresql"): each one's state and heartbeat, and

@@ -21,6 +21,7 @@ from supervisor.channels.gate_counters import GateCounters
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
 from supervisor.core.checks import Denial, account_denial, market_blockers
+from supervisor.core.lockouts import Lockout, account_lockouts
 from supervisor.core.messages import RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.gate import GateView
@@ -180,6 +181,10 @@ class StateReader:
     def actor_rows(self) -> list[dict[str, Any]]:
         return self._runtime.supervisor.rows()
 
+    def wall(self) -> datetime:
+        """The wall clock's now (the injected clock)."""
+        return self._clock.now()
+
     def gate_view(self, timeout: float = 1.0) -> GateView | None:
         return self._runtime.gate_view(timeout)
 
@@ -294,9 +299,10 @@ class StateReader:
         missing = self.readiness(sources, blockers)  # the same reading the document shows
         accounts = self._accounts(view, sources)
         blocked = {name: row["blocked_by"] for name, row in accounts.items() if row["blocked_by"] is not None}
+        locked = [name for name, row in accounts.items() if row["lockouts"]]
         return {
             "time": _iso(wall),
-            "banner": banner(sources, view is not None, blockers, blocked),
+            "banner": banner(sources, view is not None, blockers, blocked, locked),
             "ready": not missing,
             "not_ready": missing,
             "config": {"origin": cfg.origin, "sha256": cfg.digest or None},
@@ -314,6 +320,7 @@ class StateReader:
 
     def _accounts(self, view: GateView | None, sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
         cfg = self.config
+        wall = self._clock.now()
         recent = self._rates.since(60.0) if self._rates is not None else None
         out: dict[str, Any] = {}
         for name, acct in cfg.accounts.accounts.items():
@@ -342,6 +349,8 @@ class StateReader:
                 cfg,
             )
             row["blocked_by"] = denial.reason if denial is not None else None
+            locks = account_lockouts(seen.state, profile, cfg.periods, wall) if seen is not None else ()
+            row["lockouts"] = [lockout_json(lock, wall) for lock in locks]
             if seen is not None:
                 s = seen.state
                 row.update(
@@ -374,6 +383,18 @@ class StateReader:
         return out
 
 
+def lockout_json(lock: Lockout, wall: datetime) -> dict[str, Any]:
+    """A lockout as /v1/state shows it: times in UTC ISO 8601, and the seconds left."""
+    return {
+        "code": lock.code.value,
+        "cause": lock.cause,
+        "since": _iso(lock.since) if lock.since is not None else None,
+        "until": _iso(lock.until) if lock.until is not None else None,
+        "left_s": round((lock.until - wall).total_seconds(), 1) if lock.until is not None else None,
+        "lifts": lock.lifts,
+    }
+
+
 def _stale_detail(name: str, src: dict[str, Any]) -> tuple[str, float | None] | None:
     """How a source is stale by age, or None when its age is within its limit."""
     if src["age_s"] is None:
@@ -396,6 +417,7 @@ def banner(
     gate_alive: bool,
     blockers: list[Denial],
     accounts_blocked: Mapping[str, str] | None = None,
+    accounts_locked: list[str] | None = None,
 ) -> dict[str, Any]:
     """The one-line verdict a person reads first, from the gate's own checks 0-5
     (`blockers`, in its order): the first decides FAIL-CLOSED (the gate does not
@@ -403,7 +425,8 @@ def banner(
     HALTED (an ESS source, the kill switch, the operator halt; Risk v3 CRITICAL
     or requiring ESS action); none: TRADING. `causes` name the source and why;
     `also` lists what would block next; `accounts_blocked` the accounts whose
-    own state makes them fail closed."""
+    own state makes them fail closed, `accounts_locked` those a lockout holds
+    (new risk blocked: a loss limit, drawdown, cooldown, unknown baseline)."""
     found: list[tuple[str, list[dict[str, Any]]]] = []
     if not gate_alive:
         found.append(("FAIL-CLOSED", [_cause("gate", "gate: not answering")]))
@@ -436,7 +459,13 @@ def banner(
     state, causes = found[0] if found else ("TRADING", [])
     also = [cause for _, rest in found[1:] for cause in rest]
     blocked = sorted((accounts_blocked or {}).items())
-    return {"state": state, "causes": causes, "also": also, "accounts_blocked": [name for name, _ in blocked]}
+    return {
+        "state": state,
+        "causes": causes,
+        "also": also,
+        "accounts_blocked": [name for name, _ in blocked],
+        "accounts_locked": sorted(accounts_locked or []),
+    }
 
 
 def _pct(equity: float, start: float) -> float | None:

@@ -206,7 +206,8 @@ END $$;
 # the loss limits' trip times) and each account's last equity. A row is changed only by a
 # value that wins over it (riskgate_baseline_wins: an operator's latest word; a known
 # baseline over an unknown one, one taken before the period over one taken in it, the
-# higher of two alike: losses counted from the higher; the higher peak; the earlier trip),
+# higher of two alike: losses counted from the higher; the higher peak; the earlier trip; the
+# later clear of a cooldown),
 # so instances that race converge on one value whatever their order. `xid` is the writing
 # transaction: a reader asks for rows whose xid is at least the oldest transaction still
 # running when it last read (pg_snapshot_xmin), so a write that commits late is never missed.
@@ -232,7 +233,7 @@ CREATE FUNCTION riskgate_baseline_wins(p_period TEXT, n_equity DOUBLE PRECISION,
     n_at TIMESTAMPTZ, o_equity DOUBLE PRECISION, o_source TEXT, o_at TIMESTAMPTZ) RETURNS BOOLEAN
 LANGUAGE sql IMMUTABLE AS $$
     SELECT COALESCE(CASE
-        WHEN p_period = 'peak' THEN n_equity > COALESCE(o_equity, '-Infinity'::float8)
+        WHEN p_period = 'peak' OR p_period LIKE '%\\_clear' THEN n_equity > COALESCE(o_equity, '-Infinity'::float8)
         WHEN p_period LIKE '%\\_trip' THEN n_equity < COALESCE(o_equity, 'Infinity'::float8)
         WHEN riskgate_baseline_rank(n_equity, n_source) <> riskgate_baseline_rank(o_equity, o_source)
             THEN riskgate_baseline_rank(n_equity, n_source) > riskgate_baseline_rank(o_equity, o_source)

@@ -172,7 +172,11 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         day = page.locator("[data-account='main_binance'] [data-meter='day']")
         expect(day).to_have_attribute("data-over", "true", timeout=5_000)
         expect(day).to_contain_text("-10.00 %")
-        expect(page.locator("#banner-causes")).to_contain_text("at a loss limit (new risk blocked): main_binance")
+        expect(page.locator("#banner-causes")).to_contain_text("1 account locked (new risk blocked): main_binance")
+        card = page.locator("[data-account='main_binance']")
+        expect(card).to_have_attribute("data-locked", "true")
+        expect(card.locator(".lockout[data-code='DAILY_LOSS_LIMIT']")).to_contain_text("daily loss -10.0 % of -2 %")
+        expect(card.locator(".lockout[data-code='DAILY_LOSS_LIMIT']")).to_contain_text("new risk blocked until")
         page.screenshot(path=shots / "7-daily-limit.png", full_page=True)
 
         # Risk v3 goes down: FAIL-CLOSED, naming it, once its last state is older than 2 s.

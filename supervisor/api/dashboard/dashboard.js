@@ -137,10 +137,8 @@ function drawState(doc) {
   const lines = banner.causes.map((c) => since(c) ? `${c.source}: ${c.detail} — since ${fmtTime(since(c))}` : c.detail);
   for (const c of banner.also || []) lines.push(`also ${c.detail}`);
   if ((banner.accounts_blocked || []).length) lines.push(`accounts failing closed: ${banner.accounts_blocked.join(", ")}`);
-  const limited = Object.entries(doc.accounts || {}).filter(([, a]) =>
-    (typeof a.day_pnl_pct === "number" && a.day_pnl_pct <= a.max_daily_loss_pct) ||
-    (typeof a.week_pnl_pct === "number" && a.week_pnl_pct <= a.max_weekly_loss_pct)).map(([name]) => name);
-  if (limited.length) lines.push(`at a loss limit (new risk blocked): ${limited.join(", ")}`);
+  const locked = banner.accounts_locked || [];
+  if (locked.length) lines.push(`${locked.length} account${locked.length === 1 ? "" : "s"} locked (new risk blocked): ${locked.join(", ")}`);
   if (banner.state === "TRADING" && !lines.length) lines.push(`risk level ${doc.risk_level || "?"}, every source fresh`);
   setList($("banner-causes"), lines);
   const blocking = new Set([...banner.causes, ...(banner.also || [])].filter((c) => c.kind === "fail_closed").map((c) => c.source));
@@ -224,6 +222,23 @@ function meter(label, used, limit, text, name) {
     }, fill));
 }
 
+function clock(iso) {
+  // a local time of day (UTC in the tooltip the caller adds)
+  const d = new Date(iso);
+  return isNaN(d) ? String(iso) : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+function left(s) {
+  if (typeof s !== "number" || !isFinite(s)) return "";
+  if (s < 90) return `${Math.max(0, Math.round(s))} s left`;
+  if (s < 5400) return `${Math.round(s / 60)} min left`;
+  if (s < 172800) return `${Math.round(s / 3600)} h left`;
+  return `${Math.round(s / 86400)} days left`;
+}
+function lockoutLine(lock) {
+  const until = lock.until ? `new risk blocked until ${clock(lock.until)}, ${left(lock.left_s)}` : "new risk blocked until an operator lifts it";
+  return el("p", { class: "blocked lockout", "data-code": lock.code, title: `${lock.code}${lock.since ? ` since ${fmtTime(lock.since)}` : ""}${lock.until ? `, until ${fmtTime(lock.until)}` : ""}; lifts ${lock.lifts}`, text: `${until}: ${lock.cause}` });
+}
+
 function lossMeter(label, pnl, limit, name) {
   // pnl and limit in percent; limits are negative (-2.0 means a 2 % loss stops new risk).
   const loss = typeof pnl === "number" ? Math.max(0, -pnl) : null;
@@ -235,6 +250,7 @@ function drawAccounts(accounts) {
     const status = !a.has_state ? ["no state yet", "pill bad"]
       : a.fresh === false ? ["stale", "pill bad"]
       : a.blocked_by ? ["blocked", "pill bad"]
+      : (a.lockouts || []).length ? ["locked", "pill bad"]
       : ["fresh", "pill ok"];
     const caps = [a.max_notional_usd, a.exchange_max_notional_usd].filter((v) => typeof v === "number");
     const cap = caps.length ? Math.min(...caps) : null;
@@ -249,10 +265,12 @@ function drawAccounts(accounts) {
         `${a.open_positions ?? "—"} of ${a.max_open_positions}`, "positions"),
     ];
     if (a.blocked_by) parts.splice(2, 0, el("p", { class: "blocked", text: `every order blocks: ${a.blocked_by}` }));
+    else if ((a.lockouts || []).length) parts.splice(2, 0, ...a.lockouts.map(lockoutLine));
     if (a.override) parts.push(el("p", { class: "note", text: `override ${a.override.id} active, ${fmtAge(a.override.s_left)} left` }));
     const recent = Object.entries(a.decisions_last_minute || {}).map(([code, n]) => `${code} ${n}`);
     if (recent.length) parts.push(el("p", { class: "note", text: `last minute: ${recent.join(", ")}` }));
-    return el("article", { class: "account", "data-account": name, "data-fresh": String(a.fresh === true && !a.blocked_by) }, ...parts);
+    const locked = (a.lockouts || []).length > 0;
+    return el("article", { class: "account", "data-account": name, "data-locked": String(locked), "data-fresh": String(a.fresh === true && !a.blocked_by && !locked) }, ...parts);
   });
   $("accounts").replaceChildren(...cards);
 }
