@@ -108,12 +108,23 @@ def add_control_commands(
         )
         p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the API")
 
-    p = command("halt", "halt every order at a running riskgate (an operator's token)")
+    p = command(
+        "halt", "halt every order at a running riskgate, or with --reduce-only every order that grows a position"
+    )
     p.add_argument("--reason", required=True, help="why: journaled with the operator's name")
+    p.add_argument(
+        "--reduce-only",
+        action="store_true",
+        help="block only orders that open or grow a position (REDUCE_ONLY_MODE); reducing ones pass",
+    )
     where(p)
-    p.set_defaults(func=lambda a: _call(a, "POST", "/v1/halt", {"reason": a.reason}))
+    p.set_defaults(
+        func=lambda a: _call(
+            a, "POST", "/v1/halt", {"reason": a.reason, "mode": "reduce_only" if a.reduce_only else "all"}
+        )
+    )
 
-    p = command("resume", "lift the operator halt (an ESS or kill-switch halt stays)")
+    p = command("resume", "lift every operator halt (an ESS or kill-switch halt stays); says what it lifted")
     p.add_argument("--reason", default="resumed", help="why: journaled")
     where(p)
     p.set_defaults(func=lambda a: _call(a, "POST", "/v1/resume", {"reason": a.reason}))

@@ -342,13 +342,16 @@ class RiskSupervisor:
         (cancel-on-halt is done then); False after `timeout`."""
         return self._runtime.halts.settle(timeout)
 
-    def halt(self, reason: str, by: str) -> dict[str, Any]:
-        """Halt every order (an ESS source of its own, persisted in `state.dir`):
-        the next evaluation blocks. `ControlError` for a reason that is not text."""
-        return self.controls.halt(reason, by)
+    def halt(self, reason: str, by: str, mode: str = "all") -> dict[str, Any]:
+        """Halt every order (an ESS source of its own, persisted in `state.dir`), or with
+        `mode="reduce_only"` every order that grows a position (REDUCE_ONLY_MODE): the next
+        evaluation blocks. Halts stack, one per operator and mode. `ControlError` for a
+        reason that is not text or an unknown mode."""
+        return self.controls.halt(reason, by, mode)
 
     def resume(self, by: str, reason: str = "resumed") -> dict[str, Any]:
-        """Lift the operator halt (only it: an ESS or kill-switch halt stays)."""
+        """Lift every operator halt (only those: an ESS or kill-switch halt stays); the answer's
+        `lifted` lists them. `ControlError` 409 when none holds."""
         return self.controls.resume(by, reason)
 
     def propose_override(self, account: str, reason: str, ttl_s: float, by: str) -> OverrideRecord:

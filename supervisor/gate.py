@@ -58,6 +58,7 @@ from supervisor.core.messages import (
     OrderOutcome,
     OrderRequest,
     Override,
+    ReduceOnlyMode,
     RejectOrder,
     RiskGateResult,
     RiskSignal,
@@ -192,6 +193,7 @@ class Gate:
             MessageSent: self._on_message_sent,
             ConfigChanged: self._on_config,
             SharedState: self._on_shared,
+            ReduceOnlyMode: self._on_reduce_only_mode,
             DecidedElsewhere: self._on_decided_elsewhere,
             _Answered: self._on_answered,
         }
@@ -694,6 +696,9 @@ class Gate:
             st = self._state
             for key in msg.orders:
                 st.record_decided_elsewhere(key, received, window)
+
+    def _on_reduce_only_mode(self, msg: ReduceOnlyMode, _received: float) -> None:
+        self._state.reduce_only_mode = msg.reason
 
     def _on_shared(self, msg: SharedState, _received: float) -> None:
         st = self._state

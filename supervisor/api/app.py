@@ -717,20 +717,22 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
     @app.post(
         "/v1/halt",
         tags=["control"],
-        summary="halt every order (persisted; one more ESS source): the next evaluation blocks",
+        summary='halt every order (mode "all", the default) or every order that grows a position '
+        '("reduce_only"); persisted; halts stack, one per operator and mode',
         responses={200: {"model": dict[str, Any]}, 422: {"model": Problem}, **_DOCS_401},
     )
     async def halt(request: Request) -> Response:
-        body, refused = await control_body(request, ("reason",))
+        body, refused = await control_body(request, ("reason", "mode"))
         if refused is not None:
             return refused
-        return await controlled(lambda: service.halt(body.get("reason"), operator_of(request)))  # type: ignore[arg-type]
+        by = operator_of(request)
+        return await controlled(lambda: service.halt(body.get("reason"), by, body.get("mode", "all")))  # type: ignore[arg-type]
 
     @app.post(
         "/v1/resume",
         tags=["control"],
-        summary="lift the operator halt (only it: an ESS or kill-switch halt stays)",
-        responses={200: {"model": dict[str, Any]}, 422: {"model": Problem}, **_DOCS_401},
+        summary="lift every operator halt (only those: an ESS or kill-switch halt stays); 409 when none holds",
+        responses={200: {"model": dict[str, Any]}, 409: {"model": Problem}, 422: {"model": Problem}, **_DOCS_401},
     )
     async def resume(request: Request) -> Response:
         body, refused = await control_body(request, ("reason",), empty_ok=True)

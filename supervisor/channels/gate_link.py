@@ -14,7 +14,7 @@ import threading
 from typing import NamedTuple, Protocol
 
 from supervisor.clock import Clock
-from supervisor.core.messages import AccountState, EssState, Override, RiskSignal, SharedState
+from supervisor.core.messages import AccountState, EssState, Override, ReduceOnlyMode, RiskSignal, SharedState
 
 __all__ = ["GateLink", "Latest", "StateSink"]
 
@@ -48,6 +48,8 @@ def _cache_key(message: object) -> tuple[str, str] | None:
         return ("override", message.account)
     if isinstance(message, SharedState):
         return ("shared", "")
+    if isinstance(message, ReduceOnlyMode):
+        return ("reduce_only_mode", "")
     return None
 
 

@@ -359,6 +359,14 @@ def check_shared_state(o: OrderRequest, c: EvalContext) -> Outcome:
     return Denial(RC.SHARED_STATE_STALE, f"shared state confirmed {shown} > store.max_age_s={store.max_age_s}")
 
 
+def check_reduce_only_mode(o: OrderRequest, c: EvalContext) -> Outcome:
+    """An operator's reduce-only halt: an order that opens or grows a position blocks."""
+    why = c.state.reduce_only_mode
+    if why is not None and not c.reduces:
+        return Denial(RC.REDUCE_ONLY_MODE, f"reduce-only mode ({why}): only orders that reduce a position pass")
+    return None
+
+
 def check_reduce_only(o: OrderRequest, c: EvalContext) -> Outcome:
     if o.reduce_only and not c.reduces:
         return Denial(
@@ -699,6 +707,7 @@ CHECKS: tuple[Check, ...] = (
     check_duplicate_order,
     check_account_fresh,
     check_shared_state,
+    check_reduce_only_mode,
     check_reduce_only,
     check_order_size,
     check_price_collar,
@@ -751,6 +760,7 @@ DECIDED_BY: dict[RC, str] = {
     RC.EXCHANGE_EXPOSURE_LIMIT: "15. exchange exposure cap",
     RC.ACCOUNT_EXPOSURE_LIMIT: "15. account exposure cap",
     RC.SHARED_STATE_STALE: "7c. several instances: the shared halt state confirmed within store.max_age_s",
+    RC.REDUCE_ONLY_MODE: "7d. no operator's reduce-only halt, unless the order reduces a position",
     RC.BUDGET_UNAVAILABLE: "15a. several instances: within the cap's budget this instance leases",
     RC.RISK_WARNING_SCALE: "16. Risk v3 WARNING scale-down",
     RC.ALL_CHECKS_PASSED: "17. every check passed",
@@ -781,6 +791,7 @@ _AFTER_ACCOUNT = (
     RC.EXCHANGE_EXPOSURE_LIMIT,
     RC.ACCOUNT_EXPOSURE_LIMIT,
     RC.SHARED_STATE_STALE,
+    RC.REDUCE_ONLY_MODE,
     RC.BUDGET_UNAVAILABLE,
     RC.RISK_WARNING_SCALE,
     RC.ALL_CHECKS_PASSED,

@@ -172,6 +172,8 @@ class GateState:
     # for want of budget (cumulative), and the approvals since the lease keeper's last round
     # (account, order id, exchange, units reserved): its demand, and the ids the others learn.
     shared_confirmed: float = -math.inf
+    # The operators' reduce-only halt's reason, while one holds (REDUCE_ONLY_MODE).
+    reduce_only_mode: str | None = None
     leases: dict[tuple[str, str], LeaseHeld] = field(default_factory=dict)
     budget_refused: dict[tuple[str, str], int] = field(default_factory=dict)
     decided_outbox: list[tuple[str, str, str, int]] = field(default_factory=list)

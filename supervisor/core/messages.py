@@ -29,6 +29,7 @@ __all__ = [
     "OrderRequest",
     "Override",
     "Position",
+    "ReduceOnlyMode",
     "RejectOrder",
     "RiskGateResult",
     "RiskSignal",
@@ -196,6 +197,15 @@ class OrderOutcome:
     # Order ids are per account. Without it, the outcome releases the id only
     # when exactly one account holds it.
     account: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReduceOnlyMode:
+    """The operators' reduce-only halt (`POST /v1/halt {"mode": "reduce_only"}`): while `reason`
+    is set, every order that opens or grows a position blocks (REDUCE_ONLY_MODE) and reducing
+    ones pass; None lifts it. A halt of every order is an ESS source instead."""
+
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ class ReasonCode(StrEnum):
     SINGLE_TRADE_RISK = "SINGLE_TRADE_RISK"
     EXCHANGE_EXPOSURE_LIMIT = "EXCHANGE_EXPOSURE_LIMIT"
     ACCOUNT_EXPOSURE_LIMIT = "ACCOUNT_EXPOSURE_LIMIT"
+    REDUCE_ONLY_MODE = "REDUCE_ONLY_MODE"  # an operator's reduce-only halt: orders that grow a position block
     SHARED_STATE_STALE = "SHARED_STATE_STALE"  # several instances: the shared halt state is not confirmed
     BUDGET_UNAVAILABLE = "BUDGET_UNAVAILABLE"  # several instances: beyond the cap's budget this instance leases
     RISK_WARNING_SCALE = "RISK_WARNING_SCALE"

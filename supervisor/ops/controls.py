@@ -39,7 +39,7 @@ from supervisor.channels.gate_link import GateLink
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
-from supervisor.core.messages import EssSourceStatus, EssState, Override
+from supervisor.core.messages import EssSourceStatus, EssState, Override, ReduceOnlyMode
 from supervisor.core.values import shorten
 from supervisor.errors import RiskgateError
 from supervisor.logs import get_logger
@@ -84,6 +84,44 @@ class ControlError(RiskgateError):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+HALT_MODES = ("all", "reduce_only")
+
+
+def halts_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stacked halts a halt document holds: each operator's by, reason, since and mode. A
+    document of an earlier release (one halt, no `halts`), or one whose `halts` cannot be read,
+    is one halt of every order: the strictest reading."""
+    if not doc.get("active"):
+        return []
+    halts = doc.get("halts")
+    if isinstance(halts, list) and halts and all(isinstance(h, dict) for h in halts):
+        return [
+            {
+                "by": str(h.get("by")),
+                "reason": str(h.get("reason")),
+                "since": h.get("since") if isinstance(h.get("since"), str) else None,
+                "mode": h["mode"] if h.get("mode") in HALT_MODES else "all",
+            }
+            for h in halts
+        ]
+    return [{"by": str(doc.get("by")), "reason": str(doc.get("reason")), "since": doc.get("since"), "mode": "all"}]
+
+
+def halt_doc(halts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The halt document of these stacked halts: `mode` "all" when any halts every order."""
+    if not halts:
+        return {"active": False}
+    since = [h["since"] for h in halts if isinstance(h.get("since"), str)]
+    return {
+        "active": True,
+        "mode": "all" if any(h["mode"] == "all" for h in halts) else "reduce_only",
+        "by": ", ".join(dict.fromkeys(h["by"] for h in halts)),
+        "reason": "; ".join(h["reason"] for h in halts),
+        "since": min(since) if since else None,
+        "halts": halts,
+    }
 
 
 def _text(value: Any, what: str, limit: int = MAX_REASON) -> str:
@@ -189,28 +227,41 @@ class OperatorControls:
         return body
 
     def reading(self) -> EssSourceStatus:
-        halt = self._halt
-        if not halt.get("active"):
+        """The ESS reading of the halts of every order (a reduce-only halt is not one: the gate
+        blocks orders that grow a position instead, REDUCE_ONLY_MODE)."""
+        full = [h for h in halts_of(self._halt) if h["mode"] == "all"]
+        if not full:
             return EssSourceStatus(HALT_SOURCE, False, "no operator halt")
-        detail = f"operator halt by {halt.get('by')} since {halt.get('since')}: {halt.get('reason')}"
+        detail = "; ".join(f"operator halt by {h['by']} since {h['since']}: {h['reason']}" for h in full)
         return EssSourceStatus(HALT_SOURCE, True, detail)
 
     def _publish_halt(self) -> None:
         self._publish(EssState.combine((self.reading(),)))
+        reduce = [f"by {h['by']}: {h['reason']}" for h in halts_of(self._halt) if h["mode"] == "reduce_only"]
+        self._link.tell(ReduceOnlyMode("; ".join(reduce) if reduce else None))
 
-    def halt(self, reason: Any, by: str) -> dict[str, Any]:
+    def halt(self, reason: Any, by: str, mode: Any = "all") -> dict[str, Any]:
+        """Halt every order (`mode` "all"), or every order that grows a position ("reduce_only").
+        Halts stack: each operator's keeps its own reason and time (a second halt of the same
+        operator and mode replaces the reason, keeps the time)."""
         reason = _text(reason, "reason")
+        if mode not in HALT_MODES:
+            raise ControlError(422, f'mode: "all" or "reduce_only", got {shorten(mode, 40)}')
         with self._lock:
-            since = self._halt.get("since") if self._halt.get("active") else iso(self._clock.now())
-            self._halt = {"active": True, "by": by, "reason": reason, "since": since}
+            halts = halts_of(self._halt)
+            same = [h for h in halts if h["by"] == by and h["mode"] == mode]
+            since = same[0]["since"] if same and same[0]["since"] else iso(self._clock.now())
+            halts = [h for h in halts if not (h["by"] == by and h["mode"] == mode)]
+            halts.append({"by": by, "reason": reason, "since": since, "mode": mode})
+            self._halt = halt_doc(halts)
             self._publish_halt()  # on the board before this returns: the next evaluation is blocked
             self._save_or_say(HALT_FILE, self._halt, "halted now, but the halt could not be saved")
             unshared = self._share_halt()
             if unshared is not None:  # kept with the halt: a restart pushes it too
                 self._halt = {**self._halt, "unshared": True}
                 self._save_or_say(HALT_FILE, self._halt, "halted now, but the halt could not be saved")
-        self._journal.event(self._clock.now(), "operator_halt", HALT_SOURCE, by=by, reason=reason)
-        log.warning("operator_halt", by=by, reason=reason)
+        self._journal.event(self._clock.now(), "operator_halt", HALT_SOURCE, by=by, reason=reason, mode=mode)
+        log.warning("operator_halt", by=by, reason=reason, mode=mode)
         if unshared is not None:
             raise ControlError(503, f"halted on this instance only ({self._config.instance.name}): the shared store "
                                f"did not take it ({unshared}); it is pushed there as soon as this instance reaches "
@@ -224,7 +275,9 @@ class OperatorControls:
             return None
         h = self._halt
         try:
-            row = self._shared.set_halt(bool(h.get("active")), str(h.get("by")), str(h.get("reason")), h.get("since"))
+            row = self._shared.set_halt(
+                bool(h.get("active")), str(h.get("by")), str(h.get("reason")), h.get("since"), halts_of(h)
+            )
         except SharedStoreError as exc:
             self._unshared = True
             log.error("operator_halt_not_shared", error=str(exc))
@@ -252,11 +305,12 @@ class OperatorControls:
             if self._halt_version is not None and row.version <= self._halt_version:
                 return  # read before a halt or resume made here since: never undoes it (found by a probe)
             self._halt_version = row.version
-            shared = {"active": row.active, "by": row.by, "reason": row.reason, "since": row.since,
-                      "shared_version": row.version}  # fmt: skip
-            if not row.active and row.by is None:
-                shared = {"active": False, "shared_version": row.version}  # never halted since the schema was made
-            current = {k: self._halt.get(k) for k in ("active", "by", "reason", "since")}
+            legacy = {"active": row.active, "by": row.by, "reason": row.reason, "since": row.since,
+                      "halts": list(row.halts)}  # fmt: skip
+            shared = {**halt_doc(halts_of(legacy)), "shared_version": row.version}
+            if not row.active and row.by is not None:
+                shared.update(by=row.by, reason=row.reason, since=row.since)  # the last resume: who, why, when
+            current = {k: self._halt.get(k) for k in ("active", "by", "reason", "since", "mode", "halts")}
             if {k: shared.get(k) for k in current} == current:
                 return
             self._halt = shared
@@ -270,10 +324,17 @@ class OperatorControls:
         log.warning(kind, by=row.by, reason=row.reason, through=row.instance)
 
     def resume(self, by: str, reason: Any = "resumed") -> dict[str, Any]:
+        """Lift every operator halt (each stacked one: the answer's `lifted` says which); 409
+        when none holds (an ESS or kill-switch halt is lifted where it comes from)."""
         reason = _text(reason, "reason")
         with self._lock:
             was = dict(self._halt)
-            resumed: dict[str, Any] = {"active": False, "by": by, "reason": reason, "since": iso(self._clock.now())}
+            lifted = halts_of(was)
+            if not lifted:
+                raise ControlError(409, "nothing to resume: no operator halt holds (an ESS or kill-switch halt is "
+                                   "lifted where it comes from)")  # fmt: skip
+            resumed: dict[str, Any] = {"active": False, "by": by, "reason": reason, "since": iso(self._clock.now()),
+                                       "lifted": lifted}  # fmt: skip
             if self._shared is not None:
                 # The database's halt is every instance's: a resume it did not take is no resume.
                 try:
@@ -287,10 +348,9 @@ class OperatorControls:
             self._save_or_say(HALT_FILE, resumed, "not resumed: the resume could not be saved")
             self._halt = resumed
             self._publish_halt()
-        self._journal.event(
-            self._clock.now(), "operator_resume", HALT_SOURCE, by=by, reason=reason, was_halted=bool(was.get("active"))
-        )
-        log.warning("operator_resume", by=by, reason=reason, was_halted=bool(was.get("active")))
+        names = [f"{h['by']} ({'reduce-only' if h['mode'] == 'reduce_only' else 'all'})" for h in lifted]
+        self._journal.event(self._clock.now(), "operator_resume", HALT_SOURCE, by=by, reason=reason, lifted=names)
+        log.warning("operator_resume", by=by, reason=reason, lifted=names)
         return dict(self._halt)
 
     def _save_or_say(self, name: str, body: Any, what: str) -> None:

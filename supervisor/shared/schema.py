@@ -31,7 +31,8 @@ def _column(name: str) -> str:
 def _round(version: int) -> str:
     """The round function as schema `version` has it: a round refuses to run on a schema
     migrated under a running riskgate (each version replaces it with its own number)."""
-    return _ROUND.replace("{version}", str(version))
+    halts = ", 'halts', h.halts" if version >= 2 else ""  # the stacked halts: a column of version 2
+    return _ROUND.replace("{version}", str(version)).replace("{halts}", halts)
 
 
 _ROUND = """
@@ -91,7 +92,7 @@ BEGIN
         'decided_upto', EXTRACT(EPOCH FROM CASE WHEN v_count >= 100000 THEN v_last ELSE v_now END),
         'halt', (SELECT jsonb_build_object('active', h.active, 'by', h.by_name, 'reason', h.reason,
                                            'since', h.since, 'instance', h.instance, 'changed_at', h.changed_at,
-                                           'version', h.version)
+                                           'version', h.version{halts})
                  FROM operator_halt AS h WHERE h.id = 1),
         'instances', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
                           'name', i.name, 'host', i.host, 'pid', i.pid, 'version', i.version, 'api', i.api,
@@ -212,6 +213,8 @@ END $$;
 # transaction: a reader asks for rows whose xid is at least the oldest transaction still
 # running when it last read (pg_snapshot_xmin), so a write that commits late is never missed.
 _V2 = f"""
+-- Each operator's halt (by, reason, since, mode: all | reduce_only): halts stack.
+ALTER TABLE operator_halt ADD COLUMN halts JSONB NOT NULL DEFAULT '[]'::jsonb;
 {_round(2)}
 CREATE TABLE baselines (
     account TEXT NOT NULL, period TEXT NOT NULL, period_start TIMESTAMPTZ NOT NULL,

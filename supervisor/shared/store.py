@@ -44,6 +44,7 @@ class HaltRow:
     instance: str | None
     changed_at: datetime
     version: int = 0  # +1 on every write: orders halts and resumes (a clock may step back)
+    halts: tuple[dict[str, Any], ...] = ()  # each operator's halt: by, reason, since, mode (all | reduce_only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,14 +237,18 @@ class SharedStore:
             link.close()
 
     # -- the operator halt ----------------------------------------------------------------
-    def set_halt(self, active: bool, by: str, reason: str, since: str | None) -> HaltRow:
-        """Write the shared halt and tell every instance (NOTIFY, delivered at commit)."""
+    def set_halt(
+        self, active: bool, by: str, reason: str, since: str | None, halts: Sequence[dict[str, Any]] = ()
+    ) -> HaltRow:
+        """Write the shared halt (and the stacked halts it is made of) and tell every instance
+        (NOTIFY, delivered at commit)."""
+        from psycopg.types.json import Jsonb
 
         def work(conn: Any) -> HaltRow:
             conn.execute(
                 "UPDATE operator_halt SET active = %s, by_name = %s, reason = %s, since = %s, instance = %s,"
-                " changed_at = clock_timestamp(), version = version + 1 WHERE id = 1",
-                (active, by, reason, since, self.instance),
+                " halts = %s, changed_at = clock_timestamp(), version = version + 1 WHERE id = 1",
+                (active, by, reason, since, self.instance, Jsonb(list(halts))),
             )
             conn.execute(f"NOTIFY {HALT_CHANNEL}")
             return _halt(conn)
@@ -423,7 +428,8 @@ def _round_of(doc: dict[str, Any]) -> Round:
     try:
         h = doc["halt"]
         halt = HaltRow(bool(h["active"]), h["by"], h["reason"], h["since"], h["instance"],
-                       datetime.fromisoformat(h["changed_at"]), int(h["version"]))  # fmt: skip
+                       datetime.fromisoformat(h["changed_at"]), int(h["version"]),
+                       tuple(x for x in h.get("halts") or () if isinstance(x, dict)))  # fmt: skip
         instances = [
             InstanceRow(
                 i["name"],
@@ -451,11 +457,12 @@ def _round_of(doc: dict[str, Any]) -> Round:
 
 def _halt(conn: Any) -> HaltRow:
     row = conn.execute(
-        "SELECT active, by_name, reason, since, instance, changed_at, version FROM operator_halt WHERE id = 1"
+        "SELECT active, by_name, reason, since, instance, changed_at, version, halts FROM operator_halt WHERE id = 1"
     ).fetchone()
     if row is None:
         raise SharedStoreError("the operator_halt row is missing: run `riskgate db migrate`")
-    return HaltRow(bool(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6]))
+    halts = tuple(x for x in row[7] if isinstance(x, dict)) if isinstance(row[7], list) else ()
+    return HaltRow(bool(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6]), halts)
 
 
 def _instances(conn: Any) -> list[InstanceRow]:

@@ -80,7 +80,13 @@ def test_state_carries_the_banner_and_when_a_halt_began(sup, http, clock):
     assert http.get("/v1/state").json()["banner"]["state"] == "FAIL-CLOSED"  # nothing known yet
     feed(sup)
     doc = http.get("/v1/state").json()
-    assert doc["banner"] == {"state": "TRADING", "causes": [], "also": [], "accounts_blocked": []}
+    assert doc["banner"] == {
+        "state": "TRADING",
+        "causes": [],
+        "also": [],
+        "accounts_blocked": [],
+        "accounts_locked": [],
+    }
     sup.report_ess_active(True, "desk drill")
     began = clock.now()
     clock.advance(2.0)
