@@ -613,9 +613,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate_upstream)
     from supervisor.cli_control import add_control_commands
     from supervisor.cli_shared import add_shared_commands
+    from supervisor.cli_tokens import add_token_commands
 
     add_control_commands(command, _Help)
     add_shared_commands(command, _Help)
+    add_token_commands(command, _Help)
     return parser
 
 

@@ -85,16 +85,82 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None, ne
     return 0 if response.is_success else 1
 
 
+#: `riskgate status` exit codes, by verdict (docs/operations.md).
+STATUS_EXIT = {"TRADING": 0, "REDUCE-ONLY": 1, "HALTED": 1, "FAIL-CLOSED": 2, "NOT READY": 2, "UNREACHABLE": 3}
+
+
 def _status(args: argparse.Namespace) -> int:
-    """The operator halt, readiness and overrides, in one look."""
-    print("readiness (GET /readyz):")
-    code = _call(args, "GET", "/readyz", needs_token=False)
-    if code == 2:
-        return code
-    for label, path in (("operator halt", "/v1/halt"), ("overrides", "/v1/overrides")):
-        print(f"\n{label} (GET {path}):")
-        code = max(code, _call(args, "GET", path, needs_token=False))
-    return code
+    """One verdict with every cause: TRADING, REDUCE-ONLY, HALTED, FAIL-CLOSED, NOT READY or
+    UNREACHABLE (exit 0, 1, 1, 2, 2, 3); the locked accounts; the instances when there are several."""
+    import httpx
+
+    target = _target(args)
+    if isinstance(target, int):
+        return target
+    url, token = target
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(url + "/v1/state", headers=headers, timeout=args.timeout)
+        doc = response.json() if response.is_success else None
+        why = None if response.is_success else f"GET /v1/state answered {response.status_code}"
+    except (httpx.HTTPError, ValueError) as exc:
+        doc, why = None, f"cannot reach {url}: {type(exc).__name__}: {exc}"
+    if not isinstance(doc, dict) or not isinstance(doc.get("banner"), dict):
+        found: dict[str, Any] = {"verdict": "UNREACHABLE", "causes": [why or "GET /v1/state: not a state document"]}
+    else:
+        found = _verdict(doc)
+    found["exit"] = STATUS_EXIT[found["verdict"]]
+    if args.json:
+        print(json.dumps(found, indent=2, sort_keys=True))
+    else:
+        print(_said_status(found))
+    return int(found["exit"])
+
+
+def _verdict(doc: dict[str, Any]) -> dict[str, Any]:
+    banner = doc["banner"]
+    verdict = str(banner.get("state"))
+    not_ready = [str(m) for m in doc.get("not_ready") or []]
+    if verdict == "TRADING" and not_ready:
+        verdict = "NOT READY"
+    if verdict not in STATUS_EXIT:
+        verdict = "FAIL-CLOSED"  # a state this riskgate does not know: not trading
+    causes = [str(c.get("detail")) for c in banner.get("causes") or [] if isinstance(c, dict)]
+    also = [str(c.get("detail")) for c in banner.get("also") or [] if isinstance(c, dict)]
+    lockouts = {
+        name: [f"{lk.get('code')} until {lk.get('until') or 'lifted by an operator'}: {lk.get('cause')}"
+               for lk in row.get("lockouts") or []]
+        for name, row in (doc.get("accounts") or {}).items()
+        if isinstance(row, dict) and row.get("lockouts")
+    }  # fmt: skip
+    found: dict[str, Any] = {
+        "verdict": verdict,
+        "causes": causes + (not_ready if verdict == "NOT READY" else []),
+        "also": also,
+        "accounts_failing_closed": list(banner.get("accounts_blocked") or []),
+        "lockouts": lockouts,
+    }
+    store = doc.get("store")
+    if isinstance(store, dict) and store.get("backend") == "postgresql":
+        found["instances"] = [
+            f"{i.get('name')}: {i.get('state')}, heartbeat {i.get('heartbeat_age_s')} s ago"
+            for i in store.get("instances") or []
+            if isinstance(i, dict)
+        ]
+    return found
+
+
+def _said_status(found: dict[str, Any]) -> str:
+    lines = [found["verdict"] + (f" because {found['causes'][0]}" if found["causes"] else "")]
+    lines += [f"  and {c}" for c in found["causes"][1:]]
+    lines += [f"  also {c}" for c in found.get("also", [])]
+    if found.get("accounts_failing_closed"):
+        lines.append(f"accounts failing closed: {', '.join(found['accounts_failing_closed'])}")
+    for name, locks in found.get("lockouts", {}).items():
+        lines.append(f"locked: {name}: {'; '.join(locks)}")
+    for row in found.get("instances", []):
+        lines.append(f"instance {row}")
+    return "\n".join(lines)
 
 
 def add_control_commands(
@@ -129,7 +195,12 @@ def add_control_commands(
     where(p)
     p.set_defaults(func=lambda a: _call(a, "POST", "/v1/resume", {"reason": a.reason}))
 
-    p = command("status", "readiness, the operator halt and the overrides of a running riskgate")
+    p = command(
+        "status",
+        "one verdict with every cause (exit 0 trading, 1 reduce-only or halted, 2 fail-closed or not ready, "
+        "3 unreachable)",
+    )
+    p.add_argument("--json", action="store_true", help="the verdict as one JSON object on stdout")
     where(p)
     p.set_defaults(func=_status)
 

@@ -110,6 +110,7 @@ class GateView:
     reservations: int
     overrides: dict[str, tuple[str, float]]  # account -> (override id, expiry, monotonic)
     config_digest: str
+    reduce_only_mode: str | None = None  # the operators' reduce-only halt, as the gate applies it
 
 
 class BudgetUsage(NamedTuple):
@@ -787,6 +788,7 @@ class Gate:
                 reservations=len(st.reservations),
                 overrides=dict(st.overrides),
                 config_digest=self._config.digest,
+                reduce_only_mode=st.reduce_only_mode,
             )
         finally:
             self._release()

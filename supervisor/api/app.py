@@ -174,7 +174,11 @@ def refusal(
     needed = role == "operator" or (role == "client" and api.execution_access == "token")
     needed = needed or (role == "reader" and api.read_access == "token")
     if needed and keeper.who(authorization, role) is None:
-        keeper.refused(authorization, method, path, client)
+        known = keeper.who(authorization, "reader")  # a valid token, of another role?
+        keeper.refused(authorization, method, path, client, known)
+        if known is not None:
+            kind = "an operator" if known in api.operators else "an execution client"
+            return 403, _dumps({"detail": f"the token is {known}'s, {kind}'s: {_UNAUTHORIZED[role]}"}), {}
         return 401, _dumps({"detail": _UNAUTHORIZED[role]}), {"WWW-Authenticate": 'Bearer realm="riskgate"'}
     if not is_json(content_type):
         return 415, _dumps({"detail": "the body must be JSON, sent as Content-Type: application/json"}), {}

@@ -75,8 +75,11 @@ class Gatekeeper:
             return None
         return principal.name, principal.accounts
 
-    def refused(self, headers: Sequence[str], method: str, path: str, client: str | None) -> None:
-        why = "no bearer token" if not headers else "unknown token"
+    def refused(
+        self, headers: Sequence[str], method: str, path: str, client: str | None, known: str | None = None
+    ) -> None:
+        """Journal a refusal; `known`: the name whose valid token was used for another role."""
+        why = "no bearer token" if not headers else "unknown token" if known is None else f"{known}'s token: wrong role"
         if len(headers) > 1:
             why = "more than one Authorization header"
         now = self._service.clock.monotonic()

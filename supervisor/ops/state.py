@@ -302,7 +302,9 @@ class StateReader:
         locked = [name for name, row in accounts.items() if row["lockouts"]]
         return {
             "time": _iso(wall),
-            "banner": banner(sources, view is not None, blockers, blocked, locked),
+            "banner": banner(
+                sources, view is not None, blockers, blocked, locked, view.reduce_only_mode if view else None
+            ),
             "ready": not missing,
             "not_ready": missing,
             "config": {"origin": cfg.origin, "sha256": cfg.digest or None},
@@ -418,6 +420,7 @@ def banner(
     blockers: list[Denial],
     accounts_blocked: Mapping[str, str] | None = None,
     accounts_locked: list[str] | None = None,
+    reduce_only: str | None = None,
 ) -> dict[str, Any]:
     """The one-line verdict a person reads first, from the gate's own checks 0-5
     (`blockers`, in its order): the first decides FAIL-CLOSED (the gate does not
@@ -426,7 +429,9 @@ def banner(
     or requiring ESS action); none: TRADING. `causes` name the source and why;
     `also` lists what would block next; `accounts_blocked` the accounts whose
     own state makes them fail closed, `accounts_locked` those a lockout holds
-    (new risk blocked: a loss limit, drawdown, cooldown, unknown baseline)."""
+    (new risk blocked: a loss limit, drawdown, cooldown, unknown baseline).
+    An operator's reduce-only halt (`reduce_only`, its reason) makes it
+    REDUCE-ONLY when nothing stricter holds."""
     found: list[tuple[str, list[dict[str, Any]]]] = []
     if not gate_alive:
         found.append(("FAIL-CLOSED", [_cause("gate", "gate: not answering")]))
@@ -456,6 +461,9 @@ def banner(
         shown = "never confirmed" if age is None else f"not confirmed for {age:.1f} s"
         detail = f"store: shared state {shown}: opening orders block (SHARED_STATE_STALE)"
         found.append(("FAIL-CLOSED", [_cause("store", detail)]))
+    if reduce_only is not None:
+        found.append(("REDUCE-ONLY", [_cause("ess/operator_halt", f"reduce-only {reduce_only}: orders that grow a "
+                                             "position block (REDUCE_ONLY_MODE)", kind="halt")]))  # fmt: skip
     state, causes = found[0] if found else ("TRADING", [])
     also = [cause for _, rest in found[1:] for cause in rest]
     blocked = sorted((accounts_blocked or {}).items())

@@ -400,6 +400,7 @@ REACH = {
     RC.GATE_UNAVAILABLE: (lambda s: s.gate_ref.stop(), {}),
     RC.SHARED_STATE_STALE: None,  # several instances, a real PostgreSQL: tests/supervisor/shared/test_instances.py
     RC.BUDGET_UNAVAILABLE: None,  # likewise (and tests/supervisor/core/test_budget.py, pure)
+    RC.REDUCE_ONLY_MODE: (lambda s: (feed(s), s.halt("thin book", by="alice", mode="reduce_only")), {}),
     RC.CLIENT_NOT_PERMITTED: None,  # only over HTTP, a scoped client: see tests/adversarial/test_probe_clients.py
     RC.OVERRIDE_APPLIED: (
         lambda s: (

@@ -297,9 +297,13 @@ function drawOverrides(overrides, halt) {
   }
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "7", class: "note", text: "no active overrides or pending approvals" })));
   $("overrides").tBodies[0].replaceChildren(...rows);
-  $("operator-halt").textContent = halt.active
-    ? `operator halt by ${halt.by} since ${fmtTime(halt.since)}: ${halt.reason}`
+  const halts = halt.active ? (halt.halts || [halt]) : [];
+  $("operator-halt").textContent = halts.length
+    ? halts.map((h) => `${h.mode === "reduce_only" ? "reduce-only" : "operator halt"} by ${h.by} since ${fmtTime(h.since)}: ${h.reason}`).join(" · ")
     : "no operator halt";
+  // Resume is offered only when an operator halt holds (an ESS or kill-switch halt is lifted at its source).
+  $("resume-button").hidden = !halts.length;
+  $("reduce-button").hidden = halts.some((h) => h.mode === "reduce_only") || halt.mode === "all";
 }
 
 function drawAlerts(alerts) {
@@ -460,7 +464,9 @@ function start() {
   $("auth").addEventListener("close", () => { $("auth-token").value = ""; $("auth-reason").value = ""; });
   $("halt-button").addEventListener("click", () => ask("Halt every order now (an operator halt: persisted, journaled).", true,
     (token, reason) => jsonPost("/v1/halt", { reason: reason || "halted from the dashboard" }, token)));
-  $("resume-button").addEventListener("click", () => ask("Lift the operator halt (an ESS or kill-switch halt stays).", true,
+  $("reduce-button").addEventListener("click", () => ask("Reduce-only: block every order that opens or grows a position; reducing orders pass (persisted, journaled).", true,
+    (token, reason) => jsonPost("/v1/halt", { reason: reason || "reduce-only from the dashboard", mode: "reduce_only" }, token)));
+  $("resume-button").addEventListener("click", () => ask("Lift every operator halt (an ESS or kill-switch halt stays).", true,
     (token, reason) => jsonPost("/v1/resume", { reason: reason || "resumed from the dashboard" }, token)));
   $("token-button").addEventListener("click", () => ask("Token for reading the gate's state (kept in this tab's memory only).", false,
     async (token) => { readToken = token; const r = await api("/v1/state"); if (!r.ok) readToken = null; return r; }));

@@ -32,13 +32,15 @@ def test_every_write_needs_an_execution_clients_token(sup, path, body):
     json_type = {"content-type": "application/json"}
     for headers in (
         json_type,  # none
-        {**json_type, "Authorization": f"Bearer {ALICE}"},  # an operator is not an execution client
         {**json_type, "Authorization": f"Bearer {DESK}x"},
         {**json_type, "Authorization": DESK},  # no scheme
     ):
         r = raw_post(sup, path, body, headers)
         assert r.status_code == 401, (path, headers)
         assert r.headers["www-authenticate"] == 'Bearer realm="riskgate"'
+    # An operator is not an execution client: a valid token of the wrong role is a 403 naming it.
+    r = raw_post(sup, path, body, {**json_type, "Authorization": f"Bearer {ALICE}"})
+    assert r.status_code == 403 and "alice" in r.json()["detail"] and "execution client" in r.json()["detail"]
     # Two Authorization headers: which one counts? Neither.
     two = [("content-type", "application/json"), ("authorization", f"Bearer {DESK}"), ("authorization", "Bearer x")]
     assert raw_post(sup, path, body, two).status_code == 401

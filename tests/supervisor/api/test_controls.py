@@ -67,8 +67,9 @@ def sup(clock, tmp_path):
 
 def test_only_an_operator_halts_and_a_halt_blocks_the_next_evaluation(sup):
     assert decide(sup)["decision"] == "allow"
-    for token in (None, DESK, "nope"):
+    for token in (None, "nope"):
         assert call(sup, "POST", "/v1/halt", token, {"reason": "drill"}).status_code == 401
+    assert call(sup, "POST", "/v1/halt", DESK, {"reason": "drill"}).status_code == 403  # valid, not an operator's
     assert decide(sup)["decision"] == "allow"
     r = call(sup, "POST", "/v1/halt", ALICE, {"reason": "exchange outage"})
     assert r.status_code == 200 and r.json()["by"] == "alice" and r.json()["active"] is True
@@ -149,7 +150,7 @@ def test_the_same_operator_cannot_approve_their_own_proposal(sup):
     r = call(sup, "POST", f"/v1/overrides/{oid}/approve", ALICE)
     assert r.status_code == 403 and "another operator" in r.json()["detail"]
     assert call(sup, "POST", f"/v1/overrides/{oid}/approve", None).status_code == 401
-    assert call(sup, "POST", f"/v1/overrides/{oid}/approve", DESK).status_code == 401  # a client is no operator
+    assert call(sup, "POST", f"/v1/overrides/{oid}/approve", DESK).status_code == 403  # a client is no operator
     assert call(sup, "POST", "/v1/overrides/nope/approve", BOB).status_code == 404
     r = call(sup, "POST", f"/v1/overrides/{oid}/approve", BOB)
     assert r.status_code == 200 and r.json()["state"] == "active" and r.json()["approved_by"] == "bob"
@@ -280,8 +281,9 @@ def test_the_cli_halts_resumes_and_runs_the_two_person_workflow(sup, monkeypatch
     assert main(["halt", "--reason", "from the cli", *url]) == 0
     assert decide(sup)["reason_code"] == "ESS_HALT_ACTIVE"
     capsys.readouterr()
-    assert main(["status", *url]) == 0
-    assert '"reason": "from the cli"' in capsys.readouterr().out
+    assert main(["status", *url]) == 1  # halted
+    said = capsys.readouterr().out
+    assert said.startswith("HALTED because ") and "operator halt by alice" in said and "from the cli" in said
     assert main(["resume", *url]) == 0
     assert decide(sup)["decision"] == "allow"
     capsys.readouterr()

@@ -38,6 +38,7 @@ def test_reduce_only_blocks_growing_orders_and_lets_reducing_ones_through(sup):
     assert decide(sup, side="sell", quantity=5.0)["reason_code"] == "REDUCE_ONLY_MODE"  # flips it: grows
     state = call(sup, "GET", "/v1/state", None).json()
     assert state["operator_halt"]["mode"] == "reduce_only"
+    assert state["banner"]["state"] == "REDUCE-ONLY" and "venue wobbly" in state["banner"]["causes"][0]["detail"]
 
 
 def test_halts_stack_each_keeping_its_reason_and_resume_says_what_it_lifted(sup, clock):
@@ -83,3 +84,45 @@ def test_a_reduce_only_halt_survives_a_restart_and_an_older_halt_file_halts_ever
         sup.serve_api(port=0)
         feed(sup)
         assert decide(sup, **REDUCE_MAIN)["reason_code"] == "ESS_HALT_ACTIVE"  # every order: the strictest
+
+
+# -- riskgate status: one verdict, every cause, an exit code per verdict --------------------------
+def _status(sup, capsys, *extra) -> tuple[int, dict]:
+    from supervisor.cli import main
+
+    capsys.readouterr()
+    code = main(["status", "--json", "--url", sup.api_server.url, *extra])
+    out = capsys.readouterr().out
+    return code, json.loads(out[out.index("{") :])
+
+
+def test_status_says_one_verdict_with_every_cause_and_exits_by_it(sup, clock, capsys, monkeypatch):
+    monkeypatch.delenv("RISKGATE_TOKEN", raising=False)
+    code, found = _status(sup, capsys)
+    assert (code, found["verdict"], found["causes"]) == (0, "TRADING", [])
+    call(sup, "POST", "/v1/halt", ALICE, {"reason": "thin book", "mode": "reduce_only"})
+    code, found = _status(sup, capsys)
+    assert (code, found["verdict"]) == (1, "REDUCE-ONLY") and "thin book" in found["causes"][0]
+    sup.report_ess_active(True, "drawdown tier 2", source="ess_http")  # ESS halts everything
+    code, found = _status(sup, capsys)
+    assert (code, found["verdict"]) == (1, "HALTED") and "drawdown tier 2" in found["causes"][0]
+    call(sup, "POST", "/v1/resume", BOB, {"reason": "done"})
+    sup.report_ess_active(False, source="ess_http")
+    clock.advance(10)  # Risk v3 and ESS go stale: fail-closed, each named
+    code, found = _status(sup, capsys)
+    assert (code, found["verdict"]) == (2, "FAIL-CLOSED")
+    assert any("stale" in c for c in found["causes"] + found["also"])
+    code, found = _status(sup, capsys, "--url", "http://127.0.0.1:9")  # the last --url wins: nobody there
+    assert (code, found["verdict"]) == (3, "UNREACHABLE") and "cannot reach" in found["causes"][0]
+
+
+def test_status_in_words_names_the_cause_once_on_stdout(sup, capsys, monkeypatch):
+    from supervisor.cli import main
+
+    monkeypatch.delenv("RISKGATE_TOKEN", raising=False)
+    call(sup, "POST", "/v1/halt", ALICE, {"reason": "exchange outage"})
+    capsys.readouterr()
+    assert main(["status", "--url", sup.api_server.url]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("HALTED because operator halt by alice")
+    assert out.count("exchange outage") == 1
