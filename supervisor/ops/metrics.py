@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+import platform
+
+from prometheus_client import GC_COLLECTOR, CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from supervisor.channels.gate_counters import LATENCY_BUCKETS_S, GateCounters
 from supervisor.core.lockouts import account_lockouts
 from supervisor.ops.state import RISK_LEVELS, StateReader
+from supervisor.version import __version__
 
 __all__ = ["CONTENT_TYPE", "GateCollector", "MetricsRegistry"]
 
@@ -37,6 +41,14 @@ class GateCollector(Collector):
         self._counters = counters
 
     def collect(self) -> Iterator[Metric]:
+        cfg = self._reader.config
+        build = GaugeMetricFamily(
+            "risk_gate_build_info",
+            "1, labelled with riskgate's version, the Python it runs on, the store backend and instance name.",
+            labels=("version", "python", "store", "instance_name"),  # "instance" is Prometheus' own label
+        )
+        build.add_metric((__version__, platform.python_version(), cfg.store.backend, cfg.instance.name), 1.0)
+        yield build
         yield from self._decisions()
         yield from self._sources()
         yield from self._accounts()
@@ -205,6 +217,11 @@ class MetricsRegistry:
     def __init__(self, reader: StateReader, counters: GateCounters | None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(GateCollector(reader, counters))
+        # The process (CPU, memory, file descriptors, start time) and Python (version, GC).
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        if GC_COLLECTOR is not None:
+            GCCollector(registry=self.registry)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

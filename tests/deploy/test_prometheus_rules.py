@@ -36,7 +36,7 @@ def test_promtool_checks_the_rules():
     out = subprocess.run(
         [PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert out.returncode == 0 and "SUCCESS: 8 rules found" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "SUCCESS: 12 rules found" in out.stdout, out.stdout + out.stderr
 
 
 @needs_promtool
@@ -79,6 +79,78 @@ tests:
             exp_annotations:
               summary: "riskgate is halted (ESS, the kill switch or an operator halt)"
               description: "GET /v1/state shows which source halts and why; `riskgate status` from a shell."
+"""
+    )
+    out = subprocess.run(
+        [PROMTOOL, "test", "rules", "tests.yml"], capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@needs_promtool
+def test_a_dead_or_missing_riskgate_and_a_stale_source_alert_saying_what_and_how_old(tmp_path):
+    (tmp_path / "alerts.yml").write_text(RULES.read_text())
+    (tmp_path / "tests.yml").write_text(
+        """
+rule_files: [alerts.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'up{job="riskgate", instance="h1:8010"}'
+        values: '1 1 0 0 0 0 0'
+      - series: 'risk_gate_build_info{job="riskgate", instance="h1:8010", version="1", store="sqlite"}'
+        values: '1 1'
+      - series: 'risk_gate_source_up{job="riskgate", instance="h1:8010", source="risk_v3"}'
+        values: '1 0 0 0 0 0 0'
+      - series: 'risk_gate_source_age_seconds{job="riskgate", instance="h1:8010", source="risk_v3"}'
+        values: '1 20 35 50 65 80 95'
+      - series: 'risk_gate_source_up{job="riskgate", instance="h1:8010", source="account:main"}'
+        values: '0 0 0 0 0 0 0'
+      - series: 'risk_gate_account_lockout{job="riskgate", instance="h1:8010", account="main", code="LOSS_COOLDOWN"}'
+        values: '1 1 1'
+    alert_rule_test:
+      - eval_time: 75s
+        alertname: RiskGateDown
+        exp_alerts:
+          - exp_labels: {severity: critical, job: riskgate, instance: "h1:8010"}
+            exp_annotations:
+              summary: "riskgate h1:8010 does not answer scrapes: it is down or hung"
+              description: "Orders that ask it block or time out. Check the process: systemctl status riskgate."
+      - eval_time: 15s
+        alertname: RiskGateDown
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: RiskGateAbsent
+        exp_alerts: []  # within Prometheus' 5-minute lookback the last sample still counts
+      - eval_time: 7m
+        alertname: RiskGateAbsent
+        exp_alerts:
+          - exp_labels: {severity: critical, job: riskgate}
+            exp_annotations:
+              summary: "no riskgate is scraped: none runs, or Prometheus cannot see it"
+              description: "No series of job riskgate for a minute: an execution service that asks it gets no answer."
+      - eval_time: 60s
+        alertname: RiskGateSourceStale
+        exp_alerts:
+          - exp_labels: {severity: critical, job: riskgate, instance: "h1:8010", source: risk_v3}
+            exp_annotations:
+              summary: "riskgate source risk_v3 is stale: its last state is 1m 5s old"
+              description: "Orders that need it block (RISK_STATE_STALE, ESS_STATE_STALE, ACCOUNT_STATE_STALE)."
+      - eval_time: 60s
+        alertname: RiskGateSourceNeverSeen
+        exp_alerts:
+          - exp_labels: {severity: critical, job: riskgate, instance: "h1:8010", source: "account:main"}
+            exp_annotations:
+              summary: "riskgate source account:main has sent no state since riskgate started"
+              description: "Orders that need it block until it answers."
+      - eval_time: 15s
+        alertname: RiskGateAccountLocked
+        exp_alerts:
+          - exp_labels: {severity: warning, job: riskgate, instance: "h1:8010", account: main, code: LOSS_COOLDOWN}
+            exp_annotations:
+              summary: "account main is locked (LOSS_COOLDOWN): new risk blocks"
+              description: "`riskgate lockouts list` says why and until when; reducing orders still pass."
 """
     )
     out = subprocess.run(
