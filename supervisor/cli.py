@@ -165,25 +165,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Orders block until every source has reported: say when that is, or after
     # _READY_WAIT_S what is still missing.
     from supervisor.clock import SystemClock
+    from supervisor.ops.systemd import Notifier
 
     monotonic = SystemClock().monotonic
     started = monotonic()
     told: list[str] = []
+    # systemd (Type=notify): ready once the gate is open and the API listens; the watchdog is fed
+    # only while the gate answers a reader within a second; the status line says why not trading.
+    notifier = Notifier()
+    notifier.send("READY=1", f"MAINPID={os.getpid()}", "STATUS=started: waiting for every source")
+    fed, looked = [monotonic()], [0.0]
 
     def watch_readiness() -> None:
+        now = monotonic()
+        due = notifier.watchdog_s is not None and now - fed[0] >= notifier.watchdog_s / 2
+        if due and sup.state_reader.gate_view(timeout=1.0) is not None:  # the gate answers: alive
+            notifier.send("WATCHDOG=1")
+            fed[0] = now
+        if "ready" in told and (not notifier.enabled or now - looked[0] < 1.0):
+            return
+        looked[0] = now
+        missing = sup.readiness()
+        notifier.status("ready: every source fresh" if not missing else f"NOT READY: {'; '.join(missing)}")
         if "ready" in told:
             return
-        missing = sup.readiness()
         if not missing:
-            log.info("riskgate_ready", after_s=round(monotonic() - started, 3))
+            log.info("riskgate_ready", after_s=round(now - started, 3))
             told.append("ready")
-        elif not told and monotonic() - started > _READY_WAIT_S:
+        elif not told and now - started > _READY_WAIT_S:
             log.warning("not_ready", waited_s=_READY_WAIT_S, missing=missing)
             told.append("not_ready")
 
     try:
         _wait_for_signal(reload, watch_readiness)
     finally:
+        notifier.send("STOPPING=1")
         sup.stop()
     log.info("riskgate_stopped")
     return 0
@@ -564,13 +580,16 @@ def build_parser() -> argparse.ArgumentParser:
         "writes. --since/--until take ISO 8601 (UTC) or a span back from now: 90s, 15m, 2h, 1d.",
     )
 
-    def where(p: argparse.ArgumentParser) -> None:
+    def where(p: argparse.ArgumentParser, csv: bool = True) -> None:
         p.add_argument("--config", default="config.toml", help=config_help + ": finds state.dir")
         p.add_argument("--state-dir", help="the state folder itself, instead of --config")
         p.add_argument("--since", help="from this time (ISO 8601, UTC) or span back (15m, 2h, 1d)")
         p.add_argument("--until", help="before this time (ISO 8601, UTC) or span back")
         p.add_argument("--json", action="store_true", help="one JSON object per line, for tools")
-        p.add_argument("--csv", action="store_true", help="CSV with a header, for tools (list only)")
+        if csv:
+            p.add_argument("--csv", action="store_true", help="CSV with a header, for tools")
+        else:
+            p.set_defaults(csv=False)
         local_help = "with store.backend = \"postgresql\": only this instance's file, not every instance's"
         p.add_argument("--local", action="store_true", help=local_help)
 
@@ -587,10 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain_help = "one order's decisions with every input, the check that decided, and the events before"
     j = jsub.add_parser("explain", help=explain_help, description=explain_help, formatter_class=_Help)
     j.add_argument("order_id", help="the order id")
-    where(j)
+    where(j, csv=False)  # an explanation is not a table
     stats_help = "decisions counted by account, decision and reason code"
     j = jsub.add_parser("stats", help=stats_help, description=stats_help, formatter_class=_Help)
-    where(j)
+    where(j, csv=False)
 
     p = command(
         "simulate-upstream",

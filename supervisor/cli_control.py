@@ -241,14 +241,17 @@ def add_control_commands(
     o.set_defaults(
         func=lambda a: _call(a, "POST", "/v1/overrides", {"account": a.account, "reason": a.reason, "ttl_s": a.ttl})
     )
-    o = osub.add_parser("approve", help="approve another operator's proposal", formatter_class=formatter)
+    help_ = "approve another operator's proposal: it is active for its ttl from now"
+    o = osub.add_parser("approve", help=help_, description=help_ + " (the proposer cannot)", formatter_class=formatter)
     o.add_argument("id")
     where(o)
     o.set_defaults(func=lambda a: _call(a, "POST", f"/v1/overrides/{a.id}/approve"))
-    o = osub.add_parser("list", help="proposed, active and ended overrides", formatter_class=formatter)
+    help_ = "proposed, active and ended overrides (GET /v1/overrides)"
+    o = osub.add_parser("list", help=help_, description=help_, formatter_class=formatter)
     where(o)
     o.set_defaults(func=lambda a: _call(a, "GET", "/v1/overrides", needs_token=False))
-    o = osub.add_parser("revoke", help="revoke a proposal or an active override", formatter_class=formatter)
+    help_ = "revoke a proposal or an active override: the account's orders are held again at once"
+    o = osub.add_parser("revoke", help=help_, description=help_, formatter_class=formatter)
     o.add_argument("id")
     where(o)
     o.set_defaults(func=lambda a: _call(a, "DELETE", f"/v1/overrides/{a.id}"))

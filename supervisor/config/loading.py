@@ -810,6 +810,9 @@ def load_config(path: str | Path) -> Config:
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
+    except FileNotFoundError as exc:
+        hint = f"no such file (`riskgate init-config {path}` writes the documented example to edit)"
+        raise ConfigError([f"cannot read file: {hint}"], str(path)) from exc
     except OSError as exc:
         raise ConfigError([f"cannot read file: {exc.strerror or exc}"], str(path)) from exc
     except UnicodeDecodeError as exc:

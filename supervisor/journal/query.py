@@ -142,7 +142,9 @@ def list_decisions(path: Source, query: Query, fmt: str, out: TextIO | None = No
 def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up now: sys.stdout may have been replaced since import
     """Every decision on `order_id` with all its inputs, the check that decided
-    it, and the events of the minute before. Returns how many decisions."""
+    it, and the events of the minute before that concern its account (or every
+    account: a halt, a source). Returns how many decisions. In words, figures
+    are rounded to 8 significant digits and fields with no value left out."""
     reader = _open(path)
     try:
         rows = reader.decisions(Query(order_id=order_id, limit=20))
@@ -160,6 +162,7 @@ def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) ->
             {"time": _iso_or_none(e["ts_us"]), "kind": e["kind"], "source": e["source"],
              "account": e["account"], **_detail(e["detail"])}
             for e in reversed(context[id(row)])
+            if e["account"] in (None, row["account"])  # another account's events explain nothing here
         ]  # fmt: skip
         if fmt == "json":
             print(json.dumps(data), file=out)
@@ -169,16 +172,26 @@ def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) ->
         print(f"  decided by: {data['decided_by']}", file=out)
         print(f"  reason: {row['reason']}", file=out)
         for key in DECISION_COLUMNS[1:]:
-            if key not in ("order_id", "reason", "decision", "reason_code"):
-                print(f"  {key}: {data[key]}", file=out)
-        print(f"  signal_time: {data['signal_time']}", file=out)
+            if key not in ("order_id", "reason", "decision", "reason_code") and data.get(key) is not None:
+                print(f"  {key}: {_shown(data[key])}", file=out)
+        if data.get("signal_time") is not None:
+            print(f"  signal_time: {data['signal_time']}", file=out)
         for e in data["events_in_the_minute_before"]:
-            detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "kind", "source", "account"))
+            detail = " ".join(
+                f"{k}={_shown(v)}"
+                for k, v in e.items()
+                if k not in ("time", "kind", "source", "account") and v is not None
+            )
             print(f"  event {e['time']} {e['kind']} {e['source']} {e['account'] or ''} {detail}".rstrip(), file=out)
     if not rows:
         where = path if isinstance(path, Path) else "the shared store"
         print(f"riskgate journal: no decision on order {order_id!r} in {where}", file=sys.stderr)
     return len(rows)
+
+
+def _shown(value: object) -> object:
+    """A figure for people: 8 significant digits (0.30000000000000004 is 0.3)."""
+    return f"{value:.8g}" if isinstance(value, float) else value
 
 
 def stats(path: Source, since: datetime | None, until: datetime | None, fmt: str, out: TextIO | None = None) -> int:

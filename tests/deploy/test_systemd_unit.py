@@ -29,3 +29,48 @@ def test_systemd_analyze_verify_finds_nothing_to_say(tmp_path):
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path
     )
     assert (out.returncode, out.stderr.strip()) == (0, "")
+
+
+def test_the_unit_is_type_notify_with_a_watchdog():
+    text = UNIT.read_text()
+    assert "Type=notify" in text and "WatchdogSec=" in text and "NotifyAccess=main" in text
+
+
+def test_riskgate_run_speaks_systemds_notify_protocol(tmp_path):
+    """A real `riskgate run` under a fake systemd: READY=1 after the start, WATCHDOG=1 every half
+    period while the gate answers, a STATUS line saying what is missing, STOPPING=1 at SIGTERM."""
+    import os
+    import signal
+    import socket
+
+    from supervisor.cli import main
+
+    config = tmp_path / "config.toml"
+    assert main(["init-config", str(config)]) == 0
+    text = config.read_text().replace('dir = "state"', f'dir = "{tmp_path / "state"}"', 1)
+    config.write_text(text.replace("port = 8010", "port = 0", 1))
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.settimeout(30.0)
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.cli", "run", "--config", str(config)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    said: list[str] = []
+    try:
+        while not (any("READY=1" in s for s in said) and sum("WATCHDOG=1" in s for s in said) >= 2):
+            said.append(listener.recv(4096).decode())
+        proc.send_signal(signal.SIGTERM)
+        while not any("STOPPING=1" in s for s in said):
+            said.append(listener.recv(4096).decode())
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    ready = next(s for s in said if "READY=1" in s)
+    assert f"MAINPID={proc.pid}" in ready
+    statuses = [line for s in said for line in s.splitlines() if line.startswith("STATUS=")]
+    assert any("NOT READY" in s and "risk_v3" in s for s in statuses), statuses  # nothing serves Risk v3 here

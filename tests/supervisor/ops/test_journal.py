@@ -105,14 +105,17 @@ def test_a_query_by_each_filter_finds_the_decision(sup, clock):
 def test_explain_shows_the_inputs_the_deciding_check_and_the_events_before(sup, clock):
     feed(sup)
     sup.report_account_snapshot(AccountSnapshot("main", 9_700.0))  # -3%
+    sup.report_account_snapshot(AccountSnapshot("bold", 5_000.0))  # an event of another account
     sup.evaluate(order(order_id="x"))
     sup.flush_journal()
     out = io.StringIO()
     assert query.explain(journal_of(sup), "x", "table", out) == 1
     text = out.getvalue()
     assert "order x: block DAILY_LOSS_LIMIT" in text and "decided by: 11. daily loss limit" in text
-    assert "day_pnl_pct: -3.0" in text and "equity: 9700.0" in text and "symbol: SOLUSDT" in text
+    assert "day_pnl_pct: -3\n" in text and "equity: 9700\n" in text and "symbol: SOLUSDT" in text
     assert "risk_level_changed risk_v3" in text
+    assert ": None" not in text and "=None" not in text  # no value: not shown
+    assert " bold " not in text  # another account's events explain nothing here
     out = io.StringIO()
     query.explain(journal_of(sup), "x", "json", out)
     data = json.loads(out.getvalue())
