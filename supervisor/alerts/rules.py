@@ -98,6 +98,7 @@ class Alert:
     severity: Literal["critical", "warning"]
     summary: str
     detail: Detail = field(default_factory=dict)
+    recovered: str = ""  # what the resolved message says (the cause is gone: not the failure's figures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,7 @@ def rule_source_stale(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterab
                 "critical",
                 f"source stale for {cfg.source_stale_s:g} s or more: {_describe(src)}",
                 {"source": src.name, "age_s": _number(src.age_s), "max_age_s": _number(src.max_age_s)},
+                f"source {src.name} is fresh again",
             )
 
 
@@ -181,18 +183,23 @@ def rule_fail_closed(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterabl
             "critical",
             "gate failing closed: " + "; ".join(why),
             {"reasons": "; ".join(why)},
+            "gate no longer failing closed: every source fresh, the journal writing",
         )
 
 
 def rule_halt(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:
     if obs.ess_active is True:
         halting = ", ".join(obs.ess_halting) or "unknown"
+        reason = obs.ess_reason or "no reason given"
+        # The reason names each halting source already ("kill_switch_file: ..."): said once.
+        named = obs.ess_halting and all(f"{h}:" in reason for h in obs.ess_halting)
         yield Alert(
             "halt",
             "halt",
             "critical",
-            f"trading halted by {halting}: {obs.ess_reason or 'no reason given'}",
+            f"trading halted by {reason}" if named else f"trading halted by {halting}: {reason}",
             {"halted_by": halting, "reason": obs.ess_reason},
+            f"trading no longer halted by {halting}",
         )
 
 
@@ -206,6 +213,7 @@ def rule_block_rate(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable
                 "warning",
                 f"account {account}: {n} blocked orders in the last minute (more than {limit})",
                 {"account": account, "blocks_last_minute": n, "limit_per_min": limit},
+                f"account {account}: blocked orders back at {limit} a minute or fewer",
             )
     for code, n in sorted(w.blocks_by_code.items()):
         limit = cfg.block_rate_per_reason_per_min
@@ -216,6 +224,7 @@ def rule_block_rate(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable
                 "warning",
                 f"{code}: {n} blocked orders in the last minute (more than {limit})",
                 {"reason_code": code, "blocks_last_minute": n, "limit_per_min": limit},
+                f"{code}: blocked orders back at {limit} a minute or fewer",
             )
 
 
@@ -234,6 +243,7 @@ def rule_loss_limit(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable
                     "critical",
                     f"account {a.name}: {period} loss limit reached ({value:.2f}% <= {limit:g}%)",
                     {"account": a.name, "period": period, "pnl_pct": round(value, 4), "limit_pct": limit},
+                    f"account {a.name}: back within its {period} loss limit (or a new period began)",
                 )
         drawdown = _number(a.drawdown_pct)
         if drawdown is not None and a.max_drawdown_pct is not None and drawdown > a.max_drawdown_pct:
@@ -249,6 +259,7 @@ def rule_loss_limit(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable
                     "drawdown_pct": round(drawdown, 4),
                     "limit_pct": a.max_drawdown_pct,
                 },
+                f"account {a.name}: back within its drawdown limit (or a new week began)",
             )
 
 
@@ -261,6 +272,7 @@ def rule_actor_restarts(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iter
                 "warning",
                 f"actor {actor} restarted {n} times in 10 minutes (more than {cfg.actor_restarts})",
                 {"actor": actor, "restarts_10min": n, "limit": cfg.actor_restarts},
+                f"actor {actor}: no longer restarting often",
             )
 
 
@@ -279,6 +291,7 @@ def rule_journal_failing(obs: Observation, w: Windows, cfg: AlertsConfig) -> Ite
             "critical",
             "journal failing: " + "; ".join(why),
             {"reasons": "; ".join(why)},
+            "journal writing again, nothing dropped lately",
         )
 
 

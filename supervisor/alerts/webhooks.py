@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from supervisor.alerts.rules import Transition
+from supervisor.alerts.rules import Alert, Transition
 from supervisor.clock import Clock
 from supervisor.config import WebhookConfig
 
@@ -74,12 +74,17 @@ def json_body(t: Transition, instance: str) -> dict[str, Any]:
         "rule": a.rule,
         "state": t.state,
         "severity": a.severity,
-        "summary": a.summary,
+        "summary": a.summary if t.state == "firing" else _recovered(a),
         "detail": {k: _plain(v) for k, v in a.detail.items()},
         "started_at": _iso(t.started_at),
         "at": _iso(t.at),
         "resolved_at": _iso(t.resolved_at),
     }
+
+
+def _recovered(a: Alert) -> str:
+    """What a resolved message says: the cause is gone (never the failure's figures again)."""
+    return a.recovered or f"{a.rule} cleared"
 
 
 def _slack_escape(text: str) -> str:
@@ -95,7 +100,9 @@ def slack_body(t: Transition, instance: str) -> dict[str, Any]:
             f"({a.key}, since {_iso(t.started_at)})"
         )
     else:
-        text = f":white_check_mark: RESOLVED riskgate@{instance}: {a.summary} ({a.key}, lasted {t.duration_s:.1f} s)"
+        text = (
+            f":white_check_mark: RESOLVED riskgate@{instance}: {_recovered(a)} ({a.key}, lasted {t.duration_s:.1f} s)"
+        )
     return {"text": _slack_escape(text)}
 
 

@@ -73,9 +73,14 @@ def test_one_alert_per_episode_and_a_resolved_one_in_both_formats_and_journaled(
         assert resolved["at"] == resolved["resolved_at"] == "2026-01-05T12:00:06Z"
         assert [set(b) for b in slack.bodies] == [{"text"}, {"text"}]
         assert slack.bodies[0]["text"].startswith(":rotating_light: FIRING [critical]")
-        assert "halted by manual" in slack.bodies[0]["text"]
+        assert "halted by manual: desk halt (halt, since" in slack.bodies[0]["text"]  # the cause once
+        assert slack.bodies[0]["text"].count("manual") == 1
+        assert firing["summary"] == "trading halted by manual: desk halt"
+        assert resolved["summary"] == "trading no longer halted by manual"  # not the failure's words again
         assert (
             slack.bodies[1]["text"].startswith(":white_check_mark: RESOLVED")
+            and "no longer halted by manual" in slack.bodies[1]["text"]
+            and "desk halt" not in slack.bodies[1]["text"]
             and "lasted 4.0 s" in slack.bodies[1]["text"]
         )
     kinds = [(e["kind"], e["detail"]) for e in events]
