@@ -35,7 +35,7 @@ from supervisor.core.messages import (
     RiskSignal,
 )
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.journal.query import decision_json
+from supervisor.journal.query import decision_json, explanations, series
 from supervisor.journal.store import JOURNAL_NAME, Query, read_journal
 from supervisor.logs import get_logger
 from supervisor.ops.controls import ControlError, OverrideRecord
@@ -215,6 +215,16 @@ class RiskSupervisor:
         """Sources, risk level, ESS, accounts against their limits, actors, journal,
         alerts, the operator halt and the overrides (GET /v1/state)."""
         return self._system.state(timeout)
+
+    def explain(self, order_id: str) -> list[dict[str, Any]]:
+        """Every decision on `order_id` in this instance's journal with the check that decided it
+        and the events before it (GET /v1/decisions/explain). FileNotFoundError: no journal yet."""
+        return explanations(Path(self.config.state.dir) / JOURNAL_NAME, order_id)
+
+    def decision_series(self, span: str) -> dict[str, Any]:
+        """Decisions per second over `span` ("15m", "1h", "24h") from the journal, with the halts as
+        marks (GET /v1/decisions/series; the dashboard's chart). FileNotFoundError: no journal yet."""
+        return series(Path(self.config.state.dir) / JOURNAL_NAME, self.clock.now(), span)
 
     def decisions(
         self,

@@ -15,6 +15,7 @@ with `api.read_access = "token"` the read endpoints do too. Probes
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from datetime import UTC
@@ -42,7 +43,7 @@ from supervisor.core.messages import AccountState, Fill, OrderOutcome, RiskGateR
 from supervisor.core.orders import MAX_NAME_LENGTH, account_of
 from supervisor.core.reasons import ReasonCode
 from supervisor.core.values import shorten
-from supervisor.journal.query import parse_when
+from supervisor.journal.query import SERIES_RANGES, parse_when
 from supervisor.journal.store import JournalUnreadableError, to_us
 from supervisor.ops.controls import ControlError
 from supervisor.ops.metrics import CONTENT_TYPE
@@ -236,6 +237,12 @@ _DASHBOARD_TYPES = {
     "index.html": "text/html; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    "uPlot.iife.min.js": "text/javascript; charset=utf-8",
+    "uPlot.min.css": "text/css; charset=utf-8",
+}
+DASHBOARD_SHA256 = {  # uplot@1.6.32 from the npm registry, unchanged (dashboard/VENDORED.md)
+    "uPlot.iife.min.js": "19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f",
+    "uPlot.min.css": "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04",
 }
 _DASHBOARD_HEADERS = {
     "Content-Security-Policy": (
@@ -492,6 +499,46 @@ def _journal_routes(app: FastAPI, http: _Http, service: Reader) -> None:
     def decision_rates(request: Request) -> Response:
         refused = http.guard(request, "reader") or _query_refused(request, ())
         return refused if refused is not None else _ok(service.decision_rates())
+
+    @app.get(
+        "/v1/decisions/explain",
+        tags=["decisions"],
+        summary="one order's decisions (?order_id=): every input, the check that decided, the events before",
+        responses={200: {"model": list[dict[str, Any]]}, 422: {"model": Problem}, 503: {"model": Problem}, **_DOCS_401},
+    )
+    async def explain(request: Request) -> Response:
+        refused = http.guard(request, "reader") or _query_refused(request, ("order_id",))
+        if refused is not None:
+            return refused
+        order_id = request.query_params.get("order_id", "")
+        if not order_id or len(order_id) > 200:
+            return _problem(422, "order_id: the order id is required (at most 200 characters)")
+        try:
+            return _ok(await run_in_threadpool(service.explain, order_id))
+        except FileNotFoundError:
+            return _ok([])
+        except (JournalUnreadableError, sqlite3.Error) as exc:
+            return _problem(503, f"the journal cannot be read now: {type(exc).__name__}: {exc}")
+
+    @app.get(
+        "/v1/decisions/series",
+        tags=["decisions"],
+        summary="decisions per second over 15m, 1h or 24h (?range=), from the journal, with halts as marks",
+        responses={200: {"model": dict[str, Any]}, 422: {"model": Problem}, 503: {"model": Problem}, **_DOCS_401},
+    )
+    async def decision_series(request: Request) -> Response:
+        refused = http.guard(request, "reader") or _query_refused(request, ("range",))
+        if refused is not None:
+            return refused
+        span = request.query_params.get("range", "15m")
+        if span not in SERIES_RANGES:
+            return _problem(422, f"range: one of {', '.join(SERIES_RANGES)}, got {shorten(span, 20)!r}")
+        try:
+            return _ok(await run_in_threadpool(service.decision_series, span))  # a file read: off the event loop
+        except FileNotFoundError:
+            return _ok({"range": span, "times": [], "per_s": {}, "blocks_by_code": {}, "marks": [], "totals": {}})
+        except (JournalUnreadableError, sqlite3.Error) as exc:
+            return _problem(503, f"the journal cannot be charted now: {type(exc).__name__}: {exc}")
 
 
 def _report_routes(app: FastAPI, http: _Http, service: Reporter) -> None:

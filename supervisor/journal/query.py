@@ -20,7 +20,21 @@ from supervisor.core.checks import DECIDED_BY
 from supervisor.core.reasons import ReasonCode
 from supervisor.journal.store import DECISION_COLUMNS, JournalReader, Query, from_us, to_us
 
-__all__ = ["Source", "decision_json", "explain", "list_decisions", "parse_when", "stats"]
+__all__ = [
+    "SERIES_RANGES",
+    "Source",
+    "decision_json",
+    "explain",
+    "explanations",
+    "list_decisions",
+    "parse_when",
+    "series",
+    "stats",
+]
+
+#: The chart's time ranges: (seconds shown, seconds per bucket).
+SERIES_RANGES = {"15m": (900, 10), "1h": (3600, 30), "24h": (86_400, 600)}
+_TOP_CODES = 6  # block codes shown one by one; the rest are summed as "other"
 
 #: Where the journal is read from: this instance's file, or a reader of every instance's
 #: journal in the shared store (supervisor.shared.journal_reader), opened when asked.
@@ -145,32 +159,16 @@ def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) ->
     it, and the events of the minute before that concern its account (or every
     account: a halt, a source). Returns how many decisions. In words, figures
     are rounded to 8 significant digits and fields with no value left out."""
-    reader = _open(path)
-    try:
-        rows = reader.decisions(Query(order_id=order_id, limit=20))
-        context = {
-            id(row): reader.events(since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10)
-            for row in rows
-        }
-    finally:
-        reader.close()
-    for row in reversed(rows):  # oldest first
-        data = decision_json(row)
-        code = row["reason_code"]
-        data["decided_by"] = DECIDED_BY.get(ReasonCode(code), "?") if code in ReasonCode.__members__ else "?"
-        data["events_in_the_minute_before"] = [
-            {"time": _iso_or_none(e["ts_us"]), "kind": e["kind"], "source": e["source"],
-             "account": e["account"], **_detail(e["detail"])}
-            for e in reversed(context[id(row)])
-            if e["account"] in (None, row["account"])  # another account's events explain nothing here
-        ]  # fmt: skip
+    rows = explanations(path, order_id)
+    for data in rows:
+        code = data["reason_code"]
         if fmt == "json":
             print(json.dumps(data), file=out)
             continue
         through = f" by instance {data['instance']}" if "instance" in data else ""
         print(f"order {order_id}: {data['decision']} {code} at {data['time']}{through}", file=out)
         print(f"  decided by: {data['decided_by']}", file=out)
-        print(f"  reason: {row['reason']}", file=out)
+        print(f"  reason: {data['reason']}", file=out)
         for key in DECISION_COLUMNS[1:]:
             if key not in ("order_id", "reason", "decision", "reason_code") and data.get(key) is not None:
                 print(f"  {key}: {_shown(data[key])}", file=out)
@@ -187,6 +185,34 @@ def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) ->
         where = path if isinstance(path, Path) else "the shared store"
         print(f"riskgate journal: no decision on order {order_id!r} in {where}", file=sys.stderr)
     return len(rows)
+
+
+def explanations(path: Source, order_id: str) -> list[dict[str, Any]]:
+    """Every decision on `order_id`, oldest first, each with all its inputs, the check that
+    decided it (`decided_by`) and the events of the minute before that concern its account
+    or every account (`events_in_the_minute_before`)."""
+    reader = _open(path)
+    try:
+        rows = reader.decisions(Query(order_id=order_id, limit=20))
+        context = {
+            id(row): reader.events(since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10)
+            for row in rows
+        }
+    finally:
+        reader.close()
+    out = []
+    for row in reversed(rows):  # oldest first
+        data = decision_json(row)
+        code = row["reason_code"]
+        data["decided_by"] = DECIDED_BY.get(ReasonCode(code), "?") if code in ReasonCode.__members__ else "?"
+        data["events_in_the_minute_before"] = [
+            {"time": _iso_or_none(e["ts_us"]), "kind": e["kind"], "source": e["source"],
+             "account": e["account"], **_detail(e["detail"])}
+            for e in reversed(context[id(row)])
+            if e["account"] in (None, row["account"])  # another account's events explain nothing here
+        ]  # fmt: skip
+        out.append(data)
+    return out
 
 
 def _shown(value: object) -> object:
@@ -211,3 +237,61 @@ def stats(path: Source, since: datetime | None, until: datetime | None, fmt: str
         print(f"{(r['account'] or '-'):<{width}}  {r['decision']:<10}  {r['reason_code']:<28}  {r['n']:>7,}", file=out)
     print(f"{sum(r['n'] for r in rows):,} decision(s)", file=out)
     return len(rows)
+
+
+def series(path: Path, now: datetime, span: str) -> dict[str, Any]:
+    """Decisions per second in each bucket of `span` (a key of SERIES_RANGES) up to `now` (the
+    gate's clock: the demo's simulated one too), from the journal: a restart keeps the history.
+    `allow`, `scale_down`, `block` and the top block codes, and the halts begun or ended as marks.
+    FileNotFoundError: no journal yet."""
+    seconds, bucket = SERIES_RANGES[span]
+    until_us = to_us(now) + 1
+    since_us = until_us - seconds * 1_000_000
+    reader = JournalReader(path)
+    try:
+        got = reader.series(since_us, until_us, bucket * 1_000_000)
+    finally:
+        reader.close()
+    n = seconds // bucket
+    per = {"allow": [0.0] * n, "scale_down": [0.0] * n, "block": [0.0] * n}
+    codes: dict[str, list[float]] = {}
+    totals: dict[str, int] = {}
+    for b, decision, code, count in got["counts"]:
+        if not 0 <= b < n or decision not in per:
+            continue
+        per[decision][b] += count / bucket
+        if decision == "block":
+            codes.setdefault(code, [0.0] * n)[b] += count / bucket
+            totals[code] = totals.get(code, 0) + count
+    top = sorted(totals, key=lambda c: (-totals[c], c))[:_TOP_CODES]
+    blocks = {c: [round(v, 4) for v in codes[c]] for c in top}
+    rest = [sum(codes[c][i] for c in totals if c not in top) for i in range(n)] if len(totals) > len(top) else None
+    if rest is not None:
+        blocks["other"] = [round(v, 4) for v in rest]
+    return {
+        "range": span,
+        "bucket_s": bucket,
+        "times": [(since_us + i * bucket * 1_000_000) / 1_000_000 for i in range(n)],
+        "per_s": {k: [round(v, 4) for v in vs] for k, vs in per.items()},
+        "blocks_by_code": blocks,
+        "totals": {**{k: round(sum(v) * bucket) for k, v in per.items()}, "blocks_by_code": totals},
+        "marks": [_mark(ts, kind, detail) for ts, kind, detail in got["marks"]],
+    }
+
+
+def _mark(ts_us: int, kind: str, detail: str | None) -> dict[str, Any]:
+    """A halt begun or ended, for the chart: when, which, and a line for people."""
+    d = _detail(detail)
+    if kind == "ess_changed":
+        active = d.get("active")
+        what = "halt" if active is True else "clear" if active is False else "unknown"
+        text = (
+            f"ESS {'halted' if active is True else 'clear' if active is False else 'unknown'}: {d.get('reason') or ''}"
+        )
+    elif kind == "operator_halt":
+        what = "reduce_only" if d.get("mode") == "reduce_only" else "halt"
+        text = f"{'reduce-only' if what == 'reduce_only' else 'operator halt'} by {d.get('by')}: {d.get('reason')}"
+    else:
+        what = "clear"
+        text = f"resumed by {d.get('by')}: {d.get('reason')}"
+    return {"at": ts_us / 1_000_000, "kind": what, "text": text.strip().rstrip(":")[:300]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -241,6 +242,27 @@ class JournalReader:
             (since_us if since_us is not None else 0, until_us if until_us is not None else 2**62, limit),
         ).fetchall()
         return [dict(row) for row in rows]
+
+    def series(self, since_us: int, until_us: int, bucket_us: int, budget_s: float = 2.0) -> dict[str, Any]:
+        """Decisions counted per bucket of `bucket_us` by decision (and blocks by reason code),
+        and the halts begun or ended in [since_us, until_us): the dashboard's chart. A query
+        that runs past `budget_s` is cut (sqlite3.OperationalError "interrupted")."""
+        ends = time.monotonic() + budget_s
+        self._db.set_progress_handler(lambda: int(time.monotonic() > ends), 10_000)
+        try:
+            counts = self._db.execute(
+                "SELECT (ts_us - ?) / ? AS b, decision, reason_code, COUNT(*) FROM decisions"
+                " WHERE ts_us >= ? AND ts_us < ? GROUP BY b, decision, reason_code",
+                (since_us, bucket_us, since_us, until_us),
+            ).fetchall()
+            marks = self._db.execute(
+                "SELECT ts_us, kind, detail FROM events WHERE kind IN ('ess_changed', 'operator_halt',"
+                " 'operator_resume') AND ts_us >= ? AND ts_us < ? ORDER BY ts_us, seq LIMIT 500",
+                (since_us, until_us),
+            ).fetchall()
+        finally:
+            self._db.set_progress_handler(None, 0)
+        return {"counts": [tuple(row) for row in counts], "marks": [tuple(row) for row in marks]}
 
     def stats(self, since_us: int | None = None, until_us: int | None = None) -> list[dict[str, Any]]:
         """Decisions counted by account, decision and reason code."""

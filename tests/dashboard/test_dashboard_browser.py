@@ -91,7 +91,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
         banner = page.locator("#banner")
@@ -102,6 +102,8 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         expect(page.locator("#sources tr[data-source='risk_v3']")).to_contain_text("INFO")
         expect(page.locator("[data-account='main_binance']")).to_contain_text("$10,000")
         expect(page.locator("#alerts-line")).to_have_text("alerting is off ([alerts] enabled = false)")
+        expect(page.locator("#chart canvas").first).to_be_visible(timeout=8_000)  # uPlot, from the package
+        expect(page.locator("#resume-button")).to_be_hidden()  # nothing to resume
         page.screenshot(path=shots / "1-trading.png", full_page=True)
         assert errors == [], errors
 
@@ -128,9 +130,20 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         page.screenshot(path=shots / "2-halted-by-ess.png", full_page=True)
         row.get_by_role("button").press("Enter")  # keyboard: the time is a button
         expect(page.locator("#entry")).to_be_visible()
-        expect(page.locator("#entry-fields")).to_contain_text("ess_age_s")
+        fields = page.locator("#entry-fields")
+        expect(fields.locator(".decided-by")).to_have_text("2. no ESS halt", timeout=5_000)  # the deciding check
+        expect(fields.locator(".events-before")).to_contain_text("ess changed")  # what came before it
+        expect(fields).to_contain_text("ESS age")  # fields named for people, not ess_age_s
+        expect(fields).not_to_contain_text("ess_age_s")
         page.screenshot(path=shots / "3-journal-entry.png")
         page.keyboard.press("Escape")
+        # The chart, from the journal: the blocked order counted, the halt marked.
+        summary = page.locator("#chart-summary")
+        expect(summary).to_contain_text("blocked 1", timeout=8_000)
+        expect(page.locator("#chart-marks li[data-kind='halt']").first).to_contain_text("ESS halted")
+        page.locator("#ranges button[data-range='1h']").click()
+        expect(page.locator("#ranges button[data-range='1h']")).to_have_attribute("aria-pressed", "true")
+        expect(summary).to_contain_text("last hour: allowed", timeout=8_000)
         sim.set_ess(False)
         expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
 
@@ -151,6 +164,22 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         page.screenshot(path=shots / "5-halted-by-operator.png", full_page=True)
         page.locator("#resume-button").click()
         page.locator("#auth-reason").fill("drill over")
+        page.locator("#auth-token").fill(ALICE)
+        page.locator("#auth-submit").click()
+        expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
+
+        # Reduce-only from the page: the banner says so, Resume is offered, Reduce-only is not again.
+        page.locator("#reduce-button").click()
+        page.locator("#auth-reason").fill("thin book")
+        page.locator("#auth-token").fill(ALICE)
+        page.locator("#auth-submit").click()
+        expect(banner).to_have_attribute("data-state", "REDUCE-ONLY", timeout=3_000)
+        expect(page.locator("#banner-causes")).to_contain_text("thin book")
+        expect(page.locator("#reduce-button")).to_be_hidden()
+        expect(page.locator("#resume-button")).to_be_visible()
+        page.screenshot(path=shots / "5b-reduce-only.png", full_page=True)
+        page.locator("#resume-button").click()
+        page.locator("#auth-reason").fill("book is back")
         page.locator("#auth-token").fill(ALICE)
         page.locator("#auth-submit").click()
         expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
@@ -184,6 +213,15 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         expect(banner).to_have_attribute("data-state", "FAIL-CLOSED", timeout=6_000)
         expect(page.locator("#banner-causes")).to_contain_text("risk_v3: stale for")
         page.screenshot(path=shots / "8-fail-closed.png", full_page=True)
+
+        # A phone, 390 px wide: nothing scrolls sideways, the locked card and the banner still read.
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(f"http://127.0.0.1:{port}/")
+        expect(phone.locator("#banner")).to_have_attribute("data-state", "FAIL-CLOSED", timeout=10_000)
+        expect(phone.locator("[data-account='main_binance'] .lockout").first).to_be_visible()
+        expect(phone.locator("#chart canvas").first).to_be_visible(timeout=8_000)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        phone.screenshot(path=shots / "9-phone-390px.png", full_page=True)
         browser.close()
 
     # The only console errors: the refused halt's 401 (Chromium logs a failed request).
@@ -194,7 +232,9 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         "3-journal-entry.png",
         "4-halt-wrong-token.png",
         "5-halted-by-operator.png",
+        "5b-reduce-only.png",
         "6-override-approved.png",
         "7-daily-limit.png",
         "8-fail-closed.png",
+        "9-phone-390px.png",
     ]

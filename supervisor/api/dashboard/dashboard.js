@@ -86,17 +86,31 @@ async function pollState() {
   drawState(r.body);
 }
 
+function blockQuery() {
+  const q = new URLSearchParams({ decision: $("filter-decision").value || "block,scale_down", limit: "50" });
+  if ($("filter-account").value) q.set("account", $("filter-account").value);
+  if ($("filter-code").value) q.set("code", $("filter-code").value);
+  return `/v1/decisions?${q}`;
+}
+
+function fillSelect(select, values) {
+  // Keep the choice; add what is new (accounts from the state, codes seen in the rows).
+  const have = new Set([...select.options].map((o) => o.value));
+  for (const v of values) if (v && !have.has(v)) select.append(el("option", { value: v, text: v }));
+}
+
 async function pollDecisions() {
-  const r = await api("/v1/decisions?decision=block,scale_down&limit=50");
+  const r = await api(blockQuery());
   if (r.status === 401) return;
   if (r.status === 503 && r.body) { $("blocks-note").textContent = r.body.detail || "the journal is off"; drawBlocks([]); return; }
   if (!r.ok || !Array.isArray(r.body)) return;
-  $("blocks-note").textContent = r.body.length ? "" : "no blocks or scale-downs in the journal yet";
+  $("blocks-note").textContent = r.body.length ? "" : "nothing in the journal matches yet";
+  fillSelect($("filter-code"), r.body.map((row) => row.reason_code));
   drawBlocks(r.body);
 }
 
 async function pollRates() {
-  const r = await api("/v1/decisions/rates");
+  const r = await api(`/v1/decisions/series?range=${chartRange}`);
   if (!r.ok || !r.body) return;
   drawChart(r.body);
 }
@@ -144,6 +158,7 @@ function drawState(doc) {
   const blocking = new Set([...banner.causes, ...(banner.also || [])].filter((c) => c.kind === "fail_closed").map((c) => c.source));
   drawSources(doc.sources || {}, blocking);
   drawAccounts(doc.accounts || {});
+  fillSelect($("filter-account"), Object.keys(doc.accounts || {}));
   drawInstances(doc.store || { backend: "sqlite" });
   if (changed("overrides", [doc.overrides, doc.operator_halt])) drawOverrides(doc.overrides || {}, doc.operator_halt || {});
   drawAlerts(doc.alerts || { enabled: false });
@@ -160,12 +175,13 @@ function sourceRow(name, s, blocking) {
   } else if (name === "ess") {
     extra = s.active === true ? `HALT: ${s.reason || ""}` : s.active === false ? "no halt" : "unknown";
   }
+  const halting = name === "ess" && s.active === true; // fresh, and halting: the pill says HALT, not a green "fresh"
   const err = s.last_error ? `${s.last_error.cause}: ${s.last_error.detail} (since ${fmtTime(s.last_error.since)})` : "";
   const ok = fresh && !unusable;
   const label = unusable ? "unusable" : fresh ? "fresh" : (s.age_s === null ? "no state" : "stale");
   return el("tr", { class: ok ? "" : "stale", "data-source": name },
     el("th", { scope: "row", text: name }),
-    el("td", {}, el("span", { class: ok ? "pill ok" : "pill bad", text: label })),
+    el("td", {}, el("span", { class: halting && ok ? "pill halt" : ok ? "pill ok" : "pill bad", text: halting && ok ? "halt" : label })),
     el("td", { class: "num", text: `${fmtAge(s.age_s)} / ${fmtAge(s.max_age_s)}` }),
     el("td", { text: extra }),
     el("td", { class: "reason", text: err }));
@@ -360,15 +376,40 @@ function jsonPost(path, body, token) {
 }
 
 // -- blocks and the journal entry ---------------------------------------------------------------------------
+// A gate's reason, for people: `risk_pct=1.9872 > max_single_trade_risk_pct=0.5 (equity=49800.00)` reads
+// "risk 1.99 % > max single trade risk 0.5 % (equity $49,800)"; ISO times become local times.
+function humanReason(text) {
+  if (typeof text !== "string") return "";
+  return text
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)/g, (iso) => `${clock(iso)} (${fmtTime(iso)})`)
+    .replace(/([A-Za-z_]+)=(-?\d+(?:\.\d+)?)/g, (all, key, raw) => {
+      const v = Number(raw);
+      const name = key.replace(/_(pct|usd|s)$/, "").replace(/_/g, " ");
+      if (/_pct$/.test(key)) return `${name} ${+v.toFixed(2)} %`;
+      if (/_usd$|^equity$/.test(key)) return `${name} ${usd.format(v)}`;
+      if (/_s$/.test(key)) return `${name} ${+v.toFixed(1)} s`;
+      return `${name} ${+v.toPrecision(6)}`;
+    })
+    .replace(/\(([a-z]+(?:_[a-z]+)+)\)/g, (all, key) => `(${key.replace(/_/g, " ")})`);
+}
+
+function notional(r) {
+  const q = r.adjusted_quantity || r.quantity;
+  const p = r.price || r.reference_price;
+  return typeof q === "number" && typeof p === "number" ? usd.format(q * p) : "—";
+}
+
 function drawBlocks(rows) {
   if (!changed("blocks", rows)) return; // unchanged: keep the rows (and the keyboard focus)
   lastRows = rows;
-  const body = rows.map((r, i) => el("tr", { "data-order": r.order_id, "data-code": r.reason_code },
-    el("td", { class: "time" }, el("button", { type: "button", class: "link", text: fmtTime(r.time).replace(" UTC", ""),
+  const body = rows.map((r, i) => el("tr", { "data-order": r.order_id, "data-code": r.reason_code, "data-decision": r.decision },
+    el("td", { class: "time", title: fmtTime(r.time) }, el("button", { type: "button", class: "link", text: clock(r.time),
       "aria-label": `journal entry of ${r.order_id}`, onclick: () => openEntry(i) })),
     el("td", { text: r.account }), el("td", { text: r.symbol }), el("td", { text: r.side }),
     el("td", { class: "num", text: r.quantity === null ? "—" : qty.format(r.quantity) }),
-    el("td", { class: "code", text: r.decision }), el("td", { class: "code", text: r.reason_code }), el("td", { class: "reason", text: r.reason })));
+    el("td", { class: "num", text: notional(r) }),
+    el("td", { class: "code", text: r.decision === "scale_down" ? "scaled down" : r.decision }),
+    el("td", { class: "code", text: r.reason_code }), el("td", { class: "reason", title: r.reason, text: humanReason(r.reason) })));
   $("blocks").tBodies[0].replaceChildren(...body);
 }
 
@@ -385,76 +426,119 @@ function entryValue(key, value) {
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
-function openEntry(index) {
+function fieldName(key) {
+  // snake_case for people: day_pnl_pct -> "day PnL (%)", reserved_usd -> "reserved (USD)"
+  return key.replace(/_pct$/, " (%)").replace(/_usd$/, " (USD)").replace(/_age_s$/, " age").replace(/_s$/, " (s)")
+    .replace(/pnl/g, "PnL").replace(/ess/g, "ESS").replace(/_/g, " ");
+}
+
+async function openEntry(index) {
   const row = lastRows[index];
   if (!row) return;
   $("entry-title").textContent = `Journal entry: ${row.order_id}`;
   const fields = [];
+  const add = (name, value) => fields.push(el("dt", { text: name }), el("dd", { text: value }));
+  add("decision", `${row.decision === "scale_down" ? "scaled down" : row.decision}: ${row.reason_code}`);
+  add("reason", humanReason(row.reason));
+  const first = fields.length;
   for (const [key, value] of Object.entries(row)) {
-    if (key.endsWith("_us")) continue; // the same instants as `time` and `signal_time`, for machines
-    fields.push(el("dt", { text: key }), el("dd", { text: entryValue(key, value) }));
+    // The instants again for machines (_us), what is said above, and fields with no value are left out.
+    if (key.endsWith("_us") || ["decision", "reason_code", "reason"].includes(key) || value === null || value === undefined) continue;
+    add(fieldName(key), entryValue(key, value));
   }
   $("entry-fields").replaceChildren(...fields);
   $("entry").showModal();
+  // Which check decided, and what happened just before: the journal's explanation of this order.
+  const r = await api(`/v1/decisions/explain?order_id=${encodeURIComponent(row.order_id)}`);
+  const found = r.ok && Array.isArray(r.body) ? r.body.find((d) => d.time === row.time) || r.body[r.body.length - 1] : null;
+  if (!found) return;
+  const decided = [el("dt", { text: "decided by" }), el("dd", { class: "decided-by", text: found.decided_by })];
+  const events = (found.events_in_the_minute_before || []).map((e) =>
+    `${clock(e.time)} ${e.kind.replace(/_/g, " ")}${e.source ? ` (${e.source})` : ""}${e.reason ? `: ${humanReason(String(e.reason))}` : ""}`);
+  fields.splice(first, 0, ...decided);
+  fields.push(el("dt", { text: "before it" }), el("dd", { class: "events-before" },
+    ...(events.length ? events.map((t) => el("div", { text: t })) : [el("div", { text: "no event in the minute before" })])));
+  $("entry-fields").replaceChildren(...fields);
 }
 
-// -- the chart -------------------------------------------------------------------------------------------------
-const COLORS = { allow: ["#1a7f37", "#2da44e", "#4ac26b"], scale_down: ["#9a6700", "#bf8700", "#d4a72c", "#e3b341"],
-  block: ["#cf222e", "#a40e26", "#fa4549", "#82071e", "#ff8182", "#8250df", "#6639ba", "#0969da", "#54aeff"] };
-const SVG = "http://www.w3.org/2000/svg";
+// -- the chart (uPlot, vendored: dashboard/VENDORED.md) -------------------------------------------------
+// Distinct hues: allowed green, scaled down amber, blocked red; the top block codes each their own.
+const SERIES_COLORS = { allow: "#1a7f37", scale_down: "#bf8700", block: "#cf222e" };
+const CODE_COLORS = ["#8250df", "#0969da", "#1b7c83", "#bc4c00", "#bf3989", "#57606a", "#6e7781"];
+const MARK_COLORS = { halt: "#cf222e", reduce_only: "#bf8700", clear: "#1a7f37", unknown: "#57606a" };
+let chartRange = "15m";
+let plot = null;
+let plotKeys = "";
+let chartMarks = [];
 
-function svg(tag, attrs) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  return node;
+function drawMarks(u) {
+  // Halts begun (red), reduce-only (amber), cleared (green): a vertical line each, at its time.
+  const ctx = u.ctx;
+  ctx.save();
+  for (const m of chartMarks) {
+    const x = Math.round(u.valToPos(m.at, "x", true));
+    if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+    ctx.strokeStyle = MARK_COLORS[m.kind] || MARK_COLORS.unknown;
+    ctx.lineWidth = 2 * devicePixelRatio;
+    ctx.setLineDash(m.kind === "clear" ? [4 * devicePixelRatio, 4 * devicePixelRatio] : []);
+    ctx.beginPath();
+    ctx.moveTo(x, u.bbox.top);
+    ctx.lineTo(x, u.bbox.top + u.bbox.height);
+    ctx.stroke();
+  }
+  ctx.restore();
 }
 
 function drawChart(doc) {
-  const points = doc.points || [];
-  const chart = $("chart");
-  const W = 800, H = 220, left = 44, bottom = 20, top = 8;
-  const end = points.length ? new Date(points[points.length - 1].end).getTime() : Date.now();
-  const start = end - 15 * 60 * 1000;
-  const keys = [...new Set(points.flatMap((p) => Object.keys(p.per_s)))].sort();
-  const peak = Math.max(0.1, ...points.filter((p) => p.seconds >= (doc.interval_s || 5) / 2).flatMap((p) => Object.values(p.per_s)));
-  const x = (t) => left + ((t - start) / (end - start)) * (W - left - 4);
-  const y = (v) => H - bottom - (v / peak) * (H - bottom - top);
-  const nodes = [
-    svg("line", { class: "axis", x1: left, y1: H - bottom, x2: W, y2: H - bottom }),
-    svg("line", { class: "axis", x1: left, y1: top, x2: left, y2: H - bottom }),
-  ];
-  const label = (text, attrs) => { const t = svg("text", attrs); t.textContent = text; return t; };
-  nodes.push(label((peak < 1 ? peak.toFixed(2) : peak.toFixed(peak < 10 ? 1 : 0)) + "/s", { x: 2, y: top + 10 }), label("0", { x: 30, y: H - bottom }));
-  for (let m = 15; m >= 0; m -= 5) {
-    const t = end - m * 60000;
-    nodes.push(label(m ? `−${m} min` : shortTime(new Date(end).toISOString()), { x: Math.min(W - 60, x(t) - 10), y: H - 5 }));
+  const times = doc.times || [];
+  const per = doc.per_s || {};
+  const codes = doc.blocks_by_code || {};
+  chartMarks = doc.marks || [];
+  const series = [{}];
+  const data = [times];
+  const label = { allow: "allowed", scale_down: "scaled down", block: "blocked" };
+  for (const key of ["allow", "scale_down", "block"]) {
+    series.push({ label: label[key], stroke: SERIES_COLORS[key], width: key === "block" ? 2.5 : 2, value: (u, v) => v == null ? "—" : `${v.toFixed(2)}/s` });
+    data.push(per[key] || times.map(() => 0));
   }
-  const legend = [];
-  const used = { allow: 0, scale_down: 0, block: 0 };
-  let summary = [];
-  const interval = doc.interval_s || 5;
-  const shown = points.filter((p) => new Date(p.end).getTime() >= start && p.seconds >= interval / 2);
-  for (const key of keys) {
-    const decision = key.split("/")[0];
-    const palette = COLORS[decision] || COLORS.block;
-    const color = palette[used[decision]++ % palette.length];
-    // Each interval is a step: its rate from its start to its end; zero between intervals with nothing.
-    const coords = [];
-    for (const p of shown) {
-      const v = y(p.per_s[key] || 0);
-      coords.push(`${x(new Date(p.start).getTime()).toFixed(1)},${v.toFixed(1)}`, `${x(new Date(p.end).getTime()).toFixed(1)},${v.toFixed(1)}`);
-    }
-    if (coords.length) nodes.push(svg("polyline", { points: coords.join(" "), stroke: color, "data-series": key }));
-    const total = points.reduce((sum, p) => sum + (p.per_s[key] || 0) * p.seconds, 0);
-    if (Math.round(total) === 0) continue;
-    summary.push(`${key}: ${Math.round(total)}`);
-    const swatch = el("span", { class: "swatch" });
-    swatch.style.background = color;
-    legend.push(el("li", {}, swatch, `${key} (${Math.round(total)})`));
+  Object.keys(codes).forEach((code, i) => {
+    series.push({ label: code, stroke: CODE_COLORS[i % CODE_COLORS.length], width: 1.5, dash: [6, 3], value: (u, v) => v == null ? "—" : `${v.toFixed(2)}/s` });
+    data.push(codes[code]);
+  });
+  const box = $("chart");
+  const width = Math.max(280, box.clientWidth || 600);
+  const keys = series.map((s) => s.label).join("|");
+  if (typeof uPlot === "undefined") {
+    box.textContent = "the chart library did not load";
+  } else if (plot && plotKeys === keys) {
+    plot.setData(data);
+  } else {
+    if (plot) plot.destroy();
+    box.replaceChildren();
+    plotKeys = keys;
+    plot = new uPlot({
+      width, height: 240, series,
+      scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(0.1, hi * 1.1)] } },
+      axes: [{ grid: { stroke: "#eaeef2" } }, { grid: { stroke: "#eaeef2" }, values: (u, ticks) => ticks.map((t) => `${t}/s`), size: 60 }],
+      legend: { live: true },
+      cursor: { points: { size: 6 } },
+      hooks: { draw: [drawMarks] },
+    }, data, box);
   }
-  chart.replaceChildren(...nodes);
-  $("legend").replaceChildren(...legend);
-  $("chart-summary").textContent = summary.length ? `decisions in the last 15 minutes: ${summary.join(", ")}` : "no decisions in the last 15 minutes";
+  const totals = doc.totals || {};
+  const words = [["allow", "allowed"], ["scale_down", "scaled down"], ["block", "blocked"]]
+    .map(([k, w]) => `${w} ${totals[k] || 0}`);
+  const span = { "15m": "15 minutes", "1h": "hour", "24h": "24 hours" }[doc.range] || doc.range;
+  $("chart-summary").textContent = `last ${span}: ${words.join(", ")}`;
+  $("chart-summary").dataset.totals = JSON.stringify(totals);
+  $("chart-marks").replaceChildren(...chartMarks.map((m) =>
+    el("li", { "data-kind": m.kind, title: fmtTime(new Date(m.at * 1000).toISOString()), text: `${clock(new Date(m.at * 1000).toISOString())} ${humanReason(m.text)}` })));
+}
+
+function chooseRange(range) {
+  chartRange = range;
+  for (const b of document.querySelectorAll("#ranges button")) b.setAttribute("aria-pressed", String(b.dataset.range === range));
+  pollRates();
 }
 
 // -- start ---------------------------------------------------------------------------------------------------------
@@ -470,6 +554,9 @@ function start() {
     (token, reason) => jsonPost("/v1/resume", { reason: reason || "resumed from the dashboard" }, token)));
   $("token-button").addEventListener("click", () => ask("Token for reading the gate's state (kept in this tab's memory only).", false,
     async (token) => { readToken = token; const r = await api("/v1/state"); if (!r.ok) readToken = null; return r; }));
+  for (const b of document.querySelectorAll("#ranges button")) b.addEventListener("click", () => chooseRange(b.dataset.range));
+  for (const id of ["filter-account", "filter-decision", "filter-code"]) $(id).addEventListener("change", pollDecisions);
+  new ResizeObserver(() => { if (plot) plot.setSize({ width: Math.max(280, $("chart").clientWidth), height: 240 }); }).observe($("chart"));
   every(STATE_EVERY_MS, pollState);
   every(DECISIONS_EVERY_MS, pollDecisions);
   every(RATES_EVERY_MS, pollRates);
