@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from supervisor.channels.journal_queue import DecisionRecord, EventRecord
+from supervisor.clock import SystemClock
 from supervisor.core.gate_state import UNITS_PER_USD
 from supervisor.errors import RiskgateError
 from supervisor.journal.sqlite_file import DECISION_COLUMNS, JournalWriter, file_identity
@@ -247,8 +247,9 @@ class JournalReader:
         """Decisions counted per bucket of `bucket_us` by decision (and blocks by reason code),
         and the halts begun or ended in [since_us, until_us): the dashboard's chart. A query
         that runs past `budget_s` is cut (sqlite3.OperationalError "interrupted")."""
-        ends = time.monotonic() + budget_s
-        self._db.set_progress_handler(lambda: int(time.monotonic() > ends), 10_000)
+        real = SystemClock()  # a budget in real time, whatever clock drives the gate
+        ends = real.monotonic() + budget_s
+        self._db.set_progress_handler(lambda: int(real.monotonic() > ends), 1_000)
         try:
             counts = self._db.execute(
                 "SELECT (ts_us - ?) / ? AS b, decision, reason_code, COUNT(*) FROM decisions"

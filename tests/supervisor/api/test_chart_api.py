@@ -75,3 +75,20 @@ def test_the_chart_library_is_served_from_the_package_and_is_the_pinned_release(
         assert "script-src 'self'" in served.headers["content-security-policy"]
     assert "MIT License" in folder.joinpath("uPlot.LICENSE").read_text()
     assert call(sup, "GET", "/dashboard/VENDORED.md", None).status_code == 404  # only what the page loads
+
+
+def test_a_series_query_past_its_time_budget_is_cut_not_waited_for(sup):
+    import sqlite3
+
+    from supervisor.journal.store import JOURNAL_NAME, JournalReader
+
+    for n in range(300):
+        sup.evaluate(order(order_id=f"many{n}", quantity=0.1))
+    sup.flush_journal()
+    reader = JournalReader(sup.config.state.dir / JOURNAL_NAME)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="interrupt"):
+            reader.series(0, 2**62, 1, budget_s=-1.0)  # already past: the first check cuts it
+        assert reader.series(0, 2**62, 10**12)["counts"]  # and the reader still answers after
+    finally:
+        reader.close()
