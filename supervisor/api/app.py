@@ -32,6 +32,9 @@ from supervisor.api.auth import Gatekeeper, Role, is_json
 from supervisor.api.models import (
     BODIES,
     DecisionOut,
+    HaltOut,
+    LockoutClearOut,
+    LockoutOut,
     Problem,
     Problems,
     ReadyOut,
@@ -770,7 +773,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         tags=["control"],
         summary='halt every order (mode "all", the default) or every order that grows a position '
         '("reduce_only"); persisted; halts stack, one per operator and mode',
-        responses={200: {"model": dict[str, Any]}, 422: {"model": Problem}, **_DOCS_401},
+        responses={200: {"model": HaltOut}, 422: {"model": Problem}, **_DOCS_401},
     )
     async def halt(request: Request) -> Response:
         body, refused = await control_body(request, ("reason", "mode"))
@@ -783,7 +786,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         "/v1/resume",
         tags=["control"],
         summary="lift every operator halt (only those: an ESS or kill-switch halt stays); 409 when none holds",
-        responses={200: {"model": dict[str, Any]}, 409: {"model": Problem}, 422: {"model": Problem}, **_DOCS_401},
+        responses={200: {"model": HaltOut}, 409: {"model": Problem}, 422: {"model": Problem}, **_DOCS_401},
     )
     async def resume(request: Request) -> Response:
         body, refused = await control_body(request, ("reason",), empty_ok=True)
@@ -791,7 +794,9 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
             return refused
         return await controlled(lambda: service.resume(operator_of(request), body.get("reason", "resumed")))
 
-    @app.get("/v1/halt", tags=["control"], summary="the operator halt", responses=_DOCS_401)
+    @app.get(
+        "/v1/halt", tags=["control"], summary="the operator halt", responses={200: {"model": HaltOut}, **_DOCS_401}
+    )
     def halt_status(request: Request) -> Response:
         refused = http.guard(request, "reader")
         return refused if refused is not None else _ok(service.controls.halt_status())
@@ -853,7 +858,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         "/v1/lockouts",
         tags=["control"],
         summary="the locked accounts: each lockout's code, cause, since, until and what lifts it",
-        responses=_DOCS_401,
+        responses={200: {"model": dict[str, list[LockoutOut]]}, **_DOCS_401},
     )
     async def lockouts(request: Request) -> Response:
         refused = http.guard(request, "reader")
@@ -866,7 +871,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         tags=["control"],
         summary="lift an account's cooldown (journaled; a second operator confirms it if the config says so)",
         responses={
-            200: {"model": dict[str, Any]},
+            200: {"model": LockoutClearOut},
             403: {"model": Problem},
             404: {"model": Problem},
             409: {"model": Problem},
@@ -897,6 +902,14 @@ def _document_bodies(app: FastAPI) -> None:
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
                 }
+            # Every operation that answers 401 takes a bearer token: said so, for generated clients.
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "[api.operators] / [api.clients] token"}
+            }
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    if "401" in operation.get("responses", {}):
+                        operation["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 

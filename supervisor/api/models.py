@@ -16,8 +16,12 @@ __all__ = [
     "BODIES",
     "DecisionOut",
     "FillIn",
+    "HaltEntry",
     "HaltIn",
+    "HaltOut",
     "LockoutClearIn",
+    "LockoutClearOut",
+    "LockoutOut",
     "MessagesIn",
     "OrderIn",
     "OutcomeIn",
@@ -124,6 +128,39 @@ class OverrideIn(BaseModel):
 
 class LockoutClearIn(BaseModel):
     reason: str = Field(description="why: journaled with the operator's name")
+
+
+class HaltEntry(BaseModel):
+    by: str
+    reason: str
+    since: str | None = Field(None, description="ISO 8601, UTC")
+    mode: str = Field(description='"all" or "reduce_only"')
+
+
+class HaltOut(BaseModel):
+    active: bool = Field(description="an operator halt holds (of every order, or reduce-only)")
+    mode: str | None = Field(None, description='the strictest: "all" or "reduce_only"')
+    by: str | None = None
+    reason: str | None = None
+    since: str | None = None
+    halts: list[HaltEntry] = Field([], description="each operator's halt")
+    lifted: list[HaltEntry] | None = Field(None, description="resume: the halts it lifted")
+
+
+class LockoutOut(BaseModel):
+    code: str = Field(description="the reason code orders of the account block with")
+    cause: str = Field(description="for people, e.g. daily loss -3.6 % of -3.5 %")
+    since: str | None = None
+    until: str | None = Field(None, description="when it lifts by itself at the latest; null: by an operator")
+    left_s: float | None = None
+    lifts: str
+
+
+class LockoutClearOut(BaseModel):
+    account: str
+    state: str = Field(description='"cleared", or "awaiting_second_operator"')
+    by: str | None = None
+    was_until: str | None = None
 
 
 class ReadyOut(BaseModel):

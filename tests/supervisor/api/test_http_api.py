@@ -341,6 +341,18 @@ def test_the_openapi_schema_names_the_bodies_for_other_languages(http):
     assert set(order_in["required"]) == {"account", "exchange", "strategy_id", "symbol", "side", "quantity", "price"}
     assert "PositionIn" in schema["components"]["schemas"]  # the snapshot's nested model is resolvable
     assert http.get("/docs").status_code == 200
+    # The bearer scheme, on every operation that takes a token; the controls' bodies and answers typed.
+    assert schema["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "description": "[api.operators] / [api.clients] token",
+    }  # fmt: skip
+    assert schema["paths"]["/v1/halt"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in schema["paths"]["/healthz"]["get"]
+    for path, model in (("/v1/halt", "HaltIn"), ("/v1/resume", "ResumeIn"), ("/v1/overrides", "OverrideIn"),
+                        ("/v1/lockouts/{account}/clear", "LockoutClearIn")):  # fmt: skip
+        body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"#/components/schemas/{model}"}, path
+    answer = schema["paths"]["/v1/halt"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/HaltOut"}
 
 
 # -- authentication -------------------------------------------------------------------------------------
