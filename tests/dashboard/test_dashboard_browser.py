@@ -56,6 +56,14 @@ def _config(path: Path, sim_url: str) -> None:
     path.write_text(text)
 
 
+def _act(page, button: str, reason: str, token: str) -> None:
+    """An operator's action from the page: the button, then the form's reason and token."""
+    page.locator(button).click()
+    page.locator("#auth-reason").fill(reason)
+    page.locator("#auth-token").fill(token)
+    page.locator("#auth-submit").click()
+
+
 def _post(port: int, path: str, body: dict, token: str = DESK) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}",
@@ -162,26 +170,17 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         expect(page.locator("#banner-causes")).to_contain_text("ess/operator_halt")
         expect(page.locator("#operator-halt")).to_contain_text("drill")
         page.screenshot(path=shots / "5-halted-by-operator.png", full_page=True)
-        page.locator("#resume-button").click()
-        page.locator("#auth-reason").fill("drill over")
-        page.locator("#auth-token").fill(ALICE)
-        page.locator("#auth-submit").click()
+        _act(page, "#resume-button", "drill over", ALICE)
         expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
 
         # Reduce-only from the page: the banner says so, Resume is offered, Reduce-only is not again.
-        page.locator("#reduce-button").click()
-        page.locator("#auth-reason").fill("thin book")
-        page.locator("#auth-token").fill(ALICE)
-        page.locator("#auth-submit").click()
+        _act(page, "#reduce-button", "thin book", ALICE)
         expect(banner).to_have_attribute("data-state", "REDUCE-ONLY", timeout=3_000)
         expect(page.locator("#banner-causes")).to_contain_text("thin book")
         expect(page.locator("#reduce-button")).to_be_hidden()
         expect(page.locator("#resume-button")).to_be_visible()
         page.screenshot(path=shots / "5b-reduce-only.png", full_page=True)
-        page.locator("#resume-button").click()
-        page.locator("#auth-reason").fill("book is back")
-        page.locator("#auth-token").fill(ALICE)
-        page.locator("#auth-submit").click()
+        _act(page, "#resume-button", "book is back", ALICE)
         expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
 
         # Bob proposes an override; Alice approves it from the page.

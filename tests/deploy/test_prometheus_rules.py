@@ -39,16 +39,30 @@ def test_promtool_checks_the_rules():
     assert out.returncode == 0 and "SUCCESS: 12 rules found" in out.stdout, out.stdout + out.stderr
 
 
-@needs_promtool
-def test_the_rules_fire_as_meant(tmp_path):
-    (tmp_path / "alerts.yml").write_text(RULES.read_text())
-    (tmp_path / "tests.yml").write_text(
-        """
-rule_files: [alerts.yml]
+_HEAD = """rule_files: [alerts.yml]
 evaluation_interval: 15s
 tests:
   - interval: 15s
-    input_series:
+    input_series:"""
+
+
+def _promtool_test(folder: Path, cases: str) -> None:
+    """`promtool test rules` against the shipped rules: `cases` are the input series and the
+    alert tests of one 15 s test group."""
+    (folder / "alerts.yml").write_text(RULES.read_text())
+    (folder / "tests.yml").write_text(_HEAD + cases)
+    out = subprocess.run(
+        [PROMTOOL or "promtool", "test", "rules", "tests.yml"], capture_output=True, text=True, timeout=60,
+        cwd=folder, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@needs_promtool
+def test_the_rules_fire_as_meant(tmp_path):
+    _promtool_test(
+        tmp_path,
+        """
       - series: 'risk_gate_ready'
         values: '1 1 0 0 0 0'
       - series: 'risk_gate_decisions_total{decision="block",reason_code="ESS_HALT_ACTIVE",account="main"}'
@@ -79,24 +93,15 @@ tests:
             exp_annotations:
               summary: "riskgate is halted (ESS, the kill switch or an operator halt)"
               description: "GET /v1/state shows which source halts and why; `riskgate status` from a shell."
-"""
+""",
     )
-    out = subprocess.run(
-        [PROMTOOL, "test", "rules", "tests.yml"], capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 @needs_promtool
 def test_a_dead_or_missing_riskgate_and_a_stale_source_alert_saying_what_and_how_old(tmp_path):
-    (tmp_path / "alerts.yml").write_text(RULES.read_text())
-    (tmp_path / "tests.yml").write_text(
+    _promtool_test(
+        tmp_path,
         """
-rule_files: [alerts.yml]
-evaluation_interval: 15s
-tests:
-  - interval: 15s
-    input_series:
       - series: 'up{job="riskgate", instance="h1:8010"}'
         values: '1 1 0 0 0 0 0'
       - series: 'risk_gate_build_info{job="riskgate", instance="h1:8010", version="1", store="sqlite"}'
@@ -151,9 +156,5 @@ tests:
             exp_annotations:
               summary: "account main is locked (LOSS_COOLDOWN): new risk blocks"
               description: "`riskgate lockouts list` says why and until when; reducing orders still pass."
-"""
+""",
     )
-    out = subprocess.run(
-        [PROMTOOL, "test", "rules", "tests.yml"], capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
-    )
-    assert out.returncode == 0, out.stdout + out.stderr

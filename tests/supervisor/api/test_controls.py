@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -54,11 +56,18 @@ def journal_events(sup: RiskSupervisor) -> list[dict]:
     return [{**e, "detail": json.loads(e["detail"])} for e in rows]
 
 
-@pytest.fixture
-def sup(clock, tmp_path):
+@contextlib.contextmanager
+def serving(clock, tmp_path) -> Iterator[RiskSupervisor]:
+    """A supervisor with operators and clients, its API on a free port, every source fed."""
     with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as s:
         s.serve_api(port=0)
         feed(s)
+        yield s
+
+
+@pytest.fixture
+def sup(clock, tmp_path):
+    with serving(clock, tmp_path) as s:
         yield s
 
 

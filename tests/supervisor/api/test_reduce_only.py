@@ -10,14 +10,12 @@ import pytest
 
 from supervisor import RiskSupervisor
 from tests.supervisor.api.conftest import ALICE, BOB
-from tests.supervisor.api.test_controls import REDUCE_MAIN, call, config, decide, feed, journal_events
+from tests.supervisor.api.test_controls import REDUCE_MAIN, call, config, decide, feed, journal_events, serving
 
 
 @pytest.fixture
 def sup(clock, tmp_path):
-    with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as s:
-        s.serve_api(port=0)
-        feed(s)
+    with serving(clock, tmp_path) as s:
         yield s
 
 
