@@ -11,6 +11,8 @@ it) that accepts and then never answers blocks nobody for longer than that.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import math
 import os
 import socket
@@ -18,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from supervisor.clock import SystemClock
 from supervisor.errors import RiskgateError
 
 __all__ = ["SchemaError", "SharedStoreError", "connect", "deadline", "psycopg_module"]
@@ -108,6 +111,67 @@ def said(exc: BaseException) -> str:
     return _said(exc)
 
 
+time_monotonic = SystemClock().monotonic  # deadlines are real time, whatever clock drives the gate
+
+
+class _Watchdog:
+    """One thread for every deadline of the process: it sleeps until the earliest one and cuts
+    the socket of a call still running then (a thread per call would cost one per statement)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Any]] = []  # (monotonic end, ticket, connection): a heap
+        self._live: set[int] = set()
+        self._tickets = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, conn: Any, seconds: float) -> int:
+        with self._cond:
+            ticket = next(self._tickets)
+            heapq.heappush(self._due, (time_monotonic() + seconds, ticket, conn))
+            self._live.add(ticket)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="shared-store-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return ticket
+
+    def disarm(self, ticket: int) -> None:
+        with self._cond:
+            self._live.discard(ticket)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._due and self._due[0][1] not in self._live:
+                    heapq.heappop(self._due)  # ended in time: forgotten
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                ends, ticket, conn = self._due[0]
+                left = ends - time_monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._due)
+                self._live.discard(ticket)
+            _cut(conn)
+
+
+def _cut(conn: Any) -> None:
+    """Shut the connection's socket down: its call in progress fails at once."""
+    with contextlib.suppress(Exception):
+        fd = conn.pgconn.socket
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
+_WATCHDOG = _Watchdog()
+
+
 @contextlib.contextmanager
 def deadline(conn: Any, seconds: float) -> Iterator[None]:
     """Run the block; past `seconds`, cut `conn`'s socket (its call then fails at once).
@@ -116,22 +180,8 @@ def deadline(conn: Any, seconds: float) -> Iterator[None]:
     if conn is None:
         yield
         return
-    done = threading.Event()
-
-    def cut() -> None:
-        if done.wait(seconds):
-            return
-        with contextlib.suppress(Exception):
-            fd = conn.pgconn.socket
-            sock = socket.socket(fileno=os.dup(fd))
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            finally:
-                sock.close()
-
-    watcher = threading.Thread(target=cut, name="shared-store-deadline", daemon=True)
-    watcher.start()
+    ticket = _WATCHDOG.arm(conn, seconds)
     try:
         yield
     finally:
-        done.set()
+        _WATCHDOG.disarm(ticket)
