@@ -103,6 +103,8 @@ def _status(args: argparse.Namespace) -> int:
         response = httpx.get(url + "/v1/state", headers=headers, timeout=args.timeout)
         doc = response.json() if response.is_success else None
         why = None if response.is_success else f"GET /v1/state answered {response.status_code}"
+        if response.status_code in (401, 403):
+            why = f"{why}: reading the state needs a token here (set {TOKEN_ENV} or give --token-file)"
     except (httpx.HTTPError, ValueError) as exc:
         doc, why = None, f"cannot reach {url}: {type(exc).__name__}: {exc}"
     if not isinstance(doc, dict) or not isinstance(doc.get("banner"), dict):
