@@ -381,20 +381,26 @@ class GateState:
         """The order ended, having filled `filled_quantity` in all. What the
         reported fills explain is released; a filled part whose fill was not
         reported (yet) keeps its notional reserved for `ttl_s`, since no
-        position holds it yet."""
+        position holds it yet, and the part of it that reduced the position
+        stays counted as reducing for as long: the book still shows the
+        position it closed, and no later order may count on closing it again
+        (a reduce-only halt, a loss limit: found by a probe)."""
         r = self.reservations.get((account, order_id))
         if r is None:
             return None
         if r.quantity > 0 and not filled_quantity <= r.quantity:  # NaN too: no more than was approved
             filled_quantity = r.quantity
         unreported = filled_quantity - r.filled_qty
-        if not math.isfinite(unreported) or unreported <= 1e-12 or r.units <= 0:
+        if not math.isfinite(unreported) or unreported <= 1e-12:
             return self.release(account, order_id)
-        keep = _units_within(unreported * r.price, r.units)
+        keep_reducing = min(r.reducing_qty, unreported)  # fills close the position first
+        if r.units <= 0 and keep_reducing <= 0:
+            return self.release(account, order_id)
+        keep = _units_within(unreported * r.price, r.units) if r.units > 0 else 0
         self._take_units(r, r.units - keep)
-        if r.reducing_qty > 0:
-            self._add_reducing(account, r.key, -r.reducing_qty)
-            r.reducing_qty = 0.0
+        if r.reducing_qty > keep_reducing:
+            self._add_reducing(account, r.key, -(r.reducing_qty - keep_reducing))
+            r.reducing_qty = keep_reducing
         r.resting = False
         r.expires = now + ttl_s
         heapq.heappush(self._expiry_heap, (r.expires, (account, order_id)))
