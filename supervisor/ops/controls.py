@@ -124,6 +124,11 @@ def halt_doc(halts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _row_doc(row: HaltRow) -> dict[str, Any]:
+    """The shared halt row as a halt document (halts_of reads a row of an earlier release too)."""
+    return {"active": row.active, "by": row.by, "reason": row.reason, "since": row.since, "halts": list(row.halts)}
+
+
 def _text(value: Any, what: str, limit: int = MAX_REASON) -> str:
     if not isinstance(value, str) or not value.strip() or not value.isprintable():
         raise ControlError(422, f"{what}: a non-empty line of printable text is required, got {shorten(value)}")
@@ -273,18 +278,25 @@ class OperatorControls:
         """Write this instance's halt to the shared store; why not (then kept to push), or None."""
         if self._shared is None:
             return None
-        h = self._halt
+        mine = halts_of(self._halt)
+
+        def merged(held: dict[str, Any]) -> dict[str, Any]:
+            # Every other operator's halt stays; this instance's replace theirs of the same operator and mode.
+            ours = {(h["by"], h["mode"]) for h in mine}
+            return halt_doc([h for h in halts_of(held) if (h["by"], h["mode"]) not in ours] + mine)
+
         try:
-            row = self._shared.set_halt(
-                bool(h.get("active")), str(h.get("by")), str(h.get("reason")), h.get("since"), halts_of(h)
-            )
+            row = self._shared.set_halt(merged)
         except SharedStoreError as exc:
             self._unshared = True
             log.error("operator_halt_not_shared", error=str(exc))
             return str(exc)
         self._unshared = False
         self._halt_version = row.version
-        self._halt = {**{k: v for k, v in h.items() if k != "unshared"}, "shared_version": row.version}
+        before = halts_of(self._halt)
+        self._halt = {**halt_doc(halts_of(_row_doc(row))), "shared_version": row.version}  # every instance's
+        if halts_of(self._halt) != before:
+            self._publish_halt()  # another operator's halt, read back with ours: it holds here too
         with contextlib.suppress(OSError):  # shared now: the file says so (at the next write at the latest)
             write_atomically(self._dir / HALT_FILE, self._halt)
         return None
@@ -305,9 +317,7 @@ class OperatorControls:
             if self._halt_version is not None and row.version <= self._halt_version:
                 return  # read before a halt or resume made here since: never undoes it (found by a probe)
             self._halt_version = row.version
-            legacy = {"active": row.active, "by": row.by, "reason": row.reason, "since": row.since,
-                      "halts": list(row.halts)}  # fmt: skip
-            shared = {**halt_doc(halts_of(legacy)), "shared_version": row.version}
+            shared = {**halt_doc(halts_of(_row_doc(row))), "shared_version": row.version}
             if not row.active and row.by is not None:
                 shared.update(by=row.by, reason=row.reason, since=row.since)  # the last resume: who, why, when
             current = {k: self._halt.get(k) for k in ("active", "by", "reason", "since", "mode", "halts")}
@@ -327,22 +337,32 @@ class OperatorControls:
         """Lift every operator halt (each stacked one: the answer's `lifted` says which); 409
         when none holds (an ESS or kill-switch halt is lifted where it comes from)."""
         reason = _text(reason, "reason")
+        nothing = ControlError(409, "nothing to resume: no operator halt holds (an ESS or kill-switch halt is "
+                               "lifted where it comes from)")  # fmt: skip
         with self._lock:
-            was = dict(self._halt)
-            lifted = halts_of(was)
-            if not lifted:
-                raise ControlError(409, "nothing to resume: no operator halt holds (an ESS or kill-switch halt is "
-                                   "lifted where it comes from)")  # fmt: skip
-            resumed: dict[str, Any] = {"active": False, "by": by, "reason": reason, "since": iso(self._clock.now()),
-                                       "lifted": lifted}  # fmt: skip
+            lifted = halts_of(self._halt)
+            since = iso(self._clock.now())
             if self._shared is not None:
-                # The database's halt is every instance's: a resume it did not take is no resume.
+                # The database's halt is every instance's: a resume it did not take is no resume. It
+                # lifts what the store holds (every instance's halts) and what only this one holds.
+
+                def cleared(held: dict[str, Any]) -> dict[str, Any]:
+                    there = halts_of(held)
+                    lifted[:] = there + [h for h in lifted if h not in there]
+                    if not lifted:
+                        raise nothing
+                    return {"active": False, "by": by, "reason": reason, "since": since, "halts": []}
+
                 try:
-                    row = self._shared.set_halt(False, by, reason, resumed["since"])
+                    row = self._shared.set_halt(cleared)
                 except SharedStoreError as exc:
                     raise ControlError(503, f"not resumed: the shared store did not take it ({exc})") from exc
                 self._unshared = False
                 self._halt_version = row.version
+            elif not lifted:
+                raise nothing
+            resumed: dict[str, Any] = {"active": False, "by": by, "reason": reason, "since": since, "lifted": lifted}
+            if self._shared is not None:
                 resumed["shared_version"] = row.version
             # Saved first: a resume that a restart would undo is no resume (still halted).
             self._save_or_say(HALT_FILE, resumed, "not resumed: the resume could not be saved")

@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -237,19 +237,24 @@ class SharedStore:
             link.close()
 
     # -- the operator halt ----------------------------------------------------------------
-    def set_halt(
-        self, active: bool, by: str, reason: str, since: str | None, halts: Sequence[dict[str, Any]] = ()
-    ) -> HaltRow:
-        """Write the shared halt (and the stacked halts it is made of) and tell every instance
-        (NOTIFY, delivered at commit)."""
+    def set_halt(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> HaltRow:
+        """Change the shared halt under its row lock: `change` gets the row as it is now
+        (`active, by, reason, since, halts`) and answers the row to write (OperatorControls
+        merges this instance's halts into every other's there: a halt made here never
+        replaces one made elsewhere). Every instance hears of it (NOTIFY, at commit)."""
         from psycopg.types.json import Jsonb
 
         def work(conn: Any) -> HaltRow:
+            now = _halt(conn, lock=True)
+            held = {"active": now.active, "by": now.by, "reason": now.reason, "since": now.since,
+                    "halts": [dict(h) for h in now.halts]}  # fmt: skip
+            new = change(held)
             conn.execute(
                 "UPDATE operator_halt SET active = %s, by_name = %s, reason = %s, since = %s, instance = %s,"
                 " halts = %s, changed_at = clock_timestamp(), version = version + 1 WHERE id = 1",
-                (active, by, reason, since, self.instance, Jsonb(list(halts))),
-            )
+                (bool(new.get("active")), new.get("by"), new.get("reason"), new.get("since"), self.instance,
+                 Jsonb(list(new.get("halts") or []))),
+            )  # fmt: skip
             conn.execute(f"NOTIFY {HALT_CHANNEL}")
             return _halt(conn)
 
@@ -455,10 +460,13 @@ def _round_of(doc: dict[str, Any]) -> Round:
     return Round(granted, halt, instances, leases, overrides, decided, upto, more)
 
 
-def _halt(conn: Any) -> HaltRow:
-    row = conn.execute(
-        "SELECT active, by_name, reason, since, instance, changed_at, version, halts FROM operator_halt WHERE id = 1"
-    ).fetchone()
+_HALT_ROW = (
+    "SELECT active, by_name, reason, since, instance, changed_at, version, halts FROM operator_halt WHERE id = 1"
+)
+
+
+def _halt(conn: Any, lock: bool = False) -> HaltRow:
+    row = conn.execute(_HALT_ROW + " FOR UPDATE" if lock else _HALT_ROW).fetchone()
     if row is None:
         raise SharedStoreError("the operator_halt row is missing: run `riskgate db migrate`")
     halts = tuple(x for x in row[7] if isinstance(x, dict)) if isinstance(row[7], list) else ()

@@ -149,7 +149,8 @@ def test_a_halt_through_one_instance_is_heard_by_another(migrated_dsn):
         assert listener.listening.wait(5)
         heard.wait(2)  # the call it makes on (re)connecting, for whatever it missed
         heard.clear()
-        row = a.set_halt(True, "alice", "venue outage", "2026-12-04T12:00:00+00:00")
+        halt = {"by": "alice", "reason": "venue outage", "since": "2026-12-04T12:00:00+00:00", "mode": "all"}
+        row = a.set_halt(lambda held: {**halt, "active": True, "halts": [*held["halts"], halt]})
         assert row.active and row.by == "alice"
         assert heard.wait(1.0), "the NOTIFY did not arrive within 1 s"
         assert b.halt().active and b.halt().reason == "venue outage"
