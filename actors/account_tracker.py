@@ -39,9 +39,11 @@ from supervisor.channels.gate_link import GateLink
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
+from supervisor.core.lockouts import account_lockouts
 from supervisor.core.messages import AccountSnapshot, AccountState, ConfigChanged, Fill, Position
 from supervisor.core.orders import config_symbol
 from supervisor.core.periods import PERIODS, period_start
+from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_str, shorten
 from supervisor.logs import get_logger
 from supervisor.sources.baseline_store import Baseline, BaselineShare, BaselineStore, open_store
@@ -418,6 +420,18 @@ class AccountTrackerActor(PolledSourceActor):
         if last.cooldown_until is None or last.cooldown_until <= self._clock.now():
             return {"cleared": False, "why": "no cooldown holds for this account"}
         now = self._clock.now()
+        account = self._config.accounts.accounts[message.account]
+        profile = self._config.profiles.get(account.capital_profile)
+        causes = [
+            lk for lk in (account_lockouts(last, profile, self._config.periods, now) if profile else ())
+            if lk.code in (RC.DAILY_LOSS_LIMIT, RC.WEEKLY_LOSS_LIMIT, RC.DRAWDOWN_LIMIT)
+        ]  # fmt: skip
+        if causes:
+            # The cooldown is for the time after the loss: cleared now, it would be gone the moment
+            # equity came back inside the limit (found by a probe).
+            held = f"{causes[0].code.value}: {causes[0].cause}"
+            return {"cleared": False, "why": f"the loss behind the cooldown still holds ({held}): the cooldown "
+                    "can be cleared once equity is back inside the limit"}  # fmt: skip
         week = self._period_start("week", now)
         self._set(message.account, "cooldown_clear", Baseline(week, now.timestamp(), f"operator:{message.by}"), now)
         self.event("lockout_cleared", "operator", message.account, code="LOSS_COOLDOWN", by=message.by,
