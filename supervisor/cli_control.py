@@ -28,8 +28,8 @@ def _fail(text: str) -> int:
     return 2
 
 
-def _target(args: argparse.Namespace) -> tuple[str, str | None] | int:
-    """(base URL, token) or an exit code after saying what is wrong."""
+def _target(args: argparse.Namespace) -> tuple[str, str | None] | str:
+    """(base URL, token), or what is wrong."""
     url = args.url
     if url is None:
         from supervisor.config import ConfigError, load_config
@@ -37,7 +37,7 @@ def _target(args: argparse.Namespace) -> tuple[str, str | None] | int:
         try:
             api = load_config(args.config).api
         except ConfigError as exc:
-            return _fail(f"{exc.source}: cannot read the config for [api] host:port ({exc.problems[0]}); give --url")
+            return f"{exc.source}: cannot read the config for [api] host:port ({exc.problems[0]}); give --url"
         host = f"[{api.host}]" if ":" in api.host else api.host
         url = f"http://{host}:{api.port}"
     token = None
@@ -45,9 +45,9 @@ def _target(args: argparse.Namespace) -> tuple[str, str | None] | int:
         try:
             token = Path(args.token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            return _fail(f"--token-file {args.token_file}: {exc.strerror or exc}")
+            return f"--token-file {args.token_file}: {exc.strerror or exc}"
         if not token:
-            return _fail(f"--token-file {args.token_file} is empty")
+            return f"--token-file {args.token_file} is empty"
     else:
         token = os.environ.get(TOKEN_ENV) or None
     return url.rstrip("/"), token
@@ -57,8 +57,8 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None, ne
     import httpx
 
     target = _target(args)
-    if isinstance(target, int):
-        return target
+    if isinstance(target, str):
+        return _fail(target)
     url, token = target
     if needs_token and token is None:
         return _fail(f"an operator token is needed: set {TOKEN_ENV} or give --token-file")
@@ -73,7 +73,7 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None, ne
             content=None if body is None else json.dumps(body),
             timeout=args.timeout,
         )
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # noqa: BLE001 - httpx.HTTPError, InvalidURL (a typo in --url): said, never a traceback
         print(f"riskgate: cannot reach {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     try:
@@ -95,18 +95,20 @@ def _status(args: argparse.Namespace) -> int:
     import httpx
 
     target = _target(args)
-    if isinstance(target, int):
-        return target
-    url, token = target
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.get(url + "/v1/state", headers=headers, timeout=args.timeout)
-        doc = response.json() if response.is_success else None
-        why = None if response.is_success else f"GET /v1/state answered {response.status_code}"
-        if response.status_code in (401, 403):
-            why = f"{why}: reading the state needs a token here (set {TOKEN_ENV} or give --token-file)"
-    except (httpx.HTTPError, ValueError) as exc:
-        doc, why = None, f"cannot reach {url}: {type(exc).__name__}: {exc}"
+    doc: Any = None
+    if isinstance(target, str):  # the gate's state was never read: unreachable, whatever the cause
+        why: str | None = target
+    else:
+        url, token = target
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = httpx.get(url + "/v1/state", headers=headers, timeout=args.timeout)
+            doc = response.json() if response.is_success else None
+            why = None if response.is_success else f"GET /v1/state answered {response.status_code}"
+            if response.status_code in (401, 403):
+                why = f"{why}: reading the state needs a token here (set {TOKEN_ENV} or give --token-file)"
+        except Exception as exc:  # noqa: BLE001 - a refused connection, a typo in --url, a body not JSON
+            doc, why = None, f"cannot reach {url}: {_plain_error(exc)}"
     if not isinstance(doc, dict) or not isinstance(doc.get("banner"), dict):
         found: dict[str, Any] = {"verdict": "UNREACHABLE", "causes": [why or "GET /v1/state: not a state document"]}
     else:
@@ -117,6 +119,20 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print(_said_status(found))
     return int(found["exit"])
+
+
+def _plain_error(exc: Exception) -> str:
+    """A connection failure in words: "connection refused", not "ConnectError: [Errno 111] ..."."""
+    text = str(exc)
+    known = (
+        ("Connection refused", "connection refused (is riskgate running there?)"),
+        ("timed out", "no answer in time"),
+        ("Name or service not known", "no such host"),
+    )
+    for needle, said in known:
+        if needle in text:
+            return said
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def _verdict(doc: dict[str, Any]) -> dict[str, Any]:
