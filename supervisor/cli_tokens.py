@@ -21,6 +21,16 @@ from pathlib import Path
 __all__ = ["add_token_commands"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_BARE = re.compile(r"[A-Za-z0-9_-]+")  # a TOML bare key; others (alice.smith, bob@desk) are quoted
+
+
+class _ServiceEnvironment(dict[str, str]):
+    """The environment the service runs with, as far as validating the file goes: a `*_env` key
+    names a variable this shell may not hold (systemd's EnvironmentFile): each reads as a
+    distinct placeholder, so the file's own shape is what is checked."""
+
+    def get(self, key: str, default: object = None) -> str:
+        return os.environ.get(key) or f"placeholder-for-{key}-0123456789abcdef"
 
 
 def _fail(text: str, code: int = 2) -> int:
@@ -38,7 +48,7 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     path = Path(args.config)
     try:
         before = path.read_text(encoding="utf-8")
-        config = load_config(path)
+        config = load_config(path, _ServiceEnvironment())
     except OSError as exc:
         return _fail(f"{path}: {exc.strerror or exc} (riskgate init-config writes one)")
     except ConfigError as exc:
@@ -58,7 +68,8 @@ def cmd_token_add(args: argparse.Namespace) -> int:
                          f"(known: {known})")  # fmt: skip
     token = secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
-    table = [f"\n[api.{role}.{name}]", f'token_sha256 = "{digest}"  # riskgate token add: the token is not kept']
+    key = name if _BARE.fullmatch(name) else f'"{name}"'  # the name checked above holds no quote or backslash
+    table = [f"\n[api.{role}.{key}]", f'token_sha256 = "{digest}"  # riskgate token add: the token is not kept']
     if accounts:
         table.append("accounts = [" + ", ".join(f'"{a}"' for a in accounts) + "]")
     after = before + ("" if before.endswith("\n") or not before else "\n") + "\n".join(table) + "\n"
@@ -67,7 +78,7 @@ def cmd_token_add(args: argparse.Namespace) -> int:
         tmp.write_text(after, encoding="utf-8")
         os.chmod(tmp, path.stat().st_mode & 0o7777)
         try:
-            load_config(tmp)  # still valid (e.g. [api] with an inline `operators` table would clash)
+            load_config(tmp, _ServiceEnvironment())  # still valid ([api] with an inline `operators` table clashes)
         except ConfigError as exc:
             tmp.unlink()
             return _fail(f"{path}: the new table would make the file invalid ({exc.problems[0]}); nothing changed")

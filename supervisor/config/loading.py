@@ -804,8 +804,9 @@ def _shape_problem(text: str) -> str | None:
     return None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML file. Raises `ConfigError` listing every problem."""
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML file (`environ`: the environment its `*_env` keys name, default
+    this process's). Raises `ConfigError` listing every problem."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -831,7 +832,9 @@ def load_config(path: str | Path) -> Config:
     resolved = path.resolve()
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        return parse_config(data, base_dir=resolved.parent, source=str(path), origin=str(resolved), digest=digest)
+        return parse_config(
+            data, base_dir=resolved.parent, source=str(path), origin=str(resolved), digest=digest, environ=environ
+        )
     except ConfigError:
         raise
     except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
