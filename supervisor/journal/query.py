@@ -195,7 +195,9 @@ def explanations(path: Source, order_id: str) -> list[dict[str, Any]]:
     try:
         rows = reader.decisions(Query(order_id=order_id, limit=20))
         context = {
-            id(row): reader.events(since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10)
+            id(row): reader.events(
+                since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10, account=row["account"]
+            )
             for row in rows
         }
     finally:

@@ -235,12 +235,22 @@ class JournalReader:
         return [dict(row) for row in rows]
 
     def events(
-        self, since_us: int | None = None, until_us: int | None = None, limit: int = 100
+        self,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int = 100,
+        account: str | None = None,
     ) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT * FROM events WHERE ts_us >= ? AND ts_us < ? ORDER BY ts_us DESC, seq DESC LIMIT ?",
-            (since_us if since_us is not None else 0, until_us if until_us is not None else 2**62, limit),
-        ).fetchall()
+        """Events in [since_us, until_us), newest first; with `account`, only its own and those of
+        no account (a halt, a source): filtered before the limit."""
+        span = (since_us if since_us is not None else 0, until_us if until_us is not None else 2**62)
+        args: tuple[Any, ...] = span
+        if account is None:
+            sql = "SELECT * FROM events WHERE ts_us >= ? AND ts_us < ?"
+        else:
+            sql = "SELECT * FROM events WHERE ts_us >= ? AND ts_us < ? AND (account = ? OR account IS NULL)"
+            args = (*span, account)
+        rows = self._db.execute(sql + " ORDER BY ts_us DESC, seq DESC LIMIT ?", (*args, limit)).fetchall()
         return [dict(row) for row in rows]
 
     def series(self, since_us: int, until_us: int, bucket_us: int, budget_s: float = 2.0) -> dict[str, Any]:

@@ -48,11 +48,19 @@ class SharedJournalReader:
         return self._rows(sql, (*args, q.limit))
 
     def events(
-        self, since_us: int | None = None, until_us: int | None = None, limit: int = 100
+        self, since_us: int | None = None, until_us: int | None = None, limit: int = 100, account: str | None = None
     ) -> list[dict[str, Any]]:
+        """As JournalReader.events, over every instance's."""
+        span = (since_us if since_us is not None else 0, until_us if until_us is not None else _FAR)
+        if account is None:
+            return self._rows(
+                "SELECT * FROM events WHERE ts_us >= %s AND ts_us < %s ORDER BY ts_us DESC, seq DESC LIMIT %s",
+                (*span, limit),
+            )
         return self._rows(
-            "SELECT * FROM events WHERE ts_us >= %s AND ts_us < %s ORDER BY ts_us DESC, seq DESC LIMIT %s",
-            (since_us if since_us is not None else 0, until_us if until_us is not None else _FAR, limit),
+            "SELECT * FROM events WHERE ts_us >= %s AND ts_us < %s AND (account = %s OR account IS NULL)"
+            " ORDER BY ts_us DESC, seq DESC LIMIT %s",
+            (*span, account, limit),
         )
 
     def stats(self, since_us: int | None = None, until_us: int | None = None) -> list[dict[str, Any]]:
