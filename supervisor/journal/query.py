@@ -86,7 +86,7 @@ _TABLE: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("code", lambda r: r["reason_code"] or ""),
     ("sent", lambda r: _num(r["adjusted_quantity"])),
     ("order_id", lambda r: r["order_id"] or ""),
-    ("reason", lambda r: (r["reason"] or "")[:70]),
+    ("reason", lambda r: _cut(r["reason"] or "", 70)),
 )
 
 
@@ -170,7 +170,8 @@ def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) ->
         print(f"  decided by: {data['decided_by']}", file=out)
         print(f"  reason: {data['reason']}", file=out)
         for key in DECISION_COLUMNS[1:]:
-            if key not in ("order_id", "reason", "decision", "reason_code") and data.get(key) is not None:
+            shown = key not in ("order_id", "reason", "decision", "reason_code") and not key.endswith("_us")
+            if shown and data.get(key) is not None:
                 print(f"  {key}: {_shown(data[key])}", file=out)
         if data.get("signal_time") is not None:
             print(f"  signal_time: {data['signal_time']}", file=out)
@@ -180,7 +181,8 @@ def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) ->
                 for k, v in e.items()
                 if k not in ("time", "kind", "source", "account") and v is not None
             )
-            print(f"  event {e['time']} {e['kind']} {e['source']} {e['account'] or ''} {detail}".rstrip(), file=out)
+            source = "" if e["source"] == e["kind"] else f" ({e['source']})"
+            print(f"  event {e['time']} {e['kind']}{source} {e['account'] or ''} {detail}".rstrip(), file=out)
     if not rows:
         where = path if isinstance(path, Path) else "the shared store"
         print(f"riskgate journal: no decision on order {order_id!r} in {where}", file=sys.stderr)
@@ -218,8 +220,15 @@ def explanations(path: Source, order_id: str) -> list[dict[str, Any]]:
 
 
 def _shown(value: object) -> object:
-    """A figure for people: 8 significant digits (0.30000000000000004 is 0.3)."""
+    """A figure for people: 8 significant digits (0.30000000000000004 is 0.3); yes or no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return f"{value:.8g}" if isinstance(value, float) else value
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` within `width` characters, saying so when it was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def stats(path: Source, since: datetime | None, until: datetime | None, fmt: str, out: TextIO | None = None) -> int:
@@ -277,8 +286,30 @@ def series(path: Path, now: datetime, span: str) -> dict[str, Any]:
         "per_s": {k: [round(v, 4) for v in vs] for k, vs in per.items()},
         "blocks_by_code": blocks,
         "totals": {**{k: round(sum(v) * bucket) for k, v in per.items()}, "blocks_by_code": totals},
-        "marks": [_mark(ts, kind, detail) for ts, kind, detail in got["marks"]],
+        "marks": _marks(got["marks"]),
     }
+
+
+def _marks(events: list[tuple[int, str, str | None]]) -> list[dict[str, Any]]:
+    """The halts begun and ended, once each: an ESS change that only the operator halt made (and
+    the clear that ends it) is marked by the operator's halt and resume already; the first reading
+    after a start is no change at all."""
+    out = []
+    operator_only = False
+    for ts, kind, detail in events:
+        if kind == "ess_changed":
+            d = _detail(detail)
+            if d.get("previous") is None:
+                continue
+            if d.get("active") is True:
+                operator_only = str(d.get("reason") or "").startswith("operator_halt:")
+                if operator_only:
+                    continue
+            elif operator_only:
+                operator_only = False
+                continue
+        out.append(_mark(ts, kind, detail))
+    return out
 
 
 def _mark(ts_us: int, kind: str, detail: str | None) -> dict[str, Any]:

@@ -135,6 +135,9 @@ function tickFreshness() {
     $("banner-state").textContent = "NO DATA";
     setList($("banner-causes"), [`the gate has not answered for ${fmtAge(ago)}: what follows is old`]);
   }
+  // A gate that does not answer takes no action either: its buttons say so rather than fail.
+  for (const b of document.querySelectorAll("#banner .buttons button:not(#token-button), #overrides button")) b.disabled = old;
+  $("token-button").hidden = !needsToken && readToken === null;
 }
 
 // -- banner and sources ----------------------------------------------------------------------------
@@ -148,13 +151,24 @@ function drawState(doc) {
   $("banner-state").textContent = banner.state;
   const halt = doc.operator_halt || {};
   const since = (c) => (c.source === "ess/operator_halt" && halt.active && halt.since) || c.since; // persisted: survives a restart
-  const lines = banner.causes.map((c) => since(c) ? `${c.source}: ${c.detail} — since ${fmtTime(since(c))}` : c.detail);
-  for (const c of banner.also || []) lines.push(`also ${c.detail}`);
+  // For people: the detail's own times and figures rounded; its source named once; "since" once.
+  const said = (c) => {
+    const detail = humanReason(String(c.detail || "")).replace(/^operator_halt: /, "");
+    const when = since(c);
+    return when && !/ since /.test(detail) ? `${detail} — since ${clock(when)}` : detail;
+  };
+  const lines = banner.causes.map(said);
+  for (const c of banner.also || []) lines.push(`also ${said(c)}`);
   if ((banner.accounts_blocked || []).length) lines.push(`accounts failing closed: ${banner.accounts_blocked.join(", ")}`);
   const locked = banner.accounts_locked || [];
   if (locked.length) lines.push(`${locked.length} account${locked.length === 1 ? "" : "s"} locked (new risk blocked): ${locked.join(", ")}`);
   if (banner.state === "TRADING" && !lines.length) lines.push(`risk level ${doc.risk_level || "?"}, every source fresh`);
   setList($("banner-causes"), lines);
+  // The buttons follow the state: Resume only while an operator halt holds (an ESS or kill-switch halt
+  // is lifted at its source); Reduce-only only while nothing halts every order already.
+  const halts = halt.active ? (halt.halts || [halt]) : [];
+  $("resume-button").hidden = !halts.length;
+  $("reduce-button").hidden = halts.some((h) => h.mode === "reduce_only") || halt.mode === "all" || banner.state === "HALTED";
   const blocking = new Set([...banner.causes, ...(banner.also || [])].filter((c) => c.kind === "fail_closed").map((c) => c.source));
   drawSources(doc.sources || {}, blocking);
   drawAccounts(doc.accounts || {});
@@ -162,6 +176,16 @@ function drawState(doc) {
   drawInstances(doc.store || { backend: "sqlite" });
   if (changed("overrides", [doc.overrides, doc.operator_halt])) drawOverrides(doc.overrides || {}, doc.operator_halt || {});
   drawAlerts(doc.alerts || { enabled: false });
+}
+
+// An upstream failure in words: "no answer (the connection closed)", not "transport: RemoteProtocolError: ...".
+function plainError(cause, detail) {
+  const text = `${cause}: ${detail}`;
+  const known = [[/Connection refused|ConnectError/, "cannot connect (connection refused)"],
+    [/RemoteProtocolError|disconnected without/, "the connection closed without an answer"],
+    [/timed? ?out|Timeout/i, "no answer in time"], [/^http_status|HTTP [45]\d\d/, null]];
+  for (const [re, words] of known) if (re.test(text)) return words ? words : humanReason(text);
+  return humanReason(text);
 }
 
 function sourceRow(name, s, blocking) {
@@ -176,7 +200,8 @@ function sourceRow(name, s, blocking) {
     extra = s.active === true ? `HALT: ${s.reason || ""}` : s.active === false ? "no halt" : "unknown";
   }
   const halting = name === "ess" && s.active === true; // fresh, and halting: the pill says HALT, not a green "fresh"
-  const err = s.last_error ? `${s.last_error.cause}: ${s.last_error.detail} (since ${fmtTime(s.last_error.since)})` : "";
+  extra = humanReason(extra).replace(/operator_halt: /g, "");
+  const err = s.last_error ? `${plainError(s.last_error.cause, s.last_error.detail)} (since ${clock(s.last_error.since)})` : "";
   const ok = fresh && !unusable;
   const label = unusable ? "unusable" : fresh ? "fresh" : (s.age_s === null ? "no state" : "stale");
   return el("tr", { class: ok ? "" : "stale", "data-source": name },
@@ -317,9 +342,6 @@ function drawOverrides(overrides, halt) {
   $("operator-halt").textContent = halts.length
     ? halts.map((h) => `${h.mode === "reduce_only" ? "reduce-only" : "operator halt"} by ${h.by} since ${fmtTime(h.since)}: ${h.reason}`).join(" · ")
     : "no operator halt";
-  // Resume is offered only when an operator halt holds (an ESS or kill-switch halt is lifted at its source).
-  $("resume-button").hidden = !halts.length;
-  $("reduce-button").hidden = halts.some((h) => h.mode === "reduce_only") || halt.mode === "all";
 }
 
 function drawAlerts(alerts) {
@@ -406,7 +428,9 @@ function drawBlocks(rows) {
     el("td", { class: "time", title: fmtTime(r.time) }, el("button", { type: "button", class: "link", text: clock(r.time),
       "aria-label": `journal entry of ${r.order_id}`, onclick: () => openEntry(i) })),
     el("td", { text: r.account }), el("td", { text: r.symbol }), el("td", { text: r.side }),
-    el("td", { class: "num", text: r.quantity === null ? "—" : qty.format(r.quantity) }),
+    el("td", { class: "num", text: r.quantity === null ? "—"
+      : r.decision === "scale_down" && typeof r.adjusted_quantity === "number" ? `${qty.format(r.quantity)} → ${qty.format(r.adjusted_quantity)}`
+      : qty.format(r.quantity) }),
     el("td", { class: "num", text: notional(r) }),
     el("td", { class: "code", text: r.decision === "scale_down" ? "scaled down" : r.decision }),
     el("td", { class: "code", text: r.reason_code }), el("td", { class: "reason", title: r.reason, text: humanReason(r.reason) })));

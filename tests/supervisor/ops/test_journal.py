@@ -113,8 +113,9 @@ def test_explain_shows_the_inputs_the_deciding_check_and_the_events_before(sup, 
     text = out.getvalue()
     assert "order x: block DAILY_LOSS_LIMIT" in text and "decided by: 11. daily loss limit" in text
     assert "day_pnl_pct: -3\n" in text and "equity: 9700\n" in text and "symbol: SOLUSDT" in text
-    assert "risk_level_changed risk_v3" in text
+    assert "risk_level_changed (risk_v3)" in text
     assert ": None" not in text and "=None" not in text  # no value: not shown
+    assert "_us:" not in text and ": False" not in text  # instants for machines left out; yes/no, not a repr
     assert " bold " not in text  # another account's events explain nothing here
     out = io.StringIO()
     query.explain(journal_of(sup), "x", "json", out)
