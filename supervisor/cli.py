@@ -438,7 +438,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         return run_demo(serve=True, port=port, pace_s=4.0 if args.pace is None else args.pace, stop=stop)
     except (OSError, RiskgateError) as exc:  # the port is taken
-        print(f"riskgate demo: cannot serve on 127.0.0.1:{port}: {exc}", file=sys.stderr)
+        print(f"riskgate demo: cannot serve on 127.0.0.1:{port}: {exc} (--port N picks another; 0: any free)",
+              file=sys.stderr)  # fmt: skip
         return 1
 
 

@@ -53,7 +53,80 @@ def _target(args: argparse.Namespace) -> tuple[str, str | None] | str:
     return url.rstrip("/"), token
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: Any = None, needs_token: bool = True) -> int:
+def _when(iso: Any) -> str:
+    """An ISO 8601 instant for people: 2026-12-04 22:05 UTC."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return str(iso)
+
+
+def _said_halt(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return str(doc)
+    lifted = doc.get("lifted")
+    if lifted is not None:
+        names = "; ".join(f"{h.get('by')} ({'reduce-only' if h.get('mode') == 'reduce_only' else 'every order'}): "
+                          f"{h.get('reason')}" for h in lifted)  # fmt: skip
+        return f"resumed by {doc.get('by')}: lifted {len(lifted)} halt(s): {names}"
+    if not doc.get("active"):
+        return "no operator halt"
+    lines = [f"halted ({'reduce-only' if doc.get('mode') == 'reduce_only' else 'every order'})"]
+    for h in doc.get("halts") or []:
+        kind = "reduce-only" if h.get("mode") == "reduce_only" else "every order"
+        lines.append(f"  {kind} by {h.get('by')} since {_when(h.get('since'))}: {h.get('reason')}")
+    return "\n".join(lines)
+
+
+def _said_lockouts(doc: Any) -> str:
+    if not isinstance(doc, dict) or not doc:
+        return "no account is locked"
+    lines = []
+    for account, locks in sorted(doc.items()):
+        for lk in locks:
+            until = f"until {_when(lk.get('until'))}" if lk.get("until") else "until an operator lifts it"
+            left = lk.get("left_s")
+            more = f" ({round(left / 60)} min left)" if isinstance(left, int | float) else ""
+            lines.append(f"{account}: {lk.get('code')} {until}{more}: {lk.get('cause')}; lifts {lk.get('lifts')}")
+    return "\n".join(lines)
+
+
+def _said_clear(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return str(doc)
+    if doc.get("state") == "awaiting_second_operator":
+        return f"{doc.get('account')}: clear asked by {doc.get('requested_by')}; another operator confirms it"
+    return f"{doc.get('account')}: cooldown cleared by {doc.get('by')} (it ran until {_when(doc.get('was_until'))})"
+
+
+def _said_override(doc: Any) -> str:
+    records = doc if isinstance(doc, list) else [doc]
+    if not records:
+        return "no overrides"
+    lines = []
+    for r in records:
+        if not isinstance(r, dict):
+            lines.append(str(r))
+            continue
+        ends = f", ends {_when(r.get('expires_at'))}" if r.get("expires_at") else ""
+        by = ", ".join(str(x) for x in (r.get("proposed_by"), r.get("approved_by")) if x)
+        lines.append(
+            f"override {r.get('id')} for {r.get('account')}: {r.get('state')} (by {by}){ends}: {r.get('reason')}"
+        )
+    return "\n".join(lines)
+
+
+def _call(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    body: Any = None,
+    needs_token: bool = True,
+    say: Callable[[Any], str] | None = None,
+) -> int:
+    """One request; the answer in words (`say`), or as JSON with --json; a refusal in one line."""
     import httpx
 
     target = _target(args)
@@ -80,8 +153,16 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None, ne
         answer = response.json()
     except ValueError:
         answer = response.text
+    as_json = getattr(args, "json", False)
+    if not response.is_success and not as_json:
+        detail = answer.get("detail") if isinstance(answer, dict) else answer
+        print(f"riskgate: refused ({response.status_code}): {detail}", file=sys.stderr)
+        return 1
     out = sys.stdout if response.is_success else sys.stderr
-    print(json.dumps(answer, indent=2, sort_keys=True) if not isinstance(answer, str) else answer, file=out)
+    if say is not None and not as_json:
+        print(say(answer), file=out)
+    else:
+        print(json.dumps(answer, indent=2, sort_keys=True) if not isinstance(answer, str) else answer, file=out)
     return 0 if response.is_success else 1
 
 
@@ -146,7 +227,8 @@ def _verdict(doc: dict[str, Any]) -> dict[str, Any]:
     causes = [str(c.get("detail")) for c in banner.get("causes") or [] if isinstance(c, dict)]
     also = [str(c.get("detail")) for c in banner.get("also") or [] if isinstance(c, dict)]
     lockouts = {
-        name: [f"{lk.get('code')} until {lk.get('until') or 'lifted by an operator'}: {lk.get('cause')}"
+        name: [f"{lk.get('code')} until {_when(lk['until']) if lk.get('until') else 'an operator lifts it'}: "
+               f"{lk.get('cause')}"
                for lk in row.get("lockouts") or []]
         for name, row in (doc.get("accounts") or {}).items()
         if isinstance(row, dict) and row.get("lockouts")
@@ -191,6 +273,8 @@ def add_control_commands(
             "--token-file", metavar="PATH", help=f"file holding the operator's token (default: ${TOKEN_ENV})"
         )
         p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the API")
+        if "json" not in {a.dest for a in p._actions}:
+            p.add_argument("--json", action="store_true", help="the API's answer as JSON, for tools")
 
     p = command(
         "halt", "halt every order at a running riskgate, or with --reduce-only every order that grows a position"
@@ -204,14 +288,18 @@ def add_control_commands(
     where(p)
     p.set_defaults(
         func=lambda a: _call(
-            a, "POST", "/v1/halt", {"reason": a.reason, "mode": "reduce_only" if a.reduce_only else "all"}
+            a,
+            "POST",
+            "/v1/halt",
+            {"reason": a.reason, "mode": "reduce_only" if a.reduce_only else "all"},
+            say=_said_halt,
         )
     )
 
     p = command("resume", "lift every operator halt (an ESS or kill-switch halt stays); says what it lifted")
     p.add_argument("--reason", default="resumed", help="why: journaled")
     where(p)
-    p.set_defaults(func=lambda a: _call(a, "POST", "/v1/resume", {"reason": a.reason}))
+    p.set_defaults(func=lambda a: _call(a, "POST", "/v1/resume", {"reason": a.reason}, say=_said_halt))
 
     p = command(
         "status",
@@ -228,7 +316,7 @@ def add_control_commands(
         "list", help="every locked account: code, cause, since, until, what lifts it", formatter_class=formatter
     )
     where(o)
-    o.set_defaults(func=lambda a: _call(a, "GET", "/v1/lockouts", needs_token=False))
+    o.set_defaults(func=lambda a: _call(a, "GET", "/v1/lockouts", needs_token=False, say=_said_lockouts))
     o = lsub.add_parser(
         "clear",
         help="lift an account's cooldown (an operator's token; journaled)",
@@ -241,7 +329,7 @@ def add_control_commands(
     o.add_argument("--reason", required=True, help="why: journaled")
     where(o)
     o.set_defaults(func=lambda a: _call(a, "POST", f"/v1/lockouts/{quote(a.account, safe='')}/clear",
-                                        {"reason": a.reason}))  # fmt: skip
+                                        {"reason": a.reason}, say=_said_clear))  # fmt: skip
 
     p = command("override", "two-person emergency overrides: propose, approve (another operator), list, revoke")
     osub = p.add_subparsers(dest="override_command", required=True, metavar="ACTION")
@@ -257,19 +345,21 @@ def add_control_commands(
     o.add_argument("--ttl", type=float, required=True, metavar="SECONDS", help="how long, at most overrides.max_ttl_s")
     where(o)
     o.set_defaults(
-        func=lambda a: _call(a, "POST", "/v1/overrides", {"account": a.account, "reason": a.reason, "ttl_s": a.ttl})
+        func=lambda a: _call(
+            a, "POST", "/v1/overrides", {"account": a.account, "reason": a.reason, "ttl_s": a.ttl}, say=_said_override
+        )
     )
     help_ = "approve another operator's proposal: it is active for its ttl from now"
     o = osub.add_parser("approve", help=help_, description=help_ + " (the proposer cannot)", formatter_class=formatter)
     o.add_argument("id")
     where(o)
-    o.set_defaults(func=lambda a: _call(a, "POST", f"/v1/overrides/{a.id}/approve"))
+    o.set_defaults(func=lambda a: _call(a, "POST", f"/v1/overrides/{a.id}/approve", say=_said_override))
     help_ = "proposed, active and ended overrides (GET /v1/overrides)"
     o = osub.add_parser("list", help=help_, description=help_, formatter_class=formatter)
     where(o)
-    o.set_defaults(func=lambda a: _call(a, "GET", "/v1/overrides", needs_token=False))
+    o.set_defaults(func=lambda a: _call(a, "GET", "/v1/overrides", needs_token=False, say=_said_override))
     help_ = "revoke a proposal or an active override: the account's orders are held again at once"
     o = osub.add_parser("revoke", help=help_, description=help_, formatter_class=formatter)
     o.add_argument("id")
     where(o)
-    o.set_defaults(func=lambda a: _call(a, "DELETE", f"/v1/overrides/{a.id}"))
+    o.set_defaults(func=lambda a: _call(a, "DELETE", f"/v1/overrides/{a.id}", say=_said_override))

@@ -299,13 +299,17 @@ def test_the_cli_halts_resumes_and_runs_the_two_person_workflow(sup, monkeypatch
     assert main(["override", "propose", "main", "--reason", "flatten", "--ttl", "60", *url]) == 0
     (record,) = sup.overrides()  # (stdout also holds this process's server log lines)
     oid = record.id
-    assert f'"id": "{oid}"' in capsys.readouterr().out
+    assert f"override {oid} for main: proposed (by alice)" in capsys.readouterr().out  # in words
+    capsys.readouterr()
     assert main(["override", "approve", oid, *url]) == 1  # alice proposed it
+    assert capsys.readouterr().err.startswith("riskgate: refused (403): ")  # one line, not a JSON dump
     bob = tmp_path / "bob.token"
     bob.write_text(BOB + "\n")
     assert main(["override", "approve", oid, "--token-file", str(bob), *url]) == 0
     capsys.readouterr()
     assert main(["override", "list", *url]) == 0
+    assert f"override {oid} for main: active (by alice, bob)" in capsys.readouterr().out
+    assert main(["override", "list", "--json", *url]) == 0  # for tools
     assert '"state": "active"' in capsys.readouterr().out
     assert main(["override", "revoke", oid, *url]) == 0
     assert main(["halt", "--reason", "x", "--url", "http://127.0.0.1:9"]) == 1  # nothing listens there

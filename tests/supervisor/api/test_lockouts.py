@@ -149,3 +149,23 @@ def test_two_operators_clear_a_cooldown_when_the_config_says_so(tmp_path):
         second = call(sup, "POST", path, BOB, {"reason": "agreed"})
         assert second.status_code == 200 and second.json()["state"] == "cleared"
         assert decide(sup, quantity=0.5)["decision"] == "allow"
+
+
+def test_the_cli_lists_and_clears_lockouts_in_words(cooling, capsys, monkeypatch):
+    from supervisor.cli import main
+
+    url = ["--url", cooling.api_server.url]
+    monkeypatch.delenv("RISKGATE_TOKEN", raising=False)
+    capsys.readouterr()
+    assert main(["lockouts", "list", *url]) == 0
+    said = capsys.readouterr().out
+    assert "main: LOSS_COOLDOWN until 2026-01-14 13:00 UTC (50 min left): cooldown after the daily loss" in said
+    assert main(["lockouts", "clear", "main", "--reason", "reviewed", *url]) == 2  # no token: said, nothing sent
+    monkeypatch.setenv("RISKGATE_TOKEN", ALICE)
+    capsys.readouterr()
+    assert main(["lockouts", "clear", "main", "--reason", "reviewed", *url]) == 0
+    assert "main: cooldown cleared by alice (it ran until 2026-01-14 13:00 UTC)" in capsys.readouterr().out
+    assert main(["lockouts", "list", *url]) == 0
+    assert "no account is locked" in capsys.readouterr().out
+    assert main(["lockouts", "clear", "main", "--reason", "again", *url]) == 1
+    assert capsys.readouterr().err.startswith("riskgate: refused (409): main: no cooldown holds")
