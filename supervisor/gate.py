@@ -33,7 +33,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from supervisor.channels.ess_board import EssBoard
@@ -111,6 +111,8 @@ class GateView:
     overrides: dict[str, tuple[str, float]]  # account -> (override id, expiry, monotonic)
     config_digest: str
     reduce_only_mode: str | None = None  # the operators' reduce-only halt, as the gate applies it
+    # Repeated terms refused (account, symbol, side, quantity, price) -> until (monotonic).
+    repeat_latches: dict[tuple[str, str, str, float, float], float] = field(default_factory=dict)
 
 
 class BudgetUsage(NamedTuple):
@@ -527,6 +529,8 @@ class Gate:
                 # The keeper's demand and the id the other instances learn (beyond the bound the
                 # keeper is gone: the id stays known here, the demand is the slice).
                 st.decided_outbox.append((order.account, booked.order_id, order.exchange, booked.units))
+        elif code is RC.DUPLICATE_ORDER and order is not None and st.repeats:
+            st.latch_repeats(order, now, config.gate.duplicate_window_s, config.gate.max_repeats)
         elif code is RC.BUDGET_UNAVAILABLE and order is not None:
             self._count_budget(st.budget_refused, order, order.quantity * order.price)
             if self.on_budget_short is not None:
@@ -789,6 +793,7 @@ class Gate:
                 overrides=dict(st.overrides),
                 config_digest=self._config.digest,
                 reduce_only_mode=st.reduce_only_mode,
+                repeat_latches=st.latched(self._clock.monotonic()) if st.repeat_latches else {},
             )
         finally:
             self._release()

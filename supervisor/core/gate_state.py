@@ -27,6 +27,7 @@ __all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_unit
 PositionKey = tuple[str, str]  # (symbol, exchange)
 ReservationKey = tuple[str, str]  # (account, order_id): ids are per account
 UNITS_PER_USD = 1_000_000
+_MAX_LATCHES = 1024  # repeated terms remembered as lockouts at once
 _MAX_MARKS = 10_000  # (symbol, exchange) references kept
 
 
@@ -164,6 +165,8 @@ class GateState:
     # Orders decided recently (duplicates): (account, order id) -> when; repeats of one order's terms.
     decided: dict[tuple[str, str], float] = field(default_factory=dict)
     repeats: dict[tuple[str, str, str, float, float], deque[float]] = field(default_factory=dict)
+    # Terms refused as repeats, and until when (monotonic): a lockout operators see.
+    repeat_latches: dict[tuple[str, str, str, float, float], float] = field(default_factory=dict)
     _decided_order: deque[tuple[float, tuple[str, str]]] = field(default_factory=deque)
     # Which order-independent checks passed, for which state objects (kept by core.verdicts).
     verdicts: VerdictCache = field(default_factory=VerdictCache)
@@ -210,6 +213,27 @@ class GateState:
     def decided_within(self, account: str, order_id: str, now: float, window_s: float) -> bool:
         when = self.decided.get((account, order_id))
         return when is not None and when > now - window_s
+
+    def latch_repeats(self, order: OrderRequest, now: float, window_s: float, limit: int) -> None:
+        """A repeat of `order`'s terms was refused (DUPLICATE_ORDER): remember until when they stay
+        refused (the moment fewer than `limit` are left in the window), for the lockouts operators
+        see. Called on that refusal only; at most _MAX_LATCHES kept, the oldest dropped."""
+        terms = (order.account, order.symbol, order.side, order.quantity, order.price)
+        times = self.repeats.get(terms)
+        if not times or limit <= 0:
+            return
+        inside = [t for t in times if t > now - window_s]
+        if len(inside) < limit:
+            return
+        self.repeat_latches[terms] = inside[len(inside) - limit] + window_s
+        if len(self.repeat_latches) > _MAX_LATCHES:
+            self.repeat_latches.pop(next(iter(self.repeat_latches)))
+
+    def latched(self, now: float) -> dict[tuple[str, str, str, float, float], float]:
+        """The repeated terms still refused now, and until when (monotonic); the lapsed forgotten."""
+        for terms in [k for k, until in self.repeat_latches.items() if until <= now]:
+            del self.repeat_latches[terms]
+        return dict(self.repeat_latches)
 
     def repeats_within(self, order: OrderRequest, now: float, window_s: float) -> int:
         terms = (order.account, order.symbol, order.side, order.quantity, order.price)

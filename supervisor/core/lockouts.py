@@ -23,7 +23,7 @@ from supervisor.core.messages import AccountState
 from supervisor.core.periods import period_start
 from supervisor.core.reasons import ReasonCode as RC
 
-__all__ = ["Lockout", "account_lockouts", "period_end"]
+__all__ = ["Lockout", "account_lockouts", "period_end", "repeat_lockout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +105,15 @@ def account_lockouts(
             )
         )
     return tuple(found)
+
+
+def repeat_lockout(side: str, quantity: float, symbol: str, price: float, until: datetime, limit: int,
+                   window_s: float) -> Lockout:  # fmt: skip
+    """The same order terms refused as repeats (a looping strategy) until the window lets one more."""
+    return Lockout(
+        RC.DUPLICATE_ORDER,
+        f"the same {side} of {quantity:g} {symbol} at {price:g} came {limit} times within {window_s:g} s",
+        None,
+        until,
+        "when the oldest of them leaves gate.duplicate_window_s (other orders of the account pass)",
+    )

@@ -175,6 +175,10 @@ class GateCollector(Collector):
                     locked.add_metric((name, lock.code.value), 1.0)
                     if lock.until is not None:
                         left.add_metric((name, lock.code.value), max(0.0, (lock.until - wall).total_seconds()))
+                for terms, until in view.repeat_latches.items():  # repeated order terms refused
+                    if terms[0] == name:
+                        locked.add_metric((name, "DUPLICATE_ORDER"), 1.0)
+                        left.add_metric((name, "DUPLICATE_ORDER"), max(0.0, until - view.monotonic))
                 reserved.add_metric((name,), acct.reserved_usd)
                 equity.add_metric((name,), acct.state.equity)
                 for period, start in (("day", acct.state.day_start_equity), ("week", acct.state.week_start_equity)):

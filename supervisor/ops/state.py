@@ -21,7 +21,7 @@ from supervisor.channels.gate_counters import GateCounters
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
 from supervisor.core.checks import Denial, account_denial, market_blockers
-from supervisor.core.lockouts import Lockout, account_lockouts
+from supervisor.core.lockouts import Lockout, account_lockouts, repeat_lockout
 from supervisor.core.messages import RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.gate import GateView
@@ -352,6 +352,14 @@ class StateReader:
             )
             row["blocked_by"] = denial.reason if denial is not None else None
             locks = account_lockouts(seen.state, profile, cfg.periods, wall) if seen is not None else ()
+            if view is not None and view.repeat_latches:
+                gate = cfg.gate
+                locks += tuple(
+                    repeat_lockout(side, qty, symbol, price, wall + timedelta(seconds=until - view.monotonic),
+                                   gate.max_repeats, gate.duplicate_window_s)
+                    for (account, symbol, side, qty, price), until in view.repeat_latches.items()
+                    if account == name
+                )  # fmt: skip
             row["lockouts"] = [lockout_json(lock, wall) for lock in locks]
             if seen is not None:
                 s = seen.state

@@ -169,3 +169,32 @@ def test_the_cli_lists_and_clears_lockouts_in_words(cooling, capsys, monkeypatch
     assert "no account is locked" in capsys.readouterr().out
     assert main(["lockouts", "clear", "main", "--reason", "again", *url]) == 1
     assert capsys.readouterr().err.startswith("riskgate: refused (409): main: no cooldown holds")
+
+
+def test_an_order_repeated_past_max_repeats_is_a_lockout_until_the_window_lets_one_more(tmp_path):
+    from tests.helpers import order
+
+    cfg = make_config(
+        api={"operators": operators(), "clients": clients()},
+        state={"dir": str(tmp_path / "state")},
+        gate={"duplicate_window_s": 60.0, "max_repeats": 3, "max_orders_per_s": 1000},
+    )
+    clock = FakeClock(start=T)
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        sup.serve_api(port=0)
+        fresh(sup, 10_000.0)
+        for n in range(3):  # a looping strategy: the same order, new ids
+            assert sup.evaluate(order(order_id=f"loop{n}", quantity=0.1)).decision == "allow"
+            clock.advance(5)
+            fresh(sup, 10_000.0)
+        assert sup.evaluate(order(order_id="loop3", quantity=0.1)).reason_code is RC.DUPLICATE_ORDER
+        (lock,) = call(sup, "GET", "/v1/lockouts", DESK).json()["main"]
+        assert lock["code"] == "DUPLICATE_ORDER" and "the same buy of 0.1 SOLUSDT at 100 came 3 times" in lock["cause"]
+        assert lock["left_s"] == 45.0  # the first of the three leaves the 60 s window then
+        metrics = call(sup, "GET", "/metrics", None).text
+        assert 'risk_gate_account_lockout{account="main",code="DUPLICATE_ORDER"} 1.0' in metrics
+        assert sup.evaluate(order(order_id="other", quantity=0.2)).decision == "allow"  # other terms pass
+        clock.advance(46)
+        fresh(sup, 10_000.0)
+        assert call(sup, "GET", "/v1/lockouts", DESK).json() == {}
+        assert sup.evaluate(order(order_id="loop4", quantity=0.1)).decision == "allow"
