@@ -121,7 +121,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         flipped = time.monotonic()
         expect(banner).to_have_attribute("data-state", "HALTED", timeout=2_000)
         assert time.monotonic() - flipped < 2.0
-        expect(page.locator("#banner-causes")).to_contain_text("ess/http: exchange incident")
+        expect(page.locator("#banner-causes")).to_contain_text("ESS http: exchange incident")
         order = {
             "account": "main_binance",
             "exchange": "binance",
@@ -167,7 +167,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         page.locator("#auth-submit").click()
         expect(page.locator("#auth")).to_be_hidden()
         expect(banner).to_have_attribute("data-state", "HALTED", timeout=3_000)
-        expect(page.locator("#banner-causes")).to_contain_text("ess/operator_halt")
+        expect(page.locator("#banner-causes")).to_contain_text("operator halt by alice")
         expect(page.locator("#operator-halt")).to_contain_text("drill")
         page.screenshot(path=shots / "5-halted-by-operator.png", full_page=True)
         _act(page, "#resume-button", "drill over", ALICE)

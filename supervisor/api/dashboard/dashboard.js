@@ -153,7 +153,10 @@ function drawState(doc) {
   const since = (c) => (c.source === "ess/operator_halt" && halt.active && halt.since) || c.since; // persisted: survives a restart
   // For people: the detail's own times and figures rounded; its source named once; "since" once.
   const said = (c) => {
-    const detail = humanReason(String(c.detail || "")).replace(/^operator_halt: /, "");
+    // A halt names where it comes from ("ESS http: ...", "kill switch: ..."); the operator's says so itself.
+    const from = c.kind !== "halt" || !c.source || c.source === "ess/operator_halt" ? ""
+      : c.source === "ess/kill_switch_file" ? "kill switch: " : c.source.startsWith("ess/") ? `ESS ${c.source.slice(4)}: ` : "";
+    const detail = from + humanReason(String(c.detail || "")).replace(/^operator_halt: /, "");
     const when = since(c);
     return when && !/ since /.test(detail) ? `${detail} — since ${clock(when)}` : detail;
   };
@@ -266,7 +269,9 @@ function meter(label, used, limit, text, name) {
 function clock(iso) {
   // a local time of day (UTC in the tooltip the caller adds)
   const d = new Date(iso);
-  return isNaN(d) ? String(iso) : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (isNaN(d)) return String(iso);
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
 }
 function left(s) {
   if (typeof s !== "number" || !isFinite(s)) return "";
@@ -403,7 +408,7 @@ function jsonPost(path, body, token) {
 function humanReason(text) {
   if (typeof text !== "string") return "";
   return text
-    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)/g, (iso) => `${clock(iso)} (${fmtTime(iso)})`)
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)/g, (iso) => clock(iso))
     .replace(/([A-Za-z_]+)=(-?\d+(?:\.\d+)?)/g, (all, key, raw) => {
       const v = Number(raw);
       const name = key.replace(/_(pct|usd|s)$/, "").replace(/_/g, " ");
