@@ -417,7 +417,9 @@ function humanReason(text) {
       if (/_s$/.test(key)) return `${name} ${+v.toFixed(1)} s`;
       return `${name} ${+v.toPrecision(6)}`;
     })
-    .replace(/\(([a-z]+(?:_[a-z]+)+)\)/g, (all, key) => `(${key.replace(/_/g, " ")})`);
+    .replace(/\b([a-z]+(?:_[a-z]+)*)=([A-Za-z]\w*)/g, (all, key, word) => `${key.replace(/_/g, " ")} ${word}`)
+    .replace(/\b([a-z]+(?:_[a-z]+)+)\b/g, (all, key) => key.replace(/_usd$/, " (USD)").replace(/_pct$/, " (%)").replace(/_/g, " "))
+    .replace(/\b(\d+)\.(\d{3,})\b/g, (all, whole, frac) => (+`${whole}.${frac}`).toPrecision(Math.max(whole.length + 2, 3)).replace(/\.?0+$/, ""));
 }
 
 function notional(r) {
