@@ -160,7 +160,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         page.locator("#auth-reason").fill("drill")
         page.locator("#auth-token").fill("not-a-token-anyone-has")
         page.locator("#auth-submit").click()
-        expect(page.locator("#auth-error")).to_contain_text("401")
+        expect(page.locator("#auth-error")).to_contain_text("this gate knows no such token")
         page.screenshot(path=shots / "4-halt-wrong-token.png")
         assert banner.get_attribute("data-state") == "TRADING"
         page.locator("#auth-token").fill(ALICE)

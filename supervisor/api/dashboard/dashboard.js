@@ -387,7 +387,9 @@ async function submitAuth(event) {
       pending = null;
       pollState();
     } else if (r.status === 401) {
-      $("auth-error").textContent = "refused (401): not a token this gate knows for this action (an operator's token is needed)";
+      $("auth-error").textContent = "refused: this gate knows no such token (an operator's token is needed)";
+    } else if (r.status === 403) {
+      $("auth-error").textContent = "refused: this token is not an operator's (a client's, or one limited to other accounts)";
     } else {
       $("auth-error").textContent = `refused (${r.status}): ${(r.body && r.body.detail) || "no detail"}`;
     }
@@ -484,8 +486,11 @@ async function openEntry(index) {
   const found = r.ok && Array.isArray(r.body) ? r.body.find((d) => d.time === row.time) || r.body[r.body.length - 1] : null;
   if (!found) return;
   const decided = [el("dt", { text: "decided by" }), el("dd", { class: "decided-by", text: found.decided_by })];
-  const events = (found.events_in_the_minute_before || []).map((e) =>
-    `${clock(e.time)} ${e.kind.replace(/_/g, " ")}${e.source ? ` (${e.source})` : ""}${e.reason ? `: ${humanReason(String(e.reason))}` : ""}`);
+  const events = (found.events_in_the_minute_before || []).map((e) => {
+    const about = [e.account, e.period, e.active === true ? "halted" : e.active === false ? "clear" : null, e.by ? `by ${e.by}` : null]
+      .filter(Boolean).join(", ");
+    return `${clock(e.time)} ${e.kind.replace(/_/g, " ")}${about ? ` (${about})` : ""}${e.reason ? `: ${humanReason(String(e.reason))}` : ""}`;
+  });
   fields.splice(first, 0, ...decided);
   fields.push(el("dt", { text: "before it" }), el("dd", { class: "events-before" },
     ...(events.length ? events.map((t) => el("div", { text: t })) : [el("div", { text: "no event in the minute before" })])));
@@ -560,7 +565,8 @@ function drawChart(doc) {
   const words = [["allow", "allowed"], ["scale_down", "scaled down"], ["block", "blocked"]]
     .map(([k, w]) => `${w} ${totals[k] || 0}`);
   const span = { "15m": "15 minutes", "1h": "hour", "24h": "24 hours" }[doc.range] || doc.range;
-  $("chart-summary").textContent = `last ${span}: ${words.join(", ")}`;
+  const none = !(totals.allow || totals.scale_down || totals.block);
+  $("chart-summary").textContent = `last ${span}: ${words.join(", ")}${none && doc.range !== "24h" ? " (a longer range may show more)" : ""}`;
   $("chart-summary").dataset.totals = JSON.stringify(totals);
   $("chart-marks").replaceChildren(...chartMarks.map((m) =>
     el("li", { "data-kind": m.kind, title: fmtTime(new Date(m.at * 1000).toISOString()), text: `${clock(new Date(m.at * 1000).toISOString())} ${humanReason(m.text)}` })));
