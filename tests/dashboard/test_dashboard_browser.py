@@ -147,6 +147,7 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         page.keyboard.press("Escape")
         # The chart, from the journal: the blocked order counted, the halt marked.
         summary = page.locator("#chart-summary")
+        page.locator("#ranges button[data-range='15m']").click()  # a range chosen is fetched at once
         expect(summary).to_contain_text("blocked 1", timeout=8_000)
         expect(page.locator("#chart-marks li[data-kind='halt']").first).to_contain_text("ESS halted")
         page.locator("#ranges button[data-range='1h']").click()
