@@ -8,6 +8,8 @@ process's own (SIGTERM, SIGHUP) stay with `riskgate run`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -30,6 +32,29 @@ class ApiStartError(RiskgateError):
     """The API could not listen where it was told to."""
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, whose loop a stop wakes at once (uvicorn's own looks every 0.1 s)."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _woken: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:  # uvicorn's, but waiting on an event as well as the clock
+        self._loop, self._woken = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
+
+    def wake(self) -> None:
+        loop, woken = self._loop, self._woken
+        if loop is not None and woken is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed: nothing to wake
+                loop.call_soon_threadsafe(woken.set)
+
+
 class ApiServer:
     def __init__(self, service: GateService, host: str, port: int, decider: Decider | None = None) -> None:
         """`decider` answers the orders (default: `service`): the composition root hands
@@ -42,7 +67,7 @@ class ApiServer:
         self._max_connections = api.max_connections
         self._reserve = api.operator_reserve
         self._request_timeout_s = api.request_timeout_s
-        self._server: uvicorn.Server | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
@@ -90,7 +115,7 @@ class ApiServer:
             timeout_keep_alive=5,
             http=with_request_deadline(self._request_timeout_s),  # idle or half-sent: closed
         )
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         state = self._server.server_state
         self._app.connections = lambda: len(state.connections)
         self._thread = threading.Thread(
@@ -110,6 +135,7 @@ class ApiServer:
     def stop(self, timeout: float = 5.0) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            self._server.wake()  # at once, not at its next tick
         if self._thread is not None:
             self._thread.join(timeout)
         if self._socket is not None:

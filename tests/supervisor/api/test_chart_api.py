@@ -49,10 +49,10 @@ def test_the_series_counts_what_the_journal_holds_and_marks_the_halts(sup, clock
     assert (day["bucket_s"], day["totals"]["allow"]) == (600, 3)
 
 
-@pytest.mark.parametrize("query", ["range=2h", "range=", "range=15m&range=1h", "span=15m"])
-def test_a_range_it_does_not_know_is_refused_naming_it(sup, query):
-    r = call(sup, "GET", f"/v1/decisions/series?{query}", None)
-    assert r.status_code == 422 and ("range" in r.json()["detail"] or "span" in r.json()["detail"])
+def test_a_range_it_does_not_know_is_refused_naming_it(sup):
+    for query in ("range=2h", "range=", "range=15m&range=1h", "span=15m"):
+        r = call(sup, "GET", f"/v1/decisions/series?{query}", None)
+        assert r.status_code == 422 and ("range" in r.json()["detail"] or "span" in r.json()["detail"]), query
 
 
 def test_an_order_is_explained_with_the_check_that_decided_it(sup):

@@ -19,10 +19,10 @@ def sup(clock, tmp_path):
         yield s
 
 
-@pytest.mark.parametrize("mode", ["", "REDUCE_ONLY", "reduce-only", 1, None, ["all"]])
-def test_an_unknown_mode_is_refused_naming_the_field(sup, mode):
-    r = call(sup, "POST", "/v1/halt", ALICE, {"reason": "drill", "mode": mode})
-    assert r.status_code == 422 and "mode" in r.json()["detail"]
+def test_an_unknown_mode_is_refused_naming_the_field(sup):
+    for mode in ("", "REDUCE_ONLY", "reduce-only", 1, None, ["all"]):
+        r = call(sup, "POST", "/v1/halt", ALICE, {"reason": "drill", "mode": mode})
+        assert r.status_code == 422 and "mode" in r.json()["detail"], mode
     assert decide(sup, quantity=0.5)["decision"] == "allow"
 
 
