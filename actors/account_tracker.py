@@ -74,6 +74,7 @@ class AccountTrackerActor(PolledSourceActor):
         self._unconfirmed: set[tuple[str, str]] = set()  # (account, period) whose row the store has not confirmed
         self._share_failing = False  # a shared call failed this poll: the next poll tries again
         self._share_down = False  # said once per outage
+        self._share_down_since: float | None = None  # monotonic: since when the shared store failed
         self._equities_taken = False  # the shared last equities read once
         self._resend: set[str] = set()  # accounts whose baselines the shared store changed
         self._equity_out: dict[str, tuple[float, datetime]] = {}  # last equities not yet shared
@@ -214,7 +215,7 @@ class AccountTrackerActor(PolledSourceActor):
         if self._share_failing:
             return
         try:
-            rows = self._share.changes()
+            rows = self._share.changes(now - timedelta(days=8))
             if not self._equities_taken:  # once: a later equity another instance saw than ours
                 mine = self._store.last_equity_times() if self._store is not None else {}
                 for account, (equity, at) in self._share.last_equities().items():
@@ -228,6 +229,7 @@ class AccountTrackerActor(PolledSourceActor):
         except Exception as exc:  # noqa: BLE001 - the store unreachable or odd: fail closed, try again
             self._shared_failed(exc)
             return
+        self._share_down_since = None
         if self._share_down:
             self._share_down = False
             log.warning("shared_baselines_recovered")
@@ -261,7 +263,7 @@ class AccountTrackerActor(PolledSourceActor):
             return
         key = (account, period)
         held = self._baselines.get(key)
-        kind = "day" if period in ("day", "day_trip") else "week"  # peak, week_trip, cooldown_clear: the week's
+        kind = "day" if period.startswith("day") else "week"  # peak, week_*, cooldown_clear: the week's
         if b.period_start > self._period_start(kind, now) or (held is not None and b.period_start < held.period_start):
             return
         if held == b:
@@ -276,6 +278,8 @@ class AccountTrackerActor(PolledSourceActor):
 
     def _shared_failed(self, exc: Exception) -> None:
         self._share_failing = True
+        if self._share_down_since is None:
+            self._share_down_since = self._clock.monotonic()
         if not self._share_down:
             self._share_down = True
             log.error("shared_baselines_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
@@ -345,10 +349,16 @@ class AccountTrackerActor(PolledSourceActor):
     def _with_baselines(self, state: AccountState, now: datetime) -> AccountState:
         day = self._baseline("day", state.account, now, state.equity)
         week = self._baseline("week", state.account, now, state.equity)
+        down = self._share_down_since
+        unconfirmed = down is not None and self._clock.monotonic() - down > self._config.store.max_age_s
         unknown = tuple(
             p
             for p, b in (("day", day), ("week", week))
-            if b.equity is None or (b.source == "first_equity" and (state.account, p) in self._unconfirmed)
+            # Not confirmed by the shared store for longer than store.max_age_s: another instance
+            # may hold a trip or a baseline this one has not read (unknown is not "not tripped").
+            if b.equity is None
+            or unconfirmed
+            or (b.source == "first_equity" and (state.account, p) in self._unconfirmed)
         )
         day_start = state.equity if day.equity is None else day.equity
         week_start = state.equity if week.equity is None else week.equity
@@ -387,23 +397,32 @@ class AccountTrackerActor(PolledSourceActor):
         if profile is None or not math.isfinite(state.equity):
             return (), None
         cleared = self._baselines.get((state.account, "cooldown_clear"))
-        cleared_at = cleared.equity if cleared is not None and cleared.equity is not None else None
+        week = self._period_start("week", now)
+        clear = _instant(cleared.equity, week, now) if cleared is not None and cleared.period_start == week else None
+        cleared_at = clear.timestamp() if clear is not None else None
         trips: list[tuple[str, datetime]] = []
         until = None
         for (period, limit), (baseline, start) in zip(
             (("day", profile.max_daily_loss_pct), ("week", profile.max_weekly_loss_pct)), periods, strict=True
         ):
-            key = (state.account, f"{period}_trip")
-            held = self._baselines.get(key)
-            tripped = None
-            if held is not None and held.period_start == baseline.period_start and held.equity is not None:
-                tripped = datetime.fromtimestamp(held.equity, UTC)
-            elif start > 0 and (state.equity - start) / start * 100.0 <= limit:
+            breached = start > 0 and (state.equity - start) / start * 100.0 <= limit
+            tripped = self._held_instant(state.account, f"{period}_trip", baseline.period_start, now)
+            if tripped is None and breached:
                 held = self._set(
                     state.account, f"{period}_trip", Baseline(baseline.period_start, now.timestamp(), "tripped"), now
                 )
-                tripped = datetime.fromtimestamp(held.equity, UTC) if held.equity is not None else now
+                tripped = _instant(held.equity, baseline.period_start, now) or now
                 self.event("loss_limit_tripped", "accounts", state.account, period=period, equity=state.equity)
+            again = self._held_instant(state.account, f"{period}_retrip", baseline.period_start, now)
+            latest = max((t for t in (tripped, again) if t is not None), default=None)
+            if breached and latest is not None and cleared_at is not None and cleared_at >= latest.timestamp():
+                # Past the limit again after an operator cleared the cooldown: a new one from now.
+                held = self._set(state.account, f"{period}_retrip",
+                                 Baseline(baseline.period_start, now.timestamp(), "tripped_again"), now)  # fmt: skip
+                latest = _instant(held.equity, baseline.period_start, now) or now
+                self.event("loss_limit_tripped", "accounts", state.account, period=period, equity=state.equity,
+                           after_clear=True)  # fmt: skip
+            tripped = latest
             if tripped is None:
                 continue
             trips.append((period, tripped))
@@ -411,6 +430,15 @@ class AccountTrackerActor(PolledSourceActor):
                 end = tripped + timedelta(minutes=profile.cooldown_minutes)
                 until = end if until is None or end > until else until
         return tuple(trips), until
+
+    def _held_instant(self, account: str, kind: str, start: datetime, now: datetime) -> datetime | None:
+        """The instant a trip row of the current period holds, if it is one (not before the
+        period, not ahead of now: a row written by hand or by an instance whose clock ran wrong
+        is no trip: the limit is judged again)."""
+        held = self._baselines.get((account, kind))
+        if held is None or held.period_start != start:
+            return None
+        return _instant(held.equity, start, now)
 
     def _clear_cooldown(self, message: ClearCooldown) -> dict[str, object]:
         """Record an operator's clear of the account's cooldown; the account's new state."""
@@ -578,6 +606,14 @@ class AccountTrackerActor(PolledSourceActor):
     def latest(self) -> list[AccountState]:
         """Every account's latest state, as last sent to the gate."""
         return list(self._latest.values())
+
+
+def _instant(epoch: float | None, start: datetime, now: datetime) -> datetime | None:
+    """Epoch seconds as an instant of the period begun at `start`, up to now (an hour's skew
+    allowed); None for anything else (NaN, before the period, ahead of the clock)."""
+    if epoch is None or not math.isfinite(epoch) or not start.timestamp() <= epoch <= now.timestamp() + 3600:
+        return None
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def _apply_fill(positions: tuple[Position, ...], fill: Fill) -> tuple[Position, ...]:

@@ -298,6 +298,7 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:
+    from supervisor.clock import SystemClock
     from supervisor.shared.baselines import read_shared
     from supervisor.shared.db import SharedStoreError
     from supervisor.sources.baseline_store import STORE_NAME, Baseline, StoreError, read_baselines
@@ -311,7 +312,7 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
     rows: dict[tuple[str, str], Baseline] = {}
     try:
         if cfg.store.shared:
-            rows = read_shared(_baseline_store(cfg))
+            rows = read_shared(_baseline_store(cfg), SystemClock().now())
         elif (cfg.state.dir / STORE_NAME).exists():  # no store yet: every account shows "none yet"
             rows = read_baselines(cfg.state.dir)
     except (StoreError, SharedStoreError) as exc:

@@ -520,7 +520,7 @@ def _journal_routes(app: FastAPI, http: _Http, service: Reader) -> None:
             return _ok(await run_in_threadpool(service.explain, order_id))
         except FileNotFoundError:
             return _ok([])
-        except (JournalUnreadableError, sqlite3.Error) as exc:
+        except (JournalUnreadableError, sqlite3.Error, TypeError, ValueError) as exc:  # a damaged row: said
             return _problem(503, f"the journal cannot be read now: {type(exc).__name__}: {exc}")
 
     @app.get(
@@ -540,7 +540,7 @@ def _journal_routes(app: FastAPI, http: _Http, service: Reader) -> None:
             return _ok(await run_in_threadpool(service.decision_series, span))  # a file read: off the event loop
         except FileNotFoundError:
             return _ok({"range": span, "times": [], "per_s": {}, "blocks_by_code": {}, "marks": [], "totals": {}})
-        except (JournalUnreadableError, sqlite3.Error) as exc:
+        except (JournalUnreadableError, sqlite3.Error, TypeError, ValueError) as exc:  # a damaged row: said
             return _problem(503, f"the journal cannot be charted now: {type(exc).__name__}: {exc}")
 
 

@@ -505,8 +505,8 @@ def baseline_denial(s: AccountState) -> Denial | None:
     if s.baseline_unknown:
         return Denial(
             RC.BASELINE_UNKNOWN,
-            f"{'/'.join(s.baseline_unknown)} start equity unknown (lost baseline store or clock went back): "
-            "blocked until the period ends or `riskgate baseline set` sets it",
+            f"{'/'.join(s.baseline_unknown)} start equity unknown (lost baseline store, clock went back, or the "
+            "shared store not reached): blocked until known, the period ends or `riskgate baseline set` sets it",
         )
     return None
 

@@ -201,11 +201,14 @@ def explanations(path: Source, order_id: str) -> list[dict[str, Any]]:
                 since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10, account=row["account"]
             )
             for row in rows
+            if type(row["ts_us"]) is int
         }
     finally:
         reader.close()
     out = []
     for row in reversed(rows):  # oldest first
+        if type(row["ts_us"]) is not int:  # a damaged row: no time to explain it from
+            continue
         data = decision_json(row)
         code = row["reason_code"]
         data["decided_by"] = DECIDED_BY.get(ReasonCode(code), "?") if code in ReasonCode.__members__ else "?"
@@ -267,9 +270,12 @@ def series(path: Path, now: datetime, span: str) -> dict[str, Any]:
     per = {"allow": [0.0] * n, "scale_down": [0.0] * n, "block": [0.0] * n}
     codes: dict[str, list[float]] = {}
     totals: dict[str, int] = {}
-    for b, decision, code, count in got["counts"]:
-        if not 0 <= b < n or decision not in per:
+    for b, decision, raw_code, count in got["counts"]:
+        # The journal's columns take any value: a damaged row (a real time, no code) is counted
+        # where it can be, never a crash.
+        if type(b) is not int or not 0 <= b < n or decision not in per or type(count) is not int:
             continue
+        code = raw_code if isinstance(raw_code, str) else "?"
         per[decision][b] += count / bucket
         if decision == "block":
             codes.setdefault(code, [0.0] * n)[b] += count / bucket

@@ -314,10 +314,19 @@ class OperatorControls:
                 if self._share_halt() is not None:
                     return  # still not shared: the local halt holds
                 return  # shared now: the next round reads it back
+            theirs = halts_of(_row_doc(row))
             if self._halt_version is not None and row.version <= self._halt_version:
-                return  # read before a halt or resume made here since: never undoes it (found by a probe)
-            self._halt_version = row.version
-            shared = {**halt_doc(halts_of(_row_doc(row))), "shared_version": row.version}
+                # Read before a halt or resume made here since: it never undoes it (found by a probe).
+                # But a halt it holds that this instance lacks is taken up all the same: a row whose
+                # version went back (a restored database, a row made again) must not hide a halt.
+                have = {(h["by"], h["mode"]) for h in halts_of(self._halt)}
+                more = [h for h in theirs if (h["by"], h["mode"]) not in have]
+                if not more:
+                    return
+                theirs = halts_of(self._halt) + more
+            else:
+                self._halt_version = row.version
+            shared = {**halt_doc(theirs), "shared_version": self._halt_version}
             if not row.active and row.by is not None:
                 shared.update(by=row.by, reason=row.reason, since=row.since)  # the last resume: who, why, when
             current = {k: self._halt.get(k) for k in ("active", "by", "reason", "since", "mode", "halts")}

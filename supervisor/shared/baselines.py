@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from supervisor.logs import get_logger
 from supervisor.shared.db import SharedStoreError
 from supervisor.shared.store import SharedStore
 from supervisor.sources.baseline_store import Baseline
 
 __all__ = ["SharedBaselines", "operator_set_shared", "read_shared"]
+
+log = get_logger("riskgate.shared")
+_RECENT_DAYS = 8  # a first read takes the rows of periods begun this long ago or later (a week and a day)
 
 Row = tuple[str, str, Baseline]  # account, period (day | week | peak | day_trip | week_trip), the baseline
 
@@ -55,10 +59,16 @@ class SharedBaselines:
             return []
         return [_row(doc) for doc in self._store.merge_baselines(offered)]
 
-    def changes(self) -> list[Row]:
-        """Rows written since the last call (the first: the latest of each account and period)."""
-        docs, mark = self._store.baseline_changes(self._mark)
-        rows = [_row(doc) for doc in docs]
+    def changes(self, since: datetime) -> list[Row]:
+        """Rows written since the last call (the first: every row of a period begun at `since` or
+        later). A row that cannot be read is left out, said once, and never stops the others."""
+        docs, mark = self._store.baseline_changes(self._mark, since)
+        rows = []
+        for doc in docs:
+            try:
+                rows.append(_row(doc))
+            except SharedStoreError as exc:
+                log.error("shared_baseline_unreadable", error=str(exc)[:300])
         self._mark = mark
         return rows
 
@@ -76,6 +86,8 @@ class SharedBaselines:
 def _row(doc: Any) -> Row:
     try:
         equity = doc["equity"]
+        if equity is not None and not math.isfinite(float(equity)):
+            raise ValueError(f"equity {equity!r} is not a finite number")
         start = datetime.fromtimestamp(float(doc["period_start"]), UTC)
         return (
             str(doc["account"]),
@@ -100,10 +112,16 @@ def operator_set_shared(
         store.close()
 
 
-def read_shared(store: SharedStore) -> dict[tuple[str, str], Baseline]:
-    """The latest baseline of each (account, period) in the shared store (`riskgate baseline show`)."""
+def read_shared(store: SharedStore, now: datetime) -> dict[tuple[str, str], Baseline]:
+    """The latest baseline of each (account, period) begun by `now` in the shared store
+    (`riskgate baseline show`)."""
     try:
         store.check_schema()
-        return {(a, p): b for a, p, b in SharedBaselines(store).changes()}
+        latest: dict[tuple[str, str], Baseline] = {}
+        for a, p, b in SharedBaselines(store).changes(now - timedelta(days=_RECENT_DAYS)):
+            held = latest.get((a, p))
+            if b.period_start <= now and (held is None or b.period_start > held.period_start):
+                latest[(a, p)] = b
+        return latest
     finally:
         store.close()

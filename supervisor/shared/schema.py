@@ -222,25 +222,37 @@ CREATE TABLE baselines (
     source TEXT NOT NULL, instance TEXT NOT NULL, set_at TIMESTAMPTZ NOT NULL,
     xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     PRIMARY KEY (account, period, period_start),
-    CHECK (equity IS NULL OR equity <> 'NaN'::float8 AND abs(equity) <> 'Infinity'::float8));
+    CHECK (equity IS NULL OR equity <> 'NaN'::float8 AND abs(equity) <> 'Infinity'::float8),
+    CHECK (isfinite(period_start) AND isfinite(set_at)));
 CREATE INDEX baselines_xid ON baselines (xid);
 CREATE TABLE last_equity (
-    account TEXT PRIMARY KEY, equity DOUBLE PRECISION NOT NULL, at TIMESTAMPTZ NOT NULL, instance TEXT NOT NULL);
+    account TEXT PRIMARY KEY, equity DOUBLE PRECISION NOT NULL, at TIMESTAMPTZ NOT NULL, instance TEXT NOT NULL,
+    CHECK (isfinite(at) AND equity <> 'NaN'::float8 AND abs(equity) <> 'Infinity'::float8));
 
 CREATE FUNCTION riskgate_baseline_rank(p_equity DOUBLE PRECISION, p_source TEXT) RETURNS INTEGER
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN p_equity IS NULL THEN 0 WHEN p_source = 'first_equity' THEN 1
                 WHEN p_source LIKE 'operator:%' THEN 3 ELSE 2 END $$;
 
-CREATE FUNCTION riskgate_baseline_wins(p_period TEXT, n_equity DOUBLE PRECISION, n_source TEXT,
-    n_at TIMESTAMPTZ, o_equity DOUBLE PRECISION, o_source TEXT, o_at TIMESTAMPTZ) RETURNS BOOLEAN
-LANGUAGE sql IMMUTABLE AS $$
+-- A trip or a clear is an instant (epoch seconds): one before its period began or ahead of the
+-- store's clock (an instance's clock gone wrong, a row written by hand) never holds over one that is not.
+CREATE FUNCTION riskgate_instant_ok(p_at DOUBLE PRECISION, p_start TIMESTAMPTZ) RETURNS BOOLEAN
+LANGUAGE sql STABLE AS $$
+    SELECT p_at IS NOT NULL AND p_at >= EXTRACT(EPOCH FROM p_start)
+           AND p_at <= EXTRACT(EPOCH FROM clock_timestamp()) + 3600 $$;
+
+CREATE FUNCTION riskgate_baseline_wins(p_period TEXT, p_start TIMESTAMPTZ, n_equity DOUBLE PRECISION,
+    n_source TEXT, n_at TIMESTAMPTZ, o_equity DOUBLE PRECISION, o_source TEXT, o_at TIMESTAMPTZ) RETURNS BOOLEAN
+LANGUAGE sql STABLE AS $$
     SELECT COALESCE(CASE
-        WHEN p_period = 'peak' OR p_period LIKE '%\\_clear' THEN n_equity > COALESCE(o_equity, '-Infinity'::float8)
-        WHEN p_period LIKE '%\\_trip' THEN n_equity < COALESCE(o_equity, 'Infinity'::float8)
+        WHEN p_period = 'peak' THEN n_equity > COALESCE(o_equity, '-Infinity'::float8)
+        WHEN p_period LIKE '%\\_clear' OR p_period LIKE '%\\_trip' OR p_period LIKE '%\\_retrip' THEN
+            riskgate_instant_ok(n_equity, p_start) AND (NOT riskgate_instant_ok(o_equity, p_start)
+                OR CASE WHEN p_period LIKE '%\\_retrip' OR p_period LIKE '%\\_clear' THEN n_equity > o_equity
+                        ELSE n_equity < o_equity END)
         WHEN riskgate_baseline_rank(n_equity, n_source) <> riskgate_baseline_rank(o_equity, o_source)
             THEN riskgate_baseline_rank(n_equity, n_source) > riskgate_baseline_rank(o_equity, o_source)
-        WHEN n_source LIKE 'operator:%' THEN n_at > o_at
+        WHEN n_source LIKE 'operator:%' THEN n_at > o_at OR o_at > clock_timestamp() + INTERVAL '1 hour'
         ELSE n_equity > o_equity END, FALSE) $$;
 
 -- Each row offered is kept where it wins; answered: the row that holds, for each one offered.
@@ -259,8 +271,8 @@ BEGIN
         ON CONFLICT (account, period, period_start) DO UPDATE
             SET equity = EXCLUDED.equity, source = EXCLUDED.source, instance = EXCLUDED.instance,
                 set_at = EXCLUDED.set_at, xid = pg_current_xact_id()
-            WHERE riskgate_baseline_wins(b.period, EXCLUDED.equity, EXCLUDED.source, EXCLUDED.set_at,
-                                         b.equity, b.source, b.set_at);
+            WHERE riskgate_baseline_wins(b.period, b.period_start, EXCLUDED.equity, EXCLUDED.source,
+                                         EXCLUDED.set_at, b.equity, b.source, b.set_at);
         answer := answer || (SELECT jsonb_build_object('account', b.account, 'period', b.period,
                                  'period_start', EXTRACT(EPOCH FROM b.period_start), 'equity', b.equity,
                                  'source', b.source, 'instance', b.instance)

@@ -44,7 +44,7 @@ class HaltRow:
     instance: str | None
     changed_at: datetime
     version: int = 0  # +1 on every write: orders halts and resumes (a clock may step back)
-    halts: tuple[dict[str, Any], ...] = ()  # each operator's halt: by, reason, since, mode (all | reduce_only)
+    halts: tuple[Any, ...] = ()  # each operator's halt: by, reason, since, mode (all | reduce_only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +247,7 @@ class SharedStore:
         def work(conn: Any) -> HaltRow:
             now = _halt(conn, lock=True)
             held = {"active": now.active, "by": now.by, "reason": now.reason, "since": now.since,
-                    "halts": [dict(h) for h in now.halts]}  # fmt: skip
+                    "halts": list(now.halts)}  # fmt: skip
             new = change(held)
             conn.execute(
                 "UPDATE operator_halt SET active = %s, by_name = %s, reason = %s, since = %s, instance = %s,"
@@ -335,14 +335,15 @@ class SharedStore:
         held: list[dict[str, Any]] = self._baselines.run(work, transaction=False)
         return held
 
-    def baseline_changes(self, mark: str | None) -> tuple[list[dict[str, Any]], str]:
-        """Baseline rows written since `mark` (None: the latest of each account and period),
-        and the mark to ask from next time: the oldest transaction still running now, so a
-        row whose writer commits after this read is read next time."""
+    def baseline_changes(self, mark: str | None, since: datetime) -> tuple[list[dict[str, Any]], str]:
+        """Baseline rows written since `mark` (None: every row of a period begun at `since` or
+        later: the reader picks its current period's, whatever rows dated ahead say), and the
+        mark to ask from next time: the oldest transaction still running now, so a row whose
+        writer commits after this read is read next time."""
 
         def work(conn: Any) -> tuple[list[dict[str, Any]], str]:
-            args: tuple[Any, ...] = () if mark is None else (mark,)
-            got = conn.execute(_LATEST_BASELINES if mark is None else _BASELINES_SINCE, args).fetchone()
+            args: tuple[Any, ...] = (since,) if mark is None else (mark,)
+            got = conn.execute(_RECENT_BASELINES if mark is None else _BASELINES_SINCE, args).fetchone()
             if got is None:
                 raise SharedStoreError("baseline changes: no answer")
             return list(got[1]), str(got[0])
@@ -354,7 +355,8 @@ class SharedStore:
         """Each account's last equity seen by any instance, and when."""
 
         def work(conn: Any) -> dict[str, tuple[float, datetime]]:
-            return {str(a): (float(e), at) for a, e, at in conn.execute("SELECT account, equity, at FROM last_equity")}
+            rows = conn.execute("SELECT account, equity, at FROM last_equity WHERE isfinite(at)")
+            return {str(a): (float(e), at) for a, e, at in rows}
 
         found: dict[str, tuple[float, datetime]] = self._baselines.run(work, transaction=False)
         return found
@@ -413,12 +415,11 @@ class SharedStore:
 
 # The oldest transaction still running, and the rows (the latest of each account and period,
 # or those written by a transaction at least as new as the mark), in one snapshot.
-_LATEST_BASELINES = (
+_RECENT_BASELINES = (
     "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, (SELECT COALESCE(jsonb_agg(jsonb_build_object("
     "'account', b.account, 'period', b.period, 'period_start', EXTRACT(EPOCH FROM b.period_start),"
-    " 'equity', b.equity, 'source', b.source, 'instance', b.instance)), '[]'::jsonb)"
-    " FROM (SELECT DISTINCT ON (account, period) * FROM baselines"
-    " ORDER BY account, period, period_start DESC) AS b)"
+    " 'equity', b.equity, 'source', b.source, 'instance', b.instance) ORDER BY b.period_start), '[]'::jsonb)"
+    " FROM baselines AS b WHERE b.period_start >= %s)"
 )
 _BASELINES_SINCE = (
     "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, (SELECT COALESCE(jsonb_agg(jsonb_build_object("
@@ -434,7 +435,7 @@ def _round_of(doc: dict[str, Any]) -> Round:
         h = doc["halt"]
         halt = HaltRow(bool(h["active"]), h["by"], h["reason"], h["since"], h["instance"],
                        datetime.fromisoformat(h["changed_at"]), int(h["version"]),
-                       tuple(x for x in h.get("halts") or () if isinstance(x, dict)))  # fmt: skip
+                       _halts_field(h.get("halts")))  # fmt: skip
         instances = [
             InstanceRow(
                 i["name"],
@@ -469,8 +470,15 @@ def _halt(conn: Any, lock: bool = False) -> HaltRow:
     row = conn.execute(_HALT_ROW + " FOR UPDATE" if lock else _HALT_ROW).fetchone()
     if row is None:
         raise SharedStoreError("the operator_halt row is missing: run `riskgate db migrate`")
-    halts = tuple(x for x in row[7] if isinstance(x, dict)) if isinstance(row[7], list) else ()
-    return HaltRow(bool(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6]), halts)
+    return HaltRow(bool(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6]), _halts_field(row[7]))
+
+
+def _halts_field(value: Any) -> tuple[Any, ...]:
+    """The halts column as it is: an entry that is not an object is kept, so that the controls
+    read the whole list as one halt of every order (the strictest) rather than drop it."""
+    if isinstance(value, list):
+        return tuple(value)
+    return () if value is None else (value,)
 
 
 def _instances(conn: Any) -> list[InstanceRow]:

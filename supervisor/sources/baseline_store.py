@@ -77,8 +77,8 @@ class BaselineShare(Protocol):
         """Offer rows; the rows that hold for them (another instance's may win)."""
         ...
 
-    def changes(self) -> list[tuple[str, str, Baseline]]:
-        """Rows written since the last call (the first: the latest of each account and period)."""
+    def changes(self, since: datetime) -> list[tuple[str, str, Baseline]]:
+        """Rows written since the last call (the first: every row of a period begun at `since` or later)."""
         ...
 
     def last_equities(self) -> dict[str, tuple[float, datetime]]: ...

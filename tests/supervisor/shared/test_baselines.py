@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from supervisor.clock import FakeClock
+from supervisor.clock import FakeClock, SystemClock
 from supervisor.core.messages import AccountSnapshot
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.facade import RiskSupervisor
@@ -24,6 +24,7 @@ from tests.helpers import make_config, order, signal
 
 MONDAY = datetime(2026, 1, 12, tzinfo=UTC)  # a Monday: day and week begin at 00:00 UTC
 T = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
+SINCE = MONDAY - timedelta(days=8)
 
 
 def share(dsn: str, name: str) -> SharedBaselines:
@@ -78,7 +79,7 @@ def test_a_write_that_commits_after_a_read_is_read_the_next_time(migrated_dsn):
     reader = share(migrated_dsn, "reader")
     writer = share(migrated_dsn, "w")
     writer.merge([("x", "day", day(10_000.0, "last_equity"))], T)
-    assert [(a, p, b.equity) for a, p, b in reader.changes()] == [("x", "day", 10_000.0)]  # first: the latest
+    assert [(a, p, b.equity) for a, p, b in reader.changes(SINCE)] == [("x", "day", 10_000.0)]  # first: the latest
     slow = connect(migrated_dsn, 2.0, "slow")
     try:
         slow.autocommit = False
@@ -86,11 +87,11 @@ def test_a_write_that_commits_after_a_read_is_read_the_next_time(migrated_dsn):
                "source": "last_equity", "set_at": T.isoformat()}  # fmt: skip
         slow.execute("SELECT riskgate_baselines_merge('slow', %s::jsonb)", (json.dumps([row]),))
         writer.merge([("z", "day", day(7_000.0, "last_equity"))], T)  # a later writer commits first
-        assert [a for a, _p, _b in reader.changes()] == ["z"]  # y's writer has not committed yet
+        assert [a for a, _p, _b in reader.changes(SINCE)] == ["z"]  # y's writer has not committed yet
         slow.commit()
     finally:
         slow.close()
-    seen = [a for a, _p, _b in reader.changes()]
+    seen = [a for a, _p, _b in reader.changes(SINCE)]
     assert "y" in seen  # not skipped for its transaction having begun before z's
     reader.close()
     writer.close()
@@ -190,7 +191,7 @@ def test_an_operators_baseline_reaches_every_instance_on_its_next_poll(migrated_
             fresh(sup, 9_795.0)
             r = sup.evaluate(order(order_id=f"{sup.config.instance.name}1", quantity=0.5))
             assert r.reason_code is RC.DAILY_LOSS_LIMIT  # -2.05 % from the operator's 10,000
-        shown = read_shared(SharedStore(migrated_dsn, "cli", "cli", 2.0, 30.0))
+        shown = read_shared(SharedStore(migrated_dsn, "cli", "cli", 2.0, 30.0), clock.now())
         assert shown[("main", "day")] == Baseline(MONDAY, 10_000.0, "operator:cro")
 
 
@@ -200,7 +201,11 @@ class _Down:
     def merge(self, rows, at):
         raise SharedStoreError("shared store (baselines): connection refused")
 
-    changes = last_equities = merge  # type: ignore[assignment]
+    def changes(self, since):
+        raise SharedStoreError("shared store (baselines): connection refused")
+
+    def last_equities(self):
+        raise SharedStoreError("down")
 
     def save_last_equities(self, items):
         raise SharedStoreError("down")
@@ -233,5 +238,5 @@ def test_baseline_set_and_show_go_through_the_shared_store(migrated_dsn, tmp_pat
     assert main(["baseline", "show", "--config", str(path)]) == 0
     shown = capsys.readouterr().out
     assert "10,000.00  operator:cro" in shown and "11,000.00  operator:cro" in shown
-    held = read_shared(SharedStore(migrated_dsn, "t", "t", 2.0, 30.0))
+    held = read_shared(SharedStore(migrated_dsn, "t", "t", 2.0, 30.0), SystemClock().now())
     assert held[("main", "day")].equity == 10_000.0 and held[("main", "week")].equity == 11_000.0
