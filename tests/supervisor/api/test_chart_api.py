@@ -9,21 +9,15 @@ from importlib import resources
 
 import pytest
 
-from supervisor import RiskSupervisor
 from supervisor.api.app import DASHBOARD_SHA256
-from tests.helpers import make_config, order
+from tests.helpers import order
 from tests.supervisor.api.conftest import ALICE, BOB
-from tests.supervisor.api.test_controls import call, feed
+from tests.supervisor.api.test_controls import call, feed, serving
 
 
 @pytest.fixture
 def sup(clock, tmp_path):
-    from tests.supervisor.api.conftest import clients, operators
-
-    cfg = make_config(api={"operators": operators(), "clients": clients()}, state={"dir": str(tmp_path / "state")})
-    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as s:
-        s.serve_api(port=0)
-        feed(s)
+    with serving(clock, tmp_path) as s:
         yield s
 
 

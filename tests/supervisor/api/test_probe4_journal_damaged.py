@@ -6,20 +6,14 @@ import sqlite3
 
 import pytest
 
-from supervisor import RiskSupervisor
 from supervisor.journal.store import to_us
-from tests.helpers import make_config, order
-from tests.supervisor.api.test_controls import call, feed
+from tests.helpers import order
+from tests.supervisor.api.test_controls import call, serving
 
 
 @pytest.fixture
 def sup(clock, tmp_path):
-    from tests.supervisor.api.conftest import clients, operators
-
-    cfg = make_config(api={"operators": operators(), "clients": clients()}, state={"dir": str(tmp_path / "state")})
-    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as s:
-        s.serve_api(port=0)
-        feed(s)
+    with serving(clock, tmp_path) as s:
         s.evaluate(order(order_id="ok1", quantity=0.5))
         s.flush_journal()
         yield s

@@ -28,6 +28,16 @@ def instance_config(dsn: str, name: str, tmp_path, **store):
     )
 
 
+def started(dsn: str, tmp_path, clock, *names: str) -> list[RiskSupervisor]:
+    """Instances of one desk, started (stop them with `stopped`)."""
+    out = []
+    for name in names:
+        sup = RiskSupervisor(instance_config(dsn, name, tmp_path), clock=clock, poll_upstreams=False)
+        sup.start()
+        out.append(sup)
+    return out
+
+
 @pytest.fixture
 def pair(migrated_dsn, tmp_path, clock):
     started = []

@@ -9,11 +9,10 @@ from __future__ import annotations
 import pytest
 
 from supervisor import AccountSnapshot, Position
-from supervisor.facade import RiskSupervisor
 from supervisor.ops.controls import ControlError
 from supervisor.shared.db import SharedStoreError
 from tests.helpers import feed, order
-from tests.supervisor.shared.test_instances import RICH, instance_config
+from tests.supervisor.shared.test_instances import RICH, started
 
 LONG_SOL = (Position("SOLUSDT", "binance", 3.0, 100.0),)
 
@@ -24,10 +23,7 @@ def _fed(sup):
 
 
 def test_a_reduce_only_halt_pushed_after_a_partition_erases_another_operators_full_halt(migrated_dsn, tmp_path, clock):
-    a = RiskSupervisor(instance_config(migrated_dsn, "a", tmp_path), clock=clock, poll_upstreams=False)
-    b = RiskSupervisor(instance_config(migrated_dsn, "b", tmp_path), clock=clock, poll_upstreams=False)
-    a.start()
-    b.start()
+    a, b = started(migrated_dsn, tmp_path, clock, "a", "b")
     try:
         for s in (a, b):
             _fed(s)

@@ -9,14 +9,11 @@ import psycopg
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.facade import RiskSupervisor
 from tests.helpers import feed, order
-from tests.supervisor.shared.test_instances import RICH, instance_config
+from tests.supervisor.shared.test_instances import RICH, instance_config, started
 
 
 def test_a_halt_after_the_rows_version_went_back_holds_on_every_instance(migrated_dsn, tmp_path, clock):
-    a = RiskSupervisor(instance_config(migrated_dsn, "a", tmp_path), clock=clock, poll_upstreams=False)
-    b = RiskSupervisor(instance_config(migrated_dsn, "b", tmp_path), clock=clock, poll_upstreams=False)
-    a.start()
-    b.start()
+    a, b = started(migrated_dsn, tmp_path, clock, "a", "b")
     try:
         for s in (a, b):
             feed(s, equity=RICH)
