@@ -165,7 +165,17 @@ def test_a_halt_reaches_the_other_process_fast_and_a_killed_ones_budget_returns(
         proc_a.wait(5)
         killed = time.monotonic()
         # b gets a's budget once a's leases lapse (their TTL) and b's next round asks.
-        until(lambda: ask(b, f"b{next(seq)}", 5.0)["decision"] == "allow", 10.0)
+        last: dict = {}
+
+        def allowed() -> bool:
+            last.update(ask(b, f"b{next(seq)}", 5.0))
+            return bool(last["decision"] == "allow")
+
+        try:
+            until(allowed, 10.0)
+        except AssertionError:
+            why = f"{last.get('reason_code')}: {last.get('reason')}"
+            raise AssertionError(f"b never allowed after a was killed: {why}") from None
         assert time.monotonic() - killed <= LEASE_TTL_S + 2.0
         rows = {row["name"]: row for row in b.get("/v1/state").json()["store"]["instances"]}
         until(lambda: {r["name"]: r for r in b.get("/v1/state").json()["store"]["instances"]}["a"]["state"]
