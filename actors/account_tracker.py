@@ -234,6 +234,7 @@ class AccountTrackerActor(PolledSourceActor):
             self._share_down = False
             log.warning("shared_baselines_recovered")
             self.event("shared_baselines_recovered", "accounts")
+            self._resend.update(self._latest)  # confirmed again: no account waits for its next snapshot
         for account, period, b in rows:
             self._adopt(account, period, b, now)
         todo, self._resend = self._resend, set()

@@ -240,3 +240,48 @@ def test_baseline_set_and_show_go_through_the_shared_store(migrated_dsn, tmp_pat
     assert "10,000.00  operator:cro" in shown and "11,000.00  operator:cro" in shown
     held = read_shared(SharedStore(migrated_dsn, "t", "t", 2.0, 30.0), SystemClock().now())
     assert held[("main", "day")].equity == 10_000.0 and held[("main", "week")].equity == 11_000.0
+
+
+class _Flaky(_Down):
+    """A shared store that fails until `up` is set, then answers as an empty store would."""
+
+    up = False
+
+    def merge(self, rows, at):
+        if not self.up:
+            raise SharedStoreError("shared store (baselines): connection refused")
+        return list(rows)
+
+    def changes(self, since):
+        if not self.up:
+            raise SharedStoreError("shared store (baselines): connection refused")
+        return []
+
+    def last_equities(self):
+        return {}
+
+    def save_last_equities(self, items):
+        if not self.up:
+            raise SharedStoreError("down")
+
+
+def test_baselines_unconfirmed_past_max_age_are_unknown_and_known_again_once_confirmed(tmp_path):
+    cfg = make_config(state={"dir": str(tmp_path / "s")}, store={"max_age_s": 3.0})
+    clock = FakeClock(start=T)
+    store = _Flaky()
+    sup = RiskSupervisor(cfg, clock=clock, poll_upstreams=False)
+    sup._runtime.baseline_share = lambda: store
+    store.up = True
+    with sup:
+        fresh(sup, 10_000.0)
+        assert sup.evaluate(order(order_id="o1", quantity=0.5)).decision == "allow"
+        store.up = False
+        tick(sup, clock)  # the sync fails: unconfirmed from now
+        clock.advance(4.0)  # past store.max_age_s
+        fresh(sup, 10_000.0)
+        assert sup.evaluate(order(order_id="o2", quantity=0.5)).reason_code is RC.BASELINE_UNKNOWN
+        store.up = True
+        tick(sup, clock)  # confirmed again: the account is sent again at once, no snapshot needed
+        sup.report_ess_active(False)
+        sup.report_risk_signal(signal("INFO", clock.now()))
+        assert sup.evaluate(order(order_id="o3", quantity=0.5)).decision == "allow"
