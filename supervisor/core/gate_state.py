@@ -185,22 +185,14 @@ class GateState:
     def record_decided(self, order: OrderRequest, now: float, window_s: float) -> None:
         """Remember a decided order (its id, and its terms for repeats) for `window_s`."""
         cutoff = now - window_s
-        order_q = self._decided_order
-        while order_q and order_q[0][0] <= cutoff:
-            _, old = order_q.popleft()
-            if self.decided.get(old, now) <= cutoff:
-                del self.decided[old]
-        key = (order.account, order.order_id or "")
-        self.decided[key] = now
-        order_q.append((now, key))
-        _append_pruned(
-            self.repeats, (order.account, order.symbol, order.side, order.quantity, order.price), now, cutoff
-        )
-        if len(self.repeats) > 4 * len(order_q) + 1024:  # prune terms nobody repeats
+        self.record_decided_elsewhere((order.account, order.order_id or ""), now, window_s)
+        _append_pruned(self.repeats, _terms(order), now, cutoff)
+        if len(self.repeats) > 4 * len(self._decided_order) + 1024:  # prune terms nobody repeats
             self.repeats = {k: q for k, q in self.repeats.items() if q and q[-1] > cutoff}
 
     def record_decided_elsewhere(self, key: tuple[str, str], now: float, window_s: float) -> None:
-        """An order id another instance approved (several instances): a duplicate here too."""
+        """An (account, order id) decided, here or by another instance (several instances):
+        remembered for `window_s` as a duplicate."""
         cutoff = now - window_s
         order_q = self._decided_order
         while order_q and order_q[0][0] <= cutoff:
@@ -218,7 +210,7 @@ class GateState:
         """A repeat of `order`'s terms was refused (DUPLICATE_ORDER): remember until when they stay
         refused (the moment fewer than `limit` are left in the window), for the lockouts operators
         see. Called on that refusal only; at most _MAX_LATCHES kept, the oldest dropped."""
-        terms = (order.account, order.symbol, order.side, order.quantity, order.price)
+        terms = _terms(order)
         times = self.repeats.get(terms)
         if not times or limit <= 0:
             return
@@ -236,8 +228,7 @@ class GateState:
         return dict(self.repeat_latches)
 
     def repeats_within(self, order: OrderRequest, now: float, window_s: float) -> int:
-        terms = (order.account, order.symbol, order.side, order.quantity, order.price)
-        return _count_after(self.repeats.get(terms), now - window_s)
+        return _count_after(self.repeats.get(_terms(order)), now - window_s)
 
     # -- account books -------------------------------------------------
     def put_account(self, state: AccountState, received: float, symbols: Container[str] | None = None) -> None:
@@ -492,6 +483,11 @@ def _units_within(usd: float, held: int) -> int:
     """`usd` in micro-USD, at most `held` (an infinite or NaN amount is all of it)."""
     units = usd * UNITS_PER_USD
     return to_units(usd) if units < held else held
+
+
+def _terms(order: OrderRequest) -> tuple[str, str, str, float, float]:
+    """An order's terms, as its repeats are counted: account, symbol, side, quantity, price."""
+    return (order.account, order.symbol, order.side, order.quantity, order.price)
 
 
 def _count_after(times: deque[float] | None, cutoff: float) -> int:
