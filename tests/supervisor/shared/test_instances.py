@@ -28,11 +28,15 @@ def instance_config(dsn: str, name: str, tmp_path, **store):
     )
 
 
-def started(dsn: str, tmp_path, clock, *names: str) -> list[RiskSupervisor]:
-    """Instances of one desk, started (stop them with `stopped`)."""
+def started(dsn: str, tmp_path, clock, *names: str, window_s: float | None = None, **store) -> list[RiskSupervisor]:
+    """Instances of one desk, started (the caller stops them); `window_s`: their
+    gate.duplicate_window_s, `store`: [store] keys."""
     out = []
     for name in names:
-        sup = RiskSupervisor(instance_config(dsn, name, tmp_path), clock=clock, poll_upstreams=False)
+        cfg = instance_config(dsn, name, tmp_path, **store)
+        if window_s is not None:
+            cfg = dataclasses.replace(cfg, gate=dataclasses.replace(cfg.gate, duplicate_window_s=window_s))
+        sup = RiskSupervisor(cfg, clock=clock, poll_upstreams=False)
         sup.start()
         out.append(sup)
     return out
@@ -40,13 +44,9 @@ def started(dsn: str, tmp_path, clock, *names: str) -> list[RiskSupervisor]:
 
 @pytest.fixture
 def pair(migrated_dsn, tmp_path, clock):
-    started = []
-    for name in ("a", "b"):
-        sup = RiskSupervisor(instance_config(migrated_dsn, name, tmp_path), clock=clock, poll_upstreams=False)
-        sup.start()
-        started.append(sup)
-    yield started
-    for sup in started:
+    both = started(migrated_dsn, tmp_path, clock, "a", "b")
+    yield both
+    for sup in both:
         sup.stop()
 
 
@@ -248,14 +248,8 @@ def test_an_override_proposed_through_one_instance_is_approved_through_the_other
 
 
 def test_an_order_id_approved_through_one_instance_is_a_duplicate_through_the_other(migrated_dsn, tmp_path, clock):
-    started = []
-    for name in ("a", "b"):
-        cfg = instance_config(migrated_dsn, name, tmp_path)
-        cfg = dataclasses.replace(cfg, gate=dataclasses.replace(cfg.gate, duplicate_window_s=60.0))
-        sup = RiskSupervisor(cfg, clock=clock, poll_upstreams=False)
-        sup.start()
-        started.append(fed(sup))
-    a, b = started
+    both = [fed(sup) for sup in started(migrated_dsn, tmp_path, clock, "a", "b", window_s=60.0)]
+    a, b = both
     try:
         for sup in (a, b):
             sup.shared.keeper.round()
@@ -269,5 +263,5 @@ def test_an_order_id_approved_through_one_instance_is_a_duplicate_through_the_ot
         a.shared.keeper.round()
         assert a.evaluate(order(order_id="dup-2", quantity=0.1)).reason_code is RC.DUPLICATE_ORDER
     finally:
-        for sup in started:
+        for sup in both:
             sup.stop()

@@ -5,31 +5,23 @@ no instance hears of another's approvals, silently (the rounds succeed, nothing 
 
 from __future__ import annotations
 
-import dataclasses
-
 import psycopg
 
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.facade import RiskSupervisor
 from tests.helpers import feed, order
-from tests.supervisor.shared.test_instances import RICH, instance_config
+from tests.supervisor.shared.test_instances import RICH, started
 
 
 def test_one_row_far_ahead_blinds_every_instance(migrated_dsn, tmp_path, clock):
-    started = []
-    for name in ("a", "b"):
-        cfg = instance_config(migrated_dsn, name, tmp_path)
-        cfg = dataclasses.replace(cfg, gate=dataclasses.replace(cfg.gate, duplicate_window_s=600.0))
-        sup = RiskSupervisor(cfg, clock=clock, poll_upstreams=False)
-        sup.start()
+    both = started(migrated_dsn, tmp_path, clock, "a", "b", window_s=600.0)
+    a, b = both
+    for sup in both:
         feed(sup, equity=RICH)
-        started.append(sup)
-    a, b = started
     try:
         with psycopg.connect(migrated_dsn, autocommit=True) as c:
             c.execute("INSERT INTO decided_orders (account, order_id, instance, run, decided_at, keep_until)"
                       " VALUES ('x', 'x', 'x', 'x', '3000-01-01', '3000-01-01')")  # fmt: skip
-        for sup in started:
+        for sup in both:
             assert sup.shared.keeper.round()
         assert a.evaluate(order(order_id="dup-1", quantity=0.1)).decision == "allow"
         for _ in range(2):
@@ -38,5 +30,5 @@ def test_one_row_far_ahead_blinds_every_instance(migrated_dsn, tmp_path, clock):
         r = b.evaluate(order(order_id="dup-1", quantity=0.1))
         assert r.reason_code is RC.DUPLICATE_ORDER, (r.decision, r.reason_code, r.reason)
     finally:
-        for sup in started:
+        for sup in both:
             sup.stop()

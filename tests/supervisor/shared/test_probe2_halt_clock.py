@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import psycopg
 
-from supervisor.facade import RiskSupervisor
 from tests.helpers import feed, order
-from tests.supervisor.shared.test_instances import RICH, instance_config
+from tests.supervisor.shared.test_instances import RICH, started
 
 # The database host's clock, from now on, 60 s behind what it was (NTP step, VM restore, failover
 # to a replica whose clock is behind): every clock_timestamp() the halt row gets is 60 s earlier.
@@ -21,13 +20,10 @@ CREATE TRIGGER clock_back BEFORE UPDATE ON operator_halt FOR EACH ROW EXECUTE FU
 
 
 def test_a_halt_stamped_by_a_clock_stepped_back_is_lost_on_the_other_instance(migrated_dsn, tmp_path, clock):
-    started = []
-    for name in ("a", "b"):
-        sup = RiskSupervisor(instance_config(migrated_dsn, name, tmp_path), clock=clock, poll_upstreams=False)
-        sup.start()
+    both = started(migrated_dsn, tmp_path, clock, "a", "b")
+    a, b = both
+    for sup in both:
         feed(sup, equity=RICH)
-        started.append(sup)
-    a, b = started
     try:
         a.halt("drill", by="alice")
         a.resume(by="alice")  # a remembers this resume's changed_at, T
@@ -43,5 +39,5 @@ def test_a_halt_stamped_by_a_clock_stepped_back_is_lost_on_the_other_instance(mi
         r = a.evaluate(order(order_id="via-a", quantity=0.1))
         assert r.decision == "block", (r.decision, r.reason_code, a.state()["operator_halt"])
     finally:
-        for sup in started:
+        for sup in both:
             sup.stop()

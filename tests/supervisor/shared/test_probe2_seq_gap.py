@@ -6,15 +6,13 @@ for the whole window, after any number of rounds."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 
 import psycopg
 
 from supervisor.core.reasons import ReasonCode as RC
-from supervisor.facade import RiskSupervisor
 from tests.helpers import feed, order
-from tests.supervisor.shared.test_instances import RICH, instance_config
+from tests.supervisor.shared.test_instances import RICH, started
 from tests.supervisor.shared.test_processes import until
 
 
@@ -25,15 +23,10 @@ def _waiting_on_lock(dsn: str, n: int) -> bool:
 
 
 def test_an_id_committed_late_is_never_seen_by_a_concurrent_round(migrated_dsn, tmp_path, clock):
-    started = []
-    for name in ("a", "b"):
-        cfg = instance_config(migrated_dsn, name, tmp_path, timeout_s=1.5)
-        cfg = dataclasses.replace(cfg, gate=dataclasses.replace(cfg.gate, duplicate_window_s=600.0))
-        sup = RiskSupervisor(cfg, clock=clock, poll_upstreams=False)
-        sup.start()
+    both = started(migrated_dsn, tmp_path, clock, "a", "b", window_s=600.0, timeout_s=1.5)
+    a, b = both
+    for sup in both:
         feed(sup, equity=RICH)
-        started.append(sup)
-    a, b = started
     try:
         for sup in (a, b):
             assert sup.shared.keeper.round()
@@ -64,5 +57,5 @@ def test_an_id_committed_late_is_never_seen_by_a_concurrent_round(migrated_dsn, 
         r = b.evaluate(order(order_id="dup-a", quantity=0.1))  # a replay through b, well within 600 s
         assert r.reason_code is RC.DUPLICATE_ORDER, (r.decision, r.reason_code, r.reason)
     finally:
-        for sup in started:
+        for sup in both:
             sup.stop()

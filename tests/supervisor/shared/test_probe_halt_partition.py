@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.facade import RiskSupervisor
 from supervisor.ops.controls import ControlError
 from supervisor.shared.db import SharedStoreError
 from tests.helpers import feed, order
-from tests.supervisor.shared.test_instances import RICH, instance_config
+from tests.supervisor.shared.test_instances import RICH, started
 
 
 def test_others_keep_allowing_after_an_unshared_halt(migrated_dsn, tmp_path, clock):
-    a = RiskSupervisor(instance_config(migrated_dsn, "a", tmp_path), clock=clock, poll_upstreams=False)
-    b = RiskSupervisor(instance_config(migrated_dsn, "b", tmp_path), clock=clock, poll_upstreams=False)
-    a.start()
-    b.start()
+    a, b = started(migrated_dsn, tmp_path, clock, "a", "b")
     try:
         feed(a, equity=RICH)
         feed(b, equity=RICH)

@@ -3,16 +3,12 @@ approved has not ended: another instance then spends that budget again."""
 
 from __future__ import annotations
 
-from supervisor.facade import RiskSupervisor
 from tests.helpers import feed, order
-from tests.supervisor.shared.test_instances import RICH, instance_config
+from tests.supervisor.shared.test_instances import RICH, started
 
 
 def test_normal_stop_returns_budget_still_in_flight(migrated_dsn, tmp_path, clock):
-    a = RiskSupervisor(instance_config(migrated_dsn, "a", tmp_path), clock=clock, poll_upstreams=False)
-    b = RiskSupervisor(instance_config(migrated_dsn, "b", tmp_path), clock=clock, poll_upstreams=False)
-    a.start()
-    b.start()
+    a, b = started(migrated_dsn, tmp_path, clock, "a", "b")
     try:
         feed(a, equity=RICH)
         feed(b, equity=RICH)
