@@ -39,7 +39,7 @@ PRICE = 100.0
 RICH = 10_000_000.0
 
 
-def config(dsn: str):
+def config(dsn: str, exchange_cap: float = EXCHANGE_CAP):
     return make_config(
         store={"backend": "postgresql", "dsn": dsn, "lease_slice_pct": 50.0},
         gate={"max_orders_per_s": 10**6, "max_messages_per_s": 10**6, "max_repeats": 10**6},
@@ -47,7 +47,7 @@ def config(dsn: str):
             "main": {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": ACCOUNT_CAP},
             "tiny": {"exchange": "binance", "capital_profile": "aggressive"},
         },
-        exchanges={"binance": {"max_notional_usd": EXCHANGE_CAP}, "bybit": {}},
+        exchanges={"binance": {"max_notional_usd": exchange_cap}, "bybit": {}},
     )
 
 
@@ -67,6 +67,25 @@ class Instance:
             adopt=lambda found: None, ready=lambda: True, event=lambda *a, **k: None,
         )  # fmt: skip
         self.in_flight: dict[str, tuple[str, float]] = {}  # order id -> (account, quantity approved)
+
+
+def two_instances(cfg, clock: FakeClock, dsn: str) -> tuple[Instance, Instance]:
+    """Instances a and b, each told both accounts hold nothing."""
+    pair = Instance("a", cfg, clock, dsn), Instance("b", cfg, clock, dsn)
+    for inst in pair:
+        for acct in ("main", "tiny"):
+            inst.gate.post(AccountState(acct, RICH, (), RICH, RICH), clock.monotonic())
+    return pair
+
+
+def approved_usd(instances, cfg, tag: str, qty: float) -> float:  # type: ignore[no-untyped-def]
+    """One order of `qty` for tiny through each instance in turn; the notional they approved."""
+    approved = 0.0
+    for n, inst in enumerate(instances):
+        r = ask_tiny(inst, cfg, f"{tag}{n}", qty)
+        if r.decision != "block":
+            approved += r.adjusted_quantity * PRICE
+    return approved
 
 
 def ask_tiny(inst: Instance, cfg, oid: str, qty: float):  # type: ignore[no-untyped-def]

@@ -11,8 +11,7 @@ import psycopg
 import pytest
 
 from supervisor.clock import FakeClock
-from supervisor.core.messages import AccountState
-from tests.supervisor.shared.test_invariant import EXCHANGE_CAP, RICH, Instance, ask_tiny, config
+from tests.supervisor.shared.test_invariant import EXCHANGE_CAP, ask_tiny, config, two_instances
 
 
 @pytest.mark.xfail(
@@ -21,10 +20,7 @@ from tests.supervisor.shared.test_invariant import EXCHANGE_CAP, RICH, Instance,
 def test_a_database_clock_step_forward_lets_the_cap_be_leased_twice(migrated_dsn):
     cfg = config(migrated_dsn)  # exchange cap 1,000 USD, slices of 50 %
     clock = FakeClock()
-    a, b = Instance("a", cfg, clock, migrated_dsn), Instance("b", cfg, clock, migrated_dsn)
-    for inst in (a, b):
-        for account in ("main", "tiny"):
-            inst.gate.post(AccountState(account, RICH, (), RICH, RICH), clock.monotonic())
+    a, b = two_instances(cfg, clock, migrated_dsn)
     approved = 0.0
 
     def spend(inst, tag):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from supervisor.clock import FakeClock
 from supervisor.core.messages import AccountState, Fill, OrderOutcome, Position
-from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance, ask_tiny, config
+from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance, approved_usd, ask_tiny, config
 
 
 def _snap(inst, clock, qty):
@@ -33,11 +33,7 @@ def test_exchange_cap_exceeded_after_fill_and_rounds(migrated_dsn):
     for i in (a, b):
         _snap(i, clock, 5.0)
     assert b.keeper.round() and a.keeper.round()
-    approved = 0.0
-    for n, inst in enumerate((a, b)):
-        r = _ask(inst, cfg, f"x{n}", 5.0)
-        if r.decision != "block":
-            approved += r.adjusted_quantity * PRICE
+    approved = approved_usd((a, b), cfg, "x", 5.0)
     total = 500.0 + approved
     a.store.close()
     b.store.close()

@@ -4,10 +4,9 @@ the gate spends the old (larger) lease; the grant's floor is the stale in-flight
 from __future__ import annotations
 
 from supervisor.clock import FakeClock
-from supervisor.core.messages import AccountState
 from supervisor.shared.keeper import StoreKeeper
 from tests.helpers import make_config
-from tests.supervisor.shared.test_invariant import PRICE, RICH, Instance, ask_tiny
+from tests.supervisor.shared.test_invariant import PRICE, ask_tiny, two_instances
 
 
 def cfg_of(dsn):
@@ -28,11 +27,7 @@ _ask = ask_tiny
 def test_order_between_usage_read_and_shrink(migrated_dsn):
     clock = FakeClock()
     cfg = cfg_of(migrated_dsn)
-    a = Instance("a", cfg, clock, migrated_dsn)
-    b = Instance("b", cfg, clock, migrated_dsn)
-    for i in (a, b):
-        for acct in ("main", "tiny"):
-            i.gate.post(AccountState(acct, RICH, (), RICH, RICH), clock.monotonic())
+    a, b = two_instances(cfg, clock, migrated_dsn)
     approved = 0.0
     # a grows its lease: busy rounds (spent, then cancelled)
     from supervisor.core.messages import OrderOutcome
