@@ -211,6 +211,8 @@ class GateState:
         refused (the moment fewer than `limit` are left in the window), for the lockouts operators
         see. Called on that refusal only; at most _MAX_LATCHES kept, the oldest dropped."""
         terms = _terms(order)
+        if self.repeat_latches.get(terms, now) > now:
+            return  # latched already: refusals change nothing until then (only approvals are counted)
         times = self.repeats.get(terms)
         if not times or limit <= 0:
             return
