@@ -167,6 +167,7 @@ class OperatorControls:
         self._shared: SharedStore | None = None
         self._unshared = False
         self._halt_version: int | None = None  # the shared row's version of the latest halt seen or made here
+        self._writes = 0  # halts and resumes this process wrote to the shared store (a round's ticket)
         self._clear_asked: dict[str, tuple[str, str, float]] = {}  # account -> (by, why, monotonic): two-person
 
     def share_through(self, store: SharedStore) -> None:
@@ -293,6 +294,7 @@ class OperatorControls:
             return str(exc)
         self._unshared = False
         self._halt_version = row.version
+        self._writes += 1
         before = halts_of(self._halt)
         self._halt = {**halt_doc(halts_of(_row_doc(row))), "shared_version": row.version}  # every instance's
         if halts_of(self._halt) != before:
@@ -301,12 +303,19 @@ class OperatorControls:
             write_atomically(self._dir / HALT_FILE, self._halt)
         return None
 
-    def adopt_shared(self, found: Round) -> None:
-        """What a round read: the shared halt (on the ESS board first) and the live overrides."""
-        self._adopt_halt(found.halt)
+    def halt_writes(self) -> int:
+        """A round's ticket, taken before it reads: how many halts and resumes this process had
+        written to the shared store (a read with the current ticket cannot predate any of them)."""
+        with self._lock:
+            return self._writes
+
+    def adopt_shared(self, found: Round, ticket: int | None = None) -> None:
+        """What a round read: the shared halt (on the ESS board first) and the live overrides.
+        `ticket`: `halt_writes()` before the round read (None: unknown, the read may be stale)."""
+        self._adopt_halt(found.halt, ticket)
         self._adopt_overrides(found.overrides)
 
-    def _adopt_halt(self, row: HaltRow) -> None:
+    def _adopt_halt(self, row: HaltRow, ticket: int | None) -> None:
         """The shared halt as a round read it: this instance's halt from now on (a halt made
         here that the store did not take yet is pushed first: a halt is never lost)."""
         with self._lock:
@@ -316,16 +325,18 @@ class OperatorControls:
                 return  # shared now: the next round reads it back
             theirs = halts_of(_row_doc(row))
             if self._halt_version is not None and row.version <= self._halt_version:
-                # Read before a halt or resume made here since: it never undoes it (found by a probe).
-                # But a halt it holds that this instance lacks is taken up all the same: a row whose
-                # version went back (a restored database, a row made again) must not hide a halt.
-                have = {(h["by"], h["mode"]) for h in halts_of(self._halt)}
-                more = [h for h in theirs if (h["by"], h["mode"]) not in have]
-                if not more:
+                if ticket != self._writes:
+                    # Read before a halt or resume made here since: it never undoes it (found by a
+                    # probe), nor brings back a halt resumed here since (CI found that one).
                     return
-                theirs = halts_of(self._halt) + more
-            else:
-                self._halt_version = row.version
+                # Read after every write of this process, yet no newer: the row's version went back
+                # (a restored database, a row made again). Its versions count from here; a halt
+                # this instance holds that the row lacks holds all the same and is pushed there.
+                there = {(h["by"], h["mode"]) for h in theirs}
+                extra = [h for h in halts_of(self._halt) if (h["by"], h["mode"]) not in there]
+                theirs = theirs + extra
+                self._unshared = bool(extra)
+            self._halt_version = row.version
             shared = {**halt_doc(theirs), "shared_version": self._halt_version}
             if not row.active and row.by is not None:
                 shared.update(by=row.by, reason=row.reason, since=row.since)  # the last resume: who, why, when
@@ -368,6 +379,7 @@ class OperatorControls:
                     raise ControlError(503, f"not resumed: the shared store did not take it ({exc})") from exc
                 self._unshared = False
                 self._halt_version = row.version
+                self._writes += 1
             elif not lifted:
                 raise nothing
             resumed: dict[str, Any] = {"active": False, "by": by, "reason": reason, "since": since, "lifted": lifted}

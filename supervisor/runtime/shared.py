@@ -39,7 +39,8 @@ class Controls(Protocol):
     """The operator controls (supervisor.ops.controls), as far as the shared store needs them."""
 
     def share_through(self, store: SharedStore) -> None: ...
-    def adopt_shared(self, found: Round) -> None: ...
+    def adopt_shared(self, found: Round, ticket: int | None = None) -> None: ...
+    def halt_writes(self) -> int: ...
 
 
 class Reader(Protocol):
@@ -73,6 +74,7 @@ class SharedParts:
             usage=gate.budget_round,
             tell=runtime.link.tell,
             adopt=controls.adopt_shared,
+            ticket=controls.halt_writes,
             ready=lambda: not [m for m in reader.readiness() if not m.startswith("store:")],
             event=runtime.event,
         )

@@ -121,21 +121,25 @@ class StoreKeeper:
         store: SharedStore,
         usage: Callable[[float, Callable[[Mapping[CapKey, Usage], list[tuple[str, str, str, int]]], Any]], Any],
         tell: Callable[[object], None],
-        adopt: Callable[[Round], None],
+        adopt: Callable[[Round, int | None], None],
         ready: Callable[[], bool],
         event: Callable[..., None],
+        ticket: Callable[[], int | None] = lambda: None,
     ) -> None:
         """`usage(timeout, planner)` runs `planner` on the gate's caps under its lock and holds
         the leases it returns at once (Gate.budget_round; None: the lock was busy); `tell` posts to
         the gate (the gate link);
-        `adopt` takes up what the round read that the operator controls hold (the shared halt:
-        on the ESS board; the overrides); `ready` says whether this instance is ready; `event` journals."""
+        `adopt(found, ticket)` takes up what the round read that the operator controls hold (the
+        shared halt: on the ESS board; the overrides), with the `ticket()` the controls gave before
+        the round read anything (which of their own writes the read cannot have missed); `ready`
+        says whether this instance is ready; `event` journals."""
         self._config = config
         self._clock = clock
         self._store = store
         self._usage = usage
         self._tell = tell
         self._adopt = adopt
+        self._ticket = ticket
         self._ready = ready
         self._event = event
         self._lock = threading.Lock()  # one round at a time
@@ -185,6 +189,7 @@ class StoreKeeper:
         if planned is None:
             return self._failed("the gate's lock was busy: no usage read")
         asks, counts = planned
+        ticket = self._ticket()  # before the read: the controls' writes made up to now are in it
         try:
             result = self._store.round(asks, self._ready(), self._unsent, self._seen, config.gate.duplicate_window_s)
         except SharedStoreError as exc:
@@ -211,7 +216,7 @@ class StoreKeeper:
             # Never more than was asked for, whatever the database answers (a replaced function).
             granted = max(0, min(result.granted.get(ask.cap, 0), ask.want_units, ask.cap_units))
             held[key] = LeaseHeld(granted, ask.positions_units, valid_until)
-        self._adopt(result)  # the halt on the board before the gate hears the state is confirmed
+        self._adopt(result, ticket)  # the halt on the board before the gate hears the state is confirmed
         self._tell(SharedState(started, held, config))
         self._held = held
         self._confirmed = started

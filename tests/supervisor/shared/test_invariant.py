@@ -64,7 +64,7 @@ class Instance:
         self.keeper = StoreKeeper(
             cfg, clock, self.store, usage=self.gate.budget_round,
             tell=lambda m: self.gate.post(m, clock.monotonic()),
-            adopt=lambda found: None, ready=lambda: True, event=lambda *a, **k: None,
+            adopt=lambda found, ticket: None, ready=lambda: True, event=lambda *a, **k: None,
         )  # fmt: skip
         self.in_flight: dict[str, tuple[str, float]] = {}  # order id -> (account, quantity approved)
 

@@ -59,7 +59,7 @@ def test_order_between_usage_read_and_shrink(migrated_dsn):
         a.store,
         usage=usage_then_order,
         tell=lambda m: a.gate.post(m, clock.monotonic()),
-        adopt=lambda found: None,
+        adopt=lambda found, ticket: None,
         ready=lambda: True,
         event=lambda *x, **y: None,
     )
