@@ -12,6 +12,7 @@ import atexit
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,6 +32,7 @@ from supervisor.core.messages import (
     Fill,
     MessageSent,
     OrderOutcome,
+    PriceSnapshot,
     RiskGateResult,
     RiskSignal,
 )
@@ -44,6 +46,7 @@ from supervisor.sources.upstream import (
     check_outcome,
     check_signal,
     parse_account_snapshot,
+    parse_prices,
     parse_risk_signal,
 )
 from supervisor.system import System
@@ -294,6 +297,20 @@ class RiskSupervisor:
         """Push a Risk v3 signal. A mapping is parsed (`UpstreamError` if unusable)."""
         signal = check_signal(signal) if isinstance(signal, RiskSignal) else parse_risk_signal(signal)
         self._runtime.link.tell(signal)  # stamped, remembered for the health ages, posted to the gate
+        return True
+
+    def report_prices(self, prices: PriceSnapshot | Mapping[str, Any]) -> bool:
+        """Push the marks of the gate's price reference (what the [prices] source polls): a
+        mapping in the prices contract, or a `PriceSnapshot`. Read as a polled answer is
+        (`UpstreamError` when unusable; an unusable price is dropped, its symbol unpriced)."""
+        if isinstance(prices, PriceSnapshot):
+            stamped = prices.timestamp
+            if not isinstance(stamped, datetime):
+                raise UpstreamError(f"timestamp: expected a datetime, got {type(stamped).__name__}")
+            raw = dict(prices.prices) if isinstance(prices.prices, Mapping) else None
+            prices = {"timestamp": stamped.isoformat(), "prices": raw}
+        config = self.config
+        self._runtime.link.tell(parse_prices(prices, config.symbols, config.prices.max_plausible_usd))
         return True
 
     def report_ess_state(self, state: EssState) -> bool:

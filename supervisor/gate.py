@@ -34,6 +34,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
 
 from supervisor.channels.ess_board import EssBoard
@@ -58,6 +59,7 @@ from supervisor.core.messages import (
     OrderOutcome,
     OrderRequest,
     Override,
+    PriceSnapshot,
     ReduceOnlyMode,
     RejectOrder,
     RiskGateResult,
@@ -86,7 +88,7 @@ _MAX_OUTBOX = 1_000_000  # ids approved here and not yet handed to the lease kee
 
 Request = EvaluateOrder | RejectOrder
 # State: the latest of each kind supersedes the earlier (what a resync applies again).
-_STATE_KINDS = frozenset({RiskSignal, AccountState, EssState, Override, ConfigChanged, SharedState})
+_STATE_KINDS = frozenset({RiskSignal, AccountState, EssState, Override, ConfigChanged, SharedState, PriceSnapshot})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,8 @@ class GateView:
     reduce_only_mode: str | None = None  # the operators' reduce-only halt, as the gate applies it
     # Repeated terms refused (account, symbol, side, quantity, price) -> until (monotonic).
     repeat_latches: dict[tuple[str, str, str, float, float], float] = field(default_factory=dict)
+    # The price reference per symbol ([prices]): (price, fresh until, paused until (monotonic), why, stamped).
+    prices: dict[str, tuple[float, float, float, str, datetime]] = field(default_factory=dict)
 
 
 class BudgetUsage(NamedTuple):
@@ -185,9 +189,11 @@ class Gate:
         self._expired_since = 0.0
         self._ess_logged: bool | None = None
         self._older_signal_logged = False
+        self._prices_refused = ""  # why the last price snapshot was not taken up ("" when it was)
         # State and reports: one the gate cannot apply is refused (journaled), never a crash.
         self._appliers: dict[type, Callable[[Any, float], None]] = {
             RiskSignal: self._on_signal,
+            PriceSnapshot: self._on_prices,
             AccountState: self._on_account,
             EssState: self._on_ess,
             Override: self._on_override,
@@ -613,6 +619,22 @@ class Gate:
                 ess_action_required=signal.ess_action_required,
             )
 
+    def _on_prices(self, snap: PriceSnapshot, received: float) -> None:
+        why, spikes = self._state.prices.apply(snap, received, self._clock.now(), self._config.prices)
+        if why != self._prices_refused:
+            if why:
+                log.warning("prices_refused", why=why)
+            self._prices_refused = why
+        for spike in spikes:
+            until = self._clock.now() + timedelta(seconds=spike.until - self._clock.monotonic())
+            self._journal.event(
+                self._clock.now(), "price_spike_pause", "prices", None, symbol=spike.symbol, before=spike.before,
+                after=spike.after, move_pct=round(spike.move_pct, 2), until=until, reason=spike.why,
+            )  # fmt: skip
+            log.warning("price_spike_pause", symbol=spike.symbol, move_pct=round(spike.move_pct, 2), reason=spike.why)
+            if self._counters is not None:
+                self._counters.price_pauses[spike.symbol] = self._counters.price_pauses.get(spike.symbol, 0) + 1
+
     def _on_account(self, state: AccountState, received: float) -> None:
         self._state.put_account(state, received, self._config.symbols)
 
@@ -794,6 +816,10 @@ class Gate:
                 config_digest=self._config.digest,
                 reduce_only_mode=st.reduce_only_mode,
                 repeat_latches=st.latched(self._clock.monotonic()) if st.repeat_latches else {},
+                prices={
+                    symbol: (p.price, p.fresh_until, p.paused_until, p.pause_why, p.stamped)
+                    for symbol, p in st.prices.symbols.items()
+                },
             )
         finally:
             self._release()

@@ -35,7 +35,7 @@ LATENCY_BUCKETS_S = (
 
 
 class GateCounters:
-    __slots__ = ("collar_unreferenced", "decisions", "latency_buckets", "latency_sum")
+    __slots__ = ("collar_unreferenced", "decisions", "latency_buckets", "latency_sum", "price_pauses")
 
     def __init__(self) -> None:
         # (decision, reason code, account or "other") -> decisions
@@ -43,6 +43,7 @@ class GateCounters:
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)  # the last is +Inf
         self.latency_sum = 0.0
         self.collar_unreferenced = 0  # orders let through without a reference price for the collar
+        self.price_pauses: dict[str, int] = {}  # symbol (a configured one) -> pauses after a price spike
 
     def count(self, decision: str, code: str, account: str, latency_s: float | None) -> None:
         """One decision; `latency_s` None: answered without the gate (not in the histogram)."""

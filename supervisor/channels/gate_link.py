@@ -14,7 +14,15 @@ import threading
 from typing import NamedTuple, Protocol
 
 from supervisor.clock import Clock
-from supervisor.core.messages import AccountState, EssState, Override, ReduceOnlyMode, RiskSignal, SharedState
+from supervisor.core.messages import (
+    AccountState,
+    EssState,
+    Override,
+    PriceSnapshot,
+    ReduceOnlyMode,
+    RiskSignal,
+    SharedState,
+)
 
 __all__ = ["GateLink", "Latest", "StateSink"]
 
@@ -50,6 +58,8 @@ def _cache_key(message: object) -> tuple[str, str] | None:
         return ("shared", "")
     if isinstance(message, ReduceOnlyMode):
         return ("reduce_only_mode", "")
+    if isinstance(message, PriceSnapshot):
+        return ("prices", "")
     return None
 
 

@@ -48,6 +48,7 @@ from supervisor.config.schema import (
     OperatorConfig,
     OverridesConfig,
     PeriodsConfig,
+    PricesConfig,
     ProfileConfig,
     RiskV3Config,
     StateConfig,
@@ -252,6 +253,39 @@ def _risk_v3(t: _Table) -> RiskV3Config:
         max_clock_skew_s=t.number("max_clock_skew_s", d.max_clock_skew_s, ge=0, le=3600),
     )
     if c.max_age_s is not None and c.poll_interval_s is not None and c.max_age_s <= c.poll_interval_s:
+        t.problem("max_age_s", f"must be > poll_interval_s ({c.poll_interval_s}), got {c.max_age_s}")
+    t.finish()
+    return c
+
+
+_EXCHANGE_ID = re.compile(r"[a-z][a-z0-9_]{1,39}")
+
+
+def _prices(t: _Table) -> PricesConfig:
+    d = PricesConfig()
+    url = t.url("url", None) if t.raw("url") is not _MISSING else None
+    exchange = t.string("exchange", None)
+    if isinstance(exchange, str) and not _EXCHANGE_ID.fullmatch(exchange):
+        t.problem("exchange", f"must be a ccxt exchange id (lower case, like binance), got {_shown(exchange)}")
+        exchange = None
+    c = PricesConfig(
+        url=url,
+        exchange=exchange,
+        symbols=t.strings("symbols"),
+        poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, gt=0, le=3600),
+        timeout_s=t.number("timeout_s", d.timeout_s, gt=0),
+        max_age_s=t.number("max_age_s", d.max_age_s, gt=0, le=3600),
+        max_clock_skew_s=t.number("max_clock_skew_s", d.max_clock_skew_s, ge=0, le=3600),
+        max_plausible_usd=t.number("max_plausible_usd", d.max_plausible_usd, gt=0),
+        spike_pct=t.optional_number("spike_pct", gt=0, le=1000) if t.raw("spike_pct") is not _MISSING else d.spike_pct,
+        spike_window_s=t.number("spike_window_s", d.spike_window_s, gt=0, le=86_400),
+        spike_pause_s=t.number("spike_pause_s", d.spike_pause_s, ge=0, le=86_400),
+    )
+    if url is not None and exchange is not None:
+        t.problem("exchange", "give url or exchange, not both (one prices source)")
+    if t.data and not c.enabled:
+        t.problems.append(f"{t.path}: url or exchange is required (which source gives the prices)")
+    if isinstance(c.max_age_s, float) and isinstance(c.poll_interval_s, float) and c.max_age_s <= c.poll_interval_s:
         t.problem("max_age_s", f"must be > poll_interval_s ({c.poll_interval_s}), got {c.max_age_s}")
     t.finish()
     return c
@@ -677,6 +711,11 @@ def parse_config(
     root = _Table(data, "", problems)
     gate = _gate(root.table("gate"))
     risk_v3 = _risk_v3(root.table("risk_v3"))
+    prices = _prices(root.table("prices"))
+    gate_data = data.get("gate")
+    if prices.enabled and not (isinstance(gate_data, Mapping) and "collar_missing_reference" in gate_data):
+        # A gate with a price reference of its own never trusts the caller's word alone.
+        gate = replace(gate, collar_missing_reference="block")
     ess = _ess(root.table("ess"))
     profiles = _profiles(root.table("profiles"))
     exchanges = _exchanges(root.table("exchanges"))
@@ -685,6 +724,8 @@ def parse_config(
     global_blacklist = _folded(strategies.strings("global_blacklist"))
     strategies.finish()
     symbols = _symbols(root.table("symbols"))
+    for name in sorted(prices.symbols - set(symbols)):
+        problems.append(f"prices.symbols: {name!r} has no [symbols.{name}] table" + did_you_mean(name, symbols))
     periods_t = root.table("periods")
     periods = PeriodsConfig(
         daily_reset_hour_utc=periods_t.number("daily_reset_hour_utc", 0, ge=0, le=23, integer=True),
@@ -746,6 +787,8 @@ def parse_config(
         ("ess", ess.timeout_s),
         ("accounts", accounts.timeout_s),
     )
+    if prices.enabled:
+        timeouts += (("prices", prices.timeout_s),)
     if store.shared:
         timeouts += (("store", store.timeout_s),)
     for section, timeout in timeouts:
@@ -766,6 +809,7 @@ def parse_config(
     return Config(
         gate=gate,
         risk_v3=risk_v3,
+        prices=prices,
         ess=ess,
         accounts=accounts,
         exchanges=exchanges,

@@ -33,6 +33,7 @@ __all__ = [
     "OperatorConfig",
     "OverridesConfig",
     "PeriodsConfig",
+    "PricesConfig",
     "ProfileConfig",
     "RiskV3Config",
     "StateConfig",
@@ -69,6 +70,28 @@ class RiskV3Config:
     max_age_s: float = 10.0
     max_signal_age_s: float = 900.0
     max_clock_skew_s: float = 5.0  # a signal stamped further ahead than this is unusable
+
+
+@dataclass(frozen=True, slots=True)
+class PricesConfig:
+    """The gate's own price reference (docs/prices.md): `url` (GET {url}/prices) or `exchange`
+    (public tickers through ccxt); neither: no prices source (the collar falls back to marks)."""
+
+    url: str | None = None
+    exchange: str | None = None  # a ccxt exchange id ("binance"): pip install riskgate[exchanges]
+    symbols: frozenset[str] = frozenset()  # must be priced: without a fresh price, PRICE_REFERENCE_STALE
+    poll_interval_s: float = 1.0
+    timeout_s: float = 1.0
+    max_age_s: float = 5.0  # a price older than this (by its stamp or its fetch) is stale
+    max_clock_skew_s: float = 5.0  # prices stamped further ahead than this are unusable
+    max_plausible_usd: float = 1e12  # a price above this is unusable (so is one <= 0)
+    spike_pct: float | None = 10.0  # a move beyond this within spike_window_s pauses the symbol; None: never
+    spike_window_s: float = 60.0  # also the collar over a period: within collar_pct of the mark this long ago
+    spike_pause_s: float = 120.0  # how long opening orders on the symbol block after a spike
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None or self.exchange is not None
 
 
 ESS_CONTRACTS = {"emergency_status": "/api/emergency/status", "risk_safety": "/api/risk/ess/status"}
@@ -304,6 +327,7 @@ class AlertsConfig:
 class Config:
     gate: GateConfig = GateConfig()
     risk_v3: RiskV3Config = RiskV3Config()
+    prices: PricesConfig = PricesConfig()
     ess: EssConfig = EssConfig(kill_switch_file="state/KILL_SWITCH")
     accounts: AccountsConfig = AccountsConfig()
     exchanges: Mapping[str, ExchangeConfig] = field(default_factory=dict)

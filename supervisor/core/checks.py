@@ -393,9 +393,13 @@ def check_order_size(o: OrderRequest, c: EvalContext) -> Outcome:
 def _trusted_band(
     o: OrderRequest, book: AccountBook | None, state: GateState, now: float, config: Config
 ) -> tuple[float, float] | None:
-    """Prices riskgate saw itself, as (lowest, highest): every account's snapshot mark
-    for the symbol on that exchange within `accounts.max_age_s`, else the last fill's
+    """Prices riskgate saw itself, as (lowest, highest): the prices source's fresh mark for
+    the symbol (with its mark of prices.spike_window_s ago), else every account's snapshot
+    mark for the symbol on that exchange within `accounts.max_age_s`, else the last fill's
     price (kept only near such marks), else this account's own mark."""
+    ref = state.prices.symbols.get(o.symbol)
+    if ref is not None and now <= ref.fresh_until:
+        return ref.low, ref.high
     key = (o.symbol, o.exchange)
     band = state.mark_band(key, now, config.accounts.max_age_s)
     if band is not None:
@@ -416,14 +420,37 @@ def collar_pct(symbol: SymbolConfig, config: Config) -> float:
     return symbol.collar_pct if symbol.collar_pct is not None else config.gate.collar_pct
 
 
+def check_price_pause(o: OrderRequest, c: EvalContext) -> Outcome:
+    """A symbol whose mark moved beyond prices.spike_pct within the window is paused for
+    prices.spike_pause_s: an order that opens or grows a position on it blocks."""
+    ref = c.state.prices.symbols.get(o.symbol)
+    if ref is not None and c.now < ref.paused_until and not c.reduces:
+        return Denial(RC.PRICE_SPIKE_PAUSE, f"{ref.pause_why} ({ref.paused_until - c.now:.0f}s left)")
+    return None
+
+
 def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
     """A buy priced far above the reference, or a sell far below it, is a fat
-    finger. The reference: the prices riskgate saw (every account's fresh mark
-    for the symbol, a fill's near them, the account's own mark), else the order's
+    finger. The reference: the prices riskgate saw (the prices source's fresh mark
+    and its mark of spike_window_s ago; else every account's fresh mark for the
+    symbol, a fill's near them, the account's own mark), else the order's
     reference_price; a reference_price far from a price riskgate saw is refused.
     Marks that disagree hold an order to the stricter side: a buy within the
-    collar above the lowest, a sell within it below the highest."""
+    collar above the lowest, a sell within it below the highest. A symbol the
+    prices source covers (prices.symbols, or priced once) without a fresh price
+    blocks opening orders (PRICE_REFERENCE_STALE); a reduction falls back."""
     sym, gate = c.symbol, c.config.gate
+    ref = c.state.prices.symbols.get(o.symbol)
+    if (ref is None or c.now > ref.fresh_until) and not c.reduces:
+        if ref is not None:
+            age = c.wall - ref.stamped
+            return Denial(
+                RC.PRICE_REFERENCE_STALE,
+                f"no fresh price for {o.symbol}: the last, {ref.price:g}, is {age.total_seconds():.1f}s old"
+                f" (prices.max_age_s={c.config.prices.max_age_s:g}) or was dropped",
+            )
+        if o.symbol in c.config.prices.symbols:
+            return Denial(RC.PRICE_REFERENCE_STALE, f"no price for {o.symbol} from the prices source yet")
     pct = collar_pct(sym, c.config)
     band = _trusted_band(o, c.book, c.state, c.now, c.config)
     claimed = o.reference_price
@@ -710,6 +737,7 @@ CHECKS: tuple[Check, ...] = (
     check_reduce_only_mode,
     check_reduce_only,
     check_order_size,
+    check_price_pause,
     check_price_collar,
     check_strategy,
     check_leverage,
@@ -746,7 +774,9 @@ DECIDED_BY: dict[RC, str] = {
     RC.ACCOUNT_STATE_STALE: "7. account state fresh and usable",
     RC.MAX_ORDER_QUANTITY: "7a. order quantity within the symbol's max_qty",
     RC.MAX_ORDER_NOTIONAL: "7a. order notional within the profile's max_order_notional_usd",
-    RC.PRICE_OUT_OF_COLLAR: "7b. price within the collar around the reference price",
+    RC.PRICE_SPIKE_PAUSE: "7b. no pause on the symbol after a price spike (orders that reduce pass)",
+    RC.PRICE_REFERENCE_STALE: "7b. a fresh price from the prices source for a symbol it covers (reductions fall back)",
+    RC.PRICE_OUT_OF_COLLAR: "7b. price within the collar around the reference price (and its mark a window ago)",
     RC.STRATEGY_NOT_ALLOWED: "8. strategy allowed",
     RC.LEVERAGE_EXCEEDS_LIMIT: "9. leverage within the profile's",
     RC.ORDER_RATE_EXCEEDED: "10. order rate",
@@ -777,6 +807,8 @@ STALE_SOURCE: dict[RC, str] = {
 _AFTER_ACCOUNT = (
     RC.MAX_ORDER_QUANTITY,
     RC.MAX_ORDER_NOTIONAL,
+    RC.PRICE_SPIKE_PAUSE,
+    RC.PRICE_REFERENCE_STALE,
     RC.PRICE_OUT_OF_COLLAR,
     RC.STRATEGY_NOT_ALLOWED,
     RC.LEVERAGE_EXCEEDS_LIMIT,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.core.messages import AccountState, EssState, LeaseHeld, OrderRequest, RiskSignal
+from supervisor.core.prices import PriceBook
 
 __all__ = ["AccountBook", "GateState", "Reservation", "ReservationKey", "to_units"]
 
@@ -159,6 +160,8 @@ class GateState:
     # only when it was within the collar of the marks: a client's word alone is no reference.
     marks: dict[PositionKey, dict[str, tuple[float, float]]] = field(default_factory=dict)
     last_price: dict[PositionKey, tuple[float, float]] = field(default_factory=dict)
+    # The prices source's marks per symbol ([prices]): the collar's first reference when fresh.
+    prices: PriceBook = field(default_factory=PriceBook)
     # The band of fresh marks per key, kept until its oldest mark ages out or a mark arrives:
     # (low, high, valid until (monotonic), the max age it was computed for).
     _bands: dict[PositionKey, tuple[float, float, float, float]] = field(default_factory=dict)

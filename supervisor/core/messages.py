@@ -29,6 +29,7 @@ __all__ = [
     "OrderRequest",
     "Override",
     "Position",
+    "PriceSnapshot",
     "ReduceOnlyMode",
     "RejectOrder",
     "RiskGateResult",
@@ -89,6 +90,17 @@ class RiskSignal:
     overall_risk_score: float | None = None
     critical_issues: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSnapshot:
+    """The prices source's answer ([prices]): one mark per symbol, all stamped `timestamp`
+    (UTC). Every price is plain, finite, > 0 and plausible (supervisor.sources.upstream);
+    `dropped` names the symbols whose price was not (they count as not priced)."""
+
+    timestamp: datetime
+    prices: Mapping[str, float]
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,15 @@ class StateReader:
                 "last_error": last_error(ess_errors.get("ess_http")),
             },
         }
+        if cfg.prices.enabled:
+            prices_age = rt.link.age("prices", now=now)
+            out["prices"] = {
+                "fresh": prices_age is not None and prices_age <= cfg.prices.max_age_s,
+                "age_s": _round(prices_age),
+                "max_age_s": cfg.prices.max_age_s,
+                "last_error": last_error(errors.get("prices")),
+                "per_symbol": True,  # stale: the symbols it covers block opening orders, the rest trade
+            }
         if self.shared_status is not None:
             age, error = self.shared_status()
             out["store"] = {
@@ -254,6 +263,8 @@ class StateReader:
         if gate is None or not gate.is_alive():
             missing.append("gate: not running")
         for name, src in (sources if sources is not None else self.sources_now()).items():
+            if src.get("per_symbol"):
+                continue  # the prices: a stale one blocks its symbols (the document's "prices"), not the gate
             if src["age_s"] is None:
                 missing.append(f"{name}: no state yet")
             elif not src["fresh"]:
@@ -312,6 +323,7 @@ class StateReader:
             "ess_active": ess.active if ess else None,
             "sources": sources,
             "accounts": accounts,
+            "prices": self._prices(view, now, wall),
             "gate": {
                 "alive": view is not None,
                 "reservations": view.reservations if view else None,
@@ -319,6 +331,27 @@ class StateReader:
             "journal": self.journal_figures(),
             "actors": rt.supervisor.rows(),
         }
+
+    def _prices(self, view: GateView | None, now: float, wall: datetime) -> dict[str, Any]:
+        """The gate's price reference per symbol: price, age, fresh, and a spike pause (until, why)."""
+        cfg = self.config
+        held = view.prices if view is not None else {}
+        out: dict[str, Any] = {}
+        for symbol in sorted(set(held) | set(cfg.prices.symbols)):
+            found = held.get(symbol)
+            if found is None:
+                out[symbol] = {"price": None, "age_s": None, "fresh": False, "paused_until": None, "pause": None}
+                continue
+            price, fresh_until, paused_until, why, stamped = found
+            paused = now < paused_until
+            out[symbol] = {
+                "price": price,
+                "age_s": _round((wall - stamped).total_seconds()),
+                "fresh": now <= fresh_until,
+                "paused_until": _iso(wall + timedelta(seconds=paused_until - now)) if paused else None,
+                "pause": why if paused else None,
+            }
+        return out
 
     def _accounts(self, view: GateView | None, sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
         cfg = self.config

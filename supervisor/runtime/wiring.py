@@ -18,6 +18,7 @@ from actors.account_tracker import AccountTrackerActor
 from actors.ess_watcher import EssWatcherActor
 from actors.gate import GateActor
 from actors.messages import Poll
+from actors.price_poller import PricePollerActor
 from actors.risk_poller import RiskV3PollerActor
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_counters import GateCounters
@@ -32,6 +33,7 @@ from supervisor.gate import Gate, GateView, Posted
 from supervisor.logs import get_logger
 from supervisor.runtime.supervision import ActorSpec, ActorSupervisor
 from supervisor.sources.baseline_store import BaselineShare
+from supervisor.sources.exchange_prices import ExchangeTickers, open_exchange
 
 __all__ = ["Runtime"]
 
@@ -115,6 +117,22 @@ class Runtime:
                     state_age=self._ess_age,
                 ),
             ]
+            prices = cfg.prices
+            if prices.enabled:
+                # An exchange's tickers through ccxt (opened here: a missing ccxt stops the start, saying so).
+                tickers = None
+                if prices.exchange is not None:
+                    exchange = open_exchange(prices.exchange, prices.timeout_s)
+                    tickers = ExchangeTickers(exchange, prices.symbols or cfg.symbols, prices.max_age_s)
+                specs.append(
+                    ActorSpec(
+                        "price_poller",
+                        lambda: PricePollerActor.start(cfg, clock, link, transport, journal, tickers),
+                        poll=Poll,
+                        poll_interval_s=prices.poll_interval_s,
+                        state_age=lambda: self.link.age("prices"),
+                    )
+                )
         return specs + self.later
 
     # -- life cycle -----------------------------------------------------------------
@@ -154,7 +172,12 @@ class Runtime:
             "risk_v3": None if risk is None else round(risk, 3),
             "ess": self._ess_age(),
             "oldest_account": self._oldest_account_age(),
+            **({"prices": self._round_age(self.link.age("prices"))} if self.config.prices.enabled else {}),
         }
+
+    @staticmethod
+    def _round_age(age: float | None) -> float | None:
+        return None if age is None else round(age, 3)
 
     def publish_ess(self, state: EssState) -> None:
         """ESS readings (one per source in `state.sources`): on the board first (every

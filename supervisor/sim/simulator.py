@@ -3,19 +3,22 @@
 It serves Global Risk v3 (`GET /risk/global`), the ESS status endpoint
 (`GET /api/emergency/status`, and the risk-safety service's
 `GET /api/risk/ess/status` with the same halt) and account snapshots
-(`GET /accounts/{name}/snapshot`) from the shipped real payloads, and takes
+(`GET /accounts/{name}/snapshot`) from the shipped real payloads, the prices
+source (`GET /prices`: riskgate's prices contract, docs/prices.md), and takes
 control requests to change what they answer:
 
     POST /control/risk      {"level": "info" | "warning" | "critical" | null}
     POST /control/ess       {"active": true | false, "reason": "..."}
     POST /control/accounts/{name}   {"equity": 10000, "positions": [{"symbol", "exchange", "quantity", "mark_price"}]}
-    POST /control/fault     {"target": "risk" | "ess" | "accounts" | "all", "mode": MODE, "delay_s": 3}
+    POST /control/prices    {"prices": {"BTCUSDT": 65000.0, ...}}   (merged; a null price removes it)
+    POST /control/fault     {"target": "risk" | "ess" | "accounts" | "prices" | "all", "mode": MODE, "delay_s": 3}
     GET  /control/state
 
 Fault modes: none, down (connection closed without an answer), slow (answer
 after delay_s), 500, garbage (a non-JSON body), huge (a body over 1 MiB),
-unknown_level and missing_level (risk), stale (risk: a timestamp delay_s old,
-as a service that stopped evaluating), unavailable (ESS: "available": false).
+unknown_level and missing_level (risk), stale (risk and prices: a timestamp
+delay_s old, as a service that stopped evaluating), unavailable (ESS:
+"available": false).
 
 Like the real service, /risk/global answers 404 until a risk state is set, and
 re-evaluates every `reevaluate_s` (the signal's timestamp moves only then).
@@ -42,7 +45,7 @@ log = get_logger("riskgate.simulator")
 FAULT_MODES = frozenset(
     {"none", "down", "slow", "500", "garbage", "huge", "unknown_level", "missing_level", "stale", "unavailable"}
 )
-TARGETS = ("risk", "ess", "accounts")
+TARGETS = ("risk", "ess", "accounts", "prices")
 _ACCOUNT_PATH = re.compile(r"^/accounts/([^/]+)/snapshot$")
 _CONTROL_ACCOUNT_PATH = re.compile(r"^/control/accounts/([^/]+)$")
 
@@ -68,6 +71,7 @@ class UpstreamSimulator:
         self._ess_active = False
         self._ess_reason = ""
         self._accounts: dict[str, dict[str, Any]] = {}
+        self._prices: dict[str, Any] = {}
         self._faults: dict[str, tuple[str, float]] = dict.fromkeys(TARGETS, ("none", 0.0))
         self._samples = {
             level: sample_payload(f"risk_global_{level}.json") for level in ("info", "warning", "critical")
@@ -142,6 +146,18 @@ class UpstreamSimulator:
         with self._lock:
             self._accounts[name] = {"equity": float(equity), "positions": list(positions or [])}
 
+    def set_prices(self, prices: Any) -> None:
+        """Merge `prices` (symbol -> price; None removes the symbol) into what /prices answers.
+        Any value is served as given: a test may serve garbage on purpose."""
+        if not isinstance(prices, dict):
+            raise ValueError("prices must be a JSON object of symbol -> price")
+        with self._lock:
+            for symbol, price in prices.items():
+                if price is None:
+                    self._prices.pop(str(symbol), None)
+                else:
+                    self._prices[str(symbol)] = price
+
     def set_fault(self, target: str, mode: str, delay_s: float = 5.0) -> None:
         if mode not in FAULT_MODES:
             raise ValueError(f"unknown fault mode {mode!r}")
@@ -159,6 +175,7 @@ class UpstreamSimulator:
                 "risk_level": self._risk_level,
                 "ess_active": self._ess_active,
                 "accounts": {k: dict(v) for k, v in self._accounts.items()},
+                "prices": dict(self._prices),
                 "faults": {t: {"mode": m, "delay_s": d} for t, (m, d) in self._faults.items()},
             }
 
@@ -216,6 +233,15 @@ class UpstreamSimulator:
         if active and reason:
             body["trip_reason"] = reason
         return 200, body
+
+    def prices_answer(self) -> tuple[int, Any]:
+        with self._lock:
+            prices = dict(self._prices)
+            mode, delay = self._faults["prices"]
+        now = self.clock.now()
+        if mode == "stale":
+            now -= timedelta(seconds=delay)
+        return 200, {"timestamp": now.isoformat(), "prices": prices}
 
     def account_answer(self, name: str) -> tuple[int, Any]:
         with self._lock:
@@ -295,6 +321,8 @@ def _handler_for(sim: UpstreamSimulator) -> type[BaseHTTPRequestHandler]:
                 self._serve("ess", sim.risk_safety_answer)
             elif (m := _ACCOUNT_PATH.match(path)) is not None:
                 self._serve("accounts", lambda: sim.account_answer(m.group(1)))
+            elif path == "/prices":
+                self._serve("prices", sim.prices_answer)
             elif path == "/control/state":
                 self._send(200, sim.state())
             else:
@@ -313,6 +341,8 @@ def _handler_for(sim: UpstreamSimulator) -> type[BaseHTTPRequestHandler]:
                     sim.set_ess(bool(body.get("active")), str(body.get("reason") or ""))
                 elif (m := _CONTROL_ACCOUNT_PATH.match(path)) is not None:
                     sim.set_account(m.group(1), float(body["equity"]), body.get("positions") or [])
+                elif path == "/control/prices":
+                    sim.set_prices(body.get("prices"))
                 elif path == "/control/fault":
                     sim.set_fault(
                         str(body.get("target", "all")), str(body.get("mode", "none")), float(body.get("delay_s", 5.0))

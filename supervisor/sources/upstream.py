@@ -9,7 +9,7 @@ answer unusable (the gate then fails closed on that source).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from supervisor.core.messages import (
     OrderOutcome,
     OutcomeStatus,
     Position,
+    PriceSnapshot,
     RiskSignal,
 )
 from supervisor.core.orders import MAX_NAME_LENGTH
@@ -38,6 +39,7 @@ __all__ = [
     "check_snapshot",
     "parse_account_snapshot",
     "parse_ess_status",
+    "parse_prices",
     "parse_risk_safety_status",
     "parse_risk_signal",
     "parse_timestamp",
@@ -220,6 +222,38 @@ def parse_risk_safety_status(data: Any, source: str = "http") -> EssSourceStatus
     if state_name in RISK_SAFETY_HALT:
         return EssSourceStatus(source, None, f"state {state_name} with can_execute true: ambiguous")
     return EssSourceStatus(source, None, f"state: unknown value {shorten(state)}")
+
+
+_MAX_PRICES = 10_000  # symbols read from one answer
+
+
+def parse_prices(
+    data: Any, symbols: Container[str] | None = None, max_plausible_usd: float = DEFAULT_MAX_PLAUSIBLE_USD
+) -> PriceSnapshot:
+    """The prices contract (GET {prices.url}/prices): `{"timestamp": ISO 8601, "prices":
+    {"BTCUSDT": 65000.0, ...}}`. The timestamp is required (a price without a time cannot be
+    aged); a price that is not a plain finite number in (0, max_plausible_usd] is dropped,
+    its symbol named in `dropped` (then not priced: never a price guessed). Only `symbols`
+    (the configured ones) are kept when given; a symbol key that is not a short name is
+    ignored."""
+    d = _mapping(data, "prices answer")
+    timestamp = parse_timestamp(d.get("timestamp"))
+    raw = d.get("prices")
+    if not isinstance(raw, Mapping):
+        raise UpstreamError(f"prices: expected a JSON object of symbol -> price, got {shorten(raw)}")
+    if len(raw) > _MAX_PRICES:
+        raise UpstreamError(f"prices: {len(raw)} symbols, more than {_MAX_PRICES}: not a price list")
+    prices: dict[str, float] = {}
+    dropped: list[str] = []
+    for key, value in raw.items():
+        if type(key) is not str or not 0 < len(key) <= MAX_NAME_LENGTH or (symbols is not None and key not in symbols):
+            continue
+        price = plain_float(value)
+        if price is None or not MIN_PLAUSIBLE_PRICE <= price <= max_plausible_usd:
+            dropped.append(key)
+            continue
+        prices[key] = price
+    return PriceSnapshot(timestamp, prices, tuple(dropped))
 
 
 def parse_account_snapshot(data: Any, max_plausible_usd: float = DEFAULT_MAX_PLAUSIBLE_USD) -> AccountSnapshot:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 
@@ -352,6 +353,10 @@ def _positions(n: int) -> tuple[Position, ...]:
     return tuple(Position(f"Y{i}USDT", "binance", 1.0, 1.0) for i in range(n))
 
 
+def _prices(s, sol: float, age_s: float = 0.0) -> dict:
+    return {"timestamp": (s.clock.now() - timedelta(seconds=age_s)).isoformat(), "prices": {"SOLUSDT": sol}}
+
+
 RICH = 10_000_000.0
 # code -> (how to set the supervisor up, the order's fields)
 REACH = {
@@ -373,6 +378,11 @@ REACH = {
     RC.MAX_ORDER_QUANTITY: (lambda s: feed(s), {"symbol": "ETHUSDT", "quantity": 100.01, "price": 3_000.0}),
     RC.MAX_ORDER_NOTIONAL: (lambda s: feed(s, equity=RICH), {"quantity": 10_000.1}),
     RC.PRICE_OUT_OF_COLLAR: (lambda s: feed(s), {"price": 120.0, "reference_price": 100.0}),
+    RC.PRICE_SPIKE_PAUSE: (
+        lambda s: (feed(s), s.report_prices(_prices(s, 100.0)), s.report_prices(_prices(s, 116.0))),
+        {"price": 116.0},
+    ),
+    RC.PRICE_REFERENCE_STALE: (lambda s: (feed(s), s.report_prices(_prices(s, 100.0, age_s=6.0))), {}),
     RC.STRATEGY_NOT_ALLOWED: (lambda s: feed(s), {"strategy_id": "experimental_hft"}),
     RC.LEVERAGE_EXCEEDS_LIMIT: (lambda s: feed(s), {"leverage": 9.0}),
     RC.ORDER_RATE_EXCEEDED: (

@@ -1,0 +1,83 @@
+"""PricePollerActor: polls the prices source ([prices]) and pushes each usable answer to the gate.
+
+`GET {prices.url}/prices`, or an exchange's public tickers through ccxt
+(`prices.exchange`). A failed fetch (refused, timed out, 5xx, non-JSON, a body
+over 1 MiB, no timestamp) pushes nothing: the gate's prices age and every symbol
+the source covers blocks opening orders (PRICE_REFERENCE_STALE). A price that is
+not a plain positive number within prices.max_plausible_usd is dropped: that
+symbol is unpriced, the others trade. Each cause is logged once per outage.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from actors.base import PolledSourceActor
+from supervisor.channels.gate_link import GateLink
+from supervisor.channels.journal_queue import JournalQueue
+from supervisor.clock import Clock
+from supervisor.config import Config
+from supervisor.core.messages import PriceSnapshot
+from supervisor.logs import get_logger
+from supervisor.sources.exchange_prices import ExchangeError, ExchangeTickers
+from supervisor.sources.http import FailureLog, FetchError, fetch_json
+from supervisor.sources.upstream import UpstreamError, parse_prices
+
+__all__ = ["PricePollerActor"]
+
+log = get_logger("riskgate.prices")
+
+
+class PricePollerActor(PolledSourceActor):
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        gate: GateLink,
+        transport: httpx.BaseTransport | None = None,
+        journal: JournalQueue | None = None,
+        tickers: ExchangeTickers | None = None,
+    ) -> None:
+        """`tickers`: the exchange source (prices.exchange); None: `GET {prices.url}/prices`."""
+        super().__init__(clock, gate, transport, journal)
+        self._config = config.prices
+        self._symbols = frozenset(config.symbols)
+        self._tickers = tickers
+        self._where = f"{self._config.url}/prices" if tickers is None else f"ccxt:{self._config.exchange}"
+        self._failures = FailureLog("riskgate.prices", "prices", self.event)
+        self._dropped: tuple[str, ...] = ()
+
+    def open_resources(self) -> None:
+        if self._tickers is None:
+            self.open_client(self._config.timeout_s)
+
+    def poll(self) -> PriceSnapshot | None:
+        """Fetch once; push and return the snapshot, or None when unusable."""
+        cfg = self._config
+        try:
+            if self._tickers is not None:
+                data = self._tickers.fetch(self._clock.now())
+            elif self._client is None:
+                return None  # only between a stop and a late poll
+            else:
+                data = fetch_json(self._client, self._where, cfg.timeout_s)
+            snap = parse_prices(data, self._symbols, cfg.max_plausible_usd)
+        except FetchError as exc:
+            self._failures.failed(exc.kind, exc.detail, url=self._where)
+            return None
+        except ExchangeError as exc:
+            self._failures.failed("exchange", str(exc), url=self._where)
+            return None
+        except UpstreamError as exc:
+            self._failures.failed("unparsable", str(exc), url=self._where)
+            return None
+        self._failures.succeeded(url=self._where)
+        if snap.dropped != self._dropped:
+            if snap.dropped:
+                log.warning("prices_dropped", symbols=list(snap.dropped), effect="unpriced: opening orders block")
+            self._dropped = snap.dropped
+        self._gate.tell(snap)
+        return snap
+
+    def failure_cause(self) -> str | None:
+        return self._failures.cause
