@@ -44,7 +44,7 @@ from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.budget import cap_keys
-from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference
+from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference, exposure_price
 from supervisor.core.evaluate import block_result, decide, invalid_order
 from supervisor.core.gate_state import UNITS_PER_USD, GateState, Reservation
 from supervisor.core.messages import (
@@ -525,7 +525,7 @@ class Gate:
                 notional=ev.reserve_notional,
                 opens_new=ev.opens_new,
                 expires=now + config.gate.reservation_ttl_s,
-                price=order.price,
+                price=exposure_price(order, st, now),  # what its notional was valued at
                 reducing_qty=ev.reducing_qty,
                 quantity=result.adjusted_quantity,
             )
@@ -538,7 +538,7 @@ class Gate:
         elif code is RC.DUPLICATE_ORDER and order is not None and st.repeats:
             st.latch_repeats(order, now, config.gate.duplicate_window_s, config.gate.max_repeats)
         elif code is RC.BUDGET_UNAVAILABLE and order is not None:
-            self._count_budget(st.budget_refused, order, order.quantity * order.price)
+            self._count_budget(st.budget_refused, order, order.quantity * exposure_price(order, st, now))
             if self.on_budget_short is not None:
                 self.on_budget_short()
         return result
@@ -620,7 +620,10 @@ class Gate:
             )
 
     def _on_prices(self, snap: PriceSnapshot, received: float) -> None:
-        why, spikes = self._state.prices.apply(snap, received, self._clock.now(), self._config.prices)
+        st = self._state
+        why, spikes = st.prices.apply(snap, received, self._clock.now(), self._config.prices)
+        if not why and st.holders:
+            st.revalue(snap.prices, self._clock.monotonic())  # exposure at the freshest mark
         if why != self._prices_refused:
             if why:
                 log.warning("prices_refused", why=why)

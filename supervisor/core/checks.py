@@ -21,7 +21,7 @@ from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskS
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import shorten
 
-__all__ = ["CHECKS", "Denial", "EvalContext", "Scale", "floor_to_lot"]
+__all__ = ["CHECKS", "Denial", "EvalContext", "Scale", "exposure_price", "floor_to_lot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,7 @@ class EvalContext:
         "signed_qty",
         "state",
         "symbol",
+        "value_price",
         "wall",
     )
 
@@ -102,6 +103,9 @@ class EvalContext:
             in_flight = state.reducing_in_flight(order.account, (order.symbol, order.exchange))
             self.reducible = max(0.0, abs(pos) - in_flight)
         self.reduces = self.reducible > 0.0 and order.quantity <= self.reducible
+        # What the order's notional is valued at: its price, or the prices source's fresh mark
+        # when that is higher (a market order's price is the caller's guess; the mark is not).
+        self.value_price = exposure_price(order, state, now)
 
     def reducible_qty(self) -> float:
         """How much of an opposite position an order of this side may still close."""
@@ -126,6 +130,15 @@ _NO_PROFILE = ProfileConfig(
     allowed_leverage=0.0,
 )
 _NO_BOOK = AccountBook.from_state(AccountState("", 0.0, (), 0.0, 0.0), 0.0)
+
+
+def exposure_price(order: OrderRequest, state: GateState, now: float) -> float:
+    """The price an order's notional is valued at: the higher of its own and the prices
+    source's fresh mark for the symbol (exposure never below the market's value)."""
+    ref = state.prices.symbols.get(order.symbol)
+    if ref is not None and now <= ref.fresh_until and ref.price > order.price:
+        return ref.price
+    return order.price
 
 
 def _age(now: float, received: float) -> float:
@@ -382,10 +395,11 @@ def check_order_size(o: OrderRequest, c: EvalContext) -> Outcome:
     if max_qty is not None and o.quantity > max_qty:
         return Denial(RC.MAX_ORDER_QUANTITY, f"quantity {o.quantity:g} > the symbol's max_qty {max_qty:g}")
     cap = c.profile.max_order_notional_usd
-    if cap is not None and o.quantity * o.price > cap:
+    if cap is not None and o.quantity * c.value_price > cap:
+        notional = o.quantity * c.value_price
         return Denial(
             RC.MAX_ORDER_NOTIONAL,
-            f"notional {o.quantity * o.price:,.2f} > profile {c.profile.name!r} max_order_notional_usd {cap:,.2f}",
+            f"notional {notional:,.2f} > profile {c.profile.name!r} max_order_notional_usd {cap:,.2f}",
         )
     return None
 
@@ -614,7 +628,7 @@ def check_single_trade_risk(o: OrderRequest, c: EvalContext) -> Outcome:
         return None
     equity = c.book.state.equity
     limit = c.profile.max_single_trade_risk_pct
-    unit_risk = abs(o.price - o.stop_price) if o.stop_price is not None else o.price
+    unit_risk = abs(o.price - o.stop_price) if o.stop_price is not None else c.value_price
     max_qty = limit / 100.0 * equity / unit_risk if equity > 0 else 0.0
     if o.quantity <= max_qty:
         return None
@@ -630,10 +644,10 @@ def _exposure(o: OrderRequest, c: EvalContext, cap: float, current: float, code:
     # Compared in quantity, as the scaled quantity will be: re-asking with the
     # fitted quantity must pass, whatever the float rounding of notionals.
     headroom = cap - current
-    max_qty = c.reducible_qty() + max(0.0, headroom) / o.price
+    max_qty = c.reducible_qty() + max(0.0, headroom) / c.value_price
     if o.quantity <= max_qty:
         return None
-    added = c.incremental_notional(o.quantity, o.price)
+    added = c.incremental_notional(o.quantity, c.value_price)
     return Scale(
         code,
         max_qty,
@@ -657,7 +671,7 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     if c.config.store.backend == "postgresql":
         # Several instances: each cap is spent only within the slice this instance leases.
         # (The pass is the common case: nothing is built for it.)
-        leases, price, free, qty = st.leases, o.price, c.reducible, o.quantity
+        leases, price, free, qty = st.leases, c.value_price, c.reducible, o.quantity
         if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
             room = room_units(leases.get(("exchange", o.exchange)), st.exchange_gross_units.get(o.exchange, 0),
                               st.reserved_units_by_exchange.get(o.exchange, 0), c.now)  # fmt: skip
@@ -676,8 +690,8 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
 
 
 def _budget(o: OrderRequest, c: EvalContext, room: int, what: str) -> Scale:
-    max_qty = c.reducible_qty() + room / UNITS_PER_USD / o.price
-    added = c.incremental_notional(o.quantity, o.price)
+    max_qty = c.reducible_qty() + room / UNITS_PER_USD / c.value_price
+    added = c.incremental_notional(o.quantity, c.value_price)
     return Scale(
         RC.BUDGET_UNAVAILABLE,
         max_qty,

@@ -242,7 +242,7 @@ def _decide(
     return evaluation_of(
         result_of(decision, reason, code, factor, quantity, level, ess_active, wall, oid, ages),
         order,
-        ctx.incremental_notional(quantity, order.price),
+        ctx.incremental_notional(quantity, ctx.value_price),
         ctx.opens_new() and not ctx.reduces,
         min(quantity, ctx.reducible_qty()),
     )

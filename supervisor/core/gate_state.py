@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +96,26 @@ class AccountBook:
             gross_units=sum(units.values()),
         )
 
+    def valued_at(self, prices: PriceBook, now: float) -> dict[str, int] | None:
+        """Gross micro-USD per exchange with each position valued at the higher of its snapshot
+        mark and the prices source's fresh mark for its symbol; None when nothing changes (an
+        unusable book keeps the exposure it carried)."""
+        if not self.usable:
+            return None
+        by_exchange: dict[str, float] = {}
+        moved = False
+        for p in self.state.positions:
+            mark = p.mark_price
+            ref = prices.symbols.get(p.symbol)
+            if ref is not None and now <= ref.fresh_until and ref.price > mark:
+                mark, moved = ref.price, True
+            by_exchange[p.exchange] = by_exchange.get(p.exchange, 0.0) + abs(p.quantity) * mark
+        if not moved and self.gross_units_by_exchange == {ex: to_units(g) for ex, g in by_exchange.items()}:
+            return None
+        if not all(math.isfinite(v * UNITS_PER_USD) for v in by_exchange.values()):
+            return None
+        return {ex: to_units(g) for ex, g in by_exchange.items()}
+
 
 @dataclass(slots=True)
 class Reservation:
@@ -162,6 +182,7 @@ class GateState:
     last_price: dict[PositionKey, tuple[float, float]] = field(default_factory=dict)
     # The prices source's marks per symbol ([prices]): the collar's first reference when fresh.
     prices: PriceBook = field(default_factory=PriceBook)
+    holders: dict[str, set[str]] = field(default_factory=dict)  # symbol -> accounts holding a position in it
     # The band of fresh marks per key, kept until its oldest mark ages out or a mark arrives:
     # (low, high, valid until (monotonic), the max age it was computed for).
     _bands: dict[PositionKey, tuple[float, float, float, float]] = field(default_factory=dict)
@@ -243,6 +264,11 @@ class GateState:
         if old is not None and not state.refreshed:
             received = old.received
         book = AccountBook.from_state(state, received, old)  # first: nothing changes if it raises
+        if self.prices.symbols and book.positions:
+            valued = book.valued_at(self.prices, received)  # a fresh mark above the snapshot's counts
+            if valued is not None:
+                book.gross_units_by_exchange, book.gross_units = valued, sum(valued.values())
+                book.gross_notional = book.gross_units / UNITS_PER_USD
         if old is not None:
             for ex, units in old.gross_units_by_exchange.items():
                 self.exchange_gross_units[ex] -= units
@@ -250,6 +276,7 @@ class GateState:
         for ex, units in book.gross_units_by_exchange.items():
             totals[ex] = totals.get(ex, 0) + units
         self.books[state.account] = book
+        self._hold(state.account, old, book)
         if state.refreshed and state.problem is None and book.marks:
             # Only a usable snapshot's marks: an unusable one is re-sent with the last known positions
             # (a fill may have opened one at the client's price), which are no market price.
@@ -267,6 +294,43 @@ class GateState:
                 self.marks = {k: marks[k] for k in newest[-(_MAX_MARKS // 2) :]}
                 self.last_price = {k: v for k, v in self.last_price.items() if k in self.marks}
                 self._bands = {}
+
+    def _hold(self, account: str, old: AccountBook | None, book: AccountBook) -> None:
+        """Keep `holders` (which accounts a price moves) in step with the account's positions."""
+        before = {k[0] for k in old.positions} if old is not None else set()
+        after = {k[0] for k in book.positions}
+        for symbol in before - after:
+            held = self.holders.get(symbol)
+            if held is not None:
+                held.discard(account)
+                if not held:
+                    del self.holders[symbol]
+        for symbol in after - before:
+            self.holders.setdefault(symbol, set()).add(account)
+
+    def revalue(self, symbols: Iterable[str], now: float) -> int:
+        """Exposure at the mark: the books holding `symbols` valued again with the prices
+        source's fresh marks (a position is never valued below its snapshot's mark). Returns
+        how many books changed. Runs when prices arrive, never per decision."""
+        accounts: set[str] = set()
+        for symbol in symbols:
+            accounts |= self.holders.get(symbol, set())
+        changed = 0
+        totals = self.exchange_gross_units
+        for account in accounts:
+            book = self.books[account]
+            units = book.valued_at(self.prices, now)
+            if units is None or units == book.gross_units_by_exchange:
+                continue
+            for ex, n in book.gross_units_by_exchange.items():
+                totals[ex] -= n
+            for ex, n in units.items():
+                totals[ex] = totals.get(ex, 0) + n
+            book.gross_units_by_exchange = units
+            book.gross_units = sum(units.values())
+            book.gross_notional = book.gross_units / UNITS_PER_USD
+            changed += 1
+        return changed
 
     def mark_band(self, key: PositionKey, now: float, max_age_s: float) -> tuple[float, float] | None:
         """(lowest, highest) of the marks accounts' snapshots gave for `key` within

@@ -144,3 +144,13 @@ def test_hostile_prices_are_dropped_never_guessed(sup, sim, clock):
     for symbol, price in MARKET.items():
         r = sup.evaluate(order(symbol=symbol, quantity=LOT[symbol], price=price))
         assert r.reason_code is RC.PRICE_REFERENCE_STALE, (symbol, r.reason)
+
+
+def test_exposure_follows_the_mark_between_snapshots(sup, sim, clock):
+    sim.set_account("main", 10_000.0, [{"symbol": "SOLUSDT", "exchange": "binance", "quantity": 2.0,
+                                        "mark_price": 150.0}])  # fmt: skip
+    advance(sup, clock, 5.0)
+    assert sup.state()["accounts"]["main"]["gross_exposure_usd"] == 300.0
+    sim.set_prices({"SOLUSDT": 160.0})  # +6.7 %: no spike; the account's next snapshot is 5 s away
+    advance(sup, clock, 1.0)
+    assert sup.state()["accounts"]["main"]["gross_exposure_usd"] == 320.0

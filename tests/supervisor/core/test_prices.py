@@ -157,3 +157,47 @@ def test_no_spike_pause_when_spike_pct_is_switched_off():
         state.prices.apply(snap(clock, price), clock.monotonic(), clock.now(), cfg.prices)
         clock.advance(1.0)
     assert decide(order(price=150.0), state, cfg, clock).reason_code is not RC.PRICE_SPIKE_PAUSE
+
+
+CAPPED = make_config(
+    accounts={"main": {"exchange": "binance", "capital_profile": "aggressive", "max_notional_usd": 2_000.0}},
+    prices={"url": "http://127.0.0.1:9"},
+)
+
+
+def test_open_exposure_is_valued_at_the_fresh_mark_between_snapshots():
+    clock = FakeClock()
+    state = fresh_state(clock, account_state(equity=RICH, positions=(Position("SOLUSDT", "binance", 10.0, 100.0),)))
+    assert state.books["main"].gross_notional == 1_000.0
+    r = decide(order(price=105.0, quantity=4.0, order_id="before"), state, CAPPED, clock)
+    assert r.decision == "allow", r.reason  # valued at the snapshot's 100: 1,000 + 420 < 2,000
+    state.prices.apply(snap(clock, 150.0), clock.monotonic(), clock.now(), CAPPED.prices)
+    assert state.revalue(["SOLUSDT"], clock.monotonic()) == 1
+    assert state.books["main"].gross_notional == 1_500.0
+    assert state.exchange_gross_units["binance"] == 1_500 * 1_000_000
+    # 4 more at a limit of 140 (a buy below the market) add 4 x 150 at the mark: beyond the cap.
+    r = decide(order(price=140.0, quantity=4.0), state, CAPPED, clock)
+    assert r.decision == "scale_down" and r.reason_code is RC.ACCOUNT_EXPOSURE_LIMIT, r.reason
+    assert r.adjusted_quantity == 3.3  # (2,000 - 1,500) / 150, to the lot
+    # A new snapshot with the old mark does not hide the market's: the higher of the two counts.
+    state.put_account(account_state(equity=RICH, positions=(Position("SOLUSDT", "binance", 10.0, 100.0),)), 0.0)
+    assert state.books["main"].gross_notional == 1_500.0
+    # The mark goes stale: exposure falls back to the snapshot's mark at the next revaluation.
+    clock.advance(CAPPED.prices.max_age_s + 1)
+    state.revalue(["SOLUSDT"], clock.monotonic())
+    assert state.books["main"].gross_notional == 1_000.0
+
+
+def test_a_market_orders_notional_uses_the_mark_not_the_callers_price():
+    clock = FakeClock()
+    cfg = make_config(
+        accounts={"main": {"exchange": "binance", "capital_profile": "aggressive", "max_notional_usd": 1_000.0}},
+        prices={"url": "http://127.0.0.1:9"},
+        gate={"collar_pct": 50.0},
+    )
+    state = fresh_state(clock, account_state(equity=RICH))
+    state.prices.apply(snap(clock, 150.0), clock.monotonic(), clock.now(), cfg.prices)
+    # A buy priced 100 (the caller's guess) of 8 SOL: 800 at its price, 1,200 at the mark.
+    r = decide(order(price=100.0, quantity=8.0), state, cfg, clock)
+    assert r.decision == "scale_down" and r.reason_code is RC.ACCOUNT_EXPOSURE_LIMIT, r.reason
+    assert r.adjusted_quantity == 6.6  # 1,000 / 150, to the lot
