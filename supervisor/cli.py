@@ -91,6 +91,7 @@ def cmd_simulate_upstream(args: argparse.Namespace) -> int:
         sim.set_risk(args.risk)
     for name, equity in args.account:
         sim.set_account(name, equity)
+    sim.set_prices(dict(args.price))
     with sim:
         print(f"upstream simulator on {sim.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         _wait_for_signal()
@@ -497,6 +498,20 @@ def _account_spec(text: str) -> tuple[str, float]:
     return name, value
 
 
+def _price_spec(text: str) -> tuple[str, float]:
+    """SYMBOL=PRICE for `simulate-upstream --price`."""
+    symbol, sep, price = text.partition("=")
+    if not symbol or not sep:
+        raise argparse.ArgumentTypeError(f"expected SYMBOL=PRICE (e.g. BTCUSDT=65000), got {text!r}")
+    try:
+        value = float(price)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"PRICE must be a number, got {price!r} in {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"PRICE must be a finite number > 0, got {price!r}")
+    return symbol, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="riskgate",
@@ -615,9 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "simulate-upstream",
-        "serve Risk v3, ESS and account snapshots on loopback",
-        "Serve the three upstream APIs riskgate reads (Global Risk v3, ESS in both contracts, account "
-        "snapshots) from real sample payloads, with POST /control/... to change what they answer.",
+        "serve Risk v3, ESS, account snapshots and prices on loopback",
+        "Serve the upstream APIs riskgate reads (Global Risk v3, ESS in both contracts, account "
+        "snapshots, prices) from real sample payloads, with POST /control/... to change what they answer.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=_ranged(0, 65535, "--port"), default=8001, help="port to listen on (0: any free one)")
@@ -629,6 +644,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_account_spec,
         metavar="NAME=EQUITY",
         help="serve a snapshot for this account (repeatable)",
+    )
+    p.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        type=_price_spec,
+        metavar="SYMBOL=PRICE",
+        help="serve this price at GET /prices (repeatable; [prices] url reads it)",
     )
     p.add_argument("--log-format", choices=["json", "console"], default="console", help="log line format")
     p.set_defaults(func=cmd_simulate_upstream)

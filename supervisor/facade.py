@@ -174,7 +174,7 @@ class RiskSupervisor:
     def poll_now(self, timeout: float = 10.0) -> dict[str, Any]:
         """Ask every source to poll once and wait for it; returns what each got."""
         out: dict[str, Any] = {}
-        for name in ("ess_watcher", "risk_v3_poller", "account_tracker"):
+        for name in ("ess_watcher", "risk_v3_poller", "account_tracker", "price_poller"):
             ref = self.actor_ref(name)
             if ref is not None and (name != "account_tracker" or self.config.accounts.snapshot_url):
                 out[name] = ref.ask(Poll(), timeout=timeout)

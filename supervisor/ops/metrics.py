@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from supervisor.channels.gate_counters import LATENCY_BUCKETS_S, GateCounters
 from supervisor.core.lockouts import account_lockouts
+from supervisor.gate import GateView
 from supervisor.ops.state import RISK_LEVELS, StateReader
 from supervisor.version import __version__
 
@@ -189,6 +190,37 @@ class GateCollector(Collector):
         yield equity
         yield locked
         yield left
+        yield from self._prices(view)
+
+    def _prices(self, view: GateView | None) -> Iterator[Metric]:
+        """The price reference per symbol ([prices]): fresh, paused after a spike, pauses so far."""
+        if not self._reader.config.prices.enabled:
+            return
+        fresh = GaugeMetricFamily(
+            "risk_gate_price_fresh",
+            "1 while the prices source's mark for the symbol is fresh (0: its opening orders block).",
+            labels=("symbol",),
+        )
+        paused = GaugeMetricFamily(
+            "risk_gate_price_paused",
+            "1 while the symbol is paused after a price spike (opening orders block).",
+            labels=("symbol",),
+        )
+        held = view.prices if view is not None else {}
+        for symbol in sorted(set(held) | set(self._reader.config.prices.symbols)):
+            found = held.get(symbol)
+            now = view.monotonic if view is not None else 0.0
+            fresh.add_metric((symbol,), 1.0 if found is not None and now <= found[1] else 0.0)
+            paused.add_metric((symbol,), 1.0 if found is not None and now < found[2] else 0.0)
+        yield fresh
+        yield paused
+        if self._counters is not None:
+            pauses = CounterMetricFamily(
+                "risk_gate_price_pauses", "Pauses after a price spike, by symbol.", labels=("symbol",)
+            )
+            for symbol, n in sorted(self._counters.price_pauses.items()):
+                pauses.add_metric((symbol,), n)
+            yield pauses
 
     def _instances(self) -> Iterator[Metric]:
         """Several instances (store.backend = "postgresql"): each one's state and heartbeat, and

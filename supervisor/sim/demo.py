@@ -34,6 +34,7 @@ __all__ = ["run_demo"]
 
 DAY = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # a Wednesday
 EQUITY = 100_000.0
+MARKET = {"BTCUSDT": 65_000.0, "ETHUSDT": 3_500.0, "SOLUSDT": 150.0}  # what the prices source answers
 
 
 def demo_config(sim_url: str, folder: Path, api: dict[str, Any] | None = None) -> Any:
@@ -42,6 +43,16 @@ def demo_config(sim_url: str, folder: Path, api: dict[str, Any] | None = None) -
             **({"api": api} if api is not None else {}),
             "gate": {"evaluate_timeout_s": 2.0, "warning_scale_factor": 0.5, "reservation_ttl_s": 30.0},
             "risk_v3": {"url": sim_url, "poll_interval_s": 2.0, "timeout_s": 0.5, "max_age_s": 10.0},
+            "prices": {
+                "url": sim_url,
+                "symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"],
+                "poll_interval_s": 1.0,
+                "timeout_s": 0.5,
+                "max_age_s": 5.0,
+                "spike_pct": 10.0,
+                "spike_window_s": 60.0,
+                "spike_pause_s": 300.0,
+            },
             "ess": {
                 "url": sim_url,
                 "kill_switch_file": str(folder / "KILL_SWITCH"),
@@ -120,6 +131,7 @@ def run_demo(
         sim.set_ess(False)
         btc = {"symbol": "BTCUSDT", "exchange": "binance", "quantity": 0.3, "mark_price": 65_000.0}
         sim.set_account("desk_binance", EQUITY, [btc])
+        sim.set_prices(MARKET)
         with RiskSupervisor(demo_config(sim.url, folder, api), clock=clock, api=serve) as sup:
             if sup.api_server is not None:
                 print(f"dashboard: {sup.api_server.url}/  (operator token for its buttons: {token})", file=out)
@@ -151,6 +163,11 @@ def run_demo(
                     file=out,
                     flush=serve,
                 )
+
+            def sol_spikes() -> None:
+                clock.set(DAY.replace(hour=10, minute=44, second=30))
+                sup.poll_now()  # SOL at 150 half a minute before
+                sim.set_prices({"SOLUSDT": 172.5})
 
             def risk_v3_goes_down() -> None:
                 clock.set(DAY.replace(hour=13, minute=59, second=55))
@@ -184,6 +201,22 @@ def run_demo(
                 "10:30",
                 "order past the account's 60k notional cap",
                 _order("BTCUSDT", "buy", 0.7, 65_000.0, stop_price=64_000.0),
+            )
+            at(
+                "10:45",
+                "SOL jumps 15% within a minute: paused",
+                _order("SOLUSDT", "buy", 10.0, 172.5, stop_price=165.0),
+                sol_spikes,
+            )
+            at(
+                "10:51",
+                "the 5-minute pause is over: SOL trades",
+                _order("SOLUSDT", "buy", 10.0, 172.5, stop_price=165.0),
+            )
+            at(
+                "10:55",
+                "ETH bought at a stale 3,000: valued at 3,500",
+                _order("ETHUSDT", "buy", 15.0, 3_000.0, stop_price=2_950.0),
             )
             at("11:00", "blacklisted strategy", _order("ETHUSDT", "buy", 1.0, 3_500.0, strategy="martingale"))
             at(

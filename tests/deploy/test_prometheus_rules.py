@@ -22,7 +22,7 @@ needs_promtool = pytest.mark.skipif(
 
 
 def test_every_metric_the_rules_name_is_exported(clock):
-    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
+    with RiskSupervisor(make_config(prices={"url": "http://127.0.0.1:9"}), clock=clock, poll_upstreams=False) as sup:
         text = sup.metrics.exposition().decode()
     families = list(text_string_to_metric_families(text))
     exported = {s.name for f in families for s in f.samples}
@@ -36,7 +36,7 @@ def test_promtool_checks_the_rules():
     out = subprocess.run(
         [PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert out.returncode == 0 and "SUCCESS: 12 rules found" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "SUCCESS: 14 rules found" in out.stdout, out.stdout + out.stderr
 
 
 _HEAD = """rule_files: [alerts.yml]
@@ -141,7 +141,7 @@ def test_a_dead_or_missing_riskgate_and_a_stale_source_alert_saying_what_and_how
           - exp_labels: {severity: critical, job: riskgate, instance: "h1:8010", source: risk_v3}
             exp_annotations:
               summary: "riskgate source risk_v3 is stale: its last state is 1m 5s old"
-              description: "Orders that need it block (RISK_STATE_STALE, ESS_STATE_STALE, ACCOUNT_STATE_STALE)."
+              description: "Orders needing it block as stale (RISK_, ESS_, ACCOUNT_STATE_STALE, PRICE_REFERENCE_STALE)."
       - eval_time: 60s
         alertname: RiskGateSourceNeverSeen
         exp_alerts:
@@ -156,5 +156,41 @@ def test_a_dead_or_missing_riskgate_and_a_stale_source_alert_saying_what_and_how
             exp_annotations:
               summary: "account main is locked (LOSS_COOLDOWN): new risk blocks"
               description: "`riskgate lockouts list` says why and until when; reducing orders still pass."
+""",
+    )
+
+
+@needs_promtool
+def test_a_symbol_without_a_fresh_price_or_paused_after_a_spike_alerts_by_name(tmp_path):
+    _promtool_test(
+        tmp_path,
+        """
+      - series: 'risk_gate_price_fresh{symbol="SOLUSDT"}'
+        values: '1 0 0 0 0'
+      - series: 'risk_gate_price_fresh{symbol="BTCUSDT"}'
+        values: '1 1 1 1 1'
+      - series: 'risk_gate_price_paused{symbol="ETHUSDT"}'
+        values: '0 1 1 0'
+    alert_rule_test:
+      - eval_time: 15s
+        alertname: RiskGatePriceStale
+        exp_alerts: []  # not yet 30 s
+      - eval_time: 60s
+        alertname: RiskGatePriceStale
+        exp_alerts:
+          - exp_labels: {severity: warning, symbol: SOLUSDT}
+            exp_annotations:
+              summary: "no fresh price for SOLUSDT: its opening orders block (PRICE_REFERENCE_STALE)"
+              description: "The prices source stopped pricing it, or priced it unusably. GET /v1/state, prices."
+      - eval_time: 15s
+        alertname: RiskGatePriceSpikePause
+        exp_alerts:
+          - exp_labels: {severity: warning, symbol: ETHUSDT}
+            exp_annotations:
+              summary: "ETHUSDT is paused after a price spike: its opening orders block (PRICE_SPIKE_PAUSE)"
+              description: "GET /v1/state, prices, says the move and until when; reducing orders still pass."
+      - eval_time: 45s
+        alertname: RiskGatePriceSpikePause
+        exp_alerts: []
 """,
     )

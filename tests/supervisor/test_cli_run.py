@@ -150,6 +150,7 @@ def test_demo_exits_0_and_shows_every_decision_kind(entry):
         "ESS_HALT_ACTIVE",
         "RISK_STATE_STALE",
         "PRICE_OUT_OF_COLLAR",
+        "PRICE_SPIKE_PAUSE",
         "DUPLICATE_ORDER",
     ):
         assert code in proc.stdout

@@ -177,6 +177,7 @@ function drawState(doc) {
   drawAccounts(doc.accounts || {});
   fillSelect($("filter-account"), Object.keys(doc.accounts || {}));
   drawInstances(doc.store || { backend: "sqlite" });
+  drawPrices(doc.prices || {}, (doc.sources || {}).prices);
   if (changed("overrides", [doc.overrides, doc.operator_halt])) drawOverrides(doc.overrides || {}, doc.operator_halt || {});
   drawAlerts(doc.alerts || { enabled: false });
 }
@@ -228,6 +229,25 @@ function drawSources(sources, blocking) {
     el("td", { text: "" }),
     el("td", { class: "reason", text: stale.length ? `stale or missing: ${stale.join(", ")}` : "" })));
   $("sources").tBodies[0].replaceChildren(...rows);
+}
+
+function drawPrices(prices, source) {
+  // [prices]: each symbol's reference; a stale one blocks its opening orders, a paused one too (until when, why).
+  $("prices-section").hidden = !source;
+  if (!source) return;
+  const rows = Object.entries(prices).map(([symbol, p]) => {
+    const paused = !!p.pause;
+    const label = paused ? "paused" : p.fresh ? "fresh" : (p.price === null ? "no price" : "stale");
+    const pause = paused ? `until ${clock(p.paused_until)}: ${p.pause}` : (p.fresh ? "" : "opening orders block");
+    return el("tr", { class: p.fresh && !paused ? "" : "stale", "data-symbol": symbol },
+      el("th", { scope: "row", text: symbol }),
+      el("td", {}, el("span", { class: p.fresh && !paused ? "pill ok" : "pill bad", text: label })),
+      el("td", { class: "num", text: typeof p.price === "number" ? p.price.toLocaleString() : "—" }),
+      el("td", { class: "num", text: fmtAge(p.age_s) }),
+      el("td", { class: "reason", text: pause }));
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "note", text: "no price from the source yet" })));
+  $("prices").tBodies[0].replaceChildren(...rows);
 }
 
 function drawInstances(store) {
