@@ -17,7 +17,7 @@ from supervisor.channels.gate_link import GateLink
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
-from supervisor.core.messages import PriceSnapshot
+from supervisor.core.messages import ConfigChanged, PriceSnapshot
 from supervisor.logs import get_logger
 from supervisor.sources.exchange_prices import ExchangeError, ExchangeTickers
 from supervisor.sources.http import FailureLog, FetchError, fetch_json
@@ -78,6 +78,15 @@ class PricePollerActor(PolledSourceActor):
             self._dropped = snap.dropped
         self._gate.tell(snap)
         return snap
+
+    def on_message(self, message: object) -> object:
+        if isinstance(message, ConfigChanged):  # a reload: its symbols and bounds from the next poll
+            config = message.config
+            self._config = config.prices  # its url and timing are restart-only: the same as before
+            self._symbols = frozenset(config.symbols)
+            if self._tickers is not None:
+                self._tickers.reconfigure(config.prices.symbols or config.symbols, config.prices.max_age_s)
+        return None
 
     def failure_cause(self) -> str | None:
         return self._failures.cause

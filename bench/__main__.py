@@ -20,6 +20,7 @@ from bench import (
     journal,
     nautilus,
     original_design,
+    prices,
     propagation,
     scale,
     shared,
@@ -228,6 +229,18 @@ def main() -> int:
             "<= TTL + one round",
             b["seconds"] <= b["ttl_s"] + b["renewal_s"] + 0.05,
         )
+    # 11. the price reference (docs/prices.md): pure evaluation with a prices source vs without
+    prices.run(2_000)
+    with_and_without = prices.run(args.n)
+    off, on = with_and_without["no prices source"], with_and_without["with a prices source"]
+    added = pct(on, 0.5) - pct(off, 0.5)
+    row(
+        "11. pure evaluation p50, with a prices source vs without",
+        f"{pct(on, 0.5):.2f} vs {pct(off, 0.5):.2f} µs = {added:+.2f} µs"
+        f" (p99 {pct(on, 0.99):.1f} vs {pct(off, 0.99):.1f})",
+        "<= +0.5 µs",
+        added <= 0.5,
+    )
     # 7. NautilusTrader, our pure core (allowed and blocked) and the optional compiled one
     blocked = gate_latency.bench_pure(args.n, blocked=True)
     row("7. our pure evaluation, allowed order", f"p50 {pct(pure, 0.5):.2f} µs, p99 {pct(pure, 0.99):.2f} µs")

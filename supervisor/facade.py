@@ -304,11 +304,7 @@ class RiskSupervisor:
         mapping in the prices contract, or a `PriceSnapshot`. Read as a polled answer is
         (`UpstreamError` when unusable; an unusable price is dropped, its symbol unpriced)."""
         if isinstance(prices, PriceSnapshot):
-            stamped = prices.timestamp
-            if not isinstance(stamped, datetime):
-                raise UpstreamError(f"timestamp: expected a datetime, got {type(stamped).__name__}")
-            raw = dict(prices.prices) if isinstance(prices.prices, Mapping) else None
-            prices = {"timestamp": stamped.isoformat(), "prices": raw}
+            prices = _prices_answer(prices)
         config = self.config
         self._runtime.link.tell(parse_prices(prices, config.symbols, config.prices.max_plausible_usd))
         return True
@@ -432,3 +428,21 @@ class RiskSupervisor:
         """Each actor's row (alive, restarts, last_error, state_age_s), the gate's
         decision counts since the last health log, and the ESS state."""
         return self._system.health(timeout)
+
+
+def _prices_answer(snap: PriceSnapshot) -> dict[str, Any]:
+    """A `PriceSnapshot` in the prices contract, to be read as a polled answer is: its dropped
+    symbols as nulls (unpriced), its own times kept."""
+    stamped = snap.timestamp
+    if not isinstance(stamped, datetime):
+        raise UpstreamError(f"timestamp: expected a datetime, got {type(stamped).__name__}")
+    if not isinstance(snap.prices, Mapping):
+        raise UpstreamError(f"prices: expected a mapping, got {type(snap.prices).__name__}")
+    stamps = snap.stamps if isinstance(snap.stamps, Mapping) else {}
+    prices: dict[Any, Any] = {}
+    for symbol, price in snap.prices.items():
+        own = stamps.get(symbol)
+        prices[symbol] = {"price": price, "timestamp": own.isoformat()} if isinstance(own, datetime) else price
+    for symbol in snap.dropped if isinstance(snap.dropped, tuple) else ():
+        prices[symbol] = None
+    return {"timestamp": stamped.isoformat(), "prices": prices}

@@ -29,6 +29,7 @@ formatting beyond the result's own reason.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -117,6 +118,8 @@ class GateView:
     repeat_latches: dict[tuple[str, str, str, float, float], float] = field(default_factory=dict)
     # The price reference per symbol ([prices]): (price, fresh until, paused until (monotonic), why, stamped).
     prices: dict[str, tuple[float, float, float, str, datetime]] = field(default_factory=dict)
+    prices_accepted: float = -math.inf  # monotonic: the last snapshot that priced a symbol
+    prices_refused: str = ""  # why the last snapshot priced nothing
 
 
 class BudgetUsage(NamedTuple):
@@ -823,6 +826,8 @@ class Gate:
                     symbol: (p.price, p.fresh_until, p.paused_until, p.pause_why, p.stamped)
                     for symbol, p in st.prices.symbols.items()
                 },
+                prices_accepted=st.prices.accepted_at,
+                prices_refused=st.prices.refused,
             )
         finally:
             self._release()

@@ -287,6 +287,10 @@ def _prices(t: _Table) -> PricesConfig:
         t.problems.append(f"{t.path}: url or exchange is required (which source gives the prices)")
     if isinstance(c.max_age_s, float) and isinstance(c.poll_interval_s, float) and c.max_age_s <= c.poll_interval_s:
         t.problem("max_age_s", f"must be > poll_interval_s ({c.poll_interval_s}), got {c.max_age_s}")
+    window, poll = c.spike_window_s, c.poll_interval_s
+    if isinstance(window, float) and isinstance(poll, float) and window < 2 * poll:
+        # A window one poll wide holds one mark: no move within it could ever be seen.
+        t.problem("spike_window_s", f"must be >= 2 x poll_interval_s ({2 * poll:g}), got {window:g}")
     t.finish()
     return c
 

@@ -448,11 +448,12 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
     finger. The reference: the prices riskgate saw (the prices source's fresh mark
     and its mark of spike_window_s ago; else every account's fresh mark for the
     symbol, a fill's near them, the account's own mark), else the order's
-    reference_price; a reference_price far from a price riskgate saw is refused.
-    Marks that disagree hold an order to the stricter side: a buy within the
+    reference_price (never with a prices source configured); a reference_price
+    far from a price riskgate saw is refused. Marks that disagree hold an order to the stricter side: a buy within the
     collar above the lowest, a sell within it below the highest. A symbol the
-    prices source covers (prices.symbols, or priced once) without a fresh price
-    blocks opening orders (PRICE_REFERENCE_STALE); a reduction falls back."""
+    prices source covers (prices.symbols, every configured one when that is
+    empty, or one it priced once) without a fresh price blocks opening orders
+    (PRICE_REFERENCE_STALE); a reduction falls back."""
     sym, gate = c.symbol, c.config.gate
     ref = c.state.prices.symbols.get(o.symbol)
     if (ref is None or c.now > ref.fresh_until) and not c.reduces:
@@ -463,7 +464,8 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
                 f"no fresh price for {o.symbol}: the last, {ref.price:g}, is {age.total_seconds():.1f}s old"
                 f" (prices.max_age_s={c.config.prices.max_age_s:g}) or was dropped",
             )
-        if o.symbol in c.config.prices.symbols:
+        source = c.config.prices
+        if source.enabled and (not source.symbols or o.symbol in source.symbols):
             return Denial(RC.PRICE_REFERENCE_STALE, f"no price for {o.symbol} from the prices source yet")
     pct = collar_pct(sym, c.config)
     band = _trusted_band(o, c.book, c.state, c.now, c.config)
@@ -476,7 +478,8 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
         why = f"reference_price {claimed:g} more than {pct:g}% from the market's {seen}"
         return Denial(RC.PRICE_OUT_OF_COLLAR, why)
     if band is None:
-        if claimed is None:
+        if claimed is None or c.config.prices.enabled:
+            # With a prices source of its own the gate never collars on the caller's word alone.
             policy = sym.collar_missing_reference or gate.collar_missing_reference
             if policy == "block":
                 return Denial(

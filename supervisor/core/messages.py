@@ -94,13 +94,14 @@ class RiskSignal:
 
 @dataclass(frozen=True, slots=True)
 class PriceSnapshot:
-    """The prices source's answer ([prices]): one mark per symbol, all stamped `timestamp`
-    (UTC). Every price is plain, finite, > 0 and plausible (supervisor.sources.upstream);
+    """The prices source's answer ([prices]): one mark per symbol, stamped `timestamp` (UTC)
+    or its own time in `stamps`. Every price is plain, finite, > 0 and plausible (supervisor.sources.upstream);
     `dropped` names the symbols whose price was not (they count as not priced)."""
 
     timestamp: datetime
     prices: Mapping[str, float]
     dropped: tuple[str, ...] = ()
+    stamps: Mapping[str, datetime] | None = None  # a price's own time where it has one (else `timestamp`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,7 +323,7 @@ class StateReader:
             "ess_active": ess.active if ess else None,
             "sources": sources,
             "accounts": accounts,
-            "prices": self._prices(view, now, wall),
+            "prices": self._prices(view, now, wall, sources.get("prices")),
             "gate": {
                 "alive": view is not None,
                 "reservations": view.reservations if view else None,
@@ -332,9 +332,18 @@ class StateReader:
             "actors": rt.supervisor.rows(),
         }
 
-    def _prices(self, view: GateView | None, now: float, wall: datetime) -> dict[str, Any]:
-        """The gate's price reference per symbol: price, age, fresh, and a spike pause (until, why)."""
+    def _prices(
+        self, view: GateView | None, now: float, wall: datetime, source: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The gate's price reference per symbol: price, age, fresh, and a spike pause (until, why).
+        The prices source's own row says fresh only for what the gate took up (an answer it
+        refused, stamped ahead or behind, is no fresh source), and why it refused the last."""
         cfg = self.config
+        if source is not None and view is not None:
+            taken = now - view.prices_accepted
+            source["fresh"] = bool(source["fresh"]) and taken <= cfg.prices.max_age_s
+            if view.prices_refused:
+                source["last_error"] = {"since": None, "cause": "refused", "detail": view.prices_refused}
         held = view.prices if view is not None else {}
         out: dict[str, Any] = {}
         for symbol in sorted(set(held) | set(cfg.prices.symbols)):

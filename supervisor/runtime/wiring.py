@@ -127,7 +127,7 @@ class Runtime:
                 specs.append(
                     ActorSpec(
                         "price_poller",
-                        lambda: PricePollerActor.start(cfg, clock, link, transport, journal, tickers),
+                        lambda: PricePollerActor.start(self.config, clock, link, transport, journal, tickers),
                         poll=Poll,
                         poll_interval_s=prices.poll_interval_s,
                         state_age=lambda: self.link.age("prices"),
@@ -191,10 +191,11 @@ class Runtime:
         tracker, and whatever a restart starts from now on."""
         self.config = config
         self.gate.reconfigure(config)
-        tracker = self.supervisor.ref("account_tracker")
-        if tracker is not None:
-            with contextlib.suppress(pykka.ActorDeadError):  # restarted from self.config
-                tracker.tell(ConfigChanged(config))
+        for name in ("account_tracker", "price_poller"):
+            ref = self.supervisor.ref(name)
+            if ref is not None:
+                with contextlib.suppress(pykka.ActorDeadError):  # restarted from self.config
+                    ref.tell(ConfigChanged(config))
 
     def gate_view(self, timeout: float = 1.0) -> GateView | None:
         """What the gate holds (None: not running, or its lock busy past `timeout`)."""

@@ -59,54 +59,79 @@ class ExchangeTickers:
         self._max_age_s = max_age_s
         self._unified: dict[str, str] | None = None  # ccxt symbol -> the gate's, once the markets are read
 
+    def reconfigure(self, symbols: Iterable[str], max_age_s: float) -> None:
+        """A reloaded config: its symbols (the markets are matched again at the next fetch)."""
+        symbols = frozenset(symbols)
+        if symbols != self._symbols:
+            self._symbols, self._unified = symbols, None
+        self._max_age_s = max_age_s
+
     def _markets(self) -> dict[str, str]:
-        if self._unified is None:
-            try:
-                markets = self._exchange.load_markets()
-            except Exception as exc:  # ccxt raises its own kinds, and anything from the network
-                raise ExchangeError(f"load_markets: {type(exc).__name__}: {str(exc)[:200]}") from exc
-            if not isinstance(markets, Mapping):  # a fake, or a ccxt that changed: said, never guessed
-                raise ExchangeError(f"load_markets: expected a mapping, got {type(markets).__name__}")
-            chosen: dict[str, str] = {}  # the gate's symbol -> ccxt's: a spot market over a derivative
-            for unified in markets:
-                if not isinstance(unified, str):
-                    continue
-                ours = gate_symbol(unified)
-                if ours in self._symbols and (ours not in chosen or ":" in chosen[ours]):
-                    chosen[ours] = unified
-            self._unified = {unified: ours for ours, unified in chosen.items()}
-        return self._unified
+        if self._unified is not None:
+            return self._unified
+        try:
+            markets = self._exchange.load_markets()
+        except Exception as exc:  # ccxt raises its own kinds, and anything from the network
+            raise ExchangeError(f"load_markets: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        if not isinstance(markets, Mapping):  # a fake, or a ccxt that changed: said, never guessed
+            raise ExchangeError(f"load_markets: expected a mapping, got {type(markets).__name__}")
+        # The gate's symbol -> ccxt's: a spot market first, else a perpetual swap; never a dated
+        # future or an option (their prices are not the market's); two alike for one symbol: none.
+        found: dict[str, dict[int, list[str]]] = {}
+        for unified, market in markets.items():
+            rank = _rank(unified, market)
+            if rank is None:
+                continue
+            ours = gate_symbol(unified)
+            if ours in self._symbols:
+                found.setdefault(ours, {}).setdefault(rank, []).append(unified)
+        chosen: dict[str, str] = {}
+        for ours, by_rank in found.items():
+            best = by_rank[min(by_rank)]
+            if len(best) == 1:
+                chosen[best[0]] = ours
+        if chosen:  # an answer without any of them is not kept: the markets are read again next time
+            self._unified = chosen
+        return chosen
 
     def fetch(self, now: datetime) -> dict[str, Any]:
-        """One call for every configured symbol, as a prices answer. A ticker older than
-        prices.max_age_s, or with no usable price, is left out and its symbol named in
-        `dropped` by the parser's rules (its price given as null); a ticker without a time
-        is taken as of `now` (what the exchange answered now)."""
+        """One call for every configured symbol, as a prices answer, each price with its
+        ticker's own time (a ticker without one: `now`, what the exchange answered now). A
+        ticker older than prices.max_age_s or without a usable price is named with a null
+        price (the parser drops it: its symbol is unpriced); one stamped ahead is left to
+        the gate, which refuses it beyond prices.max_clock_skew_s."""
         unified = self._markets()
         if not unified:
-            raise ExchangeError(f"none of the symbols {sorted(self._symbols)} is a market of this exchange")
+            raise ExchangeError(f"none of the symbols {sorted(self._symbols)} is a spot or perpetual market here")
         try:
             tickers = self._exchange.fetch_tickers(sorted(unified))
         except Exception as exc:
             raise ExchangeError(f"fetch_tickers: {type(exc).__name__}: {str(exc)[:200]}") from exc
         if not isinstance(tickers, Mapping):
             raise ExchangeError(f"fetch_tickers: expected a mapping, got {type(tickers).__name__}")
-        prices: dict[str, float | None] = {}
-        stamps: list[datetime] = []
+        prices: dict[str, Any] = {}
         for symbol, ours in unified.items():
             ticker = tickers.get(symbol)
-            if not isinstance(ticker, Mapping):
-                prices[ours] = None
-                continue
-            price = _ticker_price(ticker)
-            stamped = _ticker_time(ticker, now)
+            price = _ticker_price(ticker) if isinstance(ticker, Mapping) else None
+            stamped = _ticker_time(ticker, now) if isinstance(ticker, Mapping) else None
             if price is None or stamped is None or (now - stamped).total_seconds() > self._max_age_s:
                 prices[ours] = None  # named as dropped: not priced
                 continue
-            prices[ours] = price
-            stamps.append(stamped)
-        stamp = min(stamps) if stamps else now
-        return {"timestamp": stamp.isoformat(), "prices": prices}
+            prices[ours] = {"price": price, "timestamp": stamped.isoformat()}
+        return {"timestamp": now.isoformat(), "prices": prices}
+
+
+def _rank(unified: Any, market: Any) -> int | None:
+    """0 for a spot market, 1 for a perpetual swap, None for anything else (dated, options)."""
+    if not isinstance(unified, str) or "/" not in unified:
+        return None
+    kind = market.get("type") if isinstance(market, Mapping) else None
+    _, _, settle = unified.partition(":")
+    if not settle:
+        return 0 if kind in (None, "spot") else None
+    if "-" in settle or kind not in (None, "swap"):
+        return None  # BTC/USDT:USDT-250328 (a future), BTC/USDT:USDT-250328-60000-C (an option)
+    return 1
 
 
 def _ticker_price(ticker: Mapping[str, Any]) -> float | None:

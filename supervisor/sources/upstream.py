@@ -231,11 +231,12 @@ def parse_prices(
     data: Any, symbols: Container[str] | None = None, max_plausible_usd: float = DEFAULT_MAX_PLAUSIBLE_USD
 ) -> PriceSnapshot:
     """The prices contract (GET {prices.url}/prices): `{"timestamp": ISO 8601, "prices":
-    {"BTCUSDT": 65000.0, ...}}`. The timestamp is required (a price without a time cannot be
-    aged); a price that is not a plain finite number in (0, max_plausible_usd] is dropped,
-    its symbol named in `dropped` (then not priced: never a price guessed). Only `symbols`
-    (the configured ones) are kept when given; a symbol key that is not a short name is
-    ignored."""
+    {"BTCUSDT": 65000.0, ...}}`, a price given as a number or as `{"price": 65000.0,
+    "timestamp": ISO 8601}` (its own time). The answer's timestamp is required (a price
+    without a time cannot be aged); a price that is not a plain finite number in (0,
+    max_plausible_usd], or whose own time is unreadable, is dropped, its symbol named in
+    `dropped` (then not priced: never a price guessed). Only `symbols` (the configured
+    ones) are kept when given; a symbol key that is not a short name is ignored."""
     d = _mapping(data, "prices answer")
     timestamp = parse_timestamp(d.get("timestamp"))
     raw = d.get("prices")
@@ -244,16 +245,27 @@ def parse_prices(
     if len(raw) > _MAX_PRICES:
         raise UpstreamError(f"prices: {len(raw)} symbols, more than {_MAX_PRICES}: not a price list")
     prices: dict[str, float] = {}
+    stamps: dict[str, datetime] = {}
     dropped: list[str] = []
     for key, value in raw.items():
         if type(key) is not str or not 0 < len(key) <= MAX_NAME_LENGTH or (symbols is not None and key not in symbols):
             continue
-        price = plain_float(value)
+        stamp, given = None, value
+        if isinstance(value, Mapping):
+            try:
+                stamp = parse_timestamp(value.get("timestamp"), f"prices.{key}.timestamp")
+            except UpstreamError:
+                dropped.append(key)
+                continue
+            given = value.get("price")
+        price = plain_float(given)
         if price is None or not MIN_PLAUSIBLE_PRICE <= price <= max_plausible_usd:
             dropped.append(key)
             continue
         prices[key] = price
-    return PriceSnapshot(timestamp, prices, tuple(dropped))
+        if stamp is not None:
+            stamps[key] = stamp
+    return PriceSnapshot(timestamp, prices, tuple(dropped), stamps or None)
 
 
 def parse_account_snapshot(data: Any, max_plausible_usd: float = DEFAULT_MAX_PLAUSIBLE_USD) -> AccountSnapshot:

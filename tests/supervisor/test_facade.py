@@ -353,8 +353,8 @@ def _positions(n: int) -> tuple[Position, ...]:
     return tuple(Position(f"Y{i}USDT", "binance", 1.0, 1.0) for i in range(n))
 
 
-def _prices(s, sol: float, age_s: float = 0.0) -> dict:
-    return {"timestamp": (s.clock.now() - timedelta(seconds=age_s)).isoformat(), "prices": {"SOLUSDT": sol}}
+def _prices(s, sol: float | None) -> dict:
+    return {"timestamp": s.clock.now().isoformat(), "prices": {"SOLUSDT": sol}}  # None: unusable, dropped
 
 
 RICH = 10_000_000.0
@@ -382,7 +382,10 @@ REACH = {
         lambda s: (feed(s), s.report_prices(_prices(s, 100.0)), s.report_prices(_prices(s, 116.0))),
         {"price": 116.0},
     ),
-    RC.PRICE_REFERENCE_STALE: (lambda s: (feed(s), s.report_prices(_prices(s, 100.0, age_s=6.0))), {}),
+    RC.PRICE_REFERENCE_STALE: (
+        lambda s: (feed(s), s.report_prices(_prices(s, 100.0)), s.report_prices(_prices(s, None))),
+        {},
+    ),
     RC.STRATEGY_NOT_ALLOWED: (lambda s: feed(s), {"strategy_id": "experimental_hft"}),
     RC.LEVERAGE_EXCEEDS_LIMIT: (lambda s: feed(s), {"leverage": 9.0}),
     RC.ORDER_RATE_EXCEEDED: (
@@ -436,7 +439,6 @@ def test_every_reason_code_is_reachable_through_the_facade(code, clock):
 
 
 def test_weekly_loss_limit_reached_through_the_facade(sup, clock):
-    from datetime import timedelta
 
     feed(sup)  # Monday: week and day baselines 10,000
     clock.advance(timedelta(days=2).total_seconds())

@@ -86,11 +86,21 @@ def test_a_configured_symbol_never_priced_blocks_opening_orders():
     assert r.reason_code is RC.PRICE_REFERENCE_STALE and "yet" in r.reason
 
 
+def test_every_configured_symbol_is_covered_when_prices_symbols_is_empty():
+    clock = FakeClock()
+    r = decide(order(symbol="BTCUSDT", quantity=0.001, price=65_000.0), fresh_state(clock), CFG, clock)
+    assert r.reason_code is RC.PRICE_REFERENCE_STALE and "yet" in r.reason
+
+
 def test_with_prices_configured_no_reference_at_all_blocks_by_default():
     clock = FakeClock()
-    cfg = make_config(prices={"url": "http://127.0.0.1:9"})
+    cfg = make_config(prices={"url": "http://127.0.0.1:9", "symbols": ["SOLUSDT"]})  # BTC not covered
     assert cfg.gate.collar_missing_reference == "block"
-    r = decide(order(symbol="BTCUSDT", quantity=0.001, price=65_000.0), fresh_state(clock), cfg, clock)
+    btc = order(symbol="BTCUSDT", quantity=0.001, price=65_000.0)
+    r = decide(btc, fresh_state(clock), cfg, clock)
+    assert r.reason_code is RC.PRICE_OUT_OF_COLLAR and "no reference price" in r.reason
+    # The caller's own reference_price is no reference with a prices source (found by a probe).
+    r = decide({**btc, "reference_price": 65_000.0}, fresh_state(clock), cfg, clock)
     assert r.reason_code is RC.PRICE_OUT_OF_COLLAR and "no reference price" in r.reason
     # Said explicitly, the operator's word holds.
     cfg = make_config(prices={"url": "http://127.0.0.1:9"}, gate={"collar_missing_reference": "allow"})
@@ -161,7 +171,7 @@ def test_no_spike_pause_when_spike_pct_is_switched_off():
 
 CAPPED = make_config(
     accounts={"main": {"exchange": "binance", "capital_profile": "aggressive", "max_notional_usd": 2_000.0}},
-    prices={"url": "http://127.0.0.1:9"},
+    prices={"url": "http://127.0.0.1:9", "symbols": ["BTCUSDT"]},  # SOL: covered once priced
 )
 
 
@@ -201,3 +211,14 @@ def test_a_market_orders_notional_uses_the_mark_not_the_callers_price():
     r = decide(order(price=100.0, quantity=8.0), state, cfg, clock)
     assert r.decision == "scale_down" and r.reason_code is RC.ACCOUNT_EXPOSURE_LIMIT, r.reason
     assert r.adjusted_quantity == 6.6  # 1,000 / 150, to the lot
+
+
+def test_a_move_of_exactly_spike_pct_is_no_spike_and_an_ancient_price_is_not_taken():
+    clock = FakeClock()
+    state = ready(clock, 100.0)
+    clock.advance(1.0)
+    _, spikes = state.prices.apply(snap(clock, 110.00000000000001), clock.monotonic(), clock.now(), CFG.prices)
+    assert spikes == []
+    ancient = PriceSnapshot(clock.now().replace(year=1), {"SOLUSDT": 1.0})
+    why, spikes = state.prices.apply(ancient, clock.monotonic(), clock.now(), CFG.prices)
+    assert "ago" in why and spikes == [] and state.prices.symbols["SOLUSDT"].price == 110.00000000000001

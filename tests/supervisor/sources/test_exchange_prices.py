@@ -56,7 +56,7 @@ def test_a_real_ccxt_exchange_object_answers_through_its_own_parsing():
     exchange.fetch = fetch
     snap = read(exchange)
     assert snap.prices == {"SOLUSDT": 150.5}
-    assert snap.timestamp == NOW - timedelta(seconds=1)  # the ticker's own time, not the fetch's
+    assert snap.stamps == {"SOLUSDT": NOW - timedelta(seconds=1)}  # the ticker's own time, not the fetch's
     assert len(urls) == 1 and "ticker/24hr" in urls[0]  # one call for every symbol
 
 
