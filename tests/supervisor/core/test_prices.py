@@ -43,7 +43,7 @@ def snap(clock: FakeClock, price: float, age_s: float = 0.0) -> PriceSnapshot:
     return PriceSnapshot(clock.now() - timedelta(seconds=age_s), {"SOLUSDT": price})
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(STEPS)
 def test_no_caller_supplied_price_gets_an_order_beyond_the_collar_of_a_fresh_mark(steps):
     clock = FakeClock()
