@@ -311,11 +311,13 @@ class StateReader:
         accounts = self._accounts(view, sources)
         blocked = {name: row["blocked_by"] for name, row in accounts.items() if row["blocked_by"] is not None}
         locked = [name for name, row in accounts.items() if row["lockouts"]]
+        prices = self._prices(view, now, wall, sources.get("prices"))
+        said = banner(sources, view is not None, blockers, blocked, locked, view.reduce_only_mode if view else None)
+        said["symbols_paused"] = [symbol for symbol, p in prices.items() if p["pause"]]
+        said["symbols_unpriced"] = [symbol for symbol, p in prices.items() if not p["fresh"] and not p["pause"]]
         return {
             "time": _iso(wall),
-            "banner": banner(
-                sources, view is not None, blockers, blocked, locked, view.reduce_only_mode if view else None
-            ),
+            "banner": said,
             "ready": not missing,
             "not_ready": missing,
             "config": {"origin": cfg.origin, "sha256": cfg.digest or None},
@@ -323,7 +325,7 @@ class StateReader:
             "ess_active": ess.active if ess else None,
             "sources": sources,
             "accounts": accounts,
-            "prices": self._prices(view, now, wall, sources.get("prices")),
+            "prices": prices,
             "gate": {
                 "alive": view is not None,
                 "reservations": view.reservations if view else None,

@@ -77,6 +77,7 @@ def test_a_stale_price_blocks_its_symbol_while_others_trade(sup, sim, clock):
     assert state["prices"]["SOLUSDT"]["fresh"] is False
     assert state["prices"]["ETHUSDT"]["fresh"] is True
     assert state["ready"] is True  # the gate decides: only SOL's opening orders block
+    assert state["banner"]["symbols_unpriced"] == ["SOLUSDT"]
 
 
 def test_the_whole_source_down_blocks_every_symbol_it_priced(sup, sim, clock):
@@ -107,8 +108,10 @@ def test_a_fifteen_percent_move_pauses_that_symbol(sup, sim, clock):
     r = sup.evaluate(order(symbol="SOLUSDT", quantity=0.1, price=172.5))
     assert r.reason_code is RC.PRICE_SPIKE_PAUSE, r.reason
     assert sup.evaluate(order(symbol="ETHUSDT", quantity=0.01, price=3_000.0)).decision == "allow"
-    paused = sup.state()["prices"]["SOLUSDT"]
+    state = sup.state()
+    paused = state["prices"]["SOLUSDT"]
     assert paused["pause"] and paused["paused_until"]
+    assert state["banner"]["symbols_paused"] == ["SOLUSDT"]  # the banner says it, not "every source fresh"
     advance(sup, clock, 121.0)  # prices.spike_pause_s (120 by default) later: trading resumes
     r = sup.evaluate(order(symbol="SOLUSDT", quantity=0.1, price=172.5))
     assert r.decision == "allow", r.reason

@@ -165,6 +165,9 @@ function drawState(doc) {
   if ((banner.accounts_blocked || []).length) lines.push(`accounts failing closed: ${banner.accounts_blocked.join(", ")}`);
   const locked = banner.accounts_locked || [];
   if (locked.length) lines.push(`${locked.length} account${locked.length === 1 ? "" : "s"} locked (new risk blocked): ${locked.join(", ")}`);
+  const paused = banner.symbols_paused || [], unpriced = banner.symbols_unpriced || [];
+  if (paused.length) lines.push(`paused after a price spike (opening orders block): ${paused.join(", ")}`);
+  if (unpriced.length) lines.push(`no fresh price (opening orders block): ${unpriced.join(", ")}`);
   if (banner.state === "TRADING" && !lines.length) lines.push(`risk level ${doc.risk_level || "?"}, every source fresh`);
   setList($("banner-causes"), lines);
   // The buttons follow the state: Resume only while an operator halt holds (an ESS or kill-switch halt

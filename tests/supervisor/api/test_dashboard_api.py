@@ -86,6 +86,8 @@ def test_state_carries_the_banner_and_when_a_halt_began(sup, http, clock):
         "also": [],
         "accounts_blocked": [],
         "accounts_locked": [],
+        "symbols_paused": [],
+        "symbols_unpriced": [],
     }
     sup.report_ess_active(True, "desk drill")
     began = clock.now()
