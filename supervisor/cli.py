@@ -484,32 +484,26 @@ def _non_empty(text: str) -> str:
     return text
 
 
-def _account_spec(text: str) -> tuple[str, float]:
-    """NAME=EQUITY for `simulate-upstream --account`."""
-    name, sep, equity = text.partition("=")
-    if not name or not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=EQUITY (e.g. main_binance=100000), got {text!r}")
+def _named_number(text: str, name: str, number: str, example: str) -> tuple[str, float]:
+    """NAME=NUMBER, the number finite and > 0 (`simulate-upstream --account`, `--price`)."""
+    key, sep, raw = text.partition("=")
+    if not key or not sep:
+        raise argparse.ArgumentTypeError(f"expected {name}={number} (e.g. {example}), got {text!r}")
     try:
-        value = float(equity)
+        value = float(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"EQUITY must be a number, got {equity!r} in {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{number} must be a number, got {raw!r} in {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"EQUITY must be a finite number > 0, got {equity!r}")
-    return name, value
+        raise argparse.ArgumentTypeError(f"{number} must be a finite number > 0, got {raw!r}")
+    return key, value
+
+
+def _account_spec(text: str) -> tuple[str, float]:
+    return _named_number(text, "NAME", "EQUITY", "main_binance=100000")
 
 
 def _price_spec(text: str) -> tuple[str, float]:
-    """SYMBOL=PRICE for `simulate-upstream --price`."""
-    symbol, sep, price = text.partition("=")
-    if not symbol or not sep:
-        raise argparse.ArgumentTypeError(f"expected SYMBOL=PRICE (e.g. BTCUSDT=65000), got {text!r}")
-    try:
-        value = float(price)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"PRICE must be a number, got {price!r} in {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"PRICE must be a finite number > 0, got {price!r}")
-    return symbol, value
+    return _named_number(text, "SYMBOL", "PRICE", "BTCUSDT=65000")
 
 
 def build_parser() -> argparse.ArgumentParser:
