@@ -44,7 +44,7 @@ from supervisor.channels.halt_watch import HaltWatch
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
-from supervisor.core.budget import cap_keys
+from supervisor.core.budget import REDUCE, cap_keys, qty_units, reduce_key, reduction_room
 from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference, exposure_price
 from supervisor.core.evaluate import block_result, decide, invalid_order
 from supervisor.core.gate_state import UNITS_PER_USD, GateState, Reservation
@@ -129,6 +129,7 @@ class BudgetUsage(NamedTuple):
     reserved_units: int
     refused_units: int  # cumulative
     lease: LeaseHeld | None
+    cap: float | None = None  # a position's reduction budget: |position| (quantity); None: the config's cap
 
 
 class Posted(NamedTuple):
@@ -508,6 +509,8 @@ class Gate:
         code = result.reason_code
         self._decisions[code] += 1
         order = ev.order
+        if order is not None and config.store.backend == "postgresql":
+            self._count_reduction_short(st, order, now)  # before this order's own booking
         account = _account(msg)
         book = st.books.get(account) if account is not None else None
         reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
@@ -545,6 +548,23 @@ class Gate:
             if self.on_budget_short is not None:
                 self.on_budget_short()
         return result
+
+    def _count_reduction_short(self, st: GateState, order: OrderRequest, now: float) -> None:
+        """Several instances: an order that would close part of a position beyond this
+        instance's reduction lease is the keeper's demand for more of it (and wakes it)."""
+        book = st.books.get(order.account)
+        pkey = (order.symbol, order.exchange)
+        position = book.positions.get(pkey, 0.0) if book is not None else 0.0
+        if position == 0.0 or (position > 0) == (order.side == "buy"):
+            return
+        in_flight = st.reducing_in_flight(order.account, pkey)
+        wanted = min(order.quantity, abs(position) - in_flight)
+        key = reduce_key(order.account, *pkey)
+        short = wanted - reduction_room(st.leases.get(key), position, in_flight, now)
+        if short > 1e-9:
+            st.reduce_refused[key] = st.reduce_refused.get(key, 0) + qty_units(short) + 1
+            if self.on_budget_short is not None:
+                self.on_budget_short()
 
     @staticmethod
     def _count_budget(counts: dict[tuple[str, str], int], order: OrderRequest, usd: float) -> None:
@@ -791,6 +811,21 @@ class Gate:
                 positions = book.gross_units if book is not None else 0
                 reserved = st.reserved_units_by_account.get(name, 0)
             out[key] = BudgetUsage(positions, reserved, st.budget_refused.get(key, 0), st.leases.get(key))
+        # The positions' reduction budgets: those closed in flight, leased, or wanted.
+        wanted = {(account, pkey) for account, pkey in st.reducing_by_key}
+        for kind, name in (*st.leases, *st.reduce_refused):
+            if kind == REDUCE:
+                account, symbol, exchange = name.rsplit("/", 2)
+                wanted.add((account, (symbol, exchange)))
+        for account, pkey in wanted:
+            book = st.books.get(account)
+            position = book.positions.get(pkey, 0.0) if book is not None else 0.0
+            key = reduce_key(account, *pkey)
+            if position == 0.0 and key not in st.leases:
+                st.reduce_refused.pop(key, None)  # nothing left to close: no demand
+                continue
+            in_flight = qty_units(st.reducing_in_flight(account, pkey) + 0.5e-6)
+            out[key] = BudgetUsage(0, in_flight, st.reduce_refused.get(key, 0), st.leases.get(key), abs(position))
         return out
 
     def view(self, timeout: float = 1.0) -> GateView | None:

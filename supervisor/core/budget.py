@@ -18,9 +18,15 @@ from __future__ import annotations
 from supervisor.config import Config
 from supervisor.core.messages import LeaseHeld
 
-__all__ = ["CapKey", "cap_keys", "cap_name", "room_units"]
+__all__ = ["REDUCE", "CapKey", "cap_keys", "cap_name", "qty_units", "reduce_key", "reduction_room", "room_units"]
 
-CapKey = tuple[str, str]  # ("exchange", name) or ("account", name)
+CapKey = tuple[str, str]  # ("exchange", name), ("account", name) or (REDUCE, "account/symbol/exchange")
+
+#: A position's reduction budget (several instances): what of |position| (in micro-units of
+#: quantity) this instance may close. Leased like a cap, so that orders closing one position
+#: through several instances at once never close more than it holds (and flip it beyond a cap).
+REDUCE = "reduce"
+QTY_UNITS = 1_000_000
 
 
 def cap_keys(config: Config) -> dict[CapKey, float]:
@@ -46,3 +52,22 @@ def room_units(lease: LeaseHeld | None, positions_units: int, reserved_units: in
         return 0
     grown = positions_units - lease.base_units
     return max(0, lease.units - reserved_units - (grown if grown > 0 else 0))
+
+
+def reduce_key(account: str, symbol: str, exchange: str) -> CapKey:
+    return (REDUCE, f"{account}/{symbol}/{exchange}")
+
+
+def qty_units(quantity: float) -> int:
+    """A quantity as integer micro-units, rounded down (a budget never rounds up)."""
+    return int(quantity * QTY_UNITS)
+
+
+def reduction_room(lease: LeaseHeld | None, position_qty: float, in_flight_qty: float, now: float) -> float:
+    """What of a position this instance may still close (quantity): its reduction lease, less
+    what it closes in flight and what the position shrank since the grant (closed already).
+    No lease, or one past its `valid_until`: nothing (the order counts as opening)."""
+    if lease is None or not now < lease.valid_until:
+        return 0.0
+    shrunk = lease.base_units - qty_units(abs(position_qty))
+    return max(0.0, (lease.units - (shrunk if shrunk > 0 else 0)) / QTY_UNITS - in_flight_qty)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from supervisor.config import AccountConfig, Config, GateConfig, ProfileConfig, SymbolConfig
-from supervisor.core.budget import room_units
+from supervisor.core.budget import reduce_key, reduction_room, room_units
 from supervisor.core.gate_state import UNITS_PER_USD, AccountBook, GateState
 from supervisor.core.messages import AccountState, EssState, OrderRequest, RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
@@ -64,6 +64,7 @@ class EvalContext:
         "profile",
         "reduces",
         "reducible",
+        "reduction_room",
         "signed_qty",
         "state",
         "symbol",
@@ -99,9 +100,14 @@ class EvalContext:
         # otherwise five "reducing" sells of a 10-lot long would all pass as
         # reductions and leave the account short 40.
         self.reducible = 0.0
+        self.reduction_room = math.inf  # several instances: what the position's reduction lease covers
         if pos != 0.0 and (pos > 0) != (self.signed_qty > 0):
             in_flight = state.reducing_in_flight(order.account, (order.symbol, order.exchange))
             self.reducible = max(0.0, abs(pos) - in_flight)
+            if config.store.backend == "postgresql" and self.reducible > 0.0:
+                # Several instances: what this instance may close of the position (its lease).
+                lease = state.leases.get(reduce_key(order.account, order.symbol, order.exchange))
+                self.reduction_room = reduction_room(lease, pos, in_flight, now)
         self.reduces = self.reducible > 0.0 and order.quantity <= self.reducible
         # What the order's notional is valued at: its price, or the prices source's fresh mark
         # when that is higher (a market order's price is the caller's guess; the mark is not).
@@ -370,6 +376,21 @@ def check_shared_state(o: OrderRequest, c: EvalContext) -> Outcome:
         return None
     shown = f"{age:.1f} s ago" if age != math.inf else "never"
     return Denial(RC.SHARED_STATE_STALE, f"shared state confirmed {shown} > store.max_age_s={store.max_age_s}")
+
+
+def check_reduction_budget(o: OrderRequest, c: EvalContext) -> Outcome:
+    """Several instances: closing part of a position spends this instance's lease of it (a
+    position's reduction budget), so that instances closing one position at once never close
+    more than it holds. Beyond the lease: scaled to it, or blocked without one (BUDGET_UNAVAILABLE;
+    the keeper asks for more at its next round)."""
+    closing = min(o.quantity, c.reducible)
+    if closing <= c.reduction_room:
+        return None
+    room = c.reduction_room
+    what = f"closing {closing:g} of the {o.symbol} position needs its reduction budget: this instance holds {room:g}"
+    if room <= 0.0:
+        return Denial(RC.BUDGET_UNAVAILABLE, f"{what} (asked for more: retry after the next round)")
+    return Scale(RC.BUDGET_UNAVAILABLE, room, f"{what} (asked for more)")
 
 
 def check_reduce_only_mode(o: OrderRequest, c: EvalContext) -> Outcome:
@@ -751,6 +772,7 @@ CHECKS: tuple[Check, ...] = (
     check_duplicate_order,
     check_account_fresh,
     check_shared_state,
+    check_reduction_budget,
     check_reduce_only_mode,
     check_reduce_only,
     check_order_size,
@@ -808,7 +830,8 @@ DECIDED_BY: dict[RC, str] = {
     RC.ACCOUNT_EXPOSURE_LIMIT: "15. account exposure cap",
     RC.SHARED_STATE_STALE: "7c. several instances: the shared halt state confirmed within store.max_age_s",
     RC.REDUCE_ONLY_MODE: "7d. no operator's reduce-only halt, unless the order reduces a position",
-    RC.BUDGET_UNAVAILABLE: "15a. several instances: within the cap's budget this instance leases",
+    RC.BUDGET_UNAVAILABLE: "7c/15a. several instances: within the position's reduction budget / the cap's budget this"
+    " instance leases",
     RC.RISK_WARNING_SCALE: "16. Risk v3 WARNING scale-down",
     RC.ALL_CHECKS_PASSED: "17. every check passed",
     RC.GATE_UNAVAILABLE: "the gate did not decide in time (not started, down, or late)",

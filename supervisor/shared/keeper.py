@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from supervisor.clock import Clock
 from supervisor.config import Config
-from supervisor.core.budget import CapKey, cap_keys, cap_name
+from supervisor.core.budget import REDUCE, CapKey, cap_keys, cap_name
 from supervisor.core.gate_state import to_units
 from supervisor.core.messages import DecidedElsewhere, LeaseHeld, SharedState
 from supervisor.logs import get_logger
@@ -59,6 +59,8 @@ class Usage(Protocol):
     def refused_units(self) -> int: ...
     @property
     def lease(self) -> LeaseHeld | None: ...
+    @property
+    def cap(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +99,19 @@ def plan(
         cap_units = min(to_units(cap_usd), MAX_UNITS)
         positions = min(u.positions_units, MAX_UNITS)
         reserved = min(u.reserved_units, MAX_UNITS)
-        slice_units = max(int(cap_units * slice_pct / 100.0), 2 * max(0, demand.get(key, 0)))
+        # Twice the demand for a cap (to be ahead of the next orders); a position's reduction
+        # budget: what was wanted (closing is done once: the rest stays for the other instances).
+        ahead = 1 if key[0] == REDUCE else 2
+        slice_units = max(int(cap_units * slice_pct / 100.0), ahead * max(0, demand.get(key, 0)))
         want = min(cap_units, reserved + slice_units)
         old = u.lease
         kept = 0
-        if old is not None:
+        if old is not None and key[0] == REDUCE:
+            # A reduction budget: what the position shrank since the grant was closed already.
+            shrunk = old.base_units - cap_units
+            kept = min(max(0, old.units - (shrunk if shrunk > 0 else 0)), want)
+            meanwhile[key] = LeaseHeld(kept, cap_units, old.valid_until)
+        elif old is not None:
             # What the old lease still allows, counted from the positions now (their growth since
             # its grant was spent): never more, whatever the database answers, or whether it does.
             # (Keeping the old lease's units on a new base gave that growth back: found by
@@ -173,6 +183,9 @@ class StoreKeeper:
         def planner(
             usage: Mapping[CapKey, Usage], approved: list[tuple[str, str, str, int]]
         ) -> tuple[tuple[list[LeaseAsk], dict[CapKey, int]], Any]:
+            for key, u in usage.items():
+                if u.cap is not None:  # a position's reduction budget: |position| as its cap
+                    caps[key] = u.cap
             spent: dict[CapKey, int] = {}
             for account, order_id, exchange, units in approved:
                 if len(self._unsent) < _MAX_UNSENT:
@@ -180,7 +193,9 @@ class StoreKeeper:
                 for key in (("exchange", exchange), ("account", account)):
                     spent[key] = spent.get(key, 0) + units
             counts = {k: u.refused_units for k, u in usage.items()}
-            demand = {k: spent.get(k, 0) + n - self._last_counts.get(k, n) for k, n in counts.items()}
+            # A reduction budget seen for the first time: everything refused so far is its demand.
+            last = self._last_counts
+            demand = {k: spent.get(k, 0) + n - last.get(k, 0 if k[0] == REDUCE else n) for k, n in counts.items()}
             asks, meanwhile = plan(caps, usage, demand, store_cfg.lease_slice_pct)
             self._held = dict(meanwhile)
             return (asks, counts), meanwhile  # held by the gate before it decides anything else
@@ -215,7 +230,8 @@ class StoreKeeper:
             key = by_name[ask.cap]
             # Never more than was asked for, whatever the database answers (a replaced function).
             granted = max(0, min(result.granted.get(ask.cap, 0), ask.want_units, ask.cap_units))
-            held[key] = LeaseHeld(granted, ask.positions_units, valid_until)
+            base = ask.cap_units if key[0] == REDUCE else ask.positions_units  # a reduction: |position| then
+            held[key] = LeaseHeld(granted, base, valid_until)
         self._adopt(result, ticket)  # the halt on the board before the gate hears the state is confirmed
         self._tell(SharedState(started, held, config))
         self._held = held
@@ -263,7 +279,8 @@ class StoreKeeper:
         if last is not None:
             leases: dict[str, dict[str, float]] = {}
             for lease in last.leases:
-                leases.setdefault(lease.instance, {})[lease.cap] = lease.units / 1_000_000
+                if not lease.cap.startswith(REDUCE + ":"):  # a reduction budget is a quantity, not USD
+                    leases.setdefault(lease.instance, {})[lease.cap] = lease.units / 1_000_000
             for row in last.instances:
                 age = row.heartbeat_age_s + (st.confirmed_age_s or 0.0)
                 state = instance_state(row.stopped, row.ready, age, self._config.store.max_age_s, ttl)
@@ -280,7 +297,9 @@ class StoreKeeper:
             "max_age_s": self._config.store.max_age_s,
             "error": st.error,
             "shared_halt": None if last is None else _halt_doc(last.halt),
-            "leases_usd": {cap_name(k): lease.units / 1_000_000 for k, lease in st.held.items()},
+            "leases_usd": {cap_name(k): lease.units / 1_000_000 for k, lease in st.held.items() if k[0] != REDUCE},
+            # The positions' reduction budgets this instance holds, in quantity.
+            "reductions": {k[1]: lease.units / 1_000_000 for k, lease in st.held.items() if k[0] == REDUCE},
             "instances": instances,
         }
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.core.budget import cap_keys, room_units
+from supervisor.core.budget import cap_keys, qty_units, reduce_key, room_units
 from supervisor.core.gate_state import UNITS_PER_USD
 from supervisor.core.messages import LeaseHeld, Position
 from supervisor.core.reasons import ReasonCode as RC
@@ -91,12 +91,30 @@ def test_positions_that_shrank_give_nothing_back_before_the_next_grant(clock):
     assert (r.reason_code, r.adjusted_quantity) == (RC.BUDGET_UNAVAILABLE, 0.5)
 
 
-def test_a_reducing_order_needs_no_budget(clock):
+def reduction(qty: float, held_qty: float, until: float = math.inf) -> dict:
+    """A lease of `qty` of the SOL position (held_qty long when granted)."""
+    return {reduce_key("main", "SOLUSDT", "binance"): LeaseHeld(qty_units(qty), qty_units(held_qty), until)}
+
+
+def test_a_reducing_order_needs_its_positions_reduction_budget_not_a_cap_budget(clock):
     cfg = shared_config()
     held = account_state(positions=(Position("SOLUSDT", "binance", 3.0, 100.0),))
-    st_ = confirmed(fresh_state(clock, held), clock)  # no lease at all
-    r = decide(order(side="sell", quantity=2.0), st_, cfg, clock)
-    assert r.decision == "allow"
+    st_ = confirmed(fresh_state(clock, held), clock, reduction(3.0, 3.0))  # no USD lease at all
+    assert decide(order(side="sell", quantity=2.0), st_, cfg, clock).decision == "allow"
+    st_ = confirmed(fresh_state(clock, held), clock, reduction(1.0, 3.0))
+    r = decide(order(side="sell", quantity=2.0, order_id="r2"), st_, cfg, clock)
+    assert (r.decision, r.reason_code, r.adjusted_quantity) == ("scale_down", RC.BUDGET_UNAVAILABLE, 1.0), r.reason
+    st_ = confirmed(fresh_state(clock, held), clock)  # none: blocked, the keeper asks for it
+    r = decide(order(side="sell", quantity=2.0, order_id="r3"), st_, cfg, clock)
+    assert (r.decision, r.reason_code) == ("block", RC.BUDGET_UNAVAILABLE) and "reduction budget" in r.reason
+
+
+def test_a_reduction_budget_counts_what_the_position_shrank_since_its_grant(clock):
+    cfg = shared_config()
+    held = account_state(positions=(Position("SOLUSDT", "binance", 1.0, 100.0),))  # 3 when granted, 2 closed
+    st_ = confirmed(fresh_state(clock, held), clock, reduction(2.0, 3.0))
+    r = decide(order(side="sell", quantity=1.0), st_, cfg, clock)
+    assert (r.decision, r.reason_code) == ("block", RC.BUDGET_UNAVAILABLE), r.reason
 
 
 def test_the_sqlite_backend_needs_no_lease(clock):
@@ -116,7 +134,7 @@ def test_shared_state_never_confirmed_blocks_opening_orders(clock):
 def test_shared_state_older_than_max_age_blocks_opening_orders_not_reducing_ones(clock):
     cfg = shared_config()
     held = account_state(positions=(Position("SOLUSDT", "binance", 3.0, 100.0),))
-    st_ = confirmed(fresh_state(clock, held), clock, both(1000.0))
+    st_ = confirmed(fresh_state(clock, held), clock, {**both(1000.0), **reduction(3.0, 3.0)})
     clock.advance(cfg.store.max_age_s + 0.01)
     st_.ess_received = st_.signal_received = clock.monotonic()
     st_.put_account(held, clock.monotonic())
@@ -201,3 +219,19 @@ def test_leases_asked_under_a_replaced_config_are_not_spent(clock):
     gate.post(SharedState(clock.monotonic(), both(300.0), new), clock.monotonic())  # the next round
     r = gate.decide(EvaluateOrder(validate_order(order(quantity=1.0, order_id="n2"), new), config=new), wait=1.0)
     assert r.decision == "allow"
+
+
+def test_a_lapsed_reduction_lease_closes_nothing_while_the_store_is_down(clock):
+    """The decision for an outage: reductions go on within the lease held, until its TTL."""
+    cfg = shared_config()
+    held = account_state(positions=(Position("SOLUSDT", "binance", 3.0, 100.0),))
+    st_ = confirmed(fresh_state(clock, held), clock, reduction(3.0, 3.0, until=clock.monotonic() + 30.0))
+    clock.advance(cfg.store.max_age_s + 0.01)  # the store silent: opening orders block
+    st_.ess_received = st_.signal_received = clock.monotonic()
+    st_.put_account(held, clock.monotonic())
+    assert decide(order(side="sell", quantity=1.0, order_id="in-ttl"), st_, cfg, clock).decision == "allow"
+    clock.advance(30.0)  # past the lease's TTL: the database may have given it to another instance
+    st_.ess_received = st_.signal_received = clock.monotonic()
+    st_.put_account(held, clock.monotonic())
+    r = decide(order(side="sell", quantity=1.0, order_id="past-ttl"), st_, cfg, clock)
+    assert (r.decision, r.reason_code) == ("block", RC.BUDGET_UNAVAILABLE), r.reason

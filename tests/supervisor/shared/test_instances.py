@@ -228,6 +228,9 @@ def test_an_override_proposed_through_one_instance_is_approved_through_the_other
     b.shared.keeper.round()
     flatten = {"side": "sell", "reduce_only": True, "quantity": 1.0}
     assert b.evaluate(order(order_id="f0", **flatten)).reason_code is RC.ESS_HALT_ACTIVE
+    assert a.evaluate(order(order_id="f0a", **flatten)).reason_code is RC.ESS_HALT_ACTIVE
+    for sup in (b, a):  # each asks for the part of the position it wants to close (1 of 2 SOL)
+        sup.shared.keeper.round()
     proposal = a.propose_override("main", "flatten during the incident", 60.0, by="alice")
     with pytest.raises(ControlError, match="another operator"):
         b.approve_override(proposal.id, by="alice")  # the same person, through another instance
