@@ -35,9 +35,20 @@ def _summary(path: str, cfg: Config) -> str:
             f"  risk_v3: {cfg.risk_v3.url} every {cfg.risk_v3.poll_interval_s}s (stale after {cfg.risk_v3.max_age_s}s)",
             f"  ess sources: {', '.join(ess)} (stale after {cfg.ess.max_age_s}s)",
             f"  account snapshots: {_snapshots(cfg)}",
+            f"  prices: {_prices(cfg)}",
             f"  state dir: {cfg.state.dir}",
         ]
     )
+
+
+def _prices(cfg: Config) -> str:
+    p = cfg.prices
+    if not p.enabled:
+        return "no prices source (the collar leans on account marks; see docs/prices.md)"
+    where = f"{p.url}/prices" if p.url else f"ccxt {p.exchange} tickers"
+    covered = ", ".join(sorted(p.symbols)) if p.symbols else "every configured symbol"
+    return (f"{where} every {p.poll_interval_s}s (stale after {p.max_age_s}s), covering {covered}; "
+            f"collar_missing_reference = {cfg.gate.collar_missing_reference}")  # fmt: skip
 
 
 def _snapshots(cfg: Config) -> str:

@@ -239,6 +239,8 @@ def _verdict(doc: dict[str, Any]) -> dict[str, Any]:
         "also": also,
         "accounts_failing_closed": list(banner.get("accounts_blocked") or []),
         "lockouts": lockouts,
+        "symbols_paused": [str(x) for x in banner.get("symbols_paused") or []],
+        "symbols_unpriced": [str(x) for x in banner.get("symbols_unpriced") or []],
     }
     store = doc.get("store")
     if isinstance(store, dict) and store.get("backend") == "postgresql":
@@ -258,6 +260,10 @@ def _said_status(found: dict[str, Any]) -> str:
         lines.append(f"accounts failing closed: {', '.join(found['accounts_failing_closed'])}")
     for name, locks in found.get("lockouts", {}).items():
         lines.append(f"locked: {name}: {'; '.join(locks)}")
+    if found.get("symbols_paused"):
+        lines.append(f"paused after a price spike (opening orders block): {', '.join(found['symbols_paused'])}")
+    if found.get("symbols_unpriced"):
+        lines.append(f"no fresh price (opening orders block): {', '.join(found['symbols_unpriced'])}")
     for row in found.get("instances", []):
         lines.append(f"instance {row}")
     return "\n".join(lines)

@@ -647,6 +647,8 @@ class Gate:
         why, spikes = st.prices.apply(snap, received, self._clock.now(), self._config.prices)
         if not why and st.holders:
             st.revalue(snap.prices, self._clock.monotonic())  # exposure at the freshest mark
+        if not why and st.unpriced:
+            st.reprice_recalled(st.prices, self._clock.monotonic())
         if why != self._prices_refused:
             if why:
                 log.warning("prices_refused", why=why)
@@ -734,6 +736,8 @@ class Gate:
         if msg.config is old:
             return
         self._config = msg.config
+        if self._state.prices.symbols:
+            self._state.prices.reconfigure(msg.config.prices)  # a lowered max_age_s ages the prices held
         if msg.config.store.shared and self._state.leases:
             # A cap may have changed: no lease is spent until the next round grants one against it.
             self._state.leases = {}

@@ -469,8 +469,9 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
     finger. The reference: the prices riskgate saw (the prices source's fresh mark
     and its mark of spike_window_s ago; else every account's fresh mark for the
     symbol, a fill's near them, the account's own mark), else the order's
-    reference_price (never with a prices source configured); a reference_price
-    far from a price riskgate saw is refused. Marks that disagree hold an order to the stricter side: a buy within the
+    reference_price (never with a prices source configured and the policy
+    "block"); a reference_price far from a price riskgate saw is refused.
+    Marks that disagree hold an order to the stricter side: a buy within the
     collar above the lowest, a sell within it below the highest. A symbol the
     prices source covers (prices.symbols, every configured one when that is
     empty, or one it priced once) without a fresh price blocks opening orders
@@ -499,15 +500,15 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
         why = f"reference_price {claimed:g} more than {pct:g}% from the market's {seen}"
         return Denial(RC.PRICE_OUT_OF_COLLAR, why)
     if band is None:
-        if claimed is None or c.config.prices.enabled:
-            # With a prices source of its own the gate never collars on the caller's word alone.
-            policy = sym.collar_missing_reference or gate.collar_missing_reference
-            if policy == "block":
-                return Denial(
-                    RC.PRICE_OUT_OF_COLLAR, f"no reference price for {o.symbol} (collar_missing_reference = block)"
-                )
+        policy = sym.collar_missing_reference or gate.collar_missing_reference
+        if policy == "block" and (claimed is None or c.config.prices.enabled):
+            # With a prices source of its own the gate never lets the caller's word alone pass.
+            return Denial(
+                RC.PRICE_OUT_OF_COLLAR, f"no reference price for {o.symbol} (collar_missing_reference = block)"
+            )
+        if claimed is None:
             return None
-        band = (claimed, claimed)
+        band = (claimed, claimed)  # "allow": held to the caller's own claim at least
     if o.side == "buy":
         limit = band[0] * up
         if o.price > limit:

@@ -183,6 +183,9 @@ class GateState:
     # The prices source's marks per symbol ([prices]): the collar's first reference when fresh.
     prices: PriceBook = field(default_factory=PriceBook)
     holders: dict[str, set[str]] = field(default_factory=dict)  # symbol -> accounts holding a position in it
+    # Reservations recalled from the journal at a start, valued at the order's own price (the
+    # mark they were valued at is not recorded): valued again by the first fresh price.
+    unpriced: set[ReservationKey] = field(default_factory=set)
     # The band of fresh marks per key, kept until its oldest mark ages out or a mark arrives:
     # (low, high, valid until (monotonic), the max age it was computed for).
     _bands: dict[PositionKey, tuple[float, float, float, float]] = field(default_factory=dict)
@@ -448,6 +451,26 @@ class GateState:
         if amount > 0:
             self._take_units(r, amount)
         return r
+
+    def reprice_recalled(self, prices: PriceBook, now: float) -> None:
+        """Recalled reservations valued at the fresh mark of their symbol when it is higher
+        than the order's price (what the live gate booked them at), once."""
+        for key in list(self.unpriced):
+            r = self.reservations.get(key)
+            ref = prices.symbols.get(r.key[0]) if r is not None else None
+            if r is None:
+                self.unpriced.discard(key)
+                continue
+            if ref is None or now > ref.fresh_until:
+                continue  # not priced yet: at the next prices
+            self.unpriced.discard(key)
+            left = r.quantity - r.filled_qty - r.reducing_qty
+            if ref.price <= r.price or left <= 0:
+                continue
+            extra = to_units(left * (ref.price - r.price))
+            if extra > 0:
+                self._take_units(r, -extra)
+                r.price = ref.price
 
     def _take_units(self, r: Reservation, amount: int) -> None:
         r.units -= amount

@@ -48,6 +48,7 @@ class SymbolPrice:
     marks: deque[Mark] = field(default_factory=deque)  # the period's marks, oldest first
     paused_until: float = -math.inf  # monotonic: opening orders block until then (PRICE_SPIKE_PAUSE)
     pause_why: str = ""
+    priced_at: float = -math.inf  # monotonic: when the source priced it (its stamp, in this clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,12 @@ class PriceBook:
     symbols: dict[str, SymbolPrice] = field(default_factory=dict)
     accepted_at: float = -math.inf  # monotonic: the last snapshot that priced a symbol
     refused: str = ""  # why the last snapshot priced nothing ("" when it priced something)
+
+    def reconfigure(self, cfg: PricesConfig) -> None:
+        """A reloaded max_age_s counts for the prices held too (a dropped one stays dropped)."""
+        for held in self.symbols.values():
+            if held.fresh_until != -math.inf:
+                held.fresh_until = held.priced_at + cfg.max_age_s
 
     def apply(self, snap: PriceSnapshot, received: float, wall: datetime, cfg: PricesConfig) -> tuple[str, list[Spike]]:
         """Take up a snapshot sent at `received` (monotonic); `wall` is the time now. Returns
@@ -125,7 +132,8 @@ class PriceBook:
         if lows:
             spike = _spike(symbol, lows[0][1], highs[0][1], price, received, cfg)
             if spike is not None:
-                spikes.append(spike)
+                if received >= held.paused_until:  # a new pause (a spike within one extends it)
+                    spikes.append(spike)
                 held.paused_until, held.pause_why = spike.until, spike.why
                 lows.clear()  # the market goes on from its new level: the window starts again
                 highs.clear()
@@ -142,13 +150,14 @@ class PriceBook:
             marks.append((received, price))
         ago = marks[0][1]
         held.price, held.fresh_until, held.stamped = price, fresh_until, stamp
+        held.priced_at = received - max(0.0, age)
         held.low, held.high = (ago, price) if ago < price else (price, ago)
         return ""
 
 
 def _spike(symbol: str, low: float, high: float, price: float, now: float, cfg: PricesConfig) -> Spike | None:
     pct = cfg.spike_pct
-    if pct is None:
+    if pct is None or cfg.spike_pause_s <= 0:  # spike_pause_s = 0: the spike watch is off
         return None
     up = (price / low - 1.0) * 100.0
     down = (1.0 - price / high) * 100.0

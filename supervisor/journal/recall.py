@@ -163,6 +163,8 @@ def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
                 resting=rests,
             )
         )
+        if not o.reduce_only:
+            st.unpriced.add((o.account, o.order_id or ""))  # valued again by the first fresh price
 
     def checked(rows: list[dict[str, Any]]) -> list[Approval]:
         return [a for a in (approval(row, accounts, max_usd) for row in rows) if a is not None]

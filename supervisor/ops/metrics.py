@@ -207,7 +207,8 @@ class GateCollector(Collector):
             labels=("symbol",),
         )
         held = view.prices if view is not None else {}
-        for symbol in sorted(set(held) | set(self._reader.config.prices.symbols)):
+        cfg = self._reader.config
+        for symbol in sorted(set(held) | (cfg.prices.symbols or frozenset(cfg.symbols))):
             found = held.get(symbol)
             now = view.monotonic if view is not None else 0.0
             fresh.add_metric((symbol,), 1.0 if found is not None and now <= found[1] else 0.0)

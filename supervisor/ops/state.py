@@ -348,7 +348,10 @@ class StateReader:
                 source["last_error"] = {"since": None, "cause": "refused", "detail": view.prices_refused}
         held = view.prices if view is not None else {}
         out: dict[str, Any] = {}
-        for symbol in sorted(set(held) | set(cfg.prices.symbols)):
+        if not cfg.prices.enabled:
+            return out
+        covered = cfg.prices.symbols or frozenset(cfg.symbols)  # empty: every configured symbol
+        for symbol in sorted(set(held) | covered):
             found = held.get(symbol)
             if found is None:
                 out[symbol] = {"price": None, "age_s": None, "fresh": False, "paused_until": None, "pause": None}

@@ -247,8 +247,11 @@ def parse_prices(
     prices: dict[str, float] = {}
     stamps: dict[str, datetime] = {}
     dropped: list[str] = []
-    for key, value in raw.items():
-        if type(key) is not str or not 0 < len(key) <= MAX_NAME_LENGTH or (symbols is not None and key not in symbols):
+    for raw_key, value in raw.items():
+        if type(raw_key) is not str or not 0 < len(raw_key) <= MAX_NAME_LENGTH:
+            continue
+        key = raw_key.split(":", 1)[0].replace("/", "")  # BTC/USDT, BTC/USDT:USDT: BTCUSDT, as in orders
+        if symbols is not None and key not in symbols:
             continue
         stamp, given = None, value
         if isinstance(value, Mapping):
