@@ -27,6 +27,7 @@ __all__ = [
     "AccountFigures",
     "Alert",
     "Observation",
+    "PriceReading",
     "SourceReading",
     "Transition",
     "Windows",
@@ -43,6 +44,15 @@ class SourceReading:
     name: str  # "risk_v3", "ess", "account:NAME"
     age_s: float | None  # None: no state yet
     max_age_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PriceReading:
+    """One symbol the prices source covers ([prices]): fresh, and a spike pause (why) if any."""
+
+    symbol: str
+    fresh: bool
+    pause: str | None = None  # why it is paused, while it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +86,7 @@ class Observation:
     accounts: tuple[AccountFigures, ...] = ()
     restarts: Mapping[str, int] = field(default_factory=dict)  # actor -> restarts since start
     decisions: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (decision, code, account) -> n
+    prices: tuple[PriceReading, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +306,29 @@ def rule_journal_failing(obs: Observation, w: Windows, cfg: AlertsConfig) -> Ite
         )
 
 
+def rule_prices(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:
+    """A symbol paused after a price spike, or without a fresh price (after the startup grace)."""
+    for p in obs.prices:
+        if p.pause:
+            yield Alert(
+                f"price_pause:{p.symbol}",
+                "price_pause",
+                "warning",
+                f"{p.symbol} paused after a price spike: {p.pause}",
+                {"symbol": p.symbol},
+                f"{p.symbol} no longer paused: its opening orders trade again",
+            )
+        elif not p.fresh and obs.monotonic >= w.grace_end:
+            yield Alert(
+                f"price_stale:{p.symbol}",
+                "price_stale",
+                "warning",
+                f"no fresh price for {p.symbol}: its opening orders block (PRICE_REFERENCE_STALE)",
+                {"symbol": p.symbol},
+                f"{p.symbol} priced again: its opening orders trade",
+            )
+
+
 RULES: tuple[Rule, ...] = (
     rule_halt,
     rule_fail_closed,
@@ -303,6 +337,7 @@ RULES: tuple[Rule, ...] = (
     rule_block_rate,
     rule_actor_restarts,
     rule_journal_failing,
+    rule_prices,
 )
 
 

@@ -20,9 +20,10 @@ import pykka
 
 from actors.alerts import AlertsActor
 from actors.messages import Tick
-from supervisor.alerts.rules import AccountFigures, Observation, SourceReading
+from supervisor.alerts.rules import AccountFigures, Observation, PriceReading, SourceReading
 from supervisor.alerts.webhooks import WebhookSender
 from supervisor.clock import Clock, Timer
+from supervisor.config import Config
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.gate import GateView
 from supervisor.logs import get_logger
@@ -92,7 +93,21 @@ def observe(runtime: Runtime, clock: Clock, view: GateView | None) -> Observatio
         accounts=tuple(accounts),
         restarts={row["actor"]: int(row["restarts"]) for row in rows},
         decisions=counters.snapshot()[0] if counters is not None else {},
+        prices=_prices(cfg, view),
     )
+
+
+def _prices(cfg: Config, view: GateView | None) -> tuple[PriceReading, ...]:
+    """Each symbol the prices source covers, as the gate holds it (none without [prices])."""
+    if not cfg.prices.enabled or view is None:
+        return ()
+    out = []
+    for symbol in sorted(set(view.prices) | (cfg.prices.symbols or frozenset(cfg.symbols))):
+        found = view.prices.get(symbol)
+        fresh = found is not None and view.monotonic <= found[1]
+        paused = found is not None and view.monotonic < found[2]
+        out.append(PriceReading(symbol, fresh, found[3] if found is not None and paused else None))
+    return tuple(out)
 
 
 def _unusable(runtime: Runtime, sources: list[SourceReading], clock: Clock) -> tuple[str, ...]:

@@ -245,3 +245,23 @@ def test_the_rules_and_the_book_are_pure(module):
     }
     allowed = {"__future__", "math", "collections", "collections.abc", "dataclasses", "datetime", "typing"}
     assert imported - allowed <= {"supervisor.config", "supervisor.alerts.rules"}
+
+
+def test_a_paused_or_unpriced_symbol_alerts_by_name_and_says_so_when_it_ends(book, clock):
+    from supervisor.alerts.rules import PriceReading
+
+    clock.advance(20)  # past the startup grace
+    ok = (PriceReading("BTCUSDT", True), PriceReading("SOLUSDT", True))
+    assert book.update(look(clock, prices=ok)) == []
+    clock.advance(1)
+    bad = (PriceReading("BTCUSDT", False), PriceReading("SOLUSDT", True, "SOLUSDT moved +15.0%"))
+    fired = book.update(look(clock, prices=bad))
+    assert sorted(changes(fired)) == [("firing", "price_pause:SOLUSDT"), ("firing", "price_stale:BTCUSDT")]
+    clock.advance(1)
+    assert book.update(look(clock, prices=bad)) == []  # one firing per episode
+    clock.advance(1)
+    resolved = book.update(look(clock, prices=ok))
+    assert {t.alert.recovered for t in resolved} == {
+        "SOLUSDT no longer paused: its opening orders trade again",
+        "BTCUSDT priced again: its opening orders trade",
+    }
