@@ -45,7 +45,7 @@ from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.budget import REDUCE, cap_keys, qty_units, reduce_key, reduction_room
-from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, collar_reference, exposure_price
+from supervisor.core.checks import FRESH_SOURCES, STALE_SOURCE, collar_pct, exposure_price
 from supervisor.core.evaluate import block_result, decide, invalid_order
 from supervisor.core.gate_state import UNITS_PER_USD, GateState, Reservation
 from supervisor.core.messages import (
@@ -194,6 +194,7 @@ class Gate:
         self._ess_logged: bool | None = None
         self._older_signal_logged = False
         self._prices_refused = ""  # why the last price snapshot was not taken up ("" when it was)
+        self._unreferenced = False  # the last decision passed the collar with no reference price
         # State and reports: one the gate cannot apply is refused (journaled), never a crash.
         self._appliers: dict[type, Callable[[Any, float], None]] = {
             RiskSignal: self._on_signal,
@@ -478,11 +479,8 @@ class Gate:
     def _count(self, counters: GateCounters, msg: Request, result: RiskGateResult) -> None:
         latency = 0.0 if msg.sent is None else self._clock.monotonic() - msg.sent
         counters.count(result.decision, result.reason_code, self._label(_account(msg)), latency)
-        if isinstance(msg, EvaluateOrder) and result.decision != "block":
-            order = msg.order
-            book = self._state.books.get(order.account)
-            if collar_reference(order, book, self._state, self._clock.monotonic(), self._config) is None:
-                counters.collar_unreferenced += 1
+        if self._unreferenced and result.decision != "block":
+            counters.collar_unreferenced += 1
 
     def _evaluate(self, msg: Request) -> RiskGateResult:
         st = self._state
@@ -506,6 +504,7 @@ class Gate:
         else:
             ev = decide(msg.order, st, config, now, self._clock.now())
         result = ev.result
+        self._unreferenced = ev.unreferenced  # for the metric (`_count`, on this thread, under the lock)
         code = result.reason_code
         self._decisions[code] += 1
         order = ev.order

@@ -68,6 +68,7 @@ class EvalContext:
         "signed_qty",
         "state",
         "symbol",
+        "unreferenced",
         "value_price",
         "wall",
     )
@@ -112,6 +113,7 @@ class EvalContext:
         # What the order's notional is valued at: its price, or the prices source's fresh mark
         # when that is higher (a market order's price is the caller's guess; the mark is not).
         self.value_price = exposure_price(order, state, now)
+        self.unreferenced = False  # the collar passed it with no reference price at all (set by it)
 
     def reducible_qty(self) -> float:
         """How much of an opposite position an order of this side may still close."""
@@ -443,14 +445,6 @@ def _trusted_band(
     return (mark, mark) if mark is not None else None
 
 
-def collar_reference(
-    o: OrderRequest, book: AccountBook | None, state: GateState, now: float, config: Config
-) -> float | None:
-    """A collar reference price if there is one: a price riskgate saw, else the order's own claim."""
-    band = _trusted_band(o, book, state, now, config)
-    return band[0] if band is not None else o.reference_price
-
-
 def collar_pct(symbol: SymbolConfig, config: Config) -> float:
     return symbol.collar_pct if symbol.collar_pct is not None else config.gate.collar_pct
 
@@ -507,6 +501,7 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
                 RC.PRICE_OUT_OF_COLLAR, f"no reference price for {o.symbol} (collar_missing_reference = block)"
             )
         if claimed is None:
+            c.unreferenced = True  # the order's own scratch, for the metric: no state changes
             return None
         band = (claimed, claimed)  # "allow": held to the caller's own claim at least
     if o.side == "buy":

@@ -60,6 +60,7 @@ class Evaluation:
     reserve_notional: float = 0.0
     opens_new: bool = False
     reducing_qty: float = 0.0  # how much of an opposite position it closes
+    unreferenced: bool = False  # let through the collar with no reference price at all (the metric)
 
 
 # Building the answer: a frozen dataclass's generated __init__ sets each field through
@@ -112,24 +113,30 @@ def result_of(
 
 
 _E = Evaluation
-_e_result, _e_order, _e_reserve, _e_opens, _e_reducing = slot_setters(
-    _E, "result", "order", "reserve_notional", "opens_new", "reducing_qty"
+_e_result, _e_order, _e_reserve, _e_opens, _e_reducing, _e_unref = slot_setters(
+    _E, "result", "order", "reserve_notional", "opens_new", "reducing_qty", "unreferenced"
 )
 
 
 def evaluation_of(
-    result: RiskGateResult, order: OrderRequest | None, reserve: float, opens_new: bool, reducing: float
+    result: RiskGateResult,
+    order: OrderRequest | None,
+    reserve: float,
+    opens_new: bool,
+    reducing: float,
+    unreferenced: bool = False,
 ) -> Evaluation:
     """`Evaluation(...)` with every field, built without its generated __init__
     (compiled, Evaluation is a native class whose own __init__ is the fast one)."""
     if COMPILED:
-        return Evaluation(result, order, reserve, opens_new, reducing)
+        return Evaluation(result, order, reserve, opens_new, reducing, unreferenced)
     e: Evaluation = _new(_E)
     _e_result(e, result)
     _e_order(e, order)
     _e_reserve(e, reserve)
     _e_opens(e, opens_new)
     _e_reducing(e, reducing)
+    _e_unref(e, unreferenced)
     return e
 
 
@@ -245,4 +252,5 @@ def _decide(
         ctx.incremental_notional(quantity, ctx.value_price),
         ctx.opens_new() and not ctx.reduces,
         min(quantity, ctx.reducible_qty()),
+        ctx.unreferenced,
     )

@@ -43,8 +43,9 @@ def test_evaluation_of_equals_the_generated_init_and_sets_every_field():
     order = OrderRequest("main", "binance", "trend_v2", "BTCUSDT", "buy", 0.01, 65_000.0)
     r = result_of("allow", "ok", RC.ALL_CHECKS_PASSED, 1.0, 0.01, "INFO", False, WALL, "o-1", {})
     assert evaluation_of(r, order, 650.0, True, 0.0) == Evaluation(r, order, 650.0, True, 0.0)
+    assert evaluation_of(r, order, 650.0, True, 0.0, True) == Evaluation(r, order, 650.0, True, 0.0, True)
     assert [f.name for f in dataclasses.fields(Evaluation)] == [
-        "result", "order", "reserve_notional", "opens_new", "reducing_qty",
+        "result", "order", "reserve_notional", "opens_new", "reducing_qty", "unreferenced",
     ]  # fmt: skip
     with pytest.raises(dataclasses.FrozenInstanceError):
         evaluation_of(r, order, 650.0, True, 0.0).opens_new = False  # type: ignore[misc]
