@@ -561,6 +561,7 @@ class Gate:
         key = reduce_key(order.account, *pkey)
         short = wanted - reduction_room(st.leases.get(key), position, in_flight, now)
         if short > 1e-9:
+            st.reduce_names[key] = (order.account, pkey)
             st.reduce_refused[key] = st.reduce_refused.get(key, 0) + qty_units(short) + 1
             if self.on_budget_short is not None:
                 self.on_budget_short()
@@ -815,17 +816,21 @@ class Gate:
                 reserved = st.reserved_units_by_account.get(name, 0)
             out[key] = BudgetUsage(positions, reserved, st.budget_refused.get(key, 0), st.leases.get(key))
         # The positions' reduction budgets: those closed in flight, leased, or wanted.
-        wanted = {(account, pkey) for account, pkey in st.reducing_by_key}
-        for kind, name in (*st.leases, *st.reduce_refused):
-            if kind == REDUCE:
-                account, symbol, exchange = name.rsplit("/", 2)
-                wanted.add((account, (symbol, exchange)))
-        for account, pkey in wanted:
+        names = st.reduce_names
+        for account, pkey in st.reducing_by_key:
+            names.setdefault(reduce_key(account, *pkey), (account, pkey))
+        held = {key for key in (*st.leases, *st.reduce_refused) if key[0] == REDUCE}
+        for key in held | {reduce_key(a, *p) for a, p in st.reducing_by_key}:
+            found = names.get(key)
+            if found is None:
+                continue  # never asked through this process (a lease of a previous config): lapses
+            account, pkey = found
             book = st.books.get(account)
             position = book.positions.get(pkey, 0.0) if book is not None else 0.0
-            key = reduce_key(account, *pkey)
-            if position == 0.0 and key not in st.leases:
-                st.reduce_refused.pop(key, None)  # nothing left to close: no demand
+            lease = st.leases.get(key)
+            if position == 0.0 and (lease is None or lease.units == 0):
+                st.reduce_refused.pop(key, None)  # nothing left to close: no demand, nothing to give back
+                names.pop(key, None)
                 continue
             in_flight = qty_units(st.reducing_in_flight(account, pkey) + 0.5e-6)
             out[key] = BudgetUsage(0, in_flight, st.reduce_refused.get(key, 0), st.leases.get(key), abs(position))

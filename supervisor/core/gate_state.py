@@ -209,6 +209,7 @@ class GateState:
     # Per position (core.budget.reduce_key): quantity units an order wanted to close beyond this
     # instance's reduction lease (cumulative: the keeper's demand).
     reduce_refused: dict[tuple[str, str], int] = field(default_factory=dict)
+    reduce_names: dict[tuple[str, str], tuple[str, PositionKey]] = field(default_factory=dict)  # key -> position
     decided_outbox: list[tuple[str, str, str, int]] = field(default_factory=list)
 
     # -- duplicates ----------------------------------------------------
