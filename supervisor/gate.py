@@ -130,6 +130,7 @@ class BudgetUsage(NamedTuple):
     refused_units: int  # cumulative
     lease: LeaseHeld | None
     cap: float | None = None  # a position's reduction budget: |position| (quantity); None: the config's cap
+    wanted: int = 0  # a reduction budget: what orders want to close beyond what is in flight (units)
 
 
 class Posted(NamedTuple):
@@ -536,6 +537,8 @@ class Gate:
             )
             st.reserve(booked)
             st.record_approval(order.account, now)
+            if st.reduce_wanted and booked.reducing_qty > 0:  # what it wanted to close is in flight now
+                st.reduce_wanted.pop(reduce_key(order.account, order.symbol, order.exchange), None)
             if config.store.backend == "postgresql" and len(st.decided_outbox) < _MAX_OUTBOX:
                 # The keeper's demand and the id the other instances learn (beyond the bound the
                 # keeper is gone: the id stays known here, the demand is the slice).
@@ -562,7 +565,8 @@ class Gate:
         short = wanted - reduction_room(st.leases.get(key), position, in_flight, now)
         if short > 1e-9:
             st.reduce_names[key] = (order.account, pkey)
-            st.reduce_refused[key] = st.reduce_refused.get(key, 0) + qty_units(short) + 1
+            # Asked for until the order comes back (a retry), for as long as a lease lives.
+            st.reduce_wanted[key] = (qty_units(wanted), now + self._config.store.lease_ttl_s)
             if self.on_budget_short is not None:
                 self.on_budget_short()
 
@@ -819,7 +823,7 @@ class Gate:
         names = st.reduce_names
         for account, pkey in st.reducing_by_key:
             names.setdefault(reduce_key(account, *pkey), (account, pkey))
-        held = {key for key in (*st.leases, *st.reduce_refused) if key[0] == REDUCE}
+        held = {key for key in (*st.leases, *st.reduce_wanted) if key[0] == REDUCE}
         for key in held | {reduce_key(a, *p) for a, p in st.reducing_by_key}:
             found = names.get(key)
             if found is None:
@@ -828,12 +832,17 @@ class Gate:
             book = st.books.get(account)
             position = book.positions.get(pkey, 0.0) if book is not None else 0.0
             lease = st.leases.get(key)
+            want = st.reduce_wanted.get(key)
+            if want is not None and not now < want[1]:
+                del st.reduce_wanted[key]  # not asked again within a lease's life: given up
+                want = None
             if position == 0.0 and (lease is None or lease.units == 0):
-                st.reduce_refused.pop(key, None)  # nothing left to close: no demand, nothing to give back
+                st.reduce_wanted.pop(key, None)  # nothing left to close: no demand, nothing to give back
                 names.pop(key, None)
                 continue
-            in_flight = qty_units(st.reducing_in_flight(account, pkey) + 0.5e-6)
-            out[key] = BudgetUsage(0, in_flight, st.reduce_refused.get(key, 0), st.leases.get(key), abs(position))
+            in_flight = qty_units(st.reducing_in_flight(account, pkey))
+            wanted = want[0] if want is not None else 0
+            out[key] = BudgetUsage(0, in_flight, 0, lease, abs(position), wanted)
         return out
 
     def view(self, timeout: float = 1.0) -> GateView | None:

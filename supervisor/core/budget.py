@@ -59,8 +59,9 @@ def reduce_key(account: str, symbol: str, exchange: str) -> CapKey:
 
 
 def qty_units(quantity: float) -> int:
-    """A quantity as integer micro-units, rounded down (a budget never rounds up)."""
-    return int(quantity * QTY_UNITS)
+    """A quantity as integer micro-units, rounded as the lease's cap is (one rounding on both
+    sides: 1.001 is 1,001,000 units wherever it is counted)."""
+    return round(quantity * QTY_UNITS)
 
 
 def reduction_room(lease: LeaseHeld | None, position_qty: float, in_flight_qty: float, now: float) -> float:

@@ -386,10 +386,12 @@ def check_reduction_budget(o: OrderRequest, c: EvalContext) -> Outcome:
     more than it holds. Beyond the lease: scaled to it, or blocked without one (BUDGET_UNAVAILABLE;
     the keeper asks for more at its next round)."""
     closing = min(o.quantity, c.reducible)
-    if closing <= c.reduction_room:
+    if closing <= c.reduction_room + 1e-9:
         return None
     room = c.reduction_room
-    what = f"closing {closing:g} of the {o.symbol} position needs its reduction budget: this instance holds {room:g}"
+    what = (
+        f"closing {closing:.8g} of the {o.symbol} position needs its reduction budget: this instance holds {room:.8g}"
+    )
     if room <= 0.0:
         return Denial(RC.BUDGET_UNAVAILABLE, f"{what} (asked for more: retry after the next round)")
     return Scale(RC.BUDGET_UNAVAILABLE, room, f"{what} (asked for more)")

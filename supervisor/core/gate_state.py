@@ -206,9 +206,9 @@ class GateState:
     reduce_only_mode: str | None = None
     leases: dict[tuple[str, str], LeaseHeld] = field(default_factory=dict)
     budget_refused: dict[tuple[str, str], int] = field(default_factory=dict)
-    # Per position (core.budget.reduce_key): quantity units an order wanted to close beyond this
-    # instance's reduction lease (cumulative: the keeper's demand).
-    reduce_refused: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Per position (core.budget.reduce_key): what orders wanted to close beyond this instance's
+    # reduction lease (quantity units) and until when the keeper asks for it (monotonic).
+    reduce_wanted: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
     reduce_names: dict[tuple[str, str], tuple[str, PositionKey]] = field(default_factory=dict)  # key -> position
     decided_outbox: list[tuple[str, str, str, int]] = field(default_factory=list)
 

@@ -168,6 +168,9 @@ class OperatorControls:
         self._unshared = False
         self._halt_version: int | None = None  # the shared row's version of the latest halt seen or made here
         self._writes = 0  # halts and resumes this process wrote to the shared store (a round's ticket)
+        # Halts made here not yet in the shared store, by (operator, mode): the only ones a write
+        # merges into the store's row (the local copy may hold halts resumed elsewhere since).
+        self._pending_halts: dict[tuple[str, str], dict[str, Any]] = {}
         self._clear_asked: dict[str, tuple[str, str, float]] = {}  # account -> (by, why, monotonic): two-person
 
     def share_through(self, store: SharedStore) -> None:
@@ -189,6 +192,8 @@ class OperatorControls:
             # never shared at all (made before this instance shared its state, or a new database).
             if self._shared is not None and self._halt.get("active"):
                 self._unshared = bool(self._halt.get("unshared")) or "shared_version" not in self._halt
+                if self._unshared:  # which of them were made here is not known: all are pushed
+                    self._pending_halts = {(h["by"], h["mode"]): h for h in halts_of(self._halt)}
             version = self._halt.get("shared_version")
             self._halt_version = version if type(version) is int else None
             self._overrides, self._history = self._files.load()
@@ -258,7 +263,9 @@ class OperatorControls:
             same = [h for h in halts if h["by"] == by and h["mode"] == mode]
             since = same[0]["since"] if same and same[0]["since"] else iso(self._clock.now())
             halts = [h for h in halts if not (h["by"] == by and h["mode"] == mode)]
-            halts.append({"by": by, "reason": reason, "since": since, "mode": mode})
+            made = {"by": by, "reason": reason, "since": since, "mode": mode}
+            halts.append(made)
+            self._pending_halts[(by, mode)] = made
             self._halt = halt_doc(halts)
             self._publish_halt()  # on the board before this returns: the next evaluation is blocked
             self._save_or_say(HALT_FILE, self._halt, "halted now, but the halt could not be saved")
@@ -279,11 +286,13 @@ class OperatorControls:
         """Write this instance's halt to the shared store; why not (then kept to push), or None."""
         if self._shared is None:
             return None
-        mine = halts_of(self._halt)
+        mine = list(self._pending_halts.values())
 
         def merged(held: dict[str, Any]) -> dict[str, Any]:
-            # Every other operator's halt stays; this instance's replace theirs of the same operator and mode.
-            ours = {(h["by"], h["mode"]) for h in mine}
+            # Every halt the store holds stays; the ones made here replace theirs of the same operator
+            # and mode. Only those: a halt this instance still shows may have been resumed elsewhere
+            # since its last round (found by a probe: a resumed full halt came back).
+            ours = set(self._pending_halts)
             return halt_doc([h for h in halts_of(held) if (h["by"], h["mode"]) not in ours] + mine)
 
         try:
@@ -293,6 +302,7 @@ class OperatorControls:
             log.error("operator_halt_not_shared", error=str(exc))
             return str(exc)
         self._unshared = False
+        self._pending_halts = {}
         self._halt_version = row.version
         self._writes += 1
         before = halts_of(self._halt)
@@ -336,6 +346,7 @@ class OperatorControls:
                 extra = [h for h in halts_of(self._halt) if (h["by"], h["mode"]) not in there]
                 theirs = theirs + extra
                 self._unshared = bool(extra)
+                self._pending_halts.update({(h["by"], h["mode"]): h for h in extra})
             self._halt_version = row.version
             shared = {**halt_doc(theirs), "shared_version": self._halt_version}
             if not row.active and row.by is not None:
@@ -378,6 +389,7 @@ class OperatorControls:
                 except SharedStoreError as exc:
                     raise ControlError(503, f"not resumed: the shared store did not take it ({exc})") from exc
                 self._unshared = False
+                self._pending_halts = {}
                 self._halt_version = row.version
                 self._writes += 1
             elif not lifted:

@@ -61,6 +61,8 @@ class Usage(Protocol):
     def lease(self) -> LeaseHeld | None: ...
     @property
     def cap(self) -> float | None: ...
+    @property
+    def wanted(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +101,13 @@ def plan(
         cap_units = min(to_units(cap_usd), MAX_UNITS)
         positions = min(u.positions_units, MAX_UNITS)
         reserved = min(u.reserved_units, MAX_UNITS)
-        # Twice the demand for a cap (to be ahead of the next orders); a position's reduction
-        # budget: what was wanted (closing is done once: the rest stays for the other instances).
-        ahead = 1 if key[0] == REDUCE else 2
-        slice_units = max(int(cap_units * slice_pct / 100.0), ahead * max(0, demand.get(key, 0)))
-        want = min(cap_units, reserved + slice_units)
+        if key[0] == REDUCE:
+            # A position's reduction budget: what is in flight and what orders want to close now,
+            # no slice ahead (closing is done once; an idle instance holds none of it).
+            want = min(cap_units, reserved + min(max(0, u.wanted), MAX_UNITS))
+        else:
+            slice_units = max(int(cap_units * slice_pct / 100.0), 2 * max(0, demand.get(key, 0)))
+            want = min(cap_units, reserved + slice_units)
         old = u.lease
         kept = 0
         if old is not None and key[0] == REDUCE:
@@ -193,9 +197,7 @@ class StoreKeeper:
                 for key in (("exchange", exchange), ("account", account)):
                     spent[key] = spent.get(key, 0) + units
             counts = {k: u.refused_units for k, u in usage.items()}
-            # A reduction budget seen for the first time: everything refused so far is its demand.
-            last = self._last_counts
-            demand = {k: spent.get(k, 0) + n - last.get(k, 0 if k[0] == REDUCE else n) for k, n in counts.items()}
+            demand = {k: spent.get(k, 0) + n - self._last_counts.get(k, n) for k, n in counts.items()}
             asks, meanwhile = plan(caps, usage, demand, store_cfg.lease_slice_pct)
             self._held = dict(meanwhile)
             return (asks, counts), meanwhile  # held by the gate before it decides anything else
