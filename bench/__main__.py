@@ -18,6 +18,7 @@ from bench import (
     gate_latency,
     http_api,
     journal,
+    memory,
     nautilus,
     original_design,
     prices,
@@ -241,6 +242,14 @@ def main() -> int:
         "<= +0.5 µs",
         added <= 0.5,
     )
+    # 12. memory per reservation held, and after they expire (two waves, each in a process of its own)
+    for r in memory.run((100_000,)):
+        for w in (1, 2):
+            row(
+                f"12. {int(r['n']):,} reservations held, wave {w}",
+                f"{r[f'w{w}_py_per']:.0f} B each (Python), {r[f'w{w}_rss_per']:.0f} B (RSS); after expiry "
+                f"{r[f'w{w}_py_after_kb'] / 1024:.1f} MB (Python), {r[f'w{w}_rss_after_kb'] / 1024:.0f} MB (RSS)",
+            )
     # 7. NautilusTrader, our pure core (allowed and blocked) and the optional compiled one
     blocked = gate_latency.bench_pure(args.n, blocked=True)
     row("7. our pure evaluation, allowed order", f"p50 {pct(pure, 0.5):.2f} µs, p99 {pct(pure, 0.99):.2f} µs")
