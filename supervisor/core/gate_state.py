@@ -30,6 +30,7 @@ ReservationKey = tuple[str, str]  # (account, order_id): ids are per account
 UNITS_PER_USD = 1_000_000
 _MAX_LATCHES = 1024  # repeated terms remembered as lockouts at once
 _MAX_MARKS = 10_000  # (symbol, exchange) references kept
+_SHRINK_AFTER = 4096  # reservations expired at once beyond which the tables are built again
 
 
 def to_units(usd: float) -> int:
@@ -232,6 +233,8 @@ class GateState:
                 del self.decided[old]
         self.decided[key] = now
         order_q.append((now, key))
+        if len(order_q) == 1 and len(self.decided) == 1:  # the window emptied: its table starts small again
+            self.decided = {key: now}
 
     def decided_within(self, account: str, order_id: str, now: float, window_s: float) -> bool:
         when = self.decided.get((account, order_id))
@@ -553,6 +556,12 @@ class GateState:
             if r is not None and r.expires == expires and not r.resting:
                 self.release(*key)
                 expired.append(r)
+        if len(expired) >= _SHRINK_AFTER and len(self.reservations) < len(expired) // 4:
+            # A mass expiry (outcomes stopped coming): the tables keep their size in Python until
+            # built again, so they are (the memory a burst of approvals took comes back).
+            self.reservations = dict(self.reservations)
+            self._ids = dict(self._ids)
+            self._expiry_heap = list(self._expiry_heap)
         return expired
 
     # -- order rate ----------------------------------------------------
