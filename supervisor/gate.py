@@ -649,8 +649,8 @@ class Gate:
     def _on_prices(self, snap: PriceSnapshot, received: float) -> None:
         st = self._state
         why, spikes = st.prices.apply(snap, received, self._clock.now(), self._config.prices)
-        if not why and st.holders:
-            st.revalue(snap.prices, self._clock.monotonic())  # exposure at the freshest mark
+        if not why and st.mark_qty:
+            st.revalue({key[1] for key in st.mark_qty}, self._clock.monotonic())  # exposure at the mark
         if not why and st.unpriced:
             st.reprice_recalled(st.prices, self._clock.monotonic())
         if why != self._prices_refused:
@@ -812,11 +812,11 @@ class Gate:
         for key in cap_keys(self._config):
             kind, name = key
             if kind == "exchange":
-                positions = st.exchange_gross_units.get(name, 0)
+                positions = st.exchange_units_at_mark(name, now)
                 reserved = st.reserved_units_by_exchange.get(name, 0)
             else:
                 book = st.books.get(name)
-                positions = book.gross_units if book is not None else 0
+                positions = st.book_units_at_mark(book, now) if book is not None else 0
                 reserved = st.reserved_units_by_account.get(name, 0)
             out[key] = BudgetUsage(positions, reserved, st.budget_refused.get(key, 0), st.leases.get(key))
         # The positions' reduction budgets: those closed in flight, leased, or wanted.
@@ -853,11 +853,12 @@ class Gate:
             self._apply_pending()
             self._journal_expired()  # the state API, metrics and alerts ask: expiries are journaled then too
             st = self._state
+            now = self._clock.monotonic()
             accounts = {
                 name: AccountView(
                     state=book.state,
                     received=book.received,
-                    gross_notional=book.gross_notional,
+                    gross_notional=st.book_units_at_mark(book, now) / UNITS_PER_USD,
                     open_positions=book.open_count,
                     reserved_usd=st.reserved_usd(name),
                     usable=book.usable,

@@ -682,11 +682,11 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     tightest: Scale | None = None
     ex_cfg = c.config.exchanges.get(o.exchange)
     if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
-        current = st.exchange_in_use(o.exchange)
+        current = st.exchange_in_use(o.exchange, c.now)
         tightest = _exposure(o, c, ex_cfg.max_notional_usd, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
     cap = c.account.max_notional_usd
     if cap is not None:
-        current = c.book.gross_notional + st.reserved_usd(o.account)
+        current = st.book_units_at_mark(c.book, c.now) / UNITS_PER_USD + st.reserved_usd(o.account)
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
         if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
             tightest = out
@@ -695,14 +695,14 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
         # (The pass is the common case: nothing is built for it.)
         leases, price, free, qty = st.leases, c.value_price, c.reducible, o.quantity
         if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
-            room = room_units(leases.get(("exchange", o.exchange)), st.exchange_gross_units.get(o.exchange, 0),
+            room = room_units(leases.get(("exchange", o.exchange)), st.exchange_units_at_mark(o.exchange, c.now),
                               st.reserved_units_by_exchange.get(o.exchange, 0), c.now)  # fmt: skip
             if qty > free + room / UNITS_PER_USD / price:
                 out = _budget(o, c, room, "exchange")
                 if tightest is None or out.max_quantity < tightest.max_quantity:
                     tightest = out
         if cap is not None:
-            room = room_units(leases.get(("account", o.account)), c.book.gross_units,
+            room = room_units(leases.get(("account", o.account)), st.book_units_at_mark(c.book, c.now),
                               st.reserved_units_by_account.get(o.account, 0), c.now)  # fmt: skip
             if qty > free + room / UNITS_PER_USD / price:
                 out = _budget(o, c, room, "account")

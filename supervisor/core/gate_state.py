@@ -97,25 +97,17 @@ class AccountBook:
             gross_units=sum(units.values()),
         )
 
-    def valued_at(self, prices: PriceBook, now: float) -> dict[str, int] | None:
-        """Gross micro-USD per exchange with each position valued at the higher of its snapshot
-        mark and the prices source's fresh mark for its symbol; None when nothing changes (an
-        unusable book keeps the exposure it carried)."""
+    def contributions(self) -> tuple[tuple[PositionKey, float, int], ...]:
+        """Per position of a usable book: (symbol, exchange), |quantity|, its notional at the
+        snapshot's mark (micro-USD): what the exchange's valuation at the mark starts from."""
         if not self.usable:
-            return None
-        by_exchange: dict[str, float] = {}
-        moved = False
+            return ()
+        out: dict[PositionKey, tuple[float, int]] = {}
         for p in self.state.positions:
-            mark = p.mark_price
-            ref = prices.symbols.get(p.symbol)
-            if ref is not None and now <= ref.fresh_until and ref.price > mark:
-                mark, moved = ref.price, True
-            by_exchange[p.exchange] = by_exchange.get(p.exchange, 0.0) + abs(p.quantity) * mark
-        if not moved and self.gross_units_by_exchange == {ex: to_units(g) for ex, g in by_exchange.items()}:
-            return None
-        if not all(math.isfinite(v * UNITS_PER_USD) for v in by_exchange.values()):
-            return None
-        return {ex: to_units(g) for ex, g in by_exchange.items()}
+            key = (p.symbol, p.exchange)
+            qty, units = out.get(key, (0.0, 0))
+            out[key] = (qty + abs(p.quantity), units + to_units(abs(p.quantity) * p.mark_price))
+        return tuple((key, qty, units) for key, (qty, units) in out.items() if qty > 0)
 
 
 @dataclass(slots=True)
@@ -183,7 +175,14 @@ class GateState:
     last_price: dict[PositionKey, tuple[float, float]] = field(default_factory=dict)
     # The prices source's marks per symbol ([prices]): the collar's first reference when fresh.
     prices: PriceBook = field(default_factory=PriceBook)
-    holders: dict[str, set[str]] = field(default_factory=dict)  # symbol -> accounts holding a position in it
+    # Exposure at the mark (docs/prices.md), kept per (symbol, exchange) over every usable book so
+    # that a price moves one sum, never every account: |quantity| held, its notional at the
+    # snapshots' marks (micro-USD), each book's part; per exchange what fresh marks add above the
+    # snapshots' valuation (micro-USD) and until when (monotonic: the first of those prices to age).
+    mark_qty: dict[PositionKey, float] = field(default_factory=dict)
+    mark_units: dict[PositionKey, int] = field(default_factory=dict)
+    _parts: dict[str, tuple[tuple[PositionKey, float, int], ...]] = field(default_factory=dict)
+    uplift: dict[str, tuple[int, float]] = field(default_factory=dict)
     # Reservations recalled from the journal at a start, valued at the order's own price (the
     # mark they were valued at is not recorded): valued again by the first fresh price.
     unpriced: set[ReservationKey] = field(default_factory=set)
@@ -274,11 +273,6 @@ class GateState:
         if old is not None and not state.refreshed:
             received = old.received
         book = AccountBook.from_state(state, received, old)  # first: nothing changes if it raises
-        if self.prices.symbols and book.positions:
-            valued = book.valued_at(self.prices, received)  # a fresh mark above the snapshot's counts
-            if valued is not None:
-                book.gross_units_by_exchange, book.gross_units = valued, sum(valued.values())
-                book.gross_notional = book.gross_units / UNITS_PER_USD
         if old is not None:
             for ex, units in old.gross_units_by_exchange.items():
                 self.exchange_gross_units[ex] -= units
@@ -286,7 +280,7 @@ class GateState:
         for ex, units in book.gross_units_by_exchange.items():
             totals[ex] = totals.get(ex, 0) + units
         self.books[state.account] = book
-        self._hold(state.account, old, book)
+        self._take_part(state.account, book.contributions(), received)
         if state.refreshed and state.problem is None and book.marks:
             # Only a usable snapshot's marks: an unusable one is re-sent with the last known positions
             # (a fill may have opened one at the client's price), which are no market price.
@@ -305,42 +299,69 @@ class GateState:
                 self.last_price = {k: v for k, v in self.last_price.items() if k in self.marks}
                 self._bands = {}
 
-    def _hold(self, account: str, old: AccountBook | None, book: AccountBook) -> None:
-        """Keep `holders` (which accounts a price moves) in step with the account's positions."""
-        before = {k[0] for k in old.positions} if old is not None else set()
-        after = {k[0] for k in book.positions}
-        for symbol in before - after:
-            held = self.holders.get(symbol)
-            if held is not None:
-                held.discard(account)
-                if not held:
-                    del self.holders[symbol]
-        for symbol in after - before:
-            self.holders.setdefault(symbol, set()).add(account)
+    def _take_part(self, account: str, parts: tuple[tuple[PositionKey, float, int], ...], now: float) -> None:
+        """The account's positions in the per-(symbol, exchange) sums, in place of its last."""
+        before = self._parts.pop(account, ())
+        qty, units = self.mark_qty, self.mark_units
+        for key, q, u in before:
+            left = qty.get(key, 0.0) - q
+            if left > 1e-12:
+                qty[key], units[key] = left, units[key] - u
+            else:
+                qty.pop(key, None)
+                units.pop(key, None)
+        for key, q, u in parts:
+            qty[key] = qty.get(key, 0.0) + q
+            units[key] = units.get(key, 0) + u
+        if parts:
+            self._parts[account] = parts
+        if self.prices.symbols and (before or parts):
+            self.revalue({key[1] for key, _, _ in (*before, *parts)}, now)
 
-    def revalue(self, symbols: Iterable[str], now: float) -> int:
-        """Exposure at the mark: the books holding `symbols` valued again with the prices
-        source's fresh marks (a position is never valued below its snapshot's mark). Returns
-        how many books changed. Runs when prices arrive, never per decision."""
-        accounts: set[str] = set()
-        for symbol in symbols:
-            accounts |= self.holders.get(symbol, set())
-        changed = 0
-        totals = self.exchange_gross_units
-        for account in accounts:
-            book = self.books[account]
-            units = book.valued_at(self.prices, now)
-            if units is None or units == book.gross_units_by_exchange:
+    def revalue(self, exchanges: Iterable[str], now: float) -> None:
+        """What the prices source's fresh marks add, per exchange, to its positions' valuation at
+        the snapshots' marks (never less: a symbol whose mark fell counts at the snapshots').
+        Runs when prices or positions change: one sum per (symbol, exchange), not per account."""
+        wanted = set(exchanges)
+        found: dict[str, tuple[int, float]] = dict.fromkeys(wanted, (0, math.inf))
+        symbols = self.prices.symbols
+        for key, q in self.mark_qty.items():
+            if key[1] not in wanted:
                 continue
-            for ex, n in book.gross_units_by_exchange.items():
-                totals[ex] -= n
-            for ex, n in units.items():
-                totals[ex] = totals.get(ex, 0) + n
-            book.gross_units_by_exchange = units
-            book.gross_units = sum(units.values())
-            book.gross_notional = book.gross_units / UNITS_PER_USD
-            changed += 1
-        return changed
+            ref = symbols.get(key[0])
+            if ref is None or now > ref.fresh_until:
+                continue
+            extra = to_units(q * ref.price) - self.mark_units[key]
+            if extra > 0:
+                total, until = found[key[1]]
+                found[key[1]] = (total + extra, min(until, ref.fresh_until))
+        for ex, (total, until) in found.items():
+            if total:
+                self.uplift[ex] = (total, until)
+            else:
+                self.uplift.pop(ex, None)
+
+    def exchange_units_at_mark(self, exchange: str, now: float) -> int:
+        """The exchange's gross notional of positions (micro-USD), valued at the fresh marks where
+        they are higher than the snapshots' (until the first of those prices ages out)."""
+        base = self.exchange_gross_units.get(exchange, 0)
+        up = self.uplift.get(exchange) if self.uplift else None
+        return base + up[0] if up is not None and now <= up[1] else base
+
+    def book_units_at_mark(self, book: AccountBook, now: float) -> int:
+        """One account's gross notional (micro-USD), each position at the higher of its snapshot's
+        mark and the fresh mark of its symbol. A few lookups, for the account asked about only."""
+        symbols = self.prices.symbols
+        if not symbols:
+            return book.gross_units
+        units = book.gross_units
+        for key, q, u in self._parts.get(book.state.account, ()):
+            ref = symbols.get(key[0])
+            if ref is not None and now <= ref.fresh_until:
+                at = to_units(q * ref.price)
+                if at > u:
+                    units += at - u
+        return units
 
     def mark_band(self, key: PositionKey, now: float, max_age_s: float) -> tuple[float, float] | None:
         """(lowest, highest) of the marks accounts' snapshots gave for `key` within
@@ -392,11 +413,11 @@ class GateState:
         self.last_price[key] = (price, now)
         return True
 
-    def exchange_in_use(self, exchange: str) -> float:
-        """Gross notional of every account's positions on `exchange` plus the
-        notional reserved there by orders in flight, in USD."""
-        units = self.exchange_gross_units.get(exchange, 0) + self.reserved_units_by_exchange.get(exchange, 0)
-        return units / UNITS_PER_USD
+    def exchange_in_use(self, exchange: str, now: float = -math.inf) -> float:
+        """Gross notional of every account's positions on `exchange` (at the fresh marks where
+        higher, as of `now`) plus the notional reserved there by orders in flight, in USD."""
+        held = self.exchange_units_at_mark(exchange, now)
+        return (held + self.reserved_units_by_exchange.get(exchange, 0)) / UNITS_PER_USD
 
     def reserved_usd(self, account: str) -> float:
         return self.reserved_units_by_account.get(account, 0) / UNITS_PER_USD

@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supervisor.clock import FakeClock
+from supervisor.core.gate_state import UNITS_PER_USD as USD
+from supervisor.core.gate_state import GateState
 from supervisor.core.messages import Position, PriceSnapshot
 from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import account_state, decide, fresh_state, make_config, order
@@ -178,24 +180,56 @@ CAPPED = make_config(
 def test_open_exposure_is_valued_at_the_fresh_mark_between_snapshots():
     clock = FakeClock()
     state = fresh_state(clock, account_state(equity=RICH, positions=(Position("SOLUSDT", "binance", 10.0, 100.0),)))
-    assert state.books["main"].gross_notional == 1_000.0
+    book = state.books["main"]
+    assert state.book_units_at_mark(book, clock.monotonic()) == 1_000 * USD
     r = decide(order(price=105.0, quantity=4.0, order_id="before"), state, CAPPED, clock)
     assert r.decision == "allow", r.reason  # valued at the snapshot's 100: 1,000 + 420 < 2,000
     state.prices.apply(snap(clock, 150.0), clock.monotonic(), clock.now(), CAPPED.prices)
-    assert state.revalue(["SOLUSDT"], clock.monotonic()) == 1
-    assert state.books["main"].gross_notional == 1_500.0
-    assert state.exchange_gross_units["binance"] == 1_500 * 1_000_000
+    state.revalue(["binance"], clock.monotonic())
+    now = clock.monotonic()
+    assert state.book_units_at_mark(book, now) == 1_500 * USD
+    assert state.exchange_units_at_mark("binance", now) == 1_500 * USD
     # 4 more at a limit of 140 (a buy below the market) add 4 x 150 at the mark: beyond the cap.
     r = decide(order(price=140.0, quantity=4.0), state, CAPPED, clock)
     assert r.decision == "scale_down" and r.reason_code is RC.ACCOUNT_EXPOSURE_LIMIT, r.reason
     assert r.adjusted_quantity == 3.3  # (2,000 - 1,500) / 150, to the lot
     # A new snapshot with the old mark does not hide the market's: the higher of the two counts.
-    state.put_account(account_state(equity=RICH, positions=(Position("SOLUSDT", "binance", 10.0, 100.0),)), 0.0)
-    assert state.books["main"].gross_notional == 1_500.0
-    # The mark goes stale: exposure falls back to the snapshot's mark at the next revaluation.
+    state.put_account(account_state(equity=RICH, positions=(Position("SOLUSDT", "binance", 10.0, 100.0),)), now)
+    book = state.books["main"]
+    assert state.book_units_at_mark(book, now) == 1_500 * USD
+    assert state.exchange_units_at_mark("binance", now) == 1_500 * USD
+    # A mark below the snapshot's never lowers it.
+    clock.advance(1.0)
+    state.prices.apply(snap(clock, 90.0), clock.monotonic(), clock.now(), CAPPED.prices)
+    state.revalue(["binance"], clock.monotonic())
+    assert state.exchange_units_at_mark("binance", clock.monotonic()) == 1_000 * USD
+    # The mark goes stale: exposure falls back to the snapshot's mark.
+    state.prices.apply(snap(clock, 150.0), clock.monotonic(), clock.now(), CAPPED.prices)
+    state.revalue(["binance"], clock.monotonic())
     clock.advance(CAPPED.prices.max_age_s + 1)
-    state.revalue(["SOLUSDT"], clock.monotonic())
-    assert state.books["main"].gross_notional == 1_000.0
+    now = clock.monotonic()
+    assert state.book_units_at_mark(state.books["main"], now) == 1_000 * USD
+    assert state.exchange_units_at_mark("binance", now) == 1_000 * USD
+
+
+def test_valuation_at_the_mark_is_one_sum_per_symbol_not_one_per_account():
+    """10,000 accounts hold the symbol: a price moves their exchange's valuation at once and the
+    one account asked about, not every book (a first version revalued all: 40 ms per price)."""
+    clock = FakeClock()
+    state = GateState()
+    for i in range(1_000):
+        held = (Position("SOLUSDT", "binance", 1.0, 100.0), Position("BTCUSDT", "bybit", -0.1, 60_000.0))
+        state.put_account(account_state(f"a{i}", equity=RICH, positions=held), clock.monotonic())
+    prices = PriceSnapshot(clock.now(), {"SOLUSDT": 110.0, "BTCUSDT": 66_000.0})
+    state.prices.apply(prices, clock.monotonic(), clock.now(), CFG.prices)
+    state.revalue(["binance", "bybit"], clock.monotonic())
+    now = clock.monotonic()
+    assert state.exchange_units_at_mark("binance", now) == 110_000 * USD
+    assert state.exchange_units_at_mark("bybit", now) == 6_600_000 * USD
+    assert state.book_units_at_mark(state.books["a7"], now) == (110 + 6_600) * USD
+    state.put_account(account_state("a7", equity=RICH), now)  # a7 closes everything
+    assert state.exchange_units_at_mark("binance", now) == 109_890 * USD
+    assert state.exchange_units_at_mark("bybit", now) == 6_593_400 * USD
 
 
 def test_a_market_orders_notional_uses_the_mark_not_the_callers_price():
