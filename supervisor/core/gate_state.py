@@ -55,6 +55,9 @@ class AccountBook:
     usable: bool  # every number finite, marks > 0: otherwise the account fails closed
     marks: dict[PositionKey, float] = field(default_factory=dict)  # the snapshot's mark per position (the collar)
     gross_units: int = 0  # the sum of gross_units_by_exchange (an account cap's positions)
+    # Its valuation at the fresh marks, kept until prices change or one of them ages out:
+    # (PriceBook.version it was made from, units, valid until (monotonic)).
+    at_mark: tuple[int, int, float] = (-1, 0, -math.inf)
 
     @classmethod
     def from_state(cls, state: AccountState, received: float, previous: AccountBook | None = None) -> AccountBook:
@@ -351,16 +354,21 @@ class GateState:
     def book_units_at_mark(self, book: AccountBook, now: float) -> int:
         """One account's gross notional (micro-USD), each position at the higher of its snapshot's
         mark and the fresh mark of its symbol. A few lookups, for the account asked about only."""
-        symbols = self.prices.symbols
-        if not symbols:
+        prices = self.prices
+        if not prices.symbols:
             return book.gross_units
-        units = book.gross_units
+        version, units, until = book.at_mark
+        if version == prices.version and now <= until:
+            return units
+        units, until = book.gross_units, math.inf
         for key, q, u in self._parts.get(book.state.account, ()):
-            ref = symbols.get(key[0])
+            ref = prices.symbols.get(key[0])
             if ref is not None and now <= ref.fresh_until:
                 at = to_units(q * ref.price)
                 if at > u:
                     units += at - u
+                    until = min(until, ref.fresh_until)
+        book.at_mark = (prices.version, units, until)
         return units
 
     def mark_band(self, key: PositionKey, now: float, max_age_s: float) -> tuple[float, float] | None:

@@ -67,6 +67,7 @@ class Spike:
 class PriceBook:
     symbols: dict[str, SymbolPrice] = field(default_factory=dict)
     accepted_at: float = -math.inf  # monotonic: the last snapshot that priced a symbol
+    version: int = 0  # +1 whenever a price is taken or dropped (what a valuation was made from)
     refused: str = ""  # why the last snapshot priced nothing ("" when it priced something)
 
     def reconfigure(self, cfg: PricesConfig) -> None:
@@ -74,6 +75,7 @@ class PriceBook:
         for held in self.symbols.values():
             if held.fresh_until != -math.inf:
                 held.fresh_until = held.priced_at + cfg.max_age_s
+        self.version += 1
 
     def apply(self, snap: PriceSnapshot, received: float, wall: datetime, cfg: PricesConfig) -> tuple[str, list[Spike]]:
         """Take up a snapshot sent at `received` (monotonic); `wall` is the time now. Returns
@@ -93,6 +95,7 @@ class PriceBook:
             held = self.symbols.get(symbol)
             if held is not None:
                 held.fresh_until = -math.inf  # the source priced it unusably: no longer a reference
+        self.version += 1
         if taken:
             self.accepted_at, self.refused = received, ""
         elif refusals:
