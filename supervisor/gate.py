@@ -649,8 +649,8 @@ class Gate:
     def _on_prices(self, snap: PriceSnapshot, received: float) -> None:
         st = self._state
         why, spikes = st.prices.apply(snap, received, self._clock.now(), self._config.prices)
-        if not why and st.mark_qty:
-            st.revalue({key[1] for key in st.mark_qty}, self._clock.monotonic())  # exposure at the mark
+        if st.mark_qty:  # a price taken, or only dropped: the exchanges' valuation at the mark again
+            st.revalue({key[1] for key in st.mark_qty} | set(st.uplift), self._clock.monotonic())
         if not why and st.unpriced:
             st.reprice_recalled(st.prices, self._clock.monotonic())
         if why != self._prices_refused:
@@ -740,8 +740,10 @@ class Gate:
         if msg.config is old:
             return
         self._config = msg.config
-        if self._state.prices.symbols:
-            self._state.prices.reconfigure(msg.config.prices)  # a lowered max_age_s ages the prices held
+        st = self._state
+        if st.prices.symbols:
+            st.prices.reconfigure(msg.config.prices)  # a changed max_age_s ages the prices held anew
+            st.revalue({key[1] for key in st.mark_qty} | set(st.uplift), self._clock.monotonic())
         if msg.config.store.shared and self._state.leases:
             # A cap may have changed: no lease is spent until the next round grants one against it.
             self._state.leases = {}

@@ -186,6 +186,7 @@ class GateState:
     mark_units: dict[PositionKey, int] = field(default_factory=dict)
     _parts: dict[str, tuple[tuple[PositionKey, float, int], ...]] = field(default_factory=dict)
     uplift: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _uplift_parts: dict[str, dict[str, tuple[int, float]]] = field(default_factory=dict)  # exchange -> symbol -> ...
     # Reservations recalled from the journal at a start, valued at the order's own price (the
     # mark they were valued at is not recorded): valued again by the first fresh price.
     unpriced: set[ReservationKey] = field(default_factory=set)
@@ -273,6 +274,7 @@ class GateState:
         """The account's new state. Its snapshot's marks become collar references for the
         `symbols` given (the configured ones: no order names another), for all if None."""
         old = self.books.get(state.account)
+        arrived = received  # now: a fill-moved state keeps its snapshot's age, not its time
         if old is not None and not state.refreshed:
             received = old.received
         book = AccountBook.from_state(state, received, old)  # first: nothing changes if it raises
@@ -283,7 +285,7 @@ class GateState:
         for ex, units in book.gross_units_by_exchange.items():
             totals[ex] = totals.get(ex, 0) + units
         self.books[state.account] = book
-        self._take_part(state.account, book.contributions(), received)
+        self._take_part(state.account, book.contributions(), arrived)
         if state.refreshed and state.problem is None and book.marks:
             # Only a usable snapshot's marks: an unusable one is re-sent with the last known positions
             # (a fill may have opened one at the client's price), which are no market price.
@@ -323,10 +325,11 @@ class GateState:
 
     def revalue(self, exchanges: Iterable[str], now: float) -> None:
         """What the prices source's fresh marks add, per exchange, to its positions' valuation at
-        the snapshots' marks (never less: a symbol whose mark fell counts at the snapshots').
-        Runs when prices or positions change: one sum per (symbol, exchange), not per account."""
+        the snapshots' marks (per symbol never less: a symbol whose mark fell counts at the
+        snapshots'), each symbol's part valid while its price is fresh. Runs when prices or
+        positions change: one sum per (symbol, exchange), not per account."""
         wanted = set(exchanges)
-        found: dict[str, tuple[int, float]] = dict.fromkeys(wanted, (0, math.inf))
+        parts: dict[str, dict[str, tuple[int, float]]] = {ex: {} for ex in wanted}
         symbols = self.prices.symbols
         for key, q in self.mark_qty.items():
             if key[1] not in wanted:
@@ -336,12 +339,13 @@ class GateState:
                 continue
             extra = to_units(q * ref.price) - self.mark_units[key]
             if extra > 0:
-                total, until = found[key[1]]
-                found[key[1]] = (total + extra, min(until, ref.fresh_until))
-        for ex, (total, until) in found.items():
-            if total:
-                self.uplift[ex] = (total, until)
+                parts[key[1]][key[0]] = (extra, ref.fresh_until)
+        for ex, found in parts.items():
+            if found:
+                self._uplift_parts[ex] = found
+                self.uplift[ex] = _uplift_total(found, now)
             else:
+                self._uplift_parts.pop(ex, None)
                 self.uplift.pop(ex, None)
 
     def exchange_units_at_mark(self, exchange: str, now: float) -> int:
@@ -349,7 +353,11 @@ class GateState:
         they are higher than the snapshots' (until the first of those prices ages out)."""
         base = self.exchange_gross_units.get(exchange, 0)
         up = self.uplift.get(exchange) if self.uplift else None
-        return base + up[0] if up is not None and now <= up[1] else base
+        if up is None:
+            return base
+        if now > up[1]:  # one symbol's price aged: the others' parts still count (kept again)
+            up = self.uplift[exchange] = _uplift_total(self._uplift_parts.get(exchange, {}), now)
+        return base + up[0]
 
     def book_units_at_mark(self, book: AccountBook, now: float) -> int:
         """One account's gross notional (micro-USD), each position at the higher of its snapshot's
@@ -611,6 +619,16 @@ class GateState:
 
     def record_approval(self, account: str, now: float, window_s: float = 1.0) -> None:
         _append_pruned(self.approvals, account, now, now - window_s)
+
+
+def _uplift_total(parts: dict[str, tuple[int, float]], now: float) -> tuple[int, float]:
+    """The sum of the symbols' parts still fresh at `now`, valid until the first of them ages."""
+    total, until = 0, math.inf
+    for units, valid in parts.values():
+        if now <= valid:
+            total += units
+            until = min(until, valid)
+    return total, until
 
 
 def _units_within(usd: float, held: int) -> int:
