@@ -39,6 +39,7 @@ from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.gate_state import GateState, Reservation
 from supervisor.core.messages import OrderRequest
+from supervisor.core.prices import SymbolPrice
 from supervisor.journal.store import (
     JOURNAL_NAME,
     JournalReader,
@@ -180,4 +181,32 @@ def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
         if expires > now:
             book(a, expires, rests=False)
     skipped = len(resting) + len(recent) - len(resting_ok) - len(recent_ok)
+    if config.prices.enabled:
+        _recall_pauses(st, path, config, now, now_wall)
     return st, Recalled(len(recent_ok), len(resting_ok), skipped)
+
+
+def _recall_pauses(st: GateState, path: Path, config: Config, now: float, now_wall: datetime) -> None:
+    """Price spike pauses journaled and not over yet hold after a restart too (the window of
+    marks that showed the spike is gone with the process: without this a restart would lift
+    the pause). The symbol is unpriced until its first price (PRICE_REFERENCE_STALE)."""
+    since = now_wall - timedelta(seconds=config.prices.spike_pause_s + 1.0)
+    none: list[Any] = []
+    rows = read_journal(path, lambda r: r.pauses_since(to_us(since)), none)
+    for row in rows:
+        try:
+            detail = json.loads(row["detail"])
+            symbol, why = detail.get("symbol"), detail.get("reason")
+            until = datetime.fromisoformat(str(detail.get("until")))
+            after = float(detail.get("after"))
+        except (TypeError, ValueError, AttributeError, RecursionError):
+            continue
+        if symbol not in config.symbols or not isinstance(why, str) or until.tzinfo is None:
+            continue
+        left = (until - now_wall).total_seconds()
+        if not 0 < left <= config.prices.spike_pause_s + 1.0 or not math.isfinite(after) or after <= 0:
+            continue
+        held = st.prices.symbols.get(symbol)
+        if held is None:
+            held = st.prices.symbols[symbol] = SymbolPrice(after, -math.inf, after, after, from_us(row["ts_us"]))
+        held.paused_until, held.pause_why = max(held.paused_until, now + left), why[:500]

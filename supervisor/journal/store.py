@@ -216,6 +216,16 @@ class JournalReader:
             )
         )
 
+    def pauses_since(self, since_us: int) -> list[sqlite3.Row]:
+        """`price_spike_pause` events at or after `since_us`, oldest first (at most 10,000)."""
+        return list(
+            self._db.execute(
+                "SELECT ts_us, detail FROM events WHERE kind = 'price_spike_pause' AND ts_us >= ?"
+                " ORDER BY ts_us, seq LIMIT 10000",
+                (since_us,),
+            )
+        )
+
     def approval_of(self, account: str, order_id: str) -> dict[str, Any] | None:
         """The latest approved decision on this account's order id, or None."""
         row = self._db.execute(

@@ -157,3 +157,29 @@ def test_exposure_follows_the_mark_between_snapshots(sup, sim, clock):
     sim.set_prices({"SOLUSDT": 160.0})  # +6.7 %: no spike; the account's next snapshot is 5 s away
     advance(sup, clock, 1.0)
     assert sup.state()["accounts"]["main"]["gross_exposure_usd"] == 320.0
+
+
+def test_a_spike_pause_holds_across_a_restart(clock, tmp_path):
+    """The window that showed the spike goes with the process: the journaled pause is recalled."""
+    from supervisor.core.messages import PriceSnapshot
+    from tests.helpers import feed, make_config
+
+    cfg = make_config(prices={"url": "http://127.0.0.1:9", "spike_pause_s": 120.0}, state={"dir": str(tmp_path)})
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        feed(sup)
+        sup.report_prices(PriceSnapshot(clock.now(), {"SOLUSDT": 100.0}))
+        clock.advance(1.0)
+        sup.report_prices(PriceSnapshot(clock.now(), {"SOLUSDT": 116.0}))
+        assert sup.evaluate(order(price=116.0, quantity=0.1)).reason_code is RC.PRICE_SPIKE_PAUSE
+        sup.flush_journal()
+    clock.advance(5.0)
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:  # restarted 5 s later
+        feed(sup)
+        sup.report_prices(PriceSnapshot(clock.now(), {"SOLUSDT": 116.0}))
+        r = sup.evaluate(order(price=116.0, quantity=0.1, order_id="after-restart"))
+        assert r.reason_code is RC.PRICE_SPIKE_PAUSE, r.reason
+        clock.advance(120.0)
+        feed(sup)
+        sup.report_prices(PriceSnapshot(clock.now(), {"SOLUSDT": 116.0}))
+        r = sup.evaluate(order(price=116.0, quantity=0.1, order_id="after-pause"))
+        assert r.decision == "allow", r.reason
