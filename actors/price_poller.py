@@ -10,6 +10,9 @@ symbol is unpriced, the others trade. Each cause is logged once per outage.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import httpx
 
 from actors.base import PolledSourceActor
@@ -46,6 +49,7 @@ class PricePollerActor(PolledSourceActor):
         self._where = f"{self._config.url}/prices" if tickers is None else f"ccxt:{self._config.exchange}"
         self._failures = FailureLog("riskgate.prices", "prices", self.event)
         self._dropped: tuple[str, ...] = ()
+        self._fetching: threading.Thread | None = None  # an exchange call past its deadline, still running
 
     def open_resources(self) -> None:
         if self._tickers is None:
@@ -56,7 +60,7 @@ class PricePollerActor(PolledSourceActor):
         cfg = self._config
         try:
             if self._tickers is not None:
-                data = self._tickers.fetch(self._clock.now())
+                data = self._bounded_fetch(self._tickers, cfg.timeout_s)
             elif self._client is None:
                 return None  # only between a stop and a late poll
             else:
@@ -78,6 +82,34 @@ class PricePollerActor(PolledSourceActor):
             self._dropped = snap.dropped
         self._gate.tell(snap)
         return snap
+
+    def _bounded_fetch(self, tickers: ExchangeTickers, timeout_s: float) -> Any:
+        """ccxt's own timeout is per request and a hung call holds whoever made it: the call runs
+        on a thread of its own, waited for `timeout_s` (a call still under way is never doubled)."""
+        if self._fetching is not None and self._fetching.is_alive():
+            raise ExchangeError("the exchange has not answered the last poll yet")
+        box: dict[str, Any] = {}
+        now = self._clock.now()
+
+        def call() -> None:
+            try:
+                box["data"] = tickers.fetch(now)
+            except Exception as exc:  # noqa: BLE001 - handed to the poll: ExchangeError or anything, said
+                box["error"] = exc
+
+        thread = threading.Thread(target=call, name="price-poller-fetch", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        if thread.is_alive():
+            self._fetching = thread
+            raise ExchangeError(f"no answer within prices.timeout_s={timeout_s:g}")
+        self._fetching = None
+        error = box.get("error")
+        if isinstance(error, ExchangeError):
+            raise error
+        if error is not None:
+            raise ExchangeError(f"{type(error).__name__}: {str(error)[:200]}")
+        return box.get("data")
 
     def on_message(self, message: object) -> object:
         if isinstance(message, ConfigChanged):  # a reload: its symbols and bounds from the next poll

@@ -196,6 +196,7 @@ class Gate:
         self._older_signal_logged = False
         self._prices_refused = ""  # why the last price snapshot was not taken up ("" when it was)
         self._unreferenced = False  # the last decision passed the collar with no reference price
+        self._marks_journaled: dict[str, tuple[float, float]] = {}  # symbol -> (price, monotonic) journaled
         # State and reports: one the gate cannot apply is refused (journaled), never a crash.
         self._appliers: dict[type, Callable[[Any, float], None]] = {
             RiskSignal: self._on_signal,
@@ -657,6 +658,8 @@ class Gate:
             if why:
                 log.warning("prices_refused", why=why)
             self._prices_refused = why
+        if not why:
+            self._journal_marks(st, snap, received)
         for spike in spikes:
             until = self._clock.now() + timedelta(seconds=spike.until - self._clock.monotonic())
             self._journal.event(
@@ -666,6 +669,22 @@ class Gate:
             log.warning("price_spike_pause", symbol=spike.symbol, move_pct=round(spike.move_pct, 2), reason=spike.why)
             if self._counters is not None:
                 self._counters.price_pauses[spike.symbol] = self._counters.price_pauses.get(spike.symbol, 0) + 1
+
+    def _journal_marks(self, st: GateState, snap: PriceSnapshot, received: float) -> None:
+        """Each symbol's mark into the journal when it moved by half of spike_pct since the last
+        one journaled, or a minute passed: a restart measures its first price from it (a move
+        across a restart pauses as one across an outage does)."""
+        pct = self._config.prices.spike_pct or 10.0
+        marks = self._marks_journaled
+        for symbol, price in snap.prices.items():
+            held = st.prices.symbols.get(symbol)
+            if held is None or held.price != price:
+                continue  # not taken (stamped ahead, lagging)
+            last = marks.get(symbol)
+            if last is not None and received - last[1] < 60.0 and abs(price / last[0] - 1.0) * 100.0 < pct / 2:
+                continue
+            marks[symbol] = (price, received)
+            self._journal.event(self._clock.now(), "price_mark", "prices", None, symbol=symbol, price=price)
 
     def _on_account(self, state: AccountState, received: float) -> None:
         self._state.put_account(state, received, self._config.symbols)

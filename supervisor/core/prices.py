@@ -48,6 +48,7 @@ class SymbolPrice:
     marks: deque[Mark] = field(default_factory=deque)  # the period's marks, oldest first
     paused_until: float = -math.inf  # monotonic: opening orders block until then (PRICE_SPIKE_PAUSE)
     pause_why: str = ""
+    paused_at: float = -math.inf  # monotonic: when the pause in force began
     priced_at: float = -math.inf  # monotonic: when the source priced it (its stamp, in this clock)
 
 
@@ -71,10 +72,16 @@ class PriceBook:
     refused: str = ""  # why the last snapshot priced nothing ("" when it priced something)
 
     def reconfigure(self, cfg: PricesConfig) -> None:
-        """A reloaded max_age_s counts for the prices held too (a dropped one stays dropped)."""
+        """A reloaded max_age_s counts for the prices held too (a dropped one stays dropped), a
+        reloaded spike_pause_s for the pauses in force."""
         for held in self.symbols.values():
             if held.fresh_until != -math.inf:
                 held.fresh_until = held.priced_at + cfg.max_age_s
+            if held.paused_until != -math.inf:
+                # The spike watch as reloaded: off (spike_pause_s = 0) lifts a pause, a new length
+                # counts from when it began.
+                off = cfg.spike_pct is None or cfg.spike_pause_s <= 0
+                held.paused_until = -math.inf if off else held.paused_at + cfg.spike_pause_s
         self.version += 1
 
     def apply(self, snap: PriceSnapshot, received: float, wall: datetime, cfg: PricesConfig) -> tuple[str, list[Spike]]:
@@ -137,6 +144,7 @@ class PriceBook:
             if spike is not None:
                 if received >= held.paused_until:  # a new pause (a spike within one extends it)
                     spikes.append(spike)
+                    held.paused_at = received
                 held.paused_until, held.pause_why = spike.until, spike.why
                 lows.clear()  # the market goes on from its new level: the window starts again
                 highs.clear()

@@ -182,8 +182,33 @@ def recall_state(config: Config, clock: Clock) -> tuple[GateState, Recalled]:
             book(a, expires, rests=False)
     skipped = len(resting) + len(recent) - len(resting_ok) - len(recent_ok)
     if config.prices.enabled:
+        _recall_marks(st, path, config, now, now_wall)
         _recall_pauses(st, path, config, now, now_wall)
     return st, Recalled(len(recent_ok), len(resting_ok), skipped)
+
+
+_MARKS_LOOKBACK = timedelta(days=1)
+
+
+def _recall_marks(st: GateState, path: Path, config: Config, now: float, now_wall: datetime) -> None:
+    """The last mark journaled of each symbol (within a day), as the last price seen: the first
+    price after a restart is measured from it, as a move across an outage is. Unpriced until
+    then (PRICE_REFERENCE_STALE): a recalled mark is no reference."""
+    none: list[Any] = []
+    rows = read_journal(path, lambda r: r.marks_since(to_us(now_wall - _MARKS_LOOKBACK)), none)
+    for row in rows:  # newest first: the first of each symbol wins
+        try:
+            detail = json.loads(row["detail"])
+            symbol, price = detail.get("symbol"), float(detail.get("price"))
+        except (TypeError, ValueError, AttributeError, RecursionError):
+            continue
+        if symbol not in config.symbols or symbol in st.prices.symbols or not math.isfinite(price) or price <= 0:
+            continue
+        seen = from_us(row["ts_us"])
+        at = now - max(0.0, (now_wall - seen).total_seconds())
+        held = st.prices.symbols[symbol] = SymbolPrice(price, -math.inf, price, price, seen)
+        for marks in (held.lows, held.highs, held.marks):
+            marks.append((at, price))
 
 
 def _recall_pauses(st: GateState, path: Path, config: Config, now: float, now_wall: datetime) -> None:
@@ -210,3 +235,4 @@ def _recall_pauses(st: GateState, path: Path, config: Config, now: float, now_wa
         if held is None:
             held = st.prices.symbols[symbol] = SymbolPrice(after, -math.inf, after, after, from_us(row["ts_us"]))
         held.paused_until, held.pause_why = max(held.paused_until, now + left), why[:500]
+        held.paused_at = held.paused_until - config.prices.spike_pause_s

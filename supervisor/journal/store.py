@@ -226,6 +226,16 @@ class JournalReader:
             )
         )
 
+    def marks_since(self, since_us: int) -> list[sqlite3.Row]:
+        """The latest `price_mark` event of each symbol at or after `since_us` (at most 10,000)."""
+        return list(
+            self._db.execute(
+                "SELECT ts_us, detail FROM events WHERE kind = 'price_mark' AND ts_us >= ?"
+                " ORDER BY ts_us DESC, seq DESC LIMIT 100000",
+                (since_us,),
+            )
+        )
+
     def approval_of(self, account: str, order_id: str) -> dict[str, Any] | None:
         """The latest approved decision on this account's order id, or None."""
         row = self._db.execute(

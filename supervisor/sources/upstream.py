@@ -235,8 +235,10 @@ def parse_prices(
     "timestamp": ISO 8601}` (its own time). The answer's timestamp is required (a price
     without a time cannot be aged); a price that is not a plain finite number in (0,
     max_plausible_usd], or whose own time is unreadable, is dropped, its symbol named in
-    `dropped` (then not priced: never a price guessed). Only `symbols` (the configured
-    ones) are kept when given; a symbol key that is not a short name is ignored."""
+    `dropped` (then not priced: never a price guessed). Keys are read as orders read symbols
+    (BTC/USDT is BTCUSDT); a dated future's or an option's key is ignored, and two keys for one
+    symbol leave it unpriced. Only `symbols` (the configured ones) are kept when given; a symbol
+    key that is not a short name is ignored."""
     d = _mapping(data, "prices answer")
     timestamp = parse_timestamp(d.get("timestamp"))
     raw = d.get("prices")
@@ -247,11 +249,22 @@ def parse_prices(
     prices: dict[str, float] = {}
     stamps: dict[str, datetime] = {}
     dropped: list[str] = []
+    named: dict[str, int] = {}
     for raw_key, value in raw.items():
         if type(raw_key) is not str or not 0 < len(raw_key) <= MAX_NAME_LENGTH:
             continue
-        key = raw_key.split(":", 1)[0].replace("/", "")  # BTC/USDT, BTC/USDT:USDT: BTCUSDT, as in orders
+        market, _, settle = raw_key.partition(":")
+        if "-" in settle:
+            continue  # a dated future or an option (BTC/USDT:USDT-250328-60000-C): never the market's price
+        key = market.replace("/", "")  # BTC/USDT, BTC/USDT:USDT: BTCUSDT, as in orders
         if symbols is not None and key not in symbols:
+            continue
+        named[key] = named.get(key, 0) + 1
+        if named[key] > 1:  # two prices for one symbol: which is the market's is not known
+            prices.pop(key, None)
+            stamps.pop(key, None)
+            if key not in dropped:
+                dropped.append(key)
             continue
         stamp, given = None, value
         if isinstance(value, Mapping):
