@@ -117,7 +117,7 @@ class PricePollerActor(PolledSourceActor):
             self._config = config.prices  # its url and timing are restart-only: the same as before
             self._symbols = frozenset(config.symbols)
             if self._tickers is not None:
-                self._tickers.reconfigure(config.prices.symbols or config.symbols, config.prices.max_age_s)
+                self._tickers.reconfigure(config.priced_symbols, config.prices.max_age_s)
         return None
 
     def failure_cause(self) -> str | None:

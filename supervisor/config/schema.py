@@ -348,3 +348,8 @@ class Config:
     # Where the config came from, and the SHA-256 of its bytes (journaled at start).
     origin: str = "<in memory>"
     digest: str = ""
+
+    @property
+    def priced_symbols(self) -> frozenset[str]:
+        """The symbols the prices source covers: prices.symbols, else every configured symbol."""
+        return self.prices.symbols or frozenset(self.symbols)

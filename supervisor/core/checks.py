@@ -482,8 +482,7 @@ def check_price_collar(o: OrderRequest, c: EvalContext) -> Outcome:
                 f"no fresh price for {o.symbol}: the last, {ref.price:g}, is {age.total_seconds():.1f}s old"
                 f" (prices.max_age_s={c.config.prices.max_age_s:g}) or was dropped",
             )
-        source = c.config.prices
-        if source.enabled and (not source.symbols or o.symbol in source.symbols):
+        if c.config.prices.enabled and o.symbol in c.config.priced_symbols:
             return Denial(RC.PRICE_REFERENCE_STALE, f"no price for {o.symbol} from the prices source yet")
     pct = collar_pct(sym, c.config)
     band = _trusted_band(o, c.book, c.state, c.now, c.config)

@@ -102,7 +102,7 @@ def _prices(cfg: Config, view: GateView | None) -> tuple[PriceReading, ...]:
     if not cfg.prices.enabled or view is None:
         return ()
     out = []
-    for symbol in sorted(set(view.prices) | (cfg.prices.symbols or frozenset(cfg.symbols))):
+    for symbol in sorted(set(view.prices) | cfg.priced_symbols):
         found = view.prices.get(symbol)
         fresh = found is not None and view.monotonic <= found[1]
         paused = found is not None and view.monotonic < found[2]

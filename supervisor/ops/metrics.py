@@ -208,7 +208,7 @@ class GateCollector(Collector):
         )
         held = view.prices if view is not None else {}
         cfg = self._reader.config
-        for symbol in sorted(set(held) | (cfg.prices.symbols or frozenset(cfg.symbols))):
+        for symbol in sorted(set(held) | cfg.priced_symbols):
             found = held.get(symbol)
             now = view.monotonic if view is not None else 0.0
             fresh.add_metric((symbol,), 1.0 if found is not None and now <= found[1] else 0.0)

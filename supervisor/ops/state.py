@@ -350,8 +350,7 @@ class StateReader:
         out: dict[str, Any] = {}
         if not cfg.prices.enabled:
             return out
-        covered = cfg.prices.symbols or frozenset(cfg.symbols)  # empty: every configured symbol
-        for symbol in sorted(set(held) | covered):
+        for symbol in sorted(set(held) | cfg.priced_symbols):
             found = held.get(symbol)
             if found is None:
                 out[symbol] = {"price": None, "age_s": None, "fresh": False, "paused_until": None, "pause": None}

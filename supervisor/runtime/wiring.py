@@ -123,7 +123,7 @@ class Runtime:
                 tickers = None
                 if prices.exchange is not None:
                     exchange = open_exchange(prices.exchange, prices.timeout_s)
-                    tickers = ExchangeTickers(exchange, prices.symbols or cfg.symbols, prices.max_age_s)
+                    tickers = ExchangeTickers(exchange, cfg.priced_symbols, prices.max_age_s)
                 specs.append(
                     ActorSpec(
                         "price_poller",
