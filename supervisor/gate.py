@@ -194,7 +194,6 @@ class Gate:
         self._expired_since = 0.0
         self._ess_logged: bool | None = None
         self._older_signal_logged = False
-        self._prices_refused = ""  # why the last price snapshot was not taken up ("" when it was)
         self._unreferenced = False  # the last decision passed the collar with no reference price
         self._marks_journaled: dict[str, tuple[float, float]] = {}  # symbol -> (price, monotonic) journaled
         # State and reports: one the gate cannot apply is refused (journaled), never a crash.
@@ -649,15 +648,13 @@ class Gate:
 
     def _on_prices(self, snap: PriceSnapshot, received: float) -> None:
         st = self._state
+        refused_before = st.prices.refused  # why the last snapshot was refused: said once per cause
         why, spikes = st.prices.apply(snap, received, self._clock.now(), self._config.prices)
-        if st.mark_qty:  # a price taken, or only dropped: the exchanges' valuation at the mark again
-            st.revalue({key[1] for key in st.mark_qty} | set(st.uplift), self._clock.monotonic())
+        st.revalue_all(self._clock.monotonic())  # a price taken, or only dropped: valued at the mark again
         if not why and st.unpriced:
             st.reprice_recalled(st.prices, self._clock.monotonic())
-        if why != self._prices_refused:
-            if why:
-                log.warning("prices_refused", why=why)
-            self._prices_refused = why
+        if why and why != refused_before:
+            log.warning("prices_refused", why=why)
         if not why:
             self._journal_marks(st, snap, received)
         for spike in spikes:
@@ -762,7 +759,7 @@ class Gate:
         st = self._state
         if st.prices.symbols:
             st.prices.reconfigure(msg.config.prices)  # a changed max_age_s ages the prices held anew
-            st.revalue({key[1] for key in st.mark_qty} | set(st.uplift), self._clock.monotonic())
+            st.revalue_all(self._clock.monotonic())
         if msg.config.store.shared and self._state.leases:
             # A cap may have changed: no lease is spent until the next round grants one against it.
             self._state.leases = {}
@@ -842,10 +839,12 @@ class Gate:
             out[key] = BudgetUsage(positions, reserved, st.budget_refused.get(key, 0), st.leases.get(key))
         # The positions' reduction budgets: those closed in flight, leased, or wanted.
         names = st.reduce_names
+        keys = {key for key in (*st.leases, *st.reduce_wanted) if key[0] == REDUCE}
         for account, pkey in st.reducing_by_key:
-            names.setdefault(reduce_key(account, *pkey), (account, pkey))
-        held = {key for key in (*st.leases, *st.reduce_wanted) if key[0] == REDUCE}
-        for key in held | {reduce_key(a, *p) for a, p in st.reducing_by_key}:
+            key = reduce_key(account, *pkey)
+            names.setdefault(key, (account, pkey))
+            keys.add(key)
+        for key in keys:
             found = names.get(key)
             if found is None:
                 continue  # never asked through this process (a lease of a previous config): lapses

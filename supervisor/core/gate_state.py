@@ -348,6 +348,11 @@ class GateState:
                 self._uplift_parts.pop(ex, None)
                 self.uplift.pop(ex, None)
 
+    def revalue_all(self, now: float) -> None:
+        """`revalue` for every exchange holding positions or valued above them (prices changed)."""
+        if self.mark_qty or self.uplift:
+            self.revalue({key[1] for key in self.mark_qty} | set(self.uplift), now)
+
     def exchange_units_at_mark(self, exchange: str, now: float) -> int:
         """The exchange's gross notional of positions (micro-USD), valued at the fresh marks where
         they are higher than the snapshots' (until the first of those prices ages out)."""
