@@ -19,7 +19,7 @@ import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
-from bench.gate_latency import bench_config, positions
+from bench.gate_latency import bench_config, order, positions
 from supervisor.channels.ess_board import EssBoard
 from supervisor.clock import FakeClock
 from supervisor.core.messages import AccountState, EssSourceStatus, EssState, EvaluateOrder, RiskSignal
@@ -46,23 +46,8 @@ def worker(n: int) -> dict[str, float]:
     gate.post(RiskSignal("INFO", clock.now()), now)
     for i in range(100):
         gate.post(AccountState(f"acct{i}", 1e9, positions(), 1e9, 1e9), now)
-    orders = [
-        validate_order(
-            {
-                "account": f"acct{i % 100}",
-                "exchange": "binance",
-                "strategy_id": "trend_v2",
-                "symbol": "BTCUSDT",
-                "side": "buy",
-                "quantity": 0.01,
-                "price": 65_000.0 + (i % 997),
-                "leverage": 2.0,
-                "order_id": f"o{i}",
-            },
-            cfg,
-        )
-        for i in range(n)
-    ]
+    # gate_latency's orders, each its own id and one of 997 prices (terms repeat only so often)
+    orders = [validate_order(dict(order(i), price=65_000.0 + (i % 997), order_id=f"o{i}"), cfg) for i in range(n)]
     gc.collect()
     tracemalloc.start()
     base_py, base_rss = tracemalloc.get_traced_memory()[0], _rss_kb()
