@@ -26,11 +26,11 @@ from typing import Any
 
 from actors.base import SupervisedActor
 from actors.messages import Flush
-from supervisor.channels.journal_queue import DecisionRecord, EventRecord, JournalQueue, Record
+from supervisor.channels.journal_queue import DecisionRecord, EventRecord, InputRecord, JournalQueue, Record
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import Config
 from supervisor.journal.sqlite_file import Connect, JournalWriter
-from supervisor.journal.store import JOURNAL_NAME, decision_row, event_row, to_us
+from supervisor.journal.store import JOURNAL_NAME, decision_row, event_row, input_row, to_us
 from supervisor.journal.writer_process import ProcessWriter
 from supervisor.logs import get_logger
 
@@ -125,12 +125,12 @@ class JournalActor(SupervisedActor):
                     q.event(self._clock.now(), "journal_file_lost", "journal", path=str(self._path))
             if self._writer is None and not self._open():
                 return written
-            decisions, events = _rows(q.run, batch, self._skip)
+            decisions, events, inputs = _rows(q.run, batch, self._skip)
             try:
                 assert self._writer is not None  # noqa: S101 - opened just above; narrows the type
-                self._writer.write(decisions, events)
+                self._writer.write(decisions, events, inputs)
             except _ROW_PROBLEMS:  # a row the database refuses (a bug): only that row is dropped
-                if not self._write_one_by_one(batch, decisions, events):
+                if not self._write_one_by_one(decisions, events, inputs):
                     self._failed(f"cannot write {self._path}: a row alone failed for a reason not its own")
                     self._reopen()
                     return written
@@ -152,24 +152,22 @@ class JournalActor(SupervisedActor):
         self._prune()
         return written
 
-    def _write_one_by_one(
-        self, batch: list[Record], decisions: list[tuple[Any, ...]], events: list[tuple[Any, ...]]
-    ) -> bool:
+    def _write_one_by_one(self, *tables: list[tuple[Any, ...]]) -> bool:
         """After a batch failed on a row: every row alone, so one bad row costs
         itself (dropped, logged), never the records behind it. False as soon as
         a write fails for another reason (the file or the writer, not the row:
         nothing is dropped, the batch is written again later; the rows written
         here are then stored once)."""
         assert self._writer is not None  # noqa: S101 - the caller wrote with it
-        rows = [(r, True) for r in decisions] + [(r, False) for r in events]
         bad: list[tuple[tuple[Any, ...], Exception]] = []
-        for row, is_decision in rows:
-            try:
-                self._writer.write([row] if is_decision else [], [] if is_decision else [row])
-            except _ROW_PROBLEMS as exc:
-                bad.append((row, exc))
-            except (sqlite3.Error, OSError):
-                return False
+        for table, rows in enumerate(tables):  # decisions, events, inputs: the writer's arguments
+            for row in rows:
+                try:
+                    self._writer.write(*([row] if t == table else [] for t in range(3)))
+                except _ROW_PROBLEMS as exc:
+                    bad.append((row, exc))
+                except (sqlite3.Error, OSError):
+                    return False
         for row, error in bad:
             self._skip(row[1], error)  # a row's second column is its record's seq
         return True
@@ -231,6 +229,8 @@ class JournalActor(SupervisedActor):
                         record.kind, source=record.source, account=record.account, **record.detail
                     )
                 continue
+            if isinstance(record, InputRecord):
+                continue  # state the gate applied: for replay, never a log line
             result, order = record.result, record.order
             if result.decision != "allow" or str(result.reason_code) == "OVERRIDE_APPLIED":
                 log.info(
@@ -261,15 +261,18 @@ class JournalActor(SupervisedActor):
 
 def _rows(
     run: str, batch: list[Record], skip: Callable[[int, Exception], None]
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     decisions: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
+    inputs: list[tuple[Any, ...]] = []
     for record in batch:
         try:
             if isinstance(record, DecisionRecord):
                 decisions.append(decision_row(run, record))
+            elif isinstance(record, InputRecord):
+                inputs.append(input_row(run, record))
             else:
                 events.append(event_row(run, record))
         except Exception as exc:  # noqa: BLE001 - see _skip
             skip(record.seq, exc)
-    return decisions, events
+    return decisions, events, inputs

@@ -41,7 +41,7 @@ from typing import Any, Final, NamedTuple
 from supervisor.channels.ess_board import EssBoard
 from supervisor.channels.gate_counters import GateCounters
 from supervisor.channels.halt_watch import HaltWatch
-from supervisor.channels.journal_queue import JournalQueue
+from supervisor.channels.journal_queue import JournalQueue, LeasesMeanwhile, Seeded
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.budget import REDUCE, cap_keys, qty_units, reduce_key, reduction_room
@@ -196,6 +196,7 @@ class Gate:
         self._older_signal_logged = False
         self._unreferenced = False  # the last decision passed the collar with no reference price
         self._marks_journaled: dict[str, tuple[float, float]] = {}  # symbol -> (price, monotonic) journaled
+        self._board_seen: object = None  # the ESS board's reading last journaled as an input
         # State and reports: one the gate cannot apply is refused (journaled), never a crash.
         self._appliers: dict[type, Callable[[Any, float], None]] = {
             RiskSignal: self._on_signal,
@@ -210,6 +211,7 @@ class Gate:
             SharedState: self._on_shared,
             ReduceOnlyMode: self._on_reduce_only_mode,
             DecidedElsewhere: self._on_decided_elsewhere,
+            LeasesMeanwhile: self._on_leases_meanwhile,
             _Answered: self._on_answered,
         }
 
@@ -268,11 +270,14 @@ class Gate:
     def is_open(self) -> bool:
         return self._open
 
-    def seed(self, state: GateState) -> None:
-        """What the gate starts from (the journal's recent approvals), before it opens."""
+    def seed(self, state: GateState, recalled_at: tuple[float, datetime] | None = None) -> None:
+        """What the gate starts from (the journal's recent approvals, recalled as of
+        `recalled_at`: monotonic, wall), before it opens. Journaled: a replay recalls it again."""
         with self.lock:
             self._state = state
             self._reports_refused = 0  # what was refused is in the journal the state was recalled from
+            if recalled_at is not None:
+                self._journal.input(recalled_at[1], recalled_at[0], Seeded(*recalled_at), recalled_at[0])
 
     # -- state and reports -------------------------------------------------------
     def post(self, message: object, received: float | None = None) -> None:
@@ -372,17 +377,20 @@ class Gate:
             log.warning("gate_state_resynced", refused=lost, applied=len(latest))
 
     def _apply(self, message: object, received: float) -> None:
-        applier = self._appliers.get(type(message))
+        kind = type(message)
+        applier = self._appliers.get(kind)
         if applier is None:
-            log.warning("gate_unknown_message", message_type=type(message).__name__)
+            log.warning("gate_unknown_message", message_type=kind.__name__)
             return
+        if kind is not _Answered:  # what the gate's state is made of, in the order it is applied (replay)
+            self._journal.input(self._clock.now(), self._clock.monotonic(), message, received)
         try:
             applier(message, received)
         except Exception as exc:  # noqa: BLE001 - refused and journaled; the gate goes on
-            kind = type(message).__name__
+            name = kind.__name__
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            log.error("gate_message_refused", message_type=kind, error=error)
-            self._journal.event(self._clock.now(), "gate_message_refused", "gate", message_type=kind, error=error)
+            log.error("gate_message_refused", message_type=name, error=error)
+            self._journal.event(self._clock.now(), "gate_message_refused", "gate", message_type=name, error=error)
 
     def tick(self, timeout: float = 1.0) -> bool:
         """Apply what is posted and journal what expired (the actor's timer); False if the lock was busy."""
@@ -490,6 +498,9 @@ class Gate:
         current = self._board.current
         if current is not None:
             st.ess, st.ess_received = current
+            if current is not self._board_seen:  # a new reading: an input of the decisions from now on
+                self._board_seen = current
+                self._journal.input(self._clock.now(), now, current, current.received)
         st.journal_blocking = self._journal.blocking
         if st.reservations:
             self._expire(st, now)
@@ -514,7 +525,7 @@ class Gate:
         account = _account(msg)
         book = st.books.get(account) if account is not None else None
         reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
-        seq = self._journal.decision(result, order, account, st.signal, book, reserved)
+        seq = self._journal.decision(result, order, account, st.signal, book, reserved, now)
         if self._track_seq:
             self._seqs.seq = seq
         if code in STALE_SOURCE or self._failing_closed:
@@ -779,6 +790,9 @@ class Gate:
     def _on_reduce_only_mode(self, msg: ReduceOnlyMode, _received: float) -> None:
         self._state.reduce_only_mode = msg.reason
 
+    def _on_leases_meanwhile(self, msg: LeasesMeanwhile, _received: float) -> None:
+        self._state.leases.update(msg.leases)
+
     def _on_shared(self, msg: SharedState, _received: float) -> None:
         st = self._state
         if msg.confirmed_at >= st.shared_confirmed:  # a round that ended late never turns time back
@@ -804,7 +818,8 @@ class Gate:
             st = self._state
             outbox, st.decided_outbox = st.decided_outbox, []
             asks, meanwhile = planner(self._usage(), outbox)
-            st.leases.update(meanwhile)
+            if meanwhile:
+                self._apply(LeasesMeanwhile(meanwhile), self._clock.monotonic())  # journaled, like every input
             return asks
         finally:
             self._release()

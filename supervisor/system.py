@@ -244,7 +244,7 @@ class System:
             log.error("gate_memory_not_recalled", why=why)
             self.runtime.event("gate_memory_not_recalled", "journal", why=why)
             return
-        self.runtime.seed(state)
+        self.runtime.seed(state, recalled.at)
         if recalled.approvals or recalled.resting or recalled.skipped:
             figures: dict[str, Any] = {
                 "approvals": recalled.approvals,

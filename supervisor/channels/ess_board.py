@@ -57,6 +57,10 @@ class EssBoard:
                 self._active_since = received
         return combined
 
+    def restore(self, reading: EssReading) -> None:
+        """Show `reading` as the current state (a replay puts back what the gate read)."""
+        self._current = reading
+
     @property
     def current(self) -> EssReading | None:
         return self._current

@@ -38,7 +38,7 @@ from supervisor.logs import get_logger
 
 log = get_logger("riskgate.journal")
 
-__all__ = ["DecisionRecord", "EventRecord", "JournalQueue", "Record"]
+__all__ = ["DecisionRecord", "EventRecord", "InputRecord", "JournalQueue", "LeasesMeanwhile", "Record", "Seeded"]
 
 
 class DecisionRecord(NamedTuple):
@@ -51,6 +51,7 @@ class DecisionRecord(NamedTuple):
     signal: RiskSignal | None = None
     book: AccountBook | None = None
     reserved_units: int | None = None  # the account's reserved notional, micro-USD
+    mono: float | None = None  # the gate's monotonic time when it decided (None: not decided by the gate)
 
 
 class EventRecord(NamedTuple):
@@ -64,7 +65,32 @@ class EventRecord(NamedTuple):
     detail: dict[str, Any]
 
 
-Record = DecisionRecord | EventRecord
+class InputRecord(NamedTuple):
+    """What the gate applied to its state (a message, the ESS board's reading, its seed), at
+    `mono` (its monotonic time) and `when`: with the decisions, every check can be re-run
+    (supervisor.replay). One record per change the gate takes, never one per decision."""
+
+    seq: int
+    when: datetime
+    mono: float
+    message: object
+    received: float
+
+
+class Seeded(NamedTuple):
+    """The gate was given the state recalled from the journal as of (mono, wall)."""
+
+    mono: float
+    wall: datetime
+
+
+class LeasesMeanwhile(NamedTuple):
+    """Several instances: the leases a budget round holds while it asks (Gate.budget_round)."""
+
+    leases: dict[tuple[str, str], Any]
+
+
+Record = DecisionRecord | EventRecord | InputRecord
 _new_tuple = tuple.__new__  # a record built without its class's Python-level __new__: this runs per decision
 
 
@@ -112,6 +138,7 @@ class JournalQueue:
         signal: RiskSignal | None = None,
         book: AccountBook | None = None,
         reserved_units: int | None = None,
+        mono: float | None = None,
     ) -> int:
         """Append a decision's record; its seq (0 when the queue is full: not queued)."""
         items = self._items
@@ -122,7 +149,7 @@ class JournalQueue:
         self._take()
         try:
             seq = next(self._seq)
-            items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units)))
+            items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units, mono)))
         finally:
             self._give()
         return seq
@@ -139,6 +166,17 @@ class JournalQueue:
         with self._order:
             seq = next(self._seq)
             self._items.append(EventRecord(seq, when, kind, source, account, detail))
+        return True
+
+    def input(self, when: datetime, mono: float, message: object, received: float) -> bool:
+        """What the gate applied to its state (InputRecord); False when the queue is full."""
+        if len(self._items) >= self.max_records and self._full():
+            return False
+        self._take()
+        try:
+            self._items.append(_new_tuple(InputRecord, (next(self._seq), when, mono, message, received)))
+        finally:
+            self._give()
         return True
 
     def when_committed(self, seq: int, call: Callable[[], None]) -> bool:

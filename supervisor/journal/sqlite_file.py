@@ -23,6 +23,8 @@ from typing import Any
 __all__ = [
     "DECISION_COLUMNS",
     "EVENT_COLUMNS",
+    "INPUT_COLUMNS",
+    "REPLAY_COLUMNS",
     "ROWS_PER_INSERT",
     "Connect",
     "JournalWriter",
@@ -30,7 +32,7 @@ __all__ = [
     "serve",
 ]
 
-ROWS_PER_INSERT = 500  # rows per INSERT statement (x 31 values: under SQLite's 32,766 variables)
+ROWS_PER_INSERT = 500  # rows per INSERT statement (x 33 values: under SQLite's 32,766 variables)
 
 DECISION_COLUMNS = (
     "ts_us", "order_id", "account", "exchange", "strategy_id", "symbol", "side", "quantity", "price",
@@ -39,11 +41,14 @@ DECISION_COLUMNS = (
     "account_age_s", "equity", "day_pnl_pct", "week_pnl_pct", "reserved_usd",
 )  # fmt: skip
 EVENT_COLUMNS = ("ts_us", "kind", "source", "account", "detail")
+# Kept in this file only (never shipped to a shared store): what a replay re-decides from.
+REPLAY_COLUMNS = ("mono_us", "reference_price")  # the gate's monotonic time; the caller's reference price
+INPUT_COLUMNS = ("ts_us", "mono_us", "received_us", "kind", "body")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS decisions (
     run TEXT NOT NULL, seq INTEGER NOT NULL,
-    {", ".join(DECISION_COLUMNS)},
+    {", ".join(DECISION_COLUMNS)}, {", ".join(REPLAY_COLUMNS)},
     UNIQUE (run, seq));
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts_us);
 CREATE INDEX IF NOT EXISTS decisions_account_ts ON decisions (account, ts_us);
@@ -55,6 +60,11 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (run, seq));
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us);
 CREATE INDEX IF NOT EXISTS events_kind_ts ON events (kind, ts_us);
+CREATE TABLE IF NOT EXISTS inputs (
+    run TEXT NOT NULL, seq INTEGER NOT NULL,
+    {", ".join(INPUT_COLUMNS)},
+    UNIQUE (run, seq));
+CREATE INDEX IF NOT EXISTS inputs_ts ON inputs (ts_us);
 """
 
 
@@ -79,31 +89,46 @@ class JournalWriter:
             if check is None or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
             self._db.executescript(_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
+            for column in REPLAY_COLUMNS:  # a journal from before replay: the columns are added, empty
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE decisions ADD COLUMN {column}")  # our names only
         except BaseException:
             self._db.close()
             raise
         self.identity = file_identity(path)
         # Placeholders only: the column counts are ours, the values are bound.
-        decision_marks = ", ".join("?" * (len(DECISION_COLUMNS) + 2))
+        decision_marks = ", ".join("?" * (len(DECISION_COLUMNS) + len(REPLAY_COLUMNS) + 2))
         event_marks = ", ".join("?" * (len(EVENT_COLUMNS) + 2))
-        self._insert_decision = f"INSERT OR IGNORE INTO decisions VALUES ({decision_marks})"  # noqa: S608 - placeholders only
+        input_marks = ", ".join("?" * (len(INPUT_COLUMNS) + 2))
+        names = ", ".join(("run", "seq", *DECISION_COLUMNS, *REPLAY_COLUMNS))
+        self._insert_decision = f"INSERT OR IGNORE INTO decisions ({names}) VALUES ({decision_marks})"  # noqa: S608 - ours
         self._insert_event = f"INSERT OR IGNORE INTO events VALUES ({event_marks})"  # noqa: S608 - placeholders only
+        self._insert_input = f"INSERT OR IGNORE INTO inputs VALUES ({input_marks})"  # noqa: S608 - placeholders only
         # The same, ROWS_PER_INSERT rows per statement: SQLite then inserts them with the GIL
         # released once, not once per row (each time a thread must win it back).
         self._insert_decisions = self._insert_decision + f", ({decision_marks})" * (ROWS_PER_INSERT - 1)
         self._insert_events = self._insert_event + f", ({event_marks})" * (ROWS_PER_INSERT - 1)
+        self._insert_inputs = self._insert_input + f", ({input_marks})" * (ROWS_PER_INSERT - 1)
 
     def still_at_its_path(self) -> bool:
         """False when the file was deleted or replaced under us: what we wrote
         next would go to an inode no one can read again."""
         return file_identity(self.path) == self.identity
 
-    def write(self, decisions: Sequence[tuple[Any, ...]], events: Sequence[tuple[Any, ...]]) -> None:
+    def write(
+        self,
+        decisions: Sequence[tuple[Any, ...]],
+        events: Sequence[tuple[Any, ...]],
+        inputs: Sequence[tuple[Any, ...]] = (),
+    ) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             self._insert(self._insert_decision, self._insert_decisions, decisions)
             self._insert(self._insert_event, self._insert_events, events)
+            if inputs:
+                self._insert(self._insert_input, self._insert_inputs, inputs)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -121,7 +146,7 @@ class JournalWriter:
     def prune(self, before_us: int, limit: int = 1000) -> int:
         """Delete up to `limit` rows of each table older than `before_us`; how many went."""
         gone = 0
-        for table in ("decisions", "events"):
+        for table in ("decisions", "events", "inputs"):
             cur = self._db.execute(
                 f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE ts_us < ? LIMIT ?)",  # noqa: S608 - table names are ours
                 (before_us, limit),

@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from supervisor.channels.journal_queue import DecisionRecord, EventRecord
+from supervisor.channels.journal_queue import DecisionRecord, EventRecord, InputRecord
 from supervisor.clock import SystemClock
 from supervisor.core.gate_state import UNITS_PER_USD
 from supervisor.errors import RiskgateError
+from supervisor.journal.inputs import encode
 from supervisor.journal.sqlite_file import DECISION_COLUMNS, JournalWriter, file_identity
 
 __all__ = [
@@ -34,11 +35,13 @@ __all__ = [
     "event_row",
     "file_identity",
     "from_us",
+    "input_row",
     "read_journal",
     "to_us",
 ]
 
 JOURNAL_NAME = "journal.sqlite"
+_END_US = 2**62  # no upper bound on a time
 _T = TypeVar("_T")
 
 
@@ -112,7 +115,15 @@ def decision_row(run: str, record: DecisionRecord) -> tuple[Any, ...]:
         _pct(state.equity, state.day_start_equity) if state is not None else None,
         _pct(state.equity, state.week_start_equity) if state is not None else None,
         reserved_units / UNITS_PER_USD if reserved_units is not None else None,
+        round(record.mono * 1e6) if record.mono is not None else None,
+        o.reference_price if o is not None else None,
     )
+
+
+def input_row(run: str, record: InputRecord) -> tuple[Any, ...]:
+    """What the gate applied, as a row of the inputs table (supervisor.journal.inputs)."""
+    kind, body = encode(record.message)
+    return (run, record.seq, to_us(record.when), round(record.mono * 1e6), round(record.received * 1e6), kind, body)
 
 
 def _jsonable(value: Any) -> Any:
@@ -206,51 +217,52 @@ class JournalReader:
         rows = self._db.execute(sql, (*args, q.limit)).fetchall()
         return [dict(row) for row in rows]
 
-    def resting_events_since(self, since_us: int) -> Iterator[sqlite3.Row]:
-        """`order_resting` and `order_ended` events at or after `since_us`, oldest first, streamed."""
+    def resting_events_since(self, since_us: int, until_us: int = _END_US) -> Iterator[sqlite3.Row]:
+        """`order_resting` and `order_ended` events in [since_us, until_us), oldest first, streamed."""
         return iter(
             self._db.execute(
                 "SELECT ts_us, kind, account, detail FROM events WHERE kind IN ('order_resting', 'order_ended')"
-                " AND ts_us >= ? ORDER BY ts_us, seq",
-                (since_us,),
+                " AND ts_us >= ? AND ts_us < ? ORDER BY ts_us, seq",
+                (since_us, until_us),
             )
         )
 
-    def pauses_since(self, since_us: int) -> list[sqlite3.Row]:
-        """`price_spike_pause` events at or after `since_us`, oldest first (at most 10,000)."""
+    def pauses_since(self, since_us: int, until_us: int = _END_US) -> list[sqlite3.Row]:
+        """`price_spike_pause` events in [since_us, until_us), oldest first (at most 10,000)."""
         return list(
             self._db.execute(
-                "SELECT ts_us, detail FROM events WHERE kind = 'price_spike_pause' AND ts_us >= ?"
+                "SELECT ts_us, detail FROM events WHERE kind = 'price_spike_pause' AND ts_us >= ? AND ts_us < ?"
                 " ORDER BY ts_us, seq LIMIT 10000",
-                (since_us,),
+                (since_us, until_us),
             )
         )
 
-    def marks_since(self, since_us: int) -> list[sqlite3.Row]:
-        """The latest `price_mark` event of each symbol at or after `since_us` (at most 10,000)."""
+    def marks_since(self, since_us: int, until_us: int = _END_US) -> list[sqlite3.Row]:
+        """The latest `price_mark` events of each symbol in [since_us, until_us) (at most 100,000)."""
         return list(
             self._db.execute(
-                "SELECT ts_us, detail FROM events WHERE kind = 'price_mark' AND ts_us >= ?"
+                "SELECT ts_us, detail FROM events WHERE kind = 'price_mark' AND ts_us >= ? AND ts_us < ?"
                 " ORDER BY ts_us DESC, seq DESC LIMIT 100000",
-                (since_us,),
+                (since_us, until_us),
             )
         )
 
-    def approval_of(self, account: str, order_id: str) -> dict[str, Any] | None:
-        """The latest approved decision on this account's order id, or None."""
+    def approval_of(self, account: str, order_id: str, until_us: int = _END_US) -> dict[str, Any] | None:
+        """The latest approved decision on this account's order id before `until_us`, or None."""
         row = self._db.execute(
             "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"
-            " FROM decisions WHERE order_id = ? AND account = ? AND decision != 'block' ORDER BY ts_us DESC LIMIT 1",
-            (order_id, account),
+            " FROM decisions WHERE order_id = ? AND account = ? AND decision != 'block' AND ts_us < ?"
+            " ORDER BY ts_us DESC LIMIT 1",
+            (order_id, account, until_us),
         ).fetchone()
         return dict(row) if row is not None else None
 
-    def approvals_since(self, since_us: int, limit: int) -> list[dict[str, Any]]:
-        """Approved (allowed or scaled) decisions at or after `since_us`, oldest first."""
+    def approvals_since(self, since_us: int, limit: int, until_us: int = _END_US) -> list[dict[str, Any]]:
+        """Approved (allowed or scaled) decisions in [since_us, until_us), oldest first."""
         rows = self._db.execute(
             "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"
-            " FROM decisions WHERE ts_us >= ? AND decision != 'block' ORDER BY ts_us, seq LIMIT ?",
-            (since_us, limit),
+            " FROM decisions WHERE ts_us >= ? AND ts_us < ? AND decision != 'block' ORDER BY ts_us, seq LIMIT ?",
+            (since_us, until_us, limit),
         ).fetchall()
         return [dict(row) for row in rows]
 

@@ -69,8 +69,13 @@ class ProcessWriter:
             self.close()
             raise
 
-    def write(self, decisions: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
-        self._call(_ANSWER_TIMEOUT_S, "write", decisions, events)
+    def write(
+        self,
+        decisions: list[tuple[Any, ...]],
+        events: list[tuple[Any, ...]],
+        inputs: list[tuple[Any, ...]] | None = None,
+    ) -> None:
+        self._call(_ANSWER_TIMEOUT_S, "write", decisions, events, inputs or ())
 
     def prune(self, before_us: int, limit: int = 1000) -> int:
         return int(self._call(_ANSWER_TIMEOUT_S, "prune", before_us, limit))

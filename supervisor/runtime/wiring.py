@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -136,9 +137,10 @@ class Runtime:
         return specs + self.later
 
     # -- life cycle -----------------------------------------------------------------
-    def seed(self, state: GateState) -> None:
-        """What the gate starts from (the journal's recent approvals), before `start`."""
-        self.gate.seed(state)
+    def seed(self, state: GateState, recalled_at: tuple[float, datetime] | None = None) -> None:
+        """What the gate starts from (the journal's recent approvals, recalled as of
+        `recalled_at`), before `start`."""
+        self.gate.seed(state, recalled_at)
 
     def _resync(self) -> list[Posted]:
         """The latest state of every kind and the running config (the gate's resync)."""

@@ -13,6 +13,7 @@ one-time operator token is printed for the dashboard's buttons.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -38,55 +39,84 @@ MARKET = {"BTCUSDT": 65_000.0, "ETHUSDT": 3_500.0, "SOLUSDT": 150.0}  # what the
 
 
 def demo_config(sim_url: str, folder: Path, api: dict[str, Any] | None = None) -> Any:
-    return parse_config(
-        {
-            **({"api": api} if api is not None else {}),
-            "gate": {"evaluate_timeout_s": 2.0, "warning_scale_factor": 0.5, "reservation_ttl_s": 30.0},
-            "risk_v3": {"url": sim_url, "poll_interval_s": 2.0, "timeout_s": 0.5, "max_age_s": 10.0},
-            "prices": {
-                "url": sim_url,
-                "symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"],
-                "poll_interval_s": 1.0,
-                "timeout_s": 0.5,
-                "max_age_s": 5.0,
-                "spike_pct": 10.0,
-                "spike_window_s": 60.0,
-                "spike_pause_s": 300.0,
+    return parse_config(demo_settings(sim_url, folder, api))
+
+
+def demo_settings(sim_url: str, folder: Path, api: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The demo's configuration, as the tables of a TOML file."""
+    return {
+        **({"api": api} if api is not None else {}),
+        "gate": {"evaluate_timeout_s": 2.0, "warning_scale_factor": 0.5, "reservation_ttl_s": 30.0},
+        "risk_v3": {"url": sim_url, "poll_interval_s": 2.0, "timeout_s": 0.5, "max_age_s": 10.0},
+        "prices": {
+            "url": sim_url,
+            "symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"],
+            "poll_interval_s": 1.0,
+            "timeout_s": 0.5,
+            "max_age_s": 5.0,
+            "spike_pct": 10.0,
+            "spike_window_s": 60.0,
+            "spike_pause_s": 300.0,
+        },
+        "ess": {
+            "url": sim_url,
+            "kill_switch_file": str(folder / "KILL_SWITCH"),
+            "poll_interval_s": 0.5,
+            "timeout_s": 0.5,
+            "max_age_s": 3.0,
+        },
+        "accounts": {
+            "snapshot_url": sim_url,
+            "poll_interval_s": 5.0,
+            "timeout_s": 0.5,
+            "max_age_s": 60.0,
+            "desk_binance": {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 60_000.0},
+        },
+        "exchanges": {"binance": {"max_notional_usd": 250_000.0}},
+        "profiles": {
+            "normal": {
+                "max_daily_loss_pct": -2.0,
+                "max_weekly_loss_pct": -7.0,
+                "max_single_trade_risk_pct": 1.0,
+                "max_open_positions": 5,
+                "allowed_leverage": 3.0,
+                "blacklist": ["martingale"],
             },
-            "ess": {
-                "url": sim_url,
-                "kill_switch_file": str(folder / "KILL_SWITCH"),
-                "poll_interval_s": 0.5,
-                "timeout_s": 0.5,
-                "max_age_s": 3.0,
-            },
-            "accounts": {
-                "snapshot_url": sim_url,
-                "poll_interval_s": 5.0,
-                "timeout_s": 0.5,
-                "max_age_s": 60.0,
-                "desk_binance": {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 60_000.0},
-            },
-            "exchanges": {"binance": {"max_notional_usd": 250_000.0}},
-            "profiles": {
-                "normal": {
-                    "max_daily_loss_pct": -2.0,
-                    "max_weekly_loss_pct": -7.0,
-                    "max_single_trade_risk_pct": 1.0,
-                    "max_open_positions": 5,
-                    "allowed_leverage": 3.0,
-                    "blacklist": ["martingale"],
-                },
-            },
-            "symbols": {
-                "BTCUSDT": {"lot_step": 0.001, "min_qty": 0.001, "min_notional": 5.0},
-                "ETHUSDT": {"lot_step": 0.01, "min_qty": 0.01, "min_notional": 5.0},
-                "SOLUSDT": {"lot_step": 0.1, "min_qty": 0.1, "min_notional": 5.0},
-            },
-            "state": {"dir": str(folder / "state")},
-            "health": {"interval_s": 3600.0},
-        }
-    )
+        },
+        "symbols": {
+            "BTCUSDT": {"lot_step": 0.001, "min_qty": 0.001, "min_notional": 5.0},
+            "ETHUSDT": {"lot_step": 0.01, "min_qty": 0.01, "min_notional": 5.0},
+            "SOLUSDT": {"lot_step": 0.1, "min_qty": 0.1, "min_notional": 5.0},
+        },
+        "state": {"dir": str(folder / "state")},
+        "health": {"interval_s": 3600.0},
+    }
+
+
+def toml_text(tables: dict[str, Any]) -> str:
+    """`tables` (nested dicts of strings, numbers, booleans and lists of them) as TOML."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return "[" + ", ".join(value(x) for x in v) + "]"
+
+    lines: list[str] = []
+
+    def table(name: str, body: dict[str, Any]) -> None:
+        plain = {k: v for k, v in body.items() if not isinstance(v, dict)}
+        if plain or not name:
+            lines.extend(([f"[{name}]"] if name else []) + [f"{k} = {value(v)}" for k, v in plain.items()] + [""])
+        for k, v in body.items():
+            if isinstance(v, dict):
+                table(f"{name}.{k}" if name else k, v)
+
+    table("", tables)
+    return "\n".join(lines).lstrip("\n")
 
 
 def _order(
@@ -111,7 +141,10 @@ def run_demo(
     port: int = 8010,
     pace_s: float = 2.0,
     stop: threading.Event | None = None,
+    keep: Path | None = None,
 ) -> int:
+    """Play the day. `keep`: a folder that keeps the day's journal (`keep/state`) and its
+    config (`keep/riskgate.toml`), for `riskgate journal` and `riskgate replay` after."""
     out = out or sys.stdout
     stop = stop or threading.Event()
     configure_logging("console", level=logging.ERROR, stream=sys.stderr)
@@ -124,7 +157,10 @@ def run_demo(
     if serve:
         digest = hashlib.sha256(token.encode()).hexdigest()
         api = {"enabled": True, "host": "127.0.0.1", "port": port, "operators": {"demo": {"token_sha256": digest}}}
-    with tempfile.TemporaryDirectory(prefix="riskgate-demo-") as tmp, UpstreamSimulator(clock=clock) as sim:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    kept = contextlib.nullcontext(str(keep)) if keep is not None else None
+    with kept or tempfile.TemporaryDirectory(prefix="riskgate-demo-") as tmp, UpstreamSimulator(clock=clock) as sim:
         folder = Path(tmp)
         kill_switch = folder / "KILL_SWITCH"
         sim.set_risk("info")
@@ -132,7 +168,10 @@ def run_demo(
         btc = {"symbol": "BTCUSDT", "exchange": "binance", "quantity": 0.3, "mark_price": 65_000.0}
         sim.set_account("desk_binance", EQUITY, [btc])
         sim.set_prices(MARKET)
-        with RiskSupervisor(demo_config(sim.url, folder, api), clock=clock, api=serve) as sup:
+        settings = demo_settings(sim.url, folder.resolve(), api)
+        if keep is not None:
+            (folder / "riskgate.toml").write_text(toml_text(settings), encoding="utf-8")
+        with RiskSupervisor(parse_config(settings), clock=clock, api=serve) as sup:
             if sup.api_server is not None:
                 print(f"dashboard: {sup.api_server.url}/  (operator token for its buttons: {token})", file=out)
                 print(f"the day plays one row every {pace_s:g} s on a simulated clock; Ctrl-C stops.\n", file=out)
@@ -220,6 +259,11 @@ def run_demo(
             )
             at("11:00", "blacklisted strategy", _order("ETHUSDT", "buy", 1.0, 3_500.0, strategy="martingale"))
             at(
+                "11:30",
+                "ETH bought with 3x leverage (allowed: 3x)",
+                _order("ETHUSDT", "buy", 1.0, 3_500.0, stop_price=3_400.0, leverage=3.0),
+            )
+            at(
                 "12:00",
                 "Risk v3 says CRITICAL",
                 _order("BTCUSDT", "buy", 0.01, 65_000.0),
@@ -241,6 +285,12 @@ def run_demo(
             )
             at("14:01", "still down: the last signal is 65 s old", _order("BTCUSDT", "buy", 0.01, 65_000.0))
             at("14:05", "Risk v3 back", _order("BTCUSDT", "buy", 0.01, 65_000.0), lambda: sim.set_fault("risk", "none"))
+            at(
+                "14:30",
+                "equity down 1.5% today: within the 2% limit",
+                _order("ETHUSDT", "buy", 0.5, 3_500.0, stop_price=3_400.0),
+                lambda: sim.set_account("desk_binance", EQUITY * 0.985, [btc]),
+            )
             at(
                 "15:00",
                 "equity down 2.5% today",

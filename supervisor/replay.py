@@ -1,0 +1,339 @@
+"""What-if replay: every recorded decision decided again under a candidate config.
+
+The journal holds, beside each decision (with the gate's monotonic time and the caller's
+reference price), every input the gate applied to its state, in the order it applied them
+(supervisor.journal.inputs): readings, prices, snapshots, fills, outcomes, overrides, the
+ESS board, the state a start recalled. A replay builds a real `Gate` under the candidate on a
+clock set to each record's recorded times, applies the inputs and decides each order again,
+so every check runs as it ran live; what the candidate approves or refuses changes what it
+holds for the orders after (its caps, rates and duplicates are its own). With the candidate
+equal to the live config every decision comes out as recorded (tests/supervisor/test_replay.py).
+
+Not re-decided (kept as recorded, counted): decisions made before the gate or without it
+(an order that could not be read, GATE_UNAVAILABLE, JOURNAL_UNAVAILABLE: what the process
+and its journal did, not what a config decides) and rows from before the journal recorded
+inputs. A run is replayed from its start, whatever `since` says: its state is built from
+there. A reload the live process took does not change the candidate (counted).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from supervisor.channels.ess_board import EssBoard, EssReading
+from supervisor.channels.journal_queue import JournalQueue, Seeded
+from supervisor.clock import Timer
+from supervisor.config import Config
+from supervisor.core.messages import Decision, EvaluateOrder, OrderRequest, RejectOrder, RiskGateResult
+from supervisor.core.orders import validate_order
+from supervisor.errors import RiskgateError
+from supervisor.gate import Gate
+from supervisor.journal.inputs import ConfigMark, decode
+from supervisor.journal.recall import recall_state
+from supervisor.journal.store import from_us
+
+__all__ = ["Change", "ReplayError", "ReplayReport", "Replayer", "replay_journal"]
+
+#: Decisions a config does not decide: kept as recorded.
+NOT_REDECIDED = frozenset({"GATE_UNAVAILABLE", "JOURNAL_UNAVAILABLE"})
+_US = 1e-6
+
+
+class ReplayError(RiskgateError):
+    """The journal cannot be replayed (unreadable, or an input row that cannot be read)."""
+
+
+class _SetClock:
+    """The recorded times, set before each record (timers never fire in a replay)."""
+
+    __slots__ = ("mono", "wall")
+
+    def __init__(self) -> None:
+        self.mono = 0.0
+        self.wall = datetime.fromtimestamp(0).astimezone()
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def call_every(self, interval_s: float, fn: Callable[[], None], name: str = "timer") -> Timer:
+        raise RiskgateError("a replay runs no timers")
+
+
+class _Discard(JournalQueue):
+    """A replayed gate's journal: what it would record is not kept (the live one has it)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_records=1, block_when_failing=False)
+
+    def decision(self, *_args: Any, **_kw: Any) -> int:
+        return 0
+
+    def event(self, *_args: Any, **_kw: Any) -> bool:
+        return True
+
+    def input(self, *_args: Any, **_kw: Any) -> bool:
+        return True
+
+
+class Replayer:
+    """One run's gate under `config`, fed its recorded inputs and orders in their order."""
+
+    def __init__(self, config: Config, journal: Path) -> None:
+        self.config = config
+        self.journal = journal
+        self.clock = _SetClock()
+        self.board = EssBoard()
+        self.gate = Gate(config, self.clock, self.board, _Discard())
+        self.gate.open("replay")
+        self.reloads = 0  # reloads the live run took (the candidate stays in force)
+
+    def apply(self, wall: datetime, mono: float, message: object, received: float) -> None:
+        clock = self.clock
+        clock.wall, clock.mono = wall, mono
+        if isinstance(message, EssReading):
+            self.board.restore(message)
+        elif isinstance(message, Seeded):
+            state, _ = recall_state(self.config, clock, self.journal, as_of=True)
+            self.gate.seed(state)
+        elif isinstance(message, ConfigMark):
+            self.reloads += 1
+        else:
+            self.gate.post(message, received)
+
+    def decide(self, wall: datetime, mono: float, order: OrderRequest) -> RiskGateResult:
+        clock = self.clock
+        clock.wall, clock.mono = wall, mono
+        config = self.config
+        valid = validate_order(order, config)
+        msg: EvaluateOrder | RejectOrder
+        if isinstance(valid, str):
+            msg = RejectOrder(valid, order.order_id or "", order.account)
+        else:
+            msg = EvaluateOrder(valid, config=config)
+        result = self.gate.decide(msg, None)
+        if not isinstance(result, RiskGateResult):  # never: the replay's gate is open and free
+            raise ReplayError(f"the replayed gate did not decide order {order.order_id!r}")
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One decision the candidate decides otherwise."""
+
+    when: datetime
+    order_id: str
+    account: str
+    order: str  # "buy 0.05 BTCUSDT @65000"
+    notional_usd: float
+    live: tuple[Decision, str, float]  # decision, code, quantity sent
+    candidate: tuple[Decision, str, float]
+    reason: str  # the candidate's
+
+
+@dataclass
+class ReplayReport:
+    total: int = 0  # decisions in the range
+    redecided: int = 0
+    changed: int = 0
+    kept: dict[str, int] = field(default_factory=dict)  # not re-decided, by why
+    runs: int = 0
+    reloads: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    transitions: dict[tuple[str, str, str, str], list[float]] = field(default_factory=dict)  # -> [count, usd]
+    accounts: dict[str, list[float]] = field(default_factory=dict)  # -> [decisions, changed, usd changed]
+    examples: list[Change] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        moves = sorted(self.transitions.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        affected = sorted(((a, v) for a, v in self.accounts.items() if v[1]), key=lambda kv: (-kv[1][1], kv[0]))
+        return {
+            "total": self.total,
+            "changed": self.changed,
+            "redecided": self.redecided,
+            "not_redecided": dict(sorted(self.kept.items())),
+            "runs": self.runs,
+            "live_reloads": self.reloads,
+            "first": self.first.isoformat() if self.first else None,
+            "last": self.last.isoformat() if self.last else None,
+            "transitions": [
+                {"from": [k[0], k[1]], "to": [k[2], k[3]], "count": int(v[0]), "notional_usd": round(v[1], 2)}
+                for k, v in moves
+            ],
+            "accounts": [
+                {"account": a, "decisions": int(v[0]), "changed": int(v[1]), "notional_usd": round(v[2], 2)}
+                for a, v in affected
+            ],
+            "examples": [change_json(c) for c in self.examples],
+        }
+
+
+def change_json(c: Change) -> dict[str, Any]:
+    return {
+        "time": c.when.isoformat(),
+        "order_id": c.order_id,
+        "account": c.account,
+        "order": c.order,
+        "notional_usd": round(c.notional_usd, 2),
+        "from": list(c.live),
+        "to": list(c.candidate),
+        "reason": c.reason,
+    }
+
+
+_DECISION_SQL = (
+    "SELECT seq, ts_us, mono_us, order_id, account, exchange, strategy_id, symbol, side, quantity, price,"
+    " stop_price, leverage, reduce_only, reference_price, decision, reason_code, adjusted_quantity"
+    " FROM decisions WHERE run = ? AND ts_us < ? ORDER BY seq"
+)
+_INPUT_SQL = "SELECT seq, ts_us, mono_us, received_us, kind, body FROM inputs WHERE run = ? AND ts_us < ? ORDER BY seq"
+
+
+def _runs(db: sqlite3.Connection, since_us: int, until_us: int) -> list[str]:
+    """Runs with a decision in [since_us, until_us), oldest first."""
+    rows = db.execute(
+        "SELECT run, MIN(ts_us) AS first FROM decisions GROUP BY run HAVING MAX(ts_us) >= ? AND MIN(ts_us) < ?"
+        " ORDER BY first",
+        (since_us, until_us),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _merged(db: sqlite3.Connection, run: str, until_us: int) -> Iterator[tuple[bool, tuple[Any, ...]]]:
+    """(is_input, row) of the run in seq order: the order the gate applied and decided them."""
+    decisions = db.execute(_DECISION_SQL, (run, until_us))
+    inputs = db.execute(_INPUT_SQL, (run, until_us))
+    d = decisions.fetchone()
+    i = inputs.fetchone()
+    while d is not None or i is not None:
+        if i is not None and (d is None or i[0] < d[0]):
+            yield True, i
+            i = inputs.fetchone()
+        else:
+            assert d is not None  # noqa: S101 - narrowed by the loop's condition
+            yield False, d
+            d = decisions.fetchone()
+
+
+def _order(row: tuple[Any, ...]) -> OrderRequest:
+    (_, _, _, oid, account, exchange, strategy, symbol, side, qty, price, stop, lev, reduce, ref) = row[:15]
+    return OrderRequest(
+        account, exchange, strategy, symbol, side, qty, price, lev if lev is not None else 1.0, bool(reduce), stop,
+        oid, ref,
+    )  # fmt: skip
+
+
+def replay_journal(
+    journal: Path,
+    candidate: Config,
+    since_us: int = 0,
+    until_us: int = 2**62,
+    account: str | None = None,
+    examples: int = 10,
+    on_change: Callable[[Change], None] | None = None,
+) -> ReplayReport:
+    """Re-decide every decision of `journal` in [since_us, until_us) (of `account`, if given)
+    under `candidate`. Raises `ReplayError` when the journal cannot be read or replayed."""
+    if not journal.exists():
+        raise ReplayError(f"no journal at {journal}")
+    try:
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise ReplayError(f"the journal {journal} cannot be read: {exc}") from exc
+    report = ReplayReport()
+    try:
+        have = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "mono_us" not in have or "inputs" not in tables:
+            raise ReplayError(f"the journal {journal} was written before riskgate recorded inputs: nothing to replay")
+        for run in _runs(db, since_us, until_us):
+            _replay_run(db, run, journal, candidate, since_us, until_us, account, examples, on_change, report)
+    except sqlite3.Error as exc:
+        raise ReplayError(f"the journal {journal} cannot be read: {type(exc).__name__}: {exc}") from exc
+    finally:
+        db.close()
+    return report
+
+
+def _replay_run(
+    db: sqlite3.Connection,
+    run: str,
+    journal: Path,
+    candidate: Config,
+    since_us: int,
+    until_us: int,
+    account: str | None,
+    examples: int,
+    on_change: Callable[[Change], None] | None,
+    report: ReplayReport,
+) -> None:
+    replayer = Replayer(candidate, journal)
+    report.runs += 1
+    kept = report.kept
+    for is_input, row in _merged(db, run, until_us):
+        wall = from_us(row[1])
+        if is_input:
+            try:
+                message = decode(row[4], row[5], row[3] * _US)
+            except ValueError as exc:
+                raise ReplayError(f"run {run}, input {row[0]}: {exc}") from exc
+            replayer.apply(wall, row[2] * _US, message, row[3] * _US)
+            continue
+        counted = row[1] >= since_us and (account is None or row[4] == account)
+        code = row[16]
+        if row[2] is None or row[7] is None or code in NOT_REDECIDED:
+            if counted:
+                report.total += 1
+                why = code if code in NOT_REDECIDED else "no order" if row[7] is None else "not recorded for replay"
+                kept[why] = kept.get(why, 0) + 1
+            continue  # what the live gate did not decide, or booked nothing for
+        result = replayer.decide(wall, row[2] * _US, _order(row))
+        if not counted:
+            continue
+        report.total += 1
+        report.redecided += 1
+        report.first = report.first or wall
+        report.last = wall
+        _tally(report, row, result, wall, examples, on_change)
+    report.reloads += replayer.reloads
+
+
+def _tally(
+    report: ReplayReport,
+    row: tuple[Any, ...],
+    result: RiskGateResult,
+    wall: datetime,
+    examples: int,
+    on_change: Callable[[Change], None] | None,
+) -> None:
+    acct = report.accounts.setdefault(row[4], [0, 0, 0.0])
+    acct[0] += 1
+    live_decision, live_code, live_qty = row[15], row[16], row[17]
+    code = str(result.reason_code)
+    same_qty = abs(result.adjusted_quantity - live_qty) <= 1e-9 * max(1.0, abs(live_qty))
+    if result.decision == live_decision and code == live_code and same_qty:
+        return
+    usd = row[9] * row[10]
+    report.changed += 1
+    acct[1] += 1
+    acct[2] += usd
+    move = report.transitions.setdefault((live_decision, live_code, result.decision, code), [0, 0.0])
+    move[0] += 1
+    move[1] += usd
+    if len(report.examples) < examples or on_change is not None:
+        change = Change(
+            wall, row[3] or "", row[4], f"{row[8]} {row[9]:g} {row[7]} @{row[10]:g}", usd,
+            (live_decision, live_code, live_qty), (result.decision, code, result.adjusted_quantity), result.reason,
+        )  # fmt: skip
+        if len(report.examples) < examples:
+            report.examples.append(change)
+        if on_change is not None:
+            on_change(change)
