@@ -439,17 +439,22 @@ def _pace(text: str) -> float:
 def cmd_demo(args: argparse.Namespace) -> int:
     from supervisor.sim.demo import run_demo
 
+    keep = Path(args.keep) if args.keep is not None else None
+    if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        print(f"riskgate demo: --keep {keep}: give a new or empty folder (the day's journal starts there)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if not args.serve:
         if args.port is not None or args.pace is not None:
             print("riskgate demo: --port and --pace go with --serve", file=sys.stderr)
             return 2
-        return run_demo()
+        return run_demo(keep=keep)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     port = 8010 if args.port is None else args.port
     try:
-        return run_demo(serve=True, port=port, pace_s=4.0 if args.pace is None else args.pace, stop=stop)
+        return run_demo(serve=True, port=port, pace_s=4.0 if args.pace is None else args.pace, stop=stop, keep=keep)
     except (OSError, RiskgateError) as exc:  # the port is taken
         print(f"riskgate demo: cannot serve on 127.0.0.1:{port}: {exc} (--port N picks another; 0: any free)",
               file=sys.stderr)  # fmt: skip
@@ -572,6 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pace", type=_pace, help="with --serve: real seconds between two rows (0-60; default 4: about a minute a day)"
     )
+    p.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="keep the day's journal (DIR/state) and config (DIR/riskgate.toml) in this new folder: "
+        "riskgate journal and riskgate replay read them after",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = command("baseline", "show or set the day/week start equity that loss limits count from")
@@ -661,12 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=["json", "console"], default="console", help="log line format")
     p.set_defaults(func=cmd_simulate_upstream)
     from supervisor.cli_control import add_control_commands
+    from supervisor.cli_replay import add_replay_commands
     from supervisor.cli_shared import add_shared_commands
     from supervisor.cli_tokens import add_token_commands
 
     add_control_commands(command, _Help)
     add_shared_commands(command, _Help)
     add_token_commands(command, _Help)
+    add_replay_commands(command, _Help)
     return parser
 
 

@@ -18,13 +18,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["add_token_commands"]
+__all__ = ["ServiceEnvironment", "add_token_commands"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _BARE = re.compile(r"[A-Za-z0-9_-]+")  # a TOML bare key; others (alice.smith, bob@desk) are quoted
 
 
-class _ServiceEnvironment(dict[str, str]):
+class ServiceEnvironment(dict[str, str]):
     """The environment the service runs with, as far as validating the file goes: a `*_env` key
     names a variable this shell may not hold (systemd's EnvironmentFile): each reads as a
     distinct placeholder, so the file's own shape is what is checked."""
@@ -48,7 +48,7 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     path = Path(args.config)
     try:
         before = path.read_text(encoding="utf-8")
-        config = load_config(path, _ServiceEnvironment())
+        config = load_config(path, ServiceEnvironment())
     except OSError as exc:
         return _fail(f"{path}: {exc.strerror or exc} (riskgate init-config writes one)")
     except ConfigError as exc:
@@ -78,7 +78,7 @@ def cmd_token_add(args: argparse.Namespace) -> int:
         tmp.write_text(after, encoding="utf-8")
         os.chmod(tmp, path.stat().st_mode & 0o7777)
         try:
-            load_config(tmp, _ServiceEnvironment())  # still valid ([api] with an inline `operators` table clashes)
+            load_config(tmp, ServiceEnvironment())  # still valid ([api] with an inline `operators` table clashes)
         except ConfigError as exc:
             tmp.unlink()
             return _fail(f"{path}: the new table would make the file invalid ({exc.problems[0]}); nothing changed")

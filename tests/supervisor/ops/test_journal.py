@@ -397,8 +397,8 @@ class _DyingWriter:
     def close(self) -> None:
         pass
 
-    def write(self, decisions, events):
-        rows = [*decisions, *events]
+    def write(self, decisions, events, inputs=()):
+        rows = [*decisions, *events, *inputs]
         if self.dead:
             raise sqlite3.OperationalError("journal writer process is gone")
         if any(row[1] == 2 for row in rows):

@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from supervisor import AccountSnapshot, RiskSupervisor
-from supervisor.journal.sqlite_file import DECISION_COLUMNS, JournalWriter
+from supervisor.journal.sqlite_file import DECISION_COLUMNS, REPLAY_COLUMNS, JournalWriter
 from supervisor.journal.store import JournalReader, Query
 from supervisor.journal.writer_process import ProcessWriter
 from tests.helpers import make_config, order
@@ -22,7 +22,7 @@ from tests.helpers import signal as risk_signal
 
 
 def decision(seq: int, order_id: str, ts_us: int = 1_764_000_000_000_000) -> tuple[object, ...]:
-    values: dict[str, object] = dict.fromkeys(DECISION_COLUMNS)
+    values: dict[str, object] = dict.fromkeys((*DECISION_COLUMNS, *REPLAY_COLUMNS))
     values.update(ts_us=ts_us + seq, order_id=order_id, account="main", decision="allow", reason_code="X")
     return ("run", seq, *values.values())
 
