@@ -41,7 +41,6 @@ __all__ = ["Change", "ReplayError", "ReplayReport", "Replayer", "replay_journal"
 
 #: Decisions a config does not decide: kept as recorded.
 NOT_REDECIDED = frozenset({"GATE_UNAVAILABLE", "JOURNAL_UNAVAILABLE"})
-_US = 1e-6
 
 
 class ReplayError(RiskgateError):
@@ -190,11 +189,11 @@ def change_json(c: Change) -> dict[str, Any]:
 
 
 _DECISION_SQL = (
-    "SELECT seq, ts_us, mono_us, order_id, account, exchange, strategy_id, symbol, side, quantity, price,"
+    "SELECT seq, ts_us, mono_s, order_id, account, exchange, strategy_id, symbol, side, quantity, price,"
     " stop_price, leverage, reduce_only, reference_price, decision, reason_code, adjusted_quantity"
     " FROM decisions WHERE run = ? AND ts_us < ? ORDER BY seq"
 )
-_INPUT_SQL = "SELECT seq, ts_us, mono_us, received_us, kind, body FROM inputs WHERE run = ? AND ts_us < ? ORDER BY seq"
+_INPUT_SQL = "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ? AND ts_us < ? ORDER BY seq"
 
 
 def _runs(db: sqlite3.Connection, since_us: int, until_us: int) -> list[str]:
@@ -252,7 +251,7 @@ def replay_journal(
     try:
         have = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "mono_us" not in have or "inputs" not in tables:
+        if "mono_s" not in have or "inputs" not in tables:
             raise ReplayError(f"the journal {journal} was written before riskgate recorded inputs: nothing to replay")
         for run in _runs(db, since_us, until_us):
             _replay_run(db, run, journal, candidate, since_us, until_us, account, examples, on_change, report)
@@ -282,10 +281,10 @@ def _replay_run(
         wall = from_us(row[1])
         if is_input:
             try:
-                message = decode(row[4], row[5], row[3] * _US)
+                message = decode(row[4], row[5], row[3])
             except ValueError as exc:
                 raise ReplayError(f"run {run}, input {row[0]}: {exc}") from exc
-            replayer.apply(wall, row[2] * _US, message, row[3] * _US)
+            replayer.apply(wall, row[2], message, row[3])
             continue
         counted = row[1] >= since_us and (account is None or row[4] == account)
         code = row[16]
@@ -295,7 +294,7 @@ def _replay_run(
                 why = code if code in NOT_REDECIDED else "no order" if row[7] is None else "not recorded for replay"
                 kept[why] = kept.get(why, 0) + 1
             continue  # what the live gate did not decide, or booked nothing for
-        result = replayer.decide(wall, row[2] * _US, _order(row))
+        result = replayer.decide(wall, row[2], _order(row))
         if not counted:
             continue
         report.total += 1

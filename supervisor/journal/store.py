@@ -115,7 +115,7 @@ def decision_row(run: str, record: DecisionRecord) -> tuple[Any, ...]:
         _pct(state.equity, state.day_start_equity) if state is not None else None,
         _pct(state.equity, state.week_start_equity) if state is not None else None,
         reserved_units / UNITS_PER_USD if reserved_units is not None else None,
-        round(record.mono * 1e6) if record.mono is not None else None,
+        record.mono,
         o.reference_price if o is not None else None,
     )
 
@@ -123,7 +123,7 @@ def decision_row(run: str, record: DecisionRecord) -> tuple[Any, ...]:
 def input_row(run: str, record: InputRecord) -> tuple[Any, ...]:
     """What the gate applied, as a row of the inputs table (supervisor.journal.inputs)."""
     kind, body = encode(record.message)
-    return (run, record.seq, to_us(record.when), round(record.mono * 1e6), round(record.received * 1e6), kind, body)
+    return (run, record.seq, to_us(record.when), float(record.mono), float(record.received), kind, body)
 
 
 def _jsonable(value: Any) -> Any:
