@@ -392,6 +392,17 @@ class RiskSupervisor:
     def overrides(self) -> list[OverrideRecord]:
         return self.controls.overrides()
 
+    # -- the shadow (docs/replay.md) -------------------------------------------------------
+    def shadow(self) -> dict[str, Any]:
+        """The shadow config's state: its candidate, orders decided, disagreements by transition
+        and the latest ones (`enabled` false without `[shadow] config`)."""
+        return self._system.shadow.summary()
+
+    def promote_shadow(self, by: str, reason: str) -> dict[str, Any]:
+        """The shadow's candidate becomes the live config (its file replaces the live one, kept
+        beside it as a backup, and is reloaded); journaled. `ControlError` 409 when it cannot."""
+        return self._system.promote_shadow(by, reason)
+
     def lockouts(self) -> dict[str, list[dict[str, Any]]]:
         """Every locked account's lockouts (code, cause, since, until, left_s, lifts), from /v1/state."""
         accounts = self.state()["accounts"]

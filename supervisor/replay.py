@@ -37,7 +37,7 @@ from supervisor.journal.inputs import ConfigMark, decode
 from supervisor.journal.recall import recall_state
 from supervisor.journal.store import from_us
 
-__all__ = ["Change", "ReplayError", "ReplayReport", "Replayer", "replay_journal"]
+__all__ = ["NOT_REDECIDED", "Change", "ReplayError", "ReplayReport", "Replayer", "order_of_row", "replay_journal"]
 
 #: Decisions a config does not decide: kept as recorded.
 NOT_REDECIDED = frozenset({"GATE_UNAVAILABLE", "JOURNAL_UNAVAILABLE"})
@@ -222,7 +222,8 @@ def _merged(db: sqlite3.Connection, run: str, until_us: int) -> Iterator[tuple[b
             d = decisions.fetchone()
 
 
-def _order(row: tuple[Any, ...]) -> OrderRequest:
+def order_of_row(row: tuple[Any, ...]) -> OrderRequest:
+    """The order of a decision row as read by the replay (its first 15 columns)."""
     (_, _, _, oid, account, exchange, strategy, symbol, side, qty, price, stop, lev, reduce, ref) = row[:15]
     return OrderRequest(
         account, exchange, strategy, symbol, side, qty, price, lev if lev is not None else 1.0, bool(reduce), stop,
@@ -294,7 +295,7 @@ def _replay_run(
                 why = code if code in NOT_REDECIDED else "no order" if row[7] is None else "not recorded for replay"
                 kept[why] = kept.get(why, 0) + 1
             continue  # what the live gate did not decide, or booked nothing for
-        result = replayer.decide(wall, row[2], _order(row))
+        result = replayer.decide(wall, row[2], order_of_row(row))
         if not counted:
             continue
         report.total += 1

@@ -33,9 +33,11 @@ from supervisor.gate import Gate
 from supervisor.journal.recall import recall_state
 from supervisor.logs import get_logger
 from supervisor.ops.alerting import Alerting
-from supervisor.ops.controls import OperatorControls
+from supervisor.ops.control_files import write_atomically
+from supervisor.ops.controls import ControlError, OperatorControls
 from supervisor.ops.health import HealthLog
 from supervisor.ops.metrics import MetricsRegistry
+from supervisor.ops.shadow import ShadowCollector, ShadowRunner
 from supervisor.ops.state import DecisionRates, StateReader
 from supervisor.runtime.shared import SharedParts
 from supervisor.runtime.supervision import ActorSpec
@@ -157,6 +159,10 @@ class System:
             self.shared = SharedParts(config, clock, self.runtime, self.controls, self.state_reader)
         # Alerts to people (docs/operations.md#alerts): watches from outside the decision path.
         self.alerting = Alerting(self.runtime, clock) if config.alerts.enabled else None
+        # The shadow (docs/replay.md): the orders decided again under a candidate config, in a
+        # process of its own that follows the journal; never on the decision path.
+        self.shadow = ShadowRunner(config, clock, self.journal)
+        self.metrics.registry.register(ShadowCollector(self.shadow))
         self._service = service
         self._want_api = api
         self.api: ApiServer | None = None
@@ -192,6 +198,8 @@ class System:
             parts.append(_Part("decision rates", self.rates.start, self.rates.stop))
         if self.alerting is not None:
             parts.append(_Part("alerts", self.alerting.start, self.alerting.stop))
+        if self.config.journal.enabled:
+            parts.append(_Part("shadow", self.shadow.start, self.shadow.stop))
         if self._want_api:
             parts.append(_Part("api", self._serve_api, self._stop_api))
         return parts
@@ -355,7 +363,51 @@ class System:
             self.controls.reconfigure(new)
             if self.shared is not None:
                 self.shared.keeper.reconfigure(new)  # the caps it leases
+            self.shadow.reconfigure(new)  # a changed candidate: the shadow starts again
             self.config = new
             self.runtime.event("config_reload", "riskgate", by=by, sha256=new.digest, changed=changed)
             log.info("config_reloaded", by=by, sha256=new.digest, changed=changed)
             return new, changed
+
+    def promote_shadow(self, by: str, reason: str) -> dict[str, Any]:
+        """The shadow's candidate becomes the live config: its file's bytes replace the live
+        config file (the old one kept beside it) and are reloaded. `ControlError` 409 when
+        there is no shadow, the live config is not a file, or the candidate does not load or
+        changes a restart-only key (then nothing is written)."""
+        live = self.config
+        candidate = live.shadow.config
+        if candidate is None:
+            raise ControlError(409, "no shadow config to promote ([shadow] config is not set)")
+        origin = Path(live.origin)
+        if not origin.is_file():
+            raise ControlError(409, f"the live config was not read from a file ({live.origin}): nothing to replace")
+        try:
+            text = candidate.read_text(encoding="utf-8")
+            proposed = load_config(candidate)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ControlError(409, f"the shadow config {candidate} cannot be read: {exc}") from exc
+        except ConfigError as exc:
+            raise ControlError(409, f"the shadow config {candidate} is not valid: {'; '.join(exc.problems)}") from exc
+        changed = [k[1:] for k in _changed(live, proposed, "") if k not in (".origin", ".digest")]
+        frozen = [k for k in changed if any(k == r or k.startswith(r + ".") for r in RESTART_ONLY)]
+        if frozen:
+            raise ControlError(409, f"the shadow config changes restart-only keys ({', '.join(frozen)}): "
+                               "promote it by a restart with it as the config")  # fmt: skip
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
+        backup = origin.with_name(f"{origin.name}.before-promote-{stamp}")
+        try:
+            old = origin.read_text(encoding="utf-8")
+            write_atomically(backup, old)
+            write_atomically(origin, text)
+        except OSError as exc:
+            raise ControlError(409, f"cannot replace {origin}: {exc}") from exc
+        try:
+            new, changed = self.reload(origin, by)
+        except ConfigError as exc:
+            write_atomically(origin, old)  # what was live stays live
+            raise ControlError(409, f"the promoted config was refused: {'; '.join(exc.problems)}") from exc
+        self.runtime.event("shadow_promoted", "riskgate", by=by, reason=reason, candidate=str(candidate),
+                           sha256=new.digest, previous=live.digest or None, backup=str(backup),
+                           changed=changed)  # fmt: skip
+        log.warning("shadow_promoted", by=by, reason=reason, candidate=str(candidate), changed=changed)
+        return {"promoted": str(candidate), "sha256": new.digest, "backup": str(backup), "changed": changed}

@@ -40,7 +40,7 @@ from supervisor.api.models import (
     ReadyOut,
     ReloadOut,
 )
-from supervisor.api.service import Basics, Decider, GateService, Operator, Reader, Reporter
+from supervisor.api.service import Basics, Decider, GateService, Operator, Reader, Reporter, ShadowKeeper
 from supervisor.config import ConfigError
 from supervisor.core.messages import AccountState, Fill, OrderOutcome, RiskGateResult
 from supervisor.core.orders import MAX_NAME_LENGTH, account_of
@@ -335,6 +335,7 @@ def build_app(service: GateService, decider: Decider | None = None) -> FastAPI:
     _report_routes(app, http, service)
     _reader_routes(app, http, service)
     _control_routes(app, http, service)
+    _shadow_routes(app, http, service)
     _document_bodies(app)
     return app
 
@@ -885,6 +886,45 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
             return refused
         by = operator_of(request)
         return await controlled(lambda: service.clear_lockout(account, body.get("reason"), by))  # type: ignore[arg-type]
+
+
+def _shadow_routes(app: FastAPI, http: _Http, service: ShadowKeeper) -> None:
+    # -- the shadow config (docs/replay.md) -----------------------------------------------------
+    @app.get(
+        "/v1/shadow",
+        tags=["state"],
+        summary="the shadow config: its candidate, orders decided again, disagreements and the latest ones",
+        responses={200: {"model": dict[str, Any]}, **_DOCS_401},
+    )
+    async def shadow(request: Request) -> Response:
+        refused = http.guard(request, "reader") or _query_refused(request, ())
+        return refused if refused is not None else _ok(service.shadow())
+
+    @app.post(
+        "/v1/shadow/promote",
+        tags=["control"],
+        summary="make the shadow's candidate the live config (journaled; the old file is kept beside it)",
+        responses={200: {"model": dict[str, Any]}, 409: {"model": Problem}, 422: {"model": Problem}, **_DOCS_401},
+    )
+    async def promote(request: Request) -> Response:
+        refused = http.guard(request, "operator", body=True)
+        if refused is not None:
+            return refused
+        try:
+            body = _parse(await _body(request))
+        except _BodyError as exc:
+            return _problem(exc.status, exc.detail)
+        if not isinstance(body, dict) or set(body) - {"reason"}:
+            return _problem(422, 'body: expected {"reason": "..."}')
+        reason = body.get("reason")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            return _problem(422, "reason: required, 1-500 characters")
+        by = http.keeper.who(request.headers.getlist("authorization"), "operator") or "?"
+        try:
+            out = await run_in_threadpool(service.promote_shadow, by, reason)
+        except ControlError as exc:
+            return _problem(exc.status, exc.detail)
+        return _ok(out)
 
 
 def _document_bodies(app: FastAPI) -> None:

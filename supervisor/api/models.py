@@ -130,6 +130,10 @@ class LockoutClearIn(BaseModel):
     reason: str = Field(description="why: journaled with the operator's name")
 
 
+class ShadowPromoteIn(BaseModel):
+    reason: str = Field(description="why the candidate becomes the live config: journaled with the operator's name")
+
+
 class HaltEntry(BaseModel):
     by: str
     reason: str
@@ -194,4 +198,5 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/resume", "post"): ResumeIn,
     ("/v1/overrides", "post"): OverrideIn,
     ("/v1/lockouts/{account}/clear", "post"): LockoutClearIn,
+    ("/v1/shadow/promote", "post"): ShadowPromoteIn,
 }

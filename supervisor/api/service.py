@@ -102,5 +102,13 @@ class Operator(Basics, Protocol):
     def clear_lockout(self, account: str, reason: str, by: str) -> dict[str, Any]: ...
 
 
-class GateService(Decider, Reporter, Reader, Operator, Protocol):
+class ShadowKeeper(Basics, Protocol):
+    """The shadow config (docs/replay.md): its summary, and its promotion to the live config."""
+
+    def shadow(self) -> dict[str, Any]: ...
+
+    def promote_shadow(self, by: str, reason: str) -> dict[str, Any]: ...
+
+
+class GateService(Decider, Reporter, Reader, Operator, ShadowKeeper, Protocol):
     """Everything above: what the API server is handed (the facade)."""

@@ -51,6 +51,7 @@ from supervisor.config.schema import (
     PricesConfig,
     ProfileConfig,
     RiskV3Config,
+    ShadowConfig,
     StateConfig,
     StoreConfig,
     SupervisionConfig,
@@ -781,6 +782,15 @@ def parse_config(
     )
     overrides_t.finish()
     alerts = _alerts(root.table("alerts"), os.environ if environ is None else environ)
+    shadow_t = root.table("shadow")
+    candidate = shadow_t.string("config", None)
+    shadow = ShadowConfig(
+        config=Path(candidate) if isinstance(candidate, str) else None,
+        poll_interval_s=shadow_t.number("poll_interval_s", ShadowConfig().poll_interval_s, gt=0, le=60),
+    )
+    if shadow.config is not None and not journal.enabled:
+        shadow_t.problem("config", "needs journal.enabled = true: the shadow decides what the journal recorded")
+    shadow_t.finish()
     root.finish()
     # A poll holds its actor for up to timeout_s; a ping queued behind it must
     # still be answered within heartbeat_timeout_s, or a slow upstream gets its
@@ -806,6 +816,8 @@ def parse_config(
                         f"got {store.lease_ttl_s}")  # fmt: skip
     if base_dir is not None and not state_dir.is_absolute():
         state_dir = base_dir / state_dir
+    if shadow.config is not None and base_dir is not None and not shadow.config.is_absolute():
+        shadow = replace(shadow, config=base_dir / shadow.config)
     if ess.kill_switch_file and base_dir is not None and not Path(ess.kill_switch_file).is_absolute():
         ess = replace(ess, kill_switch_file=str(base_dir / ess.kill_switch_file))
     if problems:
@@ -831,6 +843,7 @@ def parse_config(
         metrics=metrics,
         overrides=overrides,
         alerts=alerts,
+        shadow=shadow,
         origin=origin,
         digest=digest,
     )

@@ -324,6 +324,15 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowConfig:
+    """`[shadow]`: decide every order under a candidate config too, off the decision path,
+    and journal each disagreement (docs/replay.md). `config` None: no shadow."""
+
+    config: Path | None = None  # the candidate's TOML file (relative: to this config's folder)
+    poll_interval_s: float = 0.5  # how often the shadow reads what the journal wrote
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     gate: GateConfig = GateConfig()
     risk_v3: RiskV3Config = RiskV3Config()
@@ -345,6 +354,7 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     overrides: OverridesConfig = OverridesConfig()
     alerts: AlertsConfig = AlertsConfig()
+    shadow: ShadowConfig = ShadowConfig()
     # Where the config came from, and the SHA-256 of its bytes (journaled at start).
     origin: str = "<in memory>"
     digest: str = ""

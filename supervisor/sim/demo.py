@@ -109,7 +109,7 @@ def toml_text(tables: dict[str, Any]) -> str:
 
     def table(name: str, body: dict[str, Any]) -> None:
         plain = {k: v for k, v in body.items() if not isinstance(v, dict)}
-        if plain or not name:
+        if plain or not name or len(plain) == len(body):  # an empty table is a table too
             lines.extend(([f"[{name}]"] if name else []) + [f"{k} = {value(v)}" for k, v in plain.items()] + [""])
         for k, v in body.items():
             if isinstance(v, dict):

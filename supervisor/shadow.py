@@ -1,0 +1,148 @@
+"""The shadow: a running riskgate's orders decided again under a candidate config, as they come.
+
+`python -m supervisor.shadow JOURNAL RUN CANDIDATE REPORT_FROM POLL_S` runs in a process of
+its own (started and stopped by supervisor.ops.shadow.ShadowRunner): it follows what the
+journal wrote for the live process's run (`RUN`), decides each order again under CANDIDATE
+with the inputs the live gate had (supervisor.replay.Replayer: a real Gate), and writes one
+JSON line per disagreement and one per round of progress on stdout. It never touches the
+live gate: a shadow that is slow, wrong or dead changes no answer and delays none.
+
+A started shadow decides the run from its first record (its state is built from there) and
+reports only the decisions after REPORT_FROM (a shadow restarted by a reload does not say
+again what it said). It ends when its stdin closes (its parent is gone) or on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from supervisor.config import Config, ConfigError, load_config
+from supervisor.journal.inputs import decode
+from supervisor.journal.store import from_us
+from supervisor.logs import configure_logging
+from supervisor.replay import NOT_REDECIDED, Replayer, order_of_row
+
+__all__ = ["follow"]
+
+_SPAN = 20_000  # seqs read per round: a long run caught up in steps, each one read transaction
+
+
+def _rows(db: sqlite3.Connection, run: str, after: int) -> Iterator[tuple[bool, tuple[Any, ...]]]:
+    """The run's decisions and inputs after seq `after` (at most _SPAN seqs), in seq order,
+    from one read transaction (never a decision of one commit with the inputs of another)."""
+    hi = after + _SPAN
+    db.execute("BEGIN")
+    try:
+        decisions = db.execute(
+            "SELECT seq, ts_us, mono_s, order_id, account, exchange, strategy_id, symbol, side, quantity, price,"
+            " stop_price, leverage, reduce_only, reference_price, decision, reason_code, adjusted_quantity"
+            " FROM decisions WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq",
+            (run, after, hi),
+        ).fetchall()
+        inputs = db.execute(
+            "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ? AND seq > ? AND seq <= ?"
+            " ORDER BY seq",
+            (run, after, hi),
+        ).fetchall()
+    finally:
+        db.execute("COMMIT")
+    i = d = 0
+    while i < len(inputs) or d < len(decisions):
+        if i < len(inputs) and (d >= len(decisions) or inputs[i][0] < decisions[d][0]):
+            yield True, inputs[i]
+            i += 1
+        else:
+            yield False, decisions[d]
+            d += 1
+
+
+def follow(
+    journal: Path,
+    run: str,
+    candidate: Config,
+    report_from: int,
+    out: TextIO,
+    wait: Callable[[], bool],
+) -> None:
+    """Decide the run's orders under `candidate` as the journal gets them; `wait()` is called
+    between rounds that found nothing new and returns True to stop."""
+    replayer = Replayer(candidate, journal)
+    db: sqlite3.Connection | None = None
+    last, decided, disagreed = 0, 0, 0
+    said: tuple[int, int, int] | None = None
+    while True:
+        if db is None and journal.exists():
+            db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5.0, isolation_level=None)
+        found = 0
+        if db is not None:
+            for is_input, row in _rows(db, run, last):
+                found += 1
+                last = row[0]
+                wall = from_us(row[1])
+                if is_input:
+                    replayer.apply(wall, row[2], decode(row[4], row[5], row[3]), row[3])
+                    continue
+                if row[2] is None or row[7] is None or row[16] in NOT_REDECIDED:
+                    continue
+                result = replayer.decide(wall, row[2], order_of_row(row))
+                decided += 1
+                if row[0] <= report_from:
+                    continue
+                code, quantity = str(result.reason_code), result.adjusted_quantity
+                if (result.decision, code) == (row[15], row[16]) and abs(quantity - row[17]) <= 1e-9 * max(
+                    1.0, abs(row[17])
+                ):
+                    continue
+                disagreed += 1
+                line = {
+                    "k": "disagreement", "seq": row[0], "ts_us": row[1], "order_id": row[3], "account": row[4],
+                    "order": f"{row[8]} {row[9]:g} {row[7]} @{row[10]:g}", "notional_usd": row[9] * row[10],
+                    "live": [row[15], row[16], row[17]], "shadow": [result.decision, code, quantity],
+                    "reason": result.reason,
+                }  # fmt: skip
+                out.write(json.dumps(line) + "\n")
+        if (last, decided, disagreed) != said:
+            said = (last, decided, disagreed)
+            progress = {"k": "progress", "seq": last, "decided": decided, "disagreed": disagreed}
+            out.write(json.dumps(progress) + "\n")
+            out.flush()
+        if found < _SPAN // 2 and wait():
+            return
+
+
+def main(argv: list[str]) -> int:
+    configure_logging("console", level=logging.CRITICAL, stream=sys.stderr)  # the replayed gate's lines: noise
+    journal, run, candidate_path, report_from, poll_s = argv
+    out = sys.stdout
+    try:
+        candidate = load_config(candidate_path)
+    except ConfigError as exc:
+        out.write(json.dumps({"k": "error", "why": f"{candidate_path}: " + "; ".join(exc.problems)}) + "\n")
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def parent_gone() -> None:  # stdin closes when the parent closes it or dies
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=parent_gone, name="shadow-stdin", daemon=True).start()
+    try:
+        follow(Path(journal), run, candidate, int(report_from), out, lambda: stop.wait(float(poll_s)))
+    except Exception as exc:  # noqa: BLE001 - said to the parent, which journals it
+        out.write(json.dumps({"k": "error", "why": f"{type(exc).__name__}: {exc}"[:500]}) + "\n")
+        out.flush()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
