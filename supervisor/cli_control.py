@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["add_control_commands"]
+__all__ = ["add_control_commands", "api_options", "call_api"]
 
 TOKEN_ENV = "RISKGATE_TOKEN"  # noqa: S105 - the variable's name, not a token
 
@@ -269,18 +269,23 @@ def _said_status(found: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def api_options(p: argparse.ArgumentParser) -> None:
+    """--url, --config, --token-file, --timeout (and --json): where the running riskgate's API is."""
+    p.add_argument("--url", help="the API's base URL (default: http://[api] host:port from --config)")
+    p.add_argument("--config", default="config.toml", help="configuration file, for [api] host:port")
+    p.add_argument("--token-file", metavar="PATH", help=f"file holding the operator's token (default: ${TOKEN_ENV})")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the API")
+    if "json" not in {a.dest for a in p._actions}:
+        p.add_argument("--json", action="store_true", help="the API's answer as JSON, for tools")
+
+
+call_api = _call  # for the other command groups that steer a running riskgate (cli_replay)
+
+
 def add_control_commands(
     command: Callable[..., argparse.ArgumentParser], formatter: type[argparse.HelpFormatter]
 ) -> None:
-    def where(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--url", help="the API's base URL (default: http://[api] host:port from --config)")
-        p.add_argument("--config", default="config.toml", help="configuration file, for [api] host:port")
-        p.add_argument(
-            "--token-file", metavar="PATH", help=f"file holding the operator's token (default: ${TOKEN_ENV})"
-        )
-        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the API")
-        if "json" not in {a.dest for a in p._actions}:
-            p.add_argument("--json", action="store_true", help="the API's answer as JSON, for tools")
+    where = api_options
 
     p = command(
         "halt", "halt every order at a running riskgate, or with --reduce-only every order that grows a position"

@@ -1,5 +1,6 @@
 """`riskgate replay --candidate CANDIDATE.toml [--config LIVE.toml] [--since 1d] [--until ...]
-[--account A] [--json|--csv]`: what a config would have decided, from the journal (supervisor.replay).
+[--account A] [--json|--csv]`: what a config would have decided, from the journal (supervisor.replay);
+and `riskgate shadow [status | promote --reason R]`: the running riskgate's shadow config.
 
 Reads the live instance's own journal file (its `state.dir`, or `--state-dir`), read-only: it
 works while `riskgate run` writes. Prints how many decisions change, the transitions
@@ -17,7 +18,9 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from supervisor.cli_control import api_options, call_api
 from supervisor.cli_tokens import ServiceEnvironment
 from supervisor.clock import SystemClock
 from supervisor.config import Config, ConfigError, load_config
@@ -129,6 +132,29 @@ def _text(report: ReplayReport, candidate: str) -> str:
     return "\n".join(lines)
 
 
+def _said_shadow(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return str(doc)
+    if "promoted" in doc:
+        changed = ", ".join(doc.get("changed") or []) or "nothing"
+        return (f"promoted {doc['promoted']}: it is the live config now (changed: {changed}); "
+                f"the old file: {doc.get('backup')}")  # fmt: skip
+    if not doc.get("enabled"):
+        return "no shadow config ([shadow] config is not set)"
+    problem = f" ({doc['problem']})" if doc.get("problem") else ""
+    lines = [
+        f"shadow {doc.get('candidate')}: {doc.get('state')}{problem}",
+        f"  {doc.get('decided', 0):,} orders decided again, {doc.get('disagreements', 0):,} decided otherwise",
+    ]
+    for t in doc.get("transitions") or []:
+        lines.append(f"  {' '.join(t['from']):<40} -> {' '.join(t['to']):<40} {t['count']:>7,}")
+    for e in (doc.get("latest") or [])[:5]:
+        live, shadow = " ".join(map(str, e.get("live", [])[:2])), " ".join(map(str, e.get("shadow", [])[:2]))
+        lines.append(f"  latest: {e.get('time')}  {e.get('order_id')}  {e.get('account')}  {e.get('order')}  "
+                     f"{live} -> {shadow}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def add_replay_commands(
     command: Callable[..., argparse.ArgumentParser], formatter: type[argparse.HelpFormatter]
 ) -> None:
@@ -151,3 +177,21 @@ def add_replay_commands(
     p.add_argument("--json", action="store_true", help="the report as one JSON document")
     p.add_argument("--csv", action="store_true", help="every changed decision as CSV with a header")
     p.set_defaults(func=cmd_replay)
+
+    p = command("shadow", "the running riskgate's shadow config: what it decides otherwise; promote it")
+    sub = p.add_subparsers(dest="shadow_command", metavar="[status | promote]")
+    p.set_defaults(func=lambda a: call_api(a, "GET", "/v1/shadow", needs_token=False, say=_said_shadow))
+    api_options(p)
+    s = sub.add_parser("status", help="its candidate, orders decided again, disagreements", formatter_class=formatter)
+    api_options(s)
+    s.set_defaults(func=lambda a: call_api(a, "GET", "/v1/shadow", needs_token=False, say=_said_shadow))
+    s = sub.add_parser(
+        "promote",
+        help="make the candidate the live config (an operator's token; journaled)",
+        description="The shadow's candidate file replaces the live config file (the old one is kept beside it, "
+        "named .before-promote-TIME) and is reloaded. Refused when the candidate changes a restart-only key.",
+        formatter_class=formatter,
+    )
+    s.add_argument("--reason", required=True, help="why: journaled with the operator's name")
+    api_options(s)
+    s.set_defaults(func=lambda a: call_api(a, "POST", "/v1/shadow/promote", {"reason": a.reason}, say=_said_shadow))

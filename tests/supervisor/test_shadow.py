@@ -5,6 +5,8 @@ it, starts again when the candidate changes, and can be promoted to the live con
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -176,8 +178,12 @@ def test_the_http_api_shows_the_shadow_and_promotes_it_with_an_operator_token(fi
         assert bad.status_code == 422 and "reason" in bad.json()["detail"]
         empty = httpx.post(url + "/v1/shadow/promote", json={"reason": "  "}, headers=auth, timeout=10)
         assert empty.status_code == 422
-        ok = httpx.post(url + "/v1/shadow/promote", json={"reason": "tighter"}, headers=auth, timeout=10)
-        assert ok.status_code == 200, ok.text
-        assert ok.json()["promoted"].endswith("candidate.toml")
+        cli = [sys.executable, "-m", "supervisor.cli", "shadow"]
+        status = subprocess.run([*cli, "--url", url], capture_output=True, text=True, timeout=60, check=False)
+        assert status.returncode == 0 and "candidate.toml: running" in status.stdout, status.stderr
+        (tmp_path / "token").write_text(token)
+        promote = [*cli, "promote", "--reason", "tighter", "--url", url, "--token-file", str(tmp_path / "token")]
+        done = subprocess.run(promote, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and "it is the live config now" in done.stdout, done.stderr
         again = httpx.post(url + "/v1/shadow/promote", json={"reason": "tighter"}, headers=auth, timeout=10)
         assert again.status_code == 409
