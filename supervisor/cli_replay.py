@@ -23,7 +23,7 @@ from typing import Any
 from supervisor.cli_control import api_options, call_api
 from supervisor.cli_tokens import ServiceEnvironment
 from supervisor.clock import SystemClock
-from supervisor.config import Config, ConfigError, load_config
+from supervisor.config import Config, ConfigError, changed_keys, load_config
 from supervisor.journal.query import parse_when
 from supervisor.journal.store import JOURNAL_NAME, to_us
 from supervisor.logs import configure_logging
@@ -57,6 +57,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     candidate = _config(args.candidate, "--candidate")
     if candidate is None:
         return 2
+    differs: list[str] | None = None
     if args.state_dir:
         journal = Path(args.state_dir) / JOURNAL_NAME
     else:
@@ -64,6 +65,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if live is None:
             return 2
         journal = live.state.dir / JOURNAL_NAME
+        differs = [k for k in changed_keys(live, candidate) if not k.startswith(("state", "shadow"))]
     if args.account is not None and args.account not in candidate.accounts.accounts:
         known = ", ".join(candidate.accounts.accounts) or "none"
         return _fail(f"--account {args.account!r} is not an account of the candidate (known: {known})")
@@ -89,13 +91,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ReplayError as exc:
         return _fail(str(exc), 1)
     if args.json:
-        print(json.dumps(report.as_json(), indent=2))
+        doc = report.as_json()
+        if differs is not None:
+            doc["candidate_differs"] = differs
+        print(json.dumps(doc, indent=2))
     elif not args.csv:
-        print(_text(report, args.candidate))
+        print(_text(report, args.candidate, differs))
     return 0
 
 
-def _text(report: ReplayReport, candidate: str) -> str:
+def _text(report: ReplayReport, candidate: str, differs: list[str] | None) -> str:
     doc = report.as_json()
     span = f"{report.first:%Y-%m-%d %H:%M} .. {report.last:%Y-%m-%d %H:%M} UTC" if report.first and report.last else ""
     pct = f" ({report.changed / report.redecided:.1%})" if report.redecided else ""
@@ -103,6 +108,8 @@ def _text(report: ReplayReport, candidate: str) -> str:
         f"replayed {report.total:,} decisions under {candidate}: {report.changed:,} changed{pct}",
         f"  {report.redecided:,} decided again, {report.runs} run(s) {span}".rstrip(),
     ]
+    if differs is not None:
+        lines.append(f"  the candidate differs from the live config in: {', '.join(differs) or 'nothing'}")
     if report.kept:
         kept = ", ".join(f"{why} {n:,}" for why, n in sorted(report.kept.items()))
         lines.append(f"  kept as recorded (not a config's decision): {kept}")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,7 +27,7 @@ from actors.journal import JournalActor
 from actors.messages import Flush
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock
-from supervisor.config import Config, ConfigError, load_config
+from supervisor.config import Config, ConfigError, changed_keys, load_config
 from supervisor.deciding import GateDecider
 from supervisor.gate import Gate
 from supervisor.journal.recall import recall_state
@@ -87,18 +87,6 @@ RESTART_ONLY = (
     "metrics",
     "alerts",
 )
-
-
-def _changed(old: object, new: object, prefix: str) -> list[str]:
-    """Dotted keys whose values differ (dataclasses and mappings walked)."""
-    if old == new:
-        return []
-    if is_dataclass(old) and not isinstance(old, type) and type(old) is type(new):
-        names = [f.name for f in fields(old)]
-        return [k for n in names for k in _changed(getattr(old, n), getattr(new, n), f"{prefix}.{n}")]
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        return [k for key in sorted({*old, *new}) for k in _changed(old.get(key), new.get(key), f"{prefix}.{key}")]
-    return [prefix]
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,8 +336,7 @@ class System:
                 self.runtime.event("config_reload_refused", "riskgate", by=by, problems=exc.problems)
                 log.warning("config_reload_refused", by=by, problems=exc.problems)
                 raise
-            changed = _changed(old, new, "")
-            changed = [k[1:] for k in changed if k not in (".origin", ".digest")]
+            changed = changed_keys(old, new)
             frozen = [k for k in changed if any(k == r or k.startswith(r + ".") for r in RESTART_ONLY)]
             if frozen:
                 problems = [f"{k}: changed; restart required to apply it (nothing was reloaded)" for k in frozen]
@@ -388,7 +375,7 @@ class System:
             raise ControlError(409, f"the shadow config {candidate} cannot be read: {exc}") from exc
         except ConfigError as exc:
             raise ControlError(409, f"the shadow config {candidate} is not valid: {'; '.join(exc.problems)}") from exc
-        changed = [k[1:] for k in _changed(live, proposed, "") if k not in (".origin", ".digest")]
+        changed = changed_keys(live, proposed)
         frozen = [k for k in changed if any(k == r or k.startswith(r + ".") for r in RESTART_ONLY)]
         if frozen:
             raise ControlError(409, f"the shadow config changes restart-only keys ({', '.join(frozen)}): "

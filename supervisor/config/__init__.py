@@ -36,6 +36,7 @@ from supervisor.config.schema import (
     SupervisionConfig,
     SymbolConfig,
     WebhookConfig,
+    changed_keys,
 )
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "SupervisionConfig",
     "SymbolConfig",
     "WebhookConfig",
+    "changed_keys",
     "load_config",
     "parse_config",
 ]

@@ -4,7 +4,7 @@ their defaults. Parsing and validation live in `supervisor.config.loading`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "SupervisionConfig",
     "SymbolConfig",
     "WebhookConfig",
+    "changed_keys",
 ]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -363,3 +364,19 @@ class Config:
     def priced_symbols(self) -> frozenset[str]:
         """The symbols the prices source covers: prices.symbols, else every configured symbol."""
         return self.prices.symbols or frozenset(self.symbols)
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The dotted keys whose values differ between two configs (where they came from aside)."""
+    return [k[1:] for k in _changed(old, new, "") if k not in (".origin", ".digest")]
+
+
+def _changed(old: object, new: object, prefix: str) -> list[str]:
+    if old == new:
+        return []
+    if is_dataclass(old) and not isinstance(old, type) and type(old) is type(new):
+        names = [f.name for f in fields(old)]
+        return [k for n in names for k in _changed(getattr(old, n), getattr(new, n), f"{prefix}.{n}")]
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return [k for key in sorted({*old, *new}) for k in _changed(old.get(key), new.get(key), f"{prefix}.{key}")]
+    return [prefix]

@@ -28,6 +28,19 @@ def test_importing_the_core_loads_no_framework_no_io_no_threads():
 
 _BELOW_ACTORS = ("actors", "pykka", "supervisor.gate", "supervisor.runtime", "supervisor.facade", "supervisor.ops")
 
+_OFF_THE_SYSTEM = (
+    "pykka",
+    "httpx",
+    "actors",
+    "supervisor.runtime",
+    "supervisor.system",
+    "supervisor.facade",
+    "supervisor.ops",
+    "supervisor.api",
+    "supervisor.cli",
+    "supervisor.sim",
+    "supervisor.shared",
+)
 # Each layer, and what it must never import (directly, by name, anywhere in its files).
 FORBIDDEN = {
     "supervisor/core": (
@@ -72,6 +85,10 @@ FORBIDDEN = {
         "supervisor.ops",
         "supervisor.api",
     ),
+    # What-if replay and the shadow's process: a Gate fed the journal, beside the actors, below every
+    # part of the running system (the shadow's keeper in ops starts it as a process, never imports it).
+    "supervisor/replay.py": _OFF_THE_SYSTEM,
+    "supervisor/shadow.py": _OFF_THE_SYSTEM,
     # The journal on disk and the alert rules: below the actors that run them.
     "supervisor/journal": (*_BELOW_ACTORS, "supervisor.shared", "psycopg"),
     "supervisor/alerts": _BELOW_ACTORS,
