@@ -37,7 +37,7 @@ from supervisor.journal.store import JOURNAL_NAME
 from supervisor.replay import replay_journal
 from tests.helpers import config_dict
 
-__all__ = ["record", "run"]
+__all__ = ["record", "run", "shadow_on_vs_off"]
 
 
 def bench_config(folder: Path, leverage: float = 3.0) -> Config:
@@ -118,6 +118,59 @@ def run(n: int = 1_000_000) -> dict[str, Any]:
             "strict_changed": strict.changed,
             "span": str(timedelta(seconds=round(n * 0.001))),
         }
+
+
+def shadow_on_vs_off(n: int) -> dict[str, float]:
+    """evaluate p50 of a riskgate with a shadow config beside one without, interleaved rounds, the
+    scheduler placing threads and processes (the shadow's process takes what the other core has)."""
+    from bench.journal import _interleaved
+    from supervisor import AccountSnapshot, RiskSupervisor
+    from supervisor.sim.demo import toml_text
+
+    def started(shadow: bool) -> RiskSupervisor:
+        folder = Path(tempfile.mkdtemp(prefix="riskgate-bench-shadow-"))
+        data = config_dict(
+            gate={"max_orders_per_s": 10**9, "evaluate_timeout_s": 5.0},
+            risk_v3={"max_age_s": 3600.0}, ess={"max_age_s": 3600.0}, accounts={"max_age_s": 3600.0},
+            state={"dir": str(folder / "state")},
+        )  # fmt: skip
+        for i in range(100):
+            data["accounts"][f"acct{i}"] = {
+                "exchange": "binance",
+                "capital_profile": "normal",
+                "max_notional_usd": 1e12,
+            }
+        data["exchanges"]["binance"]["max_notional_usd"] = 1e15
+        if shadow:
+            candidate = dict(data, profiles={**data["profiles"], "normal": {**data["profiles"]["normal"],
+                                                                            "allowed_leverage": 1.5}})  # fmt: skip
+            (folder / "candidate.toml").write_text(toml_text(candidate))
+            data["shadow"] = {"config": str(folder / "candidate.toml"), "poll_interval_s": 0.1}
+        sup = RiskSupervisor(parse_config(data), poll_upstreams=False).start()
+        sup.report_ess_active(False)
+        sup.report_risk_signal(RiskSignal("INFO", sup.clock.now()))
+        for i in range(100):
+            sup.report_account_snapshot(AccountSnapshot(f"acct{i}", 1e9, positions()))
+        return sup
+
+    on, off = started(True), started(False)
+    try:
+        s = _interleaved({"on": (on.evaluate, order), "off": (off.evaluate, order)}, n)
+        on.flush_journal()
+        shadow = on._system.shadow
+        shadow.wait_until(lambda r: r.decided >= len(s["on"]), 120.0)
+        summary = on.shadow()
+    finally:
+        on.stop()
+        off.stop()
+    from bench.common import pct
+
+    return {
+        "on_p50": pct(s["on"], 0.5),
+        "off_p50": pct(s["off"], 0.5),
+        "shadow_decided": summary["decided"],
+        "shadow_disagreements": summary["disagreements"],
+    }
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ from supervisor.channels.ess_board import EssBoard, EssReading
 from supervisor.channels.journal_queue import JournalQueue, Seeded
 from supervisor.clock import Timer
 from supervisor.config import Config
-from supervisor.core.messages import Decision, EvaluateOrder, OrderRequest, RejectOrder, RiskGateResult
-from supervisor.core.orders import validate_order
+from supervisor.core.messages import Decision, EvaluateOrder, RejectOrder, RiskGateResult
+from supervisor.core.orders import account_of, validate_order
 from supervisor.errors import RiskgateError
 from supervisor.gate import Gate
 from supervisor.journal.inputs import ConfigMark, decode
@@ -107,19 +107,20 @@ class Replayer:
         else:
             self.gate.post(message, received)
 
-    def decide(self, wall: datetime, mono: float, order: OrderRequest) -> RiskGateResult:
+    def decide(self, wall: datetime, mono: float, order: dict[str, Any]) -> RiskGateResult:
+        """`order`'s fields (a recorded row's: `order_of_row`) decided again at the recorded times."""
         clock = self.clock
         clock.wall, clock.mono = wall, mono
         config = self.config
         valid = validate_order(order, config)
         msg: EvaluateOrder | RejectOrder
         if isinstance(valid, str):
-            msg = RejectOrder(valid, order.order_id or "", order.account)
+            msg = RejectOrder(valid, str(order.get("order_id", "")), account_of(order))
         else:
             msg = EvaluateOrder(valid, config=config)
         result = self.gate.decide(msg, None)
         if not isinstance(result, RiskGateResult):  # never: the replay's gate is open and free
-            raise ReplayError(f"the replayed gate did not decide order {order.order_id!r}")
+            raise ReplayError(f"the replayed gate did not decide order {order.get('order_id')!r}")
         return result
 
 
@@ -222,13 +223,19 @@ def _merged(db: sqlite3.Connection, run: str, until_us: int) -> Iterator[tuple[b
             d = decisions.fetchone()
 
 
-def order_of_row(row: tuple[Any, ...]) -> OrderRequest:
-    """The order of a decision row as read by the replay (its first 15 columns)."""
-    (_, _, _, oid, account, exchange, strategy, symbol, side, qty, price, stop, lev, reduce, ref) = row[:15]
-    return OrderRequest(
-        account, exchange, strategy, symbol, side, qty, price, lev if lev is not None else 1.0, bool(reduce), stop,
-        oid, ref,
-    )  # fmt: skip
+_ORDER_COLUMNS = (
+    "order_id", "account", "exchange", "strategy_id", "symbol", "side", "quantity", "price", "stop_price",
+    "leverage", "reduce_only", "reference_price",
+)  # fmt: skip
+
+
+def order_of_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """The order of a decision row (columns 3-14 of the replay's query), as the fields an order
+    is read from: read again by `validate_order` under the candidate, like any order from outside."""
+    order = {k: v for k, v in zip(_ORDER_COLUMNS, row[3:15], strict=True) if v is not None}
+    if "reduce_only" in order:
+        order["reduce_only"] = bool(order["reduce_only"])
+    return order
 
 
 def replay_journal(

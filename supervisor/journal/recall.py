@@ -103,14 +103,14 @@ def approval(row: dict[str, Any], accounts: Iterable[str], max_usd: float) -> Ap
 
 
 def recent_approvals(
-    path: Path, since: datetime, limit: int = MAX_RECALLED, until_us: int = 2**62
+    path: Path, since: datetime, limit: int = MAX_RECALLED, until_us: int | None = None
 ) -> list[dict[str, Any]]:
     """Approved orders' rows journaled since `since` (before `until_us`), oldest first (unchecked).
     An absent journal has none; one that cannot be read raises `JournalUnreadableError`."""
     return read_journal(path, lambda r: r.approvals_since(to_us(since), limit, until_us), [])
 
 
-def _resting(path: Path, since: datetime, until_us: int) -> list[dict[str, Any]]:
+def _resting(path: Path, since: datetime, until_us: int | None) -> list[dict[str, Any]]:
     """The approval rows of orders still resting (their last event `order_resting`)."""
 
     def read(reader: JournalReader) -> list[dict[str, Any]]:
@@ -143,7 +143,7 @@ def recall_state(
     gate = config.gate
     now_wall, now = clock.now(), clock.monotonic()
     path = path if path is not None else config.state.dir / JOURNAL_NAME
-    until_us = to_us(now_wall) if as_of else 2**62
+    until_us = to_us(now_wall) if as_of else None
     accounts, max_usd = config.accounts.accounts, config.accounts.max_plausible_usd
     window = max(gate.duplicate_window_s, gate.reservation_ttl_s)
     recent = recent_approvals(path, now_wall - timedelta(seconds=window), until_us=until_us)
@@ -198,7 +198,9 @@ def recall_state(
 _MARKS_LOOKBACK = timedelta(days=1)
 
 
-def _recall_marks(st: GateState, path: Path, config: Config, now: float, now_wall: datetime, until_us: int) -> None:
+def _recall_marks(
+    st: GateState, path: Path, config: Config, now: float, now_wall: datetime, until_us: int | None
+) -> None:
     """The last mark journaled of each symbol (within a day), as the last price seen: the first
     price after a restart is measured from it, as a move across an outage is. Unpriced until
     then (PRICE_REFERENCE_STALE): a recalled mark is no reference."""
@@ -219,7 +221,9 @@ def _recall_marks(st: GateState, path: Path, config: Config, now: float, now_wal
             marks.append((at, price))
 
 
-def _recall_pauses(st: GateState, path: Path, config: Config, now: float, now_wall: datetime, until_us: int) -> None:
+def _recall_pauses(
+    st: GateState, path: Path, config: Config, now: float, now_wall: datetime, until_us: int | None
+) -> None:
     """Price spike pauses journaled and not over yet hold after a restart too (the window of
     marks that showed the spike is gone with the process: without this a restart would lift
     the pause). The symbol is unpriced until its first price (PRICE_REFERENCE_STALE)."""

@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 JOURNAL_NAME = "journal.sqlite"
-_END_US = 2**62  # no upper bound on a time
 _T = TypeVar("_T")
 
 
@@ -217,52 +216,53 @@ class JournalReader:
         rows = self._db.execute(sql, (*args, q.limit)).fetchall()
         return [dict(row) for row in rows]
 
-    def resting_events_since(self, since_us: int, until_us: int = _END_US) -> Iterator[sqlite3.Row]:
+    def resting_events_since(self, since_us: int, until_us: int | None = None) -> Iterator[sqlite3.Row]:
         """`order_resting` and `order_ended` events in [since_us, until_us), oldest first, streamed."""
         return iter(
             self._db.execute(
                 "SELECT ts_us, kind, account, detail FROM events WHERE kind IN ('order_resting', 'order_ended')"
-                " AND ts_us >= ? AND ts_us < ? ORDER BY ts_us, seq",
-                (since_us, until_us),
+                " AND ts_us >= ? AND (? IS NULL OR ts_us < ?) ORDER BY ts_us, seq",
+                (since_us, until_us, until_us),
             )
         )
 
-    def pauses_since(self, since_us: int, until_us: int = _END_US) -> list[sqlite3.Row]:
+    def pauses_since(self, since_us: int, until_us: int | None = None) -> list[sqlite3.Row]:
         """`price_spike_pause` events in [since_us, until_us), oldest first (at most 10,000)."""
         return list(
             self._db.execute(
-                "SELECT ts_us, detail FROM events WHERE kind = 'price_spike_pause' AND ts_us >= ? AND ts_us < ?"
-                " ORDER BY ts_us, seq LIMIT 10000",
-                (since_us, until_us),
+                "SELECT ts_us, detail FROM events WHERE kind = 'price_spike_pause' AND ts_us >= ?"
+                " AND (? IS NULL OR ts_us < ?) ORDER BY ts_us, seq LIMIT 10000",
+                (since_us, until_us, until_us),
             )
         )
 
-    def marks_since(self, since_us: int, until_us: int = _END_US) -> list[sqlite3.Row]:
+    def marks_since(self, since_us: int, until_us: int | None = None) -> list[sqlite3.Row]:
         """The latest `price_mark` events of each symbol in [since_us, until_us) (at most 100,000)."""
         return list(
             self._db.execute(
-                "SELECT ts_us, detail FROM events WHERE kind = 'price_mark' AND ts_us >= ? AND ts_us < ?"
-                " ORDER BY ts_us DESC, seq DESC LIMIT 100000",
-                (since_us, until_us),
+                "SELECT ts_us, detail FROM events WHERE kind = 'price_mark' AND ts_us >= ?"
+                " AND (? IS NULL OR ts_us < ?) ORDER BY ts_us DESC, seq DESC LIMIT 100000",
+                (since_us, until_us, until_us),
             )
         )
 
-    def approval_of(self, account: str, order_id: str, until_us: int = _END_US) -> dict[str, Any] | None:
+    def approval_of(self, account: str, order_id: str, until_us: int | None = None) -> dict[str, Any] | None:
         """The latest approved decision on this account's order id before `until_us`, or None."""
         row = self._db.execute(
             "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"
-            " FROM decisions WHERE order_id = ? AND account = ? AND decision != 'block' AND ts_us < ?"
-            " ORDER BY ts_us DESC LIMIT 1",
-            (order_id, account, until_us),
+            " FROM decisions WHERE order_id = ? AND account = ? AND decision != 'block'"
+            " AND (? IS NULL OR ts_us < ?) ORDER BY ts_us DESC LIMIT 1",
+            (order_id, account, until_us, until_us),
         ).fetchone()
         return dict(row) if row is not None else None
 
-    def approvals_since(self, since_us: int, limit: int, until_us: int = _END_US) -> list[dict[str, Any]]:
+    def approvals_since(self, since_us: int, limit: int, until_us: int | None = None) -> list[dict[str, Any]]:
         """Approved (allowed or scaled) decisions in [since_us, until_us), oldest first."""
         rows = self._db.execute(
             "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"
-            " FROM decisions WHERE ts_us >= ? AND ts_us < ? AND decision != 'block' ORDER BY ts_us, seq LIMIT ?",
-            (since_us, until_us, limit),
+            " FROM decisions WHERE ts_us >= ? AND (? IS NULL OR ts_us < ?) AND decision != 'block'"
+            " ORDER BY ts_us, seq LIMIT ?",
+            (since_us, until_us, until_us, limit),
         ).fetchall()
         return [dict(row) for row in rows]
 
