@@ -36,7 +36,7 @@ def test_promtool_checks_the_rules():
     out = subprocess.run(
         [PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert out.returncode == 0 and "SUCCESS: 14 rules found" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "SUCCESS: 15 rules found" in out.stdout, out.stdout + out.stderr
 
 
 _HEAD = """rule_files: [alerts.yml]
@@ -323,6 +323,36 @@ def test_a_journal_that_blocks_or_dropped_a_record_in_5_minutes_alerts(tmp_path)
     )
 
 
+@needs_promtool
+def test_reduce_only_alerts_while_it_holds_and_is_no_halt(tmp_path):
+    _promtool_test(
+        tmp_path,
+        """
+      - series: 'risk_gate_reduce_only'
+        values: '0 1 1 0'
+      - series: 'risk_gate_ess_active'
+        values: '0 0 0 0'
+    alert_rule_test:
+      - eval_time: 0s
+        alertname: RiskGateReduceOnly
+        exp_alerts: []
+      - eval_time: 15s
+        alertname: RiskGateReduceOnly
+        exp_alerts:
+          - exp_labels: {severity: warning}
+            exp_annotations:
+              summary: "riskgate is reduce-only: orders that grow a position block (REDUCE_ONLY_MODE)"
+              description: "An operator's halt: `riskgate status` says whose and why, `riskgate resume` lifts it."
+      - eval_time: 15s
+        alertname: RiskGateHalted
+        exp_alerts: []  # orders that reduce still pass
+      - eval_time: 45s
+        alertname: RiskGateReduceOnly
+        exp_alerts: []  # resumed
+""",
+    )
+
+
 _CASE = re.compile(r"alertname: (\w+)\n\s+exp_alerts:( \[\])?")
 
 
@@ -331,4 +361,4 @@ def test_every_rule_has_a_firing_and_a_not_firing_promtool_case():
     cases = {(name, not empty) for name, empty in _CASE.findall(Path(__file__).read_text())}
     missing = sorted(f"{rule} {'fires' if fires else 'does not fire'}" for rule in rules for fires in (True, False)
                      if (rule, fires) not in cases)  # fmt: skip
-    assert len(rules) == 14 and not missing, missing
+    assert len(rules) == 15 and not missing, missing
