@@ -135,11 +135,11 @@ class System:
         self.state_lock = StateLock(config.state.dir)
         counters = self.runtime.counters
         self.rates = DecisionRates(counters, clock) if counters is not None else None
-        self.state_reader = StateReader(self.runtime, clock, self.rates)
-        self.health_log = HealthLog(self.runtime, clock, config.health.interval_s, self.state_reader.readiness)
-        self.metrics = MetricsRegistry(self.state_reader, counters)
         self.controls = OperatorControls(config, clock, self.runtime.board, self.runtime.link, self.journal,
                                          self.runtime.publish_ess)  # fmt: skip
+        self.state_reader = StateReader(self.runtime, clock, self.rates, self.controls.halt_status)
+        self.health_log = HealthLog(self.runtime, clock, config.health.interval_s, self.state_reader.readiness)
+        self.metrics = MetricsRegistry(self.state_reader, counters)
         # Several instances (store.backend = "postgresql", docs/scale-out.md): the shared store's
         # keeper (rounds: heartbeat, leases, the shared halt), its listener and the journal's shipper.
         self.shared: SharedParts | None = None

@@ -78,6 +78,7 @@ class Observation:
     ess_active: bool | None = None  # None: no ESS state, or a source's reading is unknown
     ess_reason: str = ""
     ess_halting: tuple[str, ...] = ()  # the ESS readings (sources) that halt
+    reduce_only: str | None = None  # while an operator's reduce-only halt holds: by whom and why
     gate_alive: bool = True
     journal_problem: str | None = None
     journal_blocking: str | None = None
@@ -214,6 +215,20 @@ def rule_halt(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert
         )
 
 
+def rule_reduce_only(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:
+    """An operator's reduce-only halt: no ESS source (`halt` never sees it), yet every order
+    that grows a position blocks."""
+    if obs.reduce_only is not None:
+        yield Alert(
+            "reduce_only",
+            "reduce_only",
+            "warning",
+            f"reduce-only {obs.reduce_only}: orders that grow a position block (REDUCE_ONLY_MODE)",
+            {"reason": obs.reduce_only},
+            "reduce-only lifted: orders that grow a position trade again",
+        )
+
+
 def rule_block_rate(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:
     for account, n in sorted(w.blocks_by_account.items()):
         limit = cfg.block_rate_per_account_per_min
@@ -331,6 +346,7 @@ def rule_prices(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Ale
 
 RULES: tuple[Rule, ...] = (
     rule_halt,
+    rule_reduce_only,
     rule_fail_closed,
     rule_source_stale,
     rule_loss_limit,

@@ -24,21 +24,30 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from supervisor.api.auth import Gatekeeper, Role, is_json
 from supervisor.api.models import (
     BODIES,
+    AccountStateOut,
+    DecisionExplained,
     DecisionOut,
+    DecisionRow,
     HaltOut,
     LockoutClearOut,
     LockoutOut,
+    MessagesOut,
+    OutcomeOut,
+    OverrideOut,
     Problem,
     Problems,
+    RatesOut,
     ReadyOut,
     ReloadOut,
+    SeriesOut,
+    StateOut,
 )
 from supervisor.api.service import Basics, Decider, GateService, Operator, Reader, Reporter, ShadowKeeper
 from supervisor.config import ConfigError
@@ -231,7 +240,37 @@ def _problem(status: int, detail: str, **extra: Any) -> Response:
     return _ok({"detail": detail, **extra}, status)
 
 
-_DOCS_401: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "missing or unknown bearer token"}}
+Responses = dict[int | str, dict[str, Any]]
+
+# The bearer token each role's routes document: an operator's always; an execution client's or a
+# reader's only where api.execution_access or api.read_access says "token", a setting a reload
+# may change after the schema is made: optional there ({} is "no token").
+_SECURITY: dict[Role, list[dict[str, list[str]]]] = {
+    "operator": [{"bearer": []}],
+    "client": [{"bearer": []}, {}],
+    "reader": [{"bearer": []}, {}],
+}
+_NO_TOKEN = {
+    "operator": "no operator's bearer token, or an unknown one ([api.operators])",
+    "client": 'no execution client\'s bearer token, or an unknown one (with api.execution_access = "token")',
+    "reader": 'no bearer token, or an unknown one (with api.read_access = "token")',
+}
+_WRONG_ROLE = {  # a reader may be either: no token is of the wrong role there
+    "operator": "an execution client's token: an operator's is required",
+    "client": "an operator's token: an execution client's is required",
+}
+
+
+def _guarded(role: Role, responses: Responses, forbidden: str = "", **route: Any) -> dict[str, Any]:
+    """A route's decorator arguments when it takes `role`'s bearer token: its `responses` with
+    the 401 and 403 it answers for the token (and `forbidden`: its own reasons for a 403), and
+    the bearer scheme as its `security`."""
+    refused: Responses = {401: {"model": Problem, "description": _NO_TOKEN[role]}}
+    why = [w for w in (_WRONG_ROLE.get(role, ""), forbidden) if w]
+    if why:
+        refused[403] = {"model": Problem, "description": "; ".join(why)}
+    extra = {**route.pop("openapi_extra", {}), "security": _SECURITY[role]}
+    return {"responses": {**responses, **refused}, "openapi_extra": extra, **route}
 
 
 # The dashboard: static files shipped in the package, read once. Its page asks
@@ -397,7 +436,7 @@ def _decision_routes(app: FastAPI, http: _Http, service: Decider) -> None:
         "/v1/evaluate",
         tags=["decisions"],
         summary="decide one order (same semantics as RiskSupervisor.evaluate)",
-        responses={200: {"model": DecisionOut}, 413: {"model": Problem}, 422: {"model": Problem}},
+        **_guarded("client", {200: {"model": DecisionOut}, 413: {"model": Problem}, 422: {"model": Problem}}),
     )
     async def evaluate(request: Request) -> Response:
         # Normally answered by the ASGI fast path in front of FastAPI (same code, fewer layers).
@@ -415,15 +454,20 @@ def _decision_routes(app: FastAPI, http: _Http, service: Decider) -> None:
         "/v1/evaluate/batch",
         tags=["decisions"],
         summary=f"decide a list of orders, in order (at most {MAX_BATCH})",
-        responses={200: {"model": list[DecisionOut]}, 413: {"model": Problem}, 422: {"model": Problem}},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/OrderIn"}}}
-                },
-            }
-        },
+        **_guarded(
+            "client",
+            {200: {"model": list[DecisionOut]}, 413: {"model": Problem}, 422: {"model": Problem}},
+            openapi_extra={
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/OrderIn"}}
+                        }
+                    },
+                }
+            },
+        ),
     )
     async def evaluate_batch(request: Request) -> Response:
         orders, refused = await http.body_of(request, "client")
@@ -445,12 +489,7 @@ def _journal_routes(app: FastAPI, http: _Http, service: Reader) -> None:
         "/v1/decisions",
         tags=["decisions"],
         summary="recent decisions from the journal, newest first",
-        responses={
-            200: {"model": list[dict[str, Any]]},
-            401: _DOCS_401[401],
-            422: {"model": Problem},
-            503: {"model": Problem},
-        },
+        **_guarded("reader", {200: {"model": list[DecisionRow]}, 422: {"model": Problem}, 503: {"model": Problem}}),
     )
     def decisions(
         request: Request,
@@ -498,7 +537,7 @@ def _journal_routes(app: FastAPI, http: _Http, service: Reader) -> None:
         "/v1/decisions/rates",
         tags=["decisions"],
         summary="decisions per second by decision and reason code, last 15 minutes",
-        responses={200: {"model": dict[str, Any]}, **_DOCS_401},
+        **_guarded("reader", {200: {"model": RatesOut}}),
     )
     def decision_rates(request: Request) -> Response:
         refused = http.guard(request, "reader") or _query_refused(request, ())
@@ -508,7 +547,9 @@ def _journal_routes(app: FastAPI, http: _Http, service: Reader) -> None:
         "/v1/decisions/explain",
         tags=["decisions"],
         summary="one order's decisions (?order_id=): every input, the check that decided, the events before",
-        responses={200: {"model": list[dict[str, Any]]}, 422: {"model": Problem}, 503: {"model": Problem}, **_DOCS_401},
+        **_guarded(
+            "reader", {200: {"model": list[DecisionExplained]}, 422: {"model": Problem}, 503: {"model": Problem}}
+        ),
     )
     async def explain(request: Request) -> Response:
         refused = http.guard(request, "reader") or _query_refused(request, ("order_id",))
@@ -528,7 +569,7 @@ def _journal_routes(app: FastAPI, http: _Http, service: Reader) -> None:
         "/v1/decisions/series",
         tags=["decisions"],
         summary="decisions per second over 15m, 1h or 24h (?range=), from the journal, with halts as marks",
-        responses={200: {"model": dict[str, Any]}, 422: {"model": Problem}, 503: {"model": Problem}, **_DOCS_401},
+        **_guarded("reader", {200: {"model": SeriesOut}, 422: {"model": Problem}, 503: {"model": Problem}}),
     )
     async def decision_series(request: Request) -> Response:
         refused = http.guard(request, "reader") or _query_refused(request, ("range",))
@@ -607,7 +648,7 @@ def _report_routes(app: FastAPI, http: _Http, service: Reporter) -> None:
         "/v1/fills",
         tags=["state"],
         summary="a (partial) fill: positions move, the order's reservation is released",
-        responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
+        **_guarded("client", {200: {"model": AccountStateOut}, 404: {"model": Problem}, 422: {"model": Problem}}),
     )
     async def fills(request: Request) -> Response:
         got = await report_of(request, Fill, "fill")
@@ -623,7 +664,8 @@ def _report_routes(app: FastAPI, http: _Http, service: Reporter) -> None:
         "/v1/outcomes",
         tags=["state"],
         summary="an order's outcome at the exchange: open keeps its reservation, an end releases it",
-        responses={202: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
+        status_code=202,
+        **_guarded("client", {202: {"model": OutcomeOut}, 404: {"model": Problem}, 422: {"model": Problem}}),
     )
     async def outcomes(request: Request) -> Response:
         got = await report_of(request, OrderOutcome, "outcome")
@@ -641,12 +683,11 @@ def _report_routes(app: FastAPI, http: _Http, service: Reporter) -> None:
         tags=["state"],
         summary="cancels or edits the client sent: they count toward gate.max_messages_per_s",
         status_code=202,
-        responses={
-            202: {"model": dict[str, Any]},
-            403: {"model": Problem},
-            404: {"model": Problem},
-            422: {"model": Problem},
-        },
+        **_guarded(
+            "client",
+            {202: {"model": MessagesOut}, 404: {"model": Problem}, 422: {"model": Problem}},
+            "a client held to other accounts ([api.clients.NAME] accounts)",
+        ),
     )
     async def messages(request: Request) -> Response:
         got = await report_of(request, _Messages, "messages")
@@ -668,7 +709,11 @@ def _report_routes(app: FastAPI, http: _Http, service: Reporter) -> None:
         "/v1/accounts/{name}/snapshot",
         tags=["state"],
         summary="an account's equity and positions (the tracker adds the day/week baselines)",
-        responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}},
+        **_guarded(
+            "client",
+            {200: {"model": AccountStateOut}, 404: {"model": Problem}, 422: {"model": Problem}},
+            "a client held to other accounts; an account that takes its snapshots from accounts.snapshot_url only",
+        ),
     )
     async def snapshot(name: str, request: Request) -> Response:
         body, refused = await http.body_of(request, "client")
@@ -706,13 +751,19 @@ def _reader_routes(app: FastAPI, http: _Http, service: Reader) -> None:
         "/v1/state",
         tags=["state"],
         summary="sources, risk level, ESS, and each account against its limits",
-        responses={200: {"model": dict[str, Any]}, **_DOCS_401},
+        **_guarded("reader", {200: {"model": StateOut}}),
     )
     def state(request: Request) -> Response:
         refused = http.guard(request, "reader") or _query_refused(request, ())
         return refused if refused is not None else _ok(service.state())
 
-    @app.get("/metrics", tags=["probes"], summary="Prometheus text exposition", responses=_DOCS_401)
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        summary="Prometheus text exposition",
+        response_class=PlainTextResponse,  # documented as text; the answer is made below
+        **_guarded("reader", {}),
+    )
     def metrics(request: Request) -> Response:
         refused = http.guard(request, "reader")
         if refused is not None:
@@ -726,7 +777,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         "/v1/reload",
         tags=["control"],
         summary="re-read the config file and swap it in between two evaluations; a bad file changes nothing",
-        responses={200: {"model": ReloadOut}, 400: {"model": Problems}, **_DOCS_401},
+        **_guarded("operator", {200: {"model": ReloadOut}, 400: {"model": Problems}}),
     )
     def reload(request: Request) -> Response:
         refused = http.guard(request, "operator")
@@ -774,7 +825,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         tags=["control"],
         summary='halt every order (mode "all", the default) or every order that grows a position '
         '("reduce_only"); persisted; halts stack, one per operator and mode',
-        responses={200: {"model": HaltOut}, 422: {"model": Problem}, **_DOCS_401},
+        **_guarded("operator", {200: {"model": HaltOut}, 422: {"model": Problem}}),
     )
     async def halt(request: Request) -> Response:
         body, refused = await control_body(request, ("reason", "mode"))
@@ -787,7 +838,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         "/v1/resume",
         tags=["control"],
         summary="lift every operator halt (only those: an ESS or kill-switch halt stays); 409 when none holds",
-        responses={200: {"model": HaltOut}, 409: {"model": Problem}, 422: {"model": Problem}, **_DOCS_401},
+        **_guarded("operator", {200: {"model": HaltOut}, 409: {"model": Problem}, 422: {"model": Problem}}),
     )
     async def resume(request: Request) -> Response:
         body, refused = await control_body(request, ("reason",), empty_ok=True)
@@ -795,14 +846,17 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
             return refused
         return await controlled(lambda: service.resume(operator_of(request), body.get("reason", "resumed")))
 
-    @app.get(
-        "/v1/halt", tags=["control"], summary="the operator halt", responses={200: {"model": HaltOut}, **_DOCS_401}
-    )
+    @app.get("/v1/halt", tags=["control"], summary="the operator halt", **_guarded("reader", {200: {"model": HaltOut}}))
     def halt_status(request: Request) -> Response:
         refused = http.guard(request, "reader")
         return refused if refused is not None else _ok(service.controls.halt_status())
 
-    @app.get("/v1/overrides", tags=["control"], summary="overrides: proposed, active, ended", responses=_DOCS_401)
+    @app.get(
+        "/v1/overrides",
+        tags=["control"],
+        summary="overrides: proposed, active, ended",
+        **_guarded("reader", {200: {"model": list[OverrideOut]}}),
+    )
     def overrides(request: Request) -> Response:
         refused = http.guard(request, "reader")
         return refused if refused is not None else _ok([asdict(r) for r in service.overrides()])
@@ -812,7 +866,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         tags=["control"],
         summary="propose an override (account, reason, ttl_s); another operator approves it",
         status_code=201,
-        responses={201: {"model": dict[str, Any]}, 404: {"model": Problem}, 422: {"model": Problem}, **_DOCS_401},
+        **_guarded("operator", {201: {"model": OverrideOut}, 404: {"model": Problem}, 422: {"model": Problem}}),
     )
     async def propose(request: Request) -> Response:
         body, refused = await control_body(request, ("account", "reason", "ttl_s"))
@@ -828,13 +882,11 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         "/v1/overrides/{override_id}/approve",
         tags=["control"],
         summary="approve another operator's proposal: it is active for its ttl_s",
-        responses={
-            200: {"model": dict[str, Any]},
-            403: {"model": Problem},
-            404: {"model": Problem},
-            409: {"model": Problem},
-            **_DOCS_401,
-        },
+        **_guarded(
+            "operator",
+            {200: {"model": OverrideOut}, 404: {"model": Problem}, 409: {"model": Problem}},
+            "the operator who proposed it: another must approve it",
+        ),
     )
     async def approve(override_id: str, request: Request) -> Response:
         refused = http.guard(request, "operator")
@@ -846,7 +898,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         "/v1/overrides/{override_id}",
         tags=["control"],
         summary="revoke a proposal or an active override",
-        responses={200: {"model": dict[str, Any]}, 404: {"model": Problem}, 409: {"model": Problem}, **_DOCS_401},
+        **_guarded("operator", {200: {"model": OverrideOut}, 404: {"model": Problem}, 409: {"model": Problem}}),
     )
     async def revoke(override_id: str, request: Request) -> Response:
         refused = http.guard(request, "operator")
@@ -859,7 +911,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         "/v1/lockouts",
         tags=["control"],
         summary="the locked accounts: each lockout's code, cause, since, until and what lifts it",
-        responses={200: {"model": dict[str, list[LockoutOut]]}, **_DOCS_401},
+        **_guarded("reader", {200: {"model": dict[str, list[LockoutOut]]}}),
     )
     async def lockouts(request: Request) -> Response:
         refused = http.guard(request, "reader")
@@ -871,14 +923,16 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         "/v1/lockouts/{account}/clear",
         tags=["control"],
         summary="lift an account's cooldown (journaled; a second operator confirms it if the config says so)",
-        responses={
-            200: {"model": LockoutClearOut},
-            403: {"model": Problem},
-            404: {"model": Problem},
-            409: {"model": Problem},
-            422: {"model": Problem},
-            **_DOCS_401,
-        },
+        **_guarded(
+            "operator",
+            {
+                200: {"model": LockoutClearOut},
+                404: {"model": Problem},
+                409: {"model": Problem},
+                422: {"model": Problem},
+            },
+            "the operator who asked for it, when a second operator must confirm it",
+        ),
     )
     async def clear_lockout(account: str, request: Request) -> Response:
         body, refused = await control_body(request, ("reason",))
@@ -942,14 +996,10 @@ def _document_bodies(app: FastAPI) -> None:
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
                 }
-            # Every operation that answers 401 takes a bearer token: said so, for generated clients.
+            # The scheme each operation that takes a token names as its `security` (`_guarded`).
             schema["components"]["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "[api.operators] / [api.clients] token"}
             }
-            for operations in schema["paths"].values():
-                for operation in operations.values():
-                    if "401" in operation.get("responses", {}):
-                        operation["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -27,7 +27,7 @@ from supervisor.config import Config
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.gate import GateView
 from supervisor.logs import get_logger
-from supervisor.ops.state import StateReader
+from supervisor.ops.state import StateReader, reduce_only_reason
 from supervisor.runtime.wiring import Runtime
 
 __all__ = ["Alerting", "observe"]
@@ -86,6 +86,7 @@ def observe(runtime: Runtime, clock: Clock, view: GateView | None) -> Observatio
         ess_active=ess.active if ess is not None else None,
         ess_reason=ess.reason if ess is not None else "",
         ess_halting=tuple(r.source for r in ess.sources if r.active is True) if ess is not None else (),
+        reduce_only=reduce_only_reason(runtime),
         gate_alive=any(row["actor"] == "gate" and row["alive"] for row in rows),
         journal_problem=journal.problem,
         journal_blocking=journal.blocking,

@@ -114,6 +114,19 @@ class GateCollector(Collector):
             value=0.0 if ess is False else 1.0,
         )
         yield GaugeMetricFamily(
+            "risk_gate_reduce_only",
+            "1 while an operator's reduce-only halt holds: orders that grow a position block (REDUCE_ONLY_MODE).",
+            value=0.0 if reader.reduce_only() is None else 1.0,
+        )
+        halts = GaugeMetricFamily(
+            "risk_gate_operator_halts",
+            "Operator halts holding, by mode (all: every order; reduce_only): one per operator and mode.",
+            labels=("mode",),
+        )
+        for mode, n in reader.operator_halts().items():
+            halts.add_metric((mode,), n)
+        yield halts
+        yield GaugeMetricFamily(
             "risk_gate_ready",
             "1 when every source is fresh and the gate runs.",
             value=0.0 if reader.readiness(runtime_view) else 1.0,

@@ -22,12 +22,13 @@ from supervisor.clock import Clock, Timer
 from supervisor.config import Config
 from supervisor.core.checks import Denial, account_denial, market_blockers
 from supervisor.core.lockouts import Lockout, account_lockouts, repeat_lockout
-from supervisor.core.messages import RiskSignal
+from supervisor.core.messages import ReduceOnlyMode, RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.gate import GateView
+from supervisor.ops.controls import HALT_MODES, halts_of
 from supervisor.runtime.wiring import Runtime
 
-__all__ = ["DecisionRates", "StateReader", "banner"]
+__all__ = ["DecisionRates", "StateReader", "banner", "reduce_only_reason"]
 
 RISK_LEVELS = {"INFO": 0, "WARNING": 1, "CRITICAL": 2}
 
@@ -111,11 +112,27 @@ class DecisionRates:
         return {key: n - base.get(key, 0) for key, n in current.items() if n - base.get(key, 0) > 0}
 
 
+def reduce_only_reason(runtime: Runtime) -> str | None:
+    """The operators' reduce-only halt as the gate link last told the gate (its reason), or None:
+    what the gate applies, read without asking it."""
+    latest = runtime.link.latest("reduce_only_mode")
+    return latest.message.reason if latest is not None and isinstance(latest.message, ReduceOnlyMode) else None
+
+
 class StateReader:
-    def __init__(self, runtime: Runtime, clock: Clock, rates: DecisionRates | None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        clock: Clock,
+        rates: DecisionRates | None,
+        halts: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """`halts`: the operator halt document (`OperatorControls.halt_status`), read under the
+        controls' lock, never the gate's."""
         self._runtime = runtime
         self._clock = clock
         self._rates = rates
+        self._halts = halts
         # Several instances: the keeper's last round, (confirmed age, error), set by the system.
         self.shared_status: Callable[[], tuple[float | None, str | None]] | None = None
         self.shared_describe: Callable[[], dict[str, Any]] | None = None  # instances, leases, the shared halt
@@ -186,6 +203,17 @@ class StateReader:
     def ess_active(self) -> bool | None:
         current = self._runtime.board.current
         return None if current is None else current.state.active
+
+    def reduce_only(self) -> str | None:
+        """The reduce-only halt's reason while one holds (orders that grow a position block), else None."""
+        return reduce_only_reason(self._runtime)
+
+    def operator_halts(self) -> dict[str, int]:
+        """How many operator halts hold, by mode ("all", "reduce_only"): they stack, one per operator and mode."""
+        counts = dict.fromkeys(HALT_MODES, 0)
+        for halt in halts_of(self._halts() if self._halts is not None else {"active": False}):
+            counts[halt["mode"]] += 1
+        return counts
 
     def actor_rows(self) -> list[dict[str, Any]]:
         return self._runtime.supervisor.rows()

@@ -38,6 +38,14 @@ def test_the_dashboard_is_well_formed():
         assert wanted in titles
 
 
+def test_reduce_only_shows_on_the_status_panel_and_as_annotations():
+    doc = json.loads(DASHBOARD.read_text())
+    status = next(p for p in doc["panels"] if p["title"] == "Ready / halted / reduce-only")
+    assert any("risk_gate_reduce_only" in t["expr"] for t in status["targets"])
+    marks = {a["name"]: a["expr"] for a in doc["annotations"]["list"]}
+    assert "risk_gate_reduce_only" in marks["Reduce-only"] and "risk_gate_ess_active" in marks["Halts"]
+
+
 def test_every_metric_a_query_names_is_exported(clock):
     with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
         text = sup.metrics.exposition().decode()

@@ -36,7 +36,7 @@ def test_promtool_checks_the_rules():
     out = subprocess.run(
         [PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert out.returncode == 0 and "SUCCESS: 14 rules found" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "SUCCESS: 15 rules found" in out.stdout, out.stdout + out.stderr
 
 
 _HEAD = """rule_files: [alerts.yml]
@@ -66,7 +66,7 @@ def test_the_rules_fire_as_meant(tmp_path):
       - series: 'risk_gate_ready'
         values: '1 1 0 0 0 0'
       - series: 'risk_gate_decisions_total{decision="block",reason_code="ESS_HALT_ACTIVE",account="main"}'
-        values: '0+40x8'
+        values: '0+40x8 320x12'
       - series: 'risk_gate_ess_active'
         values: '0 0 0 1 1 1'
     alert_rule_test:
@@ -86,6 +86,12 @@ def test_the_rules_fire_as_meant(tmp_path):
           - exp_labels: {severity: warning, account: main}
             exp_annotations:
               summary: "account main: more than 30 blocked orders in a minute"
+      - eval_time: 4m
+        alertname: RiskGateBlocksPerAccount
+        exp_alerts: []  # no block for a minute
+      - eval_time: 15s
+        alertname: RiskGateHalted
+        exp_alerts: []
       - eval_time: 60s
         alertname: RiskGateHalted
         exp_alerts:
@@ -113,7 +119,7 @@ def test_a_dead_or_missing_riskgate_and_a_stale_source_alert_saying_what_and_how
       - series: 'risk_gate_source_up{job="riskgate", instance="h1:8010", source="account:main"}'
         values: '0 0 0 0 0 0 0'
       - series: 'risk_gate_account_lockout{job="riskgate", instance="h1:8010", account="main", code="LOSS_COOLDOWN"}'
-        values: '1 1 1'
+        values: '1 1 1 0'
     alert_rule_test:
       - eval_time: 75s
         alertname: RiskGateDown
@@ -135,6 +141,9 @@ def test_a_dead_or_missing_riskgate_and_a_stale_source_alert_saying_what_and_how
             exp_annotations:
               summary: "no riskgate is scraped: none runs, or Prometheus cannot see it"
               description: "No series of job riskgate for a minute: an execution service that asks it gets no answer."
+      - eval_time: 15s
+        alertname: RiskGateSourceStale
+        exp_alerts: []  # not yet 30 s
       - eval_time: 60s
         alertname: RiskGateSourceStale
         exp_alerts:
@@ -142,6 +151,9 @@ def test_a_dead_or_missing_riskgate_and_a_stale_source_alert_saying_what_and_how
             exp_annotations:
               summary: "riskgate source risk_v3 is stale: its last state is 1m 5s old"
               description: "Orders needing it block as stale (RISK_, ESS_, ACCOUNT_STATE_STALE, PRICE_REFERENCE_STALE)."
+      - eval_time: 15s
+        alertname: RiskGateSourceNeverSeen
+        exp_alerts: []  # not yet 30 s
       - eval_time: 60s
         alertname: RiskGateSourceNeverSeen
         exp_alerts:
@@ -156,6 +168,9 @@ def test_a_dead_or_missing_riskgate_and_a_stale_source_alert_saying_what_and_how
             exp_annotations:
               summary: "account main is locked (LOSS_COOLDOWN): new risk blocks"
               description: "`riskgate lockouts list` says why and until when; reducing orders still pass."
+      - eval_time: 45s
+        alertname: RiskGateAccountLocked
+        exp_alerts: []  # lifted
 """,
     )
 
@@ -194,3 +209,156 @@ def test_a_symbol_without_a_fresh_price_or_paused_after_a_spike_alerts_by_name(t
         exp_alerts: []
 """,
     )
+
+
+@needs_promtool
+def test_blocks_alert_per_reason_code_summed_over_accounts_above_60_a_minute(tmp_path):
+    _promtool_test(
+        tmp_path,
+        """
+      - series: 'risk_gate_decisions_total{decision="block",reason_code="ESS_HALT_ACTIVE",account="main"}'
+        values: '0+10x8 80x16'
+      - series: 'risk_gate_decisions_total{decision="block",reason_code="ESS_HALT_ACTIVE",account="alt"}'
+        values: '0+10x8 80x16'
+      - series: 'risk_gate_decisions_total{decision="block",reason_code="LEVERAGE_EXCEEDS_LIMIT",account="main"}'
+        values: '0x12 0+15x8'
+    alert_rule_test:
+      - eval_time: 90s
+        alertname: RiskGateBlocksPerReason
+        exp_alerts:  # 40 a minute on each account: 80 for the code
+          - exp_labels: {severity: warning, reason_code: ESS_HALT_ACTIVE}
+            exp_annotations:
+              summary: "ESS_HALT_ACTIVE: more than 60 blocked orders in a minute"
+      - eval_time: 315s
+        alertname: RiskGateBlocksPerReason
+        exp_alerts: []  # the burst over; LEVERAGE_EXCEEDS_LIMIT at exactly 60 a minute
+""",
+    )
+
+
+@needs_promtool
+def test_a_loss_limit_block_alerts_naming_account_and_code_and_ends_five_minutes_after_the_last(tmp_path):
+    _promtool_test(
+        tmp_path,
+        """
+      - series: 'risk_gate_decisions_total{decision="block",reason_code="DAILY_LOSS_LIMIT",account="main"}'
+        values: '0 0 1x32'
+      - series: 'risk_gate_decisions_total{decision="block",reason_code="LEVERAGE_EXCEEDS_LIMIT",account="alt"}'
+        values: '0+5x34'
+    alert_rule_test:
+      - eval_time: 15s
+        alertname: RiskGateLossLimit
+        exp_alerts: []  # blocks, but none for a loss limit
+      - eval_time: 45s
+        alertname: RiskGateLossLimit
+        exp_alerts:
+          - exp_labels: {severity: critical, account: main, reason_code: DAILY_LOSS_LIMIT}
+            exp_annotations:
+              summary: "account main reached DAILY_LOSS_LIMIT"
+      - eval_time: 7m
+        alertname: RiskGateLossLimit
+        exp_alerts: []
+""",
+    )
+
+
+@needs_promtool
+def test_an_actor_restarting_more_than_3_times_in_10_minutes_alerts_by_name(tmp_path):
+    _promtool_test(
+        tmp_path,
+        """
+      - series: 'risk_gate_actor_restarts_total{actor="gate"}'
+        values: '0 1 2 3 4 4x50'
+      - series: 'risk_gate_actor_restarts_total{actor="journal"}'
+        values: '0 1 2 3 3x50'
+    alert_rule_test:
+      - eval_time: 60s
+        alertname: RiskGateActorRestarting
+        exp_alerts:  # the journal's 3 are not more than 3
+          - exp_labels: {severity: warning, actor: gate}
+            exp_annotations:
+              summary: "riskgate actor gate restarted more than 3 times in 10 minutes"
+      - eval_time: 12m
+        alertname: RiskGateActorRestarting
+        exp_alerts: []  # none for 10 minutes
+""",
+    )
+
+
+@needs_promtool
+def test_a_journal_that_blocks_or_dropped_a_record_in_5_minutes_alerts(tmp_path):
+    _promtool_test(
+        tmp_path,
+        """
+      - series: 'risk_gate_journal_blocking{instance="h1:8010"}'
+        values: '0 0 1 1 0x30'
+      - series: 'risk_gate_journal_dropped_total{instance="h1:8010"}'
+        values: '0x34'
+      - series: 'risk_gate_journal_blocking{instance="h2:8010"}'
+        values: '0x34'
+      - series: 'risk_gate_journal_dropped_total{instance="h2:8010"}'
+        values: '0 0 0 2 2x30'
+    alert_rule_test:
+      - eval_time: 15s
+        alertname: RiskGateJournalFailing
+        exp_alerts: []
+      - eval_time: 30s
+        alertname: RiskGateJournalFailing
+        exp_alerts:  # h1 blocks
+          - exp_labels: {severity: critical, instance: "h1:8010"}
+            exp_annotations:
+              summary: "riskgate's decision journal cannot keep every record"
+              description: "With journal.on_failure = block, new orders block as JOURNAL_UNAVAILABLE."
+      - eval_time: 75s
+        alertname: RiskGateJournalFailing
+        exp_alerts:  # h1 writes again; h2 dropped 2 records
+          - exp_labels: {severity: critical, instance: "h2:8010"}
+            exp_annotations:
+              summary: "riskgate's decision journal cannot keep every record"
+              description: "With journal.on_failure = block, new orders block as JOURNAL_UNAVAILABLE."
+      - eval_time: 7m
+        alertname: RiskGateJournalFailing
+        exp_alerts: []  # nothing dropped for 5 minutes
+""",
+    )
+
+
+@needs_promtool
+def test_reduce_only_alerts_while_it_holds_and_is_no_halt(tmp_path):
+    _promtool_test(
+        tmp_path,
+        """
+      - series: 'risk_gate_reduce_only'
+        values: '0 1 1 0'
+      - series: 'risk_gate_ess_active'
+        values: '0 0 0 0'
+    alert_rule_test:
+      - eval_time: 0s
+        alertname: RiskGateReduceOnly
+        exp_alerts: []
+      - eval_time: 15s
+        alertname: RiskGateReduceOnly
+        exp_alerts:
+          - exp_labels: {severity: warning}
+            exp_annotations:
+              summary: "riskgate is reduce-only: orders that grow a position block (REDUCE_ONLY_MODE)"
+              description: "An operator's halt: `riskgate status` says whose and why, `riskgate resume` lifts it."
+      - eval_time: 15s
+        alertname: RiskGateHalted
+        exp_alerts: []  # orders that reduce still pass
+      - eval_time: 45s
+        alertname: RiskGateReduceOnly
+        exp_alerts: []  # resumed
+""",
+    )
+
+
+_CASE = re.compile(r"alertname: (\w+)\n\s+exp_alerts:( \[\])?")
+
+
+def test_every_rule_has_a_firing_and_a_not_firing_promtool_case():
+    rules = set(re.findall(r"- alert: (\w+)", RULES.read_text()))
+    cases = {(name, not empty) for name, empty in _CASE.findall(Path(__file__).read_text())}
+    missing = sorted(f"{rule} {'fires' if fires else 'does not fire'}" for rule in rules for fires in (True, False)
+                     if (rule, fires) not in cases)  # fmt: skip
+    assert len(rules) == 15 and not missing, missing

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor import RiskSupervisor
 from tests.supervisor.api.conftest import ALICE, BOB
@@ -82,6 +83,33 @@ def test_a_reduce_only_halt_survives_a_restart_and_an_older_halt_file_halts_ever
         sup.serve_api(port=0)
         feed(sup)
         assert decide(sup, **REDUCE_MAIN)["reason_code"] == "ESS_HALT_ACTIVE"  # every order: the strictest
+
+
+def _gauges(sup: RiskSupervisor) -> dict[str, float]:
+    """The halt gauges of /metrics, by name and mode label."""
+    text = call(sup, "GET", "/metrics", None).text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in ("risk_gate_reduce_only", "risk_gate_ess_active", "risk_gate_operator_halts"):
+                out[sample.name + "".join(f":{v}" for v in sample.labels.values())] = sample.value
+    return out
+
+
+def test_metrics_show_reduce_only_and_each_operators_halt_by_mode(sup):
+    calm = {"risk_gate_reduce_only": 0.0, "risk_gate_ess_active": 0.0,
+            "risk_gate_operator_halts:all": 0.0, "risk_gate_operator_halts:reduce_only": 0.0}  # fmt: skip
+    assert _gauges(sup) == calm
+    call(sup, "POST", "/v1/halt", ALICE, {"reason": "thin book", "mode": "reduce_only"})
+    assert _gauges(sup) == {**calm, "risk_gate_reduce_only": 1.0, "risk_gate_operator_halts:reduce_only": 1.0}
+    call(sup, "POST", "/v1/halt", BOB, {"reason": "thin book too", "mode": "reduce_only"})
+    call(sup, "POST", "/v1/halt", BOB, {"reason": "outage"})
+    assert _gauges(sup) == {
+        "risk_gate_reduce_only": 1.0, "risk_gate_ess_active": 1.0,
+        "risk_gate_operator_halts:all": 1.0, "risk_gate_operator_halts:reduce_only": 2.0,
+    }  # fmt: skip
+    call(sup, "POST", "/v1/resume", ALICE, {"reason": "done"})
+    assert _gauges(sup) == calm
 
 
 # -- riskgate status: one verdict, every cause, an exit code per verdict --------------------------

@@ -178,6 +178,28 @@ def test_a_full_outbox_drops_new_messages_and_says_so_once(clock):
             sender.stop()
 
 
+def test_reduce_only_fires_when_it_begins_and_resolves_when_it_ends(clock):
+    """No ESS source halts (the halt rule sees nothing), yet orders that grow a position block."""
+    with (
+        Receiver() as hook,
+        RiskSupervisor(alert_config({"h": {"url": hook.url}}), clock=clock, poll_upstreams=False) as sup,
+    ):
+        assert step(sup, clock) == []
+        sup.halt("venue wobbly", "alice", mode="reduce_only")
+        assert step(sup, clock) == step(sup, clock) == ["reduce_only"]  # once per episode
+        sup.resume("bob", "venue steady")
+        assert step(sup, clock) == []
+        assert hook.wait_for(lambda r: len(r.bodies) == 2)
+    firing, resolved = hook.bodies
+    assert [(b["key"], b["state"], b["severity"]) for b in hook.bodies] == [
+        ("reduce_only", "firing", "warning"), ("reduce_only", "resolved", "warning"),
+    ]  # fmt: skip
+    assert firing["summary"] == (
+        "reduce-only by alice: venue wobbly: orders that grow a position block (REDUCE_ONLY_MODE)"
+    )
+    assert resolved["summary"] == "reduce-only lifted: orders that grow a position trade again"
+
+
 def test_a_gate_that_does_not_answer_the_view_does_not_stop_the_alerts(clock):
     import threading
 
