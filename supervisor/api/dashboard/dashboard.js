@@ -316,10 +316,13 @@ function lossMeter(label, pnl, limit, name) {
 
 function drawAccounts(accounts) {
   const cards = Object.entries(accounts).map(([name, a]) => {
+    // blocked_kind: "fail_closed" (its own state: every order blocks) or "lockout" (new risk blocked).
+    const failing = a.blocked_kind === "fail_closed";
+    const locked = (a.lockouts || []).length > 0;
     const status = !a.has_state ? ["no state yet", "pill bad"]
       : a.fresh === false ? ["stale", "pill bad"]
-      : a.blocked_by ? ["blocked", "pill bad"]
-      : (a.lockouts || []).length ? ["locked", "pill bad"]
+      : failing ? ["blocked", "pill bad"]
+      : locked ? ["locked", "pill bad"]
       : ["fresh", "pill ok"];
     const caps = [a.max_notional_usd, a.exchange_max_notional_usd].filter((v) => typeof v === "number");
     const cap = caps.length ? Math.min(...caps) : null;
@@ -333,13 +336,12 @@ function drawAccounts(accounts) {
       meter("open positions", a.open_positions, a.max_open_positions,
         `${a.open_positions ?? "—"} of ${a.max_open_positions}`, "positions"),
     ];
-    if (a.blocked_by) parts.splice(2, 0, el("p", { class: "blocked", text: `every order blocks: ${a.blocked_by}` }));
-    else if ((a.lockouts || []).length) parts.splice(2, 0, ...a.lockouts.map(lockoutLine));
+    if (failing) parts.splice(2, 0, el("p", { class: "blocked", text: `every order blocks: ${humanReason(a.blocked_by)}` }));
+    else if (locked) parts.splice(2, 0, ...a.lockouts.map(lockoutLine));
     if (a.override) parts.push(el("p", { class: "note", text: `override ${a.override.id} active, ${fmtAge(a.override.s_left)} left` }));
     const recent = Object.entries(a.decisions_last_minute || {}).map(([code, n]) => `${code} ${n}`);
     if (recent.length) parts.push(el("p", { class: "note", text: `last minute: ${recent.join(", ")}` }));
-    const locked = (a.lockouts || []).length > 0;
-    return el("article", { class: "account", "data-account": name, "data-locked": String(locked), "data-fresh": String(a.fresh === true && !a.blocked_by && !locked) }, ...parts);
+    return el("article", { class: "account", "data-account": name, "data-locked": String(locked), "data-fresh": String(a.fresh === true && a.new_risk_allowed !== false && !locked) }, ...parts);
   });
   $("accounts").replaceChildren(...cards);
 }
