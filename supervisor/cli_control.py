@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from supervisor.core.halts import OPERATOR_HALT_SOURCE, halt_cause, operator_halts
 
 __all__ = ["add_control_commands", "api_options", "call_api"]
 
@@ -224,8 +227,8 @@ def _verdict(doc: dict[str, Any]) -> dict[str, Any]:
         verdict = "NOT READY"
     if verdict not in STATUS_EXIT:
         verdict = "FAIL-CLOSED"  # a state this riskgate does not know: not trading
-    causes = [str(c.get("detail")) for c in banner.get("causes") or [] if isinstance(c, dict)]
-    also = [str(c.get("detail")) for c in banner.get("also") or [] if isinstance(c, dict)]
+    causes = [said for c in banner.get("causes") or [] if isinstance(c, dict) for said in _said_cause(c, doc)]
+    also = [said for c in banner.get("also") or [] if isinstance(c, dict) for said in _said_cause(c, doc)]
     lockouts = {
         name: [f"{lk.get('code')} until {_when(lk['until']) if lk.get('until') else 'an operator lifts it'}: "
                f"{lk.get('cause')}"
@@ -252,8 +255,37 @@ def _verdict(doc: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)?")
+
+
+def _said_cause(cause: dict[str, Any], doc: dict[str, Any]) -> list[str]:
+    """A banner cause for people: a halt says who halts ("by ESS (http): drill", "by kill switch
+    file ...", "by operator alice: drill"; one line per operator), each with since when; any other
+    cause its detail. Times rounded to the minute, never raw ISO 8601."""
+    detail = _ISO.sub(lambda m: _when(m.group()), str(cause.get("detail")))
+    source = str(cause.get("source") or "")
+    if cause.get("kind") != "halt" or not source.startswith("ess/"):
+        return [detail]
+    name = source.removeprefix("ess/")
+    since = f" (since {_when(cause['since'])})" if cause.get("since") else ""
+    if name != OPERATOR_HALT_SOURCE:
+        return [f"by {halt_cause(name, detail)}{since}"]
+    mode = "reduce_only" if str(cause.get("detail")).startswith("reduce-only") else "all"
+    halt = doc.get("operator_halt")
+    held = [h for h in (halt.get("halts") or []) if isinstance(h, dict)] if isinstance(halt, dict) else []
+    mine = [(h.get("by"), h.get("since"), h.get("reason")) for h in held if h.get("mode", "all") == mode]
+    if not mine and mode == "all":
+        mine = list(operator_halts(str(cause.get("detail"))))
+    if not mine:
+        return [detail]
+    return [f"by operator {by}: {reason}" + (f" (since {_when(at)})" if at else "") for by, at, reason in mine]
+
+
 def _said_status(found: dict[str, Any]) -> str:
-    lines = [found["verdict"] + (f" because {found['causes'][0]}" if found["causes"] else "")]
+    def after(verdict: str, cause: str) -> str:
+        return f"{verdict} {cause}" if cause.startswith("by ") else f"{verdict} because {cause}"
+
+    lines = [after(found["verdict"], found["causes"][0]) if found["causes"] else found["verdict"]]
     lines += [f"  and {c}" for c in found["causes"][1:]]
     lines += [f"  also {c}" for c in found.get("also", [])]
     if found.get("accounts_failing_closed"):

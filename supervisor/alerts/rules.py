@@ -14,12 +14,14 @@ startup grace), not a number, negative or infinite counts as stale.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from supervisor.config import AlertsConfig
+from supervisor.core.halts import OPERATOR_HALT_SOURCE, halt_cause, halt_source, operator_halts
 
 __all__ = [
     "DROP_WINDOW_S",
@@ -78,12 +80,13 @@ class Observation:
     ess_active: bool | None = None  # None: no ESS state, or a source's reading is unknown
     ess_reason: str = ""
     ess_halting: tuple[str, ...] = ()  # the ESS readings (sources) that halt
+    ess_readings: tuple[tuple[str, str], ...] = ()  # (source, detail) of each that halts
     reduce_only: str | None = None  # while an operator's reduce-only halt holds: by whom and why
     gate_alive: bool = True
     journal_problem: str | None = None
     journal_blocking: str | None = None
     journal_dropped: int = 0
-    unusable: tuple[str, ...] = ()  # fresh by age, yet blocking: "risk_v3: Risk v3 signal evaluated 3600s ago ..."
+    unusable: tuple[str, ...] = ()  # fresh by age, yet blocking: "Risk v3 signal evaluated 3600s ago ..."
     accounts: tuple[AccountFigures, ...] = ()
     restarts: Mapping[str, int] = field(default_factory=dict)  # actor -> restarts since start
     decisions: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (decision, code, account) -> n
@@ -158,12 +161,24 @@ def _stale(obs: Observation, w: Windows) -> list[tuple[SourceReading, float]]:
     return [(src, s) for src, s in found if s is not None]
 
 
+_SOURCE_NAMES = {"risk_v3": "Risk v3", "ess": "ESS", "prices": "the prices source", "store": "the shared store"}
+
+
+def source_name(name: str) -> str:
+    """A source for people: "Risk v3", "ESS", "account main"."""
+    if name.startswith("account:"):
+        return f"account {name.removeprefix('account:')}"
+    return _SOURCE_NAMES.get(name, name)
+
+
 def _describe(src: SourceReading) -> str:
+    """How old a source's state is against its limit: "Risk v3 state is 10.1 s old (limit 10 s)"."""
+    name = source_name(src.name)
     if src.age_s is None:
-        return f"{src.name}: no state yet"
+        return f"{name} has sent no state yet"
     age, limit = _number(src.age_s), _number(src.max_age_s)
-    shown = "unknown" if age is None else f"{age:.1f} s"
-    return f"{src.name}: age {shown} > max_age_s {'unknown' if limit is None else f'{limit:g} s'}"
+    held = f"(limit {'unknown' if limit is None else f'{limit:g} s'})"
+    return f"{name} state age unknown {held}" if age is None or age < 0.0 else f"{name} state is {age:.1f} s old {held}"
 
 
 def rule_source_stale(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:
@@ -173,21 +188,22 @@ def rule_source_stale(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterab
                 f"source_stale:{src.name}",
                 "source_stale",
                 "critical",
-                f"source stale for {cfg.source_stale_s:g} s or more: {_describe(src)}",
+                f"{_describe(src)}: stale for {cfg.source_stale_s:g} s or more",
                 {"source": src.name, "age_s": _number(src.age_s), "max_age_s": _number(src.max_age_s)},
-                f"source {src.name} is fresh again",
+                f"{source_name(src.name)} is fresh again",
             )
 
 
 def rule_fail_closed(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:
     """The gate blocks orders for want of state: the same reasons as `/readyz`."""
-    why = [] if obs.gate_alive else ["gate: not running"]
+    why = [] if obs.gate_alive else ["the gate is not running"]
     why += [_describe(src) for src, _ in _stale(obs, w)]
     if obs.ess_active is None and any(s.name == "ess" and s.age_s is not None for s in obs.sources):
-        why.append(f"ess: state unknown ({obs.ess_reason or 'no reading'})")
+        why.append(f"ESS state unknown ({obs.ess_reason or 'no reading'})")
     why += obs.unusable
     if obs.journal_blocking is not None:
-        why.append(f"journal: {obs.journal_blocking}")
+        blocking = obs.journal_blocking
+        why.append(blocking if blocking.startswith("journal") else f"journal: {blocking}")
     if why:
         yield Alert(
             "fail_closed",
@@ -199,19 +215,59 @@ def rule_fail_closed(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterabl
         )
 
 
+def _readings(obs: Observation) -> list[tuple[str, str]]:
+    """(source, detail) of each halting ESS source: as observed, else cut out of the combined
+    reason ("http: desk halt; kill_switch_file: ...") at each halting source's name."""
+    if obs.ess_readings:
+        return list(obs.ess_readings)
+    reason = obs.ess_reason or "no reason given"
+    if not obs.ess_halting:
+        return [("unknown", reason)]
+    names = "|".join(re.escape(h) for h in obs.ess_halting)
+    cuts = list(re.finditer(rf"(?:^|; )({names}): ", reason))
+    if not cuts or cuts[0].start() != 0:
+        return [(", ".join(obs.ess_halting), reason)]
+    ends = [c.start() for c in cuts[1:]] + [len(reason)]
+    return [(c.group(1), reason[c.end() : end]) for c, end in zip(cuts, ends, strict=True)]
+
+
+def _clock_time(iso: str) -> str:
+    """The time of day of an ISO 8601 instant, "01:34 UTC" ("" when it is none)."""
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    return f"{when.astimezone(UTC):%H:%M} UTC" if when.tzinfo is not None else ""
+
+
+def _halt_words(obs: Observation) -> tuple[str, str]:
+    """Who halts and why, each cause once ("operator bob (since 01:34 UTC): drill; ESS (http):
+    desk halt"), and just who ("operator bob, ESS (http)") for the resolved message."""
+    causes: list[str] = []
+    who: list[str] = []
+    for source, detail in _readings(obs):
+        halts = operator_halts(detail) if source == OPERATOR_HALT_SOURCE else []
+        for by, since, reason in halts:
+            at = _clock_time(since)
+            causes.append(f"operator {by}{f' (since {at})' if at else ''}: {reason}")
+            who.append(f"operator {by}")
+        if not halts:
+            causes.append(halt_cause(source, detail))
+            who.append(halt_source(source) if source != "unknown" else "an unknown ESS source")
+    return "; ".join(causes), ", ".join(who)
+
+
 def rule_halt(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:
     if obs.ess_active is True:
         halting = ", ".join(obs.ess_halting) or "unknown"
-        reason = obs.ess_reason or "no reason given"
-        # The reason names each halting source already ("kill_switch_file: ..."): said once.
-        named = obs.ess_halting and all(f"{h}:" in reason for h in obs.ess_halting)
+        causes, who = _halt_words(obs)
         yield Alert(
             "halt",
             "halt",
             "critical",
-            f"trading halted by {reason}" if named else f"trading halted by {halting}: {reason}",
+            f"trading halted by {causes}",
             {"halted_by": halting, "reason": obs.ess_reason},
-            f"trading no longer halted by {halting}",
+            f"trading no longer halted by {who}",
         )
 
 
@@ -263,11 +319,12 @@ def rule_loss_limit(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable
         ):
             value = None if isinstance(pct, bool) or not isinstance(pct, int | float) or math.isnan(pct) else pct
             if value is not None and value <= limit:  # -inf (no usable baseline) is past it, as the gate says
+                shown = f"{value:.2f} %" if math.isfinite(value) else "unknown (no start equity)"
                 yield Alert(
                     f"loss_limit:{a.name}:{period}",
                     "loss_limit",
                     "critical",
-                    f"account {a.name}: {period} loss limit reached ({value:.2f}% <= {limit:g}%)",
+                    f"account {a.name}: {period} loss limit reached: {shown} (limit {limit:g} %)",
                     {"account": a.name, "period": period, "pnl_pct": round(value, 4), "limit_pct": limit},
                     f"account {a.name}: back within its {period} loss limit (or a new period began)",
                 )
@@ -277,8 +334,8 @@ def rule_loss_limit(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable
                 f"loss_limit:{a.name}:drawdown",
                 "loss_limit",
                 "critical",
-                f"account {a.name}: drawdown limit reached "
-                f"({drawdown:.2f}% below the week's peak > {a.max_drawdown_pct:g}%)",
+                f"account {a.name}: drawdown limit reached: equity {drawdown:.2f} % below the week's peak "
+                f"(limit {a.max_drawdown_pct:g} %)",
                 {
                     "account": a.name,
                     "period": "drawdown",
@@ -321,6 +378,26 @@ def rule_journal_failing(obs: Observation, w: Windows, cfg: AlertsConfig) -> Ite
         )
 
 
+_SPIKE = re.compile(
+    r"(?P<move>[+-][\d.]+)% \((?P<path>[^)]*)\) within (?P<window>[\d.e+]+)s > prices\.spike_pct=(?P<pct>[\d.e+]+)"
+    r": opening orders paused for (?P<pause>[\d.e+]+)s"
+)
+
+
+def _spike_words(symbol: str, why: str) -> str:
+    """A pause's reason for people, the symbol not again: "moved +15.0 % (150 → 172.5) within
+    60 s (more than 10 %): opening orders paused for 300 s"."""
+    why = why.removeprefix(f"{symbol} ")
+    m = _SPIKE.search(why)
+    if m is None:
+        return why
+    path = m["path"].replace(" -> ", " → ")
+    return (
+        f"moved {m['move']} % ({path}) within {m['window']} s (more than {m['pct']} %): "
+        f"opening orders paused for {m['pause']} s"
+    )
+
+
 def rule_prices(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Alert]:
     """A symbol paused after a price spike, or without a fresh price (after the startup grace)."""
     for p in obs.prices:
@@ -329,7 +406,7 @@ def rule_prices(obs: Observation, w: Windows, cfg: AlertsConfig) -> Iterable[Ale
                 f"price_pause:{p.symbol}",
                 "price_pause",
                 "warning",
-                f"{p.symbol} paused after a price spike: {p.pause}",
+                f"{p.symbol} paused after a price spike: {_spike_words(p.symbol, p.pause)}",
                 {"symbol": p.symbol},
                 f"{p.symbol} no longer paused: its opening orders trade again",
             )

@@ -97,7 +97,7 @@ def slack_body(t: Transition, instance: str) -> dict[str, Any]:
     if t.state == "firing":
         text = (
             f":rotating_light: FIRING [{a.severity}] riskgate@{instance}: {a.summary} "
-            f"({a.key}, since {_iso(t.started_at)})"
+            f"({a.key}, since {t.started_at.astimezone(UTC):%H:%M:%S} UTC)"
         )
     else:
         text = (

@@ -47,6 +47,8 @@ from supervisor.api.models import (
     ReadyOut,
     ReloadOut,
     SeriesOut,
+    ShadowOut,
+    ShadowPromoteOut,
     StateOut,
 )
 from supervisor.api.service import Basics, Decider, GateService, Operator, Reader, Reporter, ShadowKeeper
@@ -948,7 +950,7 @@ def _shadow_routes(app: FastAPI, http: _Http, service: ShadowKeeper) -> None:
         "/v1/shadow",
         tags=["state"],
         summary="the shadow config: its candidate, orders decided again, disagreements and the latest ones",
-        responses={200: {"model": dict[str, Any]}, **_DOCS_401},
+        **_guarded("reader", {200: {"model": ShadowOut}}),
     )
     async def shadow(request: Request) -> Response:
         refused = http.guard(request, "reader") or _query_refused(request, ())
@@ -958,7 +960,7 @@ def _shadow_routes(app: FastAPI, http: _Http, service: ShadowKeeper) -> None:
         "/v1/shadow/promote",
         tags=["control"],
         summary="make the shadow's candidate the live config (journaled; the old file is kept beside it)",
-        responses={200: {"model": dict[str, Any]}, 409: {"model": Problem}, 422: {"model": Problem}, **_DOCS_401},
+        **_guarded("operator", {200: {"model": ShadowPromoteOut}, 409: {"model": Problem}, 422: {"model": Problem}}),
     )
     async def promote(request: Request) -> Response:
         refused = http.guard(request, "operator", body=True)

@@ -59,6 +59,10 @@ __all__ = [
     "SeriesMark",
     "SeriesOut",
     "SeriesTotals",
+    "ShadowDisagreement",
+    "ShadowOut",
+    "ShadowPromoteOut",
+    "ShadowTransition",
     "SnapshotIn",
     "SourceErrorOut",
     "SourceOut",
@@ -201,6 +205,45 @@ class LockoutClearOut(BaseModel):
     requested_by: str | None = Field(None, description="awaiting: the operator who asked")
     was_until: str | None = Field(None, description="cleared: when the cooldown would have lifted")
     cooldown_until: str | None = Field(None, description="cleared: the cooldown holding after the clear (null: none)")
+
+
+class ShadowTransition(BaseModel):
+    from_: list[str] = Field(alias="from", description="[decision, reason code] the live config gave")
+    to: list[str] = Field(description="[decision, reason code] the shadow config gave")
+    count: int
+
+
+class ShadowDisagreement(BaseModel):
+    time: str = Field(description="ISO 8601, UTC: when the live gate decided")
+    order_id: str
+    account: str
+    order: str = Field(description='"buy 0.05 BTCUSDT @65000"')
+    notional_usd: float
+    live: list[str | float] = Field(description="[decision, reason code, quantity sent]")
+    shadow: list[str | float] = Field(description="[decision, reason code, quantity]")
+    reason: str = Field(description="the shadow's reason")
+
+
+class ShadowOut(BaseModel):
+    """The shadow config's state (docs/replay.md)."""
+
+    enabled: bool
+    candidate: str | None
+    candidate_sha256: str | None
+    state: Literal["running", "failed", "off"]
+    problem: str | None
+    decided: int = Field(description="orders decided again under the candidate")
+    disagreements: int
+    journal_seq: int = Field(description="the journal record the shadow has decided up to")
+    transitions: list[ShadowTransition] = Field(description="the 20 most frequent")
+    latest: list[ShadowDisagreement] = Field(description="the latest 20")
+
+
+class ShadowPromoteOut(BaseModel):
+    promoted: str = Field(description="the candidate file, now the live config")
+    sha256: str
+    backup: str = Field(description="the live config file as it was, kept beside it")
+    changed: list[str]
 
 
 class OverrideOut(BaseModel):
@@ -411,7 +454,11 @@ class AccountOut(BaseModel):
     exchange_max_notional_usd: float | None
     max_open_positions: int
     allowed_leverage: float
-    blocked_by: str | None = Field(description="why its own state makes its orders fail closed")
+    blocked_by: str | None = Field(
+        description="what blocks its new risk: why its own state fails closed, or the binding lockout's code"
+    )
+    blocked_kind: Literal["fail_closed", "lockout"] | None = Field(description="which of the two blocked_by is")
+    new_risk_allowed: bool = Field(description="false while anything blocks the account's new orders")
     lockouts: list[LockoutOut]
     usable: bool | None = None
     problem: str | None = None

@@ -23,7 +23,7 @@ from supervisor.core.messages import AccountState
 from supervisor.core.periods import period_start
 from supervisor.core.reasons import ReasonCode as RC
 
-__all__ = ["Lockout", "account_lockouts", "period_end", "repeat_lockout"]
+__all__ = ["Lockout", "account_lockouts", "most_binding", "period_end", "repeat_lockout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +117,12 @@ def repeat_lockout(side: str, quantity: float, symbol: str, price: float, until:
         until,
         "when the oldest of them leaves gate.duplicate_window_s (other orders of the account pass)",
     )
+
+
+def most_binding(locks: tuple[Lockout, ...]) -> Lockout | None:
+    """The lockout that holds new risk the longest: one only an operator lifts, else the latest
+    `until`; a repeat latch (only its own terms block) only when nothing account-wide holds."""
+    wide = [lock for lock in locks if lock.code is not RC.DUPLICATE_ORDER] or list(locks)
+    if not wide:
+        return None
+    return max(wide, key=lambda lock: (lock.until is None, lock.until.timestamp() if lock.until else 0.0))

@@ -156,9 +156,10 @@ def list_decisions(path: Source, query: Query, fmt: str, out: TextIO | None = No
 def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up now: sys.stdout may have been replaced since import
     """Every decision on `order_id` with all its inputs, the check that decided
-    it, and the events of the minute before that concern its account (or every
-    account: a halt, a source). Returns how many decisions. In words, figures
-    are rounded to 8 significant digits and fields with no value left out."""
+    it, and the events of the minute before that explain it (its account's own,
+    and those of every account: a halt, a source). Returns how many decisions.
+    In words, figures are rounded (ages to the millisecond, percentages to two
+    decimals) and fields with no value left out."""
     rows = explanations(path, order_id)
     for data in rows:
         code = data["reason_code"]
@@ -169,15 +170,14 @@ def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) ->
         print(f"order {order_id}: {data['decision']} {code} at {data['time']}{through}", file=out)
         print(f"  decided by: {data['decided_by']}", file=out)
         print(f"  reason: {data['reason']}", file=out)
-        for key in DECISION_COLUMNS[1:]:
-            shown = key not in ("order_id", "reason", "decision", "reason_code") and not key.endswith("_us")
-            if shown and data.get(key) is not None:
-                print(f"  {key}: {_shown(data[key])}", file=out)
+        for key in _EXPLAINED:
+            if data.get(key) is not None:
+                print(f"  {key}: {_shown(data[key], key)}", file=out)
         if data.get("signal_time") is not None:
             print(f"  signal_time: {data['signal_time']}", file=out)
         for e in data["events_in_the_minute_before"]:
             detail = " ".join(
-                f"{k}={_shown(v)}"
+                f"{k}={_shown(v, k)}"
                 for k, v in e.items()
                 if k not in ("time", "kind", "source", "account") and v is not None
             )
@@ -189,16 +189,61 @@ def explain(path: Source, order_id: str, fmt: str, out: TextIO | None = None) ->
     return len(rows)
 
 
+#: The decision's fields `explain` prints in words, in this order: not the ones its first lines
+#: say, nor the instants for machines (`*_us`, the gate's monotonic `mono_us`).
+_EXPLAINED = tuple(
+    key
+    for key in (*DECISION_COLUMNS[1:9], "reference_price", *DECISION_COLUMNS[9:])
+    if key not in ("order_id", "reason", "decision", "reason_code") and not key.endswith("_us")
+)
+
+#: Events of no account that can explain a decision: sources failing and recovering, ESS and
+#: halts, the risk level, fail-closed moments, overrides, the journal, actors, config reloads.
+#: (Deliveries of alerts, price marks, the config loaded at start, ... explain none.)
+_EXPLAINING = frozenset({
+    "source_failed", "source_recovered", "risk_v3_clock_skew", "risk_level_changed",
+    "ess_changed", "ess_source_changed", "operator_halt", "operator_resume",
+    "gate_fail_closed", "gate_recovered", "gate_state_resynced",
+    "override_proposed", "override_approved", "override_revoked", "override_expired", "override_shared",
+    "loss_limit_tripped", "lockout_clear_requested", "lockout_cleared",
+    "baseline_store_lost", "baseline_from_future", "store_lost", "snapshot_unusable",
+    "journal_failed", "journal_recovered", "journal_file_lost",
+    "shared_store_failed", "shared_store_recovered", "shared_baselines_unavailable", "shared_baselines_recovered",
+    "actor_died", "actor_restarted", "config_reload",
+})  # fmt: skip
+_CONTEXT_EVENTS = 10  # the events shown before each decision, the latest
+_CONTEXT_SCAN = 2_000  # the events of the minute read to find them (price marks come by the hundred)
+
+
+def _explains(event: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Whether a journal event helps explain `row`: the account's own, or one of no account that
+    concerns every order (a halt, a source), its symbol (a spike pause) or this very order."""
+    if event["account"] is not None:
+        return bool(event["account"] == row["account"])  # another account's events explain nothing here
+    kind = event["kind"]
+    if kind == "price_spike_pause":
+        return _detail(event["detail"]).get("symbol") in (None, row["symbol"])
+    if kind == "reservations_expired":
+        listed = _detail(event["detail"]).get("reservations")
+        return isinstance(listed, list) and any(
+            isinstance(r, dict) and r.get("order_id") == row["order_id"] for r in listed
+        )
+    return kind in _EXPLAINING
+
+
 def explanations(path: Source, order_id: str) -> list[dict[str, Any]]:
-    """Every decision on `order_id`, oldest first, each with all its inputs, the check that
-    decided it (`decided_by`) and the events of the minute before that concern its account
-    or every account (`events_in_the_minute_before`)."""
+    """Every decision on `order_id`, oldest first, each with all its inputs (`reference_price`
+    where the row has it), the check that decided it (`decided_by`) and the latest events of the
+    minute before that explain it (`events_in_the_minute_before`: see `_explains`)."""
     reader = _open(path)
     try:
         rows = reader.decisions(Query(order_id=order_id, limit=20))
         context = {
             id(row): reader.events(
-                since_us=row["ts_us"] - 60_000_000, until_us=row["ts_us"] + 1, limit=10, account=row["account"]
+                since_us=row["ts_us"] - 60_000_000,
+                until_us=row["ts_us"] + 1,
+                limit=_CONTEXT_SCAN,
+                account=row["account"],
             )
             for row in rows
             if type(row["ts_us"]) is int
@@ -210,23 +255,38 @@ def explanations(path: Source, order_id: str) -> list[dict[str, Any]]:
         if type(row["ts_us"]) is not int:  # a damaged row: no time to explain it from
             continue
         data = decision_json(row)
+        if row.get("reference_price") is not None:
+            data["reference_price"] = row["reference_price"]
         code = row["reason_code"]
         data["decided_by"] = DECIDED_BY.get(ReasonCode(code), "?") if code in ReasonCode.__members__ else "?"
+        found = [e for e in context[id(row)] if _explains(e, row)][:_CONTEXT_EVENTS]  # newest first
         data["events_in_the_minute_before"] = [
             {"time": _iso_or_none(e["ts_us"]), "kind": e["kind"], "source": e["source"],
              "account": e["account"], **_detail(e["detail"])}
-            for e in reversed(context[id(row)])
-            if e["account"] in (None, row["account"])  # another account's events explain nothing here
+            for e in reversed(found)
         ]  # fmt: skip
         out.append(data)
     return out
 
 
-def _shown(value: object) -> object:
-    """A figure for people: 8 significant digits (0.30000000000000004 is 0.3); yes or no."""
+def _shown(value: object, key: str = "") -> object:
+    """A figure for people: ages in seconds to the millisecond (0.395), percentages to two
+    decimals, anything else to 8 significant digits (0.30000000000000004 is 0.3); yes or no."""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return f"{value:.8g}" if isinstance(value, float) else value
+    if not isinstance(value, float):
+        return value
+    if key.endswith("_s"):
+        return _trimmed(f"{value:.3f}")
+    if key.endswith("_pct"):
+        return _trimmed(f"{value:.2f}")
+    return f"{value:.8g}"
+
+
+def _trimmed(fixed: str) -> str:
+    """'0.390' is 0.39, '-3.00' is -3 (and '-0.00' is 0)."""
+    text = fixed.rstrip("0").rstrip(".") if "." in fixed else fixed
+    return "0" if text in ("-0", "") else text
 
 
 def _cut(text: str, width: int) -> str:

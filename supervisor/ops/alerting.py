@@ -12,6 +12,7 @@ one is still running, so ticks never pile up).
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,7 @@ def observe(runtime: Runtime, clock: Clock, view: GateView | None) -> Observatio
         ess_active=ess.active if ess is not None else None,
         ess_reason=ess.reason if ess is not None else "",
         ess_halting=tuple(r.source for r in ess.sources if r.active is True) if ess is not None else (),
+        ess_readings=tuple((r.source, r.detail) for r in ess.sources if r.active is True) if ess is not None else (),
         reduce_only=reduce_only_reason(runtime),
         gate_alive=any(row["actor"] == "gate" and row["alive"] for row in rows),
         journal_problem=journal.problem,
@@ -119,7 +121,16 @@ def _unusable(runtime: Runtime, sources: list[SourceReading], clock: Clock) -> t
     if not any(s.name == "risk_v3" and s.age_s is not None and 0.0 <= s.age_s <= s.max_age_s for s in sources):
         return ()
     blockers = StateReader(runtime, clock, None).blockers()
-    return tuple(f"risk_v3: {d.reason}" for d in blockers if d.code is RC.RISK_STATE_STALE)
+    return tuple(_limit_said(d.reason) for d in blockers if d.code is RC.RISK_STATE_STALE)  # "Risk v3 ..." itself
+
+
+_LIMIT = re.compile(r"(\d)s (ago|in the future) > (?:risk_v3\.)?([a-z_]+)_s=([\d.e+]+)")
+
+
+def _limit_said(reason: str) -> str:
+    """The check's reason with its limit for people: "Risk v3 signal evaluated 3600 s ago (limit
+    900 s)", not "3600s ago > max_signal_age_s=900.0"."""
+    return _LIMIT.sub(lambda m: f"{m[1]} s {m[2]} (limit {float(m[4]):g} s)", reason)
 
 
 class Alerting:

@@ -39,6 +39,7 @@ from supervisor.channels.gate_link import GateLink
 from supervisor.channels.journal_queue import JournalQueue
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
+from supervisor.core.halts import OPERATOR_HALT_SOURCE, operator_halt_detail
 from supervisor.core.messages import EssSourceStatus, EssState, Override, ReduceOnlyMode
 from supervisor.core.values import shorten
 from supervisor.errors import RiskgateError
@@ -73,7 +74,7 @@ log = get_logger("riskgate.controls")
 
 _RECORD_FIELDS = tuple(f.name for f in fields(OverrideRecord))
 HALT_FILE = "operator_halt.json"
-HALT_SOURCE = "operator_halt"
+HALT_SOURCE = OPERATOR_HALT_SOURCE
 MAX_REASON = 500
 
 
@@ -243,7 +244,7 @@ class OperatorControls:
         full = [h for h in halts_of(self._halt) if h["mode"] == "all"]
         if not full:
             return EssSourceStatus(HALT_SOURCE, False, "no operator halt")
-        detail = "; ".join(f"operator halt by {h['by']} since {h['since']}: {h['reason']}" for h in full)
+        detail = "; ".join(operator_halt_detail(h["by"], h["since"], h["reason"]) for h in full)
         return EssSourceStatus(HALT_SOURCE, True, detail)
 
     def _publish_halt(self) -> None:

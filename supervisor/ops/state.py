@@ -21,7 +21,7 @@ from supervisor.channels.gate_counters import GateCounters
 from supervisor.clock import Clock, Timer
 from supervisor.config import Config
 from supervisor.core.checks import Denial, account_denial, market_blockers
-from supervisor.core.lockouts import Lockout, account_lockouts, repeat_lockout
+from supervisor.core.lockouts import Lockout, account_lockouts, most_binding, repeat_lockout
 from supervisor.core.messages import ReduceOnlyMode, RiskSignal
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.gate import GateView
@@ -337,7 +337,7 @@ class StateReader:
         blockers = self.blockers(signal, view.signal_received if view is not None else None)
         missing = self.readiness(sources, blockers)  # the same reading the document shows
         accounts = self._accounts(view, sources)
-        blocked = {name: row["blocked_by"] for name, row in accounts.items() if row["blocked_by"] is not None}
+        blocked = {name: row["blocked_by"] for name, row in accounts.items() if row["blocked_kind"] == "fail_closed"}
         locked = [name for name, row in accounts.items() if row["lockouts"]]
         prices = self._prices(view, now, wall, sources.get("prices"))
         said = banner(sources, view is not None, blockers, blocked, locked, view.reduce_only_mode if view else None)
@@ -424,7 +424,6 @@ class StateReader:
                 view.monotonic if view is not None else self._clock.monotonic(),
                 cfg,
             )
-            row["blocked_by"] = denial.reason if denial is not None else None
             locks = account_lockouts(seen.state, profile, cfg.periods, wall) if seen is not None else ()
             if view is not None and view.repeat_latches:
                 gate = cfg.gate
@@ -435,6 +434,16 @@ class StateReader:
                     if account == name
                 )  # fmt: skip
             row["lockouts"] = [lockout_json(lock, wall) for lock in locks]
+            # What blocks this account's orders that open or grow a position: its own state failing
+            # closed (every order blocks: why), else the lockout that holds longest (its code).
+            binding = most_binding(locks)
+            if denial is not None:
+                row.update(blocked_by=denial.reason, blocked_kind="fail_closed")
+            elif binding is not None:
+                row.update(blocked_by=binding.code.value, blocked_kind="lockout")
+            else:
+                row.update(blocked_by=None, blocked_kind=None)
+            row["new_risk_allowed"] = row["blocked_by"] is None
             if seen is not None:
                 s = seen.state
                 row.update(

@@ -170,6 +170,16 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         expect(banner).to_have_attribute("data-state", "HALTED", timeout=3_000)
         expect(page.locator("#banner-causes")).to_contain_text("operator halt by alice")
         expect(page.locator("#operator-halt")).to_contain_text("drill")
+        # The operator named once (not "operator halt: operator halt by alice"), times local with UTC on hover.
+        ess_row = page.locator("#sources tr[data-source='ess']")
+        expect(ess_row).to_contain_text("HALT: operator halt by alice since ")
+        assert _post(port, "/v1/evaluate", {**order, "order_id": "dash-halted-2"})["reason_code"] == "ESS_HALT_ACTIVE"
+        halted_row = page.locator("#blocks tr[data-order='dash-halted-2'] td.reason")
+        expect(halted_row).to_contain_text("ESS halt active: operator halt by alice since ", timeout=5_000)
+        for said in (ess_row, halted_row, page.locator("#operator-halt")):
+            text = said.inner_text()
+            assert "operator halt: operator" not in text and "UTC" not in text and "T0" not in text, text
+        assert "UTC" in (page.locator("#operator-halt").get_attribute("title") or "")
         page.screenshot(path=shots / "5-halted-by-operator.png", full_page=True)
         _act(page, "#resume-button", "drill over", ALICE)
         expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
@@ -183,6 +193,12 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         page.screenshot(path=shots / "5b-reduce-only.png", full_page=True)
         _act(page, "#resume-button", "book is back", ALICE)
         expect(banner).to_have_attribute("data-state", "TRADING", timeout=3_000)
+
+        # A fat finger outside the collar: its figures with thousands separators.
+        fat = {**order, "order_id": "dash-collar-1", "price": 650_000.0}
+        assert _post(port, "/v1/evaluate", fat)["reason_code"] == "PRICE_OUT_OF_COLLAR"
+        collar = page.locator("#blocks tr[data-order='dash-collar-1'] td.reason")
+        expect(collar).to_contain_text("buy at 650,000 > 71,500 (10% above 65,000)", timeout=5_000)
 
         # Bob proposes an override; Alice approves it from the page.
         proposal = _post(port, "/v1/overrides", {"account": "alt_bybit", "reason": "close out", "ttl_s": 60}, BOB)
@@ -204,6 +220,11 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         expect(page.locator("#banner-causes")).to_contain_text("1 account locked (new risk blocked): main_binance")
         card = page.locator("[data-account='main_binance']")
         expect(card).to_have_attribute("data-locked", "true")
+        expect(card.locator("h3 .pill")).to_have_text("locked")  # the card, the banner and /v1/state agree
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/state", timeout=5) as answer:
+            row = json.loads(answer.read())["accounts"]["main_binance"]
+        assert (row["blocked_kind"], row["new_risk_allowed"]) == ("lockout", False), row
+        assert row["blocked_by"] in {lk["code"] for lk in row["lockouts"]}, row
         expect(card.locator(".lockout[data-code='DAILY_LOSS_LIMIT']")).to_contain_text("daily loss -10.0 % of -2 %")
         expect(card.locator(".lockout[data-code='DAILY_LOSS_LIMIT']")).to_contain_text("new risk blocked until")
         page.screenshot(path=shots / "7-daily-limit.png", full_page=True)
@@ -221,6 +242,17 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         expect(phone.locator("[data-account='main_binance'] .lockout").first).to_be_visible()
         expect(phone.locator("#chart canvas").first).to_be_visible(timeout=8_000)
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        # Every table fits its panel: a row is a card, read without scrolling sideways.
+        expect(phone.locator("#blocks tr[data-order='dash-collar-1']")).to_be_visible(timeout=5_000)
+        widths = phone.evaluate(
+            """() => [...document.querySelectorAll("main table")].filter((t) => t.offsetParent !== null).map((t) => {
+                 const panel = t.closest("section"), box = t.parentElement;
+                 return [t.id, t.scrollWidth, box.scrollWidth, box.clientWidth, panel.clientWidth];
+               })"""
+        )
+        assert {w[0] for w in widths} >= {"sources", "overrides", "blocks"}, widths
+        for name, table, box, box_visible, panel in widths:
+            assert table <= panel and box <= box_visible, f"{name}: {table} px in a {panel} px panel ({widths})"
         phone.screenshot(path=shots / "9-phone-390px.png", full_page=True)
         browser.close()
 

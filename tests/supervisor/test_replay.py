@@ -4,7 +4,6 @@ a random walk through every input kind and a restart; a stricter candidate chang
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import sqlite3
@@ -22,14 +21,17 @@ from supervisor.core.messages import PriceSnapshot
 from supervisor.journal.store import JOURNAL_NAME
 from supervisor.ops.controls import ControlError
 from supervisor.replay import ReplayError, replay_journal
-from supervisor.sim.demo import run_demo
 from tests.helpers import config_dict, signal
 
 
 @pytest.fixture(scope="module")
 def demo_day(tmp_path_factory) -> Path:
+    """The demo's day kept (`riskgate demo --keep`), in a process of its own: the demo sets up
+    logging for a terminal, which this process's tests must keep as they configured it."""
     folder = tmp_path_factory.mktemp("demo") / "day"
-    assert run_demo(io.StringIO(), keep=folder) == 0
+    cli = [sys.executable, "-m", "supervisor.cli", "demo", "--keep", str(folder)]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
     return folder
 
 

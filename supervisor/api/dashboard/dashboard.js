@@ -153,10 +153,12 @@ function drawState(doc) {
   const since = (c) => (c.source === "ess/operator_halt" && halt.active && halt.since) || c.since; // persisted: survives a restart
   // For people: the detail's own times and figures rounded; its source named once; "since" once.
   const said = (c) => {
-    // A halt names where it comes from ("ESS http: ...", "kill switch: ..."); the operator's says so itself.
-    const from = c.kind !== "halt" || !c.source || c.source === "ess/operator_halt" ? ""
-      : c.source === "ess/kill_switch_file" ? "kill switch: " : c.source.startsWith("ess/") ? `ESS ${c.source.slice(4)}: ` : "";
-    const detail = from + humanReason(String(c.detail || "")).replace(/^operator_halt: /, "");
+    // A halt names where it comes from once ("ESS http: ...", "kill switch file PATH: ..."); the operator's
+    // says so itself ("operator halt by alice since ...").
+    const raw = String(c.detail || "");
+    const halt = c.kind === "halt" && c.source && c.source.startsWith("ess/") ? c.source.slice(4) : null;
+    const detail = humanReason(halt === "kill_switch_file" ? `kill switch file ${raw.replace(/^kill switch /, "")}`
+      : halt && halt !== "operator_halt" ? `ESS ${halt}: ${raw}` : raw);
     const when = since(c);
     return when && !/ since /.test(detail) ? `${detail} — since ${clock(when)}` : detail;
   };
@@ -207,14 +209,14 @@ function sourceRow(name, s, blocking) {
     extra = s.active === true ? `HALT: ${s.reason || ""}` : s.active === false ? "no halt" : "unknown";
   }
   const halting = name === "ess" && s.active === true; // fresh, and halting: the pill says HALT, not a green "fresh"
-  extra = humanReason(extra).replace(/operator_halt: /g, "");
+  extra = humanReason(extra);
   const err = s.last_error ? `${plainError(s.last_error.cause, s.last_error.detail)} (since ${clock(s.last_error.since)})` : "";
   const ok = fresh && !unusable;
   const label = unusable ? "unusable" : fresh ? "fresh" : (s.age_s === null ? "no state" : "stale");
   return el("tr", { class: ok ? "" : "stale", "data-source": name },
     el("th", { scope: "row", text: name }),
     el("td", {}, el("span", { class: halting && ok ? "pill halt" : ok ? "pill ok" : "pill bad", text: halting && ok ? "halt" : label })),
-    el("td", { class: "num", text: `${fmtAge(s.age_s)} / ${fmtAge(s.max_age_s)}` }),
+    el("td", { class: "num", "data-label": "age / limit", text: `${fmtAge(s.age_s)} / ${fmtAge(s.max_age_s)}` }),
     el("td", { text: extra }),
     el("td", { class: "reason", text: err }));
 }
@@ -228,7 +230,7 @@ function drawSources(sources, blocking) {
   rows.push(el("tr", { class: stale.length ? "stale" : "", "data-source": "accounts" },
     el("th", { scope: "row", text: `accounts (${accounts.length})` }),
     el("td", {}, el("span", { class: stale.length ? "pill bad" : "pill ok", text: stale.length ? `${stale.length} stale` : "fresh" })),
-    el("td", { class: "num", text: `oldest ${fmtAge(oldest)}` }),
+    el("td", { class: "num", "data-label": "age", text: `oldest ${fmtAge(oldest)}` }),
     el("td", { text: "" }),
     el("td", { class: "reason", text: stale.length ? `stale or missing: ${stale.join(", ")}` : "" })));
   $("sources").tBodies[0].replaceChildren(...rows);
@@ -245,8 +247,8 @@ function drawPrices(prices, source) {
     return el("tr", { class: p.fresh && !paused ? "" : "stale", "data-symbol": symbol },
       el("th", { scope: "row", text: symbol }),
       el("td", {}, el("span", { class: p.fresh && !paused ? "pill ok" : "pill bad", text: label })),
-      el("td", { class: "num", text: typeof p.price === "number" ? p.price.toLocaleString() : "—" }),
-      el("td", { class: "num", text: fmtAge(p.age_s) }),
+      el("td", { class: "num", "data-label": "price", text: typeof p.price === "number" ? p.price.toLocaleString() : "—" }),
+      el("td", { class: "num", "data-label": "age", text: fmtAge(p.age_s) }),
       el("td", { class: "reason", text: pause }));
   });
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "note", text: "no price from the source yet" })));
@@ -263,9 +265,9 @@ function drawInstances(store) {
     return el("tr", { class: ok ? "" : "stale", "data-instance": i.name },
       el("th", { scope: "row", text: i.this ? `${i.name} (this one)` : i.name }),
       el("td", {}, el("span", { class: ok ? "pill ok" : "pill bad", text: i.state })),
-      el("td", { class: "num", text: fmtAge(i.heartbeat_age_s) }),
+      el("td", { class: "num", "data-label": "heartbeat", text: fmtAge(i.heartbeat_age_s) }),
       el("td", { text: `${i.host} (pid ${i.pid})` }),
-      el("td", { class: "reason", text: leases }));
+      el("td", { class: "reason", "data-label": "leases", text: leases }));
   });
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "note", text: store.error || "no round with the store yet" })));
   $("instances").tBodies[0].replaceChildren(...rows);
@@ -316,10 +318,13 @@ function lossMeter(label, pnl, limit, name) {
 
 function drawAccounts(accounts) {
   const cards = Object.entries(accounts).map(([name, a]) => {
+    // blocked_kind: "fail_closed" (its own state: every order blocks) or "lockout" (new risk blocked).
+    const failing = a.blocked_kind === "fail_closed";
+    const locked = (a.lockouts || []).length > 0;
     const status = !a.has_state ? ["no state yet", "pill bad"]
       : a.fresh === false ? ["stale", "pill bad"]
-      : a.blocked_by ? ["blocked", "pill bad"]
-      : (a.lockouts || []).length ? ["locked", "pill bad"]
+      : failing ? ["blocked", "pill bad"]
+      : locked ? ["locked", "pill bad"]
       : ["fresh", "pill ok"];
     const caps = [a.max_notional_usd, a.exchange_max_notional_usd].filter((v) => typeof v === "number");
     const cap = caps.length ? Math.min(...caps) : null;
@@ -333,13 +338,12 @@ function drawAccounts(accounts) {
       meter("open positions", a.open_positions, a.max_open_positions,
         `${a.open_positions ?? "—"} of ${a.max_open_positions}`, "positions"),
     ];
-    if (a.blocked_by) parts.splice(2, 0, el("p", { class: "blocked", text: `every order blocks: ${a.blocked_by}` }));
-    else if ((a.lockouts || []).length) parts.splice(2, 0, ...a.lockouts.map(lockoutLine));
+    if (failing) parts.splice(2, 0, el("p", { class: "blocked", text: `every order blocks: ${humanReason(a.blocked_by)}` }));
+    else if (locked) parts.splice(2, 0, ...a.lockouts.map(lockoutLine));
     if (a.override) parts.push(el("p", { class: "note", text: `override ${a.override.id} active, ${fmtAge(a.override.s_left)} left` }));
     const recent = Object.entries(a.decisions_last_minute || {}).map(([code, n]) => `${code} ${n}`);
     if (recent.length) parts.push(el("p", { class: "note", text: `last minute: ${recent.join(", ")}` }));
-    const locked = (a.lockouts || []).length > 0;
-    return el("article", { class: "account", "data-account": name, "data-locked": String(locked), "data-fresh": String(a.fresh === true && !a.blocked_by && !locked) }, ...parts);
+    return el("article", { class: "account", "data-account": name, "data-locked": String(locked), "data-fresh": String(a.fresh === true && a.new_risk_allowed !== false && !locked) }, ...parts);
   });
   $("accounts").replaceChildren(...cards);
 }
@@ -359,17 +363,21 @@ function drawOverrides(overrides, halt) {
         `Revoke override ${o.id} for ${o.account}`, false,
         (token) => api(`/v1/overrides/${encodeURIComponent(o.id)}`, { method: "DELETE" }, token)) }));
       rows.push(el("tr", { "data-override": o.id },
-        el("td", { text: o.id }), el("td", { text: o.account }), el("td", { text: state }),
-        el("td", { text: o.approved_by ? `${o.proposed_by}, ${o.approved_by}` : o.proposed_by }),
-        el("td", { class: "reason", text: o.reason }), el("td", { text: fmtTime(o.expires_at) }), actions));
+        el("td", { "data-label": "override", text: o.id }), el("td", { "data-label": "account", text: o.account }),
+        el("td", { "data-label": "state", text: state }),
+        el("td", { "data-label": "by", text: o.approved_by ? `${o.proposed_by}, ${o.approved_by}` : o.proposed_by }),
+        el("td", { class: "reason", text: o.reason }),
+        el("td", { "data-label": "ends", title: fmtTime(o.expires_at), text: clock(o.expires_at) }), actions));
     }
   }
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "7", class: "note", text: "no active overrides or pending approvals" })));
   $("overrides").tBodies[0].replaceChildren(...rows);
   const halts = halt.active ? (halt.halts || [halt]) : [];
+  // Local times, UTC on hover (the halt's own time: it may predate a restart).
   $("operator-halt").textContent = halts.length
-    ? halts.map((h) => `${h.mode === "reduce_only" ? "reduce-only" : "operator halt"} by ${h.by} since ${fmtTime(h.since)}: ${h.reason}`).join(" · ")
+    ? halts.map((h) => `${h.mode === "reduce_only" ? "reduce-only" : "operator halt"} by ${h.by} since ${clock(h.since)}: ${h.reason}`).join(" · ")
     : "no operator halt";
+  $("operator-halt").title = halts.map((h) => `${h.by} since ${fmtTime(h.since)}`).join(" · ");
 }
 
 function drawAlerts(alerts) {
@@ -433,6 +441,9 @@ function jsonPost(path, body, token) {
 function humanReason(text) {
   if (typeof text !== "string") return "";
   return text
+    // An ESS source named once: "operator_halt: operator halt by alice" is "operator halt by alice".
+    .replace(/operator_halt: (?=operator halt by )/g, "")
+    .replace(/kill_switch_file: kill switch /g, "kill switch file ")
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)/g, (iso) => clock(iso))
     .replace(/([A-Za-z_]+)=(-?\d+(?:\.\d+)?)/g, (all, key, raw) => {
       const v = Number(raw);
@@ -444,7 +455,9 @@ function humanReason(text) {
     })
     .replace(/\b([a-z]+(?:_[a-z]+)*)=([A-Za-z]\w*)/g, (all, key, word) => `${key.replace(/_/g, " ")} ${word}`)
     .replace(/\b([a-z]+(?:_[a-z]+)+)\b/g, (all, key) => key.replace(/_usd$/, " (USD)").replace(/_pct$/, " (%)").replace(/_/g, " "))
-    .replace(/\b(\d+)\.(\d{3,})\b/g, (all, whole, frac) => (+`${whole}.${frac}`).toPrecision(Math.max(whole.length + 2, 3)).replace(/\.?0+$/, ""));
+    .replace(/\b(\d+)\.(\d{3,})\b/g, (all, whole, frac) => (+`${whole}.${frac}`).toPrecision(Math.max(whole.length + 2, 3)).replace(/\.?0+$/, ""))
+    // Thousands separated ("650,000 > 71,500"), never inside a name, an id, a path or a time.
+    .replace(/(?<![\w.\-\/:'"])(\d{4,})(?=\.\d|(?![\w\-\/:'"]))/g, (all, whole) => Number(whole).toLocaleString("en-US"));
 }
 
 function notional(r) {
@@ -460,10 +473,10 @@ function drawBlocks(rows) {
     el("td", { class: "time", title: fmtTime(r.time) }, el("button", { type: "button", class: "link", text: clock(r.time),
       "aria-label": `journal entry of ${r.order_id}`, onclick: () => openEntry(i) })),
     el("td", { text: r.account }), el("td", { text: r.symbol }), el("td", { text: r.side }),
-    el("td", { class: "num", text: r.quantity === null ? "—"
+    el("td", { class: "num", "data-label": "qty", text: r.quantity === null ? "—"
       : r.decision === "scale_down" && typeof r.adjusted_quantity === "number" ? `${qty.format(r.quantity)} → ${qty.format(r.adjusted_quantity)}`
       : qty.format(r.quantity) }),
-    el("td", { class: "num", text: notional(r) }),
+    el("td", { class: "num", "data-label": "notional", text: notional(r) }),
     el("td", { class: "code", text: r.decision === "scale_down" ? "scaled down" : r.decision }),
     el("td", { class: "code", text: r.reason_code }), el("td", { class: "reason", title: r.reason, text: humanReason(r.reason) })));
   $("blocks").tBodies[0].replaceChildren(...body);

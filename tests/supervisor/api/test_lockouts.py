@@ -108,10 +108,36 @@ def test_a_cooldown_is_shown_locked_everywhere_an_operator_looks(cooling):
     assert lock["code"] == "LOSS_COOLDOWN" and lock["since"] == "2026-01-14T12:00:00Z"
     assert lock["until"] == "2026-01-14T13:00:00Z" and lock["left_s"] == 3000.0
     assert doc["banner"]["accounts_locked"] == ["main"]
+    # The row says what holds it, and does not read as open for new risk (its snapshot is fine).
+    assert (row["blocked_by"], row["blocked_kind"], row["new_risk_allowed"]) == ("LOSS_COOLDOWN", "lockout", False)
+    assert row["usable"] is True and row["fresh"] is True
+    assert "main" not in doc["banner"]["accounts_blocked"]  # locked, not failing closed: reducing orders pass
     assert call(cooling, "GET", "/v1/lockouts", DESK).json() == {"main": row["lockouts"]}
     metrics = call(cooling, "GET", "/metrics", None).text
     assert 'risk_gate_account_lockout{account="main",code="LOSS_COOLDOWN"} 1.0' in metrics
     assert 'risk_gate_account_lockout_seconds_left{account="main",code="LOSS_COOLDOWN"} 3000.0' in metrics
+
+
+def test_blocked_by_names_the_lockout_that_holds_longest_and_clears_with_it(cooling):
+    def row() -> dict:
+        return call(cooling, "GET", "/v1/state", DESK).json()["accounts"]["main"]
+
+    fresh(cooling, 9_700.0)  # -3 %: the day's loss limit too, until the day's end (after the cooldown's)
+    held = row()
+    assert [lk["code"] for lk in held["lockouts"]] == ["DAILY_LOSS_LIMIT", "LOSS_COOLDOWN"]
+    assert (held["blocked_by"], held["new_risk_allowed"]) == ("DAILY_LOSS_LIMIT", False)
+    fresh(cooling, 9_900.0)
+    cooling.clock.advance(3600)  # the cooldown is over, the loss recovered
+    fresh(cooling, 9_900.0)
+    clear = row()
+    assert (clear["lockouts"], clear["blocked_by"], clear["blocked_kind"], clear["new_risk_allowed"]) == (
+        [], None, None, True,
+    )  # fmt: skip
+    cooling.clock.advance(120)  # no snapshot for longer than max_age_s: failing closed, said as before
+    stale = call(cooling, "GET", "/v1/state", DESK).json()
+    gone = stale["accounts"]["main"]
+    assert gone["blocked_kind"] == "fail_closed" and "max_age_s" in gone["blocked_by"]
+    assert gone["new_risk_allowed"] is False and "main" in stale["banner"]["accounts_blocked"]
 
 
 def test_an_operator_clears_a_cooldown_and_only_that(cooling):
@@ -189,6 +215,9 @@ def test_an_order_repeated_past_max_repeats_is_a_lockout_until_the_window_lets_o
             fresh(sup, 10_000.0)
         assert sup.evaluate(order(order_id="loop3", quantity=0.1)).reason_code is RC.DUPLICATE_ORDER
         (lock,) = call(sup, "GET", "/v1/lockouts", DESK).json()["main"]
+        row = call(sup, "GET", "/v1/state", DESK).json()["accounts"]["main"]
+        said = (row["blocked_by"], row["blocked_kind"], row["new_risk_allowed"])
+        assert said == ("DUPLICATE_ORDER", "lockout", False)
         assert lock["code"] == "DUPLICATE_ORDER" and "the same buy of 0.1 SOLUSDT at 100 came 3 times" in lock["cause"]
         assert lock["left_s"] == 45.0  # the first of the three leaves the 60 s window then
         metrics = call(sup, "GET", "/metrics", None).text

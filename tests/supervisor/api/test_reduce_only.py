@@ -150,5 +150,50 @@ def test_status_in_words_names_the_cause_once_on_stdout(sup, capsys, monkeypatch
     capsys.readouterr()
     assert main(["status", "--url", sup.api_server.url]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("HALTED because operator halt by alice")
-    assert out.count("exchange outage") == 1
+    assert out.startswith("HALTED by operator alice: exchange outage (since 2026-01-05 12:00 UTC)\n")
+    assert out.count("exchange outage") == 1 and "T12:00" not in out  # no raw ISO time
+    call(sup, "POST", "/v1/halt", BOB, {"reason": "second look"})  # halts stack: each operator said
+    capsys.readouterr()
+    assert main(["status", "--url", sup.api_server.url]) == 1
+    assert "\n  and by operator bob: second look (since 2026-01-05 12:00 UTC)" in capsys.readouterr().out
+
+
+def test_status_names_the_ess_source_that_halts(sup, capsys, monkeypatch):
+    from supervisor.cli import main
+
+    monkeypatch.delenv("RISKGATE_TOKEN", raising=False)
+    sup.report_ess_active(True, "drill", source="http")
+    capsys.readouterr()
+    assert main(["status", "--url", sup.api_server.url]) == 1
+    assert capsys.readouterr().out.startswith("HALTED by ESS (http): drill (since 2026-01-05 12:00 UTC)\n")
+    sup.report_ess_active(False, source="http")
+    sup.report_ess_active(True, "kill switch /srv/riskgate/KILL_SWITCH: desk halt", source="kill_switch_file")
+    capsys.readouterr()
+    assert main(["status", "--url", sup.api_server.url]) == 1
+    said = capsys.readouterr().out
+    assert said.startswith("HALTED by kill switch file /srv/riskgate/KILL_SWITCH: desk halt (since ")
+
+
+def test_status_is_not_ready_while_an_account_has_no_state(clock, tmp_path, capsys, monkeypatch):
+    """Nothing halts or fails closed at the gate, but an account never reported: NOT READY, exit 2."""
+    from supervisor import AccountSnapshot
+    from supervisor.cli import main
+    from tests.helpers import signal
+
+    monkeypatch.delenv("RISKGATE_TOKEN", raising=False)
+    with RiskSupervisor(config(tmp_path), clock=clock, poll_upstreams=False) as fresh:
+        fresh.serve_api(port=0)
+        fresh.report_ess_active(False, source="ess_http")
+        fresh.report_risk_signal(signal("INFO", clock.now()))
+        for name in ("main", "bold"):
+            fresh.report_account_snapshot(AccountSnapshot(name, 10_000.0))
+        code, found = _status(fresh, capsys)
+        assert (code, found["verdict"], found["exit"]) == (2, "NOT READY", 2)
+        assert found["causes"] == ["account:tiny: no state yet"]
+        assert found["accounts_failing_closed"] == ["tiny"]
+        capsys.readouterr()
+        assert main(["status", "--url", fresh.api_server.url]) == 2
+        out = capsys.readouterr().out
+        assert out.startswith("NOT READY because account:tiny: no state yet\n")
+        fresh.report_account_snapshot(AccountSnapshot("tiny", 10_000.0))
+        assert _status(fresh, capsys)[:1] == (0,)

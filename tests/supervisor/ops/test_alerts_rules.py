@@ -224,7 +224,65 @@ def test_a_blocking_journal_and_a_dead_gate_fail_closed(book, clock):
     fired = book.update(look(clock, gate_alive=False, journal_blocking="journal queue full (100 records waiting)"))
     assert sorted(changes(fired)) == [("firing", "fail_closed"), ("firing", "journal_failing")]
     reasons = next(t for t in fired if t.alert.key == "fail_closed").alert.detail["reasons"]
-    assert "gate: not running" in str(reasons) and "journal queue full" in str(reasons)
+    assert reasons == "the gate is not running; journal queue full (100 records waiting)"  # "journal" once
+
+
+# -- the summaries: one line, for people, each cause named once ------------------------------
+def summary(clock, key: str | None = None, **fields) -> str:
+    fired = AlertBook(CFG, clock.monotonic() - 20).update(look(clock, **fields))  # past the startup grace
+    (alert,) = [t.alert for t in fired if key in (None, t.alert.key)]
+    assert "\n" not in alert.summary
+    return alert.summary
+
+
+def test_an_operator_halt_is_said_once_with_its_time_of_day(clock):
+    detail = "operator halt by bob since 2026-12-05T01:34:27.358806Z: drill"
+    halted = {"ess_active": True, "ess_reason": f"operator_halt: {detail}", "ess_halting": ("operator_halt",)}
+    said = "trading halted by operator bob (since 01:34 UTC): drill"
+    assert summary(clock, **halted, ess_readings=(("operator_halt", detail),)) == said
+    assert summary(clock, **halted) == said  # read out of the combined reason alike
+
+
+def test_each_halting_source_is_named_once_for_people(clock):
+    two = {
+        "ess_active": True,
+        "ess_reason": "http: desk halt; kill_switch_file: kill switch /srv/KILL_SWITCH: incident",
+        "ess_halting": ("http", "kill_switch_file"),
+    }
+    said = summary(clock, **two)
+    assert said == "trading halted by ESS (http): desk halt; kill switch file /srv/KILL_SWITCH: incident"
+    fired = AlertBook(CFG, clock.monotonic()).update(look(clock, **two))
+    assert fired[0].alert.recovered == "trading no longer halted by ESS (http), kill switch file"
+
+
+def test_fail_closed_and_stale_sources_say_how_old_against_the_limit(clock):
+    assert summary(clock, sources=source("risk_v3", 10.1)) == (
+        "gate failing closed: Risk v3 state is 10.1 s old (limit 10 s)"
+    )
+    book = AlertBook(CFG, clock.monotonic() - 20)
+    fired = {t.alert.key: t.alert for t in book.update(look(clock, sources=source("account:acct1", 70.0, 60.0)))}
+    assert fired["source_stale:account:acct1"].summary == (
+        "account acct1 state is 70.0 s old (limit 60 s): stale for 5 s or more"
+    )
+    assert fired["source_stale:account:acct1"].recovered == "account acct1 is fresh again"
+    missing = summary(clock, "fail_closed", sources=source("ess", None))
+    assert missing == "gate failing closed: ESS has sent no state yet"
+
+
+def test_loss_limits_and_price_pauses_read_without_field_names(clock):
+    from supervisor.alerts.rules import PriceReading
+
+    day = AccountFigures("acct1", -2.1, -2.1, None, -2.0, -5.0, None)
+    assert summary(clock, accounts=(day,)) == "account acct1: daily loss limit reached: -2.10 % (limit -2 %)"
+    down = AccountFigures("acct1", 0.0, 0.0, 6.0, -2.0, -5.0, 4.0)
+    assert summary(clock, accounts=(down,)) == (
+        "account acct1: drawdown limit reached: equity 6.00 % below the week's peak (limit 4 %)"
+    )
+    why = "SOLUSDT moved +15.0% (150 -> 172.5) within 60s > prices.spike_pct=10: opening orders paused for 300s"
+    assert summary(clock, prices=(PriceReading("SOLUSDT", True, why),)) == (
+        "SOLUSDT paused after a price spike: moved +15.0 % (150 → 172.5) within 60 s (more than 10 %): "
+        "opening orders paused for 300 s"
+    )
 
 
 def test_an_unknown_ess_reading_fails_closed(book, clock):
@@ -243,8 +301,8 @@ def test_the_rules_and_the_book_are_pure(module):
         if isinstance(n, ast.Import | ast.ImportFrom)
         for a in (n.names if isinstance(n, ast.Import) else [n])
     }
-    allowed = {"__future__", "math", "collections", "collections.abc", "dataclasses", "datetime", "typing"}
-    assert imported - allowed <= {"supervisor.config", "supervisor.alerts.rules"}
+    allowed = {"__future__", "math", "re", "collections", "collections.abc", "dataclasses", "datetime", "typing"}
+    assert imported - allowed <= {"supervisor.config", "supervisor.core.halts", "supervisor.alerts.rules"}
 
 
 def test_a_paused_or_unpriced_symbol_alerts_by_name_and_says_so_when_it_ends(book, clock):

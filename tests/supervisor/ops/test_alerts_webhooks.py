@@ -73,13 +73,13 @@ def test_one_alert_per_episode_and_a_resolved_one_in_both_formats_and_journaled(
         assert resolved["at"] == resolved["resolved_at"] == "2026-01-05T12:00:06Z"
         assert [set(b) for b in slack.bodies] == [{"text"}, {"text"}]
         assert slack.bodies[0]["text"].startswith(":rotating_light: FIRING [critical]")
-        assert "halted by manual: desk halt (halt, since" in slack.bodies[0]["text"]  # the cause once
-        assert slack.bodies[0]["text"].count("manual") == 1
-        assert firing["summary"] == "trading halted by manual: desk halt"
-        assert resolved["summary"] == "trading no longer halted by manual"  # not the failure's words again
+        assert "halted by ESS (manual): desk halt (halt, since 12:00:02 UTC)" in slack.bodies[0]["text"]
+        assert slack.bodies[0]["text"].count("manual") == 1  # the cause once, the time of day not raw ISO
+        assert firing["summary"] == "trading halted by ESS (manual): desk halt"
+        assert resolved["summary"] == "trading no longer halted by ESS (manual)"  # not the failure's words again
         assert (
             slack.bodies[1]["text"].startswith(":white_check_mark: RESOLVED")
-            and "no longer halted by manual" in slack.bodies[1]["text"]
+            and "no longer halted by ESS (manual)" in slack.bodies[1]["text"]
             and "desk halt" not in slack.bodies[1]["text"]
             and "lasted 4.0 s" in slack.bodies[1]["text"]
         )
@@ -238,7 +238,24 @@ def test_a_signal_the_gate_refuses_fails_closed_though_fetched_a_moment_ago(cloc
         assert sup.alerting is not None and sup.alerting.settle() == ["fail_closed"]
         assert hook.wait_for(lambda r: any(b["key"] == "fail_closed" for b in r.bodies))
     body = next(b for b in hook.bodies if b["key"] == "fail_closed")
-    assert "Risk v3 signal evaluated" in body["summary"]
+    assert body["summary"] == "gate failing closed: Risk v3 signal evaluated 3601 s ago (limit 900 s)"
+
+
+def test_an_operator_halt_is_one_line_naming_the_operator_once(clock):
+    with (
+        Receiver() as hook,
+        RiskSupervisor(alert_config({"h": {"url": hook.url}}), clock=clock, poll_upstreams=False) as sup,
+    ):
+        step(sup, clock)
+        sup.halt("drill", by="bob")
+        assert step(sup, clock) == ["halt"]
+        assert hook.wait_for(lambda r: len(r.bodies) == 1)
+        sup.resume(by="bob")
+        assert step(sup, clock) == []
+        assert hook.wait_for(lambda r: len(r.bodies) == 2)
+    firing, resolved = hook.bodies
+    assert firing["summary"] == "trading halted by operator bob (since 12:00 UTC): drill"
+    assert resolved["summary"] == "trading no longer halted by operator bob"
 
 
 def test_an_endless_answer_body_is_never_read(clock):

@@ -123,6 +123,43 @@ def test_explain_shows_the_inputs_the_deciding_check_and_the_events_before(sup, 
     assert data["decided_by"].startswith("11.") and data["reason_code"] == "DAILY_LOSS_LIMIT"
 
 
+def test_explain_keeps_the_events_that_explain_the_order_rounds_ages_and_shows_the_reference_price(sup, clock):
+    feed(sup)
+    clock.advance(0.39464057)  # Risk v3 and ESS ages off the millisecond
+    sup.report_account_snapshot(AccountSnapshot("main", 9_700.0))  # -3 %
+    now, note = clock.now(), sup.journal.event
+    mine = {"account": "main", "order_id": "x", "notional": 100.0}
+    note(now, "alert_delivered", "alerts", None, webhook="ops", key="halt", state="firing", attempts=1)
+    note(now, "alert_firing", "alerts", None, key="source_stale:risk_v3", rule="source_stale")
+    note(now, "gate_memory_recalled", "gate", None, decisions=3)
+    note(now, "reservations_expired", "gate", None, count=1, reservations=[{**mine, "order_id": "other"}])
+    note(now, "reservations_expired", "gate", None, count=1, reservations=[mine])
+    for symbol in ("BTCUSDT", "SOLUSDT"):
+        note(now, "price_mark", "prices", None, symbol=symbol, price=100.0)
+        note(now, "price_spike_pause", "prices", None, symbol=symbol, before=100.0, after=120.0)
+    sup.evaluate(order(order_id="x", reference_price=101.5))
+    sup.flush_journal()
+    out = io.StringIO()
+    assert query.explain(journal_of(sup), "x", "table", out) == 1
+    text = out.getvalue()
+    assert "ess_age_s: 0.395\n" in text and "risk_v3_age_s: 0.395\n" in text and "account_age_s: 0\n" in text
+    assert "day_pnl_pct: -3\n" in text
+    assert "  price: 100\n  reference_price: 101.5\n" in text and "mono_us" not in text
+    kinds = [line.split()[2] for line in text.splitlines() if line.startswith("  event ")]
+    # The account's own and what concerns every order, its symbol or this very order; nothing else.
+    assert kinds == [
+        "ess_changed", "risk_level_changed", "baseline_started_mid_period", "baseline_started_mid_period",
+        "loss_limit_tripped", "reservations_expired", "price_spike_pause",
+    ], text  # fmt: skip
+    assert "'order_id': 'x'" in text and "symbol=SOLUSDT" in text
+    for unrelated in ("alert_", "config_loaded", "sha256", "gate_memory_recalled", "price_mark", "BTCUSDT", "other"):
+        assert unrelated not in text, unrelated
+    out = io.StringIO()
+    query.explain(journal_of(sup), "x", "json", out)
+    data = json.loads(out.getvalue())
+    assert data["reference_price"] == 101.5 and "mono_us" not in data
+
+
 def test_events_explain_decisions_and_the_fail_closed_moments(sup, clock):
     feed(sup)
     sup.evaluate(order())
