@@ -303,6 +303,7 @@ class System:
             state: [asdict(r) for r in self.controls.overrides() if r.state == state]
             for state in ("active", "proposed")
         }
+        doc["shadow"] = self.shadow.summary()
         return doc
 
     def health(self, timeout: float = 1.0) -> dict[str, Any]:

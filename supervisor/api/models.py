@@ -552,6 +552,7 @@ class StateOut(BaseModel):
     operator_halt: HaltOut
     store: dict[str, Any] = Field(description='{"backend": "sqlite"}, or the shared store\'s instances and leases')
     overrides: OverridesOut
+    shadow: ShadowOut = Field(description="the shadow config (as GET /v1/shadow)")
 
 
 class ReadyOut(BaseModel):

@@ -53,6 +53,12 @@ def _config(path: Path, sim_url: str) -> None:
     text = text.replace("poll_interval_s = 5.0", "poll_interval_s = 0.3", 1)  # [accounts]
     for name, token in (("alice", ALICE), ("bob", BOB)):
         text += f'\n[api.operators.{name}]\ntoken_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n'
+    # A shadow config: the same with the normal profile's leverage at 2x (the live one allows 3x).
+    (path.parent / "candidate.toml").write_text(text.replace("allowed_leverage = 3.0", "allowed_leverage = 2.0", 1))
+    assert "# [shadow]\n" in text and '# config = "candidate.toml"' in text
+    text = text.replace("# [shadow]\n", "[shadow]\n").replace(
+        '# config = "candidate.toml"', 'config = "candidate.toml"'
+    )
     path.write_text(text)
 
 
@@ -112,6 +118,14 @@ def test_dashboard_shows_each_state_in_a_real_browser(served, tmp_path):
         expect(page.locator("#alerts-line")).to_have_text("alerting is off ([alerts] enabled = false)")
         expect(page.locator("#chart canvas").first).to_be_visible(timeout=8_000)  # uPlot, from the package
         expect(page.locator("#resume-button")).to_be_hidden()  # nothing to resume
+        # The shadow config's panel: a 3x order the live config allows, the candidate would block.
+        levered = {"account": "main_binance", "exchange": "binance", "strategy_id": "trend_v2", "symbol": "BTCUSDT",
+                   "side": "buy", "quantity": 0.01, "price": 65_000.0, "leverage": 3.0,
+                   "order_id": "dash-3x"}  # fmt: skip
+        assert _post(port, "/v1/evaluate", levered)["decision"] != "block"  # allowed (maybe scaled) live
+        expect(page.locator("#shadow-summary")).to_contain_text("candidate.toml: running", timeout=5_000)
+        expect(page.locator("#shadow")).to_contain_text("block LEVERAGE_EXCEEDS_LIMIT", timeout=10_000)
+        expect(page.locator("#shadow-latest")).to_contain_text("dash-3x")
         page.screenshot(path=shots / "1-trading.png", full_page=True)
         assert errors == [], errors
 

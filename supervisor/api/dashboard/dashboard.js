@@ -183,6 +183,7 @@ function drawState(doc) {
   fillSelect($("filter-account"), Object.keys(doc.accounts || {}));
   drawInstances(doc.store || { backend: "sqlite" });
   drawPrices(doc.prices || {}, (doc.sources || {}).prices);
+  drawShadow(doc.shadow || { enabled: false });
   if (changed("overrides", [doc.overrides, doc.operator_halt])) drawOverrides(doc.overrides || {}, doc.operator_halt || {});
   drawAlerts(doc.alerts || { enabled: false });
 }
@@ -253,6 +254,27 @@ function drawPrices(prices, source) {
   });
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "note", text: "no price from the source yet" })));
   $("prices").tBodies[0].replaceChildren(...rows);
+}
+
+function drawShadow(shadow) {
+  // [shadow] config: what the candidate decides otherwise (docs/replay.md); promoted with `riskgate shadow promote`.
+  $("shadow-section").hidden = !shadow.enabled;
+  if (!shadow.enabled) return;
+  const file = String(shadow.candidate || "").split("/").pop();
+  const state = shadow.state === "failed" ? `failed: ${shadow.problem || "?"}` : shadow.state;
+  const n = (count, one, many) => `${Number(count || 0).toLocaleString()} ${Number(count) === 1 ? one : many}`;
+  $("shadow-summary").textContent = `${file}: ${state}. ${n(shadow.decided, "order", "orders")} decided again, `
+    + `${n(shadow.disagreements, "decided", "decided")} otherwise.`;
+  $("shadow-summary").className = shadow.state === "failed" ? "stale" : "";
+  const said = (pair) => `${pair[0]} ${pair[1]}`;
+  const rows = (shadow.transitions || []).map((t) => el("tr", {},
+    el("td", { "data-label": "live", text: said(t.from) }),
+    el("td", { "data-label": "shadow", text: said(t.to) }),
+    el("td", { class: "num", "data-label": "orders", text: Number(t.count).toLocaleString() })));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "3", class: "note", text: "no disagreement so far" })));
+  $("shadow").tBodies[0].replaceChildren(...rows);
+  setList($("shadow-latest"), (shadow.latest || []).slice(0, 5).map((d) =>
+    `${clock(d.time)} ${d.order_id} (${d.account}, ${d.order}): ${d.live[0]} ${d.live[1]} → ${d.shadow[0]} ${d.shadow[1]}: ${humanReason(d.reason)}`));
 }
 
 function drawInstances(store) {
