@@ -27,6 +27,7 @@ from supervisor.core.messages import (
     EssState,
     EvaluateOrder,
     OrderOutcome,
+    Position,
     PriceSnapshot,
     RiskSignal,
 )
@@ -40,7 +41,11 @@ from tests.helpers import config_dict
 __all__ = ["record", "run", "shadow_on_vs_off"]
 
 
-def bench_config(folder: Path, leverage: float = 3.0) -> Config:
+EXCHANGES = ("binance", "bybit")
+
+
+def bench_config(folder: Path, leverage: float = 3.0, exchanges: int = 1) -> Config:
+    """100 accounts on `exchanges` exchanges (account i on the (i % exchanges)-th)."""
     data = config_dict(
         gate={"max_orders_per_s": 10**6, "duplicate_window_s": 5.0},
         state={"dir": str(folder)},
@@ -48,14 +53,16 @@ def bench_config(folder: Path, leverage: float = 3.0) -> Config:
     )
     data["profiles"]["normal"]["allowed_leverage"] = leverage
     for i in range(100):
-        data["accounts"][f"acct{i}"] = {"exchange": "binance", "capital_profile": "normal", "max_notional_usd": 1e12}
-    data["exchanges"]["binance"]["max_notional_usd"] = 1e15
+        data["accounts"][f"acct{i}"] = {"exchange": EXCHANGES[i % exchanges], "capital_profile": "normal",
+                                        "max_notional_usd": 1e12}  # fmt: skip
+    for name in EXCHANGES:
+        data["exchanges"][name] = {"max_notional_usd": 1e15}
     return parse_config(data)
 
 
-def record(folder: Path, n: int) -> Config:
+def record(folder: Path, n: int, exchanges: int = 1) -> Config:
     """A journal of `n` decisions in `folder`, recorded by a real gate; its config."""
-    cfg = bench_config(folder)
+    cfg = bench_config(folder, exchanges=exchanges)
     clock = FakeClock()
     queue = JournalQueue(10**7, block_when_failing=False)
     board = EssBoard()
@@ -70,14 +77,17 @@ def record(folder: Path, n: int) -> Config:
         gate.post(PriceSnapshot(clock.now(), {"BTCUSDT": 65_000.0 + i % 7, "ETHUSDT": 3_500.0}), now)
         if i % 2_000 == 0:
             for a in range(100):
-                gate.post(AccountState(f"acct{a}", 1e9, positions(), 1e9, 1e9), now)
+                held = tuple(
+                    Position(p.symbol, EXCHANGES[a % exchanges], p.quantity, p.mark_price) for p in positions()
+                )
+                gate.post(AccountState(f"acct{a}", 1e9, held, 1e9, 1e9), now)
 
     for i in range(n):
         if i % 500 == 0:
             feed(i)
         if i >= 20:  # each order ends 20 decisions later (filled): reservations stay few, as live
             gate.post(OrderOutcome(f"o{i - 20}", "filled", 0.01, f"acct{(i - 20) % 100}"))
-        o = validate_order(dict(order(i), order_id=f"o{i}"), cfg)
+        o = validate_order(dict(order(i), order_id=f"o{i}", exchange=EXCHANGES[i % 100 % exchanges]), cfg)
         assert not isinstance(o, str)
         gate.decide(EvaluateOrder(o, config=cfg), None)
         clock.advance(0.001)
@@ -94,21 +104,25 @@ def _flush(queue: JournalQueue, writer: JournalWriter) -> None:
     queue.remove_through(batch[-1].seq)
 
 
-def run(n: int = 1_000_000) -> dict[str, Any]:
+def run(n: int = 1_000_000, exchanges: int = 1, workers: int = 1) -> dict[str, Any]:
+    """Record `n` decisions on `exchanges` exchanges, then replay them under the live config and
+    a stricter one, in `workers` processes."""
     with tempfile.TemporaryDirectory(prefix="riskgate-bench-replay-") as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
-        live = record(folder, n)
+        live = record(folder, n, exchanges)
         recorded_s = time.perf_counter() - t0
         journal = folder / JOURNAL_NAME
         t0 = time.perf_counter()
-        same = replay_journal(journal, live)
+        same = replay_journal(journal, live, workers=workers)
         same_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        strict = replay_journal(journal, bench_config(folder, leverage=1.5))
+        strict = replay_journal(journal, bench_config(folder, leverage=1.5, exchanges=exchanges), workers=workers)
         strict_s = time.perf_counter() - t0
         return {
             "n": n,
+            "exchanges": exchanges,
+            "workers": workers,
             "recorded_s": recorded_s,
             "journal_mb": journal.stat().st_size / 2**20,
             "same_s": same_s,
@@ -176,4 +190,5 @@ def shadow_on_vs_off(n: int) -> dict[str, float]:
 if __name__ == "__main__":
     import sys
 
-    print(run(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000))
+    args = [int(a) for a in sys.argv[1:]]
+    print(run(*args) if args else run(100_000))

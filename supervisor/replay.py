@@ -18,8 +18,11 @@ there. A reload the live process took does not change the candidate (counted).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +39,7 @@ from supervisor.gate import Gate
 from supervisor.journal.inputs import ConfigMark, decode
 from supervisor.journal.recall import recall_state
 from supervisor.journal.store import from_us
+from supervisor.logs import configure_logging
 
 __all__ = ["NOT_REDECIDED", "Change", "ReplayError", "ReplayReport", "Replayer", "order_of_row", "replay_journal"]
 
@@ -207,9 +211,30 @@ def _runs(db: sqlite3.Connection, since_us: int, until_us: int) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _merged(db: sqlite3.Connection, run: str, until_us: int) -> Iterator[tuple[bool, tuple[Any, ...]]]:
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """The accounts one worker decides (those of some exchanges); `others`: also orders naming
+    no configured account (the first worker). Every worker applies every input."""
+
+    accounts: tuple[str, ...]
+    everyone: tuple[str, ...]  # every configured account (what `others` is not)
+    others: bool
+
+
+def _merged(
+    db: sqlite3.Connection, run: str, until_us: int, part: _Part | None = None
+) -> Iterator[tuple[bool, tuple[Any, ...]]]:
     """(is_input, row) of the run in seq order: the order the gate applied and decided them."""
-    decisions = db.execute(_DECISION_SQL, (run, until_us))
+    sql = _DECISION_SQL
+    args: tuple[object, ...] = (run, until_us)
+    if part is not None:
+        marks = ", ".join("?" * len(part.accounts))
+        where = f"account IN ({marks})"
+        if part.others:
+            where += f" OR account IS NULL OR account NOT IN ({', '.join('?' * len(part.everyone))})"
+        sql = sql.replace("ORDER BY seq", f"AND ({where}) ORDER BY seq")  # placeholders only: values bound
+        args = (*args, *part.accounts, *(part.everyone if part.others else ()))
+    decisions = db.execute(sql, args)
     inputs = db.execute(_INPUT_SQL, (run, until_us))
     d = decisions.fetchone()
     i = inputs.fetchone()
@@ -246,9 +271,16 @@ def replay_journal(
     account: str | None = None,
     examples: int = 10,
     on_change: Callable[[Change], None] | None = None,
+    workers: int = 1,
 ) -> ReplayReport:
     """Re-decide every decision of `journal` in [since_us, until_us) (of `account`, if given)
-    under `candidate`. Raises `ReplayError` when the journal cannot be read or replayed."""
+    under `candidate`. Raises `ReplayError` when the journal cannot be read or replayed.
+
+    `workers` > 1: a run's orders are decided in up to that many processes, each taking the
+    accounts of some exchanges and applying every input. That is exact: an account's orders are
+    decided only on its own exchange, so every cap, rate and duplicate memory lives in one worker.
+    A run with an outcome naming no account (released by whichever single account holds its id)
+    is decided in one process (the holders would be split)."""
     if not journal.exists():
         raise ReplayError(f"no journal at {journal}")
     try:
@@ -262,12 +294,100 @@ def replay_journal(
         if "mono_s" not in have or "inputs" not in tables:
             raise ReplayError(f"the journal {journal} was written before riskgate recorded inputs: nothing to replay")
         for run in _runs(db, since_us, until_us):
-            _replay_run(db, run, journal, candidate, since_us, until_us, account, examples, on_change, report)
+            report.runs += 1
+            parts = _parts(db, run, until_us, candidate, workers) if on_change is None else []
+            if len(parts) < 2:
+                part = ReplayReport()
+                _replay_run(db, run, journal, candidate, since_us, until_us, account, examples, on_change, part)
+                _merge(report, [part], examples)
+                continue
+            with ProcessPoolExecutor(len(parts)) as pool:
+                futures = [
+                    pool.submit(_replay_part, journal, run, candidate, since_us, until_us, account, examples, p)
+                    for p in parts
+                ]
+                _merge(report, [f.result() for f in futures], examples)
     except sqlite3.Error as exc:
         raise ReplayError(f"the journal {journal} cannot be read: {type(exc).__name__}: {exc}") from exc
     finally:
         db.close()
     return report
+
+
+def _parts(db: sqlite3.Connection, run: str, until_us: int, candidate: Config, workers: int) -> list[_Part]:
+    """The run's accounts split by exchange into up to `workers` parts of about equal decisions;
+    none (one process) when that cannot be exact or would not help."""
+    if workers < 2:
+        return []
+    unnamed = db.execute(
+        "SELECT 1 FROM inputs WHERE run = ? AND kind = 'outcome' AND body LIKE '%,null]' LIMIT 1", (run,)
+    ).fetchone()
+    if unnamed is not None:
+        return []
+    configured = candidate.accounts.accounts
+    weight: dict[str, int] = {}
+    for name, n in db.execute(
+        "SELECT account, COUNT(*) FROM decisions WHERE run = ? AND ts_us < ? GROUP BY account", (run, until_us)
+    ):
+        if name in configured:
+            exchange = configured[name].exchange
+            weight[exchange] = weight.get(exchange, 0) + int(n)
+    if len(weight) < 2:
+        return []
+    bins: list[tuple[int, list[str]]] = [(0, []) for _ in range(min(workers, len(weight)))]
+    for exchange in sorted(weight, key=lambda e: -weight[e]):  # the heaviest first, each to the lightest bin
+        i = min(range(len(bins)), key=lambda k: bins[k][0])
+        bins[i] = (bins[i][0] + weight[exchange], [*bins[i][1], exchange])
+    everyone = tuple(configured)
+    return [
+        _Part(tuple(a for a, cfg in configured.items() if cfg.exchange in exchanges), everyone, i == 0)
+        for i, (_, exchanges) in enumerate(bins)
+    ]
+
+
+def _replay_part(
+    journal: Path,
+    run: str,
+    candidate: Config,
+    since_us: int,
+    until_us: int,
+    account: str | None,
+    examples: int,
+    part: _Part,
+) -> ReplayReport:
+    """One worker process's share of a run (`_parts`)."""
+    configure_logging("console", level=logging.CRITICAL, stream=sys.stderr)  # the replayed gate's lines: noise
+    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5.0)
+    try:
+        report = ReplayReport()
+        _replay_run(db, run, journal, candidate, since_us, until_us, account, examples, None, report, part)
+        return report
+    finally:
+        db.close()
+
+
+def _merge(into: ReplayReport, parts: list[ReplayReport], examples: int) -> None:
+    """The parts of one run added to the report (a reload each part saw counted once)."""
+    for part in parts:
+        into.total += part.total
+        into.redecided += part.redecided
+        into.changed += part.changed
+        for why, n in part.kept.items():
+            into.kept[why] = into.kept.get(why, 0) + n
+        for moves, figures in part.transitions.items():
+            move = into.transitions.setdefault(moves, [0, 0.0])
+            move[0] += figures[0]
+            move[1] += figures[1]
+        for name, figures in part.accounts.items():
+            acct = into.accounts.setdefault(name, [0, 0, 0.0])
+            for k in range(3):
+                acct[k] += figures[k]
+        if part.first is not None and (into.first is None or part.first < into.first):
+            into.first = part.first
+        if part.last is not None and (into.last is None or part.last > into.last):
+            into.last = part.last
+    into.reloads += max((p.reloads for p in parts), default=0)
+    into.examples = sorted([*into.examples, *(e for p in parts for e in p.examples)], key=lambda c: c.when)[:examples]
 
 
 def _replay_run(
@@ -281,11 +401,11 @@ def _replay_run(
     examples: int,
     on_change: Callable[[Change], None] | None,
     report: ReplayReport,
+    part: _Part | None = None,
 ) -> None:
     replayer = Replayer(candidate, journal)
-    report.runs += 1
     kept = report.kept
-    for is_input, row in _merged(db, run, until_us):
+    for is_input, row in _merged(db, run, until_us, part):
         wall = from_us(row[1])
         if is_input:
             try:
