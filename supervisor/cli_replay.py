@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +88,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             writer.writerow(row)
 
     try:
-        report = replay_journal(journal, candidate, since, until, args.account, args.examples, on_change)
+        report = replay_journal(journal, candidate, since, until, args.account, args.examples, on_change, args.workers)
     except ReplayError as exc:
         return _fail(str(exc), 1)
     if args.json:
@@ -181,6 +182,14 @@ def add_replay_commands(
     p.add_argument("--until", help="decisions before this time (ISO 8601, UTC) or span back")
     p.add_argument("--account", help="count only this account's decisions (every account is decided)")
     p.add_argument("--examples", type=int, default=10, choices=range(101), metavar="N", help="changes shown (0-100)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        choices=range(1, 65),
+        metavar="N",
+        help="processes deciding at once (1-64), the accounts split by exchange; --csv uses one",
+    )
     p.add_argument("--json", action="store_true", help="the report as one JSON document")
     p.add_argument("--csv", action="store_true", help="every changed decision as CSV with a header")
     p.set_defaults(func=cmd_replay)

@@ -140,6 +140,7 @@ class Change:
     live: tuple[Decision, str, float]  # decision, code, quantity sent
     candidate: tuple[Decision, str, float]
     reason: str  # the candidate's
+    seq: int = 0  # its record's place in the run's journal
 
 
 @dataclass
@@ -387,7 +388,8 @@ def _merge(into: ReplayReport, parts: list[ReplayReport], examples: int) -> None
         if part.last is not None and (into.last is None or part.last > into.last):
             into.last = part.last
     into.reloads += max((p.reloads for p in parts), default=0)
-    into.examples = sorted([*into.examples, *(e for p in parts for e in p.examples)], key=lambda c: c.when)[:examples]
+    found = sorted((e for p in parts for e in p.examples), key=lambda c: c.seq)  # this run's, in its order
+    into.examples = [*into.examples, *found][:examples]
 
 
 def _replay_run(
@@ -459,6 +461,7 @@ def _tally(
         change = Change(
             wall, row[3] or "", row[4], f"{row[8]} {row[9]:g} {row[7]} @{row[10]:g}", usd,
             (live_decision, live_code, live_qty), (result.decision, code, result.adjusted_quantity), result.reason,
+            row[0],
         )  # fmt: skip
         if len(report.examples) < examples:
             report.examples.append(change)

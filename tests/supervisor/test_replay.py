@@ -215,7 +215,12 @@ def test_a_random_walk_with_a_restart_replays_to_the_same_decisions(tmp_path, se
     assert len(book["codes"]) >= 10, book["codes"]  # the walk went through many checks, not one
     # The replay can fail: a candidate with other limits decides otherwise.
     stricter = parse_config(_walk_config(folder, max_orders_per_s=1, duplicate_window_s=0.0))
-    assert replay_journal(journal, stricter).changed > 0
+    alone = replay_journal(journal, stricter)
+    assert alone.changed > 0
+    # In two processes (main and tiny on binance, bold on bybit): the same report, to the order.
+    split = replay_journal(journal, stricter, workers=2)
+    assert split.as_json() == alone.as_json()
+    assert replay_journal(journal, cfg, workers=2).as_json() == report.as_json()
 
 
 def test_replaying_a_window_still_builds_the_state_from_the_run_s_start(demo_day):
