@@ -23,6 +23,7 @@ from bench import (
     original_design,
     prices,
     propagation,
+    replay,
     scale,
     shared,
     throughput,
@@ -37,6 +38,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20_000, help="samples per latency figure")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument("--replay-n", type=int, default=1_000_000, help="decisions recorded and replayed (section 13)")
     args = ap.parse_args()
     configure_logging("console", level=logging.ERROR, stream=sys.stderr)
     gc.freeze()
@@ -250,6 +252,27 @@ def main() -> int:
                 f"{r[f'w{w}_py_per']:.0f} B each (Python), {r[f'w{w}_rss_per']:.0f} B (RSS); after expiry "
                 f"{r[f'w{w}_py_after_kb'] / 1024:.1f} MB (Python), {r[f'w{w}_rss_after_kb'] / 1024:.0f} MB (RSS)",
             )
+    # 13. what-if replay (docs/replay.md): a recorded journal decided again, 1,000,000 decisions
+    for exchanges, workers in ((1, 1), (2, 2)):
+        rp = replay.run(args.replay_n, exchanges=exchanges, workers=workers)
+        row(
+            f"13. replay {rp['n']:,} decisions, {exchanges} exchange(s), {workers} process(es)",
+            f"{rp['same_s']:.1f} s under the live config ({rp['same_changed']} changed), {rp['strict_s']:.1f} s "
+            f"under a stricter one ({rp['strict_changed']:,} changed); recorded in {rp['recorded_s']:.0f} s, "
+            f"journal {rp['journal_mb']:.0f} MB",
+            "<= 60 s, 0 changed",
+            rp["same_s"] <= 60 and rp["same_changed"] == 0,
+        )
+    # 14. the shadow config: evaluate p50 with a shadow on vs off, interleaved rounds
+    sh = replay.shadow_on_vs_off(args.n)
+    ratio = sh["on_p50"] / sh["off_p50"]
+    row(
+        "14. evaluate p50, shadow config on vs off",
+        f"{sh['on_p50']:.1f} vs {sh['off_p50']:.1f} µs = {ratio:.2f}x (the shadow decided "
+        f"{sh['shadow_decided']:,}, {sh['shadow_disagreements']:,} otherwise)",
+        "<= 1.05x",
+        ratio <= 1.05,
+    )
     # 7. NautilusTrader, our pure core (allowed and blocked) and the optional compiled one
     blocked = gate_latency.bench_pure(args.n, blocked=True)
     row("7. our pure evaluation, allowed order", f"p50 {pct(pure, 0.5):.2f} µs, p99 {pct(pure, 0.99):.2f} µs")

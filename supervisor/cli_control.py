@@ -83,6 +83,17 @@ def _said_halt(doc: Any) -> str:
     return "\n".join(lines)
 
 
+def _left(seconds: float) -> str:
+    """A wait for people: 45 s, 54 min, 22 h, 3 days left (as the dashboard says it)."""
+    if seconds < 90:
+        return f"{max(0, round(seconds))} s left"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min left"
+    if seconds < 172_800:
+        return f"{round(seconds / 3600)} h left"
+    return f"{round(seconds / 86400)} days left"
+
+
 def _said_lockouts(doc: Any) -> str:
     if not isinstance(doc, dict) or not doc:
         return "no account is locked"
@@ -91,7 +102,7 @@ def _said_lockouts(doc: Any) -> str:
         for lk in locks:
             until = f"until {_when(lk.get('until'))}" if lk.get("until") else "until an operator lifts it"
             left = lk.get("left_s")
-            more = f" ({round(left / 60)} min left)" if isinstance(left, int | float) else ""
+            more = f" ({_left(left)})" if isinstance(left, int | float) else ""
             lines.append(f"{account}: {lk.get('code')} {until}{more}: {lk.get('cause')}; lifts {lk.get('lifts')}")
     return "\n".join(lines)
 

@@ -310,6 +310,14 @@ class Gate:
             finally:
                 self._release()
 
+    def apply_now(self, message: object, received: float) -> None:
+        """Apply `message` at once under the lock, skipping the post queue: for a replay, whose
+        gate no other thread takes (supervisor.replay). Anything posted before goes first."""
+        with self.lock:
+            if self._pending or self._lost:
+                self._apply_pending()
+            self._apply(message, received)
+
     def _take(self, wait: float) -> bool:
         """The lock within `wait` seconds (real time), waiting for it holding the GIL's
         turn, not in the lock: a thread that sleeps in the lock is handed it by the OS

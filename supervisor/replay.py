@@ -109,7 +109,7 @@ class Replayer:
         elif isinstance(message, ConfigMark):
             self.reloads += 1
         else:
-            self.gate.post(message, received)
+            self.gate.apply_now(message, received)
 
     def decide(self, wall: datetime, mono: float, order: dict[str, Any]) -> RiskGateResult:
         """`order`'s fields (a recorded row's: `order_of_row`) decided again at the recorded times."""
@@ -197,9 +197,10 @@ def change_json(c: Change) -> dict[str, Any]:
 _DECISION_SQL = (
     "SELECT seq, ts_us, mono_s, order_id, account, exchange, strategy_id, symbol, side, quantity, price,"
     " stop_price, leverage, reduce_only, reference_price, decision, reason_code, adjusted_quantity"
-    " FROM decisions WHERE run = ? AND ts_us < ? ORDER BY seq"
-)
-_INPUT_SQL = "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ? AND ts_us < ? ORDER BY seq"
+    " FROM decisions WHERE run = ? ORDER BY seq"
+)  # no time filter: a row whose time is damaged is refused, never passed over (`_replay_run` stops at until)
+_INPUT_SQL = "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ? ORDER BY seq"
+_PART_INPUTS = "(account IS NULL OR account IN ({accounts})) OR exchange IN ({exchanges})"
 
 
 def _runs(db: sqlite3.Connection, since_us: int, until_us: int) -> list[str]:
@@ -215,9 +216,11 @@ def _runs(db: sqlite3.Connection, since_us: int, until_us: int) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class _Part:
     """The accounts one worker decides (those of some exchanges); `others`: also orders naming
-    no configured account (the first worker). Every worker applies every input."""
+    no configured account (the first worker). A worker applies every input but the fills,
+    outcomes, messages and overrides of other exchanges' accounts (inputs.route)."""
 
     accounts: tuple[str, ...]
+    exchanges: tuple[str, ...]
     everyone: tuple[str, ...]  # every configured account (what `others` is not)
     others: bool
 
@@ -227,7 +230,7 @@ def _merged(
 ) -> Iterator[tuple[bool, tuple[Any, ...]]]:
     """(is_input, row) of the run in seq order: the order the gate applied and decided them."""
     sql = _DECISION_SQL
-    args: tuple[object, ...] = (run, until_us)
+    args: tuple[object, ...] = (run,)
     if part is not None:
         marks = ", ".join("?" * len(part.accounts))
         where = f"account IN ({marks})"
@@ -236,7 +239,12 @@ def _merged(
         sql = sql.replace("ORDER BY seq", f"AND ({where}) ORDER BY seq")  # placeholders only: values bound
         args = (*args, *part.accounts, *(part.everyone if part.others else ()))
     decisions = db.execute(sql, args)
-    inputs = db.execute(_INPUT_SQL, (run, until_us))
+    if part is None or part.others:  # the first part: an order of no configured account may read any
+        inputs = db.execute(_INPUT_SQL, (run,))
+    else:
+        where = _PART_INPUTS.format(accounts=marks, exchanges=", ".join("?" * len(part.exchanges)))
+        inputs = db.execute(_INPUT_SQL.replace("ORDER BY seq", f"AND ({where}) ORDER BY seq"),  # placeholders only
+                            (run, *part.accounts, *part.exchanges))  # fmt: skip
     d = decisions.fetchone()
     i = inputs.fetchone()
     while d is not None or i is not None:
@@ -341,7 +349,9 @@ def _parts(db: sqlite3.Connection, run: str, until_us: int, candidate: Config, w
         bins[i] = (bins[i][0] + weight[exchange], [*bins[i][1], exchange])
     everyone = tuple(configured)
     return [
-        _Part(tuple(a for a, cfg in configured.items() if cfg.exchange in exchanges), everyone, i == 0)
+        _Part(
+            tuple(a for a, cfg in configured.items() if cfg.exchange in exchanges), tuple(exchanges), everyone, i == 0
+        )
         for i, (_, exchanges) in enumerate(bins)
     ]
 
@@ -408,8 +418,15 @@ def _replay_run(
     replayer = Replayer(candidate, journal)
     kept = report.kept
     for is_input, row in _merged(db, run, until_us, part):
+        if type(row[1]) is not int or not 0 <= row[1] < 2**62 or not (row[2] is None or type(row[2]) is float):
+            what = "input" if is_input else "decision"
+            raise ReplayError(
+                f"run {run}, {what} {row[0]}: its time cannot be read (ts_us {row[1]!r}, mono_s {row[2]!r})"
+            )
         wall = from_us(row[1])
         if is_input:
+            if row[2] is None or type(row[3]) is not float:
+                raise ReplayError(f"run {run}, input {row[0]}: its monotonic times cannot be read")
             try:
                 message = decode(row[4], row[5], row[3])
             except ValueError as exc:

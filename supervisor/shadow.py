@@ -86,8 +86,12 @@ def follow(
             for is_input, row in _rows(db, run, last):
                 found += 1
                 last = row[0]
+                if type(row[1]) is not int or not 0 <= row[1] < 2**62 or not (row[2] is None or type(row[2]) is float):
+                    raise ValueError(f"journal record {row[0]}: its time cannot be read")
                 wall = from_us(row[1])
                 if is_input:
+                    if row[2] is None or type(row[3]) is not float:
+                        raise ValueError(f"journal input {row[0]}: its monotonic times cannot be read")
                     replayer.apply(wall, row[2], decode(row[4], row[5], row[3]), row[3])
                     continue
                 if row[2] is None or row[7] is None or row[16] in NOT_REDECIDED:

@@ -34,7 +34,7 @@ from supervisor.core.messages import (
     SharedState,
 )
 
-__all__ = ["INPUT_KINDS", "ConfigMark", "decode", "encode"]
+__all__ = ["INPUT_KINDS", "ConfigMark", "decode", "encode", "route"]
 
 
 class ConfigMark:
@@ -126,6 +126,18 @@ def encode(message: object) -> tuple[str, str]:
         raise TypeError(f"not a gate input: {type(message).__name__}")
     kind, values = found
     return kind, json.dumps(values(message), separators=(",", ":"))
+
+
+def route(message: object) -> tuple[str | None, str | None]:
+    """(account, exchange) an input concerns, where it concerns one: a replay split by exchange
+    reads only its accounts' and exchanges' (every other input is read by every part). An
+    account's own state is read by all: its positions may lie on any exchange."""
+    kind = type(message)
+    if kind is Fill:
+        return message.account, message.exchange  # type: ignore[attr-defined]
+    if kind is OrderOutcome or kind is MessageSent or kind is Override:
+        return message.account, None  # type: ignore[attr-defined]
+    return None, None
 
 
 def decode(kind: str, body: str, received: float) -> object:

@@ -44,7 +44,7 @@ EVENT_COLUMNS = ("ts_us", "kind", "source", "account", "detail")
 # Kept in this file only (never shipped to a shared store): what a replay re-decides from.
 # Monotonic times are stored as the exact float (REAL): a replay compares them as the gate did.
 REPLAY_COLUMNS = ("mono_s", "reference_price")  # the gate's monotonic time; the caller's reference price
-INPUT_COLUMNS = ("ts_us", "mono_s", "received_s", "kind", "body")
+INPUT_COLUMNS = ("ts_us", "mono_s", "received_s", "kind", "body", "account", "exchange")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS decisions (

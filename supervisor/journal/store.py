@@ -20,7 +20,7 @@ from supervisor.channels.journal_queue import DecisionRecord, EventRecord, Input
 from supervisor.clock import SystemClock
 from supervisor.core.gate_state import UNITS_PER_USD
 from supervisor.errors import RiskgateError
-from supervisor.journal.inputs import encode
+from supervisor.journal.inputs import encode, route
 from supervisor.journal.sqlite_file import DECISION_COLUMNS, JournalWriter, file_identity
 
 __all__ = [
@@ -121,8 +121,13 @@ def decision_row(run: str, record: DecisionRecord) -> tuple[Any, ...]:
 
 def input_row(run: str, record: InputRecord) -> tuple[Any, ...]:
     """What the gate applied, as a row of the inputs table (supervisor.journal.inputs)."""
-    kind, body = encode(record.message)
-    return (run, record.seq, to_us(record.when), float(record.mono), float(record.received), kind, body)
+    message = record.message
+    kind, body = encode(message)
+    account, exchange = route(message)
+    return (
+        run, record.seq, to_us(record.when), float(record.mono), float(record.received), kind, body,
+        _text(account), _text(exchange),
+    )  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:
