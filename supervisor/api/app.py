@@ -807,20 +807,7 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
     async def control_body(
         request: Request, known: tuple[str, ...], empty_ok: bool = False
     ) -> tuple[dict[str, Any], Response | None]:
-        refused = http.guard(request, "operator", body=True)
-        if refused is not None:
-            return {}, refused
-        try:
-            raw = await _body(request)
-            body = {} if empty_ok and not raw.strip() else _parse(raw)
-        except _BodyError as exc:
-            return {}, _problem(exc.status, exc.detail)
-        if not isinstance(body, dict):
-            return {}, _problem(422, f"body: expected a JSON object, got {type(body).__name__}")
-        unknown = sorted(k for k in body if k not in known)
-        if unknown:
-            return {}, _problem(422, f"unknown field {shorten(unknown[0], 40)} (known: {', '.join(known)})")
-        return body, None
+        return await _control_body(http, request, known, empty_ok)
 
     @app.post(
         "/v1/halt",
@@ -944,6 +931,26 @@ def _control_routes(app: FastAPI, http: _Http, service: Operator) -> None:
         return await controlled(lambda: service.clear_lockout(account, body.get("reason"), by))  # type: ignore[arg-type]
 
 
+async def _control_body(
+    http: _Http, request: Request, known: tuple[str, ...], empty_ok: bool = False
+) -> tuple[dict[str, Any], Response | None]:
+    """An operator's JSON object body of `known` fields, or the refusal that answers it."""
+    refused = http.guard(request, "operator", body=True)
+    if refused is not None:
+        return {}, refused
+    try:
+        raw = await _body(request)
+        body = {} if empty_ok and not raw.strip() else _parse(raw)
+    except _BodyError as exc:
+        return {}, _problem(exc.status, exc.detail)
+    if not isinstance(body, dict):
+        return {}, _problem(422, f"body: expected a JSON object, got {type(body).__name__}")
+    unknown = sorted(k for k in body if k not in known)
+    if unknown:
+        return {}, _problem(422, f"unknown field {shorten(unknown[0], 40)} (known: {', '.join(known)})")
+    return body, None
+
+
 def _shadow_routes(app: FastAPI, http: _Http, service: ShadowKeeper) -> None:
     # -- the shadow config (docs/replay.md) -----------------------------------------------------
     @app.get(
@@ -963,15 +970,9 @@ def _shadow_routes(app: FastAPI, http: _Http, service: ShadowKeeper) -> None:
         **_guarded("operator", {200: {"model": ShadowPromoteOut}, 409: {"model": Problem}, 422: {"model": Problem}}),
     )
     async def promote(request: Request) -> Response:
-        refused = http.guard(request, "operator", body=True)
+        body, refused = await _control_body(http, request, ("reason",))
         if refused is not None:
             return refused
-        try:
-            body = _parse(await _body(request))
-        except _BodyError as exc:
-            return _problem(exc.status, exc.detail)
-        if not isinstance(body, dict) or set(body) - {"reason"}:
-            return _problem(422, 'body: expected {"reason": "..."}')
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
             return _problem(422, "reason: required, 1-500 characters")

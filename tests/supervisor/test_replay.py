@@ -109,33 +109,28 @@ def test_a_journal_from_before_inputs_were_recorded_or_with_a_damaged_input_is_r
     with pytest.raises(ReplayError, match="before riskgate recorded inputs"):
         replay_journal(old, live)
     damaged = tmp_path / "damaged.sqlite"
-    damaged.write_bytes((demo_day / "state" / JOURNAL_NAME).read_bytes())
-    db = sqlite3.connect(damaged)
-    db.execute("UPDATE inputs SET body = '[\"INFO\"' WHERE kind = 'signal'")
-    db.commit()
-    db.close()
-    with pytest.raises(ReplayError, match="input 'signal' cannot be read"):
-        replay_journal(damaged, live)
-    for sql, what in (
-        ("UPDATE decisions SET ts_us = 'zzz' WHERE rowid = 3", "its time cannot be read"),
-        ("UPDATE decisions SET mono_s = 'x' WHERE rowid = 4", "its time cannot be read"),
-        ("UPDATE inputs SET received_s = NULL WHERE rowid = 5", "monotonic times cannot be read"),
-        ("UPDATE inputs SET ts_us = 2e300 WHERE rowid = 6", "its time cannot be read"),
-    ):
+
+    def damage(sql: str) -> Path:
         damaged.write_bytes((demo_day / "state" / JOURNAL_NAME).read_bytes())
         db = sqlite3.connect(damaged)
         db.execute(sql)
         db.commit()
         db.close()
+        return damaged
+
+    for sql, what in (
+        ("UPDATE inputs SET body = '[\"INFO\"' WHERE kind = 'signal'", "input 'signal' cannot be read"),
+        ("UPDATE decisions SET ts_us = 'zzz' WHERE rowid = 3", "its time cannot be read"),
+        ("UPDATE decisions SET mono_s = 'x' WHERE rowid = 4", "its time cannot be read"),
+        ("UPDATE inputs SET received_s = NULL WHERE rowid = 5", "monotonic times cannot be read"),
+        ("UPDATE inputs SET ts_us = 2e300 WHERE rowid = 6", "its time cannot be read"),
+    ):
         with pytest.raises(ReplayError, match=what):
-            replay_journal(damaged, live)
+            replay_journal(damage(sql), live)
     # A damaged order is read as any order from outside: INVALID_ORDER, shown as a change.
-    damaged.write_bytes((demo_day / "state" / JOURNAL_NAME).read_bytes())
-    db = sqlite3.connect(damaged)
-    db.execute("UPDATE decisions SET quantity = -5 WHERE order_id = (SELECT order_id FROM decisions LIMIT 1)")
-    db.commit()
-    db.close()
-    report = replay_journal(damaged, live)
+    report = replay_journal(
+        damage("UPDATE decisions SET quantity = -5 WHERE order_id = (SELECT order_id FROM decisions LIMIT 1)"), live
+    )
     assert {tuple(t["to"]) for t in report.as_json()["transitions"]} == {("block", "INVALID_ORDER")}
 
 
