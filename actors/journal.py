@@ -160,14 +160,17 @@ class JournalActor(SupervisedActor):
         here are then stored once)."""
         assert self._writer is not None  # noqa: S101 - the caller wrote with it
         bad: list[tuple[tuple[Any, ...], Exception]] = []
-        for table, rows in enumerate(tables):  # decisions, events, inputs: the writer's arguments
-            for row in rows:
-                try:
-                    self._writer.write(*([row] if t == table else [] for t in range(3)))
-                except _ROW_PROBLEMS as exc:
-                    bad.append((row, exc))
-                except (sqlite3.Error, OSError):
-                    return False
+        # In seq order across the tables (decisions, events, inputs: the writer's arguments): a
+        # reader following the journal (the shadow) never sees a decision before an input it read.
+        rows = sorted(((row[1], table, row) for table, found in enumerate(tables) for row in found),
+                      key=lambda r: r[0])  # fmt: skip
+        for _, table, row in rows:
+            try:
+                self._writer.write(*([row] if t == table else [] for t in range(3)))
+            except _ROW_PROBLEMS as exc:
+                bad.append((row, exc))
+            except (sqlite3.Error, OSError):
+                return False
         for row, error in bad:
             self._skip(row[1], error)  # a row's second column is its record's seq
         return True
