@@ -19,6 +19,7 @@ there. A reload the live process took does not change the candidate (counted).
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.channels.ess_board import EssBoard, EssReading
-from supervisor.channels.journal_queue import JournalQueue, Seeded
+from supervisor.channels.journal_queue import JournalQueue, RecordsLost, Seeded
 from supervisor.clock import Timer
 from supervisor.config import Config
 from supervisor.core.messages import Decision, EvaluateOrder, RejectOrder, RiskGateResult
@@ -41,8 +42,19 @@ from supervisor.journal.recall import recall_state
 from supervisor.journal.store import from_us
 from supervisor.logs import configure_logging
 
-__all__ = ["NOT_REDECIDED", "Change", "ReplayError", "ReplayReport", "Replayer", "order_of_row", "replay_journal"]
+__all__ = [
+    "NOT_REDECIDED",
+    "Change",
+    "ReplayError",
+    "ReplayReport",
+    "Replayer",
+    "order_of_row",
+    "replay_journal",
+    "row_problem",
+]
 
+#: Why the decisions after a RecordsLost are kept as recorded (the journal's queue was full).
+LOST = "after records the journal lost (its queue was full)"
 #: Decisions a config does not decide: kept as recorded.
 NOT_REDECIDED = frozenset({"GATE_UNAVAILABLE", "JOURNAL_UNAVAILABLE"})
 
@@ -89,9 +101,11 @@ class _Discard(JournalQueue):
 class Replayer:
     """One run's gate under `config`, fed its recorded inputs and orders in their order."""
 
-    def __init__(self, config: Config, journal: Path) -> None:
+    def __init__(self, config: Config, journal: Path, later_runs: tuple[str, ...] = ()) -> None:
+        """`later_runs`: this run and those after it, whose rows its start could not have read."""
         self.config = config
         self.journal = journal
+        self.later_runs = later_runs
         self.clock = _SetClock()
         self.board = EssBoard()
         self.gate = Gate(config, self.clock, self.board, _Discard())
@@ -104,7 +118,7 @@ class Replayer:
         if isinstance(message, EssReading):
             self.board.restore(message)
         elif isinstance(message, Seeded):
-            state, _ = recall_state(self.config, clock, self.journal, as_of=True)
+            state, _ = recall_state(self.config, clock, self.journal, self.later_runs)
             self.gate.seed(state)
         elif isinstance(message, ConfigMark):
             self.reloads += 1
@@ -302,17 +316,20 @@ def replay_journal(
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "mono_s" not in have or "inputs" not in tables:
             raise ReplayError(f"the journal {journal} was written before riskgate recorded inputs: nothing to replay")
+        starts = {str(r): int(f) for r, f in db.execute("SELECT run, MIN(rowid) FROM inputs GROUP BY run")}
         for run in _runs(db, since_us, until_us):
             report.runs += 1
+            begun = starts.get(run, 0)
+            later = tuple(r for r, first in starts.items() if first >= begun) if run in starts else (run,)
             parts = _parts(db, run, until_us, candidate, workers) if on_change is None else []
             if len(parts) < 2:
                 part = ReplayReport()
-                _replay_run(db, run, journal, candidate, since_us, until_us, account, examples, on_change, part)
+                _replay_run(db, run, later, journal, candidate, since_us, until_us, account, examples, on_change, part)
                 _merge(report, [part], examples)
                 continue
             with ProcessPoolExecutor(len(parts)) as pool:
                 futures = [
-                    pool.submit(_replay_part, journal, run, candidate, since_us, until_us, account, examples, p)
+                    pool.submit(_replay_part, journal, run, later, candidate, since_us, until_us, account, examples, p)
                     for p in parts
                 ]
                 _merge(report, [f.result() for f in futures], examples)
@@ -359,6 +376,7 @@ def _parts(db: sqlite3.Connection, run: str, until_us: int, candidate: Config, w
 def _replay_part(
     journal: Path,
     run: str,
+    later: tuple[str, ...],
     candidate: Config,
     since_us: int,
     until_us: int,
@@ -371,7 +389,7 @@ def _replay_part(
     db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5.0)
     try:
         report = ReplayReport()
-        _replay_run(db, run, journal, candidate, since_us, until_us, account, examples, None, report, part)
+        _replay_run(db, run, later, journal, candidate, since_us, until_us, account, examples, None, report, part)
         return report
     finally:
         db.close()
@@ -405,6 +423,7 @@ def _merge(into: ReplayReport, parts: list[ReplayReport], examples: int) -> None
 def _replay_run(
     db: sqlite3.Connection,
     run: str,
+    later: tuple[str, ...],
     journal: Path,
     candidate: Config,
     since_us: int,
@@ -415,14 +434,17 @@ def _replay_run(
     report: ReplayReport,
     part: _Part | None = None,
 ) -> None:
-    replayer = Replayer(candidate, journal)
+    replayer = Replayer(candidate, journal, later)
     kept = report.kept
+    lost = False
     for is_input, row in _merged(db, run, until_us, part):
         if type(row[1]) is not int or not 0 <= row[1] < 2**62 or not (row[2] is None or type(row[2]) is float):
             what = "input" if is_input else "decision"
             raise ReplayError(
                 f"run {run}, {what} {row[0]}: its time cannot be read (ts_us {row[1]!r}, mono_s {row[2]!r})"
             )
+        if row[1] >= until_us:
+            break  # the rest of the run is past the range
         wall = from_us(row[1])
         if is_input:
             if row[2] is None or type(row[3]) is not float:
@@ -431,16 +453,23 @@ def _replay_run(
                 message = decode(row[4], row[5], row[3])
             except ValueError as exc:
                 raise ReplayError(f"run {run}, input {row[0]}: {exc}") from exc
+            if isinstance(message, RecordsLost):
+                lost = True  # the live state had inputs or approvals the journal lacks: not rebuilt from here
+                continue
             replayer.apply(wall, row[2], message, row[3])
             continue
         counted = row[1] >= since_us and (account is None or row[4] == account)
         code = row[16]
-        if row[2] is None or row[7] is None or code in NOT_REDECIDED:
+        damaged = row_problem(row)
+        if damaged is not None:
+            raise ReplayError(f"run {run}, decision {row[0]}: {damaged}")
+        if lost or row[2] is None or row[7] is None or code in NOT_REDECIDED:
             if counted:
                 report.total += 1
-                why = code if code in NOT_REDECIDED else "no order" if row[7] is None else "not recorded for replay"
+                why = (LOST if lost else code if code in NOT_REDECIDED else "no order" if row[7] is None
+                       else "not recorded for replay")  # fmt: skip
                 kept[why] = kept.get(why, 0) + 1
-            continue  # what the live gate did not decide, or booked nothing for
+            continue  # what the live gate did not decide, or booked nothing for, or after a loss
         result = replayer.decide(wall, row[2], order_of_row(row))
         if not counted:
             continue
@@ -450,6 +479,20 @@ def _replay_run(
         report.last = wall
         _tally(report, row, result, wall, examples, on_change)
     report.reloads += replayer.reloads
+
+
+def row_problem(row: tuple[Any, ...]) -> str | None:
+    """Why a decision row cannot be tallied (a damaged or edited journal), or None."""
+    if row[15] not in ("allow", "block", "scale_down") or type(row[16]) is not str:
+        return f"its decision {row[15]!r} / {row[16]!r} cannot be read"
+    if row[7] is None:  # no order: kept as recorded, its numbers are not read
+        return None
+    if type(row[4]) is not str:
+        return f"its account {row[4]!r} cannot be read"
+    for name, value in (("quantity", row[9]), ("price", row[10]), ("adjusted_quantity", row[17])):
+        if type(value) not in (int, float) or not math.isfinite(value):
+            return f"its {name} {value!r} cannot be read"
+    return None
 
 
 def _tally(

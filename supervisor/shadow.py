@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sqlite3
 import sys
@@ -24,11 +25,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from supervisor.channels.journal_queue import RecordsLost
 from supervisor.config import Config, ConfigError, load_config
 from supervisor.journal.inputs import decode
+from supervisor.journal.sqlite_file import file_identity
 from supervisor.journal.store import from_us
 from supervisor.logs import configure_logging
-from supervisor.replay import NOT_REDECIDED, Replayer, order_of_row
+from supervisor.replay import NOT_REDECIDED, Replayer, order_of_row, row_problem
 
 __all__ = ["follow"]
 
@@ -36,32 +39,50 @@ _SPAN = 20_000  # seqs read per round: a long run caught up in steps, each one r
 
 
 def _rows(db: sqlite3.Connection, run: str, after: int) -> Iterator[tuple[bool, tuple[Any, ...]]]:
-    """The run's decisions and inputs after seq `after` (at most _SPAN seqs), in seq order,
-    from one read transaction (never a decision of one commit with the inputs of another)."""
-    hi = after + _SPAN
+    """The run's next decisions and inputs after seq `after` (at most _SPAN of each), in seq order,
+    from one read transaction (never a decision of one commit with the inputs of another). When
+    one table's read is cut at _SPAN rows, only the rows up to its last seq are given: the other
+    table's rows beyond it wait for the next round."""
     db.execute("BEGIN")
     try:
         decisions = db.execute(
             "SELECT seq, ts_us, mono_s, order_id, account, exchange, strategy_id, symbol, side, quantity, price,"
             " stop_price, leverage, reduce_only, reference_price, decision, reason_code, adjusted_quantity"
-            " FROM decisions WHERE run = ? AND seq > ? AND seq <= ? ORDER BY seq",
-            (run, after, hi),
+            " FROM decisions WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run, after, _SPAN),
         ).fetchall()
         inputs = db.execute(
-            "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ? AND seq > ? AND seq <= ?"
-            " ORDER BY seq",
-            (run, after, hi),
+            "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (run, after, _SPAN),
         ).fetchall()
     finally:
         db.execute("COMMIT")
+    upto = min(
+        decisions[-1][0] if len(decisions) == _SPAN else math.inf,
+        inputs[-1][0] if len(inputs) == _SPAN else math.inf,
+    )
     i = d = 0
     while i < len(inputs) or d < len(decisions):
         if i < len(inputs) and (d >= len(decisions) or inputs[i][0] < decisions[d][0]):
-            yield True, inputs[i]
+            row, is_input = inputs[i], True
             i += 1
         else:
-            yield False, decisions[d]
+            row, is_input = decisions[d], False
             d += 1
+        if row[0] > upto:
+            return
+        yield is_input, row
+
+
+def _first_seq(db: sqlite3.Connection, run: str) -> int | None:
+    """The run's first record in the file (any table), or None when it has none yet."""
+    found = [
+        db.execute(f"SELECT MIN(seq) FROM {table} WHERE run = ?", (run,)).fetchone()[0]  # noqa: S608 - our tables
+        for table in ("decisions", "events", "inputs")
+    ]
+    seqs = [s for s in found if isinstance(s, int)]
+    return min(seqs) if seqs else None
 
 
 def follow(
@@ -74,13 +95,22 @@ def follow(
 ) -> None:
     """Decide the run's orders under `candidate` as the journal gets them; `wait()` is called
     between rounds that found nothing new and returns True to stop."""
-    replayer = Replayer(candidate, journal)
+    replayer = Replayer(candidate, journal, (run,))  # the live run: no run after it yet
     db: sqlite3.Connection | None = None
     last, decided, disagreed = 0, 0, 0
     said: tuple[int, int, int] | None = None
+    identity: tuple[int, int] | None = None
     while True:
         if db is None and journal.exists():
             db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5.0, isolation_level=None)
+            identity = file_identity(journal)
+        elif db is not None and file_identity(journal) != identity:
+            raise ValueError(f"the journal {journal} was replaced or removed: this run's records before it are gone")
+        if db is not None and last == 0:
+            first = _first_seq(db, run)
+            if first is not None and first > 1:
+                raise ValueError(f"the journal holds this run only from its record {first}: the shadow cannot "
+                                 "rebuild the live state without its start")  # fmt: skip
         found = 0
         if db is not None:
             for is_input, row in _rows(db, run, last):
@@ -92,8 +122,15 @@ def follow(
                 if is_input:
                     if row[2] is None or type(row[3]) is not float:
                         raise ValueError(f"journal input {row[0]}: its monotonic times cannot be read")
-                    replayer.apply(wall, row[2], decode(row[4], row[5], row[3]), row[3])
+                    message = decode(row[4], row[5], row[3])
+                    if isinstance(message, RecordsLost):
+                        raise ValueError(f"the journal lost {message.records} record(s) of this run (its queue was "
+                                         "full): the shadow cannot rebuild the live state from here on")  # fmt: skip
+                    replayer.apply(wall, row[2], message, row[3])
                     continue
+                damaged = row_problem(row)
+                if damaged is not None:
+                    raise ValueError(f"journal decision {row[0]}: {damaged}")
                 if row[2] is None or row[7] is None or row[16] in NOT_REDECIDED:
                     continue
                 result = replayer.decide(wall, row[2], order_of_row(row))
@@ -118,7 +155,7 @@ def follow(
             progress = {"k": "progress", "seq": last, "decided": decided, "disagreed": disagreed}
             out.write(json.dumps(progress) + "\n")
             out.flush()
-        if found < _SPAN // 2 and wait():
+        if found < _SPAN and wait():
             return
 
 

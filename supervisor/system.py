@@ -14,6 +14,9 @@ A start that fails part way stops what it had started, in reverse, and raises.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -157,6 +160,7 @@ class System:
         self._started: list[_Part] = []
         self._life = threading.RLock()  # start and stop, one at a time (re-entrant: serve_api from a part)
         self._reload_lock = threading.Lock()
+        self._promote_lock = threading.Lock()
 
     # -- life cycle ------------------------------------------------------------------
     def _parts(self) -> list[_Part]:
@@ -362,6 +366,10 @@ class System:
         config file (the old one kept beside it) and are reloaded. `ControlError` 409 when
         there is no shadow, the live config is not a file, or the candidate does not load or
         changes a restart-only key (then nothing is written)."""
+        with self._promote_lock:  # one promotion at a time: each keeps its own backup of what was live
+            return self._promote_shadow(by, reason)
+
+    def _promote_shadow(self, by: str, reason: str) -> dict[str, Any]:
         live = self.config
         candidate = live.shadow.config
         if candidate is None:
@@ -370,23 +378,34 @@ class System:
         if not origin.is_file():
             raise ControlError(409, f"the live config was not read from a file ({live.origin}): nothing to replace")
         try:
-            text = candidate.read_text(encoding="utf-8")
+            raw = candidate.read_bytes()
+            text = raw.decode("utf-8")
             proposed = load_config(candidate)
         except (OSError, UnicodeDecodeError) as exc:
             raise ControlError(409, f"the shadow config {candidate} cannot be read: {exc}") from exc
         except ConfigError as exc:
             raise ControlError(409, f"the shadow config {candidate} is not valid: {'; '.join(exc.problems)}") from exc
+        shadowed = self.shadow.summary()["candidate_sha256"]
+        if hashlib.sha256(raw).hexdigest() != shadowed:
+            why = "its disagreements are not this file's: reload, let the shadow decide under it, then promote"
+            raise ControlError(409, f"the shadow config {candidate} changed since the shadow read it ({why})")
         changed = changed_keys(live, proposed)
         frozen = [k for k in changed if any(k == r or k.startswith(r + ".") for r in RESTART_ONLY)]
         if frozen:
             raise ControlError(409, f"the shadow config changes restart-only keys ({', '.join(frozen)}): "
                                "promote it by a restart with it as the config")  # fmt: skip
-        stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%S.%fZ")
         backup = origin.with_name(f"{origin.name}.before-promote-{stamp}")
+        n = 1
+        while backup.exists():  # never over an earlier promotion's backup
+            backup, n = origin.with_name(f"{origin.name}.before-promote-{stamp}-{n}"), n + 1
         try:
             old = origin.read_text(encoding="utf-8")
+            mode = stat.S_IMODE(origin.stat().st_mode)  # the new file is created 0600: the old one's mode kept
             write_atomically(backup, old)
+            os.chmod(backup, mode)
             write_atomically(origin, text)
+            os.chmod(origin, mode)
         except OSError as exc:
             raise ControlError(409, f"cannot replace {origin}: {exc}") from exc
         try:

@@ -38,7 +38,16 @@ from supervisor.logs import get_logger
 
 log = get_logger("riskgate.journal")
 
-__all__ = ["DecisionRecord", "EventRecord", "InputRecord", "JournalQueue", "LeasesMeanwhile", "Record", "Seeded"]
+__all__ = [
+    "DecisionRecord",
+    "EventRecord",
+    "InputRecord",
+    "JournalQueue",
+    "LeasesMeanwhile",
+    "Record",
+    "RecordsLost",
+    "Seeded",
+]
 
 
 class DecisionRecord(NamedTuple):
@@ -84,6 +93,13 @@ class Seeded(NamedTuple):
     wall: datetime
 
 
+class RecordsLost(NamedTuple):
+    """`records` inputs or decisions were not queued (the queue was full) just before this record:
+    a replay cannot rebuild the state from here on, and says so (supervisor.replay)."""
+
+    records: int
+
+
 class LeasesMeanwhile(NamedTuple):
     """Several instances: the leases a budget round holds while it asks (Gate.budget_round)."""
 
@@ -110,6 +126,7 @@ class JournalQueue:
         self._seq = itertools.count(1)
         self._drops = itertools.count(1)
         self.dropped = 0
+        self._replay_lost = 0  # inputs and decisions not queued since the last one queued (RecordsLost)
         self.written = 0  # records the journal has written (its own count)
         # source -> (since, cause, detail) of its current failure, for the state API
         self.source_errors: dict[str, tuple[datetime, str, str]] = {}
@@ -143,11 +160,14 @@ class JournalQueue:
         """Append a decision's record; its seq (0 when the queue is full: not queued)."""
         items = self._items
         if len(items) >= self.max_records and self._full():
+            self._replay_lost += 1
             return 0
         # Seq and place in one step: the queue is in seq order, whatever the threads. (acquire and
         # release, not `with`: this runs per decision, and the context manager costs twice as much.)
         self._take()
         try:
+            if self._replay_lost:
+                self._mark_lost(result.timestamp)
             seq = next(self._seq)
             items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units, mono)))
         finally:
@@ -169,15 +189,24 @@ class JournalQueue:
         return True
 
     def input(self, when: datetime, mono: float, message: object, received: float) -> bool:
-        """What the gate applied to its state (InputRecord); False when the queue is full."""
+        """What the gate applied to its state (InputRecord); False when the queue is full (the
+        next record queued is then preceded by a RecordsLost: a replay stops trusting the run)."""
         if len(self._items) >= self.max_records and self._full():
+            self._replay_lost += 1
             return False
         self._take()
         try:
+            if self._replay_lost:
+                self._mark_lost(when)
             self._items.append(_new_tuple(InputRecord, (next(self._seq), when, mono, message, received)))
         finally:
             self._give()
         return True
+
+    def _mark_lost(self, when: datetime) -> None:
+        """Holding the order lock: a RecordsLost for what was not queued, before the next record."""
+        lost, self._replay_lost = self._replay_lost, 0
+        self._items.append(_new_tuple(InputRecord, (next(self._seq), when, 0.0, RecordsLost(lost), 0.0)))
 
     def when_committed(self, seq: int, call: Callable[[], None]) -> bool:
         """True if every record up to `seq` is committed already; else `call()` runs

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from supervisor.channels.ess_board import EssReading
-from supervisor.channels.journal_queue import LeasesMeanwhile, Seeded
+from supervisor.channels.journal_queue import LeasesMeanwhile, RecordsLost, Seeded
 from supervisor.core.messages import (
     AccountState,
     ConfigChanged,
@@ -93,6 +93,7 @@ _ENCODERS: dict[type, tuple[str, Callable[[Any], list[Any]]]] = {
     LeasesMeanwhile: ("leases", lambda m: [_leases(m.leases)]),
     ConfigChanged: ("config", lambda m: [m.config.digest]),
     Seeded: ("seed", lambda m: [m.mono, _t(m.wall)]),
+    RecordsLost: ("lost", lambda m: [m.records]),
 }  # fmt: skip
 
 _DECODERS: dict[str, Callable[[list[Any], float], object]] = {
@@ -114,6 +115,7 @@ _DECODERS: dict[str, Callable[[list[Any], float], object]] = {
     "leases": lambda v, _r: LeasesMeanwhile(_leases_of(v[0])),
     "config": lambda v, _r: ConfigMark(str(v[0])),
     "seed": lambda v, _r: Seeded(float(v[0]), _w(v[1])),  # type: ignore[arg-type]
+    "lost": lambda v, _r: RecordsLost(int(v[0])),
 }  # fmt: skip
 
 INPUT_KINDS = frozenset(_DECODERS)

@@ -103,19 +103,19 @@ def approval(row: dict[str, Any], accounts: Iterable[str], max_usd: float) -> Ap
 
 
 def recent_approvals(
-    path: Path, since: datetime, limit: int = MAX_RECALLED, until_us: int | None = None
+    path: Path, since: datetime, limit: int = MAX_RECALLED, exclude_runs: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
-    """Approved orders' rows journaled since `since` (before `until_us`), oldest first (unchecked).
+    """Approved orders' rows journaled since `since` (not of `exclude_runs`), oldest first (unchecked).
     An absent journal has none; one that cannot be read raises `JournalUnreadableError`."""
-    return read_journal(path, lambda r: r.approvals_since(to_us(since), limit, until_us), [])
+    return read_journal(path, lambda r: r.approvals_since(to_us(since), limit, exclude_runs), [])
 
 
-def _resting(path: Path, since: datetime, until_us: int | None) -> list[dict[str, Any]]:
+def _resting(path: Path, since: datetime, exclude_runs: tuple[str, ...]) -> list[dict[str, Any]]:
     """The approval rows of orders still resting (their last event `order_resting`)."""
 
     def read(reader: JournalReader) -> list[dict[str, Any]]:
         resting: dict[tuple[str, str], None] = {}  # only those resting now: the ended leave at once
-        for event in reader.resting_events_since(to_us(since), until_us):
+        for event in reader.resting_events_since(to_us(since), exclude_runs):
             try:
                 order_id = json.loads(event["detail"]).get("order_id")
             except (TypeError, ValueError, AttributeError, RecursionError):
@@ -127,27 +127,26 @@ def _resting(path: Path, since: datetime, until_us: int | None) -> list[dict[str
                     resting.pop((event["account"], order_id), None)
                 if len(resting) > MAX_RECALLED:
                     raise JournalUnreadableError(f"more than {MAX_RECALLED:,} orders resting: not plausible")
-        rows = [reader.approval_of(account, oid, until_us) for account, oid in resting]
+        rows = [reader.approval_of(account, oid, exclude_runs) for account, oid in resting]
         return [row for row in rows if row is not None]
 
     return read_journal(path, read, [])
 
 
 def recall_state(
-    config: Config, clock: Clock, path: Path | None = None, as_of: bool = False
+    config: Config, clock: Clock, path: Path | None = None, exclude_runs: tuple[str, ...] = ()
 ) -> tuple[GateState, Recalled]:
     """A gate state holding the journal's recent approvals and resting orders (see the
     module doc), and what was recalled. Raises `JournalUnreadableError`. `path`: another
-    journal than config.state.dir's; `as_of`: only what was journaled before the clock's
-    time (a replay recalls what its run recalled)."""
+    journal than config.state.dir's; `exclude_runs`: rows of these runs are not read (a replay
+    recalls what its run recalled: the rows of the runs before it, whatever their times)."""
     gate = config.gate
     now_wall, now = clock.now(), clock.monotonic()
     path = path if path is not None else config.state.dir / JOURNAL_NAME
-    until_us = to_us(now_wall) if as_of else None
     accounts, max_usd = config.accounts.accounts, config.accounts.max_plausible_usd
     window = max(gate.duplicate_window_s, gate.reservation_ttl_s)
-    recent = recent_approvals(path, now_wall - timedelta(seconds=window), until_us=until_us)
-    resting = _resting(path, now_wall - timedelta(days=config.journal.retention_days), until_us)
+    recent = recent_approvals(path, now_wall - timedelta(seconds=window), exclude_runs=exclude_runs)
+    resting = _resting(path, now_wall - timedelta(days=config.journal.retention_days), exclude_runs)
     st = GateState()
 
     def at(a: Approval) -> float:
@@ -190,8 +189,8 @@ def recall_state(
             book(a, expires, rests=False)
     skipped = len(resting) + len(recent) - len(resting_ok) - len(recent_ok)
     if config.prices.enabled:
-        _recall_marks(st, path, config, now, now_wall, until_us)
-        _recall_pauses(st, path, config, now, now_wall, until_us)
+        _recall_marks(st, path, config, now, now_wall, exclude_runs)
+        _recall_pauses(st, path, config, now, now_wall, exclude_runs)
     return st, Recalled(len(recent_ok), len(resting_ok), skipped, (now, now_wall))
 
 
@@ -199,13 +198,13 @@ _MARKS_LOOKBACK = timedelta(days=1)
 
 
 def _recall_marks(
-    st: GateState, path: Path, config: Config, now: float, now_wall: datetime, until_us: int | None
+    st: GateState, path: Path, config: Config, now: float, now_wall: datetime, exclude_runs: tuple[str, ...]
 ) -> None:
     """The last mark journaled of each symbol (within a day), as the last price seen: the first
     price after a restart is measured from it, as a move across an outage is. Unpriced until
     then (PRICE_REFERENCE_STALE): a recalled mark is no reference."""
     none: list[Any] = []
-    rows = read_journal(path, lambda r: r.marks_since(to_us(now_wall - _MARKS_LOOKBACK), until_us), none)
+    rows = read_journal(path, lambda r: r.marks_since(to_us(now_wall - _MARKS_LOOKBACK), exclude_runs), none)
     for row in rows:  # newest first: the first of each symbol wins
         try:
             detail = json.loads(row["detail"])
@@ -222,14 +221,14 @@ def _recall_marks(
 
 
 def _recall_pauses(
-    st: GateState, path: Path, config: Config, now: float, now_wall: datetime, until_us: int | None
+    st: GateState, path: Path, config: Config, now: float, now_wall: datetime, exclude_runs: tuple[str, ...]
 ) -> None:
     """Price spike pauses journaled and not over yet hold after a restart too (the window of
     marks that showed the spike is gone with the process: without this a restart would lift
     the pause). The symbol is unpriced until its first price (PRICE_REFERENCE_STALE)."""
     since = now_wall - timedelta(seconds=config.prices.spike_pause_s + 1.0)
     none: list[Any] = []
-    rows = read_journal(path, lambda r: r.pauses_since(to_us(since), until_us), none)
+    rows = read_journal(path, lambda r: r.pauses_since(to_us(since), exclude_runs), none)
     for row in rows:
         try:
             detail = json.loads(row["detail"])

@@ -52,6 +52,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 
+def _not_in(runs: tuple[str, ...]) -> str:
+    """ " AND run NOT IN (?, ...)" for `runs` (placeholders only: the names are bound), or ""."""
+    return f" AND run NOT IN ({', '.join('?' * len(runs))})" if runs else ""
+
+
 def to_us(when: datetime) -> int:
     return (when - _EPOCH) // _US
 
@@ -221,53 +226,58 @@ class JournalReader:
         rows = self._db.execute(sql, (*args, q.limit)).fetchall()
         return [dict(row) for row in rows]
 
-    def resting_events_since(self, since_us: int, until_us: int | None = None) -> Iterator[sqlite3.Row]:
-        """`order_resting` and `order_ended` events in [since_us, until_us), oldest first, streamed."""
+    def resting_events_since(self, since_us: int, exclude_runs: tuple[str, ...] = ()) -> Iterator[sqlite3.Row]:
+        """`order_resting` and `order_ended` events at or after `since_us` (not of `exclude_runs`), oldest
+        first, streamed."""
         return iter(
             self._db.execute(
-                "SELECT ts_us, kind, account, detail FROM events WHERE kind IN ('order_resting', 'order_ended')"
-                " AND ts_us >= ? AND (? IS NULL OR ts_us < ?) ORDER BY ts_us, seq",
-                (since_us, until_us, until_us),
+                "SELECT ts_us, kind, account, detail FROM events WHERE kind IN ('order_resting', 'order_ended')"  # noqa: S608 - placeholders only
+                " AND ts_us >= ?" + _not_in(exclude_runs) + " ORDER BY ts_us, seq",
+                (since_us, *exclude_runs),
             )
         )
 
-    def pauses_since(self, since_us: int, until_us: int | None = None) -> list[sqlite3.Row]:
-        """`price_spike_pause` events in [since_us, until_us), oldest first (at most 10,000)."""
+    def pauses_since(self, since_us: int, exclude_runs: tuple[str, ...] = ()) -> list[sqlite3.Row]:
+        """`price_spike_pause` events at or after `since_us` (not of `exclude_runs`), oldest first (at most 10,000)."""
         return list(
             self._db.execute(
-                "SELECT ts_us, detail FROM events WHERE kind = 'price_spike_pause' AND ts_us >= ?"
-                " AND (? IS NULL OR ts_us < ?) ORDER BY ts_us, seq LIMIT 10000",
-                (since_us, until_us, until_us),
+                "SELECT ts_us, detail FROM events WHERE kind = 'price_spike_pause' AND ts_us >= ?"  # noqa: S608 - placeholders only
+                + _not_in(exclude_runs)
+                + " ORDER BY ts_us, seq LIMIT 10000",
+                (since_us, *exclude_runs),
             )
         )
 
-    def marks_since(self, since_us: int, until_us: int | None = None) -> list[sqlite3.Row]:
-        """The latest `price_mark` events of each symbol in [since_us, until_us) (at most 100,000)."""
+    def marks_since(self, since_us: int, exclude_runs: tuple[str, ...] = ()) -> list[sqlite3.Row]:
+        """The latest `price_mark` events at or after `since_us` (not of `exclude_runs`; at most 100,000)."""
         return list(
             self._db.execute(
-                "SELECT ts_us, detail FROM events WHERE kind = 'price_mark' AND ts_us >= ?"
-                " AND (? IS NULL OR ts_us < ?) ORDER BY ts_us DESC, seq DESC LIMIT 100000",
-                (since_us, until_us, until_us),
+                "SELECT ts_us, detail FROM events WHERE kind = 'price_mark' AND ts_us >= ?"  # noqa: S608 - placeholders only
+                + _not_in(exclude_runs)
+                + " ORDER BY ts_us DESC, seq DESC LIMIT 100000",
+                (since_us, *exclude_runs),
             )
         )
 
-    def approval_of(self, account: str, order_id: str, until_us: int | None = None) -> dict[str, Any] | None:
-        """The latest approved decision on this account's order id before `until_us`, or None."""
+    def approval_of(self, account: str, order_id: str, exclude_runs: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """The latest approved decision on this account's order id (not of `exclude_runs`), or None."""
         row = self._db.execute(
-            "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"
+            "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"  # noqa: S608 - placeholders only
             " FROM decisions WHERE order_id = ? AND account = ? AND decision != 'block'"
-            " AND (? IS NULL OR ts_us < ?) ORDER BY ts_us DESC LIMIT 1",
-            (order_id, account, until_us, until_us),
+            + _not_in(exclude_runs)
+            + " ORDER BY ts_us DESC LIMIT 1",
+            (order_id, account, *exclude_runs),
         ).fetchone()
         return dict(row) if row is not None else None
 
-    def approvals_since(self, since_us: int, limit: int, until_us: int | None = None) -> list[dict[str, Any]]:
-        """Approved (allowed or scaled) decisions in [since_us, until_us), oldest first."""
+    def approvals_since(self, since_us: int, limit: int, exclude_runs: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Approved (allowed or scaled) decisions at or after `since_us` (not of `exclude_runs`), oldest first."""
         rows = self._db.execute(
-            "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"
-            " FROM decisions WHERE ts_us >= ? AND (? IS NULL OR ts_us < ?) AND decision != 'block'"
-            " ORDER BY ts_us, seq LIMIT ?",
-            (since_us, until_us, until_us, limit),
+            "SELECT ts_us, order_id, account, exchange, symbol, side, quantity, price, adjusted_quantity, reduce_only"  # noqa: S608 - placeholders only
+            " FROM decisions WHERE ts_us >= ? AND decision != 'block'"
+            + _not_in(exclude_runs)
+            + " ORDER BY ts_us, seq LIMIT ?",
+            (since_us, *exclude_runs, limit),
         ).fetchall()
         return [dict(row) for row in rows]
 

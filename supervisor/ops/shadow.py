@@ -67,6 +67,7 @@ class ShadowRunner:
         self.latest: deque[dict[str, Any]] = deque(maxlen=_EXAMPLES)
         self.problem: str | None = None
         self.failures = 0  # journaled as shadow_failed since this runner started
+        self.unjournaled = 0  # disagreements counted but not journaled (the live queue had no room to spare)
         self.started_at: float | None = None
         self._base = 0  # decided before the current process started
 
@@ -186,14 +187,21 @@ class ShadowRunner:
             }  # fmt: skip
         except (KeyError, TypeError, ValueError, IndexError, OverflowError):
             return
+        journal = self._journal
+        # Journaled only while the queue has room to spare: a shadow that disagrees on everything
+        # must never fill the live journal's queue (orders would block JOURNAL_UNAVAILABLE).
+        room = len(journal) < journal.max_records // 2
         with self._changed:
             self.disagreements[(record["live"][1], record["shadow"][1])] += 1
             self.transitions[(record["live"][0], record["live"][1], record["shadow"][0], record["shadow"][1])] += 1
             self.latest.appendleft(record)
+            if not room:
+                self.unjournaled += 1
             self._changed.notify_all()
-        self._journal.event(self._clock.now(), "shadow_disagreement", "shadow", record["account"],
-                            order_id=record["order_id"], live=record["live"], shadow=record["shadow"],
-                            reason=record["reason"], candidate_sha256=self.candidate_sha256)  # fmt: skip
+        if room:
+            journal.event(self._clock.now(), "shadow_disagreement", "shadow", record["account"],
+                          order_id=record["order_id"], live=record["live"], shadow=record["shadow"],
+                          reason=record["reason"], candidate_sha256=self.candidate_sha256)  # fmt: skip
 
     def _failed_locked(self, why: str) -> None:
         """Holding the lock: said, journaled, and a start again after the back-off."""
@@ -225,6 +233,7 @@ class ShadowRunner:
                 "problem": self.problem,
                 "decided": self.decided,
                 "disagreements": total,
+                "unjournaled": self.unjournaled,
                 "journal_seq": self.seq,
                 "transitions": [
                     {"from": [k[0], k[1]], "to": [k[2], k[3]], "count": n} for k, n in self.transitions.most_common(20)

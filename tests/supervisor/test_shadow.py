@@ -35,13 +35,6 @@ def write(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-@pytest.fixture
-def files(tmp_path) -> tuple[Path, Path]:
-    candidate = write(tmp_path / "candidate.toml", tables(tmp_path, leverage=2.0))
-    live = write(tmp_path / "live.toml", tables(tmp_path, shadow={"config": "candidate.toml", "poll_interval_s": 0.05}))
-    return live, candidate
-
-
 def fed(sup: RiskSupervisor) -> None:
     sup.report_ess_active(False)
     sup.report_risk_signal(signal("INFO", sup.clock.now()))
@@ -137,10 +130,12 @@ def test_promote_makes_the_candidate_live_and_refuses_what_a_reload_could_not_ap
         assert sup.evaluate(order(order_id="x", leverage=3.0)).decision == "allow"
         frozen = tables(tmp_path, leverage=2.0, journal={"flush_interval_s": 0.2})
         write(candidate, frozen)
+        sup.reload()  # the shadow reads the new candidate (promote takes only what the shadow decided under)
         with pytest.raises(ControlError, match=r"restart-only keys \(journal\.flush_interval_s\)") as refused:
             sup.promote_shadow("alice", "tighter leverage")
         assert refused.value.status == 409 and live.read_text() == before  # nothing written
         write(candidate, tables(tmp_path, leverage=2.0))
+        sup.reload()
         out = sup.promote_shadow("alice", "tighter leverage")
         assert Path(out["backup"]).read_text() == before
         assert live.read_text() == candidate.read_text()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from supervisor.channels.ess_board import EssReading
-from supervisor.channels.journal_queue import InputRecord, LeasesMeanwhile, Seeded
+from supervisor.channels.journal_queue import InputRecord, LeasesMeanwhile, RecordsLost, Seeded
 from supervisor.core.messages import (
     AccountState,
     ConfigChanged,
@@ -66,6 +66,7 @@ MESSAGES: list[object] = [
     SharedState(1234.5, {("exchange", "binance"): LeaseHeld(5, 7, 1300.25)}),
     LeasesMeanwhile({("account", "main"): LeaseHeld(1, 0, float("inf"))}),
     Seeded(1000.000001, T),
+    RecordsLost(3),
 ]
 
 
