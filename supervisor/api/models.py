@@ -234,6 +234,7 @@ class ShadowOut(BaseModel):
     problem: str | None
     decided: int = Field(description="orders decided again under the candidate")
     disagreements: int
+    unjournaled: int = Field(description="disagreements counted but not journaled: the live queue had no room to spare")
     journal_seq: int = Field(description="the journal record the shadow has decided up to")
     transitions: list[ShadowTransition] = Field(description="the 20 most frequent")
     latest: list[ShadowDisagreement] = Field(description="the latest 20")
