@@ -11,9 +11,13 @@ equal to the live config every decision comes out as recorded (tests/supervisor/
 
 Not re-decided (kept as recorded, counted): decisions made before the gate or without it
 (an order that could not be read, GATE_UNAVAILABLE, JOURNAL_UNAVAILABLE: what the process
-and its journal did, not what a config decides) and rows from before the journal recorded
-inputs. A run is replayed from its start, whatever `since` says: its state is built from
-there. A reload the live process took does not change the candidate (counted).
+and its journal did, not what a config decides), rows from before the journal recorded
+inputs, and a run's decisions after records the journal lost (a RecordsLost mark: its queue
+was full). A run is replayed from its start, whatever `since` says: its state is built from
+there; its seed is recalled from the runs before it. A reload the live process took does not
+change the candidate (counted). A run's accounts may be split by exchange over worker
+processes (`replay_journal(workers=)`): exact, since an account trades on one exchange.
+A row that cannot be read stops the replay naming it (ReplayError): never a guess.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +74,7 @@ class _SetClock:
 
     def __init__(self) -> None:
         self.mono = 0.0
-        self.wall = datetime.fromtimestamp(0).astimezone()
+        self.wall = datetime(1970, 1, 1, tzinfo=UTC)
 
     def monotonic(self) -> float:
         return self.mono

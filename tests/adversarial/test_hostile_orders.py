@@ -25,7 +25,7 @@ from tests.helpers import decide, fresh_state, make_config, order, signal
 
 CFG = make_config()
 CLOCK = FakeClock()
-PURE = settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PURE = settings(max_examples=450, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 THROUGH_ACTORS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )

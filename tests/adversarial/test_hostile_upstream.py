@@ -28,7 +28,7 @@ from supervisor.sources.upstream import (
 from tests.adversarial.fault_server import FaultServer
 from tests.helpers import make_config, order
 
-FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(
     st.none(),

@@ -71,7 +71,7 @@ def _one_fault_reason(reason: object) -> bool:
     return isinstance(reason, str) and reason.startswith(("missing field", "unknown field", "order must be"))
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(orders())
 def test_the_table_reader_agrees_with_the_old_full_reader(raw):
     new, old = validate_order(dict(raw), CFG), read_order(dict(raw), CFG)

@@ -16,7 +16,7 @@ CFG = make_config(
     accounts={"main": {"exchange": "binance", "capital_profile": "aggressive", "max_notional_usd": 50_000.0}}
 )
 CLOCK = FakeClock()
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 junk = st.one_of(
     st.none(),

@@ -136,7 +136,7 @@ ORDER = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.booleans(), st.lists(st.tuples(op, ORDER), min_size=15, max_size=40))
 def test_the_cached_verdicts_and_every_check_agree(other, steps):
     """After each change of time or state, an order (and the one before it again)."""
