@@ -364,8 +364,9 @@ class System:
     def promote_shadow(self, by: str, reason: str) -> dict[str, Any]:
         """The shadow's candidate becomes the live config: its file's bytes replace the live
         config file (the old one kept beside it) and are reloaded. `ControlError` 409 when
-        there is no shadow, the live config is not a file, or the candidate does not load or
-        changes a restart-only key (then nothing is written)."""
+        there is no shadow or it is not running, the candidate changed since the shadow read it,
+        the live config is not a file, or the candidate does not load or changes a restart-only
+        key (then nothing is written)."""
         with self._promote_lock:  # one promotion at a time: each keeps its own backup of what was live
             return self._promote_shadow(by, reason)
 
@@ -374,6 +375,10 @@ class System:
         candidate = live.shadow.config
         if candidate is None:
             raise ControlError(409, "no shadow config to promote ([shadow] config is not set)")
+        summary = self.shadow.summary()
+        if summary["state"] != "running":
+            raise ControlError(409, f"the shadow is not running ({summary['problem'] or summary['state']}): "
+                               "promote a candidate the shadow has been deciding under")  # fmt: skip
         origin = Path(live.origin)
         if not origin.is_file():
             raise ControlError(409, f"the live config was not read from a file ({live.origin}): nothing to replace")
@@ -385,8 +390,7 @@ class System:
             raise ControlError(409, f"the shadow config {candidate} cannot be read: {exc}") from exc
         except ConfigError as exc:
             raise ControlError(409, f"the shadow config {candidate} is not valid: {'; '.join(exc.problems)}") from exc
-        shadowed = self.shadow.summary()["candidate_sha256"]
-        if hashlib.sha256(raw).hexdigest() != shadowed:
+        if hashlib.sha256(raw).hexdigest() != summary["candidate_sha256"]:
             why = "its disagreements are not this file's: reload, let the shadow decide under it, then promote"
             raise ControlError(409, f"the shadow config {candidate} changed since the shadow read it ({why})")
         changed = changed_keys(live, proposed)

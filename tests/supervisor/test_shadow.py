@@ -120,6 +120,8 @@ def test_a_candidate_that_does_not_load_fails_the_shadow_not_the_gate(files):
         fed(sup)
         assert sup.evaluate(order()).decision == "allow"
         assert events(sup, "shadow_failed")
+        with pytest.raises(ControlError, match="the shadow is not running"):
+            sup.promote_shadow("alice", "a shadow that never decided")
 
 
 def test_promote_makes_the_candidate_live_and_refuses_what_a_reload_could_not_apply(files, tmp_path):
