@@ -234,8 +234,9 @@ def _runs(db: sqlite3.Connection, since_us: int, until_us: int) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class _Part:
     """The accounts one worker decides (those of some exchanges); `others`: also orders naming
-    no configured account (the first worker). A worker applies every input but the fills,
-    outcomes, messages and overrides of other exchanges' accounts (inputs.route)."""
+    no configured account (the first worker: they block UNKNOWN_ACCOUNT on the market's state
+    alone). A worker applies every input but the fills, outcomes, messages and overrides of
+    other exchanges' accounts (inputs.route)."""
 
     accounts: tuple[str, ...]
     exchanges: tuple[str, ...]
@@ -257,9 +258,9 @@ def _merged(
         sql = sql.replace("ORDER BY seq", f"AND ({where}) ORDER BY seq")  # placeholders only: values bound
         args = (*args, *part.accounts, *(part.everyone if part.others else ()))
     decisions = db.execute(sql, args)
-    if part is None or part.others:  # the first part: an order of no configured account may read any
+    if part is None:
         inputs = db.execute(_INPUT_SQL, (run,))
-    else:
+    else:  # an order of no configured account (the first part's) blocks before any account's state is read
         where = _PART_INPUTS.format(accounts=marks, exchanges=", ".join("?" * len(part.exchanges)))
         inputs = db.execute(_INPUT_SQL.replace("ORDER BY seq", f"AND ({where}) ORDER BY seq"),  # placeholders only
                             (run, *part.accounts, *part.exchanges))  # fmt: skip
