@@ -22,11 +22,12 @@ A row that cannot be read stops the replay naming it (ReplayError): never a gues
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,14 +48,21 @@ from supervisor.journal.store import from_us
 from supervisor.logs import configure_logging
 
 __all__ = [
+    "DECISION_ROWS",
+    "INPUT_ROWS",
     "NOT_REDECIDED",
     "Change",
     "ReplayError",
     "ReplayReport",
     "Replayer",
+    "in_seq",
     "order_of_row",
+    "order_text",
+    "read_input",
+    "record_time",
     "replay_journal",
     "row_problem",
+    "same_decision",
 ]
 
 #: Why the decisions after a RecordsLost are kept as recorded (the journal's queue was full).
@@ -212,12 +220,15 @@ def change_json(c: Change) -> dict[str, Any]:
     }
 
 
-_DECISION_SQL = (
+#: A run's decision and input rows as a replay reads them (the shadow too), by the columns `order_of_row`,
+#: `row_problem` and `read_input` name; callers add their conditions and "ORDER BY seq". No time filter:
+#: a row whose time is damaged is refused, never passed over (`_replay_run` stops at until).
+DECISION_ROWS = (
     "SELECT seq, ts_us, mono_s, order_id, account, exchange, strategy_id, symbol, side, quantity, price,"
     " stop_price, leverage, reduce_only, reference_price, decision, reason_code, adjusted_quantity"
-    " FROM decisions WHERE run = ? ORDER BY seq"
-)  # no time filter: a row whose time is damaged is refused, never passed over (`_replay_run` stops at until)
-_INPUT_SQL = "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ? ORDER BY seq"
+    " FROM decisions WHERE run = ?"
+)
+INPUT_ROWS = "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ?"
 _PART_INPUTS = "(account IS NULL OR account IN ({accounts})) OR exchange IN ({exchanges})"
 
 
@@ -244,36 +255,32 @@ class _Part:
     others: bool
 
 
-def _merged(
-    db: sqlite3.Connection, run: str, until_us: int, part: _Part | None = None
+def in_seq(
+    inputs: Iterable[tuple[Any, ...]], decisions: Iterable[tuple[Any, ...]]
 ) -> Iterator[tuple[bool, tuple[Any, ...]]]:
-    """(is_input, row) of the run in seq order: the order the gate applied and decided them."""
-    sql = _DECISION_SQL
-    args: tuple[object, ...] = (run,)
-    if part is not None:
-        marks = ", ".join("?" * len(part.accounts))
-        where = f"account IN ({marks})"
-        if part.others:
-            where += f" OR account IS NULL OR account NOT IN ({', '.join('?' * len(part.everyone))})"
-        sql = sql.replace("ORDER BY seq", f"AND ({where}) ORDER BY seq")  # placeholders only: values bound
-        args = (*args, *part.accounts, *(part.everyone if part.others else ()))
-    decisions = db.execute(sql, args)
+    """(is_input, row) of two seq-ordered row streams, in seq order: the order the gate applied
+    and decided them."""
+    return heapq.merge(((True, r) for r in inputs), ((False, r) for r in decisions), key=lambda pair: pair[1][0])
+
+
+def _merged(db: sqlite3.Connection, run: str, part: _Part | None = None) -> Iterator[tuple[bool, tuple[Any, ...]]]:
+    """(is_input, row) of the run (of `part`'s accounts) in seq order."""
     if part is None:
-        inputs = db.execute(_INPUT_SQL, (run,))
-    else:  # an order of no configured account (the first part's) blocks before any account's state is read
-        where = _PART_INPUTS.format(accounts=marks, exchanges=", ".join("?" * len(part.exchanges)))
-        inputs = db.execute(_INPUT_SQL.replace("ORDER BY seq", f"AND ({where}) ORDER BY seq"),  # placeholders only
-                            (run, *part.accounts, *part.exchanges))  # fmt: skip
-    d = decisions.fetchone()
-    i = inputs.fetchone()
-    while d is not None or i is not None:
-        if i is not None and (d is None or i[0] < d[0]):
-            yield True, i
-            i = inputs.fetchone()
-        else:
-            assert d is not None  # noqa: S101 - narrowed by the loop's condition
-            yield False, d
-            d = decisions.fetchone()
+        return in_seq(
+            db.execute(INPUT_ROWS + " ORDER BY seq", (run,)), db.execute(DECISION_ROWS + " ORDER BY seq", (run,))
+        )
+    # Placeholders only below: the names are bound.
+    marks = ", ".join("?" * len(part.accounts))
+    mine = f"account IN ({marks})"
+    others: tuple[str, ...] = ()
+    if part.others:
+        mine += f" OR account IS NULL OR account NOT IN ({', '.join('?' * len(part.everyone))})"
+        others = part.everyone
+    decisions = db.execute(f"{DECISION_ROWS} AND ({mine}) ORDER BY seq", (run, *part.accounts, *others))
+    # An order of no configured account (the first part's) blocks before any account's state is read.
+    read = _PART_INPUTS.format(accounts=marks, exchanges=", ".join("?" * len(part.exchanges)))
+    inputs = db.execute(f"{INPUT_ROWS} AND ({read}) ORDER BY seq", (run, *part.accounts, *part.exchanges))
+    return in_seq(inputs, decisions)
 
 
 _ORDER_COLUMNS = (
@@ -442,22 +449,12 @@ def _replay_run(
     replayer = Replayer(candidate, journal, later)
     kept = report.kept
     lost = False
-    for is_input, row in _merged(db, run, until_us, part):
-        if type(row[1]) is not int or not 0 <= row[1] < 2**62 or not (row[2] is None or type(row[2]) is float):
-            what = "input" if is_input else "decision"
-            raise ReplayError(
-                f"run {run}, {what} {row[0]}: its time cannot be read (ts_us {row[1]!r}, mono_s {row[2]!r})"
-            )
+    for is_input, row in _merged(db, run, part):
+        wall = record_time(run, is_input, row)
         if row[1] >= until_us:
             break  # the rest of the run is past the range
-        wall = from_us(row[1])
         if is_input:
-            if row[2] is None or type(row[3]) is not float:
-                raise ReplayError(f"run {run}, input {row[0]}: its monotonic times cannot be read")
-            try:
-                message = decode(row[4], row[5], row[3])
-            except ValueError as exc:
-                raise ReplayError(f"run {run}, input {row[0]}: {exc}") from exc
+            message = read_input(run, row)
             if isinstance(message, RecordsLost):
                 lost = True  # the live state had inputs or approvals the journal lacks: not rebuilt from here
                 continue
@@ -486,6 +483,39 @@ def _replay_run(
     report.reloads += replayer.reloads
 
 
+def record_time(run: str, is_input: bool, row: tuple[Any, ...]) -> datetime:
+    """A decision or input row's wall time; `ReplayError` naming it when its times cannot be read."""
+    if type(row[1]) is not int or not 0 <= row[1] < 2**62 or not (row[2] is None or type(row[2]) is float):
+        what = "input" if is_input else "decision"
+        raise ReplayError(f"run {run}, {what} {row[0]}: its time cannot be read (ts_us {row[1]!r}, mono_s {row[2]!r})")
+    return from_us(row[1])
+
+
+def read_input(run: str, row: tuple[Any, ...]) -> object:
+    """An input row's message (supervisor.journal.inputs); `ReplayError` naming it when unreadable."""
+    if row[2] is None or type(row[3]) is not float:
+        raise ReplayError(f"run {run}, input {row[0]}: its monotonic times cannot be read")
+    try:
+        return decode(row[4], row[5], row[3])
+    except ValueError as exc:
+        raise ReplayError(f"run {run}, input {row[0]}: {exc}") from exc
+
+
+def same_decision(row: tuple[Any, ...], result: RiskGateResult) -> bool:
+    """Whether `result` is the decision row's: decision, code and quantity sent (to rounding)."""
+    live_qty: float = row[17]
+    return bool(
+        result.decision == row[15]
+        and str(result.reason_code) == row[16]
+        and abs(result.adjusted_quantity - live_qty) <= 1e-9 * max(1.0, abs(live_qty))
+    )
+
+
+def order_text(row: tuple[Any, ...]) -> str:
+    """A decision row's order for people: "buy 0.05 BTCUSDT @65000"."""
+    return f"{row[8]} {row[9]:g} {row[7]} @{row[10]:g}"
+
+
 def row_problem(row: tuple[Any, ...]) -> str | None:
     """Why a decision row cannot be tallied (a damaged or edited journal), or None."""
     if row[15] not in ("allow", "block", "scale_down") or type(row[16]) is not str:
@@ -510,11 +540,10 @@ def _tally(
 ) -> None:
     acct = report.accounts.setdefault(row[4], [0, 0, 0.0])
     acct[0] += 1
+    if same_decision(row, result):
+        return
     live_decision, live_code, live_qty = row[15], row[16], row[17]
     code = str(result.reason_code)
-    same_qty = abs(result.adjusted_quantity - live_qty) <= 1e-9 * max(1.0, abs(live_qty))
-    if result.decision == live_decision and code == live_code and same_qty:
-        return
     usd = row[9] * row[10]
     report.changed += 1
     acct[1] += 1
@@ -524,7 +553,7 @@ def _tally(
     move[1] += usd
     if len(report.examples) < examples or on_change is not None:
         change = Change(
-            wall, row[3] or "", row[4], f"{row[8]} {row[9]:g} {row[7]} @{row[10]:g}", usd,
+            wall, row[3] or "", row[4], order_text(row), usd,
             (live_decision, live_code, live_qty), (result.decision, code, result.adjusted_quantity), result.reason,
             row[0],
         )  # fmt: skip

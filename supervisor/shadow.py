@@ -27,15 +27,26 @@ from typing import Any, TextIO
 
 from supervisor.channels.journal_queue import RecordsLost
 from supervisor.config import Config, ConfigError, load_config
-from supervisor.journal.inputs import decode
 from supervisor.journal.sqlite_file import file_identity
-from supervisor.journal.store import from_us
 from supervisor.logs import configure_logging
-from supervisor.replay import NOT_REDECIDED, Replayer, order_of_row, row_problem
+from supervisor.replay import (
+    DECISION_ROWS,
+    INPUT_ROWS,
+    NOT_REDECIDED,
+    Replayer,
+    in_seq,
+    order_of_row,
+    order_text,
+    read_input,
+    record_time,
+    row_problem,
+    same_decision,
+)
 
 __all__ = ["follow"]
 
 _SPAN = 20_000  # seqs read per round: a long run caught up in steps, each one read transaction
+_NEXT = " AND seq > ? ORDER BY seq LIMIT ?"
 
 
 def _rows(db: sqlite3.Connection, run: str, after: int) -> Iterator[tuple[bool, tuple[Any, ...]]]:
@@ -45,31 +56,15 @@ def _rows(db: sqlite3.Connection, run: str, after: int) -> Iterator[tuple[bool, 
     table's rows beyond it wait for the next round."""
     db.execute("BEGIN")
     try:
-        decisions = db.execute(
-            "SELECT seq, ts_us, mono_s, order_id, account, exchange, strategy_id, symbol, side, quantity, price,"
-            " stop_price, leverage, reduce_only, reference_price, decision, reason_code, adjusted_quantity"
-            " FROM decisions WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (run, after, _SPAN),
-        ).fetchall()
-        inputs = db.execute(
-            "SELECT seq, ts_us, mono_s, received_s, kind, body FROM inputs WHERE run = ? AND seq > ?"
-            " ORDER BY seq LIMIT ?",
-            (run, after, _SPAN),
-        ).fetchall()
+        decisions = db.execute(DECISION_ROWS + _NEXT, (run, after, _SPAN)).fetchall()
+        inputs = db.execute(INPUT_ROWS + _NEXT, (run, after, _SPAN)).fetchall()
     finally:
         db.execute("COMMIT")
     upto = min(
         decisions[-1][0] if len(decisions) == _SPAN else math.inf,
         inputs[-1][0] if len(inputs) == _SPAN else math.inf,
     )
-    i = d = 0
-    while i < len(inputs) or d < len(decisions):
-        if i < len(inputs) and (d >= len(decisions) or inputs[i][0] < decisions[d][0]):
-            row, is_input = inputs[i], True
-            i += 1
-        else:
-            row, is_input = decisions[d], False
-            d += 1
+    for is_input, row in in_seq(inputs, decisions):
         if row[0] > upto:
             return
         yield is_input, row
@@ -116,13 +111,9 @@ def follow(
             for is_input, row in _rows(db, run, last):
                 found += 1
                 last = row[0]
-                if type(row[1]) is not int or not 0 <= row[1] < 2**62 or not (row[2] is None or type(row[2]) is float):
-                    raise ValueError(f"journal record {row[0]}: its time cannot be read")
-                wall = from_us(row[1])
+                wall = record_time(run, is_input, row)
                 if is_input:
-                    if row[2] is None or type(row[3]) is not float:
-                        raise ValueError(f"journal input {row[0]}: its monotonic times cannot be read")
-                    message = decode(row[4], row[5], row[3])
+                    message = read_input(run, row)
                     if isinstance(message, RecordsLost):
                         raise ValueError(f"the journal lost {message.records} record(s) of this run (its queue was "
                                          "full): the shadow cannot rebuild the live state from here on")  # fmt: skip
@@ -137,16 +128,13 @@ def follow(
                 decided += 1
                 if row[0] <= report_from:
                     continue
-                code, quantity = str(result.reason_code), result.adjusted_quantity
-                if (result.decision, code) == (row[15], row[16]) and abs(quantity - row[17]) <= 1e-9 * max(
-                    1.0, abs(row[17])
-                ):
+                if same_decision(row, result):
                     continue
                 disagreed += 1
                 line = {
                     "k": "disagreement", "seq": row[0], "ts_us": row[1], "order_id": row[3], "account": row[4],
-                    "order": f"{row[8]} {row[9]:g} {row[7]} @{row[10]:g}", "notional_usd": row[9] * row[10],
-                    "live": [row[15], row[16], row[17]], "shadow": [result.decision, code, quantity],
+                    "order": order_text(row), "notional_usd": row[9] * row[10], "live": [row[15], row[16], row[17]],
+                    "shadow": [result.decision, str(result.reason_code), result.adjusted_quantity],
                     "reason": result.reason,
                 }  # fmt: skip
                 out.write(json.dumps(line) + "\n")
