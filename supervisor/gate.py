@@ -390,7 +390,7 @@ class Gate:
         if applier is None:
             log.warning("gate_unknown_message", message_type=kind.__name__)
             return
-        if kind is not _Answered:  # what the gate's state is made of, in the order it is applied (replay)
+        if kind is not _Answered and self._journal.keeps_inputs:  # what the state is made of, in order (replay)
             self._journal.input(self._clock.now(), self._clock.monotonic(), message, received)
         try:
             applier(message, received)

@@ -38,7 +38,7 @@ from supervisor.replay import (
     order_of_row,
     order_text,
     read_input,
-    record_time,
+    record_us,
     row_problem,
     same_decision,
 )
@@ -111,20 +111,20 @@ def follow(
             for is_input, row in _rows(db, run, last):
                 found += 1
                 last = row[0]
-                wall = record_time(run, is_input, row)
+                ts_us = record_us(run, is_input, row)
                 if is_input:
                     message = read_input(run, row)
                     if isinstance(message, RecordsLost):
                         raise ValueError(f"the journal lost {message.records} record(s) of this run (its queue was "
                                          "full): the shadow cannot rebuild the live state from here on")  # fmt: skip
-                    replayer.apply(wall, row[2], message, row[3])
+                    replayer.apply(ts_us, row[2], message, row[3])
                     continue
                 damaged = row_problem(row)
                 if damaged is not None:
                     raise ValueError(f"journal decision {row[0]}: {damaged}")
                 if row[2] is None or row[7] is None or row[16] in NOT_REDECIDED:
                     continue
-                result = replayer.decide(wall, row[2], order_of_row(row))
+                result = replayer.decide(ts_us, row[2], order_of_row(row))
                 decided += 1
                 if row[0] <= report_from:
                     continue

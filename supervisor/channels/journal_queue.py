@@ -113,6 +113,9 @@ _new_tuple = tuple.__new__  # a record built without its class's Python-level __
 class JournalQueue:
     """Records are `DecisionRecord`s and `EventRecord`s, in the order they were taken (by `seq`)."""
 
+    #: Whether `input` records anything (a replay's gate journals nothing: its inputs are not built).
+    keeps_inputs = True
+
     def __init__(self, max_records: int, block_when_failing: bool) -> None:
         self.run = f"{os.getpid():x}-{os.urandom(4).hex()}"  # this process's records
         self.max_records = max_records
