@@ -453,3 +453,54 @@ def test_a_reader_gets_its_turn_while_one_caller_decides_flat_out_on_its_own_thr
             deciding.set()
     t.join(10)
     assert got == [True] * 40 and n > 100
+
+
+def test_one_waiting_decider_spins_for_the_lock_and_the_others_wait_asleep(sup):
+    """Callers that all spun for the lock handed the GIL to one another rather than to its
+    holder: 16 callers decided fewer orders than one (issue 28). One waiter spins; the others
+    sleep in the waiting room until it has the lock, and every one of them is then decided."""
+    sup.report_account_snapshot(AccountSnapshot("main", 1e12))
+    gate = gate_of(sup)
+    spinning, most = [0], [0]
+    real_take = gate._take
+
+    def counted_take(wait: float) -> bool:
+        spinning[0] += 1
+        most[0] = max(most[0], spinning[0])
+        try:
+            return real_take(wait)
+        finally:
+            spinning[0] -= 1
+
+    arrived = threading.Condition()
+    waiting = [0]
+    room = gate._waiting_room
+
+    class CountedRoom:
+        def acquire(self, timeout: float) -> bool:
+            with arrived:
+                waiting[0] += 1
+                arrived.notify_all()
+            return room.acquire(timeout=timeout)
+
+        def release(self) -> None:
+            room.release()
+
+    gate._take = counted_take  # type: ignore[method-assign]
+    gate._waiting_room = CountedRoom()  # type: ignore[assignment]
+    answers: list[RiskGateResult] = []
+
+    def caller(i: int) -> None:
+        answers.append(sup.evaluate(order(quantity=0.1, order_id=f"w{i}"), timeout=10))
+
+    with held_elsewhere(gate.lock):
+        callers = [threading.Thread(target=caller, args=(i,)) for i in range(6)]
+        for t in callers:
+            t.start()
+        with arrived:
+            assert arrived.wait_for(lambda: waiting[0] == 6, timeout=5)
+    for t in callers:
+        t.join(10)
+    assert most[0] == 1
+    assert sorted(r.order_id for r in answers) == [f"w{i}" for i in range(6)]
+    assert {r.decision for r in answers} == {"allow"}
