@@ -179,6 +179,12 @@ def main() -> int:
         ">= 2x faster",
         h["ratio_fastapi_p50"] >= 2,
     )
+    row(
+        "9. POST /v1/evaluate vs GET /healthz (the listener's floor)",
+        f"{h['http_p50']:.0f} vs {h['floor_p50']:.0f} µs p50 = {h['ratio_floor_p50']:.2f}x",
+        "<= 1.5x",
+        h["ratio_floor_p50"] <= 1.5,
+    )
     m = http_api.metrics_on_vs_off(args.n)
     ratio = m["on_p50"] / m["off_p50"]
     row(

@@ -1,5 +1,8 @@
 """Section 9: the HTTP API, and the cost of metrics.
 
+`POST /v1/evaluate` is also set beside the same listener's cheapest answer, `GET /healthz` (a
+constant, answered in front of FastAPI), on the same connection: the HTTP path's floor.
+
 `POST /v1/evaluate` on loopback to `riskgate`'s API (uvicorn in its own
 process, every check done) beside the original per-order design (a GET of
 `/risk/global`, then the same pure checks) against two Risk v3 servers in
@@ -150,8 +153,12 @@ def http_vs_original(n: int = 2_000) -> dict[str, float]:
             "original": lambda i: originals["original"].evaluate(orders[i]),
             "original_fastapi": lambda i: originals["original_fastapi"].evaluate(orders[i]),
             "http": over_http,
+            # The same listener's cheapest answer (the liveness probe, answered in front of FastAPI).
+            "floor": lambda i: api.get("/healthz")["status"],
         }
-        assert {str(getattr(f(0), "decision", f(0))) for f in subjects.values()} == {"allow"}
+        deciders = [f for name, f in subjects.items() if name != "floor"]
+        assert {str(getattr(f(0), "decision", f(0))) for f in deciders} == {"allow"}
+        assert subjects["floor"](0) == "alive"
         for i in range(300):  # warm every side
             for call in subjects.values():
                 call(i % 1000)
@@ -166,6 +173,7 @@ def http_vs_original(n: int = 2_000) -> dict[str, float]:
     out = {f"{name}_{q}": pct(s, v) for name, s in samples.items() for q, v in (("p50", 0.5), ("p99", 0.99))}
     out["ratio_p50"] = out["original_p50"] / out["http_p50"]
     out["ratio_fastapi_p50"] = out["original_fastapi_p50"] / out["http_p50"]
+    out["ratio_floor_p50"] = out["http_p50"] / out["floor_p50"]
     return out
 
 

@@ -28,6 +28,21 @@ def test_healthz_answers_while_nothing_is_known(http):
     assert (r.status_code, r.json()) == (200, {"status": "alive"})
 
 
+def test_healthz_from_the_fast_path_is_what_the_fastapi_route_answers(sup, http):
+    """The probe is answered in front of FastAPI (the listener's cheapest answer, bench section 9):
+    the same status, body and type as its documented route, which HEAD still reaches."""
+    from fastapi.testclient import TestClient
+
+    from supervisor.api.app import build_app
+
+    fast = http.get("/healthz")
+    with TestClient(build_app(sup._system._service)) as direct:
+        routed = direct.get("/healthz")
+    assert (fast.status_code, fast.content) == (routed.status_code, routed.content) == (200, b'{"status":"alive"}')
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert http.head("/healthz").status_code == 200
+
+
 def test_readyz_is_503_before_state_200_when_fresh_503_again_when_a_source_goes_stale(sup, http, clock):
     r = http.get("/readyz")
     assert r.status_code == 503
