@@ -69,6 +69,7 @@ from supervisor.core.messages import (
 )
 from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
+from supervisor.heap import give_back
 from supervisor.logs import get_logger
 
 __all__ = ["BUSY", "AccountView", "BudgetUsage", "Gate", "GateView", "Posted"]
@@ -85,6 +86,7 @@ _EXPIRED_EVERY_S = 0.1
 # gets there; every order waits meanwhile) and the latest state of every kind is
 # applied again instead (see `post`).
 _MAX_PENDING = 100_000
+_GIVE_BACK_AFTER = 20_000  # reservations ended since the most held: their memory goes back to the OS
 _MAX_OUTBOX = 1_000_000  # ids approved here and not yet handed to the lease keeper (several instances)
 
 Request = EvaluateOrder | RejectOrder
@@ -165,6 +167,8 @@ class Gate:
         self.lock = threading.Lock()
         # Deciders that found the lock taken: one at a time spins for it, the rest wait here, asleep.
         self._waiting_room = threading.Lock()
+        self._held_peak = 0  # reservations held at most since memory was last given back (`tick`)
+        self.memory_given_back = 0  # times it was
         self._pending: deque[Posted] = deque()  # posted, not yet applied (see the docstring)
         self._turns_wanted = 0  # readers waiting for the lock (see `_take_turn`); deciders only read it
         self._turns_lock = threading.Lock()
@@ -424,9 +428,22 @@ class Gate:
         try:
             self._apply_pending()
             self._journal_expired()
-            return True
+            held = len(self._state.reservations)
         finally:
             self._release()
+        self._give_back_after_expiry(held)
+        return True
+
+    def _give_back_after_expiry(self, held: int) -> None:
+        """Once `_GIVE_BACK_AFTER` reservations have ended since the most held, the memory
+        they took is returned to the OS (supervisor.heap), outside the lock: the process's
+        RSS then falls back instead of staying at its peak (issue 28, bench section 12)."""
+        if held > self._held_peak:
+            self._held_peak = held
+        elif self._held_peak - held >= _GIVE_BACK_AFTER:
+            self._held_peak = held
+            if give_back():
+                self.memory_given_back += 1
 
     # -- decisions ------------------------------------------------------------------
     def decide(self, msg: Request, wait: float | None) -> RiskGateResult | str | None:

@@ -504,3 +504,26 @@ def test_one_waiting_decider_spins_for_the_lock_and_the_others_wait_asleep(sup):
     assert most[0] == 1
     assert sorted(r.order_id for r in answers) == [f"w{i}" for i in range(6)]
     assert {r.decision for r in answers} == {"allow"}
+
+
+def test_memory_is_given_back_once_many_reservations_have_ended(sup, clock, monkeypatch):
+    """A burst of held reservations left the process's RSS at its peak after they expired
+    (issue 28: +114 MB after 100,000). The gate's housekeeping gives the freed pages back once
+    enough have ended since the most it held, outside its lock, and not before."""
+    import supervisor.gate
+    from supervisor import heap
+
+    if not heap.can_give_back():
+        pytest.skip("this C library has no malloc_trim (not glibc): nothing to give back with")
+    monkeypatch.setattr(supervisor.gate, "_GIVE_BACK_AFTER", 5)
+    sup.report_account_snapshot(AccountSnapshot("main", 1e12))
+    gate = gate_of(sup)
+    for i in range(8):
+        assert sup.evaluate(order(quantity=0.1, order_id=f"m{i}")).decision == "allow"
+    assert gate.tick() and gate.memory_given_back == 0  # the most held: 8
+    clock.advance(sup.config.gate.reservation_ttl_s + 1.0)
+    feed(sup)
+    sup.report_account_snapshot(AccountSnapshot("main", 1e12))
+    assert sup.evaluate(order(quantity=0.1, order_id="after")).decision == "allow"  # the 8 expire
+    assert gate.tick() and gate.memory_given_back == 1
+    assert gate.tick() and gate.memory_given_back == 1  # once per fall, not at every tick
