@@ -183,15 +183,13 @@ def metrics_on_vs_off(n: int = 20_000, rounds: int = 10) -> dict[str, float]:
     os.sched_setaffinity(0, {cpus[0]})
     try:
         on_cfg = bench_config(100)
+
+        def fresh() -> StateConfig:  # each its own new journal (one per folder; the shared one holds earlier runs)
+            return StateConfig(dir=Path(tempfile.mkdtemp(prefix="riskgate-bench-")))
+
         subjects = {
-            "on": fed_supervisor(on_cfg),
-            "off": fed_supervisor(
-                replace(
-                    on_cfg,
-                    metrics=MetricsConfig(enabled=False),
-                    state=StateConfig(dir=Path(tempfile.mkdtemp(prefix="riskgate-bench-"))),  # one per folder
-                )
-            ),
+            "on": fed_supervisor(replace(on_cfg, state=fresh())),
+            "off": fed_supervisor(replace(on_cfg, metrics=MetricsConfig(enabled=False), state=fresh())),
         }
         orders = [order(i) for i in range(1000)]
         samples: dict[str, list[int]] = {"on": [], "off": []}
