@@ -28,7 +28,7 @@ from bench import (
     shared,
     throughput,
 )
-from bench.common import machine, pct
+from bench.common import cpu_model, machine, pct
 from supervisor.logs import configure_logging
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -337,26 +337,58 @@ def main() -> int:
 
 
 def write(rows: list[tuple[str, str, str, str]]) -> None:
+    """docs/benchmarks.md: this run's table, the latest run of every other CPU kind seen (each kept
+    in docs/benchmark-runs/, this one's replaced), then bench/NOTES.md."""
+    cpu = cpu_model()
+    when = f"Run: `.venv/bin/python -m bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+    table = [
+        "| measure | figure | target | |",
+        "|---|---|---|---|",
+        *(f"| {m.strip()} | {f} | {t} | {v} |" for m, f, t, v in rows),
+    ]
+    runs = ROOT / "docs" / "benchmark-runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    mine = runs / f"{_slug(cpu)}.md"
+    mine.write_text("\n".join([f"# The latest run on {cpu}", "", when, f"Machine: {machine()}.", "", *table, ""]))
+    others = sorted(p for p in runs.glob("*.md") if p != mine)
     lines = [
         "# Benchmarks",
         "",
-        f"Run: `.venv/bin/python -m bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
-        f"Machine: {machine()}.",
+        when,
+        f"Machine: {machine()}. **Every figure in this table is from this CPU ({cpu}).**",
         "",
         "All figures come from one run of that command; comparisons are measured side by side in it",
         "(interleaved rounds where both sides are latencies). Never part of the test suite.",
         "",
-        "| measure | figure | target | |",
-        "|---|---|---|---|",
-        *(f"| {m.strip()} | {f} | {t} | {v} |" for m, f, t, v in rows),
+        *table,
+        "",
+        "## The latest run on each CPU kind",
+        "",
+        "Times differ between CPU kinds (compare ratios, not times); each kind keeps its latest full run:",
+        "",
+        f"- {cpu}: the table above ([its copy](benchmark-runs/{mine.name}))",
+        *(f"- {_title(p)}: [benchmark-runs/{p.name}](benchmark-runs/{p.name})" for p in others),
         "",
     ]
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
-    (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines))
     print(f"\nwrote {ROOT / 'docs' / 'benchmarks.md'}")
+
+
+def _slug(cpu: str) -> str:
+    """A file name for a CPU model: "Intel(R) Xeon(R) Processor" -> "intel-xeon-processor"."""
+    words = cpu.replace("(R)", " ").replace("(TM)", " ").replace("(tm)", " ").lower().split()
+    return "-".join("".join(c for c in w if c.isalnum()) for w in words if any(c.isalnum() for c in w)) or "unknown"
+
+
+def _title(run: Path) -> str:
+    """A kept run's CPU and date, from its first lines."""
+    head = run.read_text().splitlines()[:3]
+    cpu = head[0].removeprefix("# The latest run on ") if head else run.stem
+    date = head[2].split(" on ", 1)[-1].rstrip(".") if len(head) > 2 else "?"
+    return f"{cpu} ({date})"
 
 
 if __name__ == "__main__":

@@ -19,13 +19,17 @@ def pct(samples: list[int], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] / 1000.0
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) Processor"), as /proc/cpuinfo says."""
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
+        return "unknown CPU"
+
+
+def machine() -> str:
+    cpu = cpu_model()
     from supervisor.core.evaluate import COMPILED
 
     return (
