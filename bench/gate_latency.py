@@ -174,18 +174,21 @@ def main() -> None:
     )
     for key, samples in pinned_regimes(args.n):
         report_messaging(f"{REGIMES[key]}:", samples)
-    report_messaging("threads free to move (the scheduler's choice, varies from run to run):", bench_messaging(args.n))
 
 
 # Where the threads run decides the cost of a hand-off: on this VM a wake-up
 # across cores costs tens of µs, on the same core a few. Each regime is measured
 # on purpose instead of whatever the scheduler picks.
-REGIMES = {"cores": "caller and gate on different cores", "one": "caller and gate on one core"}
+REGIMES = {
+    "cores": "caller and gate on different cores",
+    "one": "caller and gate on one core",
+    "free": "threads free to move (the scheduler's choice)",
+}
 
 
 def pinned_regimes(n: int) -> list[tuple[str, dict[str, list[int]]]]:
     """`bench_messaging` with the caller and the actors on different cores (when
-    there are two) and on one core, keyed as in REGIMES."""
+    there are two), on one core, and free to move, keyed as in REGIMES."""
     cpus = sorted(os.sched_getaffinity(0))
     out = []
     try:
@@ -196,6 +199,7 @@ def pinned_regimes(n: int) -> list[tuple[str, dict[str, list[int]]]]:
         out.append(("one", bench_messaging(n, caller={cpus[0]})))
     finally:
         os.sched_setaffinity(0, set(cpus))
+    out.append(("free", bench_messaging(n)))  # every thread on every core: wherever the scheduler puts it
     return out
 
 
