@@ -41,6 +41,25 @@ print(json.dumps(out))
 """
 
 
+_REPLAY = """
+import json, logging, sys, time
+from pathlib import Path
+from bench.replay import bench_config
+from supervisor.core.evaluate import COMPILED
+from supervisor.journal.store import JOURNAL_NAME
+from supervisor.logs import configure_logging
+from supervisor.replay import replay_journal
+assert COMPILED, "the copy did not import its compiled modules"
+configure_logging("console", level=logging.ERROR, stream=sys.stderr)
+folder = Path(FOLDER)
+live = bench_config(folder, exchanges=EXCHANGES)
+t0 = time.perf_counter()
+report = replay_journal(folder / JOURNAL_NAME, live, workers=WORKERS)
+print(json.dumps({"replay_s": time.perf_counter() - t0, "replay_total": report.total,
+                  "replay_changed": report.changed}))
+"""
+
+
 def compiled_modules() -> list[str]:
     """The modules setup.py compiles with RISKGATE_COMPILE=1, read from its COMPILED list."""
     tree = ast.parse((ROOT / "setup.py").read_text())
@@ -50,8 +69,9 @@ def compiled_modules() -> list[str]:
     raise RuntimeError("setup.py names no COMPILED modules")
 
 
-def run(n: int = 20_000) -> dict[str, float] | str:
-    """The compiled core's p50/p99 (µs), or why it was not measured."""
+def run(n: int = 20_000, replay: tuple[Path, int, int] | None = None) -> dict[str, float] | str:
+    """The compiled core's p50/p99 (µs), or why it was not measured. `replay`: (folder, exchanges,
+    workers) of a journal bench.replay recorded (and kept): replayed under its live config too."""
     from supervisor.core.evaluate import COMPILED
 
     if COMPILED:
@@ -81,7 +101,17 @@ def run(n: int = 20_000) -> dict[str, float] | str:
         )
         if measured.returncode != 0:
             return f"the compiled run failed: {measured.stderr.strip().splitlines()[-1:]}"
-        return dict(json.loads(measured.stdout.strip().splitlines()[-1]))
+        out: dict[str, float] = json.loads(measured.stdout.strip().splitlines()[-1])
+        if replay is not None:
+            folder, exchanges, workers = replay
+            script = f"FOLDER = {str(folder)!r}\nEXCHANGES = {exchanges}\nWORKERS = {workers}\n{_REPLAY}"
+            replayed = subprocess.run(
+                [sys.executable, "-c", script], cwd=copy, capture_output=True, text=True, timeout=900, check=False
+            )
+            if replayed.returncode != 0:
+                return f"the compiled replay failed: {replayed.stderr.strip().splitlines()[-1:]}"
+            out.update(json.loads(replayed.stdout.strip().splitlines()[-1]))
+        return out
 
 
 if __name__ == "__main__":

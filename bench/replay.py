@@ -9,6 +9,7 @@ live config (the fidelity check: 0 changed) and under a stricter one, each timed
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from datetime import timedelta
@@ -104,11 +105,14 @@ def _flush(queue: JournalQueue, writer: JournalWriter) -> None:
     queue.remove_through(batch[-1].seq)
 
 
-def run(n: int = 1_000_000, exchanges: int = 1, workers: int = 1) -> dict[str, Any]:
+def run(n: int = 1_000_000, exchanges: int = 1, workers: int = 1, keep: Path | None = None) -> dict[str, Any]:
     """Record `n` decisions on `exchanges` exchanges, then replay them under the live config and
-    a stricter one, in `workers` processes."""
-    with tempfile.TemporaryDirectory(prefix="riskgate-bench-replay-") as tmp:
-        folder = Path(tmp)
+    a stricter one, in `workers` processes. `keep`: record in that folder and leave it (for the
+    compiled core's replay of the same journal, bench.compiled)."""
+    with contextlib.ExitStack() as stack:
+        folder = (
+            keep if keep is not None else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="riskgate-")))
+        )
         t0 = time.perf_counter()
         live = record(folder, n, exchanges)
         recorded_s = time.perf_counter() - t0
