@@ -25,6 +25,11 @@ from supervisor.core.messages import (
 )
 
 BASE: dict[str, Any] = {
+    # The journal's writer in a thread: the same JournalWriter as the production default's child
+    # process, without an interpreter started for every supervisor a test starts. The process
+    # writer is held by its own tests (tests/supervisor/ops/test_journal_writer_process.py,
+    # test_journal_crash.py) and by every test that runs riskgate from config.toml or the demo.
+    "journal": {"writer": "thread"},
     "gate": {
         "evaluate_timeout_s": 2.0,
         "max_orders_per_s": 5,

@@ -22,7 +22,7 @@ def main(state_dir: str, durability: str = "batch") -> None:
         ess={"max_age_s": 3600.0},
         risk_v3={"max_age_s": 3600.0},
         accounts={"max_age_s": 3600.0},
-        journal={"flush_interval_s": 0.1, "durability": durability},
+        journal={"flush_interval_s": 0.1, "durability": durability, "writer": "process"},  # production's
     )
     sup = RiskSupervisor(cfg, poll_upstreams=False).start()
     sup.report_ess_active(False)
