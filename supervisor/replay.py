@@ -564,7 +564,7 @@ def same_decision(row: tuple[Any, ...], result: RiskGateResult) -> bool:
     live_qty: float = row[17]
     return bool(
         result.decision == row[15]
-        and str(result.reason_code) == row[16]
+        and result.reason_code == row[16]  # a StrEnum: equal to its text
         and abs(result.adjusted_quantity - live_qty) <= 1e-9 * max(1.0, abs(live_qty))
     )
 
@@ -595,7 +595,9 @@ def _tally(
     examples: int,
     on_change: Callable[[Change], None] | None,
 ) -> None:
-    acct = report.accounts.setdefault(row[4], [0, 0, 0.0])
+    acct = report.accounts.get(row[4])
+    if acct is None:
+        acct = report.accounts[row[4]] = [0, 0, 0.0]
     acct[0] += 1
     if same_decision(row, result):
         return
