@@ -356,7 +356,10 @@ def replay_journal(
             parts = _parts(db, run, until_us, candidate, workers) if on_change is None else []
             if len(parts) < 2:
                 part = ReplayReport()
-                _replay_run(db, run, later, journal, candidate, since_us, until_us, account, examples, on_change, part)
+                with _few_collections():
+                    _replay_run(
+                        db, run, later, journal, candidate, since_us, until_us, account, examples, on_change, part
+                    )
                 _merge(report, [part], examples)
                 continue
             with ProcessPoolExecutor(len(parts)) as pool:
@@ -421,7 +424,8 @@ def _replay_part(
     db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5.0)
     try:
         report = ReplayReport()
-        _replay_run(db, run, later, journal, candidate, since_us, until_us, account, examples, None, report, part)
+        with _few_collections():
+            _replay_run(db, run, later, journal, candidate, since_us, until_us, account, examples, None, report, part)
         return report
     finally:
         db.close()
@@ -452,24 +456,6 @@ def _merge(into: ReplayReport, parts: list[ReplayReport], examples: int) -> None
     into.examples = [*into.examples, *found][:examples]
 
 
-def _replay_run(
-    db: sqlite3.Connection,
-    run: str,
-    later: tuple[str, ...],
-    journal: Path,
-    candidate: Config,
-    since_us: int,
-    until_us: int,
-    account: str | None,
-    examples: int,
-    on_change: Callable[[Change], None] | None,
-    report: ReplayReport,
-    part: _Part | None = None,
-) -> None:
-    with _few_collections():
-        _replay_rows(db, run, later, journal, candidate, since_us, until_us, account, examples, on_change, report, part)
-
-
 @contextmanager
 def _few_collections() -> Iterator[None]:
     """The cyclic collector held back while a run is replayed: a replay allocates briskly and keeps
@@ -485,7 +471,7 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _replay_rows(
+def _replay_run(
     db: sqlite3.Connection,
     run: str,
     later: tuple[str, ...],
@@ -497,7 +483,7 @@ def _replay_rows(
     examples: int,
     on_change: Callable[[Change], None] | None,
     report: ReplayReport,
-    part: _Part | None,
+    part: _Part | None = None,
 ) -> None:
     replayer = Replayer(candidate, journal, later)
     kept = report.kept
