@@ -8,6 +8,9 @@ import pytest
 import structlog
 
 from supervisor.clock import FakeClock
+from tests import helpers
+
+helpers.JOURNAL_WRITER = "thread"  # the suite's supervisors write their journal in a thread (helpers.JOURNAL_WRITER)
 
 
 @pytest.fixture

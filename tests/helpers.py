@@ -25,11 +25,6 @@ from supervisor.core.messages import (
 )
 
 BASE: dict[str, Any] = {
-    # The journal's writer in a thread: the same JournalWriter as the production default's child
-    # process, without an interpreter started for every supervisor a test starts. The process
-    # writer is held by its own tests (tests/supervisor/ops/test_journal_writer_process.py,
-    # test_journal_crash.py) and by every test that runs riskgate from config.toml or the demo.
-    "journal": {"writer": "thread"},
     "gate": {
         "evaluate_timeout_s": 2.0,
         "max_orders_per_s": 5,
@@ -103,11 +98,21 @@ BASE: dict[str, Any] = {
 }
 
 
+#: The journal writer of every config built here that names none. None: the production default (a
+#: child process), as the benchmarks and the drivers tests run as subprocesses get it. The test suite
+#: sets "thread" (tests/conftest.py): the same JournalWriter, without an interpreter started for every
+#: supervisor a test starts (18 s of the suite); the process writer keeps its own tests
+#: (tests/supervisor/ops/test_journal_writer_process.py, test_journal_crash.py's driver).
+JOURNAL_WRITER: str | None = None
+
+
 def config_dict(**sections: dict[str, Any]) -> dict[str, Any]:
     """BASE with sections merged in one level deep (`gate={"max_orders_per_s": 2}`)."""
     data = copy.deepcopy(BASE)
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
+    if JOURNAL_WRITER is not None:
+        data.setdefault("journal", {}).setdefault("writer", JOURNAL_WRITER)
     return data
 
 
