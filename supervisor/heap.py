@@ -2,7 +2,7 @@
 
 When many reservations end at once (a burst of orders held for `reservation_ttl_s`, then
 expired), Python frees their objects but the C library keeps the pages: the process's RSS
-stays at its peak (bench section 12: +114 MB after 100,000 expired, +20 MB after a trim).
+stays at its peak (bench section 12: +114 MB after 100,000 expired, +24 MB after a trim).
 glibc's `malloc_trim(0)` returns what is free. Called by the gate's housekeeping, outside
 its lock (ctypes releases the GIL for the call), never on the decision path.
 """
