@@ -274,7 +274,7 @@ def in_seq(
     nxt = next(rest, None)
     for row in decisions:
         seq = row[0]
-        while nxt is not None and nxt[0] < seq:
+        while nxt is not None and nxt[0] <= seq:  # a tie (an edited journal): the input first, as applied
             yield True, nxt
             nxt = next(rest, None)
         yield False, row
@@ -460,15 +460,19 @@ def _merge(into: ReplayReport, parts: list[ReplayReport], examples: int) -> None
 def _few_collections() -> Iterator[None]:
     """The cyclic collector held back while a run is replayed: a replay allocates briskly and keeps
     little (its state is bounded), so what exists before it is frozen (never scanned again) and the
-    young are collected 20x less often; about 8 % of a long replay's time (bench section 13)."""
+    young are collected 20x less often; about 8 % of a long replay's time (bench section 13). A
+    caller that froze objects itself keeps them frozen (nothing is frozen or unfrozen then)."""
     before = gc.get_threshold()
-    gc.freeze()
+    freezing = gc.get_freeze_count() == 0
+    if freezing:
+        gc.freeze()
     gc.set_threshold(max(before[0], 20_000), before[1], before[2])
     try:
         yield
     finally:
         gc.set_threshold(*before)
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
 
 
 def _replay_run(
@@ -526,10 +530,15 @@ def _replay_run(
     report.reloads += replayer.reloads
 
 
+#: Year 9000 in µs: a row's time beyond it is no wall time a journal wrote (a datetime ends in 9999, and
+#: the gate adds days and weeks to its clock: past this the replayed gate itself would overflow).
+_MAX_US = 221_845_392_000_000_000
+
+
 def record_us(run: str, is_input: bool, row: tuple[Any, ...]) -> int:
     """A decision or input row's wall time in µs; `ReplayError` naming it when its times cannot be read."""
     ts_us = row[1]
-    if type(ts_us) is not int or not 0 <= ts_us < 2**62 or not (row[2] is None or type(row[2]) is float):
+    if type(ts_us) is not int or not 0 <= ts_us < _MAX_US or not (row[2] is None or type(row[2]) is float):
         what = "input" if is_input else "decision"
         raise ReplayError(f"run {run}, {what} {row[0]}: its time cannot be read (ts_us {ts_us!r}, mono_s {row[2]!r})")
     return int(ts_us)

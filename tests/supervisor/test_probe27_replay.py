@@ -4,9 +4,11 @@ row must be refused by name (ReplayError), never a traceback."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +16,7 @@ from supervisor import AccountSnapshot, RiskSupervisor
 from supervisor.clock import FakeClock
 from supervisor.config import parse_config
 from supervisor.journal.store import JOURNAL_NAME, to_us
-from supervisor.replay import ReplayError, replay_journal
+from supervisor.replay import ReplayError, in_seq, replay_journal
 from tests.helpers import config_dict, feed, order
 
 
@@ -121,3 +123,57 @@ def test_a_restart_whose_wall_clock_is_not_past_the_last_run_replays_the_same(tm
     report = replay_journal(cfg.state.dir / JOURNAL_NAME, cfg)
     assert report.runs == 2
     assert report.changed == 0, report.as_json()["transitions"]
+
+
+# -- a second probe (seventh session): the replay's faster row reading -------------------------------
+
+
+def _damaged(tmp_path: Path, sql: str) -> tuple[Any, Path]:
+    cfg, _ = two_orders_an_hour_apart(tmp_path)
+    journal = cfg.state.dir / JOURNAL_NAME  # type: ignore[attr-defined]
+    db = sqlite3.connect(journal)
+    db.execute(sql)
+    db.commit()
+    db.close()
+    return cfg, journal
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE decisions SET ts_us = 4611686018427387000 WHERE order_id = 'late'",  # < 2**62, past year 9999
+        "UPDATE decisions SET ts_us = 300000000000000000 WHERE order_id = 'early'",
+        "UPDATE inputs SET ts_us = 4611686018427387000 WHERE rowid = (SELECT MAX(rowid) FROM inputs)",
+        "UPDATE inputs SET ts_us = 4611686018427387000 WHERE rowid = (SELECT MIN(rowid) FROM inputs)",
+    ],
+)
+def test_a_row_time_past_any_wall_time_is_refused_by_name_never_counted_as_a_change(tmp_path, sql):
+    """The datetime is made only when the gate asks: a time past year 9999 overflowed inside the
+    replayed gate, which answered GATE_UNAVAILABLE, and the live config "changed" its own decision."""
+    cfg, journal = _damaged(tmp_path, sql)
+    before = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(ReplayError, match="its time cannot be read"):
+        replay_journal(journal, cfg)  # type: ignore[arg-type]
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before  # the collector as it was
+
+
+def test_an_input_and_a_decision_with_one_seq_are_merged_input_first():
+    """One seq counter numbers both tables, so a tie is an edited journal; the input goes first,
+    as heapq.merge put it and as the gate would have applied it before deciding."""
+    inputs = [(1, "i"), (3, "i"), (5, "i")]
+    decisions = [(2, "d"), (3, "d"), (6, "d")]
+    assert [(flag, row[0]) for flag, row in in_seq(inputs, decisions)] == [
+        (True, 1), (False, 2), (True, 3), (False, 3), (True, 5), (False, 6),
+    ]  # fmt: skip
+
+
+def test_a_caller_that_froze_objects_keeps_them_frozen_after_a_replay(tmp_path):
+    cfg, _ = two_orders_an_hour_apart(tmp_path)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        report = replay_journal(cfg.state.dir / JOURNAL_NAME, cfg)  # type: ignore[attr-defined, arg-type]
+        assert (report.total, report.changed) == (2, 0)
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
