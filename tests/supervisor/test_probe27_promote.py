@@ -12,8 +12,7 @@ from supervisor import RiskSupervisor
 from supervisor.clock import FakeClock
 from supervisor.config import load_config
 from supervisor.ops.controls import ControlError
-from tests.helpers import order
-from tests.supervisor.test_shadow import WAIT_S, fed, tables, write
+from tests.supervisor.test_shadow import fed, one_shadowed, tables, write
 
 
 def test_promote_puts_live_only_the_candidate_the_shadow_decided_under(files, tmp_path):
@@ -22,11 +21,7 @@ def test_promote_puts_live_only_the_candidate_the_shadow_decided_under(files, tm
     showed the 2x candidate's sha256 and disagreements. Expected: refused (409), or the shadowed bytes."""
     live, candidate = files
     with RiskSupervisor(load_config(live), clock=FakeClock(), poll_upstreams=False) as sup:
-        fed(sup)
-        sup.evaluate(order(order_id="a", leverage=3.0))
-        sup.flush_journal()
-        runner = sup._system.shadow
-        assert runner.wait_until(lambda s: s.decided >= 1, WAIT_S), runner.summary()
+        one_shadowed(sup)
         shown = sup.shadow()["candidate_sha256"]
         write(candidate, tables(tmp_path, leverage=1.0))  # edited meanwhile, not reloaded
         with pytest.raises(ControlError, match="changed since the shadow read it") as refused:

@@ -13,7 +13,7 @@ from supervisor.config import load_config, parse_config
 from supervisor.journal.store import JOURNAL_NAME
 from supervisor.shadow import follow
 from tests.helpers import config_dict, feed, order
-from tests.supervisor.test_shadow import WAIT_S, fed, tables, write
+from tests.supervisor.test_shadow import WAIT_S, fed, one_shadowed, tables, write
 
 STUCK_S = 10.0  # real seconds a shadow that follows the journal has to decide one more order
 
@@ -51,11 +51,7 @@ def test_a_journal_file_replaced_under_a_running_shadow_is_followed_or_said(file
     still says `running` with no problem (risk_gate_shadow_up 1)."""
     live, _ = files
     with RiskSupervisor(load_config(live), clock=FakeClock(), poll_upstreams=False) as sup:
-        fed(sup)
-        sup.evaluate(order(order_id="a", leverage=3.0))
-        sup.flush_journal()
-        shadow = sup._system.shadow
-        assert shadow.wait_until(lambda s: s.decided >= 1, WAIT_S), shadow.summary()
+        shadow = one_shadowed(sup)
         path = sup.config.state.dir / JOURNAL_NAME
         for suffix in ("", "-wal", "-shm"):
             part = Path(str(path) + suffix)

@@ -18,6 +18,7 @@ from supervisor.clock import FakeClock
 from supervisor.config import ConfigError, load_config, parse_config
 from supervisor.journal.store import JOURNAL_NAME, JournalReader
 from supervisor.ops.controls import ControlError
+from supervisor.ops.shadow import ShadowRunner
 from supervisor.sim.demo import toml_text
 from tests.helpers import config_dict, order, signal
 
@@ -39,6 +40,16 @@ def fed(sup: RiskSupervisor) -> None:
     sup.report_ess_active(False)
     sup.report_risk_signal(signal("INFO", sup.clock.now()))
     sup.report_account_snapshot(AccountSnapshot("main", 10_000.0))
+
+
+def one_shadowed(sup: RiskSupervisor) -> ShadowRunner:
+    """`sup` fed, one 3x order decided live, and its shadow caught up with it (it decided it too)."""
+    fed(sup)
+    sup.evaluate(order(order_id="a", leverage=3.0))
+    sup.flush_journal()
+    shadow = sup._system.shadow
+    assert shadow.wait_until(lambda s: s.decided >= 1, WAIT_S), shadow.summary()
+    return shadow
 
 
 def events(sup: RiskSupervisor, kind: str) -> list[dict[str, Any]]:
@@ -93,11 +104,7 @@ def test_a_disagreement_is_journaled_and_counted_while_the_live_answer_stands(fi
 def test_a_changed_candidate_starts_the_shadow_again_without_saying_old_disagreements_twice(files, tmp_path):
     live, candidate = files
     with RiskSupervisor(load_config(live), clock=FakeClock(), poll_upstreams=False) as sup:
-        fed(sup)
-        sup.evaluate(order(order_id="a", leverage=3.0))
-        sup.flush_journal()
-        shadow = sup._system.shadow
-        assert shadow.wait_until(lambda s: s.decided >= 1, WAIT_S)
+        shadow = one_shadowed(sup)
         assert sup.shadow()["disagreements"] == 1
         write(candidate, tables(tmp_path, leverage=2.5))  # the candidate tightened less: 3x still too much
         sup.reload()
