@@ -324,6 +324,14 @@ class Gate:
                 self._apply_pending()
             self._apply(message, received)
 
+    def decide_now(self, msg: Request) -> RiskGateResult:
+        """`msg` decided at once under the lock, for a gate no other thread takes (a replay,
+        supervisor.replay): no caller's deadline, no turn to wait for. Anything posted goes first."""
+        with self.lock:
+            if self._pending or self._lost:
+                self._apply_pending()
+            return self._answer(msg)
+
     def _take(self, wait: float) -> bool:
         """The lock within `wait` seconds (real time), waiting for it holding the GIL's
         turn, not in the lock: a thread that sleeps in the lock is handed it by the OS

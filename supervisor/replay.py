@@ -155,13 +155,10 @@ class Replayer:
         valid = validate_order(order, config)
         msg: EvaluateOrder | RejectOrder
         if isinstance(valid, str):
-            msg = RejectOrder(valid, str(order.get("order_id", "")), account_of(order))
+            msg = RejectOrder(valid, str(order.get("order_id") or ""), account_of(order))
         else:
             msg = EvaluateOrder(valid, config=config)
-        result = self.gate.decide(msg, None)
-        if not isinstance(result, RiskGateResult):  # never: the replay's gate is open and free
-            raise ReplayError(f"the replayed gate did not decide order {order.get('order_id')!r}")
-        return result
+        return self.gate.decide_now(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +309,9 @@ _ORDER_COLUMNS = (
 def order_of_row(row: tuple[Any, ...]) -> dict[str, Any]:
     """The order of a decision row (columns 3-14 of the replay's query), as the fields an order
     is read from: read again by `validate_order` under the candidate, like any order from outside."""
-    order = {k: v for k, v in zip(_ORDER_COLUMNS, row[3:15], strict=True) if v is not None}
-    if "reduce_only" in order:
+    # A NULL column is a field left out: validation reads None as absent (built in C: per decision).
+    order = dict(zip(_ORDER_COLUMNS, row[3:15], strict=True))
+    if order["reduce_only"] is not None:
         order["reduce_only"] = bool(order["reduce_only"])
     return order
 
@@ -577,6 +575,10 @@ def row_problem(row: tuple[Any, ...]) -> str | None:
         return None
     if type(row[4]) is not str:
         return f"its account {row[4]!r} cannot be read"
+    quantity, price, sent = row[9], row[10], row[17]
+    floats = type(quantity) is float and type(price) is float and type(sent) is float  # as written: per decision
+    if floats and math.isfinite(quantity) and math.isfinite(price) and math.isfinite(sent):
+        return None
     for name, value in (("quantity", row[9]), ("price", row[10]), ("adjusted_quantity", row[17])):
         if type(value) not in (int, float) or not math.isfinite(value):
             return f"its {name} {value!r} cannot be read"

@@ -590,8 +590,10 @@ class GateState:
         return r
 
     def expire_reservations(self, now: float) -> list[Reservation]:
-        expired: list[Reservation] = []
         heap = self._expiry_heap
+        if not heap or heap[0][0] > now:
+            return _NONE_EXPIRED  # the common case, per decision: nothing due
+        expired: list[Reservation] = []
         while heap and heap[0][0] <= now:
             expires, key = heapq.heappop(heap)
             r = self.reservations.get(key)
@@ -624,6 +626,9 @@ class GateState:
 
     def record_approval(self, account: str, now: float, window_s: float = 1.0) -> None:
         _append_pruned(self.approvals, account, now, now - window_s)
+
+
+_NONE_EXPIRED: list[Reservation] = []  # returned when nothing is due; never appended to
 
 
 def _uplift_total(parts: dict[str, tuple[int, float]], now: float) -> tuple[int, float]:
