@@ -64,7 +64,7 @@ from supervisor.ops.metrics import CONTENT_TYPE
 from supervisor.sources.upstream import UpstreamError, check_fill, check_outcome, parse_account_snapshot
 from supervisor.version import __version__
 
-__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "evaluate_body", "result_json"]
+__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "evaluate_body", "evaluate_line", "result_json"]
 
 MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 1_000
@@ -145,16 +145,40 @@ Report = Fill | OrderOutcome | _Messages
 async def evaluate_body(service: Decider, raw: bytes, scope: Scope = None) -> tuple[int, bytes]:
     """POST /v1/evaluate from its raw body to (status, JSON bytes): shared by the
     FastAPI route and the ASGI fast path in front of it (`supervisor.api.fast`)."""
-    try:
-        order = _parse(raw)
-    except _BodyError as error:
-        if error.ambiguous:  # JSON, but which value was meant? An INVALID_ORDER decision.
-            return 200, _dumps(result_json(service.reject({}, error.detail)))
-        return error.status, _dumps({"detail": error.detail})
+    order, answer = _order_or_answer(service, raw)
+    if answer is not None:
+        return answer
     return 200, _dumps(result_json(await _decide(service, order, scope)))
 
 
+def evaluate_line(service: Decider, raw: bytes, scope: Scope = None) -> tuple[int, bytes]:
+    """`evaluate_body` decided on the caller's thread (the order socket's, supervisor.api.order_socket):
+    the same parsing, refusals and answers."""
+    order, answer = _order_or_answer(service, raw)
+    if answer is not None:
+        return answer
+    refused = _refused_order(service, order, scope)
+    return 200, _dumps(result_json(refused if refused is not None else service.evaluate(order)))
+
+
+def _order_or_answer(service: Decider, raw: bytes) -> tuple[Any, tuple[int, bytes] | None]:
+    """(the order read from `raw`, None), or (None, the answer) when it cannot be read as one."""
+    try:
+        return _parse(raw), None
+    except _BodyError as error:
+        if error.ambiguous:  # JSON, but which value was meant? An INVALID_ORDER decision.
+            return None, (200, _dumps(result_json(service.reject({}, error.detail))))
+        return None, (error.status, _dumps({"detail": error.detail}))
+
+
 async def _decide(service: Decider, order: Any, scope: Scope = None) -> RiskGateResult:
+    refused = _refused_order(service, order, scope)
+    return refused if refused is not None else await service.evaluate_async(order)
+
+
+def _refused_order(service: Decider, order: Any, scope: Scope) -> RiskGateResult | None:
+    """The block of an order refused before the gate (too many fields, an account the client may
+    not trade), journaled; None: the gate decides it."""
     if isinstance(order, dict) and len(order) > _MAX_ORDER_KEYS:
         return service.reject(order, f"an order has at most {_MAX_ORDER_KEYS} fields, got {len(order)}")
     if scope is not None:
@@ -162,7 +186,7 @@ async def _decide(service: Decider, order: Any, scope: Scope = None) -> RiskGate
         if account is not None and account not in scope[1]:  # unreadable: validation names it
             why = f"client {scope[0]} may not trade account {shorten(account, 60)} ([api.clients.{scope[0]}] accounts)"
             return service.reject(order, why, ReasonCode.CLIENT_NOT_PERMITTED)
-    return await service.evaluate_async(order)
+    return None
 
 
 _UNAUTHORIZED = {

@@ -18,6 +18,7 @@ import uvicorn
 
 from supervisor.api.app import build_app
 from supervisor.api.fast import EvaluateFastPath
+from supervisor.api.order_socket import OrderSocket, OrderSocketError
 from supervisor.api.protocol import with_request_deadline
 from supervisor.api.service import Decider, GateService
 from supervisor.errors import RiskgateError
@@ -70,6 +71,10 @@ class ApiServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        # Orders over a persistent Unix socket (supervisor.api.order_socket), beside the HTTP listener.
+        self.order_socket = (
+            OrderSocket(decider or service, app.state.gatekeeper, api.order_socket) if api.order_socket else None
+        )
 
     @property
     def url(self) -> str:
@@ -97,6 +102,13 @@ class ApiServer:
             raise ApiStartError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
         self.port = sock.getsockname()[1]
         self._socket = sock
+        if self.order_socket is not None:
+            try:
+                self.order_socket.bind()
+            except OrderSocketError as exc:
+                sock.close()
+                self._socket = None
+                raise ApiStartError(str(exc)) from exc
         return self
 
     def _serve(self) -> ApiServer:
@@ -122,6 +134,8 @@ class ApiServer:
             target=self._server.run, kwargs={"sockets": [sock]}, name="riskgate-api", daemon=True
         )
         self._thread.start()
+        if self.order_socket is not None:
+            self.order_socket.start()
         log.info("api_serving", url=self.url)
         if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
             log.warning(
@@ -133,6 +147,8 @@ class ApiServer:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        if self.order_socket is not None:
+            self.order_socket.stop(timeout)
         if self._server is not None:
             self._server.should_exit = True
             self._server.wake()  # at once, not at its next tick

@@ -425,6 +425,9 @@ def _principals(
     return out
 
 
+_MAX_SOCKET_PATH = 100  # a Unix socket's path: 108 bytes in Linux's sockaddr_un, 104 in the BSDs'
+
+
 def _api(t: _Table, environ: Mapping[str, str], accounts: Iterable[str]) -> ApiConfig:
     d = ApiConfig()
     seen: dict[str, str] = {}
@@ -437,9 +440,13 @@ def _api(t: _Table, environ: Mapping[str, str], accounts: Iterable[str]) -> ApiC
         max_connections=t.number("max_connections", d.max_connections, ge=8, le=100_000, integer=True),
         operator_reserve=t.number("operator_reserve", d.operator_reserve, ge=1, le=10_000, integer=True),
         request_timeout_s=t.number("request_timeout_s", d.request_timeout_s, gt=0, le=300),
+        order_socket=t.string("order_socket", d.order_socket),
+        order_socket_idle_s=t.number("order_socket_idle_s", d.order_socket_idle_s, gt=0, le=86_400),
         operators=_principals(t.table("operators"), environ, "operator", seen),
         clients=_principals(t.table("clients"), environ, "client", seen, accounts),
     )
+    if len(c.order_socket.encode("utf-8", "surrogatepass")) > _MAX_SOCKET_PATH or "\0" in c.order_socket:
+        t.problem("order_socket", f"must be a path of at most {_MAX_SOCKET_PATH} bytes, without NUL (a Unix socket's)")
     if c.scoped and c.execution_access == "open":
         # Anyone may act without a token: a client held to some accounts would just leave its token out.
         t.problem("execution_access", 'must be "token" when a client is held to some accounts (api.clients.*.accounts)')

@@ -275,6 +275,10 @@ class ApiConfig:
     max_connections: int = 512  # beyond this, orders and reports get 503 at once (file descriptors stay bounded)
     operator_reserve: int = 16  # connections beyond max_connections kept for probes and operators' controls
     request_timeout_s: float = 5.0  # a whole request must arrive within this, or its connection is closed
+    # The order socket (docs/http-api.md#the-order-socket): a Unix socket path for execution services on
+    # this machine, one JSON order per line over a persistent connection ("": none).
+    order_socket: str = ""
+    order_socket_idle_s: float = 300.0  # a connection that sends nothing for this long is closed
     operators: Mapping[str, OperatorConfig] = field(default_factory=dict)
     clients: Mapping[str, OperatorConfig] = field(default_factory=dict)
 
