@@ -20,6 +20,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,11 +48,17 @@ def serve() -> None:
     quiet()
     config = bench_config(100)
     desk = OperatorConfig("desk", hashlib.sha256(DESK_TOKEN.encode()).hexdigest())
-    sup = fed_supervisor(replace(config, api=replace(config.api, clients={"desk": desk})))
+    api = replace(config.api, clients={"desk": desk}, order_socket=sys.argv[sys.argv.index("--serve") + 1])
+    sup = fed_supervisor(replace(config, api=api))
     server = sup.serve_api(host="127.0.0.1", port=0)
     print(server.url, flush=True)
     sys.stdin.read()
     sup.stop()
+
+
+def socket_path() -> str:
+    """Where this benchmark's API process (`--serve PATH`) listens for orders on its order socket."""
+    return str(Path(tempfile.gettempdir()) / f"riskgate-bench-{os.getpid()}.sock")
 
 
 def serve_risk_v3() -> None:
@@ -80,9 +87,9 @@ def serve_risk_v3() -> None:
 
 
 @contextmanager
-def bench_process(flag: str) -> Iterator[str]:
+def bench_process(flag: str, *args: str) -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.http_api", flag],
+        [sys.executable, "-m", "bench.http_api", flag, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -115,6 +122,20 @@ class Http:
         return json.loads(self._conn.getresponse().read())
 
 
+class OrderSocketClient:
+    """One persistent connection to the order socket (supervisor.api.order_socket): a line out, a line back."""
+
+    def __init__(self, path: str) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.connect(path)
+        self._file = self._sock.makefile("rb")
+        assert self.ask(json.dumps({"token": DESK_TOKEN}).encode())["client"] == "desk"
+
+    def ask(self, line: bytes) -> Any:
+        self._sock.sendall(line + b"\n")
+        return json.loads(self._file.readline())
+
+
 class PerOrderGate(PerOrderHttpGate):
     """The original design: Risk v3 fetched for every order, then the checks."""
 
@@ -137,11 +158,12 @@ def http_vs_original(n: int = 2_000) -> dict[str, float]:
     with (
         simulator_process("--risk", "info") as sim_url,
         bench_process("--serve-risk-v3") as fastapi_url,
-        bench_process("--serve") as api_url,
+        bench_process("--serve", socket_path()) as api_url,
     ):
         control(sim_url, "/control/risk", {"level": "info"})
         originals = {"original": PerOrderGate(sim_url), "original_fastapi": PerOrderGate(fastapi_url)}
         api = Http(api_url)
+        lines = OrderSocketClient(socket_path())
         headers = {"content-type": "application/json", "authorization": f"Bearer {DESK_TOKEN}"}
         orders = [order(i) for i in range(1000)]
         bodies = [json.dumps(o).encode() for o in orders]
@@ -153,6 +175,8 @@ def http_vs_original(n: int = 2_000) -> dict[str, float]:
             "original": lambda i: originals["original"].evaluate(orders[i]),
             "original_fastapi": lambda i: originals["original_fastapi"].evaluate(orders[i]),
             "http": over_http,
+            # The same orders over the same process's order socket (a persistent Unix socket connection).
+            "socket": lambda i: lines.ask(bodies[i])["decision"],
             # The same listener's cheapest answer (the liveness probe, answered in front of FastAPI).
             "floor": lambda i: api.get("/healthz")["status"],
         }
@@ -174,6 +198,8 @@ def http_vs_original(n: int = 2_000) -> dict[str, float]:
     out["ratio_p50"] = out["original_p50"] / out["http_p50"]
     out["ratio_fastapi_p50"] = out["original_fastapi_p50"] / out["http_p50"]
     out["ratio_floor_p50"] = out["http_p50"] / out["floor_p50"]
+    out["socket_fastapi_p50"] = out["original_fastapi_p50"] / out["socket_p50"]
+    out["socket_floor_p50"] = out["socket_p50"] / out["floor_p50"]
     return out
 
 
@@ -220,6 +246,8 @@ if __name__ == "__main__":
     quiet()
     r = http_vs_original()
     print(f"POST /v1/evaluate (riskgate API):            p50 {r['http_p50']:.0f} µs  p99 {r['http_p99']:.0f} µs")
+    print(f"the same order on the order socket:          p50 {r['socket_p50']:.0f} µs  p99 {r['socket_p99']:.0f} µs")
+    print(f"GET /healthz (the HTTP listener's floor):     p50 {r['floor_p50']:.0f} µs")
     print(
         f"per-order GET /risk/global, stdlib simulator: p50 {r['original_p50']:.0f} µs  p99 {r['original_p99']:.0f} µs"
     )
