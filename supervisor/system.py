@@ -87,6 +87,8 @@ RESTART_ONLY = (
     "api.max_connections",
     "api.operator_reserve",
     "api.request_timeout_s",
+    "api.order_socket",
+    "api.order_socket_idle_s",
     "metrics",
     "alerts",
 )

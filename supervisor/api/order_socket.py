@@ -44,6 +44,7 @@ __all__ = ["OrderSocket", "OrderSocketError"]
 log = get_logger("riskgate.api")
 
 _READ = 65_536
+_ACCEPT_RETRY_S = 0.1  # after accept() failed (no file descriptor left): tried again this soon
 _SEND_S = 10.0  # an answer not taken within this (the peer stopped reading): the connection is closed
 
 
@@ -70,7 +71,8 @@ class _Lines:
         self._line_s = line_s
         self._buf = bytearray()
         self._scanned = 0
-        self._begun = 0.0
+        self._begun = time.monotonic()
+        self._first = True  # the first line (the hello) is due within line_s of connecting, as an HTTP request is
 
     def next(self) -> bytes:
         """The next line without its newline; `_ClosedError` when there is none to have; `OverflowError` when
@@ -78,16 +80,20 @@ class _Lines:
         buf = self._buf
         while True:
             end = buf.find(b"\n", self._scanned)
+            if end > self._limit:
+                raise OverflowError
             if end >= 0:
                 line = bytes(buf[:end])
                 del buf[: end + 1]
                 self._scanned = 0
+                self._first = False
                 self._begun = time.monotonic()  # what follows it (if anything) began now
                 return line
             if len(buf) > self._limit:
                 raise OverflowError
             self._scanned = len(buf)
-            wait = self._idle_s if not buf else self._begun + self._line_s - time.monotonic()
+            begun = buf or self._first
+            wait = self._begun + self._line_s - time.monotonic() if begun else self._idle_s
             if wait <= 0:
                 raise _ClosedError
             self._conn.settimeout(wait)
@@ -97,7 +103,7 @@ class _Lines:
                 raise _ClosedError from exc
             if not chunk:
                 raise _ClosedError
-            if not buf:
+            if not buf and not self._first:
                 self._begun = time.monotonic()
             buf += chunk
 
@@ -152,7 +158,8 @@ class OrderSocket:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()  # no connection is taken after this
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):
@@ -177,20 +184,32 @@ class OrderSocket:
 
     def _accept(self) -> None:
         listener = self._listener
+        failing = False
         while listener is not None and not self._stopping.is_set():
             try:
                 conn, _ = listener.accept()
-            except OSError:
-                return  # closed by stop()
+            except OSError as exc:
+                if self._stopping.is_set():
+                    return  # closed by stop()
+                # Out of file descriptors (EMFILE), say: the connection waits in the backlog; try again
+                # soon, said once per streak (a listener that stopped taking connections is an outage).
+                if not failing:
+                    log.error("order_socket_accept_failed", path=str(self.path), error=repr(exc))
+                failing = True
+                self._stopping.wait(_ACCEPT_RETRY_S)
+                continue
+            failing = False
             with self._lock:
+                if self._stopping.is_set():
+                    conn.close()
+                    return
                 full = len(self._open) >= self._service.config.api.max_connections
                 if not full:
                     thread = threading.Thread(target=self._serve, args=(conn,), name="riskgate-order-conn", daemon=True)
                     self._open[id(conn)] = (conn, thread)
+                    thread.start()  # under the lock: stop() sees it started, or not at all
             if full:
                 _refuse(conn, _line(503, "too many connections (api.max_connections): try again"))
-                continue
-            thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
         api = self._service.config.api
@@ -243,13 +262,20 @@ def _hello(client: str | None) -> bytes:
 def _token_of(raw: bytes) -> str | None:
     """The token of a hello line (`{"token": "..."}`, nothing else), or None: not a hello."""
     try:
-        hello = json.loads(raw)
-    except (ValueError, RecursionError):
+        hello = json.loads(raw, object_pairs_hook=_once)
+    except (ValueError, RecursionError):  # a key twice too: which token was meant?
         return None
     if type(hello) is not dict or set(hello) != {"token"} or type(hello["token"]) is not str:
         return None
     token: str = hello["token"]
     return token
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a key given twice")
+    return out
 
 
 def _detail(payload: bytes) -> str:

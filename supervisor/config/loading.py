@@ -445,8 +445,8 @@ def _api(t: _Table, environ: Mapping[str, str], accounts: Iterable[str]) -> ApiC
         operators=_principals(t.table("operators"), environ, "operator", seen),
         clients=_principals(t.table("clients"), environ, "client", seen, accounts),
     )
-    if len(c.order_socket.encode("utf-8", "surrogatepass")) > _MAX_SOCKET_PATH or "\0" in c.order_socket:
-        t.problem("order_socket", f"must be a path of at most {_MAX_SOCKET_PATH} bytes, without NUL (a Unix socket's)")
+    if c.order_socket and not c.enabled:
+        t.problem("order_socket", "is served with the API: set api.enabled = true, or leave the socket out")
     if c.scoped and c.execution_access == "open":
         # Anyone may act without a token: a client held to some accounts would just leave its token out.
         t.problem("execution_access", 'must be "token" when a client is held to some accounts (api.clients.*.accounts)')
@@ -827,6 +827,14 @@ def parse_config(
         shadow = replace(shadow, config=base_dir / shadow.config)
     if ess.kill_switch_file and base_dir is not None and not Path(ess.kill_switch_file).is_absolute():
         ess = replace(ess, kill_switch_file=str(base_dir / ess.kill_switch_file))
+    if api.order_socket:
+        if base_dir is not None and not Path(api.order_socket).is_absolute():
+            api = replace(api, order_socket=str(base_dir / api.order_socket))
+        where = api.order_socket
+        if len(where.encode("utf-8", "surrogatepass")) > _MAX_SOCKET_PATH or "\0" in where:
+            problems.append(f"api.order_socket: must be a path of at most {_MAX_SOCKET_PATH} bytes without NUL "
+                            f"(a Unix socket's; relative paths are taken from the config file's folder), "
+                            f"got {len(where.encode('utf-8', 'surrogatepass'))} bytes")  # fmt: skip
     if problems:
         raise ConfigError(problems, source)
     return Config(

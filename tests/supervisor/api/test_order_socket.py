@@ -3,6 +3,7 @@ answered as POST /v1/evaluate answers them; hostile connections first."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -18,8 +19,9 @@ import pytest
 
 from supervisor import RiskSupervisor
 from supervisor.api.app import MAX_BODY_BYTES
+from supervisor.api.order_socket import OrderSocket
 from supervisor.api.server import ApiStartError
-from supervisor.config import ConfigError
+from supervisor.config import ConfigError, load_config
 from supervisor.sim.demo import toml_text
 from tests.helpers import config_dict, feed, make_config, order
 from tests.supervisor.api.conftest import ALICE, DESK, clients, operators
@@ -217,3 +219,99 @@ def test_a_file_at_the_sockets_path_is_never_removed_and_a_stale_socket_is(folde
 def test_a_path_no_unix_socket_can_have_is_a_config_error_naming_the_key(path):
     with pytest.raises(ConfigError, match="order_socket"):
         make_config(api={"order_socket": path})
+
+
+# Found by a hostile probe of the order socket (each failed before its fix).
+
+
+def test_a_hello_with_the_token_key_twice_is_refused(sup):
+    conn = Conn(Path(sup.config.api.order_socket))
+    answer = conn.ask(b'{"token": "not-a-token-at-all-0123", "token": "' + DESK.encode() + b'"}')
+    assert answer["status"] == 401 and conn.closed()  # which token was meant? (it was: the last one)
+    conn.close()
+
+
+def test_a_line_one_byte_over_the_limit_is_refused_though_its_newline_came_with_it(sup):
+    line = json.dumps(order()).encode()
+    line = line[:-1] + b" " * (MAX_BODY_BYTES + 1 - len(line)) + b"}"  # valid JSON, one byte over
+    conn = connect(sup)
+    conn.send(line + b"\n")
+    assert conn.answer()["status"] == 413 and conn.closed()
+    conn.close()
+
+
+@pytest.mark.parametrize("moved", [True, False])
+def test_a_reload_that_moves_or_removes_the_order_socket_is_refused_naming_it(folder, clock, moved):
+    first = data(folder)
+    api = dict(first["api"])
+    if moved:
+        api["order_socket"] = str(folder / "moved.sock")
+    else:
+        del api["order_socket"]
+    candidate = folder / "next.toml"
+    candidate.write_text(toml_text({**first, "api": api}))
+    with RiskSupervisor(make_config(**first), clock=clock, poll_upstreams=False) as sup:
+        sup.serve_api(port=0)
+        feed(sup)
+        with pytest.raises(ConfigError, match=r"api.order_socket: changed; restart required"):
+            sup.reload(candidate)
+        assert sup.config.api.order_socket == first["api"]["order_socket"]
+        assert connect(sup).ask(order())["decision"] == "allow"  # still served where it was
+
+
+def test_a_relative_order_socket_is_taken_from_the_config_files_folder(folder):
+    etc = folder / "etc"
+    etc.mkdir()
+    d = data(folder)
+    d["api"]["order_socket"] = "o.sock"
+    (etc / "c.toml").write_text(toml_text(d))
+    assert Path(load_config(etc / "c.toml").api.order_socket) == etc.resolve() / "o.sock"
+
+
+class _AcceptFailsOnce:
+    """The listener, whose first accept() fails as it does when the process is out of file descriptors."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock, self._failed = sock, False
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if not self._failed:
+            self._failed = True
+            raise OSError(errno.EMFILE, "Too many open files")
+        return self._sock.accept()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+def test_a_failed_accept_does_not_end_the_order_socket(folder, clock, monkeypatch):
+    bind = OrderSocket.bind
+
+    def flaky_bind(self: OrderSocket) -> OrderSocket:
+        bind(self)
+        self._listener = _AcceptFailsOnce(self._listener)  # type: ignore[assignment]
+        return self
+
+    monkeypatch.setattr(OrderSocket, "bind", flaky_bind)
+    with RiskSupervisor(make_config(**data(folder)), clock=clock, poll_upstreams=False) as sup:
+        sup.serve_api(port=0)
+        conn = Conn(Path(sup.config.api.order_socket))  # the connection waits in the backlog meanwhile
+        assert conn.ask({"token": DESK}) == {"status": 200, "client": "desk"}
+        conn.close()
+
+
+def test_a_connection_that_sends_no_first_line_is_closed_within_request_timeout(folder, clock):
+    cfg = make_config(**data(folder, request_timeout_s=0.2, order_socket_idle_s=60.0))
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        sup.serve_api(port=0)
+        silent = Conn(Path(sup.config.api.order_socket))
+        silent.sock.settimeout(5.0)  # closed long before: not the 60 s a connection past its hello may idle
+        assert silent.closed()
+        silent.close()
+
+
+def test_an_order_socket_without_the_api_is_a_config_error_naming_it(folder):
+    d = data(folder)
+    d["api"]["enabled"] = False
+    with pytest.raises(ConfigError, match=r"api.order_socket: is served with the API"):
+        make_config(**d)
