@@ -25,7 +25,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import multiprocessing
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -361,9 +360,7 @@ def replay_journal(
                     )
                 _merge(report, [part], examples)
                 continue
-            # Spawned, not forked: a fork copies whatever the caller's process holds (a riskgate's threads
-            # and their locks, a benchmark's heap) into every worker.
-            with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(len(parts)) as pool:
                 futures = [
                     pool.submit(_replay_part, journal, run, later, candidate, since_us, until_us, account, examples, p)
                     for p in parts
