@@ -278,7 +278,8 @@ def main() -> int:
     # 13. what-if replay (docs/replay.md): a recorded journal decided again, 1,000,000 decisions
     kept = Path(tempfile.mkdtemp(prefix="riskgate-bench-replay-"))  # the (2, 2) journal, for the compiled core
     for exchanges, workers in ((1, 1), (2, 2)):
-        rp = replay.run(args.replay_n, exchanges=exchanges, workers=workers, keep=kept if workers == 2 else None)
+        # Each in a process of its own, as `riskgate replay` runs (replay.run_alone says why).
+        rp = replay.run_alone(args.replay_n, exchanges, workers, keep=kept if workers == 2 else None)
         row(
             f"13. replay {rp['n']:,} decisions, {exchanges} exchange(s), {workers} process(es)",
             f"{rp['same_s']:.1f} s under the live config ({rp['same_changed']} changed), {rp['strict_s']:.1f} s "

@@ -10,6 +10,9 @@ live config (the fidelity check: 0 changed) and under a stricter one, each timed
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -191,8 +194,26 @@ def shadow_on_vs_off(n: int) -> dict[str, float]:
     }
 
 
-if __name__ == "__main__":
-    import sys
+def run_alone(n: int, exchanges: int, workers: int, keep: Path | None = None) -> dict[str, Any]:
+    """`run` in a process of its own, as `riskgate replay` runs: the benchmark's own process carries
+    what its earlier sections left (about 490,000 objects and two idle threads), which the forked
+    workers inherit; there the same replay took 8 % longer (docs/benchmarks.md, notes)."""
+    argv = [sys.executable, "-m", "bench.replay", "--json", str(n), str(exchanges), str(workers)]
+    argv += [str(keep)] if keep is not None else []
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.replay failed: {done.stderr[-2000:]}")
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
 
+
+if __name__ == "__main__":
+    if "--json" in sys.argv:
+        from bench.common import quiet
+
+        quiet()
+        n, exchanges, workers, *kept = sys.argv[sys.argv.index("--json") + 1 :]
+        print(json.dumps(run(int(n), int(exchanges), int(workers), keep=Path(kept[0]) if kept else None)))
+        sys.exit(0)
     args = [int(a) for a in sys.argv[1:]]
     print(run(*args) if args else run(100_000))
