@@ -419,7 +419,7 @@ class Gate:
         if applier is None:
             log.warning("gate_unknown_message", message_type=kind.__name__)
             return
-        if kind is not _Answered and self._journal.keeps_inputs:  # what the state is made of, in order (replay)
+        if kind is not _Answered and self._journal.keeps_records:  # what the state is made of, in order (replay)
             self._journal.input(self._clock.now(), self._clock.monotonic(), message, received)
         try:
             applier(message, received)
@@ -576,9 +576,13 @@ class Gate:
         if order is not None and config.store.backend == "postgresql":
             self._count_reduction_short(st, order, now)  # before this order's own booking
         account = _account(msg)
-        book = st.books.get(account) if account is not None else None
-        reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
-        seq = self._journal.decision(result, order, account, st.signal, book, reserved, now)
+        journal = self._journal
+        if journal.keeps_records:  # a replay's gate keeps no record: nothing to look up for one
+            book = st.books.get(account) if account is not None else None
+            reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
+            seq = journal.decision(result, order, account, st.signal, book, reserved, now)
+        else:
+            seq = journal.decision(result, order, account)
         if self._track_seq:
             self._seqs.seq = seq
         if code in STALE_SOURCE or self._failing_closed:
@@ -804,8 +808,8 @@ class Gate:
             filled = r.quantity  # "filled" without a quantity: all of it
         if r.resting:
             self._journal.event(self._clock.now(), "order_ended", "gate", account, order_id=outcome.order_id)
+        # No log line: this runs under the gate's lock for every order's end (the journal has the outcome).
         st.ended(account, outcome.order_id, filled, self._clock.monotonic(), self._config.gate.reservation_ttl_s)
-        log.debug("reservation_released", order_id=outcome.order_id, status=outcome.status)
 
     def _on_override(self, override: Override, received: float) -> None:
         # The TTL runs from when it was sent. (Approval, expiry and revocation are

@@ -104,7 +104,7 @@ class _SetClock:
 class _Discard(JournalQueue):
     """A replayed gate's journal: what it would record is not kept (the live one has it)."""
 
-    keeps_inputs = False
+    keeps_records = False
 
     def __init__(self) -> None:
         super().__init__(max_records=1, block_when_failing=False)

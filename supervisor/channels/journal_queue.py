@@ -113,8 +113,9 @@ _new_tuple = tuple.__new__  # a record built without its class's Python-level __
 class JournalQueue:
     """Records are `DecisionRecord`s and `EventRecord`s, in the order they were taken (by `seq`)."""
 
-    #: Whether `input` records anything (a replay's gate journals nothing: its inputs are not built).
-    keeps_inputs = True
+    #: Whether it keeps what it is given (a replay's gate journals nothing: the inputs and the details
+    #: of the decisions it would record are not even looked up).
+    keeps_records = True
 
     def __init__(self, max_records: int, block_when_failing: bool) -> None:
         self.run = f"{os.getpid():x}-{os.urandom(4).hex()}"  # this process's records
