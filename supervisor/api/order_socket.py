@@ -44,6 +44,7 @@ __all__ = ["OrderSocket", "OrderSocketError"]
 log = get_logger("riskgate.api")
 
 _READ = 65_536
+_real_monotonic = time.monotonic  # a socket's timeouts are real time, whatever the gate's clock
 _ACCEPT_RETRY_S = 0.1  # after accept() failed (no file descriptor left): tried again this soon
 _SEND_S = 10.0  # an answer not taken within this (the peer stopped reading): the connection is closed
 
@@ -71,7 +72,7 @@ class _Lines:
         self._line_s = line_s
         self._buf = bytearray()
         self._scanned = 0
-        self._begun = time.monotonic()
+        self._begun = _real_monotonic()
         self._first = True  # the first line (the hello) is due within line_s of connecting, as an HTTP request is
 
     def next(self) -> bytes:
@@ -87,13 +88,13 @@ class _Lines:
                 del buf[: end + 1]
                 self._scanned = 0
                 self._first = False
-                self._begun = time.monotonic()  # what follows it (if anything) began now
+                self._begun = _real_monotonic()  # what follows it (if anything) began now
                 return line
             if len(buf) > self._limit:
                 raise OverflowError
             self._scanned = len(buf)
             begun = buf or self._first
-            wait = self._begun + self._line_s - time.monotonic() if begun else self._idle_s
+            wait = self._begun + self._line_s - _real_monotonic() if begun else self._idle_s
             if wait <= 0:
                 raise _ClosedError
             self._conn.settimeout(wait)
@@ -104,7 +105,7 @@ class _Lines:
             if not chunk:
                 raise _ClosedError
             if not buf and not self._first:
-                self._begun = time.monotonic()
+                self._begun = _real_monotonic()
             buf += chunk
 
 
@@ -170,11 +171,11 @@ class OrderSocket:
         for conn, _ in open_now:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # wakes its thread's read
-        deadline = time.monotonic() + timeout
+        deadline = _real_monotonic() + timeout
         for _, thread in open_now:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - _real_monotonic()))
         if self._acceptor is not None:
-            self._acceptor.join(max(0.0, deadline - time.monotonic()))
+            self._acceptor.join(max(0.0, deadline - _real_monotonic()))
             self._acceptor = None
         with contextlib.suppress(OSError):
             now = self.path.lstat()
