@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -589,10 +589,10 @@ class GateState:
                 keys.pop(r.key, None)
         return r
 
-    def expire_reservations(self, now: float) -> list[Reservation]:
+    def expire_reservations(self, now: float) -> Sequence[Reservation]:
         heap = self._expiry_heap
         if not heap or heap[0][0] > now:
-            return _NONE_EXPIRED  # the common case, per decision: nothing due
+            return ()  # the common case, per decision: nothing due (and no list made for it)
         expired: list[Reservation] = []
         while heap and heap[0][0] <= now:
             expires, key = heapq.heappop(heap)
@@ -626,9 +626,6 @@ class GateState:
 
     def record_approval(self, account: str, now: float, window_s: float = 1.0) -> None:
         _append_pruned(self.approvals, account, now, now - window_s)
-
-
-_NONE_EXPIRED: list[Reservation] = []  # returned when nothing is due; never appended to
 
 
 def _uplift_total(parts: dict[str, tuple[int, float]], now: float) -> tuple[int, float]:
