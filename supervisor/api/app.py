@@ -64,7 +64,7 @@ from supervisor.ops.metrics import CONTENT_TYPE
 from supervisor.sources.upstream import UpstreamError, check_fill, check_outcome, parse_account_snapshot
 from supervisor.version import __version__
 
-__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "evaluate_body", "evaluate_line", "result_json"]
+__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "build_app", "evaluate_body", "evaluate_line", "read_json", "result_json"]
 
 MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 1_000
@@ -97,6 +97,14 @@ def _parse(raw: bytes) -> Any:
         raise
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise _BodyError(422, f"body is not JSON: {str(exc)[:120]}") from None
+
+
+def read_json(raw: bytes) -> Any:
+    """`raw` read as the API reads every body (JSON, no key given twice); `ValueError` naming why not."""
+    try:
+        return _parse(raw)
+    except _BodyError as error:
+        raise ValueError(error.detail) from None
 
 
 async def _body(request: Request) -> bytes:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from supervisor.api.app import MAX_BODY_BYTES, evaluate_line
+from supervisor.api.app import MAX_BODY_BYTES, evaluate_line, read_json
 from supervisor.api.auth import Gatekeeper
 from supervisor.api.service import Decider
 from supervisor.errors import RiskgateError
@@ -57,8 +57,12 @@ class _ClosedError(Exception):
     """The connection ends: the peer went away or was too slow."""
 
 
+def _json_line(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
 def _line(status: int, detail: str) -> bytes:
-    return json.dumps({"status": status, "detail": detail}, separators=(",", ":")).encode() + b"\n"
+    return _json_line({"status": status, "detail": detail})
 
 
 class _Lines:
@@ -257,26 +261,19 @@ class OrderSocket:
 
 
 def _hello(client: str | None) -> bytes:
-    return json.dumps({"status": 200, "client": client}, separators=(",", ":")).encode() + b"\n"
+    return _json_line({"status": 200, "client": client})
 
 
 def _token_of(raw: bytes) -> str | None:
     """The token of a hello line (`{"token": "..."}`, nothing else), or None: not a hello."""
     try:
-        hello = json.loads(raw, object_pairs_hook=_once)
-    except (ValueError, RecursionError):  # a key twice too: which token was meant?
+        hello = read_json(raw)  # as the API reads a body: a key twice too is refused (which token was meant?)
+    except ValueError:
         return None
     if type(hello) is not dict or set(hello) != {"token"} or type(hello["token"]) is not str:
         return None
     token: str = hello["token"]
     return token
-
-
-def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("a key given twice")
-    return out
 
 
 def _detail(payload: bytes) -> str:

@@ -830,11 +830,11 @@ def parse_config(
     if api.order_socket:
         if base_dir is not None and not Path(api.order_socket).is_absolute():
             api = replace(api, order_socket=str(base_dir / api.order_socket))
-        where = api.order_socket
-        if len(where.encode("utf-8", "surrogatepass")) > _MAX_SOCKET_PATH or "\0" in where:
+        size = len(api.order_socket.encode("utf-8", "surrogatepass"))
+        if size > _MAX_SOCKET_PATH or "\0" in api.order_socket:
             problems.append(f"api.order_socket: must be a path of at most {_MAX_SOCKET_PATH} bytes without NUL "
                             f"(a Unix socket's; relative paths are taken from the config file's folder), "
-                            f"got {len(where.encode('utf-8', 'surrogatepass'))} bytes")  # fmt: skip
+                            f"got {size} bytes")  # fmt: skip
     if problems:
         raise ConfigError(problems, source)
     return Config(
