@@ -6,7 +6,9 @@ writes them in one transaction (group commit). Records leave the queue only
 once committed, so a journal that dies mid-batch loses nothing.
 
 It also emits the `order_decision` log line for every block and scale-down,
-which used to be formatted on the gate's own thread.
+which used to be formatted on the gate's own thread, and counts every decision
+for the metrics (supervisor.channels.gate_counters), which used to be counted
+on the decision path.
 
 When it cannot write (disk full, a read-only folder, a corrupt file) it says so
 once (`journal_failed`, error), keeps the records queued, retries on every
@@ -114,6 +116,8 @@ class JournalActor(SupervisedActor):
         while len(q) and _real.monotonic() < ends:
             batch = q.peek(_BATCH)
             self._log_decisions(batch)
+            if q.counters is not None:  # the metrics count each decision here, off the decision path
+                q.counters.count_records([r for r in batch if type(r) is DecisionRecord])
             if not self._config.journal.enabled:
                 self._removed(batch)
                 continue

@@ -485,9 +485,8 @@ class Gate:
                 # The caller's timeout passed while it decided: it hears what a late answer
                 # would have said. What it booked stays booked until it ends or expires.
                 result = self._unavailable(msg, "decided after the caller's timeout")
-            counters = self._counters
-            if counters is not None:
-                self._count(counters, msg, result)
+            if self._unreferenced and result.decision != "block" and self._counters is not None:
+                self._counters.collar_unreferenced += 1  # (the decisions are counted from the journal's stream)
             return result
         finally:
             self._release()
@@ -506,9 +505,7 @@ class Gate:
         return result
 
     def _on_answered(self, answered: _Answered, _received: float) -> None:
-        self._decisions[answered.code] += 1
-        if self._counters is not None:
-            self._counters.count("block", answered.code, self._label(answered.account), None)
+        self._decisions[answered.code] += 1  # (the metrics count its journal record)
 
     def _answer(self, msg: Request) -> RiskGateResult:
         try:
@@ -530,19 +527,6 @@ class Gate:
         order = msg.order if isinstance(msg, EvaluateOrder) else None
         self._journal.decision(result, order, _account(msg))
         return result
-
-    def _label(self, account: str | None) -> str:
-        # Labels only from configured accounts: a hostile order must not mint series.
-        return account if account is not None and account in self._config.accounts.accounts else "other"
-
-    def _count(self, counters: GateCounters, msg: Request, result: RiskGateResult) -> None:
-        # Per decision with metrics on (bench section 9: <= 1.05x off): the account read inline.
-        sent = msg.sent
-        label = self._label(msg.account if isinstance(msg, RejectOrder) else msg.order.account)
-        latency = 0.0 if sent is None else self._clock.monotonic() - sent
-        counters.count(result.decision, result.reason_code, label, latency)
-        if self._unreferenced and result.decision != "block":
-            counters.collar_unreferenced += 1
 
     def _evaluate(self, msg: Request) -> RiskGateResult:
         st = self._state
@@ -569,7 +553,7 @@ class Gate:
         else:
             ev = decide(msg.order, st, config, now, self._clock.now())
         result = ev.result
-        self._unreferenced = ev.unreferenced  # for the metric (`_count`, on this thread, under the lock)
+        self._unreferenced = ev.unreferenced  # for the metric (`decide`, on this thread, under the lock)
         code = result.reason_code
         self._decisions[code] += 1
         order = ev.order
@@ -580,7 +564,10 @@ class Gate:
         if journal.keeps_records:  # a replay's gate keeps no record: nothing to look up for one
             book = st.books.get(account) if account is not None else None
             reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
-            seq = journal.decision(result, order, account, st.signal, book, reserved, now)
+            # The metrics count the record on the journal's thread; the time it took is its only part here.
+            sent = msg.sent
+            latency = None if sent is None or self._counters is None else self._clock.monotonic() - sent
+            seq = journal.decision(result, order, account, st.signal, book, reserved, now, latency)
         else:
             seq = journal.decision(result, order, account)
         if self._track_seq:

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from supervisor.channels.gate_counters import GateCounters
 from supervisor.core.gate_state import AccountBook
 from supervisor.core.messages import OrderRequest, RiskGateResult, RiskSignal
 from supervisor.logs import get_logger
@@ -61,6 +62,7 @@ class DecisionRecord(NamedTuple):
     book: AccountBook | None = None
     reserved_units: int | None = None  # the account's reserved notional, micro-USD
     mono: float | None = None  # the gate's monotonic time when it decided (None: not decided by the gate)
+    latency: float | None = None  # seconds from the request to the decision, for the metrics (None: not timed)
 
 
 class EventRecord(NamedTuple):
@@ -142,6 +144,16 @@ class JournalQueue:
         self._commit_lock = threading.Lock()
         self._waiters: list[tuple[int, int, Callable[[], None]]] = []  # (seq, tie-break, call) heap
         self._tickets = itertools.count()
+        # The metrics' counters (None: metrics off; see `count_into`).
+        self.counters: GateCounters | None = None
+
+    def count_into(self, counters: GateCounters | None) -> None:
+        """The metrics' counters count this queue's decisions: the journal's thread counts
+        each it takes, a reader of the counters first counts what is still queued, and one
+        this queue has no room for is counted where it was decided."""
+        self.counters = counters
+        if counters is not None:
+            counters.queued = self.queued_decisions
 
     # -- producers (any thread) ---------------------------------------------------
     def _full(self) -> bool:
@@ -160,11 +172,14 @@ class JournalQueue:
         book: AccountBook | None = None,
         reserved_units: int | None = None,
         mono: float | None = None,
+        latency: float | None = None,
     ) -> int:
         """Append a decision's record; its seq (0 when the queue is full: not queued)."""
         items = self._items
         if len(items) >= self.max_records and self._full():
             self._replay_lost += 1
+            if self.counters is not None:
+                self.counters.count(result.decision, result.reason_code, account, latency)
             return 0
         # Seq and place in one step: the queue is in seq order, whatever the threads. (acquire and
         # release, not `with`: this runs per decision, and the context manager costs twice as much.)
@@ -173,7 +188,9 @@ class JournalQueue:
             if self._replay_lost:
                 self._mark_lost(result.timestamp)
             seq = next(self._seq)
-            items.append(_new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units, mono)))
+            items.append(
+                _new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units, mono, latency))
+            )
         finally:
             self._give()
         return seq
@@ -255,6 +272,12 @@ class JournalQueue:
         """Up to n records from the left, left in place."""
         with self._order:  # not while another thread appends (a deque mutated during iteration)
             return list(itertools.islice(self._items, n))
+
+    def queued_decisions(self, n: int = 5_000) -> list[DecisionRecord]:
+        """The decision records among the first `n` queued (for the metrics to catch up with
+        when they are read: GateCounters.snapshot)."""
+        with self._order:
+            return [r for r in itertools.islice(self._items, n) if type(r) is DecisionRecord]
 
     def remove_through(self, seq: int) -> int:
         """Drop the records from the left up to `seq` (after they were written);

@@ -67,7 +67,8 @@ class Runtime:
         # Several instances: each (re)started account tracker shares its baselines through one of these.
         self.baseline_share: Callable[[], BaselineShare] | None = None
         self.board = EssBoard()
-        self.counters = GateCounters() if config.metrics.enabled else None
+        self.counters = GateCounters(config.accounts.accounts) if config.metrics.enabled else None
+        self.journal.count_into(self.counters)  # the decisions are counted from the journal (off the decision path)
         self.halts = HaltWatch()
         self.gate = self.gate_class(config, clock, self.board, self.journal, self.counters, self.halts, self._resync)
         self.link = GateLink(clock, self.gate)
@@ -192,6 +193,8 @@ class Runtime:
         """Swap a reloaded config in: the gate (between two decisions), the
         tracker, and whatever a restart starts from now on."""
         self.config = config
+        if self.counters is not None:
+            self.counters.accounts = frozenset(config.accounts.accounts)  # the labels the metrics may use
         self.gate.reconfigure(config)
         for name in ("account_tracker", "price_poller"):
             ref = self.supervisor.ref(name)

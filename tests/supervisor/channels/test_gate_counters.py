@@ -1,0 +1,94 @@
+"""The metrics count decisions from the journal's stream (issue 28, target 5: nothing counted on the
+decision path), and still miss none and count none twice: a decision the journal's queue had no
+room for, one refused before the gate, a batch taken again after a failed write or by a journal's
+successor, and a read of the metrics before the journal took what is queued."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from supervisor import RiskSupervisor
+from supervisor.channels.gate_counters import GateCounters
+from supervisor.channels.journal_queue import DecisionRecord, JournalQueue
+from supervisor.core.evaluate import block_result
+from supervisor.core.reasons import ReasonCode as RC
+from tests.helpers import feed, make_config, order
+
+WHEN = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def blocked(code: RC = RC.LEVERAGE_EXCEEDS_LIMIT):
+    return block_result(code, "why", "o-1", WHEN)
+
+
+def total(counters: GateCounters) -> int:
+    return sum(counters.snapshot()[0].values())
+
+
+def test_a_record_taken_again_or_by_a_successor_is_counted_once():
+    counters = GateCounters(["main"])
+    q = JournalQueue(100, block_when_failing=False)
+    for i in range(5):
+        q.decision(blocked(), None, "main", latency=0.001 * i)
+    batch = [r for r in q.peek(100) if type(r) is DecisionRecord]
+    counters.count_records(batch[:3])  # a write failed after this: the same records are peeked again
+    counters.count_records(batch)
+    counters.count_records(batch)  # a journal's successor takes the same batch
+    decisions, buckets, _ = counters.snapshot()
+    assert decisions == {("block", RC.LEVERAGE_EXCEEDS_LIMIT, "main"): 5}
+    assert sum(buckets) == 5
+
+
+def test_a_decision_the_queue_had_no_room_for_is_counted_where_it_was_decided():
+    counters = GateCounters(["main"])
+    q = JournalQueue(2, block_when_failing=True)
+    q.count_into(counters)
+    seqs = [q.decision(blocked(RC.JOURNAL_UNAVAILABLE), None, "main") for _ in range(5)]
+    assert seqs[2:] == [0, 0, 0]  # not queued
+    assert total(counters) == 5  # the 3 dropped when decided, the 2 queued when read
+
+
+def test_labels_are_configured_accounts_only_and_follow_a_reload():
+    counters = GateCounters(["main"])
+    counters.count("block", RC.UNKNOWN_ACCOUNT, "mallory", None)
+    counters.count("block", RC.UNKNOWN_ACCOUNT, None, None)
+    counters.accounts = frozenset(("main", "mallory"))
+    counters.count("block", RC.UNKNOWN_ACCOUNT, "mallory", None)
+    assert counters.snapshot()[0] == {
+        ("block", RC.UNKNOWN_ACCOUNT, "other"): 2,
+        ("block", RC.UNKNOWN_ACCOUNT, "mallory"): 1,
+    }
+
+
+def test_every_journaled_decision_is_counted_the_gate_s_and_those_refused_before_it(clock):
+    """Before, a block decided before the gate (a timeout that is not one, an account the API client
+    may not trade) was journaled but never counted."""
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
+        counters = sup._runtime.counters
+        assert counters is not None
+        feed(sup)
+        assert sup.evaluate(order(order_id="a")).decision == "allow"
+        assert sup.evaluate(order(leverage=4.0)).decision == "block"
+        assert sup.evaluate(order(), timeout=float("nan")).reason_code is RC.INVALID_ORDER
+        assert sup._decider.reject(order(), "not yours", RC.CLIENT_NOT_PERMITTED).decision == "block"
+        decisions, buckets, _ = counters.snapshot()  # read before the journal took them: counted now
+        assert decisions == {
+            ("allow", RC.ALL_CHECKS_PASSED, "main"): 1,
+            ("block", RC.LEVERAGE_EXCEEDS_LIMIT, "main"): 1,
+            ("block", RC.INVALID_ORDER, "main"): 1,
+            ("block", RC.CLIENT_NOT_PERMITTED, "main"): 1,
+        }
+        assert sum(buckets) == 2  # the gate's two are timed; the refusals never reached it
+        sup.flush_journal()
+        assert counters.snapshot()[0] == decisions  # the journal's thread took them: not counted again
+        assert sup.evaluate(order(order_id="b")).decision == "allow"
+        sup.flush_journal()
+        assert counters.snapshot()[0][("allow", RC.ALL_CHECKS_PASSED, "main")] == 2
+
+
+def test_metrics_off_counts_nothing_and_the_journal_still_takes_every_decision(clock):
+    with RiskSupervisor(make_config(metrics={"enabled": False}), clock=clock, poll_upstreams=False) as sup:
+        assert sup._runtime.counters is None and sup.journal.counters is None
+        feed(sup)
+        assert sup.evaluate(order()).decision == "allow"
+        assert sup.flush_journal() >= 1
