@@ -27,7 +27,7 @@ from supervisor.channels.reply import ReplySlot
 from supervisor.clock import Clock
 from supervisor.config import Config
 from supervisor.core.evaluate import block_result
-from supervisor.core.messages import EvaluateOrder, RejectOrder, RiskGateResult
+from supervisor.core.messages import EvaluateOrder, RejectOrder, RiskGateResult, evaluate_order_message
 from supervisor.core.orders import account_of, order_id_of, validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from supervisor.core.values import plain_float, shorten
@@ -115,7 +115,7 @@ class GateDecider:
         now = self.clock.monotonic()
         if isinstance(valid, str):
             return RejectOrder(valid, order_id_of(order), account_of(order), reply, now + wait, now)
-        return EvaluateOrder(valid, reply, now + wait, now, config)
+        return evaluate_order_message(valid, reply, now + wait, now, config)
 
     def reject(self, order: Any, why: str, code: RC = RC.INVALID_ORDER) -> RiskGateResult:
         """A block decided before the gate: INVALID_ORDER for input that cannot even
@@ -142,6 +142,8 @@ class GateDecider:
             if here is not None:
                 if here is BUSY:
                     return self._unavailable(order, f"no answer within {wait}s")
+                if not self._commit:  # the common case: the answer at once (no seq to look up)
+                    return cast("RiskGateResult", here)
                 return self._committed(cast("RiskGateResult", here), order, started + wait, self._gate.decided_seq())
             gate = self._gate_actor()  # the gate is closed: its actor, if one runs, takes the order
             if gate is None:
@@ -238,6 +240,8 @@ class GateDecider:
             # the loop's thread); else handed to the gate's actor.
             here = self._gate.decide(request, None)
             if here is not None:
+                if not self._commit:
+                    return cast("RiskGateResult", here)
                 seq = self._gate.decided_seq()
                 return await self._committed_async(cast("RiskGateResult", here), order, started + wait, seq)
             gate = self._gate_actor()

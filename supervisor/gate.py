@@ -578,17 +578,18 @@ class Gate:
             # Approved orders only: a blocked one sent nothing (its id may come again), and
             # approvals are rate-limited per account, so the memory of them stays bounded.
             st.record_decided(order, now, config.gate.duplicate_window_s)
-            booked = Reservation(
-                order_id=order.order_id or "",
-                account=order.account,
-                exchange=order.exchange,
-                key=(order.symbol, order.exchange),
-                notional=ev.reserve_notional,
-                opens_new=ev.opens_new,
-                expires=now + config.gate.reservation_ttl_s,
-                price=exposure_price(order, st, now),  # what its notional was valued at
-                reducing_qty=ev.reducing_qty,
-                quantity=result.adjusted_quantity,
+            booked = Reservation(  # (positional: this runs per approval)
+                order.order_id or "",  # order_id
+                order.account,  # account
+                order.exchange,  # exchange
+                (order.symbol, order.exchange),  # key
+                ev.reserve_notional,  # notional
+                ev.opens_new,  # opens_new
+                now + config.gate.reservation_ttl_s,  # expires
+                -1,  # units: from the notional
+                exposure_price(order, st, now),  # price: what its notional was valued at
+                ev.reducing_qty,  # reducing_qty
+                result.adjusted_quantity,  # quantity
             )
             st.reserve(booked)
             st.record_approval(order.account, now)

@@ -18,6 +18,8 @@ from supervisor.core.checks import (
     check_baseline_known,
     check_daily_loss,
     check_drawdown,
+    check_reduction_budget,
+    check_shared_state,
     check_weekly_loss,
     floor_to_lot,
 )
@@ -49,6 +51,13 @@ _ACCOUNT_STATE_CHECKS = frozenset(
 )
 AFTER_MARKET: tuple[Check, ...] = CHECKS[_MARKET_CHECKS:]
 ORDER_ONLY: tuple[Check, ...] = tuple(c for c in AFTER_MARKET if c not in _ACCOUNT_STATE_CHECKS)
+# One instance (store.backend = "sqlite"): the checks of several instances' shared state and budgets
+# return None before they read anything, so the lists run without them (the same answers, sooner).
+_SEVERAL_ONLY = frozenset((check_shared_state, check_reduction_budget))
+_ONE_INSTANCE: tuple[tuple[Check, ...], ...] = tuple(
+    tuple(c for c in checks if c not in _SEVERAL_ONLY) for checks in (CHECKS, AFTER_MARKET, ORDER_ONLY)
+)
+_SEVERAL_INSTANCES: tuple[tuple[Check, ...], ...] = (CHECKS, AFTER_MARKET, ORDER_ONLY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +200,13 @@ def invalid_order(
 
 def decide(order: OrderRequest, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:
     """Run checks 1-17 on an order that `validate_order` returned for this config,
-    skipping those that already passed for this state (the same answer as
-    `decide_every_check`, sooner)."""
-    checks = CHECKS
+    skipping those that already passed for this state and, with one instance, those
+    of several instances' shared state (the same answer as `decide_every_check`, sooner)."""
+    lists = _SEVERAL_INSTANCES if config.store.backend == "postgresql" else _ONE_INSTANCE
+    which = 0
     if market_passes(state, config, now, wall):
-        checks = ORDER_ONLY if account_passes(order.account, state, config, now) else AFTER_MARKET
-    return _decide(order, state, config, now, wall, checks)
+        which = 2 if account_passes(order.account, state, config, now) else 1
+    return _decide(order, state, config, now, wall, lists[which])
 
 
 def decide_every_check(order: OrderRequest, state: GateState, config: Config, now: float, wall: datetime) -> Evaluation:

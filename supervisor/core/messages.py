@@ -13,6 +13,7 @@ from typing import Literal
 
 from supervisor.config import Config
 from supervisor.core.reasons import ReasonCode
+from supervisor.core.values import slot_setters
 
 __all__ = [
     "AccountSnapshot",
@@ -35,6 +36,7 @@ __all__ = [
     "RiskGateResult",
     "RiskSignal",
     "SharedState",
+    "evaluate_order_message",
 ]
 
 Decision = Literal["allow", "block", "scale_down"]
@@ -249,6 +251,29 @@ class EvaluateOrder:
     deadline: float | None = None  # monotonic; an ask answered later books nothing
     sent: float | None = None  # monotonic, when the caller asked (the latency metric counts from it)
     config: Config | None = None  # the config it was validated with: after a reload, validated again
+
+
+_eo_order, _eo_reply, _eo_deadline, _eo_sent, _eo_config = slot_setters(
+    EvaluateOrder, "order", "reply", "deadline", "sent", "config"
+)
+
+
+def evaluate_order_message(
+    order: OrderRequest,
+    reply: Callable[[RiskGateResult], None] | None,
+    deadline: float | None,
+    sent: float | None,
+    config: Config | None,
+) -> EvaluateOrder:
+    """`EvaluateOrder(...)` with every field, built without its generated __init__ (one per
+    order: a frozen dataclass's __init__ sets each field through object.__setattr__)."""
+    m: EvaluateOrder = object.__new__(EvaluateOrder)
+    _eo_order(m, order)
+    _eo_reply(m, reply)
+    _eo_deadline(m, deadline)
+    _eo_sent(m, sent)
+    _eo_config(m, config)
+    return m
 
 
 @dataclass(frozen=True, slots=True)

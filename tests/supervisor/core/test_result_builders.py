@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from supervisor.core.evaluate import Evaluation, evaluation_of, result_of
-from supervisor.core.messages import OrderRequest, RiskGateResult
+from supervisor.core.messages import EvaluateOrder, OrderRequest, RiskGateResult, evaluate_order_message
 from supervisor.core.reasons import ReasonCode as RC
+from tests.helpers import make_config
 
 WALL = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -49,3 +50,15 @@ def test_evaluation_of_equals_the_generated_init_and_sets_every_field():
     ]  # fmt: skip
     with pytest.raises(dataclasses.FrozenInstanceError):
         evaluation_of(r, order, 650.0, True, 0.0).opens_new = False  # type: ignore[misc]
+
+
+def test_evaluate_order_message_equals_the_generated_init_and_sets_every_field():
+    order = OrderRequest("main", "binance", "trend_v2", "BTCUSDT", "buy", 0.01, 65_000.0)
+    config = make_config()
+    fast = evaluate_order_message(order, print, 12.5, 7.5, config)
+    assert fast == EvaluateOrder(order, print, 12.5, 7.5, config) and fast.config is config
+    assert [f.name for f in dataclasses.fields(EvaluateOrder)] == [
+        "order", "reply", "deadline", "sent", "config",
+    ]  # fmt: skip  # a new field must be added to evaluate_order_message too
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.deadline = 99.0  # type: ignore[misc]

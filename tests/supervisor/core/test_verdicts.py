@@ -14,8 +14,15 @@ from hypothesis import strategies as st
 
 from supervisor.clock import FakeClock
 from supervisor.config import parse_config
-from supervisor.core.checks import CHECKS, check_ess_action, check_journal
-from supervisor.core.evaluate import AFTER_MARKET, ORDER_ONLY, decide, decide_every_check
+from supervisor.core.checks import CHECKS, check_ess_action, check_journal, check_reduction_budget, check_shared_state
+from supervisor.core.evaluate import (
+    _ONE_INSTANCE,
+    _SEVERAL_INSTANCES,
+    AFTER_MARKET,
+    ORDER_ONLY,
+    decide,
+    decide_every_check,
+)
 from supervisor.core.gate_state import GateState
 from supervisor.core.messages import AccountState, EssSourceStatus, EssState, Position
 from supervisor.core.orders import validate_order
@@ -287,3 +294,13 @@ def test_a_new_config_is_never_read_under_the_old_ones_pass():
     state, o = _healthy(clock, loose, peak_equity=10_600.0)  # 5.7 % below the peak
     assert _both(state, o, loose, clock) == "ALL_CHECKS_PASSED"
     assert _both(state, o, CFG, clock) == "DRAWDOWN_LIMIT"  # max_drawdown_pct 5
+
+
+def test_one_instance_runs_without_the_checks_of_several_instances_which_never_fire_there():
+    """With store.backend = "sqlite" the shared-state and budget checks return None before they read
+    anything: decide skips them (the random walk above compares its answers with every check's)."""
+    several = (check_shared_state, check_reduction_budget)
+    assert _SEVERAL_INSTANCES == (CHECKS, AFTER_MARKET, ORDER_ONLY)
+    for full, single in zip(_SEVERAL_INSTANCES, _ONE_INSTANCE, strict=True):
+        assert all(c in full for c in several) and not any(c in single for c in several)
+        assert list(single) == [c for c in full if c not in several]
