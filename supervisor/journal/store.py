@@ -83,41 +83,75 @@ def _text(value: str | None) -> str | None:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# The latest signal's time and the latest account state's figures, as rows hold them: they change a few
+# times a second, decisions far more often (the journal's thread, per decision). Kept with the object they
+# were read from (a strong reference: its identity cannot be taken by another object meanwhile).
+_signal_us: list[tuple[object, int | None]] = [(None, None)]  # one entry
+_state_figures: dict[str, tuple[object, tuple[float, float | None, float | None]]] = {}
+
+
+def _signal_time(sig: Any) -> int | None:
+    seen, us = _signal_us[0]
+    if seen is not sig:
+        us = to_us(sig.timestamp) if isinstance(sig.timestamp, datetime) else None
+        _signal_us[0] = (sig, us)
+    return us
+
+
+def _figures(account: str, state: Any) -> tuple[float, float | None, float | None]:
+    """(equity, day PnL %, week PnL %) of an account's state, read once per state object."""
+    seen = _state_figures.get(account)
+    if seen is not None and seen[0] is state:
+        return seen[1]
+    equity = state.equity
+    figures = (equity, _pct(equity, state.day_start_equity), _pct(equity, state.week_start_equity))
+    if len(_state_figures) >= 10_000:
+        _state_figures.clear()  # bounded, whatever the accounts named (a cache: rebuilt as rows come)
+    _state_figures[account] = (state, figures)
+    return figures
+
+
+_NO_ORDER = (None,) * 10
+_NO_FIGURES = (None, None, None)
+
+
 def decision_row(run: str, record: DecisionRecord) -> tuple[Any, ...]:
     """A decision's record as a row of the decisions table."""
     r, o, sig, b = record.result, record.order, record.signal, record.book
-    account, reserved_units = record.account, record.reserved_units
+    reserved_units = record.reserved_units
     ages = r.state_age_s
-    state = b.state if b is not None else None
+    order: tuple[Any, ...]
+    if o is not None:
+        # A validated order's names are plain str: ASCII ones are stored as they are (`_text` otherwise).
+        name, exchange, strategy, symbol = o.account, o.exchange, o.strategy_id, o.symbol
+        order = (
+            name if type(name) is str and name.isascii() else _text(name),
+            exchange if type(exchange) is str and exchange.isascii() else _text(exchange),
+            strategy if type(strategy) is str and strategy.isascii() else _text(strategy),
+            symbol if type(symbol) is str and symbol.isascii() else _text(symbol),
+            o.side, o.quantity, o.price, o.stop_price, o.leverage, int(o.reduce_only),
+        )  # fmt: skip
+    else:
+        order = (_text(record.account), *_NO_ORDER[1:])
+    figures = _figures(b.state.account, b.state) if b is not None else _NO_FIGURES
     return (
         run,
         record.seq,
         to_us(r.timestamp),
         _text(r.order_id),
-        _text(o.account if o is not None else account),
-        _text(o.exchange) if o is not None else None,
-        _text(o.strategy_id) if o is not None else None,
-        _text(o.symbol) if o is not None else None,
-        o.side if o is not None else None,
-        o.quantity if o is not None else None,
-        o.price if o is not None else None,
-        o.stop_price if o is not None else None,
-        o.leverage if o is not None else None,
-        int(o.reduce_only) if o is not None else None,
+        *order,
         r.decision,
         str(r.reason_code),
         _text(r.reason),
         r.adjusted_quantity,
         r.scale_factor,
         r.risk_level,
-        to_us(sig.timestamp) if sig is not None and isinstance(sig.timestamp, datetime) else None,
+        _signal_time(sig) if sig is not None else None,
         int(r.ess_active),
         ages.get("ess"),
         ages.get("risk_v3"),
         ages.get("account"),
-        state.equity if state is not None else None,
-        _pct(state.equity, state.day_start_equity) if state is not None else None,
-        _pct(state.equity, state.week_start_equity) if state is not None else None,
+        *figures,
         reserved_units / UNITS_PER_USD if reserved_units is not None else None,
         record.mono,
         o.reference_price if o is not None else None,
