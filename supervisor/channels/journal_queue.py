@@ -276,8 +276,9 @@ class JournalQueue:
     def queued_decisions(self, n: int = 5_000) -> list[DecisionRecord]:
         """The decision records among the first `n` queued (for the metrics to catch up with
         when they are read: GateCounters.snapshot)."""
-        with self._order:
-            return [r for r in itertools.islice(self._items, n) if type(r) is DecisionRecord]
+        with self._order:  # only the copy (one C call) holds the appends back, not the filtering
+            records = list(itertools.islice(self._items, n))
+        return [r for r in records if type(r) is DecisionRecord]
 
     def remove_through(self, seq: int) -> int:
         """Drop the records from the left up to `seq` (after they were written);
