@@ -476,7 +476,7 @@ class Gate:
             if self._shut and result.decision != "block":
                 # A stop began while it decided: its record may miss the journal's last
                 # flush, so the order must not be sent. What it booked goes with the process.
-                result = self._unavailable(msg, "riskgate stopped while this order was decided")
+                result = self._unavailable(msg, "riskgate stopped while this order was decided", timed=False)
             if (
                 result.reason_code is not RC.GATE_UNAVAILABLE
                 and msg.deadline is not None
@@ -484,7 +484,7 @@ class Gate:
             ):
                 # The caller's timeout passed while it decided: it hears what a late answer
                 # would have said. What it booked stays booked until it ends or expires.
-                result = self._unavailable(msg, "decided after the caller's timeout")
+                result = self._unavailable(msg, "decided after the caller's timeout", timed=False)
             if self._unreferenced and result.decision != "block" and self._counters is not None:
                 self._counters.collar_unreferenced += 1  # (the decisions are counted from the journal's stream)
             return result
@@ -520,12 +520,16 @@ class Gate:
             log.exception("gate_internal_error", error=repr(exc))
             return self._unavailable(msg, f"internal error: {type(exc).__name__}")
 
-    def _unavailable(self, msg: Request, why: str) -> RiskGateResult:
-        """A GATE_UNAVAILABLE answer, counted and journaled (it books nothing)."""
+    def _unavailable(self, msg: Request, why: str, timed: bool = True) -> RiskGateResult:
+        """A GATE_UNAVAILABLE answer, counted and journaled (it books nothing). `timed`: its
+        record carries the time since the request, for the latency metric (not when it replaces
+        a decision whose own record carries it already)."""
         self._decisions[RC.GATE_UNAVAILABLE] += 1
         result = block_result(RC.GATE_UNAVAILABLE, why, _order_id(msg), self._clock.now())
         order = msg.order if isinstance(msg, EvaluateOrder) else None
-        self._journal.decision(result, order, _account(msg))
+        sent = msg.sent
+        latency = None if not timed or sent is None or self._counters is None else self._clock.monotonic() - sent
+        self._journal.decision(result, order, _account(msg), latency=latency)
         return result
 
     def _evaluate(self, msg: Request) -> RiskGateResult:

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from supervisor import RiskSupervisor
-from supervisor.channels.gate_counters import GateCounters
+from supervisor.channels.gate_counters import LATENCY_BUCKETS_S, GateCounters
 from supervisor.channels.journal_queue import DecisionRecord, JournalQueue
 from supervisor.core.evaluate import block_result
+from supervisor.core.messages import EvaluateOrder, RiskGateResult
+from supervisor.core.orders import validate_order
 from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import feed, make_config, order
 
@@ -92,3 +96,21 @@ def test_metrics_off_counts_nothing_and_the_journal_still_takes_every_decision(c
         feed(sup)
         assert sup.evaluate(order()).decision == "allow"
         assert sup.flush_journal() >= 1
+
+
+def test_an_order_that_reached_the_gate_after_its_timeout_is_in_the_latency_histogram_once(clock):
+    """The slow tail stays visible: its GATE_UNAVAILABLE record carries the time since the request."""
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
+        counters, gate = sup._runtime.counters, sup._runtime.gate
+        assert counters is not None
+        feed(sup)
+        valid = validate_order(order(), sup.config)
+        assert not isinstance(valid, str), valid
+        now = clock.monotonic()
+        late = EvaluateOrder(valid, None, now - 0.1, now - 0.2, sup.config)  # asked 0.2 s ago, gave up 0.1 s ago
+        result = gate.decide(late, 1.0)
+        assert isinstance(result, RiskGateResult) and result.reason_code is RC.GATE_UNAVAILABLE
+        decisions, buckets, latency_sum = counters.snapshot()
+        assert decisions == {("block", RC.GATE_UNAVAILABLE, "main"): 1}
+        assert buckets[LATENCY_BUCKETS_S.index(0.25)] == 1 and sum(buckets) == 1  # 0.1 .. 0.25 s
+        assert latency_sum == pytest.approx(0.2)
