@@ -385,6 +385,8 @@ def check_reduction_budget(o: OrderRequest, c: EvalContext) -> Outcome:
     position's reduction budget), so that instances closing one position at once never close
     more than it holds. Beyond the lease: scaled to it, or blocked without one (BUDGET_UNAVAILABLE;
     the keeper asks for more at its next round)."""
+    if c.reducible == 0.0:
+        return None  # closes nothing (the common case)
     closing = min(o.quantity, c.reducible)
     if closing <= c.reduction_room + 1e-9:
         return None
@@ -680,12 +682,19 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     st = c.state
     tightest: Scale | None = None
     ex_cfg = c.config.exchanges.get(o.exchange)
-    if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
-        current = st.exchange_in_use(o.exchange, c.now)
-        tightest = _exposure(o, c, ex_cfg.max_notional_usd, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
+    ex_cap = ex_cfg.max_notional_usd if ex_cfg is not None else None
+    # What each cap holds now (micro-USD): positions at the marks, and what orders in flight reserve.
+    ex_held = ex_reserved = acct_held = acct_reserved = 0
+    if ex_cap is not None:
+        ex_held = st.exchange_units_at_mark(o.exchange, c.now)
+        ex_reserved = st.reserved_units_by_exchange.get(o.exchange, 0)
+        current = (ex_held + ex_reserved) / UNITS_PER_USD  # GateState.exchange_in_use
+        tightest = _exposure(o, c, ex_cap, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
     cap = c.account.max_notional_usd
     if cap is not None:
-        current = st.book_units_at_mark(c.book, c.now) / UNITS_PER_USD + st.reserved_usd(o.account)
+        acct_held = st.book_units_at_mark(c.book, c.now)
+        acct_reserved = st.reserved_units_by_account.get(o.account, 0)
+        current = acct_held / UNITS_PER_USD + acct_reserved / UNITS_PER_USD  # GateState.reserved_usd's
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
         if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
             tightest = out
@@ -693,16 +702,14 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
         # Several instances: each cap is spent only within the slice this instance leases.
         # (The pass is the common case: nothing is built for it.)
         leases, price, free, qty = st.leases, c.value_price, c.reducible, o.quantity
-        if ex_cfg is not None and ex_cfg.max_notional_usd is not None:
-            room = room_units(leases.get(("exchange", o.exchange)), st.exchange_units_at_mark(o.exchange, c.now),
-                              st.reserved_units_by_exchange.get(o.exchange, 0), c.now)  # fmt: skip
+        if ex_cap is not None:
+            room = room_units(leases.get(("exchange", o.exchange)), ex_held, ex_reserved, c.now)
             if qty > free + room / UNITS_PER_USD / price:
                 out = _budget(o, c, room, "exchange")
                 if tightest is None or out.max_quantity < tightest.max_quantity:
                     tightest = out
         if cap is not None:
-            room = room_units(leases.get(("account", o.account)), st.book_units_at_mark(c.book, c.now),
-                              st.reserved_units_by_account.get(o.account, 0), c.now)  # fmt: skip
+            room = room_units(leases.get(("account", o.account)), acct_held, acct_reserved, c.now)
             if qty > free + room / UNITS_PER_USD / price:
                 out = _budget(o, c, room, "account")
                 if tightest is None or out.max_quantity < tightest.max_quantity:
