@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +46,14 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def shared_config(
-    dsn: str,
-    name: str,
-    cap_usd: float = 1e15,
-    slice_pct: float = 100.0,
-    reservation_ttl_s: float = TTL_S,
-    **store: Any,
-):
+def shared_config(dsn: str, name: str, cap_usd: float = 1e15, slice_pct: float = 100.0, **store: Any):
     base = bench_config(100)
     data = config_dict(
         gate={
             "max_orders_per_s": 10**9,
             "evaluate_timeout_s": 5.0,
             "max_repeats": 10**9,
-            "reservation_ttl_s": reservation_ttl_s,
+            "reservation_ttl_s": TTL_S,
         },
         risk_v3={"max_age_s": 3600.0},
         ess={"max_age_s": 3600.0},
@@ -98,12 +92,13 @@ def latency(dsn: str, n: int, rounds: int = 10) -> dict[str, float]:
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[0]})
     try:
-        lite = fed_supervisor(bench_config(100))
-        # The same reservation TTL as the SQLite side's (bench_config's; a lease lives at least as
-        # long): only the backend differs. With the 2 s of the other measures, half its decisions
-        # also expired an earlier order's reservation, which the SQLite side never did.
-        ttl = lite.config.gate.reservation_ttl_s
-        pg = fed_supervisor(shared_config(dsn, "latency", reservation_ttl_s=ttl, lease_ttl_s=ttl))
+        # Both with the reservation TTL of this section's other measures (TTL_S): only the backend
+        # differs. (With 30 s on the SQLite side, half the PostgreSQL side's decisions expired an
+        # earlier reservation and none of the SQLite side's did; and 30 s on the PostgreSQL side
+        # would keep its in-flight budget leased past its stop into the measures after it.)
+        base = bench_config(100)
+        lite = fed_supervisor(replace(base, gate=replace(base.gate, reservation_ttl_s=TTL_S)))
+        pg = fed_supervisor(shared_config(dsn, "latency"))
         _confirmed(pg)
         orders = [order(i) for i in range(1000)]
         samples: dict[str, list[int]] = {"sqlite": [], "postgresql": []}
