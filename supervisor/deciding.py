@@ -85,9 +85,10 @@ class GateDecider:
         """Journaled, and counted by the gate like its own decisions."""
         return self._gate.unavailable(order_id_of(order), account_of(order), f"gate unavailable: {why}")
 
-    def _journaled(self, result: RiskGateResult, order: Any) -> RiskGateResult:
-        """A decision made here, not by the gate, is journaled too."""
-        self.journal.decision(result, None, account_of(order))
+    def _journaled(self, result: RiskGateResult, order: Any, counted: bool = True) -> RiskGateResult:
+        """A decision made here, not by the gate, is journaled too (not `counted` by the metrics:
+        it replaces an answer they counted already)."""
+        self.journal.decision(result, None, account_of(order), counted=counted)
         return result
 
     def _wait_of(self, timeout: object) -> float | None:
@@ -199,7 +200,10 @@ class GateDecider:
     def _not_committed(self, result: RiskGateResult, order: Any) -> RiskGateResult:
         # What it booked stays booked until its outcome or its TTL (the safe side).
         why = f"the journal did not commit the decision within the caller's timeout (order {result.order_id})"
-        return self._journaled(block_result(RC.JOURNAL_UNAVAILABLE, why, result.order_id, self.clock.now()), order)
+        # The approval's record was counted by the metrics already (they never go back): this block,
+        # journaled after it, is not counted again.
+        blocked = block_result(RC.JOURNAL_UNAVAILABLE, why, result.order_id, self.clock.now())
+        return self._journaled(blocked, order, counted=False)
 
     async def _committed_async(self, result: RiskGateResult, order: Any, deadline: float, seq: int) -> RiskGateResult:
         now = self._without_commit(result, order, seq)

@@ -201,6 +201,7 @@ class Gate:
         self._ess_logged: bool | None = None
         self._older_signal_logged = False
         self._unreferenced = False  # the last decision passed the collar with no reference price
+        self._late = False  # the last decision came after its caller's timeout (`decide` answers GATE_UNAVAILABLE)
         self._marks_journaled: dict[str, tuple[float, float]] = {}  # symbol -> (price, monotonic) journaled
         self._board_seen: object = None  # the ESS board's reading last journaled as an input
         # State and reports: one the gate cannot apply is refused (journaled), never a crash.
@@ -472,19 +473,22 @@ class Gate:
             if msg.reply is not None and getattr(msg.reply, "gone", False):
                 # Handed to the actor by a caller that has stopped waiting: nothing to book.
                 return self._unavailable(msg, "the caller stopped waiting before the gate decided")
+            self._late = False
             result = self._answer(msg)
+            late = self._late  # found when its record was journaled (not counted then: this block is)
             if self._shut and result.decision != "block":
                 # A stop began while it decided: its record may miss the journal's last
                 # flush, so the order must not be sent. What it booked goes with the process.
                 result = self._unavailable(msg, "riskgate stopped while this order was decided", timed=False)
-            if (
+            elif late or (
                 result.reason_code is not RC.GATE_UNAVAILABLE
                 and msg.deadline is not None
                 and self._clock.monotonic() > msg.deadline
             ):
                 # The caller's timeout passed while it decided: it hears what a late answer
-                # would have said. What it booked stays booked until it ends or expires.
-                result = self._unavailable(msg, "decided after the caller's timeout", timed=False)
+                # would have said. What it booked stays booked until it ends or expires. (Past
+                # its timeout only while it booked, after its record was counted: counted twice.)
+                result = self._unavailable(msg, "decided after the caller's timeout", timed=late)
             if self._unreferenced and result.decision != "block" and self._counters is not None:
                 self._counters.collar_unreferenced += 1  # (the decisions are counted from the journal's stream)
             return result
@@ -568,10 +572,13 @@ class Gate:
         if journal.keeps_records:  # a replay's gate keeps no record: nothing to look up for one
             book = st.books.get(account) if account is not None else None
             reserved = st.reserved_units_by_account.get(account, 0) if account is not None else None
-            # The metrics count the record on the journal's thread; the time it took is its only part here.
-            sent = msg.sent
-            latency = None if sent is None or self._counters is None else self._clock.monotonic() - sent
-            seq = journal.decision(result, order, account, st.signal, book, reserved, now, latency)
+            # The metrics count the record on the journal's thread; the time it took is its only part
+            # here. A decision after its caller's timeout is not counted: `decide` answers (and
+            # counts) GATE_UNAVAILABLE for it.
+            sent, deadline, done = msg.sent, msg.deadline, self._clock.monotonic()
+            late = self._late = code is not RC.GATE_UNAVAILABLE and deadline is not None and done > deadline
+            latency = None if sent is None or self._counters is None or late else done - sent
+            seq = journal.decision(result, order, account, st.signal, book, reserved, now, latency, not late)
         else:
             seq = journal.decision(result, order, account)
         if self._track_seq:

@@ -66,7 +66,7 @@ class GateCounters:
         self.counted_through = 0  # the journal seq of the last record counted
         self.lock = threading.Lock()
         # The journal's decisions still queued (JournalQueue.count_into): counted before a snapshot.
-        self.queued: Callable[[], Iterable[Any]] | None = None
+        self.queued: Callable[[int], Iterable[Any]] | None = None
 
     def count(self, decision: str, code: str, account: str | None, latency_s: float | None) -> None:
         """One decision; `latency_s` None: answered without the gate (not in the histogram)."""
@@ -83,13 +83,16 @@ class GateCounters:
 
     def count_records(self, decisions: Iterable[Any]) -> None:
         """Journaled decisions (`DecisionRecord`s, in seq order), each counted once: those
-        whose seq is above `counted_through`."""
+        whose seq is above `counted_through`, but for the ones marked not `counted` (an answer
+        replaced by another record of the same order)."""
         with self.lock:
             through, accounts, count = self.counted_through, self.accounts, self._count
             for record in decisions:
                 if record.seq <= through:
                     continue
                 through = record.seq
+                if not record.counted:
+                    continue  # replaced by another record of the same order's answer
                 result, account = record.result, record.account
                 count(result.decision, result.reason_code, account if account in accounts else "other", record.latency)
             self.counted_through = through
@@ -98,6 +101,6 @@ class GateCounters:
         """Copies to read from another thread: decisions, latency buckets (not cumulative), latency
         sum; the decisions still queued for the journal counted first, so a read is up to the moment."""
         if self.queued is not None:
-            self.count_records(self.queued())
+            self.count_records(self.queued(self.counted_through))
         with self.lock:
             return self.decisions.copy(), self.latency_buckets.copy(), self.latency_sum

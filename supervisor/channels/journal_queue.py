@@ -63,6 +63,10 @@ class DecisionRecord(NamedTuple):
     reserved_units: int | None = None  # the account's reserved notional, micro-USD
     mono: float | None = None  # the gate's monotonic time when it decided (None: not decided by the gate)
     latency: float | None = None  # seconds from the request to the decision, for the metrics (None: not timed)
+    # False: not counted by the metrics, which count each order's answer once: an approval the gate
+    # replaced with GATE_UNAVAILABLE (decided after the caller's timeout), or a JOURNAL_UNAVAILABLE
+    # that replaced an approval already counted (journal.durability = "commit").
+    counted: bool = True
 
 
 class EventRecord(NamedTuple):
@@ -153,7 +157,7 @@ class JournalQueue:
         this queue has no room for is counted where it was decided."""
         self.counters = counters
         if counters is not None:
-            counters.queued = self.queued_decisions
+            counters.queued = self.decisions_after
 
     # -- producers (any thread) ---------------------------------------------------
     def _full(self) -> bool:
@@ -173,12 +177,13 @@ class JournalQueue:
         reserved_units: int | None = None,
         mono: float | None = None,
         latency: float | None = None,
+        counted: bool = True,
     ) -> int:
         """Append a decision's record; its seq (0 when the queue is full: not queued)."""
         items = self._items
         if len(items) >= self.max_records and self._full():
             self._replay_lost += 1
-            if self.counters is not None:
+            if self.counters is not None and counted:
                 self.counters.count(result.decision, result.reason_code, account, latency)
             return 0
         # Seq and place in one step: the queue is in seq order, whatever the threads. (acquire and
@@ -189,7 +194,9 @@ class JournalQueue:
                 self._mark_lost(result.timestamp)
             seq = next(self._seq)
             items.append(
-                _new_tuple(DecisionRecord, (seq, result, order, account, signal, book, reserved_units, mono, latency))
+                _new_tuple(
+                    DecisionRecord, (seq, result, order, account, signal, book, reserved_units, mono, latency, counted)
+                )
             )
         finally:
             self._give()
@@ -273,11 +280,17 @@ class JournalQueue:
         with self._order:  # not while another thread appends (a deque mutated during iteration)
             return list(itertools.islice(self._items, n))
 
-    def queued_decisions(self, n: int = 5_000) -> list[DecisionRecord]:
-        """The decision records among the first `n` queued (for the metrics to catch up with
-        when they are read: GateCounters.snapshot)."""
-        with self._order:  # only the copy (one C call) holds the appends back, not the filtering
-            records = list(itertools.islice(self._items, n))
+    def decisions_after(self, seq: int) -> list[DecisionRecord]:
+        """The decision records queued after `seq` (for the metrics to catch up with when they
+        are read: GateCounters.snapshot), however many: a journal that cannot write keeps up to
+        `max_records` queued, and each of them is counted."""
+        with self._order:  # only the skip and the copy (C calls) hold the appends back, not the filtering
+            items = self._items
+            if not items or items[-1].seq <= seq:
+                return []
+            # Seqs in the queue are consecutive (each is drawn as its record is appended, and records
+            # leave from the left only): the first after `seq` is found by arithmetic.
+            records = list(itertools.islice(items, max(0, seq - items[0].seq + 1), None))
         return [r for r in records if type(r) is DecisionRecord]
 
     def remove_through(self, seq: int) -> int:

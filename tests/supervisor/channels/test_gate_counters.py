@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+import supervisor.gate as gate_module
 from supervisor import RiskSupervisor
 from supervisor.channels.gate_counters import LATENCY_BUCKETS_S, GateCounters
 from supervisor.channels.journal_queue import DecisionRecord, JournalQueue
@@ -114,3 +115,51 @@ def test_an_order_that_reached_the_gate_after_its_timeout_is_in_the_latency_hist
         assert decisions == {("block", RC.GATE_UNAVAILABLE, "main"): 1}
         assert buckets[LATENCY_BUCKETS_S.index(0.25)] == 1 and sum(buckets) == 1  # 0.1 .. 0.25 s
         assert latency_sum == pytest.approx(0.2)
+
+
+def test_while_the_journal_cannot_write_every_queued_decision_is_counted_not_only_its_first_batch(tmp_path, clock):
+    """A probe: the counts froze at about 5,000 (one batch) while the journal could not write."""
+    (tmp_path / "journal.sqlite").mkdir()  # a folder where the journal's file goes: it cannot open
+    cfg = make_config(state={"dir": str(tmp_path)}, journal={"on_failure": "continue"})
+    with RiskSupervisor(cfg, clock=clock, poll_upstreams=False) as sup:
+        counters = sup._runtime.counters
+        assert counters is not None
+        feed(sup)
+        for i in range(6_000):
+            sup.evaluate(order(order_id=f"o{i}", leverage=4.0))
+        sup.flush_journal()
+        assert len(sup.journal) >= 6_000  # still queued, unwritten
+        assert counters.snapshot()[0] == {("block", RC.LEVERAGE_EXCEEDS_LIMIT, "main"): 6_000}
+        assert counters.snapshot()[0] == {("block", RC.LEVERAGE_EXCEEDS_LIMIT, "main"): 6_000}  # not twice
+
+
+def test_an_approval_decided_after_its_callers_timeout_counts_once_as_the_block_the_caller_got(clock, monkeypatch):
+    """A probe: it counted as an allow and as a GATE_UNAVAILABLE (the journal keeps both records)."""
+    real = gate_module.decide
+
+    def slow(*args):  # the checks take 3 s of the gate's clock: past the caller's 2 s timeout
+        clock.advance(3.0)
+        return real(*args)
+
+    with RiskSupervisor(make_config(), clock=clock, poll_upstreams=False) as sup:
+        counters = sup._runtime.counters
+        assert counters is not None
+        feed(sup)
+        monkeypatch.setattr(gate_module, "decide", slow)
+        assert sup.evaluate(order()).reason_code is RC.GATE_UNAVAILABLE
+        decisions, buckets, _ = counters.snapshot()
+        assert decisions == {("block", RC.GATE_UNAVAILABLE, "main"): 1} and sum(buckets) == 1
+        sup.flush_journal()
+        kinds = [r["reason_code"] for r in sup.decisions(limit=10)]
+        assert sorted(kinds) == ["ALL_CHECKS_PASSED", "GATE_UNAVAILABLE"]  # the journal keeps both
+
+
+def test_under_commit_durability_an_approval_not_committed_in_time_counts_once(clock):
+    """A probe: the approval and the JOURNAL_UNAVAILABLE that replaced it both counted."""
+    with RiskSupervisor(make_config(journal={"durability": "commit"}), clock=clock, poll_upstreams=False) as sup:
+        counters = sup._runtime.counters
+        assert counters is not None
+        feed(sup)
+        sup.journal.flush_now = lambda: None  # the journal's flush comes late (a stalled disk)
+        assert sup.evaluate(order(), timeout=0.2).reason_code is RC.JOURNAL_UNAVAILABLE
+        assert sum(counters.snapshot()[0].values()) == 1
