@@ -4,6 +4,8 @@ for good (every later read had the resume's version, no newer than the one b kne
 
 from __future__ import annotations
 
+import threading
+
 from supervisor.core.reasons import ReasonCode as RC
 from tests.helpers import feed, order
 from tests.supervisor.shared.test_instances import RICH, started
@@ -20,10 +22,14 @@ def test_a_round_read_before_a_resume_here_does_not_halt_again(migrated_dsn, tmp
         assert b.evaluate(order(order_id="halted", quantity=0.1)).reason_code is RC.ESS_HALT_ACTIVE
         store = b.shared.store
         real = store.round
+        first = threading.Lock()  # taken by the first round only
 
         def read_then_resume(*args):
             result = real(*args)  # read: a's drill holds
-            b.resume(by="ops", reason="drill over")  # the resume commits meanwhile (API thread)
+            # The resume commits meanwhile (API thread), once: b's keeper may run a round of its own
+            # in this window too (a second resume would find nothing to resume).
+            if first.acquire(blocking=False):
+                b.resume(by="ops", reason="drill over")
             return result
 
         store.round = read_then_resume
