@@ -480,10 +480,8 @@ class Gate:
                 # A stop began while it decided: its record may miss the journal's last
                 # flush, so the order must not be sent. What it booked goes with the process.
                 result = self._unavailable(msg, "riskgate stopped while this order was decided", timed=False)
-            elif late or (
-                result.reason_code is not RC.GATE_UNAVAILABLE
-                and msg.deadline is not None
-                and self._clock.monotonic() > msg.deadline
+            elif result.reason_code is not RC.GATE_UNAVAILABLE and (
+                late or (msg.deadline is not None and self._clock.monotonic() > msg.deadline)
             ):
                 # The caller's timeout passed while it decided: it hears what a late answer
                 # would have said. What it booked stays booked until it ends or expires. (Past
