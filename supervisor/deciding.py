@@ -82,7 +82,7 @@ class GateDecider:
         self._commit = config.journal.durability == "commit"  # approvals answered once their record is committed
 
     def _unavailable(self, order: Any, why: str) -> RiskGateResult:
-        """Journaled, and counted by the gate like its own decisions."""
+        """Journaled (the metrics count its record), and counted in the gate's health like its own decisions."""
         return self._gate.unavailable(order_id_of(order), account_of(order), f"gate unavailable: {why}")
 
     def _journaled(self, result: RiskGateResult, order: Any, counted: bool = True) -> RiskGateResult:

@@ -143,7 +143,8 @@ class Posted(NamedTuple):
 
 
 class _Answered(NamedTuple):
-    """A GATE_UNAVAILABLE answered without the lock: counted by the next holder."""
+    """A GATE_UNAVAILABLE answered without the lock: counted in the gate's health by the next holder
+    (the metrics count its journal record)."""
 
     code: RC
     account: str | None
@@ -500,7 +501,8 @@ class Gate:
 
     def unavailable(self, order_id: str, account: str | None, why: str) -> RiskGateResult:
         """A GATE_UNAVAILABLE decided without the lock (not started, busy past the
-        caller's timeout, its actor gone): journaled now, counted by the next holder."""
+        caller's timeout, its actor gone): journaled now (the metrics count its record), counted in
+        the gate's health by the next holder."""
         result = block_result(RC.GATE_UNAVAILABLE, why, order_id, self._clock.now())
         self._journal.decision(result, None, account)
         self.post(_Answered(result.reason_code, account), 0.0)

@@ -71,10 +71,10 @@ class GateCounters:
     def count(self, decision: str, code: str, account: str | None, latency_s: float | None) -> None:
         """One decision; `latency_s` None: answered without the gate (not in the histogram)."""
         with self.lock:
-            self._count(decision, code, account if account in self.accounts else "other", latency_s)
+            self._count(decision, code, account, latency_s)
 
-    def _count(self, decision: str, code: str, label: str, latency_s: float | None) -> None:
-        key = (decision, code, label)
+    def _count(self, decision: str, code: str, account: str | None, latency_s: float | None) -> None:
+        key = (decision, code, account if account in self.accounts else "other")
         decisions = self.decisions
         decisions[key] = decisions.get(key, 0) + 1
         if latency_s is not None:
@@ -86,15 +86,15 @@ class GateCounters:
         whose seq is above `counted_through`, but for the ones marked not `counted` (an answer
         replaced by another record of the same order)."""
         with self.lock:
-            through, accounts, count = self.counted_through, self.accounts, self._count
+            through, count = self.counted_through, self._count
             for record in decisions:
                 if record.seq <= through:
                     continue
                 through = record.seq
                 if not record.counted:
                     continue  # replaced by another record of the same order's answer
-                result, account = record.result, record.account
-                count(result.decision, result.reason_code, account if account in accounts else "other", record.latency)
+                result = record.result
+                count(result.decision, result.reason_code, record.account, record.latency)
             self.counted_through = through
 
     def snapshot(self) -> tuple[dict[tuple[str, str, str], int], list[int], float]:

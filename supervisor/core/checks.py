@@ -686,15 +686,14 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     # What each cap holds now (micro-USD): positions at the marks, and what orders in flight reserve.
     ex_held = ex_reserved = acct_held = acct_reserved = 0
     if ex_cap is not None:
-        ex_held = st.exchange_units_at_mark(o.exchange, c.now)
-        ex_reserved = st.reserved_units_by_exchange.get(o.exchange, 0)
-        current = (ex_held + ex_reserved) / UNITS_PER_USD  # GateState.exchange_in_use
+        ex_held, ex_reserved = st.exchange_units(o.exchange, c.now)
+        current = (ex_held + ex_reserved) / UNITS_PER_USD
         tightest = _exposure(o, c, ex_cap, current, RC.EXCHANGE_EXPOSURE_LIMIT, "exchange")
     cap = c.account.max_notional_usd
     if cap is not None:
         acct_held = st.book_units_at_mark(c.book, c.now)
         acct_reserved = st.reserved_units_by_account.get(o.account, 0)
-        current = acct_held / UNITS_PER_USD + acct_reserved / UNITS_PER_USD  # GateState.reserved_usd's
+        current = acct_held / UNITS_PER_USD + st.reserved_usd(o.account)
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
         if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
             tightest = out

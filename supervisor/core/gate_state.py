@@ -434,11 +434,16 @@ class GateState:
         self.last_price[key] = (price, now)
         return True
 
+    def exchange_units(self, exchange: str, now: float) -> tuple[int, int]:
+        """(every account's positions on `exchange`, at the fresh marks where higher as of `now`;
+        the notional reserved there by orders in flight), micro-USD."""
+        return self.exchange_units_at_mark(exchange, now), self.reserved_units_by_exchange.get(exchange, 0)
+
     def exchange_in_use(self, exchange: str, now: float = -math.inf) -> float:
         """Gross notional of every account's positions on `exchange` (at the fresh marks where
         higher, as of `now`) plus the notional reserved there by orders in flight, in USD."""
-        held = self.exchange_units_at_mark(exchange, now)
-        return (held + self.reserved_units_by_exchange.get(exchange, 0)) / UNITS_PER_USD
+        held, reserved = self.exchange_units(exchange, now)
+        return (held + reserved) / UNITS_PER_USD
 
     def reserved_usd(self, account: str) -> float:
         return self.reserved_units_by_account.get(account, 0) / UNITS_PER_USD
