@@ -228,15 +228,6 @@ class GateDecider:
         wait = self._wait_of(timeout)
         if wait is None:
             return self._bad_timeout(order, timeout)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[RiskGateResult, int]] = loop.create_future()
-
-        def deliver(result: RiskGateResult, seq: int) -> None:
-            if not future.done():
-                future.set_result((result, seq))
-
-        reply = _LoopReply(loop, deliver, self._gate.decided_seq)
-
         started = _real_monotonic()
         try:
             request = self._request(order, None, wait)
@@ -251,6 +242,15 @@ class GateDecider:
             gate = self._gate_actor()
             if gate is None:
                 return self._unavailable(order, "not started")
+            # Its reply comes on this loop (built only now: most orders are decided above).
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[tuple[RiskGateResult, int]] = loop.create_future()
+
+            def deliver(result: RiskGateResult, seq: int) -> None:
+                if not future.done():
+                    future.set_result((result, seq))
+
+            reply = _LoopReply(loop, deliver, self._gate.decided_seq)
             gate.tell(dataclasses.replace(request, reply=reply))
         except pykka.ActorDeadError:
             return self._unavailable(order, "gate actor is not running")

@@ -18,7 +18,6 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
-from datetime import UTC
 from importlib import resources
 from typing import Any
 
@@ -28,6 +27,7 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from supervisor.api.answers import dumps, result_bytes, result_json
 from supervisor.api.auth import Gatekeeper, Role, is_json
 from supervisor.api.models import (
     BODIES,
@@ -90,8 +90,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
 def _parse(raw: bytes) -> Any:
     try:
+        if type(raw) is bytes:  # json.loads, without the decoder it would build for every body
+            return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
         return json.loads(raw, object_pairs_hook=_no_duplicates)
     except _BodyError:
         raise
@@ -156,7 +161,7 @@ async def evaluate_body(service: Decider, raw: bytes, scope: Scope = None) -> tu
     order, answer = _order_or_answer(service, raw)
     if answer is not None:
         return answer
-    return 200, _dumps(result_json(await _decide(service, order, scope)))
+    return 200, result_bytes(await _decide(service, order, scope))
 
 
 def evaluate_line(service: Decider, raw: bytes, scope: Scope = None) -> tuple[int, bytes]:
@@ -166,7 +171,7 @@ def evaluate_line(service: Decider, raw: bytes, scope: Scope = None) -> tuple[in
     if answer is not None:
         return answer
     refused = _refused_order(service, order, scope)
-    return 200, _dumps(result_json(refused if refused is not None else service.evaluate(order)))
+    return 200, result_bytes(refused if refused is not None else service.evaluate(order))
 
 
 def _order_or_answer(service: Decider, raw: bytes) -> tuple[Any, tuple[int, bytes] | None]:
@@ -175,8 +180,8 @@ def _order_or_answer(service: Decider, raw: bytes) -> tuple[Any, tuple[int, byte
         return _parse(raw), None
     except _BodyError as error:
         if error.ambiguous:  # JSON, but which value was meant? An INVALID_ORDER decision.
-            return None, (200, _dumps(result_json(service.reject({}, error.detail))))
-        return None, (error.status, _dumps({"detail": error.detail}))
+            return None, (200, result_bytes(service.reject({}, error.detail)))
+        return None, (error.status, dumps({"detail": error.detail}))
 
 
 async def _decide(service: Decider, order: Any, scope: Scope = None) -> RiskGateResult:
@@ -225,26 +230,11 @@ def refusal(
         keeper.refused(authorization, method, path, client, known)
         if known is not None:
             kind = "an operator" if known in api.operators else "an execution client"
-            return 403, _dumps({"detail": f"the token is {known}'s, {kind}'s: {_UNAUTHORIZED[role]}"}), {}
-        return 401, _dumps({"detail": _UNAUTHORIZED[role]}), {"WWW-Authenticate": 'Bearer realm="riskgate"'}
+            return 403, dumps({"detail": f"the token is {known}'s, {kind}'s: {_UNAUTHORIZED[role]}"}), {}
+        return 401, dumps({"detail": _UNAUTHORIZED[role]}), {"WWW-Authenticate": 'Bearer realm="riskgate"'}
     if not is_json(content_type):
-        return 415, _dumps({"detail": "the body must be JSON, sent as Content-Type: application/json"}), {}
+        return 415, dumps({"detail": "the body must be JSON, sent as Content-Type: application/json"}), {}
     return None
-
-
-def result_json(result: RiskGateResult) -> dict[str, Any]:
-    return {
-        "decision": result.decision,
-        "reason": result.reason,
-        "reason_code": str(result.reason_code),
-        "scale_factor": result.scale_factor,
-        "adjusted_quantity": result.adjusted_quantity,
-        "risk_level": result.risk_level,
-        "ess_active": result.ess_active,
-        "timestamp": result.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "order_id": result.order_id,
-        "state_age_s": dict(result.state_age_s),
-    }
 
 
 def _account_json(state: AccountState) -> dict[str, Any]:
@@ -262,12 +252,8 @@ def _account_json(state: AccountState) -> dict[str, Any]:
     }
 
 
-def _dumps(body: Any) -> bytes:
-    return json.dumps(body, allow_nan=False, separators=(",", ":"), default=str).encode()
-
-
 def _ok(body: Any, status: int = 200) -> Response:
-    return Response(_dumps(body), status_code=status, media_type="application/json")
+    return Response(dumps(body), status_code=status, media_type="application/json")
 
 
 def _problem(status: int, detail: str, **extra: Any) -> Response:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from supervisor.api.service import Basics
+from supervisor.config import ApiConfig, OperatorConfig
 
 __all__ = ["Gatekeeper", "Role", "is_json"]
 
@@ -43,6 +44,7 @@ class Gatekeeper:
         self._window = -1
         self._journaled = 0
         self._suppressed = 0
+        self._kept: tuple[ApiConfig, dict[Role, tuple[OperatorConfig, ...]]] | None = None
 
     def who(self, headers: Sequence[str], role: Role) -> str | None:
         """The name whose token the Authorization headers carry, if it may act as `role`."""
@@ -53,14 +55,20 @@ class Gatekeeper:
         if scheme.lower() != "bearer" or not token or len(token) > 512:
             return None
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-        api = self._service.config.api
-        groups = {"operator": (api.operators,), "client": (api.clients,), "reader": (api.operators, api.clients)}
         found = None
-        for group in groups[role]:
-            for principal in group.values():
-                if hmac.compare_digest(principal.token_sha256, digest):
-                    found = principal.name
+        for principal in self._principals(role):  # every one compared: the time does not tell which matched
+            if hmac.compare_digest(principal.token_sha256, digest):
+                found = principal.name
         return found
+
+    def _principals(self, role: Role) -> tuple[OperatorConfig, ...]:
+        """Who may act as `role` under the config now (kept per config: asked on every order)."""
+        api = self._service.config.api
+        kept = self._kept
+        if kept is None or kept[0] is not api:
+            operators, clients = tuple(api.operators.values()), tuple(api.clients.values())
+            kept = self._kept = (api, {"operator": operators, "client": clients, "reader": operators + clients})
+        return kept[1][role]
 
     def scope(self, headers: Sequence[str]) -> tuple[str, frozenset[str]] | None:
         """(client name, its accounts) when the client whose token the headers carry
