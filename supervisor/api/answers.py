@@ -44,11 +44,15 @@ def result_json(result: RiskGateResult) -> dict[str, Any]:
 
 
 def _timestamp(result: RiskGateResult) -> str:
-    return result.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    wall = result.timestamp
+    if wall.tzinfo is not UTC:  # (the gate's clock says UTC: no conversion to make)
+        wall = wall.astimezone(UTC)
+    return wall.isoformat().replace("+00:00", "Z")
 
 
 _isfinite = math.isfinite
 _BOOLS = {True: "true", False: "false"}
+_AGE_KEYS = {key: encode_basestring_ascii(key) for key in ("ess", "risk_v3", "account")}  # the gate's
 
 
 def result_bytes(result: RiskGateResult) -> bytes:
@@ -60,10 +64,15 @@ def result_bytes(result: RiskGateResult) -> bytes:
         return dumps(result_json(result))  # refused there, as always
     ages = []
     for key, age in result.state_age_s.items():
+        name = _AGE_KEYS.get(key) if type(key) is str else None
+        if name is None:
+            if type(key) is not str:
+                return dumps(result_json(result))
+            name = encode_basestring_ascii(key)
         if age is None:
-            ages.append(f"{encode_basestring_ascii(key)}:null")
-        elif type(age) is float and _isfinite(age) and type(key) is str:
-            ages.append(f"{encode_basestring_ascii(key)}:{age!r}")
+            ages.append(f"{name}:null")
+        elif type(age) is float and _isfinite(age):
+            ages.append(f"{name}:{age!r}")
         else:
             return dumps(result_json(result))
     try:

@@ -36,6 +36,7 @@ _TOO_LARGE = b'{"detail":"body larger than %d bytes"}' % MAX_BODY_BYTES
 _BUSY = b'{"detail":"too many connections (api.max_connections): try again; probes and controls are still served"}'
 _CLOSE = {"Connection": "close"}
 _ALIVE = b'{"status":"alive"}'
+_HOSTS_KEPT = 16
 _RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/halt", "/v1/resume", "/v1/reload", "/v1/state"})
 
 
@@ -47,6 +48,7 @@ class EvaluateFastPath:
         self._loopback = service.config.api.host in _LOOPBACK_NAMES or service.config.api.host.startswith("127.")
         self._max_connections = service.config.api.max_connections
         self.connections: Callable[[], int] | None = None  # open connections now (set by the server)
+        self._hosts_seen: set[bytes] = set()  # Host headers found to name this machine's loopback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,9 +61,12 @@ class EvaluateFastPath:
                 content_type = value.decode("latin-1")
             elif key == b"authorization":
                 authorization.append(value.decode("latin-1"))
-            elif key == b"host" and self._loopback and not _loopback_host(value.decode("latin-1")):
-                await _answer(send, 421, _MISDIRECTED)
-                return
+            elif key == b"host" and self._loopback and value not in self._hosts_seen:
+                if not _loopback_host(value.decode("latin-1")):
+                    await _answer(send, 421, _MISDIRECTED)
+                    return
+                if len(self._hosts_seen) < _HOSTS_KEPT:  # the few names callers use: not parsed again
+                    self._hosts_seen.add(value)
         connections = self.connections
         if connections is not None and connections() > self._max_connections:
             if not _reserved(scope):

@@ -222,6 +222,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
 
 
 _GATE = GateConfig()  # defaults (slotted classes hold descriptors, not values)
+_MIN_GC_YOUNG = 100  # below it the collector runs every few allocations: a typo, not a setting
 
 
 def _gate(t: _Table) -> GateConfig:
@@ -238,7 +239,11 @@ def _gate(t: _Table) -> GateConfig:
         max_messages_per_s=t.number("max_messages_per_s", _GATE.max_messages_per_s, ge=1, le=1_000_000, integer=True),
         warning_scaling=t.string("warning_scaling", _GATE.warning_scaling, WARNING_SCALING),
         reduced_tier_scale_factor=t.number("reduced_tier_scale_factor", _GATE.reduced_tier_scale_factor, gt=0, le=1),
+        gc_young_threshold=t.number("gc_young_threshold", _GATE.gc_young_threshold, ge=0, le=10_000_000, integer=True),
     )
+    if 0 < c.gc_young_threshold < _MIN_GC_YOUNG:
+        t.problem("gc_young_threshold", f"must be 0 (leave the process's as it is) or >= {_MIN_GC_YOUNG}, "
+                  f"got {c.gc_young_threshold}")  # fmt: skip
     t.finish()
     return c
 

@@ -61,6 +61,7 @@ class GateConfig:
     max_repeats: int = 10  # the same account/symbol/side/quantity/price this often within the window, then blocks
     warning_scaling: str = "fixed"  # "fixed": warning_scale_factor; "risk_score": by the signal's score
     reduced_tier_scale_factor: float = 0.75  # ESS tier REDUCED with warning_scaling = "risk_score"
+    gc_young_threshold: int = 20_000  # Python's young-generation threshold for the process; 0: left as it is
 
 
 @dataclass(frozen=True, slots=True)

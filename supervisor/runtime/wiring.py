@@ -31,6 +31,7 @@ from supervisor.config import Config
 from supervisor.core.gate_state import GateState
 from supervisor.core.messages import ConfigChanged, EssState
 from supervisor.gate import Gate, GateView, Posted
+from supervisor.heap import pace_collector
 from supervisor.logs import get_logger
 from supervisor.runtime.supervision import ActorSpec, ActorSupervisor
 from supervisor.sources.baseline_store import BaselineShare
@@ -149,6 +150,7 @@ class Runtime:
         return [*(Posted(m, sent) for m, sent in self.link.snapshot()), Posted(ConfigChanged(self.config), now)]
 
     def start(self) -> None:
+        pace_collector(self.config.gate.gc_young_threshold)
         self.gate.arm()
         self.halts.start()
         self.supervisor.start(self.specs())
@@ -193,6 +195,7 @@ class Runtime:
         """Swap a reloaded config in: the gate (between two decisions), the
         tracker, and whatever a restart starts from now on."""
         self.config = config
+        pace_collector(config.gate.gc_young_threshold)
         if self.counters is not None:
             self.counters.accounts = frozenset(config.accounts.accounts)  # the labels the metrics may use
         self.gate.reconfigure(config)

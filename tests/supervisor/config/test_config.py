@@ -82,6 +82,12 @@ def test_every_problem_reported_at_once_with_its_path():
         ("health", "interval_s", True, "must be a number"),
         ("journal", "writer", "fork", "must be one of"),
         ("journal", "writer", 1, "must be"),
+        ("gate", "gc_young_threshold", -1, "must be >= 0"),
+        ("gate", "gc_young_threshold", 50, "must be 0 (leave the process's as it is) or >= 100"),
+        ("gate", "gc_young_threshold", 2000.5, "must be an integer"),
+        ("gate", "gc_young_threshold", "20000", "must be an integer"),
+        ("gate", "gc_young_threshold", True, "must be an integer"),
+        ("gate", "gc_young_threshold", 10**12, "must be <= 10000000"),
     ],
 )
 def test_single_bad_value_names_its_key(section, key, value, message):
