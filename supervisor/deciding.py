@@ -225,6 +225,7 @@ class GateDecider:
 
     async def evaluate_async(self, order: Any, timeout: float | None = None) -> RiskGateResult:
         """`evaluate` for asyncio: the loop is never blocked while the gate decides."""
+        loop = asyncio.get_running_loop()  # none: RuntimeError now, before anything is decided or booked
         wait = self._wait_of(timeout)
         if wait is None:
             return self._bad_timeout(order, timeout)
@@ -243,7 +244,6 @@ class GateDecider:
             if gate is None:
                 return self._unavailable(order, "not started")
             # Its reply comes on this loop (built only now: most orders are decided above).
-            loop = asyncio.get_running_loop()
             future: asyncio.Future[tuple[RiskGateResult, int]] = loop.create_future()
 
             def deliver(result: RiskGateResult, seq: int) -> None:

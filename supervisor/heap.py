@@ -40,14 +40,26 @@ def give_back() -> bool:
     return True
 
 
+_own_young: int | None = None  # the process's young threshold before riskgate first set its own
+
+
 def pace_collector(young: int) -> None:
     """Python's cyclic collector looks at the young generation every `young` net
-    allocations (`gate.gc_young_threshold`; 0: the process's setting is left alone).
-    Python's 700 means a young collection every ~40 decisions, and the older ones
-    often enough to walk every held reservation: at 20,000, 10-15 % more decisions
-    per second with 1 to 16 callers, and a shorter p99 (bench/NOTES.md). A decision
-    makes no reference cycles of its own, so the cycles that wait longer are few.
-    Process-wide: it stays set after riskgate stops."""
+    allocations (`gate.gc_young_threshold`). Python's 700 means a young collection
+    every ~40 decisions, and the older ones often enough to walk every held
+    reservation: at 20,000, 10-15 % more decisions per second with 1 to 16 callers,
+    and a shorter p99 (bench/NOTES.md). Process-wide: it stays set after riskgate
+    stops. 0 gives the process back the threshold it had before riskgate first set
+    one (or leaves it alone); a process whose automatic collection is off
+    (threshold 0) keeps it off."""
+    global _own_young  # one per process, as the setting itself
+    current, middle, old = gc.get_threshold()
+    if current == 0:
+        return  # the process turned automatic collection off (riskgate never does): not ours to turn on
     if young > 0:
-        _, middle, old = gc.get_threshold()
+        if _own_young is None:
+            _own_young = current
         gc.set_threshold(young, middle, old)
+    elif _own_young is not None:
+        gc.set_threshold(_own_young, middle, old)
+        _own_young = None

@@ -122,12 +122,23 @@ def _reserved(scope: Scope) -> bool:
 
 def _loopback_host(host: str) -> bool:
     """Whether a Host header names this machine's loopback ("127.0.0.1:8010", "[::1]", "localhost")."""
-    if host.startswith("["):
-        name = host[1 : host.find("]")] if "]" in host else host
+    if host.startswith("["):  # an IPv6 literal: "[::1]" or "[::1]:8010", nothing else after it
+        name, bracket, port = host[1:].partition("]")
+        if not bracket or (port and not (port[:1] == ":" and _is_port(port[1:]))):
+            return False
+    elif host.count(":") == 1:
+        name, port = host.split(":")
+        if not _is_port(port):
+            return False
     else:
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        name = host
     name = name.lower().rstrip(".")
-    return name in _LOOPBACK_NAMES or (name.startswith("127.") and name.replace(".", "").isdigit())
+    digits = name.replace(".", "")
+    return name in _LOOPBACK_NAMES or (name.startswith("127.") and digits.isascii() and digits.isdigit())
+
+
+def _is_port(text: str) -> bool:
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit()
 
 
 def _closing(send: Send) -> Send:

@@ -324,6 +324,16 @@ def test_evaluate_async_does_not_block_the_event_loop(sup):
     assert (result.decision, ticks) == ("allow", 3)
 
 
+def test_evaluate_async_without_a_running_loop_fails_before_deciding(sup):
+    """Driven by hand (no asyncio loop running), it raises at once: nothing decided, nothing booked,
+    whether the gate's lock is free or not."""
+    feed(sup)
+    coro = sup.evaluate_async(order(order_id="no-loop"))
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        coro.send(None)
+    assert sup.evaluate(order(order_id="no-loop")).decision == "allow"  # not a duplicate: never decided
+
+
 def test_evaluate_async_unavailable_and_timeout(clock):
     sup = RiskSupervisor(make_config(), clock=clock, poll_upstreams=False)
     assert asyncio.run(sup.evaluate_async(order())).reason_code is RC.GATE_UNAVAILABLE

@@ -196,7 +196,11 @@ def test_a_foreign_host_header_is_refused_on_loopback(http):
         headers={"Host": "evil.example:8010", "content-type": "application/json"},
     )
     assert r.status_code == 421
-    for host in ("localhost:8010", "127.0.0.1", "[::1]:8010", "LOCALHOST", "127.0.0.2:1"):
+    for host in ("localhost:8010", "127.0.0.1", "[::1]:8010", "LOCALHOST", "127.0.0.2:1", "[::1]", "127.1"):
         assert http.get("/healthz", headers={"Host": host}).status_code == 200, host
+    # A loopback name with something after it is another name (each parsed again: none is kept).
+    for host in ("[::1].evil", "[::1]x", "[::1", "[::1]:", "[::1]:80x", "127.0.0.1:abc", "localhost:", b"127.0.0.\xb9"):
+        for _ in range(2):
+            assert http.get("/healthz", headers={"Host": host}).status_code == 421, host
     assert http.head("/").status_code == 200 and http.head("/healthz").status_code == 200
     assert http.get("/v1/state", params={"x": 1}).status_code == 422
