@@ -47,7 +47,7 @@ def pace_collector(young: int) -> None:
     """Python's cyclic collector looks at the young generation every `young` net
     allocations (`gate.gc_young_threshold`). Python's 700 means a young collection
     every ~40 decisions, and the older ones often enough to walk every held
-    reservation: at 20,000, 10-15 % more decisions per second with 1 to 16 callers,
+    reservation: at 20,000, 7-19 % more decisions per second with 1 to 16 callers,
     and a shorter p99 (bench/NOTES.md). Process-wide: it stays set after riskgate
     stops. 0 gives the process back the threshold it had before riskgate first set
     one (or leaves it alone); a process whose automatic collection is off

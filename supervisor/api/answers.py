@@ -3,9 +3,10 @@
 `result_bytes` is what `POST /v1/evaluate` and the order socket send for every
 order. It writes the same bytes `json.dumps(result_json(r), allow_nan=False,
 separators=(",", ":"))` would (tests/supervisor/api/test_answers.py compares
-them), about four times sooner: no dict is built and no encoder set up per
-answer. Anything it does not expect (a non-finite number, a value of another
-type) goes the general way, which refuses a NaN as it always did.
+them), in about two thirds of the time (10.8 -> 7.3 µs in a loop, 23 -> 15 µs in
+the API's process): no dict is built and no encoder set up per answer. Anything
+it does not expect (a non-finite number, a value of another type) goes the
+general way, which refuses a NaN as it always did.
 """
 
 from __future__ import annotations
