@@ -65,11 +65,9 @@ def result_bytes(result: RiskGateResult) -> bytes:
         return dumps(result_json(result))  # refused there, as always
     ages = []
     for key, age in result.state_age_s.items():
-        name = _AGE_KEYS.get(key) if type(key) is str else None
-        if name is None:
-            if type(key) is not str:
-                return dumps(result_json(result))
-            name = encode_basestring_ascii(key)
+        if type(key) is not str:
+            return dumps(result_json(result))
+        name = _AGE_KEYS.get(key) or encode_basestring_ascii(key)
         if age is None:
             ages.append(f"{name}:null")
         elif type(age) is float and _isfinite(age):

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from supervisor.api.answers import dumps
 from supervisor.api.app import MAX_BODY_BYTES, evaluate_line, read_json
 from supervisor.api.auth import Gatekeeper
 from supervisor.api.service import Decider
@@ -58,7 +59,7 @@ class _ClosedError(Exception):
 
 
 def _json_line(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+    return dumps(body) + b"\n"
 
 
 def _line(status: int, detail: str) -> bytes:

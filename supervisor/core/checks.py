@@ -684,7 +684,7 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     ex_cfg = c.config.exchanges.get(o.exchange)
     ex_cap = ex_cfg.max_notional_usd if ex_cfg is not None else None
     # What each cap holds now (micro-USD): positions at the marks, and what orders in flight reserve.
-    ex_held = ex_reserved = acct_held = acct_reserved = 0
+    ex_held = ex_reserved = acct_held = 0
     if ex_cap is not None:
         ex_held, ex_reserved = st.exchange_units(o.exchange, c.now)
         current = (ex_held + ex_reserved) / UNITS_PER_USD
@@ -692,7 +692,6 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
     cap = c.account.max_notional_usd
     if cap is not None:
         acct_held = st.book_units_at_mark(c.book, c.now)
-        acct_reserved = st.reserved_units_by_account.get(o.account, 0)
         current = acct_held / UNITS_PER_USD + st.reserved_usd(o.account)
         out = _exposure(o, c, cap, current, RC.ACCOUNT_EXPOSURE_LIMIT, "account")
         if out is not None and (tightest is None or out.max_quantity < tightest.max_quantity):
@@ -708,7 +707,8 @@ def check_exposure(o: OrderRequest, c: EvalContext) -> Outcome:
                 if tightest is None or out.max_quantity < tightest.max_quantity:
                     tightest = out
         if cap is not None:
-            room = room_units(leases.get(("account", o.account)), acct_held, acct_reserved, c.now)
+            reserved = st.reserved_units_by_account.get(o.account, 0)
+            room = room_units(leases.get(("account", o.account)), acct_held, reserved, c.now)
             if qty > free + room / UNITS_PER_USD / price:
                 out = _budget(o, c, room, "account")
                 if tightest is None or out.max_quantity < tightest.max_quantity:

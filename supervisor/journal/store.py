@@ -122,13 +122,8 @@ def decision_row(run: str, record: DecisionRecord) -> tuple[Any, ...]:
     ages = r.state_age_s
     order: tuple[Any, ...]
     if o is not None:
-        # A validated order's names are plain str: ASCII ones are stored as they are (`_text` otherwise).
-        name, exchange, strategy, symbol = o.account, o.exchange, o.strategy_id, o.symbol
         order = (
-            name if type(name) is str and name.isascii() else _text(name),
-            exchange if type(exchange) is str and exchange.isascii() else _text(exchange),
-            strategy if type(strategy) is str and strategy.isascii() else _text(strategy),
-            symbol if type(symbol) is str and symbol.isascii() else _text(symbol),
+            _text(o.account), _text(o.exchange), _text(o.strategy_id), _text(o.symbol),
             o.side, o.quantity, o.price, o.stop_price, o.leverage, int(o.reduce_only),
         )  # fmt: skip
     else:
